@@ -1,0 +1,222 @@
+// Package model holds the parsed form of a model file, with the position of
+// every element, and the checks that make a model valid.
+package model
+
+import (
+	"github.com/sipfailover/sipfailover/gen/internal/diag"
+	"github.com/sipfailover/sipfailover/gen/internal/expr"
+)
+
+// Model is one parsed model file: one state machine.
+type Model struct {
+	Path        string
+	Source      []byte
+	Name        Ref // machine name
+	Doc         string
+	Implements  []Ref // requirements the machine as a whole implements
+	Params      []*Param
+	Vars        []*Var
+	Derived     []*Derived
+	Guards      []*Guard
+	Events      []*Event // declared events, then one timer.<name> per timer
+	Timers      []*Timer
+	Actions     []*Action
+	States      []*State
+	Transitions []*Transition
+	Invariants  []*Invariant
+}
+
+// Ref is a name as written in the model, with its position.
+type Ref struct {
+	Name string
+	Pos  diag.Pos
+}
+
+// Expr is an expression as written in the model.
+type Expr struct {
+	Src  string
+	Pos  diag.Pos // position of the first character of Src
+	Node *expr.Node
+}
+
+// Param is a setting or fact the runtime supplies and the model reads.
+type Param struct {
+	Ref
+	Type     expr.Type
+	Min, Max *int64 // bounds of an int or duration (nanoseconds) param
+	Doc      string
+	Setting  string // the seed's setting name, if any
+}
+
+// Var is a small bounded variable that the machine owns and transitions set.
+type Var struct {
+	Ref
+	Type     expr.Type // Int or Bool
+	Min, Max int64
+	Init     int64
+	Doc      string
+}
+
+// Derived is a named expression over params, vars and guards.
+type Derived struct {
+	Ref
+	Expr *Expr
+	Doc  string
+}
+
+// Guard is a boolean fact that only the runtime knows, asked at the moment a
+// transition is chosen.
+type Guard struct {
+	Ref
+	Doc string
+}
+
+// Event is something that happens to the machine.
+type Event struct {
+	Ref
+	Doc   string
+	Timer *Timer // set for timer.<name> events
+}
+
+// Timer is a one-shot timer; when it fires the machine gets timer.<name>.
+type Timer struct {
+	Ref
+	Duration   *Expr
+	Enabled    *Expr // nil: always enabled
+	Jitter     int   // percent: the runtime waits between (100-Jitter)% and 100% of the duration
+	Doc        string
+	Implements []Ref
+	Event      *Event
+}
+
+// Action is an effect that the runtime performs.
+type Action struct {
+	Ref
+	Doc string
+}
+
+// State is one state of the machine.
+type State struct {
+	Ref
+	Doc     string
+	Initial bool
+	Final   bool
+	Tags    []Ref
+	After   []Ref   // timers armed on entry and cancelled on exit
+	Entry   []*Step // steps run on entry
+	Exit    []*Step // steps run on exit
+	Ignore  []Ref   // events dropped on purpose
+}
+
+// StepKind says what a step does.
+type StepKind int
+
+const (
+	// StepAction asks the runtime to perform an action.
+	StepAction StepKind = iota + 1
+	// StepArm starts a timer.
+	StepArm
+	// StepCancel stops a timer.
+	StepCancel
+	// StepSet assigns a variable.
+	StepSet
+)
+
+// Step is one item of an entry, exit or do list.
+type Step struct {
+	Pos   diag.Pos
+	Kind  StepKind
+	Name  Ref   // action, timer or variable
+	Value *Expr // for StepSet
+	Src   string
+}
+
+// Transition says what an event does in a state.
+type Transition struct {
+	ID         Ref
+	From       []Ref
+	On         []Ref
+	Branches   []*Branch
+	Reenter    bool
+	Doc        string
+	Implements []Ref
+}
+
+// Branch is one guarded alternative of a transition; the last has no guard.
+type Branch struct {
+	Pos diag.Pos
+	If  *Expr
+	To  *Ref // nil: stay in the current state
+	Do  []*Step
+}
+
+// Invariant is a property that must always hold.
+type Invariant struct {
+	ID         Ref
+	Doc        string
+	Always     *Expr
+	LeadsTo    *LeadsTo
+	Test       string
+	Implements []Ref
+}
+
+// LeadsTo says: once the machine is in From, it reaches To within Within.
+type LeadsTo struct {
+	From   []Ref
+	To     []Ref
+	Within *Expr
+}
+
+// State returns the state named name, or nil.
+func (m *Model) State(name string) *State {
+	for _, s := range m.States {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Event returns the event named name, or nil.
+func (m *Model) Event(name string) *Event {
+	for _, e := range m.Events {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Timer returns the timer named name, or nil.
+func (m *Model) Timer(name string) *Timer {
+	for _, t := range m.Timers {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Initial returns the initial state, or nil.
+func (m *Model) Initial() *State {
+	for _, s := range m.States {
+		if s.Initial {
+			return s
+		}
+	}
+	return nil
+}
+
+// Targets returns the state a branch leads to when taken from state from.
+func (b *Branch) Target(from string) string {
+	if b.To == nil {
+		return from
+	}
+	return b.To.Name
+}
+
+// External reports whether taking b from state from leaves the state (runs
+// its exit steps and the target's entry steps).
+func (t *Transition) External(b *Branch, from string) bool {
+	return b.Target(from) != from || t.Reenter
+}

@@ -1,0 +1,8 @@
+module github.com/sipfailover/sipfailover
+
+go 1.26.0
+
+require (
+	github.com/looplab/fsm v1.0.3
+	go.yaml.in/yaml/v3 v3.0.6
+)
