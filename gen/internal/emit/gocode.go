@@ -577,7 +577,9 @@ func (g *goGen) table() {
 	for i := range allowed {
 		allowed[i] = make([]bool, n)
 	}
-	idx := func(name string) int { return slices.IndexFunc(m.States, func(s *model.State) bool { return s.Name == name }) + 1 }
+	idx := func(name string) int {
+		return slices.IndexFunc(m.States, func(s *model.State) bool { return s.Name == name }) + 1
+	}
 	for _, t := range m.Transitions {
 		for _, fr := range t.From {
 			for _, b := range t.Branches {

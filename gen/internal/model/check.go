@@ -624,5 +624,3 @@ func Env(m *Model) *expr.Env {
 	c := &checker{m: m, errs: &diag.List{}}
 	return c.buildEnv()
 }
-
-
