@@ -6,3 +6,5 @@ require (
 	github.com/looplab/fsm v1.0.3
 	go.yaml.in/yaml/v3 v3.0.6
 )
+
+require golang.org/x/tools v0.39.0

@@ -10,27 +10,74 @@ import (
 	"github.com/sipfailover/sipfailover/gen/internal/model"
 )
 
-// edge is one arrow of a diagram: a branch taken from one state.
+// edge is one arrow of a diagram: a branch taken from one or more states.
 type edge struct {
-	from, to string
+	from     []string // one state, or every state of a cluster
+	cluster  string   // set when the arrow leaves a whole cluster
+	to       string
 	events   []string
 	guard    string
 	steps    []string
 	id       string
+	internal bool // a stay without re-entry: drawn inside the state, not as an arrow
 }
 
-// edges lists the diagram's arrows in model order.
+// diagramSteps drops cancel steps: bookkeeping that the tables still show.
+func diagramSteps(steps []*model.Step) []string {
+	var out []string
+	for _, s := range steps {
+		if s.Kind != model.StepCancel {
+			out = append(out, s.Src)
+		}
+	}
+	return out
+}
+
+// clusters groups states by their first tag, in model order.
+func clusters(m *model.Model) (order []string, members map[string][]string) {
+	members = map[string][]string{}
+	for _, s := range m.States {
+		if len(s.Tags) == 0 {
+			continue
+		}
+		tag := s.Tags[0].Name
+		if _, ok := members[tag]; !ok {
+			order = append(order, tag)
+		}
+		members[tag] = append(members[tag], s.Name)
+	}
+	return order, members
+}
+
+// edges lists the diagram's arrows in model order. An arrow that leaves every
+// state of a cluster for the same place is drawn once, from the cluster.
 func edges(m *model.Model) []edge {
+	order, members := clusters(m)
 	var out []edge
 	for _, t := range m.Transitions {
 		for k, b := range t.Branches {
-			for _, fr := range t.From {
-				e := edge{from: fr.Name, to: b.Target(fr.Name), events: refNames(t.On), steps: stepList(b.Do), id: branchID(t, k)}
-				if b.If != nil {
-					e.guard = b.If.Src
-				} else if len(t.Branches) > 1 {
-					e.guard = "else"
+			guard := ""
+			if b.If != nil {
+				guard = b.If.Src
+			} else if len(t.Branches) > 1 {
+				guard = "else"
+			}
+			base := edge{events: refNames(t.On), guard: guard, steps: diagramSteps(b.Do), id: branchID(t, k)}
+			from := refNames(t.From)
+			if b.To != nil {
+				for _, tag := range order {
+					if len(members[tag]) > 1 && containsAll(from, members[tag]) && !slices.Contains(members[tag], b.To.Name) {
+						e := base
+						e.from, e.cluster, e.to = members[tag], tag, b.To.Name
+						out = append(out, e)
+						from = slices.DeleteFunc(from, func(s string) bool { return slices.Contains(members[tag], s) })
+					}
 				}
+			}
+			for _, fr := range from {
+				e := base
+				e.from, e.to = []string{fr}, b.Target(fr)
+				e.internal = e.to == fr && !t.Reenter
 				out = append(out, e)
 			}
 		}
@@ -38,29 +85,58 @@ func edges(m *model.Model) []edge {
 	return out
 }
 
-// label is the text of an arrow: events [guard] / steps.
-func (e edge) label() string {
-	s := strings.Join(e.events, ", ")
+func containsAll(set, items []string) bool {
+	for _, it := range items {
+		if !slices.Contains(set, it) {
+			return false
+		}
+	}
+	return true
+}
+
+// label is the text of an arrow: events [guard] / steps, on lines of its own.
+func (e edge) label(sep string) string {
+	s := wrap(strings.Join(e.events, ", "), 48, sep)
 	if e.guard != "" {
-		s += " [" + e.guard + "]"
+		s += sep + "[" + e.guard + "]"
 	}
 	if len(e.steps) > 0 {
-		s += " / " + strings.Join(e.steps, ", ")
+		s += sep + "/ " + wrap(strings.Join(e.steps, ", "), 48, sep)
 	}
 	return s
 }
 
-// timerLines describes the timers a state runs, one line each.
-func timerLines(s *model.State, m *model.Model) []string {
+// wrap breaks text after commas so no line is much longer than width.
+func wrap(text string, width int, sep string) string {
+	var lines []string
+	line := ""
+	for _, part := range strings.SplitAfter(text, ", ") {
+		if line != "" && len(line)+len(part) > width {
+			lines = append(lines, strings.TrimSpace(line))
+			line = ""
+		}
+		line += part
+	}
+	return strings.Join(append(lines, strings.TrimSpace(line)), sep)
+}
+
+// stateLines describes a state inside its box: timers, entry and exit steps,
+// and the transitions that stay in it.
+func stateLines(s *model.State, m *model.Model, internal []edge) []string {
 	var out []string
 	for _, r := range s.After {
 		out = append(out, "after "+r.Name+" = "+timerText(m.Timer(r.Name)))
 	}
-	for _, st := range s.Entry {
-		out = append(out, "entry / "+st.Src)
+	if len(s.Entry) > 0 {
+		out = append(out, "entry / "+strings.Join(stepList(s.Entry), ", "))
 	}
-	for _, st := range s.Exit {
-		out = append(out, "exit / "+st.Src)
+	if len(s.Exit) > 0 {
+		out = append(out, "exit / "+strings.Join(stepList(s.Exit), ", "))
+	}
+	for _, e := range internal {
+		if e.from[0] == s.Name {
+			out = append(out, e.label(" "))
+		}
 	}
 	return out
 }
@@ -82,7 +158,7 @@ func timerText(t *model.Timer) string {
 func mermaidID(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func mermaidText(s string) string {
-	r := strings.NewReplacer("<", "#lt;", ">", "#gt;", ";", "#59;", ":", "#58;", "\"", "#quot;")
+	r := strings.NewReplacer("<", "#lt;", ">", "#gt;", ";", "#59;", ":", "#58;", "\"", "#quot;", "{", "#123;", "}", "#125;")
 	return r.Replace(s)
 }
 
@@ -90,18 +166,45 @@ func mermaidText(s string) string {
 func Mermaid(m *model.Model) string {
 	var b strings.Builder
 	b.WriteString("stateDiagram-v2\n")
-	for _, s := range m.States {
+	all := edges(m)
+	var internal []edge
+	for _, e := range all {
+		if e.internal {
+			internal = append(internal, e)
+		}
+	}
+	order, members := clusters(m)
+	declare := func(s *model.State, indent string) {
 		id := mermaidID(s.Name)
 		if id != s.Name {
-			fmt.Fprintf(&b, "    state \"%s\" as %s\n", s.Name, id)
+			fmt.Fprintf(&b, "%sstate \"%s\" as %s\n", indent, s.Name, id)
 		}
-		for _, l := range timerLines(s, m) {
-			fmt.Fprintf(&b, "    %s : %s\n", id, mermaidText(l))
+		for _, l := range stateLines(s, m, internal) {
+			fmt.Fprintf(&b, "%s%s : %s\n", indent, id, mermaidText(l))
+		}
+	}
+	for _, tag := range order {
+		fmt.Fprintf(&b, "    state %s {\n", mermaidID(tag))
+		for _, name := range members[tag] {
+			declare(m.State(name), "        ")
+		}
+		b.WriteString("    }\n")
+	}
+	for _, s := range m.States {
+		if len(s.Tags) == 0 {
+			declare(s, "    ")
 		}
 	}
 	fmt.Fprintf(&b, "    [*] --> %s\n", mermaidID(m.Initial().Name))
-	for _, e := range edges(m) {
-		fmt.Fprintf(&b, "    %s --> %s : %s\n", mermaidID(e.from), mermaidID(e.to), mermaidText(e.label()))
+	for _, e := range all {
+		if e.internal {
+			continue
+		}
+		from := e.cluster
+		if from == "" {
+			from = e.from[0]
+		}
+		fmt.Fprintf(&b, "    %s --> %s : %s\n", mermaidID(from), mermaidID(e.to), mermaidText(e.label(" ")))
 	}
 	for _, s := range m.States {
 		if s.Final {
@@ -112,7 +215,7 @@ func Mermaid(m *model.Model) string {
 }
 
 func dotQuote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\x00", `\l`).Replace(s) + `"`
 }
 
 // Dot returns the model as a Graphviz digraph.
@@ -120,26 +223,52 @@ func Dot(m *model.Model) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "// Code generated by %s from %s. DO NOT EDIT.\n", Tool, m.Path)
 	fmt.Fprintf(&b, "digraph %s {\n", dotQuote(m.Name.Name))
-	b.WriteString("    rankdir=TB;\n    node [shape=box, style=\"rounded,filled\", fillcolor=\"#f5f7fa\", fontname=\"Helvetica\", fontsize=11];\n")
-	b.WriteString("    edge [fontname=\"Helvetica\", fontsize=9, color=\"#555555\"];\n")
+	b.WriteString("    rankdir=TB; compound=true; nodesep=0.5; ranksep=0.6;\n")
+	b.WriteString("    node [shape=box, style=\"rounded,filled\", fillcolor=\"#f5f7fa\", fontname=\"Helvetica\", fontsize=10];\n")
+	b.WriteString("    edge [fontname=\"Helvetica\", fontsize=8, color=\"#555555\"];\n")
 	b.WriteString("    __start [shape=point, width=0.15, label=\"\"];\n")
-	for _, s := range m.States {
-		label := s.Name
-		if lines := timerLines(s, m); len(lines) > 0 {
-			label += "\n" + strings.Join(lines, "\n")
+	all := edges(m)
+	var internal []edge
+	for _, e := range all {
+		if e.internal {
+			internal = append(internal, e)
+		}
+	}
+	node := func(s *model.State, indent string) {
+		// \x00 becomes \l: each line of the box is left-aligned under the name.
+		label := s.Name + "\n"
+		if lines := stateLines(s, m, internal); len(lines) > 0 {
+			label += strings.Join(lines, "\x00") + "\x00"
 		}
 		attrs := "label=" + dotQuote(label)
 		if s.Final {
 			attrs += ", peripheries=2"
 		}
-		if len(s.Tags) > 0 {
-			attrs += ", tooltip=" + dotQuote("tags: "+strings.Join(refNames(s.Tags), ", "))
+		fmt.Fprintf(&b, "%s%s [%s];\n", indent, dotQuote(s.Name), attrs)
+	}
+	order, members := clusters(m)
+	for _, tag := range order {
+		fmt.Fprintf(&b, "    subgraph %s {\n        label=%s; style=\"rounded,dashed\"; color=\"#8899aa\"; fontname=\"Helvetica\"; fontsize=10;\n", dotQuote("cluster_"+tag), dotQuote(tag))
+		for _, name := range members[tag] {
+			node(m.State(name), "        ")
 		}
-		fmt.Fprintf(&b, "    %s [%s];\n", dotQuote(s.Name), attrs)
+		b.WriteString("    }\n")
+	}
+	for _, s := range m.States {
+		if len(s.Tags) == 0 {
+			node(s, "    ")
+		}
 	}
 	fmt.Fprintf(&b, "    __start -> %s;\n", dotQuote(m.Initial().Name))
-	for _, e := range edges(m) {
-		fmt.Fprintf(&b, "    %s -> %s [label=%s, tooltip=%s];\n", dotQuote(e.from), dotQuote(e.to), dotQuote(strings.ReplaceAll(e.label(), " / ", "\n/ ")), dotQuote(e.id))
+	for _, e := range all {
+		if e.internal {
+			continue
+		}
+		attrs := fmt.Sprintf("label=%s, tooltip=%s", dotQuote(e.label("\n")), dotQuote(e.id))
+		if e.cluster != "" {
+			attrs += ", ltail=" + dotQuote("cluster_"+e.cluster)
+		}
+		fmt.Fprintf(&b, "    %s -> %s [%s];\n", dotQuote(e.from[0]), dotQuote(e.to), attrs)
 	}
 	b.WriteString("}\n")
 	return []byte(b.String())
@@ -208,7 +337,7 @@ func Markdown(m *model.Model, modelLink string) []byte {
 		case s.Final:
 			name += " (final)"
 		}
-		p("| %s | %s | %s | %s | %s |", name, codes(refNames(s.Tags)), cell(strings.Join(timerLines(s, m), "; ")), codes(refNames(s.Ignore)), cell(s.Doc))
+		p("| %s | %s | %s | %s | %s |", name, codes(refNames(s.Tags)), cell(strings.Join(stateLines(s, m, nil), "; ")), codes(refNames(s.Ignore)), cell(s.Doc))
 	}
 	p("")
 	p("## Transitions")

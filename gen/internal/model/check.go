@@ -543,9 +543,18 @@ func (c *checker) timersAndCompleteness() {
 	run := Running(c.m)
 	handled := map[[2]string]Ref{}
 	for _, t := range c.m.Transitions {
-		for _, fr := range t.From {
-			for _, on := range t.On {
+		for _, on := range t.On {
+			for _, fr := range t.From {
 				handled[[2]string{fr.Name, on.Name}] = on
+			}
+			// A transition shared by several states may name a timer that runs
+			// in only some of them; it is wrong when the timer runs in none.
+			ev := c.m.Event(on.Name)
+			if ev == nil || ev.Timer == nil {
+				continue
+			}
+			if !slices.ContainsFunc(t.From, func(fr Ref) bool { return run[fr.Name][ev.Timer.Name] }) {
+				c.errs.Errorf(on.Pos, "%s is handled in %s, but timer %s is never armed on any way into %s", on.Name, strings.Join(refNames(t.From), ", "), ev.Timer.Name, strings.Join(refNames(t.From), " or "))
 			}
 		}
 	}
@@ -559,11 +568,8 @@ func (c *checker) timersAndCompleteness() {
 		}
 		var missing []string
 		for _, e := range c.m.Events {
-			on, isHandled := handled[[2]string{s.Name, e.Name}]
+			_, isHandled := handled[[2]string{s.Name, e.Name}]
 			if e.Timer != nil && !run[s.Name][e.Timer.Name] {
-				if isHandled {
-					c.errs.Errorf(on.Pos, "%s is handled in state %s, but timer %s is never armed on any way into %s", e.Name, s.Name, e.Timer.Name, s.Name)
-				}
 				continue
 			}
 			if !isHandled && !ignored[e.Name] {
@@ -623,4 +629,12 @@ func (c *checker) docs() {
 func Env(m *Model) *expr.Env {
 	c := &checker{m: m, errs: &diag.List{}}
 	return c.buildEnv()
+}
+
+func refNames(refs []Ref) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.Name
+	}
+	return out
 }

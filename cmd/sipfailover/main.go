@@ -1,0 +1,43 @@
+// Command sipfailover is the SIP server redundancy toolkit's program.
+//
+//	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
+//	sipfailover check MODEL.yaml...   validate models only
+//
+// See README.md for the rest.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sipfailover/sipfailover/gen"
+)
+
+const usage = `usage: sipfailover <command> [arguments]
+
+commands:
+  gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
+                        with -check, write nothing and print a diff if out of date
+  check MODEL.yaml...   validate models and print every problem as file:line:col
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "gen", "check":
+		return gen.Main(args[0], args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sipfailover: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
