@@ -3,8 +3,8 @@ package gen
 import (
 	"bytes"
 	"encoding/json"
-	"maps"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
