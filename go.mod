@@ -8,3 +8,5 @@ require (
 )
 
 require golang.org/x/tools v0.39.0
+
+require pgregory.net/rapid v1.3.0 // indirect

@@ -460,6 +460,12 @@ func Markdown(m *model.Model, modelLink string) []byte {
 		} else {
 			lt := inv.LeadsTo
 			stmt = fmt.Sprintf("from %s reach %s within %s", codes(refNames(lt.From)), codes(refNames(lt.To)), code(lt.Within.Src))
+			if lt.When != nil {
+				stmt += ", when " + code(lt.When.Src)
+			}
+			if lt.Assumes != "" {
+				stmt += ", assuming " + cell(lt.Assumes)
+			}
 		}
 		by := "`CheckAlways`"
 		if inv.LeadsTo != nil {

@@ -867,6 +867,12 @@ func (g *goGen) invariants() {
 		} else {
 			kind = "leads_to"
 			stmt = fmt.Sprintf("%s ~> %s within %s", strings.Join(refNames(inv.LeadsTo.From), " | "), strings.Join(refNames(inv.LeadsTo.To), " | "), inv.LeadsTo.Within.Src)
+			if inv.LeadsTo.When != nil {
+				stmt += " when " + inv.LeadsTo.When.Src
+			}
+			if inv.LeadsTo.Assumes != "" {
+				stmt += ", assuming " + inv.LeadsTo.Assumes
+			}
 		}
 		g.p("{ID: %q, Doc: %q, Kind: %q, Statement: %q, Test: %q, Implements: %s},", inv.ID.Name, inv.Doc, kind, stmt, inv.Test, quoteAll(refNames(inv.Implements)))
 	}
@@ -893,6 +899,11 @@ func (g *goGen) invariants() {
 	g.p("ID string")
 	g.p("From, To []%sState", g.M)
 	g.p("Within func(m *%sMachine) Duration", g.M)
+	g.p("// When says whether the invariant applies under the machine's params.")
+	g.p("When func(m *%sMachine) bool", g.M)
+	g.p("// Assumes is what the environment must do for the invariant to hold; a")
+	g.p("// check that does not control the environment skips it when set.")
+	g.p("Assumes string")
 	g.p("}")
 	g.p("")
 	g.p("// %sLeadsToInvariants are the model's leads-to invariants, for the property suite.", g.M)
@@ -909,8 +920,14 @@ func (g *goGen) invariants() {
 		for _, r := range lt.To {
 			to = append(to, g.state(r.Name))
 		}
-		g.p("{ID: %q, From: []%sState{%s}, To: []%sState{%s}, Within: func(m *%sMachine) Duration { v := &m.vars; _ = v; return %s }},",
-			inv.ID.Name, g.M, strings.Join(from, ", "), g.M, strings.Join(to, ", "), g.M, expr.Go(lt.Within.Node, g.env))
+		when := "true"
+		if lt.When != nil {
+			when = expr.Go(lt.When.Node, g.env)
+		}
+		g.p("{ID: %q, From: []%sState{%s}, To: []%sState{%s},", inv.ID.Name, g.M, strings.Join(from, ", "), g.M, strings.Join(to, ", "))
+		g.p("Within: func(m *%sMachine) Duration { v := &m.vars; _ = v; return %s },", g.M, expr.Go(lt.Within.Node, g.env))
+		g.p("When: func(m *%sMachine) bool { v := &m.vars; _ = v; return %s },", g.M, when)
+		g.p("Assumes: %q},", lt.Assumes)
 	}
 	g.p("}")
 }

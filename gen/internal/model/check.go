@@ -418,6 +418,9 @@ func (c *checker) invariants() {
 			if lt.Within != nil {
 				c.want(lt.Within, c.env, expr.Duration, "within of invariant "+inv.ID.Name)
 			}
+			if lt.When != nil {
+				c.want(lt.When, c.env, expr.Bool, "when of invariant "+inv.ID.Name)
+			}
 		}
 	}
 }

@@ -162,9 +162,11 @@ type Invariant struct {
 
 // LeadsTo says: once the machine is in From, it reaches To within Within.
 type LeadsTo struct {
-	From   []Ref
-	To     []Ref
-	Within *Expr
+	From    []Ref
+	To      []Ref
+	Within  *Expr
+	When    *Expr  // params under which the invariant holds; nil: always
+	Assumes string // what the environment must do for it to hold, in words
 }
 
 // State returns the state named name, or nil.

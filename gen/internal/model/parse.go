@@ -29,7 +29,7 @@ var Fields = map[string][]string{
 	"transition": {"id", "from", "on", "if", "to", "do", "branches", "reenter", "doc", "implements"},
 	"branch":     {"if", "to", "do"},
 	"invariant":  {"id", "doc", "always", "leads_to", "test", "implements"},
-	"leads_to":   {"from", "to", "within"},
+	"leads_to":   {"from", "to", "within", "when", "assumes"},
 }
 
 type parser struct {
@@ -464,7 +464,7 @@ func (p *parser) invariant(n *yaml.Node) *Invariant {
 	}
 	if lt := f["leads_to"]; lt != nil {
 		if lf := p.mapping(lt, "leads_to"); lf != nil {
-			inv.LeadsTo = &LeadsTo{From: p.refs(lf["from"]), To: p.refs(lf["to"]), Within: p.expr(lf["within"])}
+			inv.LeadsTo = &LeadsTo{From: p.refs(lf["from"]), To: p.refs(lf["to"]), Within: p.expr(lf["within"]), When: p.expr(lf["when"]), Assumes: p.str(lf["assumes"])}
 			if len(inv.LeadsTo.From) == 0 || len(inv.LeadsTo.To) == 0 || inv.LeadsTo.Within == nil {
 				p.errs.Errorf(p.pos(lt), "leads_to needs from, to and within")
 			}

@@ -1,0 +1,315 @@
+package proptest
+
+import (
+	"errors"
+	"flag"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/sipfailover/sipfailover/fsm"
+)
+
+func ms(t *rapid.T, label string, lo, hi int) fsm.Duration {
+	return fsm.Duration(time.Duration(rapid.IntRange(lo, hi).Draw(t, label)) * time.Millisecond)
+}
+
+// drawLineParams draws settings within the bounds SPEC.md allows.
+func drawLineParams(t *rapid.T) fsm.LineParams {
+	t1 := ms(t, "t1_ms", 1, 500)
+	p := fsm.LineParams{
+		ServerCount:             rapid.IntRange(1, 4).Draw(t, "server_count"),
+		FailbackEnabled:         rapid.Bool().Draw(t, "failback_enabled"),
+		FailbackInterval:        ms(t, "failback_interval_ms", 1000, 1800_000),
+		CountMode:               rapid.Bool().Draw(t, "count_mode"),
+		RetryCounts:             rapid.IntRange(1, 10).Draw(t, "retry_counts"),
+		RetryTime:               ms(t, "retry_time_ms", 1, 32_000),
+		T1:                      t1,
+		T2:                      8 * t1,
+		RefreshInterval:         ms(t, "refresh_interval_ms", 1, 3600_000),
+		KeepaliveEnabled:        rapid.Bool().Draw(t, "keepalive_enabled"),
+		KeepaliveInterval:       ms(t, "keepalive_interval_ms", 1, 120_000),
+		BackoffBase:             ms(t, "backoff_base_ms", 1, 60_000),
+		BackoffMax:              ms(t, "backoff_max_ms", 60_000, 1800_000),
+		DeregisterAfterFailback: rapid.Bool().Draw(t, "deregister_after_failback"),
+	}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("drew invalid params: %v", err)
+	}
+	return p
+}
+
+// enumerate lists the values of a generated enum, from 1 while they parse back.
+func enumerate[T ~uint8](parse func(string) (T, error)) []T {
+	var out []T
+	for v := T(1); ; v++ {
+		s := any(v).(interface{ String() string }).String()
+		if back, err := parse(s); err != nil || back != v {
+			return out
+		}
+		out = append(out, v)
+	}
+}
+
+// coverage counts the branches taken, across every check of a test.
+type coverage map[string]int
+
+// missing lists the branch ids never taken.
+func (c coverage) missing(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if c[id] == 0 {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// judgeCoverage reports whether this run explores freely with the default
+// settings, so that a coverage shortfall is a finding, not a small sample
+// or a replay.
+func judgeCoverage() bool {
+	if testing.Short() {
+		return false
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) {
+		given = given || f.Name == "rapid.checks" || f.Name == "rapid.seed" || f.Name == "rapid.failfile"
+	})
+	return !given
+}
+
+// leadsTo tracks bounded liveness: since is when the machine last entered a
+// From state without having reached a To state; -1 when not waiting.
+type leadsTo struct {
+	id    string
+	since time.Duration
+}
+
+// TestLineModel drives the generated line machine with random events and
+// timer firings in virtual time (I9 for the model: only allowed transitions;
+// I3, I7 and L1 through CheckAlways; I6 as bounded leads-to).
+func TestLineModel(t *testing.T) {
+	cov := coverage{}
+	var ids []string
+	for _, tr := range fsm.LineTransitions {
+		ids = append(ids, tr.ID)
+	}
+	runUntilCovered(t, cov, ids, func(t *rapid.T) {
+		p := drawLineParams(t)
+		m := fsm.NewLineMachine(p, nil)
+		w := newWheel[fsm.LineTimer]()
+		draw := func(max int) int { return rapid.IntRange(0, max).Draw(t, "jitter") }
+		apply := func(effects []fsm.LineEffect) {
+			for _, e := range effects {
+				switch e.Kind {
+				case fsm.EffectArm:
+					if e.After <= 0 {
+						t.Fatalf("armed %s with duration %d", e.Timer, e.After)
+					}
+					w.arm(e.Timer, e.After, e.Jitter, draw)
+				case fsm.EffectCancel:
+					w.cancel(e.Timer)
+				}
+			}
+		}
+		effects, err := m.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(effects)
+		events := enumerate(fsm.ParseLineEvent)
+		var external []fsm.LineEvent
+		for _, e := range events {
+			if !strings.HasPrefix(e.String(), "timer.") {
+				external = append(external, e)
+			}
+		}
+		waits := make([]leadsTo, len(fsm.LineLeadsToInvariants))
+		for i, inv := range fsm.LineLeadsToInvariants {
+			waits[i] = leadsTo{id: inv.ID, since: -1}
+		}
+		var trace []string
+		step := func(ev fsm.LineEvent) {
+			st, err := m.Fire(ev)
+			trace = append(trace, ev.String()+" -> "+m.State().String())
+			if err != nil {
+				t.Fatalf("Fire(%s) in %s: %v\ntrace: %s", ev, st.From, err, strings.Join(trace, "; "))
+			}
+			if !st.Ignored {
+				cov[st.Transition]++
+				if !fsm.LineAllowed(st.From, st.To) {
+					t.Fatalf("%s took %s to %s, which the model does not allow", ev, st.From, st.To)
+				}
+			}
+			apply(st.Effects)
+			for i, inv := range fsm.LineLeadsToInvariants {
+				if inv.Assumes != "" || !inv.When(m) {
+					continue // the runtime suite, which controls the servers, checks it
+				}
+				in, reached := slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State())
+				switch {
+				case reached || !in:
+					waits[i].since = -1
+				case waits[i].since < 0 || strings.HasPrefix(ev.String(), "user."):
+					// A user action starts the wait again: the bound is for the
+					// machine left to itself.
+					waits[i].since = w.now
+				}
+			}
+		}
+		t.Repeat(map[string]func(*rapid.T){
+			// Servers answer 2xx far more often than they fail in any one way,
+			// and digest registrars challenge routinely.
+			"server says 2xx": func(t *rapid.T) {
+				step(pickHandled(t, m.State(), lineHandled, fsm.LineEventResp2xx, fsm.LineEventProbe2xx))
+			},
+			"server challenges": func(t *rapid.T) {
+				step(pickHandled(t, m.State(), lineHandled, fsm.LineEventRespChallenge, fsm.LineEventProbeChallenge))
+			},
+			"handled event": func(t *rapid.T) {
+				var handled []fsm.LineEvent
+				for _, on := range lineHandled(m.State()) {
+					if !strings.HasPrefix(on.String(), "timer.") {
+						handled = append(handled, on)
+					}
+				}
+				if len(handled) == 0 {
+					t.Skip("no external event is handled here")
+				}
+				step(rapid.SampledFrom(handled).Draw(t, "event"))
+			},
+			"any event": func(t *rapid.T) {
+				step(rapid.SampledFrom(external).Draw(t, "event"))
+			},
+			"timer fires": func(t *rapid.T) {
+				tm, ok := w.next()
+				if !ok {
+					t.Skip("no timer running")
+				}
+				w.fire(tm)
+				step(tm.Event())
+			},
+			"": func(t *rapid.T) {
+				if err := m.CheckAlways(); err != nil {
+					t.Fatalf("%v\ntrace: %s", err, strings.Join(trace, "; "))
+				}
+				if got := m.FSM().Current(); got != m.State().String() {
+					t.Fatalf("looplab is in %s, the machine in %s", got, m.State())
+				}
+				for i, inv := range fsm.LineLeadsToInvariants {
+					if waits[i].since >= 0 && w.now-waits[i].since > time.Duration(inv.Within(m)) {
+						t.Fatalf("%s: in %s since %v, now %v, bound %v\ntrace: %s", inv.ID, m.State(), waits[i].since, w.now, time.Duration(inv.Within(m)), strings.Join(trace, "; "))
+					}
+				}
+			},
+		})
+	})
+}
+
+// coverageRounds bounds the rounds of rapid checks run to take every branch.
+const coverageRounds = 20
+
+// runUntilCovered runs prop in rounds of rapid checks until every branch in
+// ids has been taken, and fails if some branch is still never taken after
+// coverageRounds rounds (I9: every transition of the model is exercised).
+// Under -short, or with -rapid.checks or -rapid.seed given, it runs one round
+// and does not judge coverage.
+func runUntilCovered(t *testing.T, cov coverage, ids []string, prop func(*rapid.T)) {
+	t.Helper()
+	rounds := coverageRounds
+	if !judgeCoverage() {
+		rounds = 1
+	}
+	for round := 0; round < rounds; round++ {
+		rapid.Check(t, prop)
+		if t.Failed() || len(cov.missing(ids)) == 0 {
+			return
+		}
+	}
+	if judgeCoverage() {
+		t.Errorf("branches never taken in %d rounds of checks: %v (taken: %v)", rounds, cov.missing(ids), map[string]int(cov))
+	}
+}
+
+// pickHandled draws one of events that the table says state handles, or
+// skips the action.
+func pickHandled[S, E comparable](t *rapid.T, state S, handled func(S) []E, events ...E) E {
+	var ok []E
+	for _, e := range handled(state) {
+		if slices.Contains(events, e) {
+			ok = append(ok, e)
+		}
+	}
+	if len(ok) == 0 {
+		t.Skip("none of", events, "is handled in", state)
+	}
+	return rapid.SampledFrom(ok).Draw(t, "answer")
+}
+
+// lineHandled lists the events that some transition of state takes.
+func lineHandled(state fsm.LineState) []fsm.LineEvent {
+	var out []fsm.LineEvent
+	for _, tr := range fsm.LineTransitions {
+		if slices.Contains(tr.From, state) {
+			for _, on := range tr.On {
+				if !slices.Contains(out, on) {
+					out = append(out, on)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestCheckAlwaysCanFail feeds the line machine states that break its
+// invariants, so that the check above is shown not to be vacuous.
+func TestCheckAlwaysCanFail(t *testing.T) {
+	p := fsm.LineParams{ServerCount: 2, T1: fsm.Duration(time.Millisecond), T2: fsm.Duration(4 * time.Millisecond),
+		FailbackEnabled: true, FailbackInterval: fsm.Duration(time.Second), RetryCounts: 3, CountMode: true,
+		RetryTime: 1, RefreshInterval: 1, KeepaliveInterval: 1, BackoffBase: 1, BackoffMax: 1}
+	m := fsm.NewLineMachine(p, nil)
+	if _, err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []fsm.LineEvent{fsm.LineEventUserRegister, fsm.LineEventTimerBudget, fsm.LineEventResp2xx, fsm.LineEventTimerFailback} {
+		if _, err := m.Fire(ev); err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+	}
+	if m.State() != fsm.LineStateProbing {
+		t.Fatalf("in %s, want probing", m.State())
+	}
+	if err := m.CheckAlways(); err != nil {
+		t.Fatalf("a good state fails: %v", err)
+	}
+	// Failback switched off under a probe breaks I7; one server breaks I3.
+	bad := p
+	bad.FailbackEnabled = false
+	bad.ServerCount = 1
+	m.SetParams(bad)
+	err := m.CheckAlways()
+	var ids []string
+	for _, e := range unjoin(err) {
+		var ie *fsm.InvariantError
+		if errors.As(e, &ie) {
+			ids = append(ids, ie.ID)
+		}
+	}
+	if !slices.Equal(ids, []string{"I3", "I7"}) {
+		t.Fatalf("violations %v, want [I3 I7]: %v", ids, err)
+	}
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
