@@ -1751,8 +1751,10 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		return LineStep{From: m.state, To: m.state, Event: ev}, err
 	}
 	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
-		var stay looplab.NoTransitionError
-		if !errors.As(err, &stay) {
+		// looplab reports a transition that stays as NoTransitionError; that is
+		// success here. It returns the error unwrapped, so a type assertion
+		// serves and costs no allocation.
+		if _, stay := err.(looplab.NoTransitionError); !stay {
 			m.effects = m.effects[:0]
 			return LineStep{From: m.state, To: m.state, Event: ev}, fmt.Errorf("line: looplab refused %s: %w", step.Transition, err)
 		}

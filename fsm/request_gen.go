@@ -991,8 +991,10 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		return RequestStep{From: m.state, To: m.state, Event: ev}, err
 	}
 	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
-		var stay looplab.NoTransitionError
-		if !errors.As(err, &stay) {
+		// looplab reports a transition that stays as NoTransitionError; that is
+		// success here. It returns the error unwrapped, so a type assertion
+		// serves and costs no allocation.
+		if _, stay := err.(looplab.NoTransitionError); !stay {
 			m.effects = m.effects[:0]
 			return RequestStep{From: m.state, To: m.state, Event: ev}, fmt.Errorf("request: looplab refused %s: %w", step.Transition, err)
 		}

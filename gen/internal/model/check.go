@@ -385,10 +385,15 @@ func (c *checker) transitions() {
 			}
 			c.steps(b.Do)
 			last := i == len(t.Branches)-1
+			always := b.If != nil && b.If.Node != nil && b.If.Node.Op == "lit" && b.If.Node.Val == 1
 			switch {
-			case !last && b.If == nil:
+			case !last && (b.If == nil || always):
 				next := t.Branches[i+1]
-				c.errs.Errorf(next.Pos, "branch of transition %s can never fire: the branch at %d:%d before it has no if", t.ID.Name, b.Pos.Line, b.Pos.Col)
+				why := "has no if"
+				if always {
+					why = "is always true"
+				}
+				c.errs.Errorf(next.Pos, "branch of transition %s can never fire: the branch at %d:%d before it %s", t.ID.Name, b.Pos.Line, b.Pos.Col, why)
 			case last && b.If != nil && len(t.Branches) > 1:
 				c.errs.Errorf(b.Pos, "last branch of transition %s has an if: the last branch is the fallback, taken when no if above holds", t.ID.Name)
 			}
