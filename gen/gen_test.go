@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -255,6 +257,48 @@ func TestTraceability(t *testing.T) {
 		}
 	}
 }
+
+// TestInvariantTestsExist: every test an invariant names is a test function
+// of this module, so the docs never point at a test that is not there.
+func TestInvariantTestsExist(t *testing.T) {
+	tests := map[string]bool{}
+	filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range testFunc.FindAllSubmatch(src, -1) {
+			tests[string(m[1])] = true
+		}
+		return nil
+	})
+	paths, _ := filepath.Glob("../model/*.yaml")
+	named := 0
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := compile(p, src)
+		for _, inv := range m.Invariants {
+			if inv.Test == "" {
+				continue
+			}
+			named++
+			if !tests[inv.Test] {
+				t.Errorf("%s: invariant %s names test %s, which does not exist", inv.ID.Pos, inv.ID.Name, inv.Test)
+			}
+		}
+	}
+	if named == 0 {
+		t.Fatal("no invariant names a test")
+	}
+}
+
+var testFunc = regexp.MustCompile(`(?m)^func (Test\w*)\(t \*testing\.T\)`)
 
 // TestSchemaMatchesParser keeps model/model.schema.json and the parser's
 // field table in step: every field the parser accepts is in the schema and
