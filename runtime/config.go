@@ -1,0 +1,304 @@
+package runtime
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Transport codes, as the seed's settings number them.
+const (
+	TransportUDP = 0 // SIPN Transport 0
+	TransportTCP = 1 // SIPN Transport 1
+	TransportTLS = 3 // SIPN Transport 3
+)
+
+// Config is the settings file: any number of lines.
+type Config struct {
+	Lines []LineConfig `yaml:"lines"`
+}
+
+// LineConfig is one line's settings. Fields whose seed default is not zero
+// are pointers, so that "absent" and "0" differ; Defaults fills them.
+type LineConfig struct {
+	Name        string `yaml:"name"`         // a label for status and logs
+	User        string `yaml:"user"`         // the user part of the line's address of record
+	AuthUser    string `yaml:"auth_user"`    // digest user name; default User
+	Password    string `yaml:"password"`     // digest password
+	Domain      string `yaml:"domain"`       // the domain of the address of record; default the server's address
+	DisplayName string `yaml:"display_name"` // display name in From and To
+
+	// Servers in priority order: servers[0] is SIPN Register Addr/Port/TTL/
+	// Transport (the primary), servers[1] SIPN Backup Addr/... (the backup).
+	Servers []ServerConfig `yaml:"servers"`
+
+	EnableFailback    *int     `yaml:"enable_failback"`     // SIPN Enable Failback: 0 or 1; default 1
+	FailbackInterval  *int     `yaml:"failback_interval"`   // SIPN Failback Interval, seconds; default 1800
+	SignalRetryCounts *int     `yaml:"signal_retry_counts"` // SIPN Signal Retry Counts; default 3
+	RetryMode         string   `yaml:"retry_mode"`          // "count" (default, the seed's V3) or "time" (V2)
+	RetryTime         Duration `yaml:"retry_time"`          // budget per server in time mode; default 4s
+	T1                Duration `yaml:"t1"`                  // RFC 3261 T1; default 500ms
+	T2                Duration `yaml:"t2"`                  // RFC 3261 T2; default 4s
+	KeepaliveInterval Duration `yaml:"keepalive_interval"`  // OPTIONS keep-alive period; 0 (default) is off
+	// DeregisterBackupAfterFailback removes the binding on the backup after
+	// failback (R12): 0 (default) or 1.
+	DeregisterBackupAfterFailback int      `yaml:"deregister_backup_after_failback"`
+	UnavailableCodes              []int    `yaml:"unavailable_codes"` // responses that make a server unavailable; default 500, 503
+	BackoffBase                   Duration `yaml:"backoff_base"`      // RFC 5626 4.5 base time; default 30s
+	BackoffMax                    Duration `yaml:"backoff_max"`       // RFC 5626 4.5 maximum; default 30m
+}
+
+// ServerConfig is one server of a line.
+type ServerConfig struct {
+	Addr      string `yaml:"addr"`      // IP address or domain name
+	Port      *int   `yaml:"port"`      // default 5060 (5061 for TLS)
+	Transport *int   `yaml:"transport"` // 0 UDP, 1 TCP, 3 TLS; default 0
+	TTL       *int   `yaml:"ttl"`       // registration expiry asked for, seconds; default 3600
+	// TLSServerName is the name the server's certificate must carry; default Addr.
+	TLSServerName string `yaml:"tls_server_name"`
+}
+
+// Duration is a time.Duration written as in Go: 500ms, 4s, 30m.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 500ms or 4s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as Go does.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+func intp(v int) *int { return &v }
+
+// Defaults returns a copy with every absent setting at its default.
+func (c LineConfig) Defaults() LineConfig {
+	c.Servers = slices.Clone(c.Servers)
+	if c.AuthUser == "" {
+		c.AuthUser = c.User
+	}
+	if c.EnableFailback == nil {
+		c.EnableFailback = intp(1)
+	}
+	if c.FailbackInterval == nil {
+		c.FailbackInterval = intp(1800)
+	}
+	if c.SignalRetryCounts == nil {
+		c.SignalRetryCounts = intp(3)
+	}
+	if c.RetryMode == "" {
+		c.RetryMode = "count"
+	}
+	if c.RetryTime == 0 {
+		c.RetryTime = Duration(4 * time.Second)
+	}
+	if c.T1 == 0 {
+		c.T1 = Duration(500 * time.Millisecond)
+	}
+	if c.T2 == 0 {
+		c.T2 = Duration(4 * time.Second)
+	}
+	if c.UnavailableCodes == nil {
+		c.UnavailableCodes = []int{500, 503}
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = Duration(30 * time.Second)
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = Duration(30 * time.Minute)
+	}
+	for i, s := range c.Servers {
+		if s.Transport == nil {
+			s.Transport = intp(TransportUDP)
+		}
+		if s.Port == nil {
+			s.Port = intp(5060)
+			if *s.Transport == TransportTLS {
+				s.Port = intp(5061)
+			}
+		}
+		if s.TTL == nil {
+			s.TTL = intp(3600)
+		}
+		c.Servers[i] = s
+	}
+	return c
+}
+
+// Problem is one bad setting.
+type Problem struct {
+	Line  string // "line 1 (lobby)"
+	Field string // "servers[0].port"
+	Msg   string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Line, p.Field, p.Msg) }
+
+// ValidationError lists every bad setting of a config.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid settings:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  " + p.String())
+	}
+	return b.String()
+}
+
+// ErrNoLines is returned for a config without lines.
+var ErrNoLines = errors.New("no lines configured")
+
+// Validate checks every setting of every line (R2) and reports all problems
+// in one *ValidationError. It changes nothing.
+func (c Config) Validate() error {
+	if len(c.Lines) == 0 {
+		return ErrNoLines
+	}
+	var probs []Problem
+	names := map[string]int{}
+	for i, raw := range c.Lines {
+		l := raw.Defaults()
+		where := fmt.Sprintf("line %d", i+1)
+		if l.Name != "" {
+			where += " (" + l.Name + ")"
+			if prev, dup := names[l.Name]; dup {
+				probs = append(probs, Problem{where, "name", fmt.Sprintf("also the name of line %d", prev)})
+			}
+			names[l.Name] = i + 1
+		}
+		bad := func(field, format string, args ...any) {
+			probs = append(probs, Problem{where, field, fmt.Sprintf(format, args...)})
+		}
+		if l.User == "" {
+			bad("user", "empty: the line needs a user name")
+		}
+		if strings.ContainsAny(l.User+l.AuthUser+l.Domain, " \t\r\n<>\"@") {
+			bad("user", "user, auth_user and domain may not hold spaces, quotes, <, > or @")
+		}
+		if strings.ContainsAny(l.DisplayName, "\r\n\"") {
+			bad("display_name", "may not hold quotes or line breaks")
+		}
+		if n := len(l.Servers); n < 2 || n > 4 {
+			bad("servers", "%d servers; a line has 2 to 4 (primary first)", n)
+		}
+		for j, s := range l.Servers {
+			f := fmt.Sprintf("servers[%d].", j)
+			switch {
+			case s.Addr == "":
+				bad(f+"addr", "empty")
+			case net.ParseIP(s.Addr) == nil && !validHostname(s.Addr):
+				bad(f+"addr", "%q is neither an IP address nor a domain name", s.Addr)
+			}
+			if *s.Port < 1 || *s.Port > 65535 {
+				bad(f+"port", "%d is outside 1-65535", *s.Port)
+			}
+			if t := *s.Transport; t != TransportUDP && t != TransportTCP && t != TransportTLS {
+				bad(f+"transport", "%d is not 0 (UDP), 1 (TCP) or 3 (TLS)", t)
+			}
+			if *s.TTL < 1 {
+				bad(f+"ttl", "%d: the registration TTL must be positive", *s.TTL)
+			}
+		}
+		if v := *l.EnableFailback; v != 0 && v != 1 {
+			bad("enable_failback", "%d is not 0 or 1", v)
+		}
+		if *l.FailbackInterval < 1 {
+			bad("failback_interval", "%d: must be positive (seconds)", *l.FailbackInterval)
+		}
+		if v := *l.SignalRetryCounts; v < 1 || v > 10 {
+			bad("signal_retry_counts", "%d is outside 1-10", v)
+		}
+		if l.RetryMode != "count" && l.RetryMode != "time" {
+			bad("retry_mode", "%q is not count or time", l.RetryMode)
+		}
+		for _, d := range []struct {
+			name string
+			v    Duration
+		}{{"retry_time", l.RetryTime}, {"t1", l.T1}, {"t2", l.T2}, {"backoff_base", l.BackoffBase}, {"backoff_max", l.BackoffMax}} {
+			if d.v <= 0 {
+				bad(d.name, "%v: must be positive", time.Duration(d.v))
+			}
+		}
+		if l.T2 < l.T1 {
+			bad("t2", "%v is below t1 (%v)", time.Duration(l.T2), time.Duration(l.T1))
+		}
+		if l.BackoffMax < l.BackoffBase {
+			bad("backoff_max", "%v is below backoff_base (%v)", time.Duration(l.BackoffMax), time.Duration(l.BackoffBase))
+		}
+		if l.KeepaliveInterval < 0 {
+			bad("keepalive_interval", "%v: must be 0 (off) or positive", time.Duration(l.KeepaliveInterval))
+		}
+		if v := l.DeregisterBackupAfterFailback; v != 0 && v != 1 {
+			bad("deregister_backup_after_failback", "%d is not 0 or 1", v)
+		}
+		for _, code := range l.UnavailableCodes {
+			if code < 300 || code > 699 || code == 401 || code == 407 {
+				bad("unavailable_codes", "%d is not a final failure code (300-699, not 401 or 407)", code)
+			}
+		}
+	}
+	if len(probs) > 0 {
+		return &ValidationError{Problems: probs}
+	}
+	return nil
+}
+
+func validHostname(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ParseConfig reads and validates a settings file's contents. Unknown fields
+// are errors, so that a misspelt setting is not silently ignored.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("settings: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// LoadConfig reads and validates a settings file.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,631 @@
+package runtime
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/fsm"
+)
+
+// txnKind says which of a line's requests a transaction carries.
+type txnKind uint8
+
+const (
+	txnUnknown   txnKind = iota
+	txnRegister          // the line's REGISTER: register, refresh, de-register
+	txnProbe             // the failback probe (R10)
+	txnKeepalive         // OPTIONS keep-alive (R5)
+	txnDeregister        // Expires 0 to the backup after failback (R12); answers ignored
+)
+
+// txn is one non-INVITE client transaction the line runs itself: it
+// retransmits on RFC 3261 Timer E (UDP only) up to max transmissions, and
+// the model's timers give the verdict.
+type txn struct {
+	kind     txnKind
+	dst      Endpoint
+	server   int
+	branch   string
+	method   sip.RequestMethod
+	ruri     string
+	msg      []byte
+	sent     int
+	max      int // 0: no cap
+	interval time.Duration
+	retrans  Timer
+	deadline Timer // keep-alive and de-register only: their own budget
+}
+
+// Line is one SIP line: the generated machine of model/line.yaml, its
+// timers, and its requests. It implements fsm.LineActions.
+type Line struct {
+	agent   *Agent
+	cfg     LineConfig
+	servers []Endpoint
+
+	mu       sync.Mutex
+	m        *fsm.LineMachine
+	queue    []pending
+	draining bool
+	timers   map[fsm.LineTimer]*lineTimer
+
+	reg, probeDlg   dialog
+	prevReg         dialog // the registration left at failback, for R12
+	main, probe, ka *txn
+	dereg           *txn
+	mainChallenge   *sip.Response // the last 401/407 to the line's REGISTER
+	probeChallenge  *sip.Response
+	retryUntil      map[int]time.Time // server -> end of its 503 Retry-After (R1, I3)
+	regServer       int               // the server the line's registration is on
+	prevServer      int               // the server left at failback, for R12
+	status          Status
+}
+
+type pending struct {
+	ev     fsm.LineEvent
+	reason string
+}
+
+type lineTimer struct {
+	t   Timer
+	gen uint64
+}
+
+// Status is what a line reports (R14).
+type Status struct {
+	Line        string    `json:"line"`
+	State       string    `json:"state"`
+	Registered  bool      `json:"registered"`
+	Server      int       `json:"server"`       // index in the line's list; 0 is the primary
+	ServerAddr  string    `json:"server_addr"`  // "UDP 127.0.0.1:5060"
+	LastFailure string    `json:"last_failure"` // the event: "transport.icmp"
+	LastReason  string    `json:"last_reason"`  // "ICMP port unreachable from UDP 127.0.0.1:5060"
+	LastFailAt  time.Time `json:"last_failure_at"`
+	Since       time.Time `json:"since"` // time of the last state change
+}
+
+func newLine(a *Agent, cfg LineConfig) (*Line, error) {
+	l := &Line{agent: a, cfg: cfg, timers: map[fsm.LineTimer]*lineTimer{}, retryUntil: map[int]time.Time{}}
+	for _, s := range cfg.Servers {
+		name := s.TLSServerName
+		if name == "" {
+			name = s.Addr
+		}
+		l.servers = append(l.servers, Endpoint{Host: s.Addr, Port: *s.Port, Transport: *s.Transport, ServerName: name})
+	}
+	p := l.params()
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("line %s: %w", cfg.Name, err)
+	}
+	l.m = fsm.NewLineMachine(p, nil)
+	l.reg = newDialog()
+	l.status = Status{Line: cfg.Name, State: l.m.State().String(), Since: a.clock.Now()}
+	return l, nil
+}
+
+// params maps the settings onto the model's params.
+func (l *Line) params() fsm.LineParams {
+	c := l.cfg
+	ka := time.Duration(c.KeepaliveInterval)
+	return fsm.LineParams{
+		ServerCount:             len(l.servers),
+		FailbackEnabled:         *c.EnableFailback == 1,
+		FailbackInterval:        fsm.Duration(time.Duration(*c.FailbackInterval) * time.Second),
+		CountMode:               c.RetryMode == "count",
+		RetryCounts:             *c.SignalRetryCounts,
+		RetryTime:               fsm.Duration(c.RetryTime),
+		T1:                      fsm.Duration(c.T1),
+		T2:                      fsm.Duration(c.T2),
+		RefreshInterval:         fsm.Duration(refreshAfter(time.Duration(*c.Servers[0].TTL) * time.Second)),
+		KeepaliveEnabled:        ka > 0,
+		KeepaliveInterval:       fsm.Duration(max(ka, time.Millisecond)),
+		BackoffBase:             fsm.Duration(c.BackoffBase),
+		BackoffMax:              fsm.Duration(c.BackoffMax),
+		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
+	}
+}
+
+// Name is the line's configured name.
+func (l *Line) Name() string { return l.cfg.Name }
+
+// Status returns what the line reports now.
+func (l *Line) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.status
+}
+
+// State returns the machine's state.
+func (l *Line) State() fsm.LineState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.State()
+}
+
+// Register starts the line, or re-registers it from the primary (R5).
+func (l *Line) Register() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m.State() == fsm.LineStateIdle && len(l.timers) == 0 {
+		effects, err := l.m.Start()
+		if err != nil {
+			l.agent.log.Error("start", "line", l.cfg.Name, "err", err)
+			return
+		}
+		l.perform(effects)
+	}
+	l.post(fsm.LineEventUserRegister, "")
+	l.drain()
+}
+
+// Unregister removes the line's registration; the line ends idle.
+func (l *Line) Unregister() { l.deliver(fsm.LineEventUserUnregister, "") }
+
+// RequestUnavailable tells the line that a call's request found its server
+// unavailable (R6, R7).
+func (l *Line) RequestUnavailable(reason string) {
+	l.deliver(fsm.LineEventRequestUnavailable, reason)
+}
+
+// deliver queues an event from outside and runs the machine.
+func (l *Line) deliver(ev fsm.LineEvent, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.post(ev, reason)
+	l.drain()
+}
+
+// post queues an event; the caller holds l.mu. Events that actions raise
+// (a send refused at once) are posted, never fired from inside an action.
+func (l *Line) post(ev fsm.LineEvent, reason string) {
+	l.queue = append(l.queue, pending{ev, reason})
+}
+
+// drain fires queued events one at a time, performing each step's effects
+// before the next event (run to completion).
+func (l *Line) drain() {
+	if l.draining {
+		return
+	}
+	l.draining = true
+	defer func() { l.draining = false }()
+	for len(l.queue) > 0 {
+		p := l.queue[0]
+		l.queue = l.queue[1:]
+		step, err := l.m.Fire(p.ev)
+		if err != nil {
+			l.agent.log.Error("event refused by the model", "line", l.cfg.Name, "event", p.ev.String(), "state", l.m.State().String(), "err", err)
+			continue
+		}
+		if step.Ignored {
+			continue
+		}
+		l.perform(step.Effects)
+		l.report(step, p.reason)
+	}
+}
+
+// failureEvents are the events that report a failure, for status.
+var failureEvents = []fsm.LineEvent{
+	fsm.LineEventRespUnavailable, fsm.LineEventRespRejected, fsm.LineEventTransportIcmp, fsm.LineEventTransportTcp,
+	fsm.LineEventTimerBudget, fsm.LineEventServerHeldOff, fsm.LineEventKeepaliveFailed, fsm.LineEventRequestUnavailable,
+	fsm.LineEventProbeFailed, fsm.LineEventTimerProbe,
+}
+
+// report updates the status and logs the transition (R14).
+func (l *Line) report(step fsm.LineStep, reason string) {
+	now := l.agent.clock.Now()
+	v := l.m.Vars()
+	st := &l.status
+	authFailed := step.To == fsm.LineStateFailed && step.Event == fsm.LineEventRespChallenge
+	if slices.Contains(failureEvents, step.Event) || authFailed {
+		st.LastFailure, st.LastReason, st.LastFailAt = step.Event.String(), reason, now
+		if st.LastReason == "" {
+			st.LastReason = step.Event.String()
+		}
+		if authFailed {
+			st.LastReason = "authentication failed: credentials rejected after a challenge (" + reason + ")"
+		}
+	}
+	if step.From != step.To {
+		st.Since = now
+	}
+	st.State = step.To.String()
+	st.Registered = step.To.HasTag(fsm.LineTagRegistered)
+	st.Server = v.Server
+	st.ServerAddr = l.servers[v.Server].String()
+	if step.From == step.To {
+		return
+	}
+	t := Transition{Line: l.cfg.Name, From: step.From.String(), To: step.To.String(), Event: step.Event.String(),
+		ID: step.Transition, Server: v.Server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
+	l.agent.log.Info("line transition", "line", t.Line, "from", t.From, "to", t.To, "event", t.Event,
+		"transition", t.ID, "server", t.Server, "addr", t.ServerAddr, "reason", t.Reason)
+	if l.agent.watch != nil {
+		l.agent.watch(t)
+	}
+}
+
+// perform carries out a step's effects in order.
+func (l *Line) perform(effects []fsm.LineEffect) {
+	for _, e := range effects {
+		switch e.Kind {
+		case fsm.EffectAction:
+			e.Action.Perform(l)
+		case fsm.EffectArm:
+			l.arm(e.Timer, time.Duration(e.After), e.Jitter)
+		case fsm.EffectCancel:
+			l.cancel(e.Timer)
+		}
+	}
+}
+
+// arm starts (or restarts) a model timer. Jitter takes 0 to Jitter percent
+// off at random (RFC 5626 section 4.5: the wait is 50-100 % of the bound).
+func (l *Line) arm(t fsm.LineTimer, d time.Duration, jitter int) {
+	if jitter > 0 {
+		d -= time.Duration(l.agent.jitter(int64(d) * int64(jitter) / 100))
+	}
+	lt := l.timers[t]
+	if lt == nil {
+		lt = &lineTimer{}
+		l.timers[t] = lt
+	} else if lt.t != nil {
+		lt.t.Stop()
+	}
+	lt.gen++
+	gen := lt.gen
+	lt.t = l.agent.clock.AfterFunc(d, func() { l.timerFired(t, gen) })
+}
+
+func (l *Line) cancel(t fsm.LineTimer) {
+	if lt := l.timers[t]; lt != nil && lt.t != nil {
+		lt.t.Stop()
+		lt.t = nil
+		lt.gen++
+	}
+}
+
+func (l *Line) timerFired(t fsm.LineTimer, gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lt := l.timers[t]
+	if lt == nil || lt.gen != gen {
+		return // stopped or re-armed after it was already due
+	}
+	lt.t = nil
+	reason := ""
+	switch t {
+	case fsm.LineTimerBudget:
+		if l.main != nil {
+			reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", l.main.dst, l.main.sent, time.Duration(l.m.Budget()))
+		}
+	case fsm.LineTimerProbe:
+		reason = fmt.Sprintf("no answer to the probe from %s within 64*T1", l.servers[0])
+	}
+	l.post(t.Event(), reason)
+	l.drain()
+}
+
+// --- transactions ---
+
+func (l *Line) spec(method sip.RequestMethod, server int, expires int) requestSpec {
+	dst := l.servers[server]
+	host, port := l.agent.net.Local(dst)
+	domain := l.cfg.Domain
+	if domain == "" {
+		domain = dst.Host
+	}
+	return requestSpec{method: method, dst: dst, local: [2]string{host, strconv.Itoa(port)},
+		user: l.cfg.User, domain: domain, display: l.cfg.DisplayName, expires: expires}
+}
+
+// start replaces the transaction in slot with a new one and sends it; a
+// send refused at once empties the slot and posts onRefused.
+func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server, maxTx int, onRefused fsm.LineEvent) {
+	l.finish(*slot)
+	msg, branch, err := s.build(d)
+	if err != nil {
+		l.agent.log.Error("build request", "line", l.cfg.Name, "err", err)
+		return
+	}
+	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, method: s.method, msg: msg, max: maxTx,
+		ruri: "sip:" + s.domain, interval: time.Duration(l.cfg.T1)}
+	if s.method == sip.OPTIONS {
+		t.ruri = fmt.Sprintf("sip:%s:%d", s.dst.Host, s.dst.Port)
+	}
+	*slot = t
+	l.agent.bind(branch, l)
+	l.transmit(t, onRefused)
+}
+
+// transmit sends t once more and, over UDP, schedules the next
+// retransmission on Timer E: T1, 2*T1, 4*T1 ... capped at T2 (RFC 3261
+// 17.1.2.2), unless the cap of transmissions is reached (I4).
+func (l *Line) transmit(t *txn, onRefused fsm.LineEvent) {
+	t.sent++
+	if err := l.agent.net.Send(t.dst, t.msg); err != nil {
+		l.finish(t)
+		if onRefused != fsm.LineEventUnknown {
+			l.post(onRefused, err.Error())
+		}
+		return
+	}
+	if t.dst.Transport != TransportUDP || (t.max > 0 && t.sent >= t.max) {
+		return
+	}
+	wait := t.interval
+	t.interval = min(2*t.interval, time.Duration(l.cfg.T2))
+	t.retrans = l.agent.clock.AfterFunc(wait, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.active(t) {
+			l.transmit(t, onRefused)
+			l.drain()
+		}
+	})
+}
+
+// active reports whether t is still one of the line's transactions.
+func (l *Line) active(t *txn) bool {
+	return t != nil && (t == l.main || t == l.probe || t == l.ka || t == l.dereg)
+}
+
+// finish stops t's timers and forgets its branch.
+func (l *Line) finish(t *txn) {
+	if t == nil {
+		return
+	}
+	if t.retrans != nil {
+		t.retrans.Stop()
+	}
+	if t.deadline != nil {
+		t.deadline.Stop()
+	}
+	l.agent.unbind(t.branch)
+	switch t {
+	case l.main:
+		l.main = nil
+	case l.probe:
+		l.probe = nil
+	case l.ka:
+		l.ka = nil
+	case l.dereg:
+		l.dereg = nil
+	}
+}
+
+// response handles an answer routed here by branch.
+func (l *Line) response(branch string, res *sip.Response) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t *txn
+	for _, c := range []*txn{l.main, l.probe, l.ka, l.dereg} {
+		if c != nil && c.branch == branch {
+			t = c
+		}
+	}
+	if t == nil || res.StatusCode < 200 {
+		return // late, or provisional: Timer E and the budget go on
+	}
+	l.finish(t)
+	code := res.StatusCode
+	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, t.dst)
+	unavailable := slices.Contains(l.cfg.UnavailableCodes, code)
+	if unavailable {
+		if ra := retryAfter(res); ra > 0 {
+			l.retryUntil[t.server] = l.agent.clock.Now().Add(ra)
+			reason += fmt.Sprintf(" (Retry-After %v)", ra)
+		}
+	}
+	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
+	switch t.kind {
+	case txnRegister:
+		switch {
+		case code < 300:
+			l.grant(res, t.server)
+			l.regServer = t.server
+			l.post(fsm.LineEventResp2xx, reason)
+		case challenged:
+			l.mainChallenge = res
+			l.post(fsm.LineEventRespChallenge, reason)
+		case unavailable:
+			l.post(fsm.LineEventRespUnavailable, reason)
+		default:
+			l.post(fsm.LineEventRespRejected, reason)
+		}
+	case txnProbe:
+		switch {
+		case code < 300:
+			l.grant(res, 0)
+			l.post(fsm.LineEventProbe2xx, reason)
+		case challenged:
+			l.probeChallenge = res
+			l.post(fsm.LineEventProbeChallenge, reason)
+		default:
+			l.post(fsm.LineEventProbeFailed, reason)
+		}
+	case txnKeepalive:
+		if unavailable {
+			l.post(fsm.LineEventKeepaliveFailed, reason)
+		}
+	}
+	l.drain()
+}
+
+// grant records the expiry a 2xx granted, so that the refresh comes before
+// the binding expires (I8).
+func (l *Line) grant(res *sip.Response, server int) {
+	p := l.m.Params()
+	p.RefreshInterval = fsm.Duration(refreshAfter(grantedExpiry(res, *l.cfg.Servers[server].TTL)))
+	l.m.SetParams(p)
+}
+
+// unreachable handles ICMP unreachable or a failed connection to dst.
+func (l *Line) unreachable(dst Endpoint, err *TransportError) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ev := fsm.LineEventTransportTcp
+	if dst.Transport == TransportUDP {
+		ev = fsm.LineEventTransportIcmp
+	}
+	hit := false
+	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
+		if t == nil || t.dst != dst {
+			continue
+		}
+		hit = true
+		l.finish(t)
+		switch t.kind {
+		case txnRegister:
+			l.post(ev, err.Error())
+		case txnProbe:
+			l.post(fsm.LineEventProbeFailed, err.Error())
+		case txnKeepalive:
+			l.post(fsm.LineEventKeepaliveFailed, err.Error())
+		}
+	}
+	if hit {
+		l.drain()
+	}
+}
+
+// --- fsm.LineActions ---
+
+var _ fsm.LineActions = (*Line)(nil)
+
+// SendRegister sends a new REGISTER of the line's registration to the
+// current server, or posts server.held_off while its Retry-After runs.
+func (l *Line) SendRegister() {
+	server := l.m.Vars().Server
+	if until, ok := l.retryUntil[server]; ok && l.agent.clock.Now().Before(until) {
+		l.finish(l.main)
+		l.post(fsm.LineEventServerHeldOff, fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly)))
+		return
+	}
+	l.sendRegister(server, *l.cfg.Servers[server].TTL, nil)
+}
+
+// sendRegister sends the line's REGISTER, answering challenge if given.
+func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
+	s := l.spec(sip.REGISTER, server, expires)
+	l.withAuth(&s, challenge)
+	l.mainChallenge = nil
+	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.refusedEvent(server))
+}
+
+// withAuth adds credentials for challenge (401/407) to s (R1, RFC 8760).
+func (l *Line) withAuth(s *requestSpec, challenge *sip.Response) {
+	if challenge == nil {
+		return
+	}
+	name, val, err := answer(challenge, s.method, "sip:"+s.domain, l.cfg.AuthUser, l.cfg.Password)
+	if err != nil {
+		l.agent.log.Warn("cannot answer challenge", "line", l.cfg.Name, "err", err)
+		return
+	}
+	s.auth, s.authVal = name, val
+}
+
+func (l *Line) refusedEvent(server int) fsm.LineEvent {
+	if l.servers[server].Transport == TransportUDP {
+		return fsm.LineEventTransportIcmp
+	}
+	return fsm.LineEventTransportTcp
+}
+
+// SendRegisterAuth resends the line's REGISTER with digest credentials.
+func (l *Line) SendRegisterAuth() {
+	server := l.m.Vars().Server
+	expires := *l.cfg.Servers[server].TTL
+	if l.m.State() == fsm.LineStateUnregistering {
+		expires = 0
+	}
+	l.sendRegister(server, expires, l.mainChallenge)
+}
+
+// SendUnregister sends REGISTER with Expires 0 to the current server.
+func (l *Line) SendUnregister() { l.sendRegister(l.m.Vars().Server, 0, nil) }
+
+// AbandonRegister forgets the line's REGISTER in flight.
+func (l *Line) AbandonRegister() { l.finish(l.main) }
+
+// SendKeepalive sends OPTIONS to the current server. It has the retry
+// budget of the current server; no answer within it is keepalive.failed.
+func (l *Line) SendKeepalive() {
+	server := l.m.Vars().Server
+	d := newDialog()
+	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, server, -1), server, l.m.MaxTransmissions(), fsm.LineEventKeepaliveFailed)
+	t := l.ka
+	if t == nil {
+		return
+	}
+	budget := time.Duration(l.m.Budget())
+	t.deadline = l.agent.clock.AfterFunc(budget, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.ka == t {
+			l.finish(t)
+			l.post(fsm.LineEventKeepaliveFailed, fmt.Sprintf("no answer to OPTIONS from %s within %v", t.dst, budget))
+			l.drain()
+		}
+	})
+}
+
+// SendProbe sends an independent REGISTER, with its own Call-ID, to the
+// primary (R10); it is retransmitted until the model's probe timer ends it.
+func (l *Line) SendProbe() {
+	l.probeDlg = newDialog()
+	l.probeChallenge = nil
+	l.start(&l.probe, txnProbe, &l.probeDlg, l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL), 0, 0, fsm.LineEventProbeFailed)
+}
+
+// SendProbeAuth resends the probe with digest credentials.
+func (l *Line) SendProbeAuth() {
+	s := l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL)
+	l.withAuth(&s, l.probeChallenge)
+	l.probeChallenge = nil
+	l.start(&l.probe, txnProbe, &l.probeDlg, s, 0, 0, fsm.LineEventProbeFailed)
+}
+
+// AbandonProbe forgets the probe.
+func (l *Line) AbandonProbe() { l.finish(l.probe) }
+
+// AdoptProbe makes the probe's dialog the line's registration on the
+// primary (R10); the backup's is kept only for DeregisterBackup.
+func (l *Line) AdoptProbe() {
+	l.prevServer, l.prevReg, l.regServer = l.regServer, l.reg, 0
+	l.finish(l.probe)
+	l.reg, l.probeDlg = l.probeDlg, dialog{}
+}
+
+// DeregisterBackup sends Expires 0 to the server the line left, through that
+// registration's dialog; the answer is not awaited (R12).
+func (l *Line) DeregisterBackup() {
+	server := l.prevServer
+	l.start(&l.dereg, txnDeregister, &l.prevReg, l.spec(sip.REGISTER, server, 0), server, l.cfg.retransmissionsFor(server), fsm.LineEventUnknown)
+	if t := l.dereg; t != nil {
+		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.dereg == t {
+				l.finish(t)
+			}
+		})
+	}
+}
+
+// retransmissionsFor is the cap on transmissions of a request to server
+// outside the model's own requests: the count-mode budget on all but the
+// last server, else none (the caller bounds it in time).
+func (c LineConfig) retransmissionsFor(server int) int {
+	if c.RetryMode == "count" && server < len(c.Servers)-1 {
+		return *c.SignalRetryCounts
+	}
+	return 0
+}

@@ -1,0 +1,145 @@
+package runtime
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// branchMagic starts every Via branch (RFC 3261 section 8.1.1.7).
+const branchMagic = "z9hG4bK"
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// dialog is a registration dialog: one Call-ID, one From tag, rising CSeq
+// (RFC 3261 section 10.2). The probe has its own (R10).
+type dialog struct {
+	callID string
+	tag    string
+	cseq   uint32
+}
+
+func newDialog() dialog { return dialog{callID: randomToken(12), tag: randomToken(6)} }
+
+// requestSpec is what a request needs besides its dialog.
+type requestSpec struct {
+	method  sip.RequestMethod
+	dst     Endpoint
+	local   [2]string // host, port
+	user    string
+	domain  string
+	display string
+	expires int    // REGISTER: -1 for no Expires header
+	auth    string // header name, "" for none
+	authVal string
+}
+
+// build writes a request with a fresh branch; it returns the bytes, the
+// branch and the Request-URI.
+func (s requestSpec) build(d *dialog) ([]byte, string, error) {
+	d.cseq++
+	branch := branchMagic + randomToken(8)
+	ruri := sip.Uri{Scheme: "sip", Host: s.domain}
+	if s.method == sip.OPTIONS {
+		ruri = sip.Uri{Scheme: "sip", Host: s.dst.Host, Port: s.dst.Port}
+	}
+	req := sip.NewRequest(s.method, ruri)
+	aor := fmt.Sprintf("<sip:%s@%s>", s.user, s.domain)
+	if s.display != "" {
+		aor = strconv.Quote(s.display) + " " + aor
+	}
+	transport := s.dst.TransportName()
+	req.AppendHeader(sip.NewHeader("Via", fmt.Sprintf("SIP/2.0/%s %s:%s;branch=%s;rport", transport, s.local[0], s.local[1], branch)))
+	req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	req.AppendHeader(sip.NewHeader("From", aor+";tag="+d.tag))
+	req.AppendHeader(sip.NewHeader("To", aor))
+	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))
+	req.AppendHeader(sip.NewHeader("CSeq", fmt.Sprintf("%d %s", d.cseq, s.method)))
+	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%s;transport=%s>", s.user, s.local[0], s.local[1], strings.ToLower(transport))))
+	if s.expires >= 0 {
+		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(s.expires)))
+	}
+	if s.auth != "" {
+		req.AppendHeader(sip.NewHeader(s.auth, s.authVal))
+	}
+	req.AppendHeader(sip.NewHeader("User-Agent", "sipfailover"))
+	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	return []byte(req.String()), branch, nil
+}
+
+// answer computes the Authorization (401) or Proxy-Authorization (407)
+// header for a challenge: MD5 or SHA-256 (RFC 8760), qop auth.
+func answer(res *sip.Response, method sip.RequestMethod, uri, user, password string) (name, value string, err error) {
+	challengeHdr, name := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == sip.StatusProxyAuthRequired {
+		challengeHdr, name = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	h := res.GetHeader(challengeHdr)
+	if h == nil {
+		return "", "", fmt.Errorf("%d without %s", res.StatusCode, challengeHdr)
+	}
+	chal, err := digest.ParseChallenge(h.Value())
+	if err != nil {
+		return "", "", fmt.Errorf("bad %s: %w", challengeHdr, err)
+	}
+	cred, err := digest.Digest(chal, digest.Options{Method: string(method), URI: uri, Username: user, Password: password, Count: 1})
+	if err != nil {
+		return "", "", fmt.Errorf("digest: %w", err)
+	}
+	return name, cred.String(), nil
+}
+
+// grantedExpiry reads the expiry a 2xx to REGISTER granted: the expires
+// parameter of our Contact, else the Expires header, else asked.
+func grantedExpiry(res *sip.Response, asked int) time.Duration {
+	secs := asked
+	if c := res.Contact(); c != nil {
+		if v, ok := c.Params.Get("expires"); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				secs = n
+			}
+		}
+	} else if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			secs = n
+		}
+	}
+	return time.Duration(secs) * time.Second
+}
+
+// refreshAfter is when to refresh a binding granted for d: at 80 %, and at
+// least a second before it expires (I8).
+func refreshAfter(d time.Duration) time.Duration {
+	r := d * 4 / 5
+	if d-r < time.Second {
+		r = d - time.Second
+	}
+	return max(r, 100*time.Millisecond)
+}
+
+// retryAfter reads a 503's Retry-After in seconds (RFC 3261 20.33).
+func retryAfter(res *sip.Response) time.Duration {
+	h := res.GetHeader("Retry-After")
+	if h == nil {
+		return 0
+	}
+	v, _, _ := strings.Cut(strings.TrimSpace(h.Value()), ";")
+	v, _, _ = strings.Cut(strings.TrimSpace(v), " ")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}

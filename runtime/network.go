@@ -1,0 +1,72 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Endpoint is one server as the network reaches it.
+type Endpoint struct {
+	Host       string
+	Port       int
+	Transport  int    // TransportUDP, TransportTCP or TransportTLS
+	ServerName string // TLS: the name the certificate must carry
+}
+
+// Addr is host:port.
+func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
+
+// TransportName is UDP, TCP or TLS, as Via writes it.
+func (e Endpoint) TransportName() string {
+	switch e.Transport {
+	case TransportTCP:
+		return "TCP"
+	case TransportTLS:
+		return "TLS"
+	}
+	return "UDP"
+}
+
+func (e Endpoint) String() string { return e.TransportName() + " " + e.Addr() }
+
+// Network carries requests to servers and what comes back. It is the seam
+// between the runtime and the world: SocketNetwork uses real sockets, and
+// the simulated network of runtimetest plugs in here for tests.
+type Network interface {
+	// Send transmits one request to dst. An error here means dst cannot be
+	// reached now (a *TransportError); later failures go to the Handler.
+	Send(dst Endpoint, msg []byte) error
+	// Local returns the address this network uses towards dst, for Via and
+	// Contact.
+	Local(dst Endpoint) (host string, port int)
+	// SetHandler says where responses and failures go.
+	SetHandler(h Handler)
+}
+
+// Handler receives what a Network hears. Calls may come from any goroutine.
+type Handler interface {
+	// HandleResponse is a response from dst.
+	HandleResponse(from Endpoint, res *sip.Response)
+	// HandleUnreachable reports that dst cannot be reached: ICMP unreachable
+	// for UDP (R1), or a TCP/TLS connection refused, reset or failed.
+	HandleUnreachable(dst Endpoint, err *TransportError)
+}
+
+// TransportError says why a server could not be reached.
+type TransportError struct {
+	Dst Endpoint
+	Err error
+}
+
+func (e *TransportError) Error() string {
+	if e.Dst.Transport == TransportUDP && errors.Is(e.Err, errConnRefused) {
+		return fmt.Sprintf("ICMP port unreachable from %s", e.Dst)
+	}
+	return fmt.Sprintf("%s: %v", e.Dst, e.Err)
+}
+
+func (e *TransportError) Unwrap() error { return e.Err }

@@ -1,0 +1,284 @@
+// Package runtimetest holds helpers for testing the runtime and programs
+// built on it: a virtual clock, and an embedded SIP registrar on real
+// sockets whose failures a test controls.
+package runtimetest
+
+import (
+	"context"
+	"crypto/tls"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// Mode is how a Registrar treats requests.
+type Mode int
+
+const (
+	// Up answers: 401 with a digest challenge, then 200 (or 401 again for a
+	// wrong password).
+	Up Mode = iota
+	// Silent reads requests and never answers (a hung server, R1).
+	Silent
+	// Unavailable answers every request with Code (503 by default) and, if
+	// set, Retry-After (R1).
+	Unavailable
+)
+
+// Seen is one request a registrar received.
+type Seen struct {
+	At         time.Time
+	Method     string
+	CallID     string
+	CSeq       uint32
+	Expires    int // -1 when absent
+	Authorized bool
+	Answer     int // status sent, 0 for none
+}
+
+// Registrar is a SIP registrar with digest authentication (MD5 or SHA-256)
+// listening on loopback, for tests and the demo.
+type Registrar struct {
+	Name      string
+	Network   string // "udp", "tcp" or "tls"
+	Addr      string // host:port once started; a restart keeps it
+	User      string
+	Password  string
+	Algorithm string // "MD5" (default) or "SHA-256"
+	TLS       *tls.Config
+	// MaxExpires caps the expiry granted; 0 grants what is asked.
+	MaxExpires int
+
+	mu         sync.Mutex
+	mode       Mode
+	code       int
+	retryAfter int
+	nonce      string
+	seen       []Seen
+	cancel     context.CancelFunc
+	done       chan struct{}
+	bindings   map[string]time.Time // Call-ID -> expiry
+}
+
+// Start listens (on Addr, or a free loopback port the first time) and serves
+// until Stop.
+func (r *Registrar) Start() error {
+	r.mu.Lock()
+	if r.Network == "" {
+		r.Network = "udp"
+	}
+	if r.Addr == "" {
+		r.Addr = "127.0.0.1:0"
+	}
+	if r.nonce == "" {
+		r.nonce = strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	if r.bindings == nil {
+		r.bindings = map[string]time.Time{}
+	}
+	addr, network := r.Addr, r.Network
+	r.mu.Unlock()
+
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(r.Name))
+	if err != nil {
+		return err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		return err
+	}
+	srv.OnRegister(r.handle)
+	srv.OnOptions(r.handle)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(done)
+		defer ua.Close()
+		var err error
+		if network == "tls" {
+			err = srv.ListenAndServeTLS(ctx, "tls", addr, r.TLS)
+		} else {
+			err = srv.ListenAndServe(ctx, network, addr)
+		}
+		errc <- err
+	}()
+	select {
+	case a := <-ready:
+		r.mu.Lock()
+		r.Addr, r.cancel, r.done = a, cancel, done
+		r.mu.Unlock()
+		return nil
+	case err := <-errc:
+		cancel()
+		return fmt.Errorf("%s: listen %s %s: %w", r.Name, network, addr, err)
+	case <-time.After(5 * time.Second):
+		cancel()
+		return fmt.Errorf("%s: listen %s %s: timed out", r.Name, network, addr)
+	}
+}
+
+// Stop closes the listener: UDP requests to it then draw ICMP port
+// unreachable, TCP connections are refused.
+func (r *Registrar) Stop() {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel, r.done = nil, nil
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// Host and Port of the listener.
+func (r *Registrar) Host() string { h, _, _ := net.SplitHostPort(r.Addr); return h }
+
+// Port of the listener.
+func (r *Registrar) Port() int {
+	_, p, _ := net.SplitHostPort(r.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// SetMode changes how requests are treated from now on.
+func (r *Registrar) SetMode(m Mode) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mode = m
+}
+
+// SetUnavailable makes every answer code (500, 503 ...) with a Retry-After
+// of retryAfter seconds (0 for none).
+func (r *Registrar) SetUnavailable(code, retryAfter int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.mode, r.code, r.retryAfter = Unavailable, code, retryAfter
+}
+
+// Seen returns the requests received so far.
+func (r *Registrar) Seen() []Seen {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Seen(nil), r.seen...)
+}
+
+// Registered reports whether a binding with an unexpired Expires > 0 exists.
+func (r *Registrar) Registered() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for _, exp := range r.bindings {
+		if exp.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
+	r.mu.Lock()
+	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1}
+	if c := req.CallID(); c != nil {
+		s.CallID = c.Value()
+	}
+	if c := req.CSeq(); c != nil {
+		s.CSeq = c.SeqNo
+	}
+	if h := req.GetHeader("Expires"); h != nil {
+		s.Expires, _ = strconv.Atoi(h.Value())
+	}
+	mode, code, ra := r.mode, r.code, r.retryAfter
+	r.mu.Unlock()
+
+	var res *sip.Response
+	switch {
+	case mode == Silent:
+	case mode == Unavailable:
+		if code == 0 {
+			code = 503
+		}
+		res = sip.NewResponseFromRequest(req, code, "Service Unavailable", nil)
+		if code == 500 {
+			res.Reason = "Server Internal Error"
+		}
+		if ra > 0 {
+			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(ra)))
+		}
+	case req.Method == sip.OPTIONS:
+		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
+	default:
+		res = r.register(req, &s)
+	}
+	if res != nil {
+		s.Answer = res.StatusCode
+	}
+	r.mu.Lock()
+	r.seen = append(r.seen, s)
+	r.mu.Unlock()
+	if res != nil {
+		tx.Respond(res)
+	}
+}
+
+func (r *Registrar) challenge() *digest.Challenge {
+	alg := r.Algorithm
+	if alg == "" {
+		alg = "MD5"
+	}
+	return &digest.Challenge{Realm: "sipfailover", Nonce: r.nonce, Algorithm: alg, QOP: []string{"auth"}}
+}
+
+func (r *Registrar) register(req *sip.Request, s *Seen) *sip.Response {
+	chal := r.challenge()
+	h := req.GetHeader("Authorization")
+	if h == nil || !r.verify(chal, h.Value(), string(req.Method)) {
+		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
+		return res
+	}
+	s.Authorized = true
+	expires := s.Expires
+	if expires < 0 {
+		expires = 3600
+	}
+	if r.MaxExpires > 0 && expires > r.MaxExpires {
+		expires = r.MaxExpires
+	}
+	r.mu.Lock()
+	if expires == 0 {
+		delete(r.bindings, s.CallID)
+	} else {
+		r.bindings[s.CallID] = time.Now().Add(time.Duration(expires) * time.Second)
+	}
+	r.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if c := req.Contact(); c != nil && expires > 0 {
+		contact := c.Clone()
+		contact.Params.Add("expires", strconv.Itoa(expires))
+		res.AppendHeader(contact)
+	}
+	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	return res
+}
+
+func (r *Registrar) verify(chal *digest.Challenge, header, method string) bool {
+	cred, err := digest.ParseCredentials(header)
+	if err != nil || cred.Username != r.User || cred.Nonce != chal.Nonce {
+		return false
+	}
+	want, err := digest.Digest(chal, digest.Options{Method: method, URI: cred.URI, Username: r.User,
+		Password: r.Password, Cnonce: cred.Cnonce, Count: cred.Nc})
+	return err == nil && want.Response == cred.Response
+}
