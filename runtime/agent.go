@@ -145,7 +145,6 @@ type Transition struct {
 	At         time.Time
 }
 
-
 func (t Transition) String() string {
 	return fmt.Sprintf("%s: %s -> %s on %s (%s) server %d %s %s", t.Line, t.From, t.To, t.Event, t.ID, t.Server, t.ServerAddr, t.Reason)
 }

@@ -16,11 +16,11 @@ import (
 type txnKind uint8
 
 const (
-	txnUnknown   txnKind = iota
-	txnRegister          // the line's REGISTER: register, refresh, de-register
-	txnProbe             // the failback probe (R10)
-	txnKeepalive         // OPTIONS keep-alive (R5)
-	txnDeregister        // Expires 0 to the backup after failback (R12); answers ignored
+	txnUnknown    txnKind = iota
+	txnRegister           // the line's REGISTER: register, refresh, de-register
+	txnProbe              // the failback probe (R10)
+	txnKeepalive          // OPTIONS keep-alive (R5)
+	txnDeregister         // Expires 0 to the backup after failback (R12); answers ignored
 )
 
 // txn is one non-INVITE client transaction the line runs itself: it

@@ -11,15 +11,15 @@ import (
 
 // bench is a line on real loopback sockets between two embedded registrars.
 type bench struct {
-	t        *testing.T
-	primary  *runtimetest.Registrar
-	backup   *runtimetest.Registrar
-	net      *runtime.SocketNetwork
-	agent    *runtime.Agent
-	line     *runtime.Line
-	mu       sync.Mutex
-	log      []runtime.Transition
-	changed  chan struct{}
+	t       *testing.T
+	primary *runtimetest.Registrar
+	backup  *runtimetest.Registrar
+	net     *runtime.SocketNetwork
+	agent   *runtime.Agent
+	line    *runtime.Line
+	mu      sync.Mutex
+	log     []runtime.Transition
+	changed chan struct{}
 }
 
 func newBench(t *testing.T, network string, tweak func(*runtime.LineConfig)) *bench {
