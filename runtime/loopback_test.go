@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,5 +115,156 @@ func TestICMPUnreachableFailsOverAtOnce(t *testing.T) {
 	}
 	if !b.backup.Registered() {
 		t.Error("the backup holds no binding")
+	}
+}
+
+// count returns how many requests of method r saw.
+func count(r *runtimetest.Registrar, method string) int {
+	n := 0
+	for _, s := range r.Seen() {
+		if s.Method == method {
+			n++
+		}
+	}
+	return n
+}
+
+// event returns the first transition on ev, or fails.
+func (b *bench) event(ev string) runtime.Transition {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, tr := range b.log {
+		if tr.Event == ev {
+			return tr
+		}
+	}
+	b.t.Fatalf("no transition on %s: %v", ev, b.log)
+	return runtime.Transition{}
+}
+
+// Test503RetryAfter: R1, a 503 fails over at once, and its Retry-After keeps
+// the primary skipped (I3) without a request being sent to it.
+func Test503RetryAfter(t *testing.T) {
+	b := newBench(t, "udp", nil)
+	b.primary.SetAnswer(503, 30)
+	b.line.Register()
+	b.waitState("backup_registered", 2*time.Second)
+	if got := b.line.Status().LastReason; got != "503 Service Unavailable from UDP "+b.primary.Addr+" (Retry-After 30s)" {
+		t.Errorf("last reason %q", got)
+	}
+	sent := count(b.primary, "REGISTER")
+	b.line.Register() // a manual re-registration starts from the primary, which is skipped
+	if st := b.line.Status().State; st != "retrying" {
+		t.Fatalf("right after the re-registration the line is %s, want retrying", st)
+	}
+	b.waitState("backup_registered", 2*time.Second)
+	if got := count(b.primary, "REGISTER"); got != sent {
+		t.Errorf("the primary got %d more REGISTERs during its Retry-After", got-sent)
+	}
+	b.event("server.held_off")
+}
+
+// TestSilentServerBudget: R3 and I4, a silent primary gets exactly
+// signal_retry_counts transmissions on Timer E spacing, and the verdict
+// comes when the timer after the last one fires.
+func TestSilentServerBudget(t *testing.T) {
+	b := newBench(t, "udp", nil) // N=3, T1=20ms: sends at 0, 20, 60ms; verdict at 140ms
+	b.primary.SetMode(runtimetest.Silent)
+	start := time.Now()
+	b.line.Register()
+	b.waitState("backup_registered", 2*time.Second)
+	verdict := b.event("timer.budget").At.Sub(start)
+	if verdict < 140*time.Millisecond || verdict > 190*time.Millisecond {
+		t.Errorf("verdict after %v, want 140ms (+ scheduling)", verdict)
+	}
+	seen := b.primary.Seen()
+	if len(seen) != 3 {
+		t.Fatalf("the primary got %d transmissions, want 3", len(seen))
+	}
+	for i, want := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond} {
+		gap := seen[i+1].At.Sub(seen[i].At)
+		if gap < want || gap > want+15*time.Millisecond {
+			t.Errorf("gap %d is %v, want %v (Timer E)", i, gap, want)
+		}
+	}
+}
+
+// TestTCPRefused: R1, a refused TCP connection fails over at once.
+func TestTCPRefused(t *testing.T) {
+	b := newBench(t, "tcp", nil)
+	b.primary.Stop()
+	start := time.Now()
+	b.line.Register()
+	b.waitState("backup_registered", 2*time.Second)
+	if took := b.event("transport.tcp").At.Sub(start); took > 100*time.Millisecond {
+		t.Errorf("refusal noticed after %v", took)
+	}
+	if !b.backup.Registered() {
+		t.Error("no binding on the backup")
+	}
+}
+
+// TestWrongPasswordFails: R1, rejected credentials end in failed with a
+// clear reason: no loop, no failover.
+func TestWrongPasswordFails(t *testing.T) {
+	b := newBench(t, "udp", func(c *runtime.LineConfig) { c.Password = "wrong" })
+	b.line.Register()
+	b.waitState("failed", 2*time.Second)
+	if got := count(b.primary, "REGISTER"); got != 2 {
+		t.Errorf("the primary got %d REGISTERs, want 2 (one challenged, one with credentials)", got)
+	}
+	if len(b.backup.Seen()) != 0 {
+		t.Error("a failed authentication failed over to the backup")
+	}
+	if st := b.line.Status(); !strings.HasPrefix(st.LastReason, "authentication failed") {
+		t.Errorf("reason %q", st.LastReason)
+	}
+}
+
+// Test403NoFailover: R1, 403 is reported and does not fail over.
+func Test403NoFailover(t *testing.T) {
+	b := newBench(t, "udp", nil)
+	b.primary.SetAnswer(403, 0)
+	b.line.Register()
+	b.waitState("failed", 2*time.Second)
+	if len(b.backup.Seen()) != 0 {
+		t.Error("a 403 failed over to the backup")
+	}
+	if st := b.line.Status(); st.LastReason != "403 Forbidden from UDP "+b.primary.Addr {
+		t.Errorf("reason %q", st.LastReason)
+	}
+}
+
+// TestFailback: R10, with the primary back, the probe (its own Call-ID)
+// finds it and the line returns; the backup registration was not touched by
+// the probe.
+func TestFailback(t *testing.T) {
+	one := 1
+	b := newBench(t, "udp", func(c *runtime.LineConfig) { c.FailbackInterval = &one })
+	b.primary.Stop()
+	b.line.Register()
+	b.waitState("backup_registered", 2*time.Second)
+	if err := b.primary.Start(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	took := b.waitState("primary_registered", 3*time.Second)
+	bound := time.Second + 64*20*time.Millisecond + 20*time.Millisecond // I1
+	if took > bound {
+		t.Errorf("failback after %v, bound %v", took, bound)
+	}
+	_ = back
+	backupCalls := map[string]bool{}
+	for _, s := range b.backup.Seen() {
+		backupCalls[s.CallID] = true
+	}
+	for _, s := range b.primary.Seen() {
+		if backupCalls[s.CallID] {
+			t.Errorf("the probe reused the backup registration's Call-ID %s", s.CallID)
+		}
+	}
+	if !b.primary.Registered() || !b.backup.Registered() {
+		t.Errorf("bindings: primary %v backup %v; the backup's stays until it expires (R12 default)", b.primary.Registered(), b.backup.Registered())
 	}
 }

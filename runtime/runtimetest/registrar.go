@@ -29,9 +29,9 @@ const (
 	Up Mode = iota
 	// Silent reads requests and never answers (a hung server, R1).
 	Silent
-	// Unavailable answers every request with Code (503 by default) and, if
-	// set, Retry-After (R1).
-	Unavailable
+	// Answering answers every request with a fixed code (503, 500, 403 ...)
+	// and, if set, Retry-After (R1).
+	Answering
 )
 
 // Seen is one request a registrar received.
@@ -159,12 +159,12 @@ func (r *Registrar) SetMode(m Mode) {
 	r.mode = m
 }
 
-// SetUnavailable makes every answer code (500, 503 ...) with a Retry-After
+// SetAnswer makes every answer code (503, 500, 403 ...), with a Retry-After
 // of retryAfter seconds (0 for none).
-func (r *Registrar) SetUnavailable(code, retryAfter int) {
+func (r *Registrar) SetAnswer(code, retryAfter int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.mode, r.code, r.retryAfter = Unavailable, code, retryAfter
+	r.mode, r.code, r.retryAfter = Answering, code, retryAfter
 }
 
 // Seen returns the requests received so far.
@@ -205,14 +205,8 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 	var res *sip.Response
 	switch {
 	case mode == Silent:
-	case mode == Unavailable:
-		if code == 0 {
-			code = 503
-		}
-		res = sip.NewResponseFromRequest(req, code, "Service Unavailable", nil)
-		if code == 500 {
-			res.Reason = "Server Internal Error"
-		}
+	case mode == Answering:
+		res = sip.NewResponseFromRequest(req, code, reasons[code], nil)
 		if ra > 0 {
 			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(ra)))
 		}
@@ -231,6 +225,8 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(res)
 	}
 }
+
+var reasons = map[int]string{403: "Forbidden", 404: "Not Found", 500: "Server Internal Error", 503: "Service Unavailable"}
 
 func (r *Registrar) challenge() *digest.Challenge {
 	alg := r.Algorithm
