@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "00ddb3113d7ab2f4d0374a2e9e0f015628f29c53e0889828486bce386835b58f"
+const LineModelSHA256 = "9bd85f3b09b5146d3ad63f1b93f12d530b58b6ae93b146dbefe9a1ce3a1a8603"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -265,7 +265,7 @@ const (
 	// stop retransmitting it and drop late answers.
 	LineActionAbandonRegister
 	// LineActionSendKeepalive is "send_keepalive": Send OPTIONS to server `server` under the retry
-	// budget; fire keepalive.failed if it fails.
+	// budget, unless the last one is still waiting for its answer; fire keepalive.failed if it fails.
 	LineActionSendKeepalive
 	// LineActionSendProbe is "send_probe": Send an independent REGISTER to the primary, with its own
 	// Call-ID (a new registration dialog), retransmitted per RFC 3261; the line's registration on the
@@ -432,8 +432,8 @@ type LineActions interface {
 	// AbandonRegister is abandon_register: Forget the line's REGISTER in flight, if any; stop
 	// retransmitting it and drop late answers.
 	AbandonRegister()
-	// SendKeepalive is send_keepalive: Send OPTIONS to server `server` under the retry budget; fire
-	// keepalive.failed if it fails.
+	// SendKeepalive is send_keepalive: Send OPTIONS to server `server` under the retry budget, unless
+	// the last one is still waiting for its answer; fire keepalive.failed if it fails.
 	SendKeepalive()
 	// SendProbe is send_probe: Send an independent REGISTER to the primary, with its own Call-ID (a
 	// new registration dialog), retransmitted per RFC 3261; the line's registration on the backup is

@@ -557,7 +557,12 @@ func (l *Line) AbandonRegister() { l.finish(l.main) }
 
 // SendKeepalive sends OPTIONS to the current server. It has the retry
 // budget of the current server; no answer within it is keepalive.failed.
+// One still waiting is left alone: a keep-alive interval shorter than the
+// budget must not keep a silent server from ever timing out.
 func (l *Line) SendKeepalive() {
+	if l.ka != nil {
+		return
+	}
 	server := l.m.Vars().Server
 	d := newDialog()
 	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, server, -1), server, l.m.MaxTransmissions(), fsm.LineEventKeepaliveFailed)

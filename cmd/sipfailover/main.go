@@ -1,5 +1,6 @@
 // Command sipfailover is the SIP server redundancy toolkit's program.
 //
+//	sipfailover demo                  play failover and failback on loopback
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
 //
@@ -17,6 +18,8 @@ import (
 const usage = `usage: sipfailover <command> [arguments]
 
 commands:
+  demo                  play failover and failback against two embedded
+                        registrars on loopback, and print a timeline
   gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
                         with -check, write nothing and print a diff if out of date
   check MODEL.yaml...   validate models and print every problem as file:line:col
@@ -32,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "demo":
+		return demo(args[1:], stdout, stderr)
 	case "gen", "check":
 		return gen.Main(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

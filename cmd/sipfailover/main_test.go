@@ -40,3 +40,25 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
 }
+
+// TestDemo runs the README's first command with short timers: every story
+// must end on the right server with each measured time within its bound.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real sockets and about three seconds of wall clock")
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"demo", "-t1", "20ms", "-keepalive", "100ms", "-failback-interval", "1"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("demo exited %d:\n%s\n%s", code, out.String(), errOut.String())
+	}
+	text := out.String()
+	for _, want := range []string{"keepalive.failed   ICMP port unreachable", "no answer to OPTIONS", "503 Service Unavailable", "probe.2xx"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, " within bound "); n != 6 {
+		t.Errorf("%d measurements within their bounds, want 6:\n%s", n, text)
+	}
+}
