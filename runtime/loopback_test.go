@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"crypto/tls"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,15 @@ func newBench(t *testing.T, network string, tweak func(*runtime.LineConfig)) *be
 	b := &bench{t: t, changed: make(chan struct{}, 100)}
 	b.primary = &runtimetest.Registrar{Name: "primary", Network: network, User: "1001", Password: "secret"}
 	b.backup = &runtimetest.Registrar{Name: "backup", Network: network, User: "1001", Password: "secret"}
+	var clientTLS *tls.Config
+	if network == "tls" {
+		serverTLS, roots, err := runtimetest.SelfSignedTLS("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.primary.TLS, b.backup.TLS = serverTLS, serverTLS
+		clientTLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	for _, r := range []*runtimetest.Registrar{b.primary, b.backup} {
 		if err := r.Start(); err != nil {
 			t.Fatal(err)
@@ -47,7 +57,7 @@ func newBench(t *testing.T, network string, tweak func(*runtime.LineConfig)) *be
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	b.net = runtime.NewSocketNetwork(nil, nil)
+	b.net = runtime.NewSocketNetwork(clientTLS, nil)
 	t.Cleanup(func() { b.net.Close() })
 	b.agent = runtime.NewAgent(b.net, runtime.WithSeed(1), runtime.WithWatcher(func(tr runtime.Transition) {
 		b.mu.Lock()
@@ -266,5 +276,44 @@ func TestFailback(t *testing.T) {
 	}
 	if !b.primary.Registered() || !b.backup.Registered() {
 		t.Errorf("bindings: primary %v backup %v; the backup's stays until it expires (R12 default)", b.primary.Registered(), b.backup.Registered())
+	}
+}
+
+// TestTLSFailover: over TLS, with the server certificate checked against the
+// configured roots and name, a refused primary fails over to the backup.
+func TestTLSFailover(t *testing.T) {
+	b := newBench(t, "tls", nil)
+	b.line.Register()
+	b.waitState("primary_registered", 3*time.Second)
+	b.primary.Stop()
+	b.line.Register()
+	b.waitState("backup_registered", 3*time.Second)
+	if !strings.HasPrefix(b.line.Status().ServerAddr, "TLS ") || !b.backup.Registered() {
+		t.Errorf("status %+v, backup registered %v", b.line.Status(), b.backup.Registered())
+	}
+}
+
+// TestTLSUnknownAuthority: a server whose certificate the line cannot
+// verify is never registered with; the line ends all-failed with the reason.
+func TestTLSUnknownAuthority(t *testing.T) {
+	b := newBench(t, "tls", nil)
+	other, _, err := runtimetest.SelfSignedTLS("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*runtimetest.Registrar{b.primary, b.backup} {
+		r.Stop()
+		r.TLS = other
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.line.Register()
+	b.waitState("all_failed", 3*time.Second)
+	if st := b.line.Status(); !strings.Contains(st.LastReason, "certificate") {
+		t.Errorf("reason %q does not say the certificate was refused", st.LastReason)
+	}
+	if b.primary.Registered() || b.backup.Registered() {
+		t.Error("registered with a server whose certificate failed verification")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -88,11 +87,14 @@ func (r *Registrar) Start() error {
 	addr, network := r.Addr, r.Network
 	r.mu.Unlock()
 
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(r.Name))
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(r.Name),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
 	if err != nil {
 		return err
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	if err != nil {
 		return err
 	}
