@@ -1,0 +1,234 @@
+package runtimetest
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/runtime"
+)
+
+// SimMode is how a simulated server behaves.
+type SimMode int
+
+const (
+	// SimUp answers: a 401 challenge first when Auth is set, then 200.
+	SimUp SimMode = iota
+	// SimICMP is down: UDP requests draw ICMP port unreachable (R1).
+	SimICMP
+	// SimRefused is down: TCP/TLS connections are refused (R1).
+	SimRefused
+	// SimSilent swallows every request (R1: no answer within the budget).
+	SimSilent
+	// SimAnswer answers every request with Code, and Retry-After if set.
+	SimAnswer
+	// SimRejectAuth challenges every request, so credentials never pass.
+	SimRejectAuth
+)
+
+// SimServer is one simulated server.
+type SimServer struct {
+	Endpoint   runtime.Endpoint
+	Mode       SimMode
+	Code       int // for SimAnswer
+	RetryAfter int // seconds, for SimAnswer
+	Auth       bool
+	Expires    int // granted expiry cap; 0 grants what is asked
+	Received   []SimRequest
+}
+
+// SimRequest is one request a simulated server received.
+type SimRequest struct {
+	At      time.Duration // since the network was made
+	Method  string
+	CallID  string
+	Expires int // -1 when absent
+	Auth    bool
+}
+
+// SimNetwork is a runtime.Network in virtual time: requests reach simulated
+// servers, and their answers, ICMP errors and refusals come back after RTT
+// on the clock, on the goroutine that advances it. Runs are deterministic.
+type SimNetwork struct {
+	Clock *VirtualClock
+	RTT   time.Duration
+
+	mu      sync.Mutex
+	start   time.Time
+	handler runtime.Handler
+	servers map[runtime.Endpoint]*SimServer
+}
+
+// NewSimNetwork returns a network on clock with the given round trip.
+func NewSimNetwork(clock *VirtualClock, rtt time.Duration) *SimNetwork {
+	return &SimNetwork{Clock: clock, RTT: rtt, start: clock.Now(), servers: map[runtime.Endpoint]*SimServer{}}
+}
+
+// Add places a server at e.
+func (n *SimNetwork) Add(s *SimServer) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.servers[s.Endpoint] = s
+}
+
+// SetHandler is part of runtime.Network.
+func (n *SimNetwork) SetHandler(h runtime.Handler) { n.handler = h }
+
+// Local is part of runtime.Network.
+func (n *SimNetwork) Local(runtime.Endpoint) (string, int) { return "192.0.2.10", 5060 }
+
+// Send is part of runtime.Network.
+func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
+	parsed, err := sip.ParseMessage(msg)
+	if err != nil {
+		return fmt.Errorf("simnet: the runtime sent an unparsable message: %w", err)
+	}
+	req, ok := parsed.(*sip.Request)
+	if !ok {
+		return fmt.Errorf("simnet: the runtime sent a response")
+	}
+	n.mu.Lock()
+	s := n.servers[dst]
+	n.mu.Unlock()
+	if s == nil {
+		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
+		return nil
+	}
+	n.mu.Lock()
+	r := SimRequest{At: n.Clock.Now().Sub(n.start), Method: string(req.Method), Expires: -1}
+	if c := req.CallID(); c != nil {
+		r.CallID = c.Value()
+	}
+	if h := req.GetHeader("Expires"); h != nil {
+		r.Expires, _ = strconv.Atoi(h.Value())
+	}
+	r.Auth = req.GetHeader("Authorization") != nil
+	mode := s.Mode
+	if mode != SimICMP && mode != SimRefused {
+		s.Received = append(s.Received, r)
+	}
+	code, retry, auth, cap := s.Code, s.RetryAfter, s.Auth, s.Expires
+	n.mu.Unlock()
+
+	switch mode {
+	case SimICMP:
+		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
+	case SimRefused:
+		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errRefused}) })
+	case SimSilent:
+	case SimAnswer:
+		res := sip.NewResponseFromRequest(req, code, fmt.Sprintf("Answer %d", code), nil)
+		if retry > 0 {
+			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(retry)))
+		}
+		n.reply(dst, res)
+	case SimRejectAuth:
+		n.reply(dst, challengeFor(req))
+	case SimUp:
+		if auth && !r.Auth && req.Method == sip.REGISTER {
+			n.reply(dst, challengeFor(req))
+			return nil
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if req.Method == sip.REGISTER {
+			exp := r.Expires
+			if cap > 0 && exp > cap {
+				exp = cap
+			}
+			res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max(exp, 0))))
+		}
+		n.reply(dst, res)
+	}
+	return nil
+}
+
+func challengeFor(req *sip.Request) *sip.Response {
+	res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm="sim", nonce="abc", algorithm=MD5, qop="auth"`))
+	return res
+}
+
+func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response) {
+	// Re-parse, as the real network does, so the runtime sees typed headers.
+	parsed, err := sip.ParseMessage([]byte(res.String()))
+	if err != nil {
+		panic(fmt.Sprintf("simnet: bad response: %v", err))
+	}
+	n.later(func() { n.handler.HandleResponse(from, parsed.(*sip.Response)) })
+}
+
+func (n *SimNetwork) later(f func()) { n.Clock.AfterFunc(n.RTT, f) }
+
+// Server returns the server at e.
+func (n *SimNetwork) Server(e runtime.Endpoint) *SimServer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.servers[e]
+}
+
+// Requests returns what the server at e received.
+func (n *SimNetwork) Requests(e runtime.Endpoint) []SimRequest {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s := n.servers[e]; s != nil {
+		return append([]SimRequest(nil), s.Received...)
+	}
+	return nil
+}
+
+// Set changes a server's behaviour.
+func (n *SimNetwork) Set(e runtime.Endpoint, f func(*SimServer)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s := n.servers[e]; s != nil {
+		f(s)
+	}
+}
+
+type simError string
+
+func (e simError) Error() string { return string(e) }
+
+var (
+	errICMP    error = simError("connection refused (ICMP port unreachable)")
+	errRefused error = simError("connect: connection refused")
+)
+
+// ParseSimMode reads a mode as scenario scripts write it.
+func ParseSimMode(words []string) (SimMode, int, int, error) {
+	if len(words) == 0 {
+		return 0, 0, 0, fmt.Errorf("missing mode")
+	}
+	switch words[0] {
+	case "up":
+		return SimUp, 0, 0, nil
+	case "icmp":
+		return SimICMP, 0, 0, nil
+	case "refused":
+		return SimRefused, 0, 0, nil
+	case "silent":
+		return SimSilent, 0, 0, nil
+	case "reject-auth":
+		return SimRejectAuth, 0, 0, nil
+	case "answer":
+		if len(words) < 2 {
+			return 0, 0, 0, fmt.Errorf("answer needs a status code")
+		}
+		code, err := strconv.Atoi(words[1])
+		if err != nil || code < 200 || code > 699 {
+			return 0, 0, 0, fmt.Errorf("bad status code %q", words[1])
+		}
+		retry := 0
+		if len(words) >= 4 && words[2] == "retry-after" {
+			if retry, err = strconv.Atoi(strings.TrimSuffix(words[3], "s")); err != nil {
+				return 0, 0, 0, fmt.Errorf("bad retry-after %q", words[3])
+			}
+		}
+		return SimAnswer, code, retry, nil
+	}
+	return 0, 0, 0, fmt.Errorf("unknown mode %q (up, icmp, refused, silent, reject-auth, answer CODE [retry-after N])", words[0])
+}

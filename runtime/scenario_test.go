@@ -1,0 +1,351 @@
+package runtime_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+// TestScenarios runs every script under testdata/*.txt: a failover story in
+// virtual time against simulated servers, one step a line:
+//
+//	line servers=2 t1=500ms retry_counts=3 failback=on failback_interval=1800 auth=on
+//	server primary silent          # up | icmp | refused | silent | reject-auth | answer 503 [retry-after 30]
+//	register                       # also: unregister, request-unavailable
+//	advance 3.5s
+//	expect state backup_registered
+//	expect server backup
+//	expect sends primary REGISTER at 0s 500ms 1.5s
+//	expect count backup REGISTER 2
+//	expect event timer.budget at 3.5s   # the latest transition on it; also: by T
+//	expect reason no answer
+//	expect expires backup 0        # the last REGISTER the backup got
+//	clear                          # forget requests and transitions so far
+func TestScenarios(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.txt")
+	if len(files) == 0 {
+		t.Fatal("no scenarios under testdata/")
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScenario(t, f) })
+	}
+}
+
+var serverNames = []string{"primary", "backup", "s3", "s4"}
+
+type scenario struct {
+	t       *testing.T
+	file    string
+	lineNo  int
+	clock   *runtimetest.VirtualClock
+	net     *runtimetest.SimNetwork
+	start   time.Time
+	cfg     runtime.LineConfig
+	auth    bool
+	line    *runtime.Line
+	eps     []runtime.Endpoint
+	history []runtime.Transition
+}
+
+func (s *scenario) fail(format string, args ...any) {
+	s.t.Helper()
+	s.t.Fatalf("%s:%d: %s", s.file, s.lineNo, fmt.Sprintf(format, args...))
+}
+
+func runScenario(t *testing.T, file string) {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &scenario{t: t, file: file, clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	s.start = s.clock.Now()
+	s.net = runtimetest.NewSimNetwork(s.clock, 10*time.Millisecond)
+	s.configure(nil)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		s.lineNo++
+		text, _, _ := strings.Cut(sc.Text(), "#")
+		words := strings.Fields(text)
+		if len(words) == 0 {
+			continue
+		}
+		s.step(words)
+	}
+}
+
+func (s *scenario) server(name string) int {
+	i := slices.Index(serverNames, name)
+	if i < 0 || i >= len(s.cfg.Servers) {
+		s.fail("unknown server %q", name)
+	}
+	return i
+}
+
+// configure applies key=value settings; the line is made at first use.
+func (s *scenario) configure(kv []string) {
+	if s.line != nil {
+		s.fail("line settings must come before the first action")
+	}
+	set := map[string]string{"servers": "2", "transport": "udp", "auth": "on"}
+	for _, w := range kv {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			s.fail("setting %q is not key=value", w)
+		}
+		set[k] = v
+	}
+	n, _ := strconv.Atoi(set["servers"])
+	transport := map[string]int{"udp": runtime.TransportUDP, "tcp": runtime.TransportTCP, "tls": runtime.TransportTLS}[set["transport"]]
+	cfg := runtime.LineConfig{Name: "scenario", User: "1001", Password: "secret", Domain: "example.test"}
+	s.eps = nil
+	for i := range n {
+		port := 5060
+		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &transport})
+	}
+	num := func(k string) *int {
+		v, ok := set[k]
+		if !ok {
+			return nil
+		}
+		x, err := strconv.Atoi(v)
+		if err != nil {
+			s.fail("%s=%s is not a number", k, v)
+		}
+		return &x
+	}
+	dur := func(k string) runtime.Duration {
+		v, ok := set[k]
+		if !ok {
+			return 0
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.fail("%s=%s is not a duration", k, v)
+		}
+		return runtime.Duration(d)
+	}
+	onoff := func(k string) *int {
+		switch set[k] {
+		case "":
+			return nil
+		case "on":
+			return new(1)
+		case "off":
+			return new(0)
+		}
+		s.fail("%s=%s is not on or off", k, set[k])
+		return nil
+	}
+	cfg.SignalRetryCounts = num("retry_counts")
+	cfg.FailbackInterval = num("failback_interval")
+	cfg.EnableFailback = onoff("failback")
+	if v := onoff("deregister_backup"); v != nil {
+		cfg.DeregisterBackupAfterFailback = *v
+	}
+	cfg.RetryMode = set["retry_mode"]
+	cfg.RetryTime, cfg.T1, cfg.T2 = dur("retry_time"), dur("t1"), dur("t2")
+	cfg.KeepaliveInterval = dur("keepalive")
+	cfg.BackoffBase, cfg.BackoffMax = dur("backoff_base"), dur("backoff_max")
+	if ttl := num("ttl"); ttl != nil {
+		for i := range cfg.Servers {
+			cfg.Servers[i].TTL = ttl
+		}
+	}
+	if rtt := dur("rtt"); rtt > 0 {
+		s.net.RTT = time.Duration(rtt)
+	}
+	s.auth = set["auth"] == "on"
+	s.cfg = cfg.Defaults()
+	for _, sc := range s.cfg.Servers {
+		e := runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport, ServerName: sc.Addr}
+		s.eps = append(s.eps, e)
+		if s.net.Server(e) == nil {
+			s.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: s.auth})
+		}
+	}
+}
+
+func (s *scenario) ensureLine() *runtime.Line {
+	if s.line == nil {
+		agent := runtime.NewAgent(s.net, runtime.WithClock(s.clock), runtime.WithSeed(1),
+			runtime.WithWatcher(func(tr runtime.Transition) { s.history = append(s.history, tr) }))
+		l, err := agent.AddLine(s.cfg)
+		if err != nil {
+			s.fail("line: %v", err)
+		}
+		s.line = l
+	}
+	return s.line
+}
+
+func (s *scenario) at(text string) time.Duration {
+	d, err := time.ParseDuration(text)
+	if err != nil {
+		s.fail("%q is not a duration", text)
+	}
+	return d
+}
+
+func (s *scenario) now() time.Duration { return s.clock.Now().Sub(s.start) }
+
+func (s *scenario) step(w []string) {
+	s.t.Helper()
+	switch w[0] {
+	case "line":
+		s.configure(w[1:])
+	case "server":
+		if len(w) < 3 {
+			s.fail("server NAME MODE")
+		}
+		i := s.server(w[1])
+		mode, code, retry, err := runtimetest.ParseSimMode(w[2:])
+		if err != nil {
+			s.fail("%v", err)
+		}
+		s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Mode, sv.Code, sv.RetryAfter = mode, code, retry })
+	case "register":
+		s.ensureLine().Register()
+	case "unregister":
+		s.ensureLine().Unregister()
+	case "request-unavailable":
+		s.ensureLine().RequestUnavailable("a call's request found the server unavailable")
+	case "advance":
+		if len(w) != 2 {
+			s.fail("advance DURATION")
+		}
+		s.clock.Advance(s.at(w[1]))
+	case "clear":
+		s.history = nil
+		for _, e := range s.eps {
+			s.net.Set(e, func(sv *runtimetest.SimServer) { sv.Received = nil })
+		}
+	case "expect":
+		s.expect(w[1:])
+	default:
+		s.fail("unknown step %q", w[0])
+	}
+}
+
+func (s *scenario) expect(w []string) {
+	s.t.Helper()
+	if len(w) < 2 {
+		s.fail("expect WHAT ...")
+	}
+	st := s.ensureLine().Status()
+	switch w[0] {
+	case "state":
+		if st.State != w[1] {
+			s.fail("state is %s, want %s (at %v; transitions: %v)", st.State, w[1], s.now(), s.history)
+		}
+	case "server":
+		if got := serverNames[st.Server]; got != w[1] {
+			s.fail("server is %s, want %s", got, w[1])
+		}
+	case "count":
+		if len(w) != 4 {
+			s.fail("expect count SERVER METHOD N")
+		}
+		want, _ := strconv.Atoi(w[3])
+		if got := len(s.requests(w[1], w[2])); got != want {
+			s.fail("%s got %d %s, want %d: %v", w[1], got, w[2], want, s.requests(w[1], w[2]))
+		}
+	case "sends":
+		if len(w) < 4 || w[3] != "at" {
+			s.fail("expect sends SERVER METHOD at T...")
+		}
+		var got, want []time.Duration
+		for _, r := range s.requests(w[1], w[2]) {
+			got = append(got, r.At)
+		}
+		for _, x := range w[4:] {
+			want = append(want, s.at(x))
+		}
+		if !slices.Equal(got, want) {
+			s.fail("%s got %s at %v, want %v", w[1], w[2], got, want)
+		}
+	case "event":
+		if len(w) != 4 || (w[2] != "at" && w[2] != "by") {
+			s.fail("expect event EVENT at|by T")
+		}
+		i := s.last(w[1])
+		if i < 0 {
+			s.fail("no transition on %s: %v", w[1], s.history)
+		}
+		got, want := s.history[i].At.Sub(s.start), s.at(w[3])
+		if (w[2] == "at" && got != want) || (w[2] == "by" && got > want) {
+			s.fail("%s at %v, want %s %v", w[1], got, w[2], want)
+		}
+	case "between":
+		// expect between EVENT LO HI: the latest transition on EVENT came in [LO, HI]
+		if len(w) != 4 {
+			s.fail("expect between EVENT LO HI")
+		}
+		i := s.last(w[1])
+		if i < 0 {
+			s.fail("no transition on %s", w[1])
+		}
+		if got := s.history[i].At.Sub(s.start); got < s.at(w[2]) || got > s.at(w[3]) {
+			s.fail("%s at %v, want within [%s, %s]", w[1], got, w[2], w[3])
+		}
+	case "reason":
+		want := strings.Join(w[1:], " ")
+		if !strings.Contains(st.LastReason, want) {
+			s.fail("last reason %q lacks %q", st.LastReason, want)
+		}
+	case "expires":
+		if len(w) != 3 {
+			s.fail("expect expires SERVER N")
+		}
+		rs := s.requests(w[1], "REGISTER")
+		if len(rs) == 0 {
+			s.fail("%s got no REGISTER", w[1])
+		}
+		if got := strconv.Itoa(rs[len(rs)-1].Expires); got != w[2] {
+			s.fail("%s's last REGISTER had Expires %s, want %s", w[1], got, w[2])
+		}
+	case "callids":
+		// expect callids SERVER N: the REGISTERs the server got used N Call-IDs
+		if len(w) != 3 {
+			s.fail("expect callids SERVER N")
+		}
+		ids := map[string]bool{}
+		for _, r := range s.requests(w[1], "REGISTER") {
+			ids[r.CallID] = true
+		}
+		if got := strconv.Itoa(len(ids)); got != w[2] {
+			s.fail("%s saw %s Call-IDs, want %s", w[1], got, w[2])
+		}
+	default:
+		s.fail("unknown expectation %q", w[0])
+	}
+}
+
+// last returns the index of the latest transition on event, or -1.
+func (s *scenario) last(event string) int {
+	for i := len(s.history) - 1; i >= 0; i-- {
+		if s.history[i].Event == event {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *scenario) requests(server, method string) []runtimetest.SimRequest {
+	var out []runtimetest.SimRequest
+	for _, r := range s.net.Requests(s.eps[s.server(server)]) {
+		if r.Method == method {
+			out = append(out, r)
+		}
+	}
+	return out
+}
