@@ -722,10 +722,10 @@ func (m *LineMachine) exitIdle(v *LineVars, fired LineTimer, transition string) 
 }
 
 func (m *LineMachine) enterRegistering(v *LineVars, transition string) error {
-	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	v.Server = 0
 	v.Challenges = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
 	return nil
 }
@@ -740,9 +740,9 @@ func (m *LineMachine) exitRegistering(v *LineVars, fired LineTimer, transition s
 }
 
 func (m *LineMachine) enterRetrying(v *LineVars, transition string) error {
-	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	v.Challenges = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
 	return nil
 }
@@ -794,9 +794,9 @@ func (m *LineMachine) exitBackupRegistered(v *LineVars, fired LineTimer, transit
 }
 
 func (m *LineMachine) enterProbing(v *LineVars, transition string) error {
-	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
 	v.ProbeChallenges = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendProbe})
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
 	_, _ = v, transition
 	return nil
 }
@@ -834,9 +834,9 @@ func (m *LineMachine) exitFailed(v *LineVars, fired LineTimer, transition string
 }
 
 func (m *LineMachine) enterUnregistering(v *LineVars, transition string) error {
-	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	v.Challenges = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendUnregister})
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
 	return nil
 }

@@ -587,7 +587,6 @@ func (m *RequestMachine) exitIdle(v *RequestVars, fired RequestTimer, transition
 }
 
 func (m *RequestMachine) enterSending(v *RequestVars, transition string) error {
-	m.effects = append(m.effects, RequestEffect{Kind: EffectArm, Timer: RequestTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	v.Challenges = 0
 	if x := min((v.Attempts + 1), 4); x < 0 || x > 4 {
 		return &VarRangeError{Machine: "request", Transition: transition, Var: "attempts", Value: int64(x), Min: 0, Max: 4}
@@ -595,6 +594,7 @@ func (m *RequestMachine) enterSending(v *RequestVars, transition string) error {
 		v.Attempts = x
 	}
 	m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionSendRequest})
+	m.effects = append(m.effects, RequestEffect{Kind: EffectArm, Timer: RequestTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
 	return nil
 }

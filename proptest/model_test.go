@@ -146,6 +146,12 @@ func TestLineModel(t *testing.T) {
 				}
 			}
 			apply(st.Effects)
+			// R3, R4: a budget is armed for the server the line now targets.
+			for _, e := range st.Effects {
+				if e.Kind == fsm.EffectArm && e.Timer == fsm.LineTimerBudget && e.After != m.Budget() {
+					t.Fatalf("%s armed budget %v, but the budget of server %d is %v\ntrace: %s", st.Transition, time.Duration(e.After), m.Vars().Server, time.Duration(m.Budget()), strings.Join(trace, "; "))
+				}
+			}
 			for i, inv := range fsm.LineLeadsToInvariants {
 				if inv.Assumes != "" || !inv.When(m) {
 					continue // the runtime suite, which controls the servers, checks it

@@ -13,7 +13,7 @@ import (
 
 // bench is a line on real loopback sockets between two embedded registrars.
 type bench struct {
-	t       *testing.T
+	t       testing.TB
 	primary *runtimetest.Registrar
 	backup  *runtimetest.Registrar
 	net     *runtime.SocketNetwork
@@ -24,7 +24,7 @@ type bench struct {
 	changed chan struct{}
 }
 
-func newBench(t *testing.T, network string, tweak func(*runtime.LineConfig)) *bench {
+func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *bench {
 	t.Helper()
 	b := &bench{t: t, changed: make(chan struct{}, 100)}
 	b.primary = &runtimetest.Registrar{Name: "primary", Network: network, User: "1001", Password: "secret"}

@@ -689,10 +689,12 @@ func (g *goGen) machine() {
 	// Entry and exit of every state.
 	for _, s := range m.States {
 		g.p("func (m *%sMachine) enter%s(v *%sVars, transition string) error {", g.M, model.GoName(s.Name), g.M)
+		// Entry steps first, then the state's timers: a timer's duration sees
+		// the variables the entry steps set.
+		g.steps(s.Entry, "transition")
 		for _, t := range s.After {
 			g.arm(t.Name)
 		}
-		g.steps(s.Entry, "transition")
 		g.p("_, _ = v, transition")
 		g.p("return nil")
 		g.p("}")

@@ -489,10 +489,10 @@ func Running(m *Model) map[string]map[string]bool {
 		}
 	}
 	enter := func(set map[string]bool, s *State) {
+		apply(set, s.Entry)
 		for _, t := range s.After {
 			set[t.Name] = true
 		}
-		apply(set, s.Entry)
 	}
 	merge := func(into, from map[string]bool) bool {
 		grew := false
