@@ -29,7 +29,10 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			w := newBench(b, m.network, func(c *runtime.LineConfig) { c.T1 = runtime.Duration(500 * time.Millisecond); c.T2 = runtime.Duration(4 * time.Second) })
+			w := newBench(b, m.network, func(c *runtime.LineConfig) {
+				c.T1 = runtime.Duration(500 * time.Millisecond)
+				c.T2 = runtime.Duration(4 * time.Second)
+			})
 			m.fail(w.primary)
 			var over []time.Duration
 			for b.Loop() {
