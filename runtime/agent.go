@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -78,6 +79,21 @@ func (a *Agent) AddLine(cfg LineConfig) (*Line, error) {
 	a.lines = append(a.lines, l)
 	a.mu.Unlock()
 	return l, nil
+}
+
+// RemoveLine drops l from the agent; unregister it first.
+func (a *Agent) RemoveLine(l *Line) {
+	l.mu.Lock()
+	for t := range l.timers {
+		l.cancel(t)
+	}
+	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
+		l.finish(t)
+	}
+	l.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lines = slices.DeleteFunc(a.lines, func(x *Line) bool { return x == l })
 }
 
 // Lines returns the agent's lines.

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -22,7 +24,10 @@ const (
 
 // Config is the settings file: any number of lines.
 type Config struct {
-	Lines []LineConfig `yaml:"lines"`
+	// TLSCAFile is a PEM file of the roots that TLS servers' certificates
+	// are checked against; empty uses the system's roots.
+	TLSCAFile string       `yaml:"tls_ca_file"`
+	Lines     []LineConfig `yaml:"lines"`
 }
 
 // LineConfig is one line's settings. Fields whose seed default is not zero
@@ -288,6 +293,23 @@ func ParseConfig(data []byte) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// TLSConfig returns the client TLS settings: the CA file's roots if set.
+func (c Config) TLSConfig() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCAFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(c.TLSCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls_ca_file: %w", err)
+	}
+	conf.RootCAs = x509.NewCertPool()
+	if !conf.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls_ca_file: %s holds no PEM certificate", c.TLSCAFile)
+	}
+	return conf, nil
 }
 
 // LoadConfig reads and validates a settings file.

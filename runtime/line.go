@@ -130,6 +130,9 @@ func (l *Line) params() fsm.LineParams {
 	}
 }
 
+// Config returns the line's settings, defaults filled in.
+func (l *Line) Config() LineConfig { return l.cfg }
+
 // Name is the line's configured name.
 func (l *Line) Name() string { return l.cfg.Name }
 

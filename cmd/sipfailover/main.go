@@ -1,6 +1,8 @@
 // Command sipfailover is the SIP server redundancy toolkit's program.
 //
 //	sipfailover demo                  play failover and failback on loopback
+//	sipfailover run -config FILE      the agent for real servers
+//	sipfailover status [-json]        the lines of a running agent
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
 //
@@ -20,6 +22,9 @@ const usage = `usage: sipfailover <command> [arguments]
 commands:
   demo                  play failover and failback against two embedded
                         registrars on loopback, and print a timeline
+  run -config FILE      register the configured lines on real servers; SIGHUP
+                        reloads the settings, SIGINT/SIGTERM de-registers
+  status [-json]        print the lines of a running agent
   gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
                         with -check, write nothing and print a diff if out of date
   check MODEL.yaml...   validate models and print every problem as file:line:col
@@ -37,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		return demo(args[1:], stdout, stderr)
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
 	case "gen", "check":
 		return gen.Main(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

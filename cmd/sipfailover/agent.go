@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"reflect"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime"
+)
+
+const defaultStatusAddr = "127.0.0.1:5380"
+
+// runCmd is `sipfailover run -config FILE`: the agent for real servers.
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", "", "settings file (YAML); see docs/settings.md")
+	statusAddr := fs.String("status-addr", defaultStatusAddr, "where to serve /api/status (loopback)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *config == "" {
+		fmt.Fprintln(stderr, "run: -config is required")
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	defer signal.Stop(reload)
+	hup := make(chan struct{}, 1)
+	go func() {
+		for range reload {
+			select {
+			case hup <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	if err := serve(ctx, *config, *statusAddr, hup, log); err != nil {
+		fmt.Fprintln(stderr, "run:", err)
+		return 1
+	}
+	return 0
+}
+
+// lineKey names a line across reloads: its name, else its position.
+func lineKey(i int, c runtime.LineConfig) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return "#" + strconv.Itoa(i+1)
+}
+
+// serve runs the agent until ctx ends, then de-registers every line. Each
+// value on reload re-reads the settings: a bad file is reported and the
+// running settings stay; otherwise only lines whose settings changed are
+// re-registered (R15).
+func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{}, log *slog.Logger) error {
+	cfg, err := runtime.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	tlsConf, err := cfg.TLSConfig()
+	if err != nil {
+		return err
+	}
+	network := runtime.NewSocketNetwork(tlsConf, log)
+	defer network.Close()
+	agent := runtime.NewAgent(network, runtime.WithLogger(log))
+	lines := map[string]*runtime.Line{}
+	for i, lc := range cfg.Lines {
+		l, err := agent.AddLine(lc)
+		if err != nil {
+			return err
+		}
+		lines[lineKey(i, lc)] = l
+		l.Register()
+	}
+
+	ln, err := net.Listen("tcp", statusAddr)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+		var out []runtime.Status
+		for _, l := range agent.Lines() {
+			out = append(out, l.Status())
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+	log.Info("agent running", "lines", len(lines), "status", "http://"+ln.Addr().String()+"/api/status")
+
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping: de-registering every line")
+			unregisterAll(agent.Lines())
+			return nil
+		case <-reload:
+			next, err := runtime.LoadConfig(path)
+			if err != nil {
+				log.Error("reload refused; the running settings stay", "err", err)
+				continue
+			}
+			lines = apply(agent, lines, next, log)
+			cfg = next
+		}
+	}
+}
+
+// apply moves the agent from its lines to next's: unchanged lines are left
+// alone, changed ones are de-registered and registered anew.
+func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Config, log *slog.Logger) map[string]*runtime.Line {
+	out := map[string]*runtime.Line{}
+	var gone []*runtime.Line
+	for i, lc := range next.Lines {
+		key := lineKey(i, lc)
+		if old := lines[key]; old != nil && reflect.DeepEqual(old.Config(), lc.Defaults()) {
+			out[key] = old
+			delete(lines, key)
+			continue
+		}
+		if old := lines[key]; old != nil {
+			gone = append(gone, old)
+			delete(lines, key)
+		}
+		l, err := agent.AddLine(lc)
+		if err != nil { // validated already; a failure here is a bug
+			log.Error("reload: line", "line", key, "err", err)
+			continue
+		}
+		out[key] = l
+		log.Info("reload: line (re)registers", "line", key)
+	}
+	for _, l := range lines {
+		gone = append(gone, l)
+	}
+	unregisterAll(gone)
+	for _, l := range gone {
+		agent.RemoveLine(l)
+	}
+	for _, l := range out {
+		if l.State().String() == "idle" {
+			l.Register()
+		}
+	}
+	return out
+}
+
+// unregisterAll de-registers lines and waits until each is idle or its
+// de-registration budget (64*T1 at most) has run out.
+func unregisterAll(lines []*runtime.Line) {
+	var wait time.Duration
+	for _, l := range lines {
+		l.Unregister()
+		wait = max(wait, 64*time.Duration(l.Config().T1)+time.Second)
+	}
+	deadline := time.Now().Add(wait)
+	for _, l := range lines {
+		for l.State().String() != "idle" && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the program's own shutdown wait, not line logic
+		}
+	}
+}
+
+// statusCmd is `sipfailover status`: the lines of a running agent.
+func statusCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	res, err := client.Get("http://" + *addr + "/api/status")
+	if err != nil {
+		fmt.Fprintln(stderr, "status: no agent answering:", err)
+		return 1
+	}
+	defer res.Body.Close()
+	var lines []runtime.Status
+	if err := json.NewDecoder(res.Body).Decode(&lines); err != nil {
+		fmt.Fprintln(stderr, "status:", errors.Join(errors.New("bad answer"), err))
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(lines)
+		return 0
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "LINE\tSTATE\tSERVER\tSINCE\tLAST FAILURE")
+	for _, s := range lines {
+		fmt.Fprintf(w, "%s\t%s\t%d %s\t%s\t%s\n", s.Line, s.State, s.Server, s.ServerAddr, s.Since.Format(time.DateTime), s.LastReason)
+	}
+	w.Flush()
+	return 0
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+func startRegistrars(t *testing.T, names ...string) []*runtimetest.Registrar {
+	t.Helper()
+	var out []*runtimetest.Registrar
+	for _, n := range names {
+		r := &runtimetest.Registrar{Name: n, User: "1001", Password: "pw"}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+		out = append(out, r)
+	}
+	return out
+}
+
+func settings(lines ...[2]int) string {
+	var b strings.Builder
+	b.WriteString("lines:\n")
+	for i, l := range lines {
+		fmt.Fprintf(&b, "  - name: line%d\n    user: \"1001\"\n    password: pw\n    t1: 20ms\n    servers:\n", i+1)
+		for _, port := range l {
+			fmt.Fprintf(&b, "      - {addr: 127.0.0.1, port: %d}\n", port)
+		}
+	}
+	return b.String()
+}
+
+func registers(r *runtimetest.Registrar) (n, unregisters int) {
+	for _, s := range r.Seen() {
+		if s.Method == "REGISTER" {
+			n++
+			if s.Expires == 0 {
+				unregisters++
+			}
+		}
+	}
+	return n, unregisters
+}
+
+// eventually waits on the wall clock (real sockets) for cond.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestServeReloadAndStop: R15's "re-registers the affected line only", a
+// bad reload keeps the running settings (R2), and stopping de-registers.
+func TestServeReloadAndStop(t *testing.T) {
+	rs := startRegistrars(t, "p1", "b1", "p2", "b2", "b2new")
+	p1, b1, p2, b2, b2new := rs[0], rs[1], rs[2], rs[3], rs[4]
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(settings([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2.Port()}))
+	ctx, cancel := context.WithCancel(context.Background())
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	go func() { done <- serve(ctx, path, "127.0.0.1:0", reload, log) }()
+	eventually(t, "both lines register", func() bool { return p1.Registered() && p2.Registered() })
+	n1, _ := registers(p1)
+
+	write("lines: [this is not valid")
+	reload <- struct{}{}
+	write(settings([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2new.Port()}))
+	reload <- struct{}{}
+	// Line 2 de-registers (challenged: Expires 0 twice) and registers anew.
+	eventually(t, "line 2 re-registers", func() bool { n, u := registers(p2); return n >= 6 && u == 2 && p2.Registered() })
+	if n, _ := registers(p1); n != n1 {
+		t.Errorf("line 1 did not change but sent %d more REGISTERs", n-n1)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	for _, r := range []*runtimetest.Registrar{p1, p2} {
+		if r.Registered() {
+			t.Errorf("%s still holds a binding after stop", r.Name)
+		}
+	}
+	if !strings.Contains(logs.String(), "reload refused") {
+		t.Errorf("the bad reload was not reported:\n%s", logs.String())
+	}
+	if b2.Registered() {
+		t.Error("line 2's old backup was used after the reload moved it")
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.(*bytes.Buffer).String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestStatusTable: `sipfailover status` prints each line of a running agent
+// with its state, server and last failure (R14).
+func TestStatusTable(t *testing.T) {
+	rs := startRegistrars(t, "p", "b")
+	rs[0].SetAnswer(503, 0)
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	if err := os.WriteFile(path, []byte(settings([2]int{rs[0].Port(), rs[1].Port()})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, path, addr, nil, slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-done }()
+	var out, errOut bytes.Buffer
+	eventually(t, "the status shows the line on the backup", func() bool {
+		out.Reset()
+		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0 && strings.Contains(out.String(), "backup_registered")
+	})
+	row := strings.Split(strings.TrimSpace(out.String()), "\n")[1]
+	for _, want := range []string{"line1", "backup_registered", "1 UDP 127.0.0.1:" + strconv.Itoa(rs[1].Port()), "503 Service Unavailable"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("status row %q lacks %q", row, want)
+		}
+	}
+	out.Reset()
+	if code := statusCmd([]string{"-addr", addr, "-json"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"state": "backup_registered"`) {
+		t.Errorf("status -json exited %d:\n%s", code, out.String())
+	}
+}
