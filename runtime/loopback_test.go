@@ -317,3 +317,38 @@ func TestTLSUnknownAuthority(t *testing.T) {
 		t.Error("registered with a server whose certificate failed verification")
 	}
 }
+
+// TestFailureModesEveryTransport: R1 on UDP, TCP and TLS. A stopped primary
+// (ICMP, or a refused connection), a silent one (no answer within the
+// budget) and one answering 503 all fail over to the backup, and the status
+// names the failure.
+func TestFailureModesEveryTransport(t *testing.T) {
+	modes := []struct {
+		name   string
+		fail   func(*runtimetest.Registrar)
+		reason map[string]string // by network
+	}{
+		// A stopped TCP/TLS server closes the open connection (or refuses a new one).
+		{"stopped", (*runtimetest.Registrar).Stop, map[string]string{"udp": "ICMP port unreachable", "tcp": "connection", "tls": "connection"}},
+		{"silent", func(r *runtimetest.Registrar) { r.SetMode(runtimetest.Silent) }, map[string]string{"udp": "no answer", "tcp": "no answer", "tls": "no answer"}},
+		{"503", func(r *runtimetest.Registrar) { r.SetAnswer(503, 0) }, map[string]string{"udp": "503", "tcp": "503", "tls": "503"}},
+	}
+	for _, network := range []string{"udp", "tcp", "tls"} {
+		for _, m := range modes {
+			t.Run(network+"/"+m.name, func(t *testing.T) {
+				b := newBench(t, network, nil)
+				b.line.Register()
+				b.waitState("primary_registered", 3*time.Second)
+				m.fail(b.primary)
+				b.line.Register()
+				b.waitState("backup_registered", 3*time.Second)
+				if st := b.line.Status(); !strings.Contains(st.LastReason, m.reason[network]) {
+					t.Errorf("reason %q lacks %q", st.LastReason, m.reason[network])
+				}
+				if !b.backup.Registered() {
+					t.Error("no binding on the backup")
+				}
+			})
+		}
+	}
+}

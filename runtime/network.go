@@ -3,8 +3,10 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
+	"syscall"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -63,8 +65,13 @@ type TransportError struct {
 }
 
 func (e *TransportError) Error() string {
-	if e.Dst.Transport == TransportUDP && errors.Is(e.Err, errConnRefused) {
+	switch {
+	case e.Dst.Transport == TransportUDP && errors.Is(e.Err, errConnRefused):
 		return fmt.Sprintf("ICMP port unreachable from %s", e.Dst)
+	case errors.Is(e.Err, io.EOF):
+		return fmt.Sprintf("%s: connection closed by the server", e.Dst)
+	case errors.Is(e.Err, syscall.ECONNRESET):
+		return fmt.Sprintf("%s: connection reset by the server", e.Dst)
 	}
 	return fmt.Sprintf("%s: %v", e.Dst, e.Err)
 }
