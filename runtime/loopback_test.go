@@ -352,3 +352,24 @@ func TestFailureModesEveryTransport(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPConnectTimeout: R1, a primary whose TCP connection never completes
+// is unavailable when its budget ends (N=3, T1=20ms: 140ms), and the line
+// registers on the backup.
+func TestTCPConnectTimeout(t *testing.T) {
+	hole, err := runtimetest.NewBlackhole()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	b := newBench(t, "tcp", func(c *runtime.LineConfig) { c.Servers[0].Port = &hole.Port })
+	start := time.Now()
+	b.line.Register()
+	b.waitState("backup_registered", 3*time.Second)
+	if took := b.event("timer.budget").At.Sub(start); took < 140*time.Millisecond || took > 200*time.Millisecond {
+		t.Errorf("verdict after %v, want the 140ms budget", took)
+	}
+	if st := b.line.Status(); !strings.Contains(st.LastReason, "no answer") {
+		t.Errorf("reason %q", st.LastReason)
+	}
+}

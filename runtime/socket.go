@@ -28,6 +28,9 @@ type SocketNetwork struct {
 	log     *slog.Logger
 	handler Handler
 
+	ctx    context.Context // ends pending dials on Close
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	udp     map[Endpoint]*net.UDPConn
 	streams map[Endpoint]*stream
@@ -43,7 +46,8 @@ func NewSocketNetwork(tlsConf *tls.Config, log *slog.Logger) *SocketNetwork {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &SocketNetwork{tls: tlsConf, dialer: net.Dialer{Timeout: 32 * time.Second}, log: log,
+	ctx, cancel := context.WithCancel(context.Background())
+	return &SocketNetwork{tls: tlsConf, dialer: net.Dialer{Timeout: 32 * time.Second}, log: log, ctx: ctx, cancel: cancel,
 		udp: map[Endpoint]*net.UDPConn{}, streams: map[Endpoint]*stream{}}
 }
 
@@ -195,7 +199,7 @@ func (s *stream) connected(conn net.Conn) {
 }
 
 func (n *SocketNetwork) dial(s *stream) {
-	ctx := context.Background()
+	ctx := n.ctx
 	var conn net.Conn
 	var err error
 	if s.dst.Transport == TransportTLS {
@@ -254,6 +258,7 @@ func (n *SocketNetwork) drop(s *stream, err error) {
 
 // Close closes every socket.
 func (n *SocketNetwork) Close() error {
+	n.cancel()
 	n.mu.Lock()
 	n.closed = true
 	udp, streams := n.udp, n.streams

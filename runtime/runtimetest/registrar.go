@@ -1,6 +1,3 @@
-// Package runtimetest holds helpers for testing the runtime and programs
-// built on it: a virtual clock, and an embedded SIP registrar on real
-// sockets whose failures a test controls.
 package runtimetest
 
 import (

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -68,11 +69,17 @@ func NewSimNetwork(clock *VirtualClock, rtt time.Duration) *SimNetwork {
 	return &SimNetwork{Clock: clock, RTT: rtt, start: clock.Now(), servers: map[runtime.Endpoint]*SimServer{}}
 }
 
-// Add places a server at e.
+// where is the key of an endpoint: host, port and transport (not the TLS
+// server name, which only a certificate check reads).
+func where(e runtime.Endpoint) runtime.Endpoint {
+	return runtime.Endpoint{Host: e.Host, Port: e.Port, Transport: e.Transport}
+}
+
+// Add places a server at its endpoint.
 func (n *SimNetwork) Add(s *SimServer) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.servers[s.Endpoint] = s
+	n.servers[where(s.Endpoint)] = s
 }
 
 // SetHandler is part of runtime.Network.
@@ -92,7 +99,7 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 		return fmt.Errorf("simnet: the runtime sent a response")
 	}
 	n.mu.Lock()
-	s := n.servers[dst]
+	s := n.servers[where(dst)]
 	n.mu.Unlock()
 	if s == nil {
 		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
@@ -167,14 +174,14 @@ func (n *SimNetwork) later(f func()) { n.Clock.AfterFunc(n.RTT, f) }
 func (n *SimNetwork) Server(e runtime.Endpoint) *SimServer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.servers[e]
+	return n.servers[where(e)]
 }
 
 // Requests returns what the server at e received.
 func (n *SimNetwork) Requests(e runtime.Endpoint) []SimRequest {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if s := n.servers[e]; s != nil {
+	if s := n.servers[where(e)]; s != nil {
 		return append([]SimRequest(nil), s.Received...)
 	}
 	return nil
@@ -184,18 +191,16 @@ func (n *SimNetwork) Requests(e runtime.Endpoint) []SimRequest {
 func (n *SimNetwork) Set(e runtime.Endpoint, f func(*SimServer)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if s := n.servers[e]; s != nil {
+	if s := n.servers[where(e)]; s != nil {
 		f(s)
 	}
 }
 
-type simError string
-
-func (e simError) Error() string { return string(e) }
-
+// The errors the kernel gives: ICMP unreachable on a connected UDP socket
+// and a refused TCP connection both read as ECONNREFUSED.
 var (
-	errICMP    error = simError("connection refused (ICMP port unreachable)")
-	errRefused error = simError("connect: connection refused")
+	errICMP    error = syscall.ECONNREFUSED
+	errRefused error = syscall.ECONNREFUSED
 )
 
 // ParseSimMode reads a mode as scenario scripts write it.

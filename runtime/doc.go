@@ -1,0 +1,25 @@
+// Package runtime drives the generated line machine (fsm.LineMachine, from
+// model/line.yaml) against SIP servers. It is the only package that does I/O.
+//
+// The machine decides and the runtime performs. A Line feeds the machine
+// events (a response, an ICMP error, a timer firing) and carries out the
+// effects each step returns: it implements fsm.LineActions (send a REGISTER,
+// send the probe, adopt the probe's registration ...) and keeps the model's
+// timers on a Clock. Nothing here sleeps or reads the wall clock in its logic,
+// so tests run a line in virtual time.
+//
+// Requests travel over a Network. SocketNetwork uses real UDP, TCP and TLS
+// sockets, shared by every line of an Agent; runtimetest.SimNetwork simulates
+// servers in virtual time for scenario and property tests. The runtime runs
+// its own non-INVITE transactions, with github.com/emiago/sipgo for the
+// messages: the model owns each request's budget and transmission cap (SPEC
+// R3, R4, I4), which sipgo's package-global transaction timers cannot give per
+// line, and connected UDP sockets turn ICMP port unreachable into an
+// immediate failover (R1), which sipgo's unconnected sockets never see.
+//
+//	network := runtime.NewSocketNetwork(nil, logger)
+//	agent := runtime.NewAgent(network, runtime.WithLogger(logger))
+//	line, err := agent.AddLine(cfg) // cfg: a runtime.LineConfig, validated here
+//	line.Register()
+//	fmt.Println(line.Status())      // state, server, last failure and reason (R14)
+package runtime
