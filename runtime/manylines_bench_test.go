@@ -1,0 +1,75 @@
+package runtime_test
+
+import (
+	goruntime "runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+// BenchmarkManyLines registers N lines of one agent against one
+// loopback primary and backup (UDP, digest), as a fleet simulator would.
+// It reports the heap each registered line holds, the goroutines of the
+// whole process per line, and the time for all to register.
+func BenchmarkManyLines(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(strconv.Itoa(n)+"lines", func(b *testing.B) {
+			primary := &runtimetest.Registrar{Name: "primary", User: "1001", Password: "pw"}
+			backup := &runtimetest.Registrar{Name: "backup", User: "1001", Password: "pw"}
+			for _, r := range []*runtimetest.Registrar{primary, backup} {
+				if err := r.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer r.Stop()
+			}
+			pp, bp := primary.Port(), backup.Port()
+			for b.Loop() {
+				network := runtime.NewSocketNetwork(nil, nil)
+				agent := runtime.NewAgent(network)
+				goruntime.GC()
+				var before, after goruntime.MemStats
+				goruntime.ReadMemStats(&before)
+				g0 := goruntime.NumGoroutine()
+				lines := make([]*runtime.Line, n)
+				for i := range lines {
+					l, err := agent.AddLine(runtime.LineConfig{User: "1001", Password: "pw", Servers: []runtime.ServerConfig{
+						{Addr: "127.0.0.1", Port: &pp}, {Addr: "127.0.0.1", Port: &bp}}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					lines[i] = l
+				}
+				start := time.Now()
+				for _, l := range lines {
+					l.Register()
+				}
+				failedOver := 0
+				for _, l := range lines {
+					for !l.Status().Registered {
+						if time.Since(start) > 2*time.Minute {
+							b.Fatalf("a line is %s after two minutes", l.State())
+						}
+						time.Sleep(time.Millisecond)
+					}
+					if l.Status().Server != 0 {
+						failedOver++
+					}
+				}
+				took := time.Since(start)
+				goruntime.GC()
+				goruntime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-B/line")
+				b.ReportMetric(float64(goruntime.NumGoroutine()-g0)/float64(n), "goroutines/line")
+				b.ReportMetric(took.Seconds()*1000, "ms-to-register-all")
+				// A storm of simultaneous registrations can outrun the in-process
+				// registrar; those lines fail over, as they should.
+				b.ReportMetric(float64(failedOver), "failed-over")
+				goruntime.KeepAlive(lines)
+				network.Close()
+			}
+		})
+	}
+}
