@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "9bd85f3b09b5146d3ad63f1b93f12d530b58b6ae93b146dbefe9a1ce3a1a8603"
+const LineModelSHA256 = "62c7cb97fef45084cb058afaa444ef1e53dc6c4cbccf60f3e1da8c9e5989b043"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -280,9 +280,9 @@ const (
 	// LineActionAdoptProbe is "adopt_probe": Make the probe's registration dialog the line's
 	// registration on the primary; the backup registration is no longer refreshed (R10, R12).
 	LineActionAdoptProbe
-	// LineActionDeregisterBackup is "deregister_backup": Send REGISTER with Expires 0 to the server
-	// the line was on before failback, through that registration's dialog; its answer is not awaited
-	// (R12).
+	// LineActionDeregisterBackup is "deregister_backup": Send REGISTER with Expires 0, once, to the
+	// server the line was on before failback, through that registration's dialog; its answer is not
+	// awaited, and a lost one leaves the binding to expire (R12).
 	LineActionDeregisterBackup
 )
 
@@ -448,8 +448,9 @@ type LineActions interface {
 	// AdoptProbe is adopt_probe: Make the probe's registration dialog the line's registration on the
 	// primary; the backup registration is no longer refreshed (R10, R12).
 	AdoptProbe()
-	// DeregisterBackup is deregister_backup: Send REGISTER with Expires 0 to the server the line was
-	// on before failback, through that registration's dialog; its answer is not awaited (R12).
+	// DeregisterBackup is deregister_backup: Send REGISTER with Expires 0, once, to the server the
+	// line was on before failback, through that registration's dialog; its answer is not awaited, and
+	// a lost one leaves the binding to expire (R12).
 	DeregisterBackup()
 }
 

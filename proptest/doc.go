@@ -8,6 +8,12 @@
 // leads-to invariants must hold, and over the default number of checks every
 // branch of every transition must be taken.
 //
+// runtime_test.go drives the real runtime (runtime.Line, over the simulated
+// network of runtimetest, on its virtual clock) with random server faults
+// and recoveries, user actions and time, and judges the whole trace with
+// Check after every step: I1-I4 and I6-I9 of SPEC.md. A failure prints the
+// shrunk run as a scenario script for runtime/testdata, and rapid's seed.
+//
 // Run a long search, or replay a failure, with rapid's flags:
 //
 //	go test ./proptest -rapid.checks=100000

@@ -176,6 +176,14 @@ func TestLineModel(t *testing.T) {
 			"server challenges": func(t *rapid.T) {
 				step(pickHandled(t, m.State(), lineHandled, fsm.LineEventRespChallenge, fsm.LineEventProbeChallenge))
 			},
+			// A server that rejects the credentials challenges the answer too.
+			"server rejects credentials": func(t *rapid.T) {
+				ev := pickHandled(t, m.State(), lineHandled, fsm.LineEventRespChallenge, fsm.LineEventProbeChallenge)
+				step(ev)
+				if slices.Contains(lineHandled(m.State()), ev) {
+					step(ev)
+				}
+			},
 			"handled event": func(t *rapid.T) {
 				var handled []fsm.LineEvent
 				for _, on := range lineHandled(m.State()) {
@@ -190,6 +198,31 @@ func TestLineModel(t *testing.T) {
 			},
 			"any event": func(t *rapid.T) {
 				step(rapid.SampledFrom(external).Draw(t, "event"))
+			},
+			// A stretch of the line's life: handled events and timers, so that
+			// walks reach deep stories (failover, probe, failback) in few steps.
+			"wander": func(t *rapid.T) {
+				for range rapid.IntRange(1, 20).Draw(t, "steps") {
+					if tm, ok := w.next(); ok && rapid.Bool().Draw(t, "timer") {
+						w.fire(tm)
+						step(tm.Event())
+						continue
+					}
+					var handled, ok []fsm.LineEvent
+					for _, on := range lineHandled(m.State()) {
+						switch {
+						case on == fsm.LineEventResp2xx || on == fsm.LineEventProbe2xx:
+							ok = append(ok, on)
+						case !strings.HasPrefix(on.String(), "timer."):
+							handled = append(handled, on)
+						}
+					}
+					// Servers mostly say yes: a 2xx half the time it can come.
+					if len(ok) > 0 && (len(handled) == 0 || rapid.Bool().Draw(t, "ok")) {
+						handled = ok
+					}
+					step(rapid.SampledFrom(handled).Draw(t, "event"))
+				}
 			},
 			"timer fires": func(t *rapid.T) {
 				tm, ok := w.next()

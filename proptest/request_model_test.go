@@ -156,6 +156,25 @@ func TestRequestModel(t *testing.T) {
 				m.SetParams(p)
 				handled(t, fsm.RequestEventLineDown)
 			},
+			"wander": func(t *rapid.T) {
+				for range rapid.IntRange(1, 20).Draw(t, "steps") {
+					if tm, ok := w.next(); ok && rapid.Bool().Draw(t, "timer") {
+						w.fire(tm)
+						step(tm.Event())
+						continue
+					}
+					var external []fsm.RequestEvent
+					for _, on := range requestHandled(m.State()) {
+						if !strings.HasPrefix(on.String(), "timer.") && on != fsm.RequestEventLineRegistered && on != fsm.RequestEventLineDown {
+							external = append(external, on)
+						}
+					}
+					if len(external) == 0 {
+						return
+					}
+					step(rapid.SampledFrom(external).Draw(t, "event"))
+				}
+			},
 			"timer fires": func(t *rapid.T) {
 				tm, ok := w.next()
 				if !ok {

@@ -46,8 +46,9 @@ func WithSeed(seed uint64) Option {
 	return func(a *Agent) { a.rand = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 }
 
-// WithWatcher calls f after every transition of every line, on the line's
-// goroutine; f must not call back into the line.
+// WithWatcher calls f after every transition of every line, those that stay
+// in their state included (From == To), on the line's goroutine; f must not
+// call back into the line.
 func WithWatcher(f func(Transition)) Option { return func(a *Agent) { a.watch = f } }
 
 // NewAgent returns an agent that sends over n.

@@ -22,7 +22,9 @@ func Example() {
 	network.Add(&runtimetest.SimServer{Endpoint: runtime.Endpoint{Host: "127.0.1.2", Port: port}, Auth: true})
 
 	agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithWatcher(func(t runtime.Transition) {
-		fmt.Printf("%-18s -> %-18s on %s\n", t.From, t.To, t.Event)
+		if t.From != t.To {
+			fmt.Printf("%-18s -> %-18s on %s\n", t.From, t.To, t.Event)
+		}
 	}))
 	line, err := agent.AddLine(cfg)
 	if err != nil {

@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -242,13 +244,14 @@ func (l *Line) report(step fsm.LineStep, reason string) {
 	st.Registered = step.To.HasTag(fsm.LineTagRegistered)
 	st.Server = v.Server
 	st.ServerAddr = l.servers[v.Server].String()
-	if step.From == step.To {
-		return
-	}
 	t := Transition{Line: l.cfg.Name, From: step.From.String(), To: step.To.String(), Event: step.Event.String(),
 		ID: step.Transition, Server: v.Server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
-	l.agent.log.Info("line transition", "line", t.Line, "from", t.From, "to", t.To, "event", t.Event,
-		"transition", t.ID, "server", t.Server, "addr", t.ServerAddr, "reason", t.Reason)
+	level := slog.LevelInfo
+	if step.From == step.To {
+		level = slog.LevelDebug // a refresh, a keep-alive: the state stays
+	}
+	l.agent.log.Log(context.Background(), level, "line transition", "line", t.Line, "from", t.From, "to", t.To,
+		"event", t.Event, "transition", t.ID, "server", t.Server, "addr", t.ServerAddr, "reason", t.Reason)
 	if l.agent.watch != nil {
 		l.agent.watch(t)
 	}
@@ -612,11 +615,13 @@ func (l *Line) AdoptProbe() {
 	l.reg, l.probeDlg = l.probeDlg, dialog{}
 }
 
-// DeregisterBackup sends Expires 0 to the server the line left, through that
-// registration's dialog; the answer is not awaited (R12).
+// DeregisterBackup sends Expires 0, once, to the server the line left,
+// through that registration's dialog (R12). Its answer is not awaited, and
+// a lost one only leaves the binding to expire, as when the setting is off,
+// so it is never retransmitted: no server gets more than its budget (I4).
 func (l *Line) DeregisterBackup() {
 	server := l.prevServer
-	l.start(&l.dereg, txnDeregister, &l.prevReg, l.spec(sip.REGISTER, server, 0), server, l.cfg.retransmissionsFor(server), fsm.LineEventUnknown)
+	l.start(&l.dereg, txnDeregister, &l.prevReg, l.spec(sip.REGISTER, server, 0), server, 1, fsm.LineEventUnknown)
 	if t := l.dereg; t != nil {
 		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() {
 			l.mu.Lock()
@@ -626,14 +631,4 @@ func (l *Line) DeregisterBackup() {
 			}
 		})
 	}
-}
-
-// retransmissionsFor is the cap on transmissions of a request to server
-// outside the model's own requests: the count-mode budget on all but the
-// last server, else none (the caller bounds it in time).
-func (c LineConfig) retransmissionsFor(server int) int {
-	if c.RetryMode == "count" && server < len(c.Servers)-1 {
-		return *c.SignalRetryCounts
-	}
-	return 0
 }

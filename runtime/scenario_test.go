@@ -20,6 +20,7 @@ import (
 //
 //	line servers=2 t1=500ms retry_counts=3 failback=on failback_interval=1800 auth=on
 //	server primary silent          # up | icmp | refused | silent | reject-auth | answer 503 [retry-after 30]
+//	server backup drop 30%         # lose 30 % of requests (seeded); also: delay 200ms
 //	register                       # also: unregister, request-unavailable
 //	advance 3.5s
 //	expect state backup_registered
@@ -208,6 +209,19 @@ func (s *scenario) step(w []string) {
 			s.fail("server NAME MODE")
 		}
 		i := s.server(w[1])
+		switch w[2] {
+		case "drop": // server NAME drop PERCENT
+			pct, err := strconv.Atoi(strings.TrimSuffix(w[len(w)-1], "%"))
+			if err != nil || pct < 0 || pct > 100 {
+				s.fail("drop needs a percentage")
+			}
+			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Drop = pct })
+			return
+		case "delay": // server NAME delay DURATION
+			d := s.at(w[len(w)-1])
+			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Delay = d })
+			return
+		}
 		mode, code, retry, err := runtimetest.ParseSimMode(w[2:])
 		if err != nil {
 			s.fail("%v", err)
@@ -231,6 +245,18 @@ func (s *scenario) step(w []string) {
 		}
 	case "expect":
 		s.expect(w[1:])
+	case "dump": // debugging aid: print what a server received after a time
+		from := s.at(w[2])
+		for _, r := range s.net.Requests(s.eps[s.server(w[1])]) {
+			if r.At >= from {
+				s.t.Logf("%v %s %s cid=%.6s exp=%d auth=%v delivered=%v answer=%d", r.At, r.Method, r.Branch[len(r.Branch)-6:], r.CallID, r.Expires, r.Auth, r.Delivered, r.Answer)
+			}
+		}
+		for _, x := range s.history {
+			if x.At.Sub(s.start) >= from {
+				s.t.Logf("%v %s -> %s on %s (%s) %d %s", x.At.Sub(s.start), x.From, x.To, x.Event, x.ID, x.Server, x.Reason)
+			}
+		}
 	default:
 		s.fail("unknown step %q", w[0])
 	}
@@ -340,10 +366,11 @@ func (s *scenario) last(event string) int {
 	return -1
 }
 
+// requests returns what the server saw: requests of method delivered to it.
 func (s *scenario) requests(server, method string) []runtimetest.SimRequest {
 	var out []runtimetest.SimRequest
 	for _, r := range s.net.Requests(s.eps[s.server(server)]) {
-		if r.Method == method {
+		if r.Method == method && r.Delivered {
 			out = append(out, r)
 		}
 	}

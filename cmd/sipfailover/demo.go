@@ -106,6 +106,9 @@ func (d *demoRun) serverName(i int) string {
 
 // print is the watcher: one timeline row per transition.
 func (d *demoRun) print(t runtime.Transition) {
+	if t.From == t.To {
+		return // refreshes and keep-alives: the timeline shows changes
+	}
 	d.mu.Lock()
 	fmt.Fprintf(d.out, "%s  %-19s %-8s %-18s %s\n", d.since(), t.To, d.serverName(t.Server), t.Event, t.Reason)
 	d.mu.Unlock()

@@ -2,6 +2,7 @@ package runtimetest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,17 +39,32 @@ type SimServer struct {
 	Code       int // for SimAnswer
 	RetryAfter int // seconds, for SimAnswer
 	Auth       bool
-	Expires    int // granted expiry cap; 0 grants what is asked
-	Received   []SimRequest
+	Expires    int           // granted expiry cap; 0 grants what is asked
+	Drop       int           // percent of requests lost on the way
+	Delay      time.Duration // added to the network's round trip
+	Received   []SimRequest  // every request sent to the server, delivered or not
+	Bindings   []SimBinding  // every binding the server granted or removed
 }
 
-// SimRequest is one request a simulated server received.
+// SimBinding is a registration a server accepted: until Until (zero
+// Until: removed by Expires 0).
+type SimBinding struct {
+	At     time.Duration
+	CallID string
+	Until  time.Duration
+}
+
+// SimRequest is one request sent to a simulated server.
 type SimRequest struct {
-	At      time.Duration // since the network was made
-	Method  string
-	CallID  string
-	Expires int // -1 when absent
-	Auth    bool
+	At         time.Duration // since the network was made
+	Method     string
+	CallID     string
+	Branch     string
+	Expires    int // -1 when absent
+	Auth       bool
+	Delivered  bool // false: ICMP, refused, or lost
+	Answer     int  // status code the server sent, 0 for none
+	RetryAfter int  // seconds, with a 503
 }
 
 // SimNetwork is a runtime.Network in virtual time: requests reach simulated
@@ -62,11 +78,13 @@ type SimNetwork struct {
 	start   time.Time
 	handler runtime.Handler
 	servers map[runtime.Endpoint]*SimServer
+	rng     *rand.Rand
 }
 
 // NewSimNetwork returns a network on clock with the given round trip.
 func NewSimNetwork(clock *VirtualClock, rtt time.Duration) *SimNetwork {
-	return &SimNetwork{Clock: clock, RTT: rtt, start: clock.Now(), servers: map[runtime.Endpoint]*SimServer{}}
+	return &SimNetwork{Clock: clock, RTT: rtt, start: clock.Now(), servers: map[runtime.Endpoint]*SimServer{},
+		rng: rand.New(rand.NewPCG(1, 2))}
 }
 
 // where is the key of an endpoint: host, port and transport (not the TLS
@@ -102,54 +120,65 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	s := n.servers[where(dst)]
 	n.mu.Unlock()
 	if s == nil {
-		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
+		n.at(n.RTT, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
 		return nil
 	}
 	n.mu.Lock()
-	r := SimRequest{At: n.Clock.Now().Sub(n.start), Method: string(req.Method), Expires: -1}
+	defer n.mu.Unlock()
+	now := n.Clock.Now().Sub(n.start)
+	r := SimRequest{At: now, Method: string(req.Method), Expires: -1}
 	if c := req.CallID(); c != nil {
 		r.CallID = c.Value()
+	}
+	if v := req.Via(); v != nil {
+		r.Branch, _ = v.Params.Get("branch")
 	}
 	if h := req.GetHeader("Expires"); h != nil {
 		r.Expires, _ = strconv.Atoi(h.Value())
 	}
 	r.Auth = req.GetHeader("Authorization") != nil
-	mode := s.Mode
-	if mode != SimICMP && mode != SimRefused {
-		s.Received = append(s.Received, r)
-	}
-	code, retry, auth, cap := s.Code, s.RetryAfter, s.Auth, s.Expires
-	n.mu.Unlock()
-
-	switch mode {
-	case SimICMP:
-		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
-	case SimRefused:
-		n.later(func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errRefused}) })
-	case SimSilent:
-	case SimAnswer:
-		res := sip.NewResponseFromRequest(req, code, fmt.Sprintf("Answer %d", code), nil)
-		if retry > 0 {
-			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(retry)))
+	rtt := n.RTT + s.Delay
+	lost := s.Drop > 0 && n.rng.IntN(100) < s.Drop
+	var res *sip.Response
+	switch {
+	case s.Mode == SimICMP:
+		n.at(rtt, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
+	case s.Mode == SimRefused:
+		n.at(rtt, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errRefused}) })
+	case lost:
+	case s.Mode == SimSilent:
+		r.Delivered = true
+	case s.Mode == SimAnswer:
+		r.Delivered = true
+		res = sip.NewResponseFromRequest(req, s.Code, fmt.Sprintf("Answer %d", s.Code), nil)
+		if s.RetryAfter > 0 {
+			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.RetryAfter)))
+			r.RetryAfter = s.RetryAfter
 		}
-		n.reply(dst, res)
-	case SimRejectAuth:
-		n.reply(dst, challengeFor(req))
-	case SimUp:
-		if auth && !r.Auth && req.Method == sip.REGISTER {
-			n.reply(dst, challengeFor(req))
-			return nil
-		}
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	case s.Mode == SimRejectAuth, s.Mode == SimUp && s.Auth && !r.Auth && req.Method == sip.REGISTER:
+		r.Delivered = true
+		res = challengeFor(req)
+	default: // up
+		r.Delivered = true
+		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
 		if req.Method == sip.REGISTER {
-			exp := r.Expires
-			if cap > 0 && exp > cap {
-				exp = cap
+			exp := max(r.Expires, 0)
+			if s.Expires > 0 && exp > s.Expires {
+				exp = s.Expires
 			}
-			res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(max(exp, 0))))
+			res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(exp)))
+			b := SimBinding{At: now, CallID: r.CallID}
+			if exp > 0 {
+				b.Until = now + time.Duration(exp)*time.Second
+			}
+			s.Bindings = append(s.Bindings, b)
 		}
-		n.reply(dst, res)
 	}
+	if res != nil {
+		r.Answer = res.StatusCode
+		n.reply(dst, res, rtt)
+	}
+	s.Received = append(s.Received, r)
 	return nil
 }
 
@@ -159,16 +188,33 @@ func challengeFor(req *sip.Request) *sip.Response {
 	return res
 }
 
-func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response) {
+func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response, rtt time.Duration) {
 	// Re-parse, as the real network does, so the runtime sees typed headers.
 	parsed, err := sip.ParseMessage([]byte(res.String()))
 	if err != nil {
 		panic(fmt.Sprintf("simnet: bad response: %v", err))
 	}
-	n.later(func() { n.handler.HandleResponse(from, parsed.(*sip.Response)) })
+	n.at(rtt, func() { n.handler.HandleResponse(from, parsed.(*sip.Response)) })
 }
 
-func (n *SimNetwork) later(f func()) { n.Clock.AfterFunc(n.RTT, f) }
+func (n *SimNetwork) at(d time.Duration, f func()) { n.Clock.AfterFunc(d, f) }
+
+// Seed sets the random source that decides which requests are lost.
+func (n *SimNetwork) Seed(seed uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.rng = rand.New(rand.NewPCG(seed, seed+1))
+}
+
+// Bindings returns the bindings the server at e granted or removed.
+func (n *SimNetwork) Bindings(e runtime.Endpoint) []SimBinding {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s := n.servers[where(e)]; s != nil {
+		return append([]SimBinding(nil), s.Bindings...)
+	}
+	return nil
+}
 
 // Server returns the server at e.
 func (n *SimNetwork) Server(e runtime.Endpoint) *SimServer {

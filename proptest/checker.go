@@ -1,0 +1,422 @@
+package proptest
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+// Settings are what the checker needs to know of a line's settings.
+type Settings struct {
+	Servers          int
+	Reliable         bool // TCP or TLS: one transmission per request
+	CountMode        bool
+	RetryCounts      int
+	RetryTime        time.Duration
+	T1, T2           time.Duration
+	FailbackEnabled  bool
+	FailbackInterval time.Duration
+	BackoffMax       time.Duration
+	RTT              time.Duration // the largest round trip, delays included
+}
+
+// timerE is the time from the first of n transmissions until RFC 3261 Timer
+// E fires after the last (section 17.1.2.2).
+func (s Settings) timerE(n int) time.Duration {
+	var total time.Duration
+	for k := range n {
+		total += min(s.T1<<k, s.T2)
+	}
+	return total
+}
+
+// Budget is the retry budget of server i (R3, R4): written here from SPEC.md,
+// not taken from the model, so that the check is a second opinion.
+func (s Settings) Budget(i int) time.Duration {
+	if i == s.Servers-1 {
+		return 64 * s.T1
+	}
+	if s.CountMode {
+		return min(64*s.T1, s.timerE(s.RetryCounts))
+	}
+	return min(64*s.T1, s.RetryTime)
+}
+
+// RoundBound is how long a round through every server may take: each budget
+// twice (a digest challenge restarts it once) and a few round trips (I6).
+func (s Settings) RoundBound() time.Duration {
+	var total time.Duration
+	for i := range s.Servers {
+		total += 2 * (s.Budget(i) + 2*s.RTT)
+	}
+	return total
+}
+
+// Transition is one step of the line, as the runtime reported it.
+type Transition struct {
+	At       time.Duration
+	From, To string
+	Event    string
+	ID       string
+	Server   int
+}
+
+// EnvChange is a server changing behaviour: Up means it answers every
+// request, promptly and without loss.
+type EnvChange struct {
+	At     time.Duration
+	Server int
+	Up     bool
+}
+
+// Trace is what the property suite saw of one run.
+type Trace struct {
+	Settings
+	Now         time.Duration
+	Transitions []Transition
+	Sends       [][]runtimetest.SimRequest // by server
+	Bindings    [][]runtimetest.SimBinding // by server
+	Env         []EnvChange                // every server's initial behaviour at 0, then each change
+	Users       []time.Duration            // user actions
+}
+
+// Violation is an invariant of SPEC.md that a trace breaks.
+type Violation struct {
+	ID  string // I1 ... I9
+	At  time.Duration
+	Msg string
+}
+
+func (v Violation) String() string { return fmt.Sprintf("%s at %v: %s", v.ID, v.At, v.Msg) }
+
+// Check returns every invariant the trace breaks, as of tr.Now.
+func Check(tr *Trace) []Violation {
+	c := &checker{tr: tr, holds: make([][]hold, tr.Servers)}
+	for s, rs := range tr.Sends {
+		for _, r := range rs {
+			if r.RetryAfter > 0 {
+				c.holds[s] = append(c.holds[s], hold{r.At, r.At + time.Duration(r.RetryAfter)*time.Second + tr.RTT})
+			}
+		}
+	}
+	c.i9()
+	c.i3()
+	c.i4()
+	c.i7()
+	c.walk()
+	return c.out
+}
+
+type checker struct {
+	tr    *Trace
+	out   []Violation
+	holds [][]hold // by server: every Retry-After a server gave
+}
+
+type hold struct{ at, until time.Duration }
+
+func (c *checker) report(id string, at time.Duration, format string, args ...any) {
+	c.out = append(c.out, Violation{id, at, fmt.Sprintf(format, args...)})
+}
+
+var (
+	trying     = []string{"registering", "retrying"}
+	registered = []string{"primary_registered", "backup_registered", "probing"}
+	onBackup   = []string{"backup_registered", "probing"}
+)
+
+// state returns the line's state and server at t.
+func (c *checker) state(t time.Duration) (string, int) {
+	i, _ := slices.BinarySearchFunc(c.tr.Transitions, t+1, func(x Transition, t time.Duration) int { return int(x.At - t) })
+	if i == 0 {
+		return "idle", 0
+	}
+	x := c.tr.Transitions[i-1]
+	return x.To, x.Server
+}
+
+
+
+
+// heldUntil returns when server s's latest Retry-After, as of t, ends. The
+// line counts it from when the 503 reaches it, up to a round trip after the
+// server sent it.
+func (c *checker) heldUntil(s int, t time.Duration) time.Duration {
+	var until time.Duration
+	for _, h := range c.holds[s] {
+		if h.at <= t {
+			until = max(until, h.until)
+		}
+	}
+	return until
+}
+
+// i9: every state change is a transition the model allows, by a branch the
+// model has.
+func (c *checker) i9() {
+	ids := map[string]bool{}
+	for _, t := range fsm.LineTransitions {
+		ids[t.ID] = true
+	}
+	for _, x := range c.tr.Transitions {
+		from, err1 := fsm.ParseLineState(x.From)
+		to, err2 := fsm.ParseLineState(x.To)
+		if err1 != nil || err2 != nil || !fsm.LineAllowed(from, to) || !ids[x.ID] {
+			c.report("I9", x.At, "%s -> %s on %s by %q is not a transition of the model", x.From, x.To, x.Event, x.ID)
+		}
+	}
+}
+
+// i3: a round begins at the primary and moves one server at a time down the
+// list; a server is passed over only after a request was sent to it or while
+// its Retry-After runs.
+func (c *checker) i3() {
+	target := map[string]fsm.LineState{} // branch id -> the state it names as its target
+	for _, t := range fsm.LineTransitions {
+		target[t.ID] = t.To
+	}
+	prevServer := 0
+	for _, x := range c.tr.Transitions {
+		switch {
+		case target[x.ID] == fsm.LineStateRegistering && x.Server != 0:
+			c.report("I3", x.At, "a round began at server %d, not the primary", x.Server)
+		case target[x.ID] == fsm.LineStateRetrying:
+			if x.Server != prevServer+1 {
+				c.report("I3", x.At, "moved from server %d to server %d", prevServer, x.Server)
+			}
+			// The request that failed went out within the server's budget
+			// (twice: a digest challenge restarts it) before the verdict.
+			passed := prevServer
+			since := x.At - 2*(c.tr.Budget(passed)+c.tr.RTT)
+			tried := slices.ContainsFunc(c.tr.Sends[passed], func(r runtimetest.SimRequest) bool {
+				return r.At >= since && r.At <= x.At
+			})
+			if !tried && c.heldUntil(passed, x.At) <= x.At && x.Event != "keepalive.failed" && x.Event != "request.unavailable" {
+				c.report("I3", x.At, "passed over server %d without a request, and no Retry-After was running", passed)
+			}
+		}
+		prevServer = x.Server
+	}
+}
+
+// i4: a request goes to a non-last server at most Signal Retry Counts times
+// (count mode), only within its time budget (time mode), and once over TCP;
+// the last server gets retransmissions for 64*T1 only.
+func (c *checker) i4() {
+	tr := c.tr
+	for s := range tr.Servers {
+		byBranch := map[string][]runtimetest.SimRequest{}
+		var order []string
+		for _, r := range tr.Sends[s] {
+			if _, ok := byBranch[r.Branch]; !ok {
+				order = append(order, r.Branch)
+			}
+			byBranch[r.Branch] = append(byBranch[r.Branch], r)
+		}
+		for _, b := range order {
+			rs := byBranch[b]
+			first, last := rs[0].At, rs[len(rs)-1].At
+			if st, _ := c.state(first); s == 0 && st == "probing" {
+				continue // the failback probe lives by 64*T1 (R11)
+			}
+			switch {
+			case tr.Reliable && len(rs) > 1:
+				c.report("I4", last, "%d transmissions of one %s to server %d over TCP", len(rs), rs[0].Method, s)
+			case s < tr.Servers-1 && tr.CountMode && len(rs) > tr.RetryCounts:
+				c.report("I4", last, "%d transmissions of one %s to server %d; the budget is %d", len(rs), rs[0].Method, s, tr.RetryCounts)
+			case last-first > 64*tr.T1:
+				c.report("I4", last, "%s to server %d retransmitted for %v, past 64*T1", rs[0].Method, s, last-first)
+			case s < tr.Servers-1 && !tr.CountMode && last-first > tr.Budget(s):
+				c.report("I4", last, "%s to server %d retransmitted for %v, past its %v budget", rs[0].Method, s, last-first, tr.Budget(s))
+			}
+		}
+	}
+}
+
+// i7: no probe while failback is off, and one probe at a time.
+func (c *checker) i7() {
+	tr := c.tr
+	var visitFrom time.Duration = -1
+	for i, x := range tr.Transitions {
+		if x.To != "probing" || x.From == "probing" {
+			continue
+		}
+		if !tr.FailbackEnabled {
+			c.report("I7", x.At, "probing with failback off")
+		}
+		visitFrom = x.At
+		visitTo := tr.Now
+		for _, y := range tr.Transitions[i+1:] {
+			if y.To != "probing" {
+				visitTo = y.At
+				break
+			}
+		}
+		ids := map[string]bool{}
+		for _, r := range tr.Sends[0] {
+			if r.Method == "REGISTER" && r.Expires != 0 && r.At >= visitFrom && r.At < visitTo {
+				ids[r.CallID] = true
+			}
+		}
+		if len(ids) > 1 {
+			c.report("I7", visitFrom, "%d probes (Call-IDs) in flight in one probing visit", len(ids))
+		}
+	}
+}
+
+// event is one point of the merged timeline.
+type event struct {
+	at    time.Duration
+	order int // ties: environment, then user, then transitions, then expiries
+	env   *EnvChange
+	user  bool
+	tr    *Transition
+	bind  *runtimetest.SimBinding // a binding granted or removed
+	srv   int                     // the server of bind
+	check bool                    // a binding expiry: a moment to look at I8
+}
+
+// timeline merges everything that happened, in time order.
+func (c *checker) timeline() []event {
+	tr := c.tr
+	var ev []event
+	for i := range tr.Env {
+		ev = append(ev, event{at: tr.Env[i].At, order: 0, env: &tr.Env[i]})
+	}
+	for _, u := range tr.Users {
+		ev = append(ev, event{at: u, order: 1, user: true})
+	}
+	for i := range tr.Transitions {
+		ev = append(ev, event{at: tr.Transitions[i].At, order: 2, tr: &tr.Transitions[i]})
+	}
+	for s, bs := range tr.Bindings {
+		for i, b := range bs {
+			if b.At <= tr.Now {
+				ev = append(ev, event{at: b.At, order: 0, bind: &bs[i], srv: s})
+			}
+			if b.Until > 0 && b.Until <= tr.Now {
+				ev = append(ev, event{at: b.Until, order: 3, check: true})
+			}
+		}
+	}
+	slices.SortStableFunc(ev, func(a, b event) int {
+		if a.at != b.at {
+			return int(a.at - b.at)
+		}
+		return a.order - b.order
+	})
+	return ev
+}
+
+// window is a bounded leads-to: while its premise holds without a break
+// (and no user acts), it may last at most bound.
+type window struct {
+	id    string
+	bound time.Duration
+	start time.Duration // -1: premise false
+	what  string
+}
+
+// snapshot is the world at one moment of the walk.
+type snapshot struct {
+	state    string
+	server   int
+	up       []bool
+	upSince  []time.Duration
+	bindings []map[string]time.Duration // by server: Call-ID -> until (0: removed)
+}
+
+// walk replays the timeline and judges I1, I2, I6 and I8 at every moment.
+func (c *checker) walk() {
+	tr := c.tr
+	s := snapshot{state: "idle", up: make([]bool, tr.Servers), upSince: make([]time.Duration, tr.Servers),
+		bindings: make([]map[string]time.Duration, tr.Servers)}
+	for i := range s.bindings {
+		s.bindings[i] = map[string]time.Duration{}
+	}
+	i6trying := &window{id: "I6", bound: tr.RoundBound(), start: -1, what: "trying servers for longer than all the budgets allow"}
+	i6failed := &window{id: "I6", bound: tr.BackoffMax + tr.RTT, start: -1, what: "all-failed without trying again within the back-off"}
+	i1 := &window{id: "I1", bound: tr.FailbackInterval + 64*tr.T1 + 4*tr.RTT, start: -1, what: "on a lower-priority server with the primary and that server up, not back on the primary"}
+	i2 := &window{id: "I2", bound: tr.RoundBound(), start: -1, what: "the current server failed while another was up, and the line did not register on an up server"}
+	i2server := -1
+	windows := []*window{i6trying, i6failed, i1, i2}
+	var regFrom time.Duration = -1
+	judge := func(at time.Duration) {
+		for _, w := range windows {
+			if w.start >= 0 && at-w.start > w.bound {
+				c.report(w.id, w.start+w.bound, "%s (since %v, bound %v)", w.what, w.start, w.bound)
+				w.start = -1 // one report a window
+			}
+		}
+	}
+	set := func(w *window, holds bool, at time.Duration, restart bool) {
+		switch {
+		case !holds:
+			w.start = -1
+		case w.start < 0 || restart:
+			w.start = at
+		}
+	}
+	for _, e := range c.timeline() {
+		judge(e.at)
+		prev, prevServer := s.state, s.server
+		switch {
+		case e.env != nil:
+			if e.env.Up && !s.up[e.env.Server] {
+				s.upSince[e.env.Server] = e.at
+			}
+			s.up[e.env.Server] = e.env.Up
+		case e.tr != nil:
+			s.state, s.server = e.tr.To, e.tr.Server
+		case e.bind != nil:
+			s.bindings[e.srv][e.bind.CallID] = e.bind.Until
+			continue
+		case e.check:
+			c.i8at(e.at, s, regFrom)
+			continue
+		}
+		if slices.Contains(registered, s.state) && !slices.Contains(registered, prev) {
+			regFrom = e.at
+		} else if !slices.Contains(registered, s.state) {
+			regFrom = -1
+		}
+		set(i6trying, slices.Contains(trying, s.state), e.at, e.user)
+		set(i6failed, s.state == "all_failed", e.at, e.user)
+		set(i1, tr.FailbackEnabled && slices.Contains(onBackup, s.state) && s.up[0] && s.up[s.server], e.at, e.user)
+		// I2 opens when the server of a registered line fails (not a user's
+		// re-registration) while another server is up.
+		if e.tr != nil && i2.start < 0 && slices.Contains(registered, prev) && slices.Contains(trying, s.state) &&
+			!strings.HasPrefix(e.tr.Event, "user.") {
+			for j := range tr.Servers {
+				if j != prevServer && s.up[j] && c.heldUntil(j, tr.Now) <= e.at {
+					i2.start, i2server = e.at, j
+					break
+				}
+			}
+		}
+		if i2.start >= 0 && (e.user || !s.up[i2server] || slices.Contains(registered, s.state) ||
+			s.state == "failed" || s.state == "idle" || s.state == "unregistering") {
+			i2.start = -1
+		}
+	}
+	judge(tr.Now)
+	c.i8at(tr.Now, s, regFrom)
+}
+
+// i8at: while the line is registered on a server that has stayed up since,
+// the server holds a live binding for it: refreshes come before expiry.
+func (c *checker) i8at(at time.Duration, s snapshot, regFrom time.Duration) {
+	if regFrom < 0 || !s.up[s.server] || s.upSince[s.server] > regFrom {
+		return
+	}
+	for _, until := range s.bindings[s.server] {
+		if until > at {
+			return
+		}
+	}
+	c.report("I8", at, "registered on server %d since %v, which has been up, but it holds no live binding", s.server, regFrom)
+}
