@@ -139,9 +139,6 @@ func (c *checker) state(t time.Duration) (string, int) {
 	return x.To, x.Server
 }
 
-
-
-
 // heldUntil returns when server s's latest Retry-After, as of t, ends. The
 // line counts it from when the 503 reaches it, up to a round trip after the
 // server sent it.

@@ -161,65 +161,70 @@ func TestRuntimeInvariants(t *testing.T) {
 		w.do("register")
 		w.line.Register()
 		w.trace.Users = append(w.trace.Users, 0)
-		t.Repeat(map[string]func(*rapid.T){
-			"server up": func(t *rapid.T) {
-				i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
-				w.setServer(i, []string{"up", "drop 0%", "delay 0s"}, func(s *runtimetest.SimServer) { s.Mode, s.Drop, s.Delay = runtimetest.SimUp, 0, 0 })
-			},
-			"server fails": func(t *rapid.T) {
-				i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
-				kind := rapid.SampledFrom([]string{"down", "silent", "answer 503", "answer 503 retry-after", "answer 500", "answer 403", "reject-auth"}).Draw(t, "failure")
-				switch kind {
-				case "down":
-					mode, word := runtimetest.SimICMP, "icmp"
-					if w.trace.Reliable {
-						mode, word = runtimetest.SimRefused, "refused"
-					}
-					w.setServer(i, []string{word}, func(s *runtimetest.SimServer) { s.Mode = mode })
-				case "silent":
-					w.setServer(i, []string{"silent"}, func(s *runtimetest.SimServer) { s.Mode = runtimetest.SimSilent })
-				case "reject-auth":
-					w.setServer(i, []string{"reject-auth"}, func(s *runtimetest.SimServer) { s.Mode = runtimetest.SimRejectAuth })
-				case "answer 503 retry-after":
-					ra := rapid.IntRange(1, 120).Draw(t, "retry_after")
-					w.setServer(i, []string{fmt.Sprintf("answer 503 retry-after %d", ra)}, func(s *runtimetest.SimServer) {
-						s.Mode, s.Code, s.RetryAfter = runtimetest.SimAnswer, 503, ra
-					})
-				default:
-					code := map[string]int{"answer 503": 503, "answer 500": 500, "answer 403": 403}[kind]
-					w.setServer(i, []string{kind}, func(s *runtimetest.SimServer) { s.Mode, s.Code, s.RetryAfter = runtimetest.SimAnswer, code, 0 })
-				}
-			},
-			"path degrades": func(t *rapid.T) {
-				i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
-				drop := rapid.IntRange(0, 60).Draw(t, "drop")
-				delay := time.Duration(rapid.IntRange(0, 200).Draw(t, "delay_ms")) * time.Millisecond
-				w.setServer(i, []string{fmt.Sprintf("drop %d%%", drop), fmt.Sprintf("delay %v", delay)}, func(s *runtimetest.SimServer) { s.Drop, s.Delay = drop, delay })
-			},
-			"user registers": func(t *rapid.T) {
-				w.do("register")
-				w.line.Register()
-				w.trace.Users = append(w.trace.Users, w.now())
-			},
-			"user unregisters": func(t *rapid.T) {
-				if rapid.IntRange(0, 3).Draw(t, "rarely") != 0 {
-					t.Skip("unregister is rare")
-				}
-				w.do("unregister")
-				w.line.Unregister()
-				w.trace.Users = append(w.trace.Users, w.now())
-			},
-			"a moment passes": func(t *rapid.T) {
-				d := time.Duration(rapid.IntRange(1, 5000).Draw(t, "ms")) * time.Millisecond
-				w.do(fmt.Sprintf("advance %v", d))
-				w.clock.Advance(d)
-			},
-			"a long time passes": func(t *rapid.T) {
-				d := time.Duration(rapid.IntRange(10, 1200).Draw(t, "s")) * time.Second
-				w.do(fmt.Sprintf("advance %v", d))
-				w.clock.Advance(d)
-			},
-			"": w.check,
-		})
+		t.Repeat(runtimeActions(w))
 	})
+}
+
+// runtimeActions are the steps of a runtime walk, and "" the check after each.
+func runtimeActions(w *world) map[string]func(*rapid.T) {
+	return map[string]func(*rapid.T){
+		"server up": func(t *rapid.T) {
+			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
+			w.setServer(i, []string{"up", "drop 0%", "delay 0s"}, func(s *runtimetest.SimServer) { s.Mode, s.Drop, s.Delay = runtimetest.SimUp, 0, 0 })
+		},
+		"server fails": func(t *rapid.T) {
+			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
+			kind := rapid.SampledFrom([]string{"down", "silent", "answer 503", "answer 503 retry-after", "answer 500", "answer 403", "reject-auth"}).Draw(t, "failure")
+			switch kind {
+			case "down":
+				mode, word := runtimetest.SimICMP, "icmp"
+				if w.trace.Reliable {
+					mode, word = runtimetest.SimRefused, "refused"
+				}
+				w.setServer(i, []string{word}, func(s *runtimetest.SimServer) { s.Mode = mode })
+			case "silent":
+				w.setServer(i, []string{"silent"}, func(s *runtimetest.SimServer) { s.Mode = runtimetest.SimSilent })
+			case "reject-auth":
+				w.setServer(i, []string{"reject-auth"}, func(s *runtimetest.SimServer) { s.Mode = runtimetest.SimRejectAuth })
+			case "answer 503 retry-after":
+				ra := rapid.IntRange(1, 120).Draw(t, "retry_after")
+				w.setServer(i, []string{fmt.Sprintf("answer 503 retry-after %d", ra)}, func(s *runtimetest.SimServer) {
+					s.Mode, s.Code, s.RetryAfter = runtimetest.SimAnswer, 503, ra
+				})
+			default:
+				code := map[string]int{"answer 503": 503, "answer 500": 500, "answer 403": 403}[kind]
+				w.setServer(i, []string{kind}, func(s *runtimetest.SimServer) { s.Mode, s.Code, s.RetryAfter = runtimetest.SimAnswer, code, 0 })
+			}
+		},
+		"path degrades": func(t *rapid.T) {
+			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
+			drop := rapid.IntRange(0, 60).Draw(t, "drop")
+			delay := time.Duration(rapid.IntRange(0, 200).Draw(t, "delay_ms")) * time.Millisecond
+			w.setServer(i, []string{fmt.Sprintf("drop %d%%", drop), fmt.Sprintf("delay %v", delay)}, func(s *runtimetest.SimServer) { s.Drop, s.Delay = drop, delay })
+		},
+		"user registers": func(t *rapid.T) {
+			w.do("register")
+			w.line.Register()
+			w.trace.Users = append(w.trace.Users, w.now())
+		},
+		"user unregisters": func(t *rapid.T) {
+			if rapid.IntRange(0, 3).Draw(t, "rarely") != 0 {
+				t.Skip("unregister is rare")
+			}
+			w.do("unregister")
+			w.line.Unregister()
+			w.trace.Users = append(w.trace.Users, w.now())
+		},
+		"a moment passes": func(t *rapid.T) {
+			d := time.Duration(rapid.IntRange(1, 5000).Draw(t, "ms")) * time.Millisecond
+			w.do(fmt.Sprintf("advance %v", d))
+			w.clock.Advance(d)
+		},
+		"a long time passes": func(t *rapid.T) {
+			d := time.Duration(rapid.IntRange(10, 1200).Draw(t, "s")) * time.Second
+			w.do(fmt.Sprintf("advance %v", d))
+			w.clock.Advance(d)
+		},
+		"": w.check,
+	}
 }

@@ -1,0 +1,150 @@
+package proptest
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+const s = time.Second
+
+// base is a two-server line (N=3, T1=500ms: budgets 3.5s and 32s) that
+// registered on the primary at 20ms and stays there, both servers up.
+func base() *Trace {
+	return &Trace{
+		Settings: Settings{Servers: 2, CountMode: true, RetryCounts: 3, RetryTime: 4 * s, T1: 500 * time.Millisecond,
+			T2: 4 * s, FailbackEnabled: true, FailbackInterval: 60 * s, BackoffMax: 60 * s, RTT: 10 * time.Millisecond},
+		Now: 100 * s,
+		Transitions: []Transition{
+			{At: 0, From: "idle", To: "registering", Event: "user.register", ID: "register", Server: 0},
+			{At: 20 * time.Millisecond, From: "registering", To: "primary_registered", Event: "resp.2xx", ID: "registered_primary", Server: 0},
+		},
+		Sends: [][]runtimetest.SimRequest{
+			{{At: 0, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600, Delivered: true, Answer: 401},
+				{At: 10 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b2", Expires: 3600, Delivered: true, Answer: 200}},
+			nil,
+		},
+		Bindings: [][]runtimetest.SimBinding{{{At: 10 * time.Millisecond, CallID: "reg", Until: 3600 * s}}, nil},
+		Env:      []EnvChange{{At: 0, Server: 0, Up: true}, {At: 0, Server: 1, Up: true}},
+		Users:    []time.Duration{0},
+	}
+}
+
+func ids(v []Violation) []string {
+	var out []string
+	for _, x := range v {
+		if !slices.Contains(out, x.ID) {
+			out = append(out, x.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestGoodTracePasses(t *testing.T) {
+	if v := Check(base()); len(v) > 0 {
+		t.Fatalf("a good trace is reported: %v", v)
+	}
+}
+
+// TestEachCheckCanFail feeds the checker one bad trace per invariant and
+// requires that exactly that invariant is reported.
+func TestEachCheckCanFail(t *testing.T) {
+	tests := []struct {
+		id   string
+		bad  string
+		edit func(*Trace)
+	}{
+		{"I9", "a state change the model does not have", func(tr *Trace) {
+			tr.Transitions = append(tr.Transitions, Transition{At: 30 * s, From: "primary_registered", To: "probing", Event: "timer.failback", ID: "failback_due"})
+		}},
+		{"I3", "a round that begins at the backup", func(tr *Trace) {
+			tr.Transitions[0].Server = 1
+		}},
+		{"I3", "the primary passed over without a request", func(tr *Trace) {
+			tr.Transitions[1] = Transition{At: 5 * s, From: "registering", To: "retrying", Event: "timer.budget", ID: "unavailable/2", Server: 1}
+			tr.Transitions = append(tr.Transitions, Transition{At: 5*s + 20*time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1})
+			tr.Sends[0] = nil
+			tr.Bindings = [][]runtimetest.SimBinding{nil, {{At: 5 * s, CallID: "reg", Until: 3600 * s}}}
+			tr.Env[0].Up = false
+		}},
+		{"I4", "four transmissions of one request with Signal Retry Counts 3", func(tr *Trace) {
+			for _, at := range []time.Duration{30 * s, 30*s + 500*time.Millisecond, 31*s + 500*time.Millisecond, 33*s + 500*time.Millisecond} {
+				tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: at, Method: "OPTIONS", Branch: "ka", Delivered: true})
+			}
+		}},
+		{"I6", "a round that never ends", func(tr *Trace) {
+			tr.Transitions = tr.Transitions[:1]
+			tr.Sends[0] = tr.Sends[0][:1]
+			tr.Bindings[0] = nil
+			tr.Env[0].Up = false
+		}},
+		{"I6", "all-failed, never trying again", func(tr *Trace) {
+			tr.Transitions[1] = Transition{At: 3 * s, From: "registering", To: "retrying", Event: "timer.budget", ID: "unavailable/2", Server: 1}
+			tr.Transitions = append(tr.Transitions, Transition{At: 35 * s, From: "retrying", To: "all_failed", Event: "timer.budget", ID: "unavailable/1", Server: 1})
+			tr.Now = 200 * s
+			tr.Bindings[0] = nil
+			tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: false}}
+			tr.Sends[1] = []runtimetest.SimRequest{{At: 3 * s, Method: "REGISTER", Branch: "b3", Expires: 3600}}
+		}},
+		{"I7", "a probe with failback off", func(tr *Trace) {
+			tr.FailbackEnabled = false
+			onBackupTrace(tr)
+			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due", Server: 1})
+		}},
+		{"I7", "two probes in one probing visit", func(tr *Trace) {
+			onBackupTrace(tr)
+			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due", Server: 1})
+			tr.Sends[0] = append(tr.Sends[0],
+				runtimetest.SimRequest{At: 70 * s, Method: "REGISTER", CallID: "probe1", Branch: "p1", Expires: 3600},
+				runtimetest.SimRequest{At: 71 * s, Method: "REGISTER", CallID: "probe2", Branch: "p2", Expires: 3600})
+			tr.Now = 72 * s
+		}},
+		{"I8", "registered on an up server whose binding expired", func(tr *Trace) {
+			tr.Bindings[0][0].Until = 60 * s
+		}},
+		{"I1", "on the backup with the primary up, never failing back", func(tr *Trace) {
+			onBackupTrace(tr)
+			tr.Env = append(tr.Env, EnvChange{At: 20 * s, Server: 0, Up: true})
+			tr.Now = 200 * s
+		}},
+		{"I2", "the primary failed with the backup up, and the line gave up", func(tr *Trace) {
+			tr.BackoffMax = 600 * s
+			tr.Env = append(tr.Env, EnvChange{At: 9 * s, Server: 0, Up: false})
+			tr.Transitions = append(tr.Transitions,
+				Transition{At: 10 * s, From: "primary_registered", To: "retrying", Event: "timer.budget", ID: "primary_lost/2", Server: 1},
+				Transition{At: 42 * s, From: "retrying", To: "all_failed", Event: "timer.budget", ID: "unavailable/1", Server: 1})
+			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 6500 * time.Millisecond, Method: "REGISTER", Branch: "b9", Expires: 3600})
+			tr.Sends[1] = []runtimetest.SimRequest{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id+": "+tt.bad, func(t *testing.T) {
+			tr := base()
+			tt.edit(tr)
+			got := ids(Check(tr))
+			if !slices.Equal(got, []string{tt.id}) {
+				t.Fatalf("reported %v, want exactly [%s]: %v", got, tt.id, Check(tr))
+			}
+		})
+	}
+}
+
+// onBackupTrace rewrites tr as a line that failed over to the backup at 5s
+// (the primary down since before), registered there until now.
+func onBackupTrace(tr *Trace) {
+	tr.Transitions = []Transition{
+		{At: 0, From: "idle", To: "registering", Event: "user.register", ID: "register", Server: 0},
+		{At: 10 * time.Millisecond, From: "registering", To: "retrying", Event: "transport.icmp", ID: "unavailable/2", Server: 1},
+		{At: 30 * time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1},
+	}
+	tr.Sends = [][]runtimetest.SimRequest{
+		{{At: 0, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600}},
+		{{At: 10 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b2", Expires: 3600, Delivered: true, Answer: 401},
+			{At: 20 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b3", Expires: 3600, Delivered: true, Answer: 200}},
+	}
+	tr.Bindings = [][]runtimetest.SimBinding{nil, {{At: 20 * time.Millisecond, CallID: "reg", Until: 3600 * s}}}
+	tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: true}}
+}
