@@ -3,6 +3,7 @@ package proptest
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -56,6 +57,15 @@ func enumerate[T ~uint8](parse func(string) (T, error)) []T {
 
 // coverage counts the branches taken, across every check of a test.
 type coverage map[string]int
+
+// report lists how often each branch was taken, one a line.
+func (c coverage) report(ids []string) string {
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "  %-28s %d\n", id, c[id])
+	}
+	return b.String()
+}
 
 // missing lists the branch ids never taken.
 func (c coverage) missing(ids []string) []string {
@@ -265,7 +275,11 @@ func runUntilCovered(t *testing.T, cov coverage, ids []string, prop func(*rapid.
 	}
 	for round := 0; round < rounds; round++ {
 		rapid.Check(t, prop)
-		if t.Failed() || len(cov.missing(ids)) == 0 {
+		if t.Failed() {
+			return
+		}
+		if len(cov.missing(ids)) == 0 {
+			t.Logf("every branch taken in %d round(s) of checks:\n%s", round+1, cov.report(ids))
 			return
 		}
 	}
