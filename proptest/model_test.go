@@ -303,19 +303,26 @@ func pickHandled[S, E comparable](t *rapid.T, state S, handled func(S) []E, even
 	return rapid.SampledFrom(ok).Draw(t, "answer")
 }
 
-// lineHandled lists the events that some transition of state takes.
-func lineHandled(state fsm.LineState) []fsm.LineEvent {
-	var out []fsm.LineEvent
-	for _, tr := range fsm.LineTransitions {
-		if slices.Contains(tr.From, state) {
-			for _, on := range tr.On {
-				if !slices.Contains(out, on) {
-					out = append(out, on)
-				}
+// handled lists the events that some row of a generated transition table
+// takes in state; row returns a row's From and On.
+func handled[S, E comparable, R any](table []R, row func(R) ([]S, []E), state S) []E {
+	var out []E
+	for _, r := range table {
+		from, on := row(r)
+		if !slices.Contains(from, state) {
+			continue
+		}
+		for _, e := range on {
+			if !slices.Contains(out, e) {
+				out = append(out, e)
 			}
 		}
 	}
 	return out
+}
+
+func lineHandled(state fsm.LineState) []fsm.LineEvent {
+	return handled(fsm.LineTransitions[:], func(t fsm.LineTransition) ([]fsm.LineState, []fsm.LineEvent) { return t.From, t.On }, state)
 }
 
 // TestCheckAlwaysCanFail feeds the line machine states that break its

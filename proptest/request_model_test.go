@@ -35,17 +35,7 @@ func drawRequestParams(t *rapid.T) fsm.RequestParams {
 }
 
 func requestHandled(state fsm.RequestState) []fsm.RequestEvent {
-	var out []fsm.RequestEvent
-	for _, tr := range fsm.RequestTransitions {
-		if slices.Contains(tr.From, state) {
-			for _, on := range tr.On {
-				if !slices.Contains(out, on) {
-					out = append(out, on)
-				}
-			}
-		}
-	}
-	return out
+	return handled(fsm.RequestTransitions[:], func(t fsm.RequestTransition) ([]fsm.RequestState, []fsm.RequestEvent) { return t.From, t.On }, state)
 }
 
 // TestRequestModel drives one request after another through the generated

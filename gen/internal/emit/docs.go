@@ -62,8 +62,8 @@ func edges(m *model.Model) []edge {
 			} else if len(t.Branches) > 1 {
 				guard = "else"
 			}
-			base := edge{events: refNames(t.On), guard: guard, steps: diagramSteps(b.Do), id: branchID(t, k)}
-			from := refNames(t.From)
+			base := edge{events: model.Names(t.On), guard: guard, steps: diagramSteps(b.Do), id: branchID(t, k)}
+			from := model.Names(t.From)
 			if b.To != nil {
 				for _, tag := range order {
 					if len(members[tag]) > 1 && containsAll(from, members[tag]) && !slices.Contains(members[tag], b.To.Name) {
@@ -80,6 +80,17 @@ func edges(m *model.Model) []edge {
 				e.internal = e.to == fr && !t.Reenter
 				out = append(out, e)
 			}
+		}
+	}
+	return out
+}
+
+// internalEdges keeps the stays, which the diagrams write inside their state.
+func internalEdges(all []edge) []edge {
+	var out []edge
+	for _, e := range all {
+		if e.internal {
+			out = append(out, e)
 		}
 	}
 	return out
@@ -167,12 +178,7 @@ func Mermaid(m *model.Model) string {
 	var b strings.Builder
 	b.WriteString("stateDiagram-v2\n")
 	all := edges(m)
-	var internal []edge
-	for _, e := range all {
-		if e.internal {
-			internal = append(internal, e)
-		}
-	}
+	internal := internalEdges(all)
 	order, members := clusters(m)
 	declare := func(s *model.State, indent string) {
 		id := mermaidID(s.Name)
@@ -228,12 +234,7 @@ func Dot(m *model.Model) []byte {
 	b.WriteString("    edge [fontname=\"Helvetica\", fontsize=8, color=\"#555555\"];\n")
 	b.WriteString("    __start [shape=point, width=0.15, label=\"\"];\n")
 	all := edges(m)
-	var internal []edge
-	for _, e := range all {
-		if e.internal {
-			internal = append(internal, e)
-		}
-	}
+	internal := internalEdges(all)
 	node := func(s *model.State, indent string) {
 		// \x00 becomes \l: each line of the box is left-aligned under the name.
 		label := s.Name + "\n"
@@ -337,7 +338,7 @@ func Markdown(m *model.Model, modelLink string) []byte {
 		case s.Final:
 			name += " (final)"
 		}
-		p("| %s | %s | %s | %s | %s |", name, codes(refNames(s.Tags)), cell(strings.Join(stateLines(s, m, nil), "; ")), codes(refNames(s.Ignore)), cell(s.Doc))
+		p("| %s | %s | %s | %s | %s |", name, codes(model.Names(s.Tags)), cell(strings.Join(stateLines(s, m, nil), "; ")), codes(model.Names(s.Ignore)), cell(s.Doc))
 	}
 	p("")
 	p("## Transitions")
@@ -361,9 +362,9 @@ func Markdown(m *model.Model, modelLink string) []byte {
 			}
 			doc, impl := "", ""
 			if k == 0 {
-				doc, impl = t.Doc, strings.Join(refNames(t.Implements), ", ")
+				doc, impl = t.Doc, strings.Join(model.Names(t.Implements), ", ")
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s |", code(branchID(t, k)), codes(refNames(t.From)), codes(refNames(t.On)), code(guard), to, codes(stepList(br.Do)), impl, cell(doc))
+			p("| %s | %s | %s | %s | %s | %s | %s | %s |", code(branchID(t, k)), codes(model.Names(t.From)), codes(model.Names(t.On)), code(guard), to, codes(stepList(br.Do)), impl, cell(doc))
 		}
 	}
 	p("")
@@ -388,7 +389,7 @@ func Markdown(m *model.Model, modelLink string) []byte {
 		if t.Jitter > 0 {
 			jitter = fmt.Sprintf("%d%%", t.Jitter)
 		}
-		p("| %s | %s | %s | %s | %s | %s |", code(t.Name), code(t.Duration.Src), enabled, jitter, strings.Join(refNames(t.Implements), ", "), cell(t.Doc))
+		p("| %s | %s | %s | %s | %s | %s |", code(t.Name), code(t.Duration.Src), enabled, jitter, strings.Join(model.Names(t.Implements), ", "), cell(t.Doc))
 	}
 	p("")
 	p("## Actions")
@@ -459,7 +460,7 @@ func Markdown(m *model.Model, modelLink string) []byte {
 			stmt = "always " + code(inv.Always.Src)
 		} else {
 			lt := inv.LeadsTo
-			stmt = fmt.Sprintf("from %s reach %s within %s", codes(refNames(lt.From)), codes(refNames(lt.To)), code(lt.Within.Src))
+			stmt = fmt.Sprintf("from %s reach %s within %s", codes(model.Names(lt.From)), codes(model.Names(lt.To)), code(lt.Within.Src))
 			if lt.When != nil {
 				stmt += ", when " + code(lt.When.Src)
 			}

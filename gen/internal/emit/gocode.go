@@ -220,13 +220,6 @@ func quoteAll(items []string) string {
 	return "[]string{" + strings.Join(q, ", ") + "}"
 }
 
-func refNames(refs []model.Ref) []string {
-	out := make([]string, len(refs))
-	for i, r := range refs {
-		out[i] = r.Name
-	}
-	return out
-}
 
 // enum writes a typed enum with String and Parse.
 func (g *goGen) enum(typeName, what string, names, docs []string, constName func(string) string) {
@@ -567,7 +560,7 @@ func (g *goGen) table() {
 			}
 			g.p("{ID: %q, From: []%sState{%s}, On: []%sEvent{%s}, Guard: %q, To: %s, Reenter: %v, Do: %s, Implements: %s, Doc: %q},",
 				branchID(t, k), g.M, strings.Join(from, ", "), g.M, strings.Join(on, ", "), guard, to, t.Reenter,
-				quoteAll(stepList(b.Do)), quoteAll(refNames(t.Implements)), t.Doc)
+				quoteAll(stepList(b.Do)), quoteAll(model.Names(t.Implements)), t.Doc)
 		}
 	}
 	g.p("}")
@@ -634,7 +627,7 @@ func (g *goGen) machine() {
 		for k, b := range t.Branches {
 			id := branchID(t, k)
 			if b.To != nil {
-				g.p("{Name: %q, Src: %s, Dst: %q},", id, quoteAll(refNames(t.From)), b.To.Name)
+				g.p("{Name: %q, Src: %s, Dst: %q},", id, quoteAll(model.Names(t.From)), b.To.Name)
 				continue
 			}
 			for _, fr := range t.From {
@@ -870,7 +863,7 @@ func (g *goGen) invariants() {
 			stmt = inv.Always.Src
 		} else {
 			kind = "leads_to"
-			stmt = fmt.Sprintf("%s ~> %s within %s", strings.Join(refNames(inv.LeadsTo.From), " | "), strings.Join(refNames(inv.LeadsTo.To), " | "), inv.LeadsTo.Within.Src)
+			stmt = fmt.Sprintf("%s ~> %s within %s", strings.Join(model.Names(inv.LeadsTo.From), " | "), strings.Join(model.Names(inv.LeadsTo.To), " | "), inv.LeadsTo.Within.Src)
 			if inv.LeadsTo.When != nil {
 				stmt += " when " + inv.LeadsTo.When.Src
 			}
@@ -878,7 +871,7 @@ func (g *goGen) invariants() {
 				stmt += ", assuming " + inv.LeadsTo.Assumes
 			}
 		}
-		g.p("{ID: %q, Doc: %q, Kind: %q, Statement: %q, Test: %q, Implements: %s},", inv.ID.Name, inv.Doc, kind, stmt, inv.Test, quoteAll(refNames(inv.Implements)))
+		g.p("{ID: %q, Doc: %q, Kind: %q, Statement: %q, Test: %q, Implements: %s},", inv.ID.Name, inv.Doc, kind, stmt, inv.Test, quoteAll(model.Names(inv.Implements)))
 	}
 	g.p("}")
 	g.p("")

@@ -562,7 +562,7 @@ func (c *checker) timersAndCompleteness() {
 				continue
 			}
 			if !slices.ContainsFunc(t.From, func(fr Ref) bool { return run[fr.Name][ev.Timer.Name] }) {
-				c.errs.Errorf(on.Pos, "%s is handled in %s, but timer %s is never armed on any way into %s", on.Name, strings.Join(refNames(t.From), ", "), ev.Timer.Name, strings.Join(refNames(t.From), " or "))
+				c.errs.Errorf(on.Pos, "%s is handled in %s, but timer %s is never armed on any way into %s", on.Name, strings.Join(Names(t.From), ", "), ev.Timer.Name, strings.Join(Names(t.From), " or "))
 			}
 		}
 	}
@@ -639,7 +639,8 @@ func Env(m *Model) *expr.Env {
 	return c.buildEnv()
 }
 
-func refNames(refs []Ref) []string {
+// Names returns the names of refs.
+func Names(refs []Ref) []string {
 	out := make([]string, len(refs))
 	for i, r := range refs {
 		out[i] = r.Name
