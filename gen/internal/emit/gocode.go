@@ -220,7 +220,6 @@ func quoteAll(items []string) string {
 	return "[]string{" + strings.Join(q, ", ") + "}"
 }
 
-
 // enum writes a typed enum with String and Parse.
 func (g *goGen) enum(typeName, what string, names, docs []string, constName func(string) string) {
 	g.w.comment("", "", fmt.Sprintf("%s is %s of the %s machine. The zero value, %sUnknown, is none.", typeName, what, g.m.Name.Name, typeName))
