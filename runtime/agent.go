@@ -7,13 +7,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
-
-var errConnRefused = syscall.ECONNREFUSED // how Linux reports ICMP unreachable on a connected UDP socket
 
 // Agent runs lines over one Network: many lines share its sockets, and
 // responses reach their line through the Via branch.

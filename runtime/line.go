@@ -33,8 +33,6 @@ type txn struct {
 	dst      Endpoint
 	server   int
 	branch   string
-	method   sip.RequestMethod
-	ruri     string
 	msg      []byte
 	sent     int
 	max      int // 0: no cap
@@ -51,6 +49,7 @@ type Line struct {
 	servers []Endpoint
 
 	mu       sync.Mutex
+	started  bool // the machine's initial entry effects have been performed
 	m        *fsm.LineMachine
 	queue    []pending
 	draining bool
@@ -156,7 +155,8 @@ func (l *Line) State() fsm.LineState {
 func (l *Line) Register() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.m.State() == fsm.LineStateIdle && len(l.timers) == 0 {
+	if !l.started {
+		l.started = true
 		effects, err := l.m.Start()
 		if err != nil {
 			l.agent.log.Error("start", "line", l.cfg.Name, "err", err)
@@ -340,11 +340,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 		l.agent.log.Error("build request", "line", l.cfg.Name, "err", err)
 		return
 	}
-	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, method: s.method, msg: msg, max: maxTx,
-		ruri: "sip:" + s.domain, interval: time.Duration(l.cfg.T1)}
-	if s.method == sip.OPTIONS {
-		t.ruri = fmt.Sprintf("sip:%s:%d", s.dst.Host, s.dst.Port)
-	}
+	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx, interval: time.Duration(l.cfg.T1)}
 	*slot = t
 	l.agent.bind(branch, l)
 	l.transmit(t, onRefused)

@@ -258,13 +258,11 @@ func TestFailback(t *testing.T) {
 	if err := b.primary.Start(); err != nil {
 		t.Fatal(err)
 	}
-	back := time.Now()
 	took := b.waitState("primary_registered", 3*time.Second)
 	bound := time.Second + 64*20*time.Millisecond + 20*time.Millisecond // I1
 	if took > bound {
 		t.Errorf("failback after %v, bound %v", took, bound)
 	}
-	_ = back
 	backupCalls := map[string]bool{}
 	for _, s := range b.backup.Seen() {
 		backupCalls[s.CallID] = true

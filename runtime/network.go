@@ -58,6 +58,10 @@ type Handler interface {
 	HandleUnreachable(dst Endpoint, err *TransportError)
 }
 
+// errConnRefused is how Linux reports ICMP port or host unreachable on a
+// connected UDP socket, and a refused TCP connection.
+var errConnRefused = syscall.ECONNREFUSED
+
 // TransportError says why a server could not be reached.
 type TransportError struct {
 	Dst Endpoint
