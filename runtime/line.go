@@ -335,11 +335,7 @@ func (l *Line) spec(method sip.RequestMethod, server int, expires int) requestSp
 // send refused at once empties the slot and posts onRefused.
 func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server, maxTx int, onRefused fsm.LineEvent) {
 	l.finish(*slot)
-	msg, branch, err := s.build(d)
-	if err != nil {
-		l.agent.log.Error("build request", "line", l.cfg.Name, "err", err)
-		return
-	}
+	msg, branch := s.build(d)
 	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx, interval: time.Duration(l.cfg.T1)}
 	*slot = t
 	l.agent.bind(branch, l)

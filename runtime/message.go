@@ -46,9 +46,9 @@ type requestSpec struct {
 	authVal string
 }
 
-// build writes a request with a fresh branch; it returns the bytes, the
-// branch and the Request-URI.
-func (s requestSpec) build(d *dialog) ([]byte, string, error) {
+// build writes a request with a fresh branch and the dialog's next CSeq; it
+// returns the bytes and the branch.
+func (s requestSpec) build(d *dialog) ([]byte, string) {
 	d.cseq++
 	branch := branchMagic + randomToken(8)
 	ruri := sip.Uri{Scheme: "sip", Host: s.domain}
@@ -76,7 +76,7 @@ func (s requestSpec) build(d *dialog) ([]byte, string, error) {
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", "sipfailover"))
 	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
-	return []byte(req.String()), branch, nil
+	return []byte(req.String()), branch
 }
 
 // answer computes the Authorization (401) or Proxy-Authorization (407)
