@@ -82,6 +82,13 @@ type Trace struct {
 	Bindings    [][]runtimetest.SimBinding // by server
 	Env         []EnvChange                // every server's initial behaviour at 0, then each change
 	Users       []time.Duration            // user actions
+	Requests    []RequestRecord            // out-of-dialog requests the user sent (R8)
+}
+
+// RequestRecord is one request the user sent: when, and when it ended (-1
+// while it runs).
+type RequestRecord struct {
+	At, Ended time.Duration
 }
 
 // Violation is an invariant of SPEC.md that a trace breaks.
@@ -107,6 +114,7 @@ func Check(tr *Trace) []Violation {
 	c.i3()
 	c.i4()
 	c.i7()
+	c.i5()
 	c.walk()
 	return c.out
 }
@@ -263,6 +271,56 @@ func (c *checker) i7() {
 			c.report("I7", visitFrom, "%d probes (Call-IDs) in flight in one probing visit", len(ids))
 		}
 	}
+}
+
+// i5: a request goes only to a server the line is registered on at the
+// moment it is first sent; and (I6) every request ends within the total of
+// the budgets, each twice, once more while the line fails over, and the
+// line's own wait.
+func (c *checker) i5() {
+	tr := c.tr
+	for s, rs := range tr.Sends {
+		// The server is chosen once per request (Call-ID) and server: its
+		// retransmissions and a resend with credentials are the same attempt.
+		seen := map[string]bool{}
+		for _, r := range rs {
+			if r.Method != "MESSAGE" || seen[r.CallID] {
+				continue
+			}
+			seen[r.CallID] = true
+			// Things at one instant have no order here: every state the line
+			// was in at the send's instant counts.
+			if !c.registeredAt(r.At, s) {
+				st, srv := c.state(r.At)
+				c.report("I5", r.At, "a MESSAGE went to server %d while the line was %s on server %d", s, st, srv)
+			}
+		}
+	}
+	bound := 3*time.Duration(tr.Servers)*64*tr.T1 + 10*tr.RTT
+	for _, q := range tr.Requests {
+		end := q.Ended
+		if end < 0 {
+			end = tr.Now
+		}
+		if end-q.At > bound {
+			c.report("I6", q.At+bound, "a request sent at %v had not ended within %v", q.At, bound)
+		}
+	}
+}
+
+// registeredAt reports whether, at some point of instant t, the line was
+// registered on server s.
+func (c *checker) registeredAt(t time.Duration, s int) bool {
+	st, srv := c.state(t - 1)
+	if slices.Contains(registered, st) && srv == s {
+		return true
+	}
+	for _, x := range c.tr.Transitions {
+		if x.At == t && slices.Contains(registered, x.To) && x.Server == s {
+			return true
+		}
+	}
+	return false
 }
 
 // event is one point of the merged timeline.

@@ -110,6 +110,13 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Env = append(tr.Env, EnvChange{At: 20 * s, Server: 0, Up: true})
 			tr.Now = 200 * s
 		}},
+		{"I5", "a MESSAGE to the backup while the line is on the primary", func(tr *Trace) {
+			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "MESSAGE", CallID: "msg", Branch: "m1", Delivered: true, Answer: 200})
+		}},
+		{"I6", "a request that never ends", func(tr *Trace) {
+			tr.Requests = []RequestRecord{{At: 10 * s, Ended: -1}}
+			tr.Now = 300 * s // the bound is 3 * 2 servers * 64*T1 + round trips: 192.1s
+		}},
 		{"I2", "the primary failed with the backup up, and the line gave up", func(tr *Trace) {
 			tr.BackoffMax = 600 * s
 			tr.Env = append(tr.Env, EnvChange{At: 9 * s, Server: 0, Up: false})

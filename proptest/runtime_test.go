@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"pgregory.net/rapid"
 
 	"github.com/sipfailover/sipfailover/fsm"
@@ -27,6 +28,7 @@ type world struct {
 	start  time.Time
 	up     []bool
 	taken  coverage
+	sent   []*runtime.Request // in the order of trace.Requests
 }
 
 // newWorld draws settings and builds the line. Its script line uses the
@@ -80,8 +82,9 @@ func newWorld(t *rapid.T, cov coverage) *world {
 		e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
 		w.eps = append(w.eps, e)
 		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
-		w.up = append(w.up, true)
-		w.trace.Env = append(w.trace.Env, EnvChange{At: 0, Server: i, Up: true})
+		up := 2*rtt <= w.trace.Budget(i) // as setServer judges it
+		w.up = append(w.up, up)
+		w.trace.Env = append(w.trace.Env, EnvChange{At: 0, Server: i, Up: up})
 	}
 	agent := runtime.NewAgent(w.net, runtime.WithClock(w.clock), runtime.WithSeed(1), runtime.WithWatcher(func(x runtime.Transition) {
 		w.trace.Transitions = append(w.trace.Transitions, Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server})
@@ -120,6 +123,15 @@ func (w *world) setServer(i int, words []string, f func(*runtimetest.SimServer))
 
 func (w *world) check(t *rapid.T) {
 	w.trace.Now = w.now()
+	for i, r := range w.sent {
+		if w.trace.Requests[i].Ended < 0 {
+			select {
+			case <-r.Done():
+				w.trace.Requests[i].Ended = r.Result().Ended.Sub(w.start)
+			default:
+			}
+		}
+	}
 	w.trace.Sends = w.trace.Sends[:0]
 	w.trace.Bindings = w.trace.Bindings[:0]
 	for _, e := range w.eps {
@@ -201,6 +213,15 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 			drop := rapid.IntRange(0, 60).Draw(t, "drop")
 			delay := time.Duration(rapid.IntRange(0, 200).Draw(t, "delay_ms")) * time.Millisecond
 			w.setServer(i, []string{fmt.Sprintf("drop %d%%", drop), fmt.Sprintf("delay %v", delay)}, func(s *runtimetest.SimServer) { s.Drop, s.Delay = drop, delay })
+		},
+		"user sends a MESSAGE": func(t *rapid.T) {
+			w.do("send MESSAGE sip:1002@example.test")
+			req, err := w.line.Send(sip.MESSAGE, "sip:1002@example.test", "text/plain", []byte("hi"))
+			if err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			w.sent = append(w.sent, req)
+			w.trace.Requests = append(w.trace.Requests, RequestRecord{At: w.now(), Ended: -1})
 		},
 		"user registers": func(t *rapid.T) {
 			w.do("register")

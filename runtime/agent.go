@@ -82,11 +82,12 @@ func (a *Agent) AddLine(cfg LineConfig) (*Line, error) {
 // RemoveLine drops l from the agent; unregister it first.
 func (a *Agent) RemoveLine(l *Line) {
 	l.mu.Lock()
-	for t := range l.timers {
-		l.cancel(t)
-	}
+	l.timers.stopAll()
 	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
 		l.finish(t)
+	}
+	for _, r := range l.requests {
+		r.end()
 	}
 	l.mu.Unlock()
 	a.mu.Lock()

@@ -239,6 +239,9 @@ func (c Config) Validate() error {
 				bad(d.name, "%v: must be positive", time.Duration(d.v))
 			}
 		}
+		if l.RetryMode == "time" && l.RetryTime < l.T1 {
+			bad("retry_time", "%v is below t1 (%v), the round-trip estimate: no answer could come in time", time.Duration(l.RetryTime), time.Duration(l.T1))
+		}
 		if l.T2 < l.T1 {
 			bad("t2", "%v is below t1 (%v)", time.Duration(l.T2), time.Duration(l.T1))
 		}

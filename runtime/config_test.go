@@ -32,6 +32,11 @@ lines:
     signal_retry_counts: 0
     retry_mode: sometimes
     t1: -1s
+  - name: hasty
+    user: "1003"
+    servers: [{addr: 127.0.0.1}, {addr: 127.0.0.2}]
+    retry_mode: time
+    retry_time: 100ms
   - user: ""
     servers:
       - {addr: 127.0.0.1}
@@ -51,8 +56,9 @@ lines:
 		"line 1 (lobby): signal_retry_counts: 0 is outside 1-10",
 		`line 1 (lobby): retry_mode: "sometimes" is not count or time`,
 		"line 1 (lobby): t1: -1s: must be positive",
-		"line 2: user: empty: the line needs a user name",
-		"line 2: servers: 1 servers; a line has 2 to 4 (primary first)",
+		"line 2 (hasty): retry_time: 100ms is below t1 (500ms), the round-trip estimate: no answer could come in time",
+		"line 3: user: empty: the line needs a user name",
+		"line 3: servers: 1 servers; a line has 2 to 4 (primary first)",
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {

@@ -23,6 +23,7 @@ const (
 	txnProbe              // the failback probe (R10)
 	txnKeepalive          // OPTIONS keep-alive (R5)
 	txnDeregister         // Expires 0 to the backup after failback (R12); answers ignored
+	txnRequest            // an out-of-dialog request of the line (R8)
 )
 
 // txn is one non-INVITE client transaction the line runs itself: it
@@ -39,6 +40,10 @@ type txn struct {
 	interval time.Duration
 	retrans  Timer
 	deadline Timer // keep-alive and de-register only: their own budget
+	slot     **txn // where the owner keeps it; emptied when it finishes
+	live     bool
+	refused  func(reason string)
+	owner    *Request // nil for the line's own requests
 }
 
 // Line is one SIP line: the generated machine of model/line.yaml, its
@@ -53,7 +58,8 @@ type Line struct {
 	m        *fsm.LineMachine
 	queue    []pending
 	draining bool
-	timers   map[fsm.LineTimer]*lineTimer
+	timers   timerSet[fsm.LineTimer]
+	requests []*Request // requests in flight (R8), sharing this lock and queue
 
 	reg, probeDlg   dialog
 	prevReg         dialog // the registration left at failback, for R12
@@ -67,14 +73,12 @@ type Line struct {
 	status          Status
 }
 
+// pending is a queued event: for the line, or for one of its requests.
 type pending struct {
 	ev     fsm.LineEvent
+	req    *Request
+	rev    fsm.RequestEvent
 	reason string
-}
-
-type lineTimer struct {
-	t   Timer
-	gen uint64
 }
 
 // Status is what a line reports (R14).
@@ -91,7 +95,8 @@ type Status struct {
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
-	l := &Line{agent: a, cfg: cfg, timers: map[fsm.LineTimer]*lineTimer{}, retryUntil: map[int]time.Time{}}
+	l := &Line{agent: a, cfg: cfg, retryUntil: map[int]time.Time{}}
+	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		name := s.TLSServerName
 		if name == "" {
@@ -188,7 +193,7 @@ func (l *Line) deliver(ev fsm.LineEvent, reason string) {
 // post queues an event; the caller holds l.mu. Events that actions raise
 // (a send refused at once) are posted, never fired from inside an action.
 func (l *Line) post(ev fsm.LineEvent, reason string) {
-	l.queue = append(l.queue, pending{ev, reason})
+	l.queue = append(l.queue, pending{ev: ev, reason: reason})
 }
 
 // drain fires queued events one at a time, performing each step's effects
@@ -202,6 +207,10 @@ func (l *Line) drain() {
 	for len(l.queue) > 0 {
 		p := l.queue[0]
 		l.queue = l.queue[1:]
+		if p.req != nil {
+			p.req.fire(p.rev, p.reason)
+			continue
+		}
 		step, err := l.m.Fire(p.ev)
 		if err != nil {
 			l.agent.log.Error("event refused by the model", "line", l.cfg.Name, "event", p.ev.String(), "state", l.m.State().String(), "err", err)
@@ -212,6 +221,7 @@ func (l *Line) drain() {
 		}
 		l.perform(step.Effects)
 		l.report(step, p.reason)
+		l.tellRequests(step)
 	}
 }
 
@@ -264,47 +274,15 @@ func (l *Line) perform(effects []fsm.LineEffect) {
 		case fsm.EffectAction:
 			e.Action.Perform(l)
 		case fsm.EffectArm:
-			l.arm(e.Timer, time.Duration(e.After), e.Jitter)
+			l.timers.arm(e.Timer, time.Duration(e.After), e.Jitter)
 		case fsm.EffectCancel:
-			l.cancel(e.Timer)
+			l.timers.cancel(e.Timer)
 		}
 	}
 }
 
-// arm starts (or restarts) a model timer. Jitter takes 0 to Jitter percent
-// off at random (RFC 5626 section 4.5: the wait is 50-100 % of the bound).
-func (l *Line) arm(t fsm.LineTimer, d time.Duration, jitter int) {
-	if jitter > 0 {
-		d -= time.Duration(l.agent.jitter(int64(d) * int64(jitter) / 100))
-	}
-	lt := l.timers[t]
-	if lt == nil {
-		lt = &lineTimer{}
-		l.timers[t] = lt
-	} else if lt.t != nil {
-		lt.t.Stop()
-	}
-	lt.gen++
-	gen := lt.gen
-	lt.t = l.agent.clock.AfterFunc(d, func() { l.timerFired(t, gen) })
-}
-
-func (l *Line) cancel(t fsm.LineTimer) {
-	if lt := l.timers[t]; lt != nil && lt.t != nil {
-		lt.t.Stop()
-		lt.t = nil
-		lt.gen++
-	}
-}
-
-func (l *Line) timerFired(t fsm.LineTimer, gen uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lt := l.timers[t]
-	if lt == nil || lt.gen != gen {
-		return // stopped or re-armed after it was already due
-	}
-	lt.t = nil
+// timerFired runs with l.mu held, for a timer still current.
+func (l *Line) timerFired(t fsm.LineTimer) {
 	reason := ""
 	switch t {
 	case fsm.LineTimerBudget:
@@ -332,25 +310,32 @@ func (l *Line) spec(method sip.RequestMethod, server int, expires int) requestSp
 }
 
 // start replaces the transaction in slot with a new one and sends it; a
-// send refused at once empties the slot and posts onRefused.
-func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server, maxTx int, onRefused fsm.LineEvent) {
+// send refused at once ends it and calls refused (nil: nothing).
+func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server, maxTx int, refused func(string)) *txn {
 	l.finish(*slot)
 	msg, branch := s.build(d)
-	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx, interval: time.Duration(l.cfg.T1)}
+	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx,
+		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
-	l.transmit(t, onRefused)
+	l.transmit(t)
+	return t
+}
+
+// postLine returns a refused callback that posts ev to the line.
+func (l *Line) postLine(ev fsm.LineEvent) func(string) {
+	return func(reason string) { l.post(ev, reason) }
 }
 
 // transmit sends t once more and, over UDP, schedules the next
 // retransmission on Timer E: T1, 2*T1, 4*T1 ... capped at T2 (RFC 3261
 // 17.1.2.2), unless the cap of transmissions is reached (I4).
-func (l *Line) transmit(t *txn, onRefused fsm.LineEvent) {
+func (l *Line) transmit(t *txn) {
 	t.sent++
 	if err := l.agent.net.Send(t.dst, t.msg); err != nil {
 		l.finish(t)
-		if onRefused != fsm.LineEventUnknown {
-			l.post(onRefused, err.Error())
+		if t.refused != nil {
+			t.refused(err.Error())
 		}
 		return
 	}
@@ -362,16 +347,11 @@ func (l *Line) transmit(t *txn, onRefused fsm.LineEvent) {
 	t.retrans = l.agent.clock.AfterFunc(wait, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if l.active(t) {
-			l.transmit(t, onRefused)
+		if t.live {
+			l.transmit(t)
 			l.drain()
 		}
 	})
-}
-
-// active reports whether t is still one of the line's transactions.
-func (l *Line) active(t *txn) bool {
-	return t != nil && (t == l.main || t == l.probe || t == l.ka || t == l.dereg)
 }
 
 // finish stops t's timers and forgets its branch.
@@ -386,15 +366,9 @@ func (l *Line) finish(t *txn) {
 		t.deadline.Stop()
 	}
 	l.agent.unbind(t.branch)
-	switch t {
-	case l.main:
-		l.main = nil
-	case l.probe:
-		l.probe = nil
-	case l.ka:
-		l.ka = nil
-	case l.dereg:
-		l.dereg = nil
+	t.live = false
+	if t.slot != nil && *t.slot == t {
+		*t.slot = nil
 	}
 }
 
@@ -403,8 +377,8 @@ func (l *Line) response(branch string, res *sip.Response) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t *txn
-	for _, c := range []*txn{l.main, l.probe, l.ka, l.dereg} {
-		if c != nil && c.branch == branch {
+	for _, c := range l.transactions() {
+		if c.branch == branch {
 			t = c
 		}
 	}
@@ -412,14 +386,16 @@ func (l *Line) response(branch string, res *sip.Response) {
 		return // late, or provisional: Timer E and the budget go on
 	}
 	l.finish(t)
+	if t.owner != nil {
+		t.owner.answer(res, t.server)
+		l.drain()
+		return
+	}
 	code := res.StatusCode
 	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, t.dst)
 	unavailable := slices.Contains(l.cfg.UnavailableCodes, code)
 	if unavailable {
-		if ra := retryAfter(res); ra > 0 {
-			l.retryUntil[t.server] = l.agent.clock.Now().Add(ra)
-			reason += fmt.Sprintf(" (Retry-After %v)", ra)
-		}
+		l.noteRetryAfter(res, t.server, &reason)
 	}
 	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
 	switch t.kind {
@@ -456,6 +432,30 @@ func (l *Line) response(branch string, res *sip.Response) {
 	l.drain()
 }
 
+// transactions lists the transactions in flight: the line's and its requests'.
+func (l *Line) transactions() []*txn {
+	var out []*txn
+	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	for _, r := range l.requests {
+		if r.tx != nil {
+			out = append(out, r.tx)
+		}
+	}
+	return out
+}
+
+// noteRetryAfter holds server off for a 503's Retry-After (R1, I3).
+func (l *Line) noteRetryAfter(res *sip.Response, server int, reason *string) {
+	if ra := retryAfter(res); ra > 0 {
+		l.retryUntil[server] = l.agent.clock.Now().Add(ra)
+		*reason += fmt.Sprintf(" (Retry-After %v)", ra)
+	}
+}
+
 // grant records the expiry a 2xx granted, so that the refresh comes before
 // the binding expires (I8).
 func (l *Line) grant(res *sip.Response, server int) {
@@ -473,13 +473,19 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 		ev = fsm.LineEventTransportIcmp
 	}
 	hit := false
-	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
-		if t == nil || t.dst != dst {
+	for _, t := range l.transactions() {
+		if t.dst != dst {
 			continue
 		}
 		hit = true
 		l.finish(t)
 		switch t.kind {
+		case txnRequest:
+			rev := fsm.RequestEventTransportTcp
+			if dst.Transport == TransportUDP {
+				rev = fsm.RequestEventTransportIcmp
+			}
+			l.postReq(t.owner, rev, err.Error())
 		case txnRegister:
 			l.post(ev, err.Error())
 		case txnProbe:
@@ -514,7 +520,7 @@ func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
 	s := l.spec(sip.REGISTER, server, expires)
 	l.withAuth(&s, challenge)
 	l.mainChallenge = nil
-	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.refusedEvent(server))
+	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.postLine(l.refusedEvent(server)))
 }
 
 // withAuth adds credentials for challenge (401/407) to s (R1, RFC 8760).
@@ -563,7 +569,7 @@ func (l *Line) SendKeepalive() {
 	}
 	server := l.m.Vars().Server
 	d := newDialog()
-	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, server, -1), server, l.m.MaxTransmissions(), fsm.LineEventKeepaliveFailed)
+	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, server, -1), server, l.m.MaxTransmissions(), l.postLine(fsm.LineEventKeepaliveFailed))
 	t := l.ka
 	if t == nil {
 		return
@@ -585,7 +591,7 @@ func (l *Line) SendKeepalive() {
 func (l *Line) SendProbe() {
 	l.probeDlg = newDialog()
 	l.probeChallenge = nil
-	l.start(&l.probe, txnProbe, &l.probeDlg, l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL), 0, 0, fsm.LineEventProbeFailed)
+	l.start(&l.probe, txnProbe, &l.probeDlg, l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL), 0, 0, l.postLine(fsm.LineEventProbeFailed))
 }
 
 // SendProbeAuth resends the probe with digest credentials.
@@ -593,7 +599,7 @@ func (l *Line) SendProbeAuth() {
 	s := l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL)
 	l.withAuth(&s, l.probeChallenge)
 	l.probeChallenge = nil
-	l.start(&l.probe, txnProbe, &l.probeDlg, s, 0, 0, fsm.LineEventProbeFailed)
+	l.start(&l.probe, txnProbe, &l.probeDlg, s, 0, 0, l.postLine(fsm.LineEventProbeFailed))
 }
 
 // AbandonProbe forgets the probe.
@@ -613,7 +619,7 @@ func (l *Line) AdoptProbe() {
 // so it is never retransmitted: no server gets more than its budget (I4).
 func (l *Line) DeregisterBackup() {
 	server := l.prevServer
-	l.start(&l.dereg, txnDeregister, &l.prevReg, l.spec(sip.REGISTER, server, 0), server, 1, fsm.LineEventUnknown)
+	l.start(&l.dereg, txnDeregister, &l.prevReg, l.spec(sip.REGISTER, server, 0), server, 1, nil)
 	if t := l.dereg; t != nil {
 		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() {
 			l.mu.Lock()

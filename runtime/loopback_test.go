@@ -2,10 +2,14 @@ package runtime_test
 
 import (
 	"crypto/tls"
+	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
@@ -369,5 +373,39 @@ func TestTCPConnectTimeout(t *testing.T) {
 	}
 	if st := b.line.Status(); !strings.Contains(st.LastReason, "no answer") {
 		t.Errorf("reason %q", st.LastReason)
+	}
+}
+
+// TestMessageFailsOver: R8 and I5 on real sockets. A MESSAGE to a primary
+// whose port has closed fails over with the line, and reaches the backup
+// only after the line registered there.
+func TestMessageFailsOver(t *testing.T) {
+	b := newBench(t, "udp", nil)
+	b.line.Register()
+	b.waitState("primary_registered", 3*time.Second)
+	b.primary.Stop()
+	req, err := b.line.Send(sip.MESSAGE, "sip:1002@example.test", "text/plain", []byte("fire door open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-req.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the MESSAGE did not end; line %+v", b.line.Status())
+	}
+	if res := req.Result(); res.State != "done" || res.Code != 200 || res.Server != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	var order []string
+	for _, s := range b.backup.Seen() {
+		if len(order) == 0 || order[len(order)-1] != s.Method {
+			order = append(order, s.Method)
+		}
+	}
+	if !slices.Equal(order, []string{"REGISTER", "MESSAGE"}) {
+		t.Errorf("the backup saw %v, want the line's REGISTER first (I5)", order)
+	}
+	if _, err := b.line.Send(sip.INVITE, "sip:1002@example.test", "", nil); !errors.Is(err, runtime.ErrMethod) {
+		t.Errorf("Send(INVITE) = %v, want ErrMethod", err)
 	}
 }

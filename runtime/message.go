@@ -44,6 +44,11 @@ type requestSpec struct {
 	expires int    // REGISTER: -1 for no Expires header
 	auth    string // header name, "" for none
 	authVal string
+	// target, when set, is the Request-URI and To of a request to someone
+	// else (R8); otherwise the request is about the line's own address.
+	target      string
+	contentType string
+	body        []byte
 }
 
 // build writes a request with a fresh branch and the dialog's next CSeq; it
@@ -52,7 +57,10 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 	d.cseq++
 	branch := branchMagic + randomToken(8)
 	ruri := sip.Uri{Scheme: "sip", Host: s.domain}
-	if s.method == sip.OPTIONS {
+	switch {
+	case s.target != "":
+		sip.ParseUri(s.target, &ruri) // checked by Line.Send
+	case s.method == sip.OPTIONS:
 		ruri = sip.Uri{Scheme: "sip", Host: s.dst.Host, Port: s.dst.Port}
 	}
 	req := sip.NewRequest(s.method, ruri)
@@ -60,11 +68,15 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 	if s.display != "" {
 		aor = strconv.Quote(s.display) + " " + aor
 	}
+	to := aor
+	if s.target != "" {
+		to = "<" + s.target + ">"
+	}
 	transport := s.dst.TransportName()
 	req.AppendHeader(sip.NewHeader("Via", fmt.Sprintf("SIP/2.0/%s %s:%s;branch=%s;rport", transport, s.local[0], s.local[1], branch)))
 	req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
 	req.AppendHeader(sip.NewHeader("From", aor+";tag="+d.tag))
-	req.AppendHeader(sip.NewHeader("To", aor))
+	req.AppendHeader(sip.NewHeader("To", to))
 	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))
 	req.AppendHeader(sip.NewHeader("CSeq", fmt.Sprintf("%d %s", d.cseq, s.method)))
 	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%s;transport=%s>", s.user, s.local[0], s.local[1], strings.ToLower(transport))))
@@ -75,7 +87,12 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 		req.AppendHeader(sip.NewHeader(s.auth, s.authVal))
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", "sipfailover"))
-	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	if len(s.body) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", s.contentType))
+		req.SetBody(s.body)
+	} else {
+		req.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	}
 	return []byte(req.String()), branch
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
@@ -22,6 +24,7 @@ import (
 //	server primary silent          # up | icmp | refused | silent | reject-auth | answer 503 [retry-after 30]
 //	server backup drop 30%         # lose 30 % of requests (seeded); also: delay 200ms
 //	register                       # also: unregister, request-unavailable
+//	send MESSAGE sip:1002@example.test   # an out-of-dialog request (R8)
 //	advance 3.5s
 //	expect state backup_registered
 //	expect server backup
@@ -30,6 +33,8 @@ import (
 //	expect event timer.budget at 3.5s   # the latest transition on it; also: by T
 //	expect reason no answer
 //	expect expires backup 0        # the last REGISTER the backup got
+//	expect request done 200        # how the latest request ended; also: failed
+//	expect order backup REGISTER MESSAGE   # the methods a server saw, runs merged
 //	clear                          # forget requests and transitions so far
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -55,6 +60,7 @@ type scenario struct {
 	line    *runtime.Line
 	eps     []runtime.Endpoint
 	history []runtime.Transition
+	request *runtime.Request // the latest one sent
 }
 
 func (s *scenario) fail(format string, args ...any) {
@@ -231,6 +237,15 @@ func (s *scenario) step(w []string) {
 		s.ensureLine().Register()
 	case "unregister":
 		s.ensureLine().Unregister()
+	case "send": // send METHOD URI: an out-of-dialog request (R8)
+		if len(w) != 3 {
+			s.fail("send METHOD URI")
+		}
+		r, err := s.ensureLine().Send(sip.RequestMethod(w[1]), w[2], "text/plain", []byte("hello"))
+		if err != nil {
+			s.fail("send: %v", err)
+		}
+		s.request = r
 	case "request-unavailable":
 		s.ensureLine().RequestUnavailable("a call's request found the server unavailable")
 	case "advance":
@@ -338,6 +353,29 @@ func (s *scenario) expect(w []string) {
 		}
 		if got := strconv.Itoa(rs[len(rs)-1].Expires); got != w[2] {
 			s.fail("%s's last REGISTER had Expires %s, want %s", w[1], got, w[2])
+		}
+	case "request": // expect request STATE [CODE]: how the latest request ended
+		if s.request == nil {
+			s.fail("no request sent")
+		}
+		select {
+		case <-s.request.Done():
+		default:
+			s.fail("the request has not ended (line %s)", st.State)
+		}
+		res := s.request.Result()
+		if res.State != w[1] || (len(w) > 2 && strconv.Itoa(res.Code) != w[2]) {
+			s.fail("request ended %s %d (%s), want %s", res.State, res.Code, res.Reason, strings.Join(w[1:], " "))
+		}
+	case "order": // expect order SERVER M1 M2 ...: the methods the server saw, in order
+		var got []string
+		for _, r := range s.net.Requests(s.eps[s.server(w[1])]) {
+			if r.Delivered && (len(got) == 0 || got[len(got)-1] != r.Method) {
+				got = append(got, r.Method)
+			}
+		}
+		if !slices.Equal(got, w[2:]) {
+			s.fail("%s saw %v, want %v", w[1], got, w[2:])
 		}
 	case "callids":
 		// expect callids SERVER N: the REGISTERs the server got used N Call-IDs

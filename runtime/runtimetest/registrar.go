@@ -97,6 +97,7 @@ func (r *Registrar) Start() error {
 	}
 	srv.OnRegister(r.handle)
 	srv.OnOptions(r.handle)
+	srv.OnMessage(r.handle)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
@@ -209,7 +210,7 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 		if ra > 0 {
 			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(ra)))
 		}
-	case req.Method == sip.OPTIONS:
+	case req.Method == sip.OPTIONS || req.Method == sip.MESSAGE:
 		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
 	default:
 		res = r.register(req, &s)

@@ -1,0 +1,254 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/fsm"
+)
+
+// Request is one out-of-dialog request of a line (R8: OPTIONS, MESSAGE ...),
+// driven by the generated machine of model/request.yaml: it goes to the
+// server the line is registered on; when that server is unavailable the line
+// fails over, and the request goes to the next server only after the line
+// has registered there (I5). It shares its line's lock and event queue.
+type Request struct {
+	line        *Line
+	m           *fsm.RequestMachine
+	method      sip.RequestMethod
+	target      string
+	contentType string
+	body        []byte
+	dlg         dialog
+	tx          *txn
+	challenge   *sip.Response
+	timers      timerSet[fsm.RequestTimer]
+	result      RequestResult
+	done        chan struct{}
+}
+
+// RequestResult is how a request ended.
+type RequestResult struct {
+	State  string // "done" (answered) or "failed" (no server could carry it)
+	Code   int    // the final answer's status code; 0 when none came
+	Reason string
+	Server int       // the server that answered, or the last one tried
+	Ended  time.Time // by the line's clock
+}
+
+// ErrMethod is returned by Send for a method that needs a dialog or is the
+// line's own (INVITE, BYE, ACK, CANCEL, REGISTER).
+var ErrMethod = errors.New("method not sent with Send")
+
+// Send sends an out-of-dialog request from the line to target (a SIP URI)
+// and returns at once; Done is closed when it ends (R8).
+func (l *Line) Send(method sip.RequestMethod, target, contentType string, body []byte) (*Request, error) {
+	switch method {
+	case sip.INVITE, sip.BYE, sip.ACK, sip.CANCEL, sip.REGISTER:
+		return nil, fmt.Errorf("%w: %s", ErrMethod, method)
+	}
+	var uri sip.Uri
+	if err := sip.ParseUri(target, &uri); err != nil {
+		return nil, fmt.Errorf("target %q: %w", target, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.cfg
+	r := &Request{line: l, method: method, target: target, contentType: contentType, body: body, dlg: newDialog(), done: make(chan struct{})}
+	r.m = fsm.NewRequestMachine(fsm.RequestParams{
+		ServerCount: len(l.servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
+		RetryTime: fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
+		RingTimeout: fsm.Duration(3 * time.Minute), // INVITE only: Timer C is more than 3 minutes
+	}, nil)
+	r.timers = newTimerSet[fsm.RequestTimer](l.agent, &l.mu, func(t fsm.RequestTimer) {
+		l.postReq(r, t.Event(), fmt.Sprintf("%s: %s timer ended", method, t))
+		l.drain()
+	})
+	r.updateParams()
+	effects, err := r.m.Start()
+	if err != nil {
+		return nil, err
+	}
+	r.perform(effects)
+	l.requests = append(l.requests, r)
+	l.postReq(r, fsm.RequestEventUserSend, "")
+	l.drain()
+	return r, nil
+}
+
+// Done is closed when the request has ended.
+func (r *Request) Done() <-chan struct{} { return r.done }
+
+// Result is how the request ended; valid once Done is closed.
+func (r *Request) Result() RequestResult {
+	r.line.mu.Lock()
+	defer r.line.mu.Unlock()
+	return r.result
+}
+
+func (l *Line) postReq(r *Request, ev fsm.RequestEvent, reason string) {
+	l.queue = append(l.queue, pending{req: r, rev: ev, reason: reason})
+}
+
+// updateParams copies the line's registration into the request's params.
+func (r *Request) updateParams() {
+	p := r.m.Params()
+	p.LineRegistered = r.line.m.State().HasTag(fsm.LineTagRegistered)
+	p.LineServer = r.line.m.Vars().Server
+	r.m.SetParams(p)
+}
+
+// tellRequests passes a line step on to its requests: the line registered
+// (line.registered), or can register nowhere (line.down).
+func (l *Line) tellRequests(step fsm.LineStep) {
+	if step.From == step.To {
+		return
+	}
+	for _, r := range l.requests {
+		r.updateParams()
+		switch {
+		case step.To.HasTag(fsm.LineTagRegistered):
+			l.postReq(r, fsm.RequestEventLineRegistered, "")
+		case step.To == fsm.LineStateAllFailed || step.To == fsm.LineStateFailed || step.To == fsm.LineStateIdle:
+			l.postReq(r, fsm.RequestEventLineDown, "the line could not register: "+l.status.LastReason)
+		}
+	}
+}
+
+// fire delivers ev to the request's machine; l.mu is held.
+func (r *Request) fire(ev fsm.RequestEvent, reason string) {
+	if r.m.State().Final() {
+		return // it ended; late news
+	}
+	step, err := r.m.Fire(ev)
+	if err != nil {
+		r.line.agent.log.Error("request event refused by the model", "line", r.line.cfg.Name, "method", string(r.method), "event", ev.String(), "err", err)
+		return
+	}
+	if step.Ignored {
+		return
+	}
+	if reason != "" {
+		r.result.Reason = reason
+	}
+	r.perform(step.Effects)
+	if step.To.Final() {
+		r.result.State, r.result.Server, r.result.Ended = step.To.String(), r.m.Vars().Server, r.line.agent.clock.Now()
+		r.end()
+	}
+}
+
+func (r *Request) perform(effects []fsm.RequestEffect) {
+	for _, e := range effects {
+		switch e.Kind {
+		case fsm.EffectAction:
+			e.Action.Perform(r)
+		case fsm.EffectArm:
+			r.timers.arm(e.Timer, time.Duration(e.After), e.Jitter)
+		case fsm.EffectCancel:
+			r.timers.cancel(e.Timer)
+		}
+	}
+}
+
+// end stops the request's timers and transaction and closes Done.
+func (r *Request) end() {
+	r.timers.stopAll()
+	r.line.finish(r.tx)
+	r.line.requests = slices.DeleteFunc(r.line.requests, func(x *Request) bool { return x == r })
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+}
+
+// answer handles a final response to the request's transaction.
+func (r *Request) answer(res *sip.Response, server int) {
+	code := res.StatusCode
+	r.result.Code = code
+	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, r.line.servers[server])
+	switch {
+	case code < 300:
+		r.line.postReq(r, fsm.RequestEventResp2xx, reason)
+	case code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired:
+		r.challenge = res
+		r.line.postReq(r, fsm.RequestEventRespChallenge, reason)
+	case slices.Contains(r.line.cfg.UnavailableCodes, code):
+		r.line.noteRetryAfter(res, server, &reason)
+		r.line.postReq(r, fsm.RequestEventRespUnavailable, reason)
+	default:
+		r.line.postReq(r, fsm.RequestEventRespFinal, reason)
+	}
+}
+
+// --- fsm.RequestActions ---
+
+var _ fsm.RequestActions = (*Request)(nil)
+
+func (r *Request) spec(server int) requestSpec {
+	s := r.line.spec(r.method, server, -1)
+	s.target, s.contentType, s.body = r.target, r.contentType, r.body
+	return s
+}
+
+func (r *Request) send(challenge *sip.Response) {
+	l := r.line
+	server := r.m.Vars().Server
+	if until, ok := l.retryUntil[server]; ok && l.agent.clock.Now().Before(until) {
+		l.finish(r.tx)
+		l.postReq(r, fsm.RequestEventServerHeldOff, fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly)))
+		return
+	}
+	s := r.spec(server)
+	l.withAuth(&s, challenge)
+	refused := fsm.RequestEventTransportTcp
+	if l.servers[server].Transport == TransportUDP {
+		refused = fsm.RequestEventTransportIcmp
+	}
+	t := l.start(&r.tx, txnRequest, &r.dlg, s, server, r.m.MaxTransmissions(), func(reason string) { l.postReq(r, refused, reason) })
+	t.owner = r
+}
+
+// SendRequest sends the request to its server (a new transaction).
+func (r *Request) SendRequest() { r.challenge = nil; r.send(nil) }
+
+// SendRequestAuth resends it with digest credentials for the challenge.
+func (r *Request) SendRequestAuth() { r.send(r.challenge) }
+
+// AbandonRequest forgets the transaction in flight.
+func (r *Request) AbandonRequest() { r.line.finish(r.tx) }
+
+// SendCancel cancels the request's transaction (RFC 3261 section 9.1): the
+// same Request-URI, Call-ID, tags, CSeq number and branch.
+func (r *Request) SendCancel() {
+	t := r.tx
+	if t == nil {
+		return
+	}
+	msg, err := sip.ParseMessage(t.msg)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok {
+		return
+	}
+	cancel := sip.NewRequest(sip.CANCEL, req.Recipient)
+	for _, h := range []string{"Via", "From", "To", "Call-ID"} {
+		if v := req.GetHeader(h); v != nil {
+			cancel.AppendHeader(sip.NewHeader(h, v.Value()))
+		}
+	}
+	cancel.AppendHeader(sip.NewHeader("CSeq", strconv.Itoa(int(req.CSeq().SeqNo))+" CANCEL"))
+	cancel.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	cancel.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	r.line.agent.net.Send(t.dst, []byte(cancel.String()))
+}
+
+// LineFailover tells the line its server is unavailable (R6, R7, R8).
+func (r *Request) LineFailover() {
+	r.line.post(fsm.LineEventRequestUnavailable, fmt.Sprintf("%s: %s", r.method, r.result.Reason))
+}

@@ -1,0 +1,67 @@
+package runtime
+
+import (
+	"sync"
+	"time"
+)
+
+// timerSet holds the model timers of one machine. Arming a running timer
+// restarts it; a timer stopped or re-armed after it became due does not
+// fire (a generation count tells). fire runs with mu held.
+type timerSet[T comparable] struct {
+	agent  *Agent
+	mu     *sync.Mutex
+	fire   func(T)
+	timers map[T]*setTimer
+}
+
+type setTimer struct {
+	t   Timer
+	gen uint64
+}
+
+func newTimerSet[T comparable](a *Agent, mu *sync.Mutex, fire func(T)) timerSet[T] {
+	return timerSet[T]{agent: a, mu: mu, fire: fire, timers: map[T]*setTimer{}}
+}
+
+// arm starts (or restarts) t. Jitter takes 0 to jitter percent off at
+// random (RFC 5626 section 4.5: the wait is 50-100 % of the bound).
+func (s timerSet[T]) arm(t T, d time.Duration, jitter int) {
+	if jitter > 0 {
+		d -= time.Duration(s.agent.jitter(int64(d) * int64(jitter) / 100))
+	}
+	st := s.timers[t]
+	if st == nil {
+		st = &setTimer{}
+		s.timers[t] = st
+	} else if st.t != nil {
+		st.t.Stop()
+	}
+	st.gen++
+	gen := st.gen
+	st.t = s.agent.clock.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if cur := s.timers[t]; cur == nil || cur.gen != gen {
+			return
+		}
+		st.t = nil
+		s.fire(t)
+	})
+}
+
+// cancel stops t if it runs.
+func (s timerSet[T]) cancel(t T) {
+	if st := s.timers[t]; st != nil && st.t != nil {
+		st.t.Stop()
+		st.t = nil
+		st.gen++
+	}
+}
+
+// stopAll stops every timer.
+func (s timerSet[T]) stopAll() {
+	for t := range s.timers {
+		s.cancel(t)
+	}
+}
