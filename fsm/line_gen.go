@@ -506,6 +506,21 @@ func (e LineEffect) String() string {
 	return "unknown effect"
 }
 
+// Run carries out e: an action through impl (skipped when impl is nil), a
+// timer through arm or cancel.
+func (e LineEffect) Run(impl LineActions, arm func(t LineTimer, after Duration, jitter int), cancel func(LineTimer)) {
+	switch e.Kind {
+	case EffectAction:
+		if impl != nil {
+			e.Action.Perform(impl)
+		}
+	case EffectArm:
+		arm(e.Timer, e.After, e.Jitter)
+	case EffectCancel:
+		cancel(e.Timer)
+	}
+}
+
 // LineStep is what one Fire did.
 type LineStep struct {
 	From, To   LineState

@@ -401,6 +401,21 @@ func (e RequestEffect) String() string {
 	return "unknown effect"
 }
 
+// Run carries out e: an action through impl (skipped when impl is nil), a
+// timer through arm or cancel.
+func (e RequestEffect) Run(impl RequestActions, arm func(t RequestTimer, after Duration, jitter int), cancel func(RequestTimer)) {
+	switch e.Kind {
+	case EffectAction:
+		if impl != nil {
+			e.Action.Perform(impl)
+		}
+	case EffectArm:
+		arm(e.Timer, e.After, e.Jitter)
+	case EffectCancel:
+		cancel(e.Timer)
+	}
+}
+
 // RequestStep is what one Fire did.
 type RequestStep struct {
 	From, To   RequestState

@@ -55,15 +55,7 @@ func TestRequestModel(t *testing.T) {
 		draw := func(max int) int { return rapid.IntRange(0, max).Draw(t, "jitter") }
 		apply := func(effects []fsm.RequestEffect) {
 			for _, e := range effects {
-				switch e.Kind {
-				case fsm.EffectArm:
-					if e.After <= 0 {
-						t.Fatalf("armed %s with duration %d", e.Timer, e.After)
-					}
-					w.arm(e.Timer, e.After, e.Jitter, draw)
-				case fsm.EffectCancel:
-					w.cancel(e.Timer)
-				}
+				e.Run(nil, w.armer(t, draw), w.cancel)
 			}
 		}
 		waits := make([]leadsTo, len(fsm.RequestLeadsToInvariants))

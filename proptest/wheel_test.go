@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/sipfailover/sipfailover/fsm"
 )
 
@@ -24,6 +26,17 @@ func (w *wheel[T]) arm(t T, after fsm.Duration, jitterPct int, draw func(max int
 		d -= d * time.Duration(draw(jitterPct)) / 100
 	}
 	w.deadline[t] = w.now + d
+}
+
+// armer returns an arm function for generated effects' Run that fails the
+// check on a timer armed for no time (it would fire at once, forever).
+func (w *wheel[T]) armer(t *rapid.T, draw func(max int) int) func(T, fsm.Duration, int) {
+	return func(tm T, after fsm.Duration, jitter int) {
+		if after <= 0 {
+			t.Fatalf("armed %v with duration %d", tm, after)
+		}
+		w.arm(tm, after, jitter, draw)
+	}
 }
 
 func (w *wheel[T]) cancel(t T) { delete(w.deadline, t) }

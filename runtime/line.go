@@ -270,14 +270,7 @@ func (l *Line) report(step fsm.LineStep, reason string) {
 // perform carries out a step's effects in order.
 func (l *Line) perform(effects []fsm.LineEffect) {
 	for _, e := range effects {
-		switch e.Kind {
-		case fsm.EffectAction:
-			e.Action.Perform(l)
-		case fsm.EffectArm:
-			l.timers.arm(e.Timer, time.Duration(e.After), e.Jitter)
-		case fsm.EffectCancel:
-			l.timers.cancel(e.Timer)
-		}
+		e.Run(l, l.timers.armModel, l.timers.cancel)
 	}
 }
 

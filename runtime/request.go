@@ -145,14 +145,7 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 
 func (r *Request) perform(effects []fsm.RequestEffect) {
 	for _, e := range effects {
-		switch e.Kind {
-		case fsm.EffectAction:
-			e.Action.Perform(r)
-		case fsm.EffectArm:
-			r.timers.arm(e.Timer, time.Duration(e.After), e.Jitter)
-		case fsm.EffectCancel:
-			r.timers.cancel(e.Timer)
-		}
+		e.Run(r, r.timers.armModel, r.timers.cancel)
 	}
 }
 

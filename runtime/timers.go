@@ -3,6 +3,8 @@ package runtime
 import (
 	"sync"
 	"time"
+
+	"github.com/sipfailover/sipfailover/fsm"
 )
 
 // timerSet holds the model timers of one machine. Arming a running timer
@@ -48,6 +50,11 @@ func (s timerSet[T]) arm(t T, d time.Duration, jitter int) {
 		st.t = nil
 		s.fire(t)
 	})
+}
+
+// armModel is arm with the model's duration type.
+func (s timerSet[T]) armModel(t T, after fsm.Duration, jitter int) {
+	s.arm(t, time.Duration(after), jitter)
 }
 
 // cancel stops t if it runs.

@@ -496,6 +496,21 @@ func (e %[1]sEffect) String() string {
 	return "unknown effect"
 }
 
+// Run carries out e: an action through impl (skipped when impl is nil), a
+// timer through arm or cancel.
+func (e %[1]sEffect) Run(impl %[1]sActions, arm func(t %[1]sTimer, after Duration, jitter int), cancel func(%[1]sTimer)) {
+	switch e.Kind {
+	case EffectAction:
+		if impl != nil {
+			e.Action.Perform(impl)
+		}
+	case EffectArm:
+		arm(e.Timer, e.After, e.Jitter)
+	case EffectCancel:
+		cancel(e.Timer)
+	}
+}
+
 // %[1]sStep is what one Fire did.
 type %[1]sStep struct {
 	From, To   %[1]sState
