@@ -86,7 +86,7 @@ func (a *Agent) RemoveLine(l *Line) {
 	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
 		l.finish(t)
 	}
-	for _, r := range l.requests {
+	for _, r := range slices.Clone(l.requests) { // end removes r from l.requests
 		r.end()
 	}
 	l.mu.Unlock()

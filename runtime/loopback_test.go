@@ -409,3 +409,27 @@ func TestMessageFailsOver(t *testing.T) {
 		t.Errorf("Send(INVITE) = %v, want ErrMethod", err)
 	}
 }
+
+// TestRemoveLineEndsItsRequests: removing a line ends every request it has
+// in flight, not every other one.
+func TestRemoveLineEndsItsRequests(t *testing.T) {
+	b := newBench(t, "udp", nil)
+	b.primary.SetMode(runtimetest.Silent)
+	b.backup.SetMode(runtimetest.Silent)
+	var reqs []*runtime.Request
+	for range 3 {
+		r, err := b.line.Send(sip.OPTIONS, "sip:1002@example.test", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, r)
+	}
+	b.agent.RemoveLine(b.line)
+	for i, r := range reqs {
+		select {
+		case <-r.Done():
+		case <-time.After(time.Second):
+			t.Errorf("request %d still runs after its line was removed", i)
+		}
+	}
+}
