@@ -433,3 +433,36 @@ func TestRemoveLineEndsItsRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestServerPingAnswered: R8, a request from a configured server (an
+// OPTIONS ping to the registered contact) is answered 200.
+func TestServerPingAnswered(t *testing.T) {
+	b := newBench(t, "udp", nil)
+	b.line.Register()
+	b.waitState("primary_registered", 3*time.Second)
+	codes, err := b.primary.Ping(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(codes, []int{200}) {
+		t.Fatalf("OPTIONS to the line's contact got %v, want [200]", codes)
+	}
+}
+
+// TestTLSServerNameChecked: a certificate for another name is refused, even
+// from a trusted CA.
+func TestTLSServerNameChecked(t *testing.T) {
+	b := newBench(t, "tls", func(c *runtime.LineConfig) {
+		for i := range c.Servers {
+			c.Servers[i].TLSServerName = "sip.wrong.example"
+		}
+	})
+	b.line.Register()
+	b.waitState("all_failed", 3*time.Second)
+	if st := b.line.Status(); !strings.Contains(st.LastReason, "certificate") {
+		t.Errorf("reason %q does not say the certificate was refused", st.LastReason)
+	}
+	if b.primary.Registered() || b.backup.Registered() {
+		t.Error("registered with a server whose certificate names another host")
+	}
+}

@@ -55,6 +55,8 @@ type Registrar struct {
 	MaxExpires int
 
 	mu         sync.Mutex
+	ua         *sipgo.UserAgent
+	contacts   map[string]string // Call-ID -> Contact URI of the binding
 	mode       Mode
 	code       int
 	retryAfter int
@@ -117,7 +119,7 @@ func (r *Registrar) Start() error {
 	select {
 	case a := <-ready:
 		r.mu.Lock()
-		r.Addr, r.cancel, r.done = a, cancel, done
+		r.Addr, r.cancel, r.done, r.ua = a, cancel, done, ua
 		r.mu.Unlock()
 		return nil
 	case err := <-errc:
@@ -226,6 +228,46 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// Ping sends OPTIONS, from the registrar's listening socket as a server
+// would, to the contact of every live binding, and returns the status codes
+// of the answers (0 for none within timeout).
+func (r *Registrar) Ping(timeout time.Duration) ([]int, error) {
+	r.mu.Lock()
+	ua, addr := r.ua, r.Addr
+	var targets []string
+	now := time.Now()
+	for id, exp := range r.bindings {
+		if c, ok := r.contacts[id]; ok && exp.After(now) {
+			targets = append(targets, c)
+		}
+	}
+	r.mu.Unlock()
+	if ua == nil {
+		return nil, fmt.Errorf("%s: not started", r.Name)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(addr))
+	if err != nil {
+		return nil, err
+	}
+	var codes []int
+	for _, target := range targets {
+		var uri sip.Uri
+		if err := sip.ParseUri(target, &uri); err != nil {
+			return nil, err
+		}
+		req := sip.NewRequest(sip.OPTIONS, uri)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		res, err := client.Do(ctx, req)
+		cancel()
+		code := 0
+		if err == nil {
+			code = res.StatusCode
+		}
+		codes = append(codes, code)
+	}
+	return codes, nil
+}
+
 var reasons = map[int]string{403: "Forbidden", 404: "Not Found", 500: "Server Internal Error", 503: "Service Unavailable"}
 
 func (r *Registrar) challenge() *digest.Challenge {
@@ -257,6 +299,12 @@ func (r *Registrar) register(req *sip.Request, s *Seen) *sip.Response {
 		delete(r.bindings, s.CallID)
 	} else {
 		r.bindings[s.CallID] = time.Now().Add(time.Duration(expires) * time.Second)
+		if c := req.Contact(); c != nil {
+			if r.contacts == nil {
+				r.contacts = map[string]string{}
+			}
+			r.contacts[s.CallID] = c.Address.String()
+		}
 	}
 	r.mu.Unlock()
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
