@@ -15,6 +15,11 @@ import (
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
 
+// slack is how late a wall-clock measurement on real sockets may come on a
+// loaded machine (the race detector, parallel packages). Exact times are
+// checked in virtual time by the scenarios; these tests check real sockets.
+const slack = 60 * time.Millisecond
+
 // bench is a line on real loopback sockets between two embedded registrars.
 type bench struct {
 	t       testing.TB
@@ -168,15 +173,26 @@ func Test503RetryAfter(t *testing.T) {
 		t.Errorf("last reason %q", got)
 	}
 	sent := count(b.primary, "REGISTER")
+	b.mu.Lock()
+	mark := len(b.log)
+	b.mu.Unlock()
 	b.line.Register() // a manual re-registration starts from the primary, which is skipped
-	if st := b.line.Status().State; st != "retrying" {
-		t.Fatalf("right after the re-registration the line is %s, want retrying", st)
-	}
 	b.waitState("backup_registered", 2*time.Second)
 	if got := count(b.primary, "REGISTER"); got != sent {
 		t.Errorf("the primary got %d more REGISTERs during its Retry-After", got-sent)
 	}
-	b.event("server.held_off")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var steps []string
+	for _, tr := range b.log[mark:] {
+		if tr.From != tr.To {
+			steps = append(steps, tr.To+" on "+tr.Event)
+		}
+	}
+	want := []string{"registering on user.register", "retrying on server.held_off", "backup_registered on resp.2xx"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("after the re-registration: %v, want %v", steps, want)
+	}
 }
 
 // TestSilentServerBudget: R3 and I4, a silent primary gets exactly
@@ -189,16 +205,18 @@ func TestSilentServerBudget(t *testing.T) {
 	b.line.Register()
 	b.waitState("backup_registered", 2*time.Second)
 	verdict := b.event("timer.budget").At.Sub(start)
-	if verdict < 140*time.Millisecond || verdict > 190*time.Millisecond {
-		t.Errorf("verdict after %v, want 140ms (+ scheduling)", verdict)
+	if verdict < 140*time.Millisecond || verdict > 140*time.Millisecond+slack {
+		t.Errorf("verdict after %v, want 140ms (+ up to %v of scheduling)", verdict, slack)
 	}
 	seen := b.primary.Seen()
 	if len(seen) != 3 {
 		t.Fatalf("the primary got %d transmissions, want 3", len(seen))
 	}
 	for i, want := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond} {
+		// Receipt times at the registrar jitter both ways; virtual-time
+		// scenarios check Timer E exactly.
 		gap := seen[i+1].At.Sub(seen[i].At)
-		if gap < want || gap > want+15*time.Millisecond {
+		if gap < want-5*time.Millisecond || gap > want+slack {
 			t.Errorf("gap %d is %v, want %v (Timer E)", i, gap, want)
 		}
 	}
@@ -368,7 +386,7 @@ func TestTCPConnectTimeout(t *testing.T) {
 	start := time.Now()
 	b.line.Register()
 	b.waitState("backup_registered", 3*time.Second)
-	if took := b.event("timer.budget").At.Sub(start); took < 140*time.Millisecond || took > 200*time.Millisecond {
+	if took := b.event("timer.budget").At.Sub(start); took < 140*time.Millisecond || took > 140*time.Millisecond+slack {
 		t.Errorf("verdict after %v, want the 140ms budget", took)
 	}
 	if st := b.line.Status(); !strings.Contains(st.LastReason, "no answer") {

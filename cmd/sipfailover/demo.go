@@ -201,8 +201,10 @@ func (d *demoRun) run() error {
 	}
 	fmt.Fprintf(d.out, "\nmeasured (wall clock, loopback):\n")
 	for _, r := range results {
+		// Sleeps, goroutine scheduling and a busy machine add a little to a
+		// wall-clock measurement; more than that is a fault.
 		verdict := "within"
-		if r.took > r.bound {
+		if r.took > r.bound+max(50*time.Millisecond, r.bound/10) {
 			verdict = "OVER"
 		}
 		fmt.Fprintf(d.out, "  %-75s %8v  %s bound %v (%s)\n", r.what, r.took.Round(time.Millisecond), verdict, r.bound, r.why)
