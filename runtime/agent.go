@@ -20,12 +20,16 @@ type Agent struct {
 	log   *slog.Logger
 	watch func(Transition)
 
+	callWatch    func(CallInfo)
+	answerPolicy func(line, caller string) int
+
 	randMu sync.Mutex
 	rand   *rand.Rand
 
 	mu       sync.Mutex
 	lines    []*Line
 	branches map[string]*Line
+	calls    map[string]*Call // by Call-ID
 }
 
 // Option configures an Agent.
@@ -48,6 +52,15 @@ func WithSeed(seed uint64) Option {
 // call back into the line.
 func WithWatcher(f func(Transition)) Option { return func(a *Agent) { a.watch = f } }
 
+// WithCallWatcher calls f after every state change of every call, on the
+// line's goroutine; f must not call back into the line or the call.
+func WithCallWatcher(f func(CallInfo)) Option { return func(a *Agent) { a.callWatch = f } }
+
+// WithAnswer sets how incoming calls are answered: f gets the line's name
+// and the caller's URI and returns 200 to answer, or a final failure code
+// (486, 603 ...) to reject. Without it every call is answered.
+func WithAnswer(f func(line, caller string) int) Option { return func(a *Agent) { a.answerPolicy = f } }
+
 // NewAgent returns an agent that sends over n.
 func NewAgent(n Network, opts ...Option) *Agent {
 	a := &Agent{
@@ -56,6 +69,7 @@ func NewAgent(n Network, opts ...Option) *Agent {
 		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		branches: map[string]*Line{},
+		calls:    map[string]*Call{},
 	}
 	for _, o := range opts {
 		o(a)
@@ -88,6 +102,9 @@ func (a *Agent) RemoveLine(l *Line) {
 	}
 	for _, r := range slices.Clone(l.requests) { // end removes r from l.requests
 		r.end()
+	}
+	for _, c := range slices.Clone(l.calls) {
+		c.end(0, "the line was removed")
 	}
 	l.mu.Unlock()
 	a.mu.Lock()
@@ -134,11 +151,85 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 	branch, _ := via.Params.Get("branch")
 	a.mu.Lock()
 	l := a.branches[branch]
-	a.mu.Unlock()
-	if l == nil {
-		return // a late answer to a request the line has abandoned
+	var c *Call
+	if cid := res.CallID(); l == nil && cid != nil {
+		c = a.calls[cid.Value()]
 	}
-	l.response(branch, res)
+	a.mu.Unlock()
+	switch {
+	case l != nil:
+		l.response(branch, res)
+	case c != nil && res.StatusCode >= 200 && res.CSeq() != nil && res.CSeq().MethodName == sip.INVITE:
+		c.line.mu.Lock()
+		c.lateFinal(res)
+		c.line.drain()
+		c.line.mu.Unlock()
+	}
+	// Otherwise a late answer to a request the line has abandoned.
+}
+
+// HandleRequest answers a request from a server: an OPTIONS ping, a new
+// call for one of the lines, or a request of a call's dialog.
+func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte)) {
+	respond := func(code int, reason string) {
+		reply([]byte(sip.NewResponseFromRequest(req, code, reason, nil).String()))
+	}
+	var c *Call
+	if cid := req.CallID(); cid != nil {
+		a.mu.Lock()
+		c = a.calls[cid.Value()]
+		a.mu.Unlock()
+	}
+	switch {
+	case c != nil:
+		c.inDialogRequest(from, req, reply)
+	case req.Method == sip.ACK: // of a call that ended, or of a rejection
+	case req.Method == sip.OPTIONS:
+		respond(200, "OK")
+	case req.Method == sip.INVITE:
+		if l := a.lineFor(from, req); l != nil {
+			l.incoming(from, req, reply)
+		} else {
+			respond(404, "Not Found")
+		}
+	case req.Method == sip.BYE || req.Method == sip.CANCEL:
+		respond(481, "Call/Transaction Does Not Exist")
+	default:
+		respond(501, "Not Implemented")
+	}
+}
+
+// lineFor picks the line an incoming INVITE is for: one that has from among
+// its servers and whose user the Request-URI (else the To) names.
+func (a *Agent) lineFor(from Endpoint, req *sip.Request) *Line {
+	var users []string
+	users = append(users, req.Recipient.User)
+	if to := req.To(); to != nil {
+		users = append(users, to.Address.User)
+	}
+	lines := a.Lines()
+	for _, user := range users {
+		for _, l := range lines {
+			if l.cfg.User == user && l.serverAt(from) >= 0 {
+				return l
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) fileCall(c *Call) {
+	a.mu.Lock()
+	a.calls[c.dlg.callID] = c
+	a.mu.Unlock()
+}
+
+func (a *Agent) dropCall(c *Call) {
+	a.mu.Lock()
+	if a.calls[c.dlg.callID] == c {
+		delete(a.calls, c.dlg.callID)
+	}
+	a.mu.Unlock()
 }
 
 // HandleUnreachable tells every line with a request in flight to dst.

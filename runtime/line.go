@@ -44,6 +44,7 @@ type txn struct {
 	live     bool
 	refused  func(reason string)
 	owner    *Request // nil for the line's own requests
+	invite   bool     // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
 }
 
 // Line is one SIP line: the generated machine of model/line.yaml, its
@@ -59,7 +60,8 @@ type Line struct {
 	queue    []pending
 	draining bool
 	timers   timerSet[fsm.LineTimer]
-	requests []*Request // requests in flight (R8), sharing this lock and queue
+	requests []*Request // requests in flight (R6-R8), sharing this lock and queue
+	calls    []*Call    // calls not yet ended
 
 	reg, probeDlg   dialog
 	prevReg         dialog // the registration left at failback, for R12
@@ -322,7 +324,8 @@ func (l *Line) postLine(ev fsm.LineEvent) func(string) {
 
 // transmit sends t once more and, over UDP, schedules the next
 // retransmission on Timer E: T1, 2*T1, 4*T1 ... capped at T2 (RFC 3261
-// 17.1.2.2), unless the cap of transmissions is reached (I4).
+// 17.1.2.2; an INVITE's Timer A is not capped, 17.1.1.2), unless the cap of
+// transmissions is reached (I4).
 func (l *Line) transmit(t *txn) {
 	t.sent++
 	if err := l.agent.net.Send(t.dst, t.msg); err != nil {
@@ -336,7 +339,10 @@ func (l *Line) transmit(t *txn) {
 		return
 	}
 	wait := t.interval
-	t.interval = min(2*t.interval, time.Duration(l.cfg.T2))
+	t.interval = 2 * t.interval
+	if !t.invite {
+		t.interval = min(t.interval, time.Duration(l.cfg.T2))
+	}
 	t.retrans = l.agent.clock.AfterFunc(wait, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -375,12 +381,19 @@ func (l *Line) response(branch string, res *sip.Response) {
 			t = c
 		}
 	}
-	if t == nil || res.StatusCode < 200 {
-		return // late, or provisional: Timer E and the budget go on
+	if t == nil {
+		return // late
+	}
+	if res.StatusCode < 200 {
+		if t.owner != nil {
+			t.owner.provisional(t, res)
+			l.drain()
+		}
+		return // for the line's own requests Timer E and the budget go on
 	}
 	l.finish(t)
 	if t.owner != nil {
-		t.owner.answer(res, t.server)
+		t.owner.answer(t, res)
 		l.drain()
 		return
 	}
@@ -521,7 +534,8 @@ func (l *Line) withAuth(s *requestSpec, challenge *sip.Response) {
 	if challenge == nil {
 		return
 	}
-	name, val, err := answer(challenge, s.method, "sip:"+s.domain, l.cfg.AuthUser, l.cfg.Password)
+	ruri := s.requestURI()
+	name, val, err := answer(challenge, s.method, ruri.String(), l.cfg.AuthUser, l.cfg.Password)
 	if err != nil {
 		l.agent.log.Warn("cannot answer challenge", "line", l.cfg.Name, "err", err)
 		return

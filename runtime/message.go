@@ -45,10 +45,31 @@ type requestSpec struct {
 	auth    string // header name, "" for none
 	authVal string
 	// target, when set, is the Request-URI and To of a request to someone
-	// else (R8); otherwise the request is about the line's own address.
+	// else (R8, an INVITE); otherwise the request is about the line's own
+	// address.
 	target      string
 	contentType string
 	body        []byte
+	// In a dialog (BYE): the Request-URI is the remote target, To carries
+	// the remote tag, and the route set goes in Route (RFC 3261 12.2.1.1).
+	remoteTarget string
+	to           string
+	routes       []string
+}
+
+// requestURI is the Request-URI the request carries; digest credentials
+// are computed over it too.
+func (s requestSpec) requestURI() sip.Uri {
+	ruri := sip.Uri{Scheme: "sip", Host: s.domain}
+	switch {
+	case s.remoteTarget != "":
+		sip.ParseUri(s.remoteTarget, &ruri) // taken from a parsed Contact
+	case s.target != "":
+		sip.ParseUri(s.target, &ruri) // checked by Line.Send and Line.Dial
+	case s.method == sip.OPTIONS:
+		ruri = sip.Uri{Scheme: "sip", Host: s.dst.Host, Port: s.dst.Port}
+	}
+	return ruri
 }
 
 // build writes a request with a fresh branch and the dialog's next CSeq; it
@@ -56,25 +77,24 @@ type requestSpec struct {
 func (s requestSpec) build(d *dialog) ([]byte, string) {
 	d.cseq++
 	branch := branchMagic + randomToken(8)
-	ruri := sip.Uri{Scheme: "sip", Host: s.domain}
-	switch {
-	case s.target != "":
-		sip.ParseUri(s.target, &ruri) // checked by Line.Send
-	case s.method == sip.OPTIONS:
-		ruri = sip.Uri{Scheme: "sip", Host: s.dst.Host, Port: s.dst.Port}
-	}
-	req := sip.NewRequest(s.method, ruri)
+	req := sip.NewRequest(s.method, s.requestURI())
 	aor := fmt.Sprintf("<sip:%s@%s>", s.user, s.domain)
 	if s.display != "" {
 		aor = strconv.Quote(s.display) + " " + aor
 	}
 	to := aor
-	if s.target != "" {
+	switch {
+	case s.to != "":
+		to = s.to
+	case s.target != "":
 		to = "<" + s.target + ">"
 	}
 	transport := s.dst.TransportName()
 	req.AppendHeader(sip.NewHeader("Via", fmt.Sprintf("SIP/2.0/%s %s:%s;branch=%s;rport", transport, s.local[0], s.local[1], branch)))
 	req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	for _, r := range s.routes {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
 	req.AppendHeader(sip.NewHeader("From", aor+";tag="+d.tag))
 	req.AppendHeader(sip.NewHeader("To", to))
 	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))

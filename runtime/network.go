@@ -56,6 +56,10 @@ type Handler interface {
 	// HandleUnreachable reports that dst cannot be reached: ICMP unreachable
 	// for UDP (R1), or a TCP/TLS connection refused, reset or failed.
 	HandleUnreachable(dst Endpoint, err *TransportError)
+	// HandleRequest is a request from the server at from (an OPTIONS ping,
+	// an incoming call, a BYE); reply sends a response back the way the
+	// request came.
+	HandleRequest(from Endpoint, req *sip.Request, reply func([]byte))
 }
 
 // errConnRefused is how Linux reports ICMP port or host unreachable on a

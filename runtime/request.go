@@ -12,11 +12,14 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 )
 
-// Request is one out-of-dialog request of a line (R8: OPTIONS, MESSAGE ...),
-// driven by the generated machine of model/request.yaml: it goes to the
-// server the line is registered on; when that server is unavailable the line
-// fails over, and the request goes to the next server only after the line
-// has registered there (I5). It shares its line's lock and event queue.
+// Request is one request of a line other than its own registration, driven
+// by the generated machine of model/request.yaml: an out-of-dialog request
+// (R8: OPTIONS, MESSAGE ...) or a call's INVITE or BYE (R6, R7). A new
+// request goes to the server the line is registered on, an in-dialog one to
+// the server its dialog was set up through (I10); when that server is
+// unavailable the line fails over, and the request goes to the next server
+// only after the line has registered there (I5). It shares its line's lock
+// and event queue.
 type Request struct {
 	line        *Line
 	m           *fsm.RequestMachine
@@ -24,7 +27,9 @@ type Request struct {
 	target      string
 	contentType string
 	body        []byte
-	dlg         dialog
+	dlg         *dialog
+	call        *Call // the call an INVITE or BYE belongs to; nil for R8
+	dead        uint8 // servers found unavailable, one bit each (R7: their routes go)
 	tx          *txn
 	challenge   *sip.Response
 	timers      timerSet[fsm.RequestTimer]
@@ -58,13 +63,25 @@ func (l *Line) Send(method sip.RequestMethod, target, contentType string, body [
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	d := newDialog()
+	return l.newRequest(method, target, contentType, body, &d, nil)
+}
+
+// newRequest starts the request machine of one request and sends it; l.mu
+// is held.
+func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, body []byte, d *dialog, call *Call) (*Request, error) {
 	c := l.cfg
-	r := &Request{line: l, method: method, target: target, contentType: contentType, body: body, dlg: newDialog(), done: make(chan struct{})}
-	r.m = fsm.NewRequestMachine(fsm.RequestParams{
+	r := &Request{line: l, method: method, target: target, contentType: contentType, body: body, dlg: d, call: call, done: make(chan struct{})}
+	p := fsm.RequestParams{
 		ServerCount: len(l.servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
 		RetryTime: fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
-		RingTimeout: fsm.Duration(3 * time.Minute), // INVITE only: Timer C is more than 3 minutes
-	}, nil)
+		IsInvite:    method == sip.INVITE,
+		RingTimeout: fsm.Duration(ringTimeout),
+	}
+	if call != nil && method != sip.INVITE {
+		p.InDialog, p.FirstServer = true, call.server
+	}
+	r.m = fsm.NewRequestMachine(p, nil)
 	r.timers = newTimerSet[fsm.RequestTimer](l.agent, &l.mu, func(t fsm.RequestTimer) {
 		l.postReq(r, t.Event(), fmt.Sprintf("%s: %s timer ended", method, t))
 		l.drain()
@@ -80,6 +97,10 @@ func (l *Line) Send(method sip.RequestMethod, target, contentType string, body [
 	l.drain()
 	return r, nil
 }
+
+// ringTimeout bounds how long an INVITE that got a 1xx waits for its final
+// answer; RFC 3261 Timer C is more than 3 minutes.
+const ringTimeout = 3*time.Minute + time.Second
 
 // Done is closed when the request has ended.
 func (r *Request) Done() <-chan struct{} { return r.done }
@@ -125,6 +146,11 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 	if r.m.State().Final() {
 		return // it ended; late news
 	}
+	switch ev {
+	case fsm.RequestEventRespUnavailable, fsm.RequestEventTransportIcmp, fsm.RequestEventTransportTcp,
+		fsm.RequestEventTimerBudget, fsm.RequestEventServerHeldOff:
+		r.dead |= 1 << r.m.Vars().Server
+	}
 	step, err := r.m.Fire(ev)
 	if err != nil {
 		r.line.agent.log.Error("request event refused by the model", "line", r.line.cfg.Name, "method", string(r.method), "event", ev.String(), "err", err)
@@ -149,23 +175,45 @@ func (r *Request) perform(effects []fsm.RequestEffect) {
 	}
 }
 
-// end stops the request's timers and transaction and closes Done.
+// end stops the request's timers and transaction, closes Done and tells
+// its call.
 func (r *Request) end() {
 	r.timers.stopAll()
 	r.line.finish(r.tx)
 	r.line.requests = slices.DeleteFunc(r.line.requests, func(x *Request) bool { return x == r })
 	select {
 	case <-r.done:
+		return
 	default:
 		close(r.done)
 	}
+	if r.call != nil {
+		r.call.requestEnded(r)
+	}
+}
+
+// provisional handles a 1xx: the server is alive. An INVITE stops
+// retransmitting (RFC 3261 17.1.1.2) and its call rings; a non-INVITE goes
+// on as before (17.1.2.2).
+func (r *Request) provisional(t *txn, res *sip.Response) {
+	if r.method != sip.INVITE {
+		return
+	}
+	if t.retrans != nil {
+		t.retrans.Stop()
+	}
+	r.call.provisional(res)
+	r.line.postReq(r, fsm.RequestEventRespProvisional, fmt.Sprintf("%d %s from %s", res.StatusCode, res.Reason, t.dst))
 }
 
 // answer handles a final response to the request's transaction.
-func (r *Request) answer(res *sip.Response, server int) {
-	code := res.StatusCode
+func (r *Request) answer(t *txn, res *sip.Response) {
+	code, server := res.StatusCode, t.server
 	r.result.Code = code
 	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, r.line.servers[server])
+	if r.method == sip.INVITE {
+		r.call.final(t, res)
+	}
 	switch {
 	case code < 300:
 		r.line.postReq(r, fsm.RequestEventResp2xx, reason)
@@ -187,6 +235,9 @@ var _ fsm.RequestActions = (*Request)(nil)
 func (r *Request) spec(server int) requestSpec {
 	s := r.line.spec(r.method, server, -1)
 	s.target, s.contentType, s.body = r.target, r.contentType, r.body
+	if r.call != nil && r.method != sip.INVITE {
+		r.call.inDialog(&s, r.dead)
+	}
 	return s
 }
 
@@ -204,8 +255,14 @@ func (r *Request) send(challenge *sip.Response) {
 	if l.servers[server].Transport == TransportUDP {
 		refused = fsm.RequestEventTransportIcmp
 	}
-	t := l.start(&r.tx, txnRequest, &r.dlg, s, server, r.m.MaxTransmissions(), func(reason string) { l.postReq(r, refused, reason) })
-	t.owner = r
+	t := l.start(&r.tx, txnRequest, r.dlg, s, server, r.m.MaxTransmissions(), func(reason string) { l.postReq(r, refused, reason) })
+	if t.live {
+		t.owner = r
+		t.invite = r.method == sip.INVITE
+		if t.invite {
+			r.call.lastInvite = t
+		}
+	}
 }
 
 // SendRequest sends the request to its server (a new transaction).

@@ -35,6 +35,13 @@ import (
 //	expect expires backup 0        # the last REGISTER the backup got
 //	expect request done 200        # how the latest request ended; also: failed
 //	expect order backup REGISTER MESSAGE   # the methods a server saw, runs merged
+//	dial sip:1002@example.test     # place a call (R6); hangup ends the latest call (R7)
+//	farend call backup             # the far end calls the line through a server
+//	farend hangup primary          # the far end sends BYE through a server
+//	expect call confirmed [200]    # the latest call's state; also: expect call server backup,
+//	                               # expect call reason TEXT
+//	expect farend up               # the far end's latest call; also: ended, cancelled, ringing;
+//	                               # expect farend log "INVITE via primary" ... in order
 //	clear                          # forget requests and transitions so far
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
@@ -61,6 +68,8 @@ type scenario struct {
 	eps     []runtime.Endpoint
 	history []runtime.Transition
 	request *runtime.Request // the latest one sent
+	call    *runtime.Call    // the latest call
+	farCall string           // the Call-ID of the far end's latest call to the line
 }
 
 func (s *scenario) fail(format string, args ...any) {
@@ -227,6 +236,10 @@ func (s *scenario) step(w []string) {
 			d := s.at(w[len(w)-1])
 			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Delay = d })
 			return
+		case "ring": // server NAME ring DURATION: the far end rings before it answers
+			d := s.at(w[len(w)-1])
+			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Ring = d })
+			return
 		}
 		mode, code, retry, err := runtimetest.ParseSimMode(w[2:])
 		if err != nil {
@@ -246,6 +259,44 @@ func (s *scenario) step(w []string) {
 			s.fail("send: %v", err)
 		}
 		s.request = r
+	case "dial": // dial URI: a call (R6)
+		if len(w) != 2 {
+			s.fail("dial URI")
+		}
+		c, err := s.ensureLine().Dial(w[1])
+		if err != nil {
+			s.fail("dial: %v", err)
+		}
+		s.call = c
+	case "hangup":
+		if s.call == nil {
+			s.fail("no call to hang up")
+		}
+		s.call.Hangup()
+	case "farend": // farend call SERVER | farend hangup SERVER
+		if len(w) != 3 {
+			s.fail("farend call|hangup SERVER")
+		}
+		via := s.eps[s.server(w[2])]
+		switch w[1] {
+		case "call":
+			s.farCall = s.net.CallLine(via, s.cfg.User, s.cfg.Domain)
+			s.clock.Advance(s.net.RTT) // the INVITE arrives
+			for _, c := range s.ensureLine().Calls() {
+				if c.ID() == s.farCall {
+					s.call = c
+				}
+			}
+			if s.call == nil || s.call.ID() != s.farCall {
+				s.fail("the line made no call of the far end's INVITE")
+			}
+		case "hangup":
+			if err := s.net.HangUp(s.lastFarCall().CallID, via); err != nil {
+				s.fail("%v", err)
+			}
+		default:
+			s.fail("farend call|hangup SERVER")
+		}
 	case "request-unavailable":
 		s.ensureLine().RequestUnavailable("a call's request found the server unavailable")
 	case "advance":
@@ -377,6 +428,73 @@ func (s *scenario) expect(w []string) {
 		if !slices.Equal(got, w[2:]) {
 			s.fail("%s saw %v, want %v", w[1], got, w[2:])
 		}
+	case "call": // expect call STATE [CODE] | expect call server NAME | expect call reason TEXT
+		if s.call == nil {
+			s.fail("no call placed")
+		}
+		info := s.call.Info()
+		switch w[1] {
+		case "server":
+			if got := serverNames[info.Server]; len(w) != 3 || got != w[2] {
+				s.fail("the call goes through %s, want %s", got, strings.Join(w[2:], " "))
+			}
+		case "reason":
+			if want := strings.Join(w[2:], " "); !strings.Contains(info.Reason, want) {
+				s.fail("the call's reason %q lacks %q", info.Reason, want)
+			}
+		default:
+			if info.State != w[1] || (len(w) > 2 && strconv.Itoa(info.Code) != w[2]) {
+				s.fail("the call is %s %d (%s), want %s", info.State, info.Code, info.Reason, strings.Join(w[1:], " "))
+			}
+		}
+	case "farend": // expect farend STATE | expect farend log "M via SERVER" ...
+		c := s.lastFarCall()
+		if w[1] != "log" {
+			if c.State != w[1] {
+				s.fail("the far end's call is %s, want %s (log %q)", c.State, w[1], c.Log)
+			}
+			return
+		}
+		// The entries name servers; the log names endpoints.
+		want := strings.Split(strings.Join(w[2:], " "), ",")
+		var got []string
+		for _, e := range c.Log {
+			for i, ep := range s.eps {
+				e = strings.ReplaceAll(e, "via "+ep.String(), "via "+serverNames[i])
+			}
+			got = append(got, e)
+		}
+		for i := range want {
+			want[i] = strings.TrimSpace(want[i])
+		}
+		if !slices.Equal(got, want) {
+			s.fail("the far end's log is %q, want %q", got, want)
+		}
+	case "routes": // expect routes SERVER METHOD none|SERVER...: the Route of the last such request
+		if len(w) < 4 {
+			s.fail("expect routes SERVER METHOD none|SERVER...")
+		}
+		rs := s.requests(w[1], w[2])
+		if len(rs) == 0 {
+			s.fail("%s got no %s", w[1], w[2])
+		}
+		var got []string
+		for _, r := range rs[len(rs)-1].Route {
+			name := r
+			for i, ep := range s.eps {
+				if strings.Contains(r, ep.Addr()) {
+					name = serverNames[i]
+				}
+			}
+			got = append(got, name)
+		}
+		want := w[3:]
+		if len(want) == 1 && want[0] == "none" {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			s.fail("the last %s to %s had Route %v, want %v", w[2], w[1], got, want)
+		}
 	case "callids":
 		// expect callids SERVER N: the REGISTERs the server got used N Call-IDs
 		if len(w) != 3 {
@@ -392,6 +510,15 @@ func (s *scenario) expect(w []string) {
 	default:
 		s.fail("unknown expectation %q", w[0])
 	}
+}
+
+// lastFarCall is the far end's latest call.
+func (s *scenario) lastFarCall() runtimetest.SimCall {
+	calls := s.net.Calls()
+	if len(calls) == 0 {
+		s.fail("the far end has no call")
+	}
+	return calls[len(calls)-1]
 }
 
 // last returns the index of the latest transition on event, or -1.

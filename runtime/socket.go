@@ -143,20 +143,13 @@ func (n *SocketNetwork) readUDP(dst Endpoint, c *net.UDPConn) {
 	}
 }
 
-// deliver hands a response to the handler and answers a request from the
-// server: 200 to an OPTIONS ping (R8), 501 to anything else for now.
+// deliver hands a message from dst to the handler.
 func (n *SocketNetwork) deliver(dst Endpoint, msg sip.Message, reply func([]byte)) {
 	switch m := msg.(type) {
 	case *sip.Response:
 		n.handler.HandleResponse(dst, m)
 	case *sip.Request:
-		code, reason := 200, "OK"
-		if m.Method != sip.OPTIONS {
-			code, reason = 501, "Not Implemented"
-		}
-		if m.Method != sip.ACK {
-			reply([]byte(sip.NewResponseFromRequest(m, code, reason, nil).String()))
-		}
+		n.handler.HandleRequest(dst, m, reply)
 	}
 }
 

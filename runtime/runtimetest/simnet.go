@@ -42,6 +42,7 @@ type SimServer struct {
 	Expires    int           // granted expiry cap; 0 grants what is asked
 	Drop       int           // percent of requests lost on the way
 	Delay      time.Duration // added to the network's round trip
+	Ring       time.Duration // an INVITE rings (180) this long before the far end answers
 	Received   []SimRequest  // every request sent to the server, delivered or not
 	Bindings   []SimBinding  // every binding the server granted or removed
 }
@@ -62,9 +63,10 @@ type SimRequest struct {
 	Branch     string
 	Expires    int // -1 when absent
 	Auth       bool
-	Delivered  bool // false: ICMP, refused, or lost
-	Answer     int  // status code the server sent, 0 for none
-	RetryAfter int  // seconds, with a 503
+	Delivered  bool     // false: ICMP, refused, or lost
+	Answer     int      // status code the server sent, 0 for none
+	RetryAfter int      // seconds, with a 503
+	Route      []string // the Route entries, in order
 }
 
 // SimNetwork is a runtime.Network in virtual time: requests reach simulated
@@ -79,6 +81,7 @@ type SimNetwork struct {
 	handler runtime.Handler
 	servers map[runtime.Endpoint]*SimServer
 	rng     *rand.Rand
+	calls   []*SimCall
 }
 
 // NewSimNetwork returns a network on clock with the given round trip.
@@ -136,7 +139,10 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	if h := req.GetHeader("Expires"); h != nil {
 		r.Expires, _ = strconv.Atoi(h.Value())
 	}
-	r.Auth = req.GetHeader("Authorization") != nil
+	r.Auth = req.GetHeader("Authorization") != nil || req.GetHeader("Proxy-Authorization") != nil
+	for _, h := range req.GetHeaders("Route") {
+		r.Route = append(r.Route, h.Value())
+	}
 	rtt := n.RTT + s.Delay
 	lost := s.Drop > 0 && n.rng.IntN(100) < s.Drop
 	var res *sip.Response
@@ -158,6 +164,9 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	case s.Mode == SimRejectAuth, s.Mode == SimUp && s.Auth && !r.Auth && req.Method == sip.REGISTER:
 		r.Delivered = true
 		res = challengeFor(req)
+	case req.Method == sip.INVITE || req.Method == sip.ACK || req.Method == sip.BYE || req.Method == sip.CANCEL:
+		r.Delivered = true
+		res = n.farEnd(s, req, rtt)
 	default: // up
 		r.Delivered = true
 		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
