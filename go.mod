@@ -7,16 +7,18 @@ require (
 	go.yaml.in/yaml/v3 v3.0.6
 )
 
-require golang.org/x/tools v0.39.0
+require (
+	github.com/emiago/sipgo v1.7.2
+	github.com/icholy/digest v1.2.0
+	golang.org/x/sys v0.38.0
+	golang.org/x/tools v0.39.0
+	pgregory.net/rapid v1.3.0
+)
 
 require (
-	github.com/emiago/sipgo v1.7.2 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.3.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/icholy/digest v1.2.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect
-	golang.org/x/sys v0.38.0 // indirect
-	pgregory.net/rapid v1.3.0 // indirect
 )

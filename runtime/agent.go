@@ -29,7 +29,7 @@ type Agent struct {
 	mu       sync.Mutex
 	lines    []*Line
 	branches map[string]*Line
-	calls    map[string]*Call // by Call-ID
+	calls    map[string][]*Call // by Call-ID: both ends of a call may be lines here
 }
 
 // Option configures an Agent.
@@ -69,7 +69,7 @@ func NewAgent(n Network, opts ...Option) *Agent {
 		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		branches: map[string]*Line{},
-		calls:    map[string]*Call{},
+		calls:    map[string][]*Call{},
 	}
 	for _, o := range opts {
 		o(a)
@@ -151,11 +151,11 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 	branch, _ := via.Params.Get("branch")
 	a.mu.Lock()
 	l := a.branches[branch]
-	var c *Call
-	if cid := res.CallID(); l == nil && cid != nil {
-		c = a.calls[cid.Value()]
-	}
 	a.mu.Unlock()
+	var c *Call
+	if l == nil {
+		c = a.findCall(res, fromTag(res), "")
+	}
 	switch {
 	case l != nil:
 		l.response(branch, res)
@@ -174,12 +174,7 @@ func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte
 	respond := func(code int, reason string) {
 		reply([]byte(sip.NewResponseFromRequest(req, code, reason, nil).String()))
 	}
-	var c *Call
-	if cid := req.CallID(); cid != nil {
-		a.mu.Lock()
-		c = a.calls[cid.Value()]
-		a.mu.Unlock()
-	}
+	c := a.findCall(req, toTag(req), fromTag(req))
 	switch {
 	case c != nil:
 		c.inDialogRequest(from, req, reply)
@@ -218,16 +213,52 @@ func (a *Agent) lineFor(from Endpoint, req *sip.Request) *Line {
 	return nil
 }
 
+// findCall finds the call a message belongs to: by its Call-ID and our
+// tag (in local), or, for a call whose answer has not reached the far end
+// (a retransmitted INVITE carries no To tag), by the far end's tag.
+func (a *Agent) findCall(m sip.Message, localTag, remoteTag string) *Call {
+	cid := m.CallID()
+	if cid == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, c := range a.calls[cid.Value()] {
+		if (localTag != "" && c.dlg.tag == localTag) || (localTag == "" && remoteTag != "" && !c.info.Outgoing && c.remoteTag == remoteTag) {
+			return c
+		}
+	}
+	return nil
+}
+
+// fromTag and toTag read a message's tags; "" when there is none.
+func fromTag(m interface{ From() *sip.FromHeader }) string {
+	if h := m.From(); h != nil {
+		t, _ := h.Params.Get("tag")
+		return t
+	}
+	return ""
+}
+
+func toTag(m interface{ To() *sip.ToHeader }) string {
+	if h := m.To(); h != nil {
+		t, _ := h.Params.Get("tag")
+		return t
+	}
+	return ""
+}
+
 func (a *Agent) fileCall(c *Call) {
 	a.mu.Lock()
-	a.calls[c.dlg.callID] = c
+	a.calls[c.dlg.callID] = append(a.calls[c.dlg.callID], c)
 	a.mu.Unlock()
 }
 
 func (a *Agent) dropCall(c *Call) {
 	a.mu.Lock()
-	if a.calls[c.dlg.callID] == c {
-		delete(a.calls, c.dlg.callID)
+	id := c.dlg.callID
+	if a.calls[id] = slices.DeleteFunc(a.calls[id], func(x *Call) bool { return x == c }); len(a.calls[id]) == 0 {
+		delete(a.calls, id)
 	}
 	a.mu.Unlock()
 }

@@ -36,8 +36,11 @@ type bench struct {
 func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *bench {
 	t.Helper()
 	b := &bench{t: t, changed: make(chan struct{}, 100)}
-	b.primary = &runtimetest.Registrar{Name: "primary", Network: network, User: "1001", Password: "secret"}
-	b.backup = &runtimetest.Registrar{Name: "backup", Network: network, User: "1001", Password: "secret"}
+	// The two share their registrations, as the seed's servers do, and know
+	// the far end of calls, 1002.
+	loc, far := runtimetest.NewLocation(), map[string]string{"1002": "far"}
+	b.primary = &runtimetest.Registrar{Name: "primary", Network: network, User: "1001", Password: "secret", Users: far, Location: loc}
+	b.backup = &runtimetest.Registrar{Name: "backup", Network: network, User: "1001", Password: "secret", Users: far, Location: loc}
 	var clientTLS *tls.Config
 	if network == "tls" {
 		serverTLS, roots, err := runtimetest.SelfSignedTLS("127.0.0.1")

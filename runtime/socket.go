@@ -22,6 +22,14 @@ import (
 // after the retry budget (R1). sipgo's own UDP transport uses unconnected
 // sockets, which never see ICMP; that is why the runtime sends its requests
 // itself and uses sipgo for the messages.
+//
+// Over IPv4 the connected sockets share one local port with an unconnected
+// listener (SO_REUSEPORT; the kernel gives a datagram to the socket
+// connected to its sender, and the rest to the listener). So every server
+// sees one Contact, and a request from anywhere reaches the line: a BYE
+// that the far end's phone sends through another server after its own
+// failover (R7), or a call forwarded by the server that shares the
+// primary's registrations.
 type SocketNetwork struct {
 	tls     *tls.Config
 	dialer  net.Dialer
@@ -31,10 +39,11 @@ type SocketNetwork struct {
 	ctx    context.Context // ends pending dials on Close
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	udp     map[Endpoint]*net.UDPConn
-	streams map[Endpoint]*stream
-	closed  bool
+	mu       sync.Mutex
+	udp      map[Endpoint]*net.UDPConn
+	listener *net.UDPConn // IPv4, unconnected, on the port the connected sockets share
+	streams  map[Endpoint]*stream
+	closed   bool
 }
 
 // NewSocketNetwork returns a network. tlsConf holds the roots that server
@@ -113,13 +122,59 @@ func (n *SocketNetwork) udpConn(dst Endpoint) (*net.UDPConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := net.DialUDP("udp", nil, raddr)
-	if err != nil {
-		return nil, err
+	var c *net.UDPConn
+	if raddr.IP.To4() != nil && n.listen() == nil {
+		port := n.listener.LocalAddr().(*net.UDPAddr).Port
+		d := net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4zero, Port: port}, Control: reusePort}
+		if conn, err := d.Dial("udp4", raddr.String()); err == nil {
+			c = conn.(*net.UDPConn)
+		}
+	}
+	if c == nil { // IPv6, or no shared port here: a port of its own
+		if c, err = net.DialUDP("udp", nil, raddr); err != nil {
+			return nil, err
+		}
 	}
 	n.udp[dst] = c
 	go n.readUDP(dst, c)
 	return c, nil
+}
+
+// listen opens the shared IPv4 listener once; n.mu is held.
+func (n *SocketNetwork) listen() error {
+	if n.listener != nil {
+		return nil
+	}
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(n.ctx, "udp4", "0.0.0.0:0")
+	if err != nil {
+		return err
+	}
+	n.listener = pc.(*net.UDPConn)
+	go n.readListener(n.listener)
+	return nil
+}
+
+// readListener reads what reaches the shared port from anyone but a server
+// the network has a connected socket to.
+func (n *SocketNetwork) readListener(c *net.UDPConn) {
+	buf := make([]byte, 65535)
+	for {
+		k, addr, err := c.ReadFromUDPAddrPort(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		msg, err := sip.ParseMessage(buf[:k])
+		if err != nil {
+			n.log.Warn("unparsable message dropped", "from", addr.String(), "err", err)
+			continue
+		}
+		from := Endpoint{Host: addr.Addr().Unmap().String(), Port: int(addr.Port()), Transport: TransportUDP}
+		n.deliver(from, msg, func(b []byte) { c.WriteToUDPAddrPort(b, addr) })
+	}
 }
 
 func (n *SocketNetwork) readUDP(dst Endpoint, c *net.UDPConn) {
@@ -254,11 +309,14 @@ func (n *SocketNetwork) Close() error {
 	n.cancel()
 	n.mu.Lock()
 	n.closed = true
-	udp, streams := n.udp, n.streams
-	n.udp, n.streams = map[Endpoint]*net.UDPConn{}, map[Endpoint]*stream{}
+	udp, streams, listener := n.udp, n.streams, n.listener
+	n.udp, n.streams, n.listener = map[Endpoint]*net.UDPConn{}, map[Endpoint]*stream{}, nil
 	n.mu.Unlock()
 	for _, c := range udp {
 		c.Close()
+	}
+	if listener != nil {
+		listener.Close()
 	}
 	for _, s := range streams {
 		<-s.ready

@@ -38,24 +38,33 @@ type Seen struct {
 	CSeq       uint32
 	Expires    int // -1 when absent
 	Authorized bool
-	Answer     int // status sent, 0 for none
+	Answer     int      // status sent, 0 for none
+	Route      []string // the Route entries, in order
 }
 
 // Registrar is a SIP registrar with digest authentication (MD5 or SHA-256)
-// listening on loopback, for tests and the demo.
+// listening on loopback, for tests and the demo. It is a record-routing
+// proxy too: an INVITE for a registered user goes to the user's contact,
+// and the requests of the dialog follow through it (see proxy.go).
 type Registrar struct {
 	Name      string
 	Network   string // "udp", "tcp" or "tls"
 	Addr      string // host:port once started; a restart keeps it
 	User      string
 	Password  string
-	Algorithm string // "MD5" (default) or "SHA-256"
+	Users     map[string]string // more users and their passwords
+	Algorithm string            // "MD5" (default) or "SHA-256"
 	TLS       *tls.Config
 	// MaxExpires caps the expiry granted; 0 grants what is asked.
 	MaxExpires int
+	// Location is the registration database; servers that share one reach
+	// each other's users, as the seed's primary and backup do. Nil: a
+	// database of its own.
+	Location *Location
 
 	mu         sync.Mutex
 	ua         *sipgo.UserAgent
+	client     *sipgo.Client // forwards calls, from the listening socket
 	contacts   map[string]string // Call-ID -> Contact URI of the binding
 	mode       Mode
 	code       int
@@ -100,6 +109,9 @@ func (r *Registrar) Start() error {
 	srv.OnRegister(r.handle)
 	srv.OnOptions(r.handle)
 	srv.OnMessage(r.handle)
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL} {
+		srv.OnRequest(m, r.handleCall)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
@@ -118,8 +130,16 @@ func (r *Registrar) Start() error {
 	}()
 	select {
 	case a := <-ready:
+		host, port, _ := sip.ParseAddr(a)
+		client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
+			sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(a))
+		if err != nil {
+			cancel()
+			<-done
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
 		r.mu.Lock()
-		r.Addr, r.cancel, r.done, r.ua = a, cancel, done, ua
+		r.Addr, r.cancel, r.done, r.ua, r.client = a, cancel, done, ua, client
 		r.mu.Unlock()
 		return nil
 	case err := <-errc:
@@ -190,18 +210,9 @@ func (r *Registrar) Registered() bool {
 }
 
 func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
+	i := r.note(req)
 	r.mu.Lock()
-	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1}
-	if c := req.CallID(); c != nil {
-		s.CallID = c.Value()
-	}
-	if c := req.CSeq(); c != nil {
-		s.CSeq = c.SeqNo
-	}
-	if h := req.GetHeader("Expires"); h != nil {
-		s.Expires, _ = strconv.Atoi(h.Value())
-	}
-	mode, code, ra := r.mode, r.code, r.retryAfter
+	mode, code, ra, s := r.mode, r.code, r.retryAfter, r.seen[i]
 	r.mu.Unlock()
 
 	var res *sip.Response
@@ -217,15 +228,41 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 		res = r.register(req, &s)
 	}
-	if res != nil {
-		s.Answer = res.StatusCode
-	}
 	r.mu.Lock()
-	r.seen = append(r.seen, s)
+	r.seen[i].Authorized = s.Authorized
 	r.mu.Unlock()
 	if res != nil {
+		r.answered(i, res.StatusCode)
 		tx.Respond(res)
 	}
+}
+
+// note records a request as it arrives and returns its index in seen.
+func (r *Registrar) note(req *sip.Request) int {
+	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1}
+	if c := req.CallID(); c != nil {
+		s.CallID = c.Value()
+	}
+	if c := req.CSeq(); c != nil {
+		s.CSeq = c.SeqNo
+	}
+	if h := req.GetHeader("Expires"); h != nil {
+		s.Expires, _ = strconv.Atoi(h.Value())
+	}
+	for _, h := range req.GetHeaders("Route") {
+		s.Route = append(s.Route, h.Value())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, s)
+	return len(r.seen) - 1
+}
+
+// answered records the status a request was answered with.
+func (r *Registrar) answered(i, code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[i].Answer = code
 }
 
 // Ping sends OPTIONS, from the registrar's listening socket as a server
@@ -268,6 +305,25 @@ func (r *Registrar) Ping(timeout time.Duration) ([]int, error) {
 	return codes, nil
 }
 
+// password returns a user's password.
+func (r *Registrar) password(user string) (string, bool) {
+	if user == r.User && r.User != "" {
+		return r.Password, true
+	}
+	p, ok := r.Users[user]
+	return p, ok
+}
+
+// location returns the registration database.
+func (r *Registrar) location() *Location {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Location == nil {
+		r.Location = NewLocation()
+	}
+	return r.Location
+}
+
 var reasons = map[int]string{403: "Forbidden", 404: "Not Found", 500: "Server Internal Error", 503: "Service Unavailable"}
 
 func (r *Registrar) challenge() *digest.Challenge {
@@ -294,6 +350,9 @@ func (r *Registrar) register(req *sip.Request, s *Seen) *sip.Response {
 	if r.MaxExpires > 0 && expires > r.MaxExpires {
 		expires = r.MaxExpires
 	}
+	if c := req.Contact(); c != nil {
+		r.location().set(req.From().Address.User, c.Address.String(), time.Duration(expires)*time.Second)
+	}
 	r.mu.Lock()
 	if expires == 0 {
 		delete(r.bindings, s.CallID)
@@ -319,10 +378,14 @@ func (r *Registrar) register(req *sip.Request, s *Seen) *sip.Response {
 
 func (r *Registrar) verify(chal *digest.Challenge, header, method string) bool {
 	cred, err := digest.ParseCredentials(header)
-	if err != nil || cred.Username != r.User || cred.Nonce != chal.Nonce {
+	if err != nil || cred.Nonce != chal.Nonce {
 		return false
 	}
-	want, err := digest.Digest(chal, digest.Options{Method: method, URI: cred.URI, Username: r.User,
-		Password: r.Password, Cnonce: cred.Cnonce, Count: cred.Nc})
+	password, ok := r.password(cred.Username)
+	if !ok {
+		return false
+	}
+	want, err := digest.Digest(chal, digest.Options{Method: method, URI: cred.URI, Username: cred.Username,
+		Password: password, Cnonce: cred.Cnonce, Count: cred.Nc})
 	return err == nil && want.Response == cred.Response
 }

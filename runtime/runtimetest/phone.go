@@ -1,0 +1,178 @@
+package runtimetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Phone is the far end of calls in loopback tests and the demo: a user
+// agent on one UDP socket that registers through a server, answers every
+// call with 200 OK and records what reached it, whichever server it came
+// through.
+type Phone struct {
+	User     string
+	Password string
+	Addr     string // host:port once started
+
+	mu     sync.Mutex
+	seen   []PhoneSeen
+	calls  map[string]string // Call-ID -> "up" or "ended"
+	ua     *sipgo.UserAgent
+	client *sipgo.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// PhoneSeen is one request that reached the phone.
+type PhoneSeen struct {
+	At     time.Time
+	Method string
+	CallID string
+	From   string // the address it came from: the server that forwarded it
+}
+
+// Start listens on a free loopback UDP port.
+func (p *Phone) Start() error {
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(p.User),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+	if err != nil {
+		return err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		return err
+	}
+	srv.OnInvite(p.invite)
+	srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { p.note(req, "up") })
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		code, reason := 200, "OK"
+		if p.note(req, "ended") == "" {
+			code, reason = 481, "Call/Transaction Does Not Exist"
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+	})
+	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(done)
+		defer ua.Close()
+		errc <- srv.ListenAndServe(ctx, "udp", "127.0.0.1:0")
+	}()
+	select {
+	case a := <-ready:
+		host, port, _ := sip.ParseAddr(a)
+		client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
+			sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(a))
+		if err != nil {
+			cancel()
+			<-done
+			return err
+		}
+		p.mu.Lock()
+		p.Addr, p.ua, p.client, p.cancel, p.done, p.calls = a, ua, client, cancel, done, map[string]string{}
+		p.mu.Unlock()
+		return nil
+	case err := <-errc:
+		cancel()
+		return fmt.Errorf("phone %s: listen: %w", p.User, err)
+	case <-time.After(5 * time.Second):
+		cancel()
+		return fmt.Errorf("phone %s: listen: timed out", p.User)
+	}
+}
+
+// Stop closes the phone's socket.
+func (p *Phone) Stop() {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.cancel = nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// Register registers the phone's address through the server at addr
+// (UDP), answering its digest challenge.
+func (p *Phone) Register(addr string) error {
+	host, port, err := sip.ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	aor := sip.Uri{Scheme: "sip", User: p.User, Host: host, Port: port}
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: host, Port: port})
+	req.AppendHeader(&sip.FromHeader{Address: aor, Params: sip.HeaderParams{{K: "tag", V: sip.GenerateTagN(8)}}})
+	req.AppendHeader(&sip.ToHeader{Address: aor})
+	req.AppendHeader(sip.NewHeader("Contact", "<sip:"+p.User+"@"+p.Addr+">"))
+	req.AppendHeader(sip.NewHeader("Expires", "3600"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.client.Do(ctx, req)
+	if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) {
+		res, err = p.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.User, Password: p.Password})
+	}
+	if err != nil {
+		return fmt.Errorf("phone %s: register at %s: %w", p.User, addr, err)
+	}
+	if res.StatusCode != 200 {
+		return fmt.Errorf("phone %s: register at %s: %d %s", p.User, addr, res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+func (p *Phone) invite(req *sip.Request, tx sip.ServerTransaction) {
+	p.note(req, "")
+	body := fmt.Appendf(nil, "v=0\r\no=%s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=inactive\r\n", p.User)
+	res := sip.NewResponseFromRequest(req, 200, "OK", body)
+	res.To().Params.Add("tag", sip.GenerateTagN(8))
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:"+p.User+"@"+p.Addr+">"))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	tx.Respond(res)
+}
+
+// note records a request; state, when set, becomes the call's. It returns
+// the call's state before.
+func (p *Phone) note(req *sip.Request, state string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := req.CallID().Value()
+	p.seen = append(p.seen, PhoneSeen{At: time.Now(), Method: string(req.Method), CallID: id, From: req.Source()})
+	before := p.calls[id]
+	if req.Method == sip.INVITE && before == "" {
+		p.calls[id] = "ringing"
+	}
+	if state != "" && before != "" {
+		p.calls[id] = state
+	}
+	return before
+}
+
+// Seen returns the requests that reached the phone.
+func (p *Phone) Seen() []PhoneSeen {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]PhoneSeen(nil), p.seen...)
+}
+
+// Call returns the state of a call at the phone: "ringing" (invited, not
+// yet acknowledged), "up", "ended", or "" when it never reached the phone.
+func (p *Phone) Call(callID string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[callID]
+}
