@@ -64,7 +64,7 @@ type Registrar struct {
 
 	mu         sync.Mutex
 	ua         *sipgo.UserAgent
-	client     *sipgo.Client // forwards calls, from the listening socket
+	client     *sipgo.Client     // forwards calls, from the listening socket
 	contacts   map[string]string // Call-ID -> Contact URI of the binding
 	mode       Mode
 	code       int
