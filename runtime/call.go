@@ -104,9 +104,8 @@ var ErrNoCall = errors.New("no such call")
 // has registered somewhere, and fails over with the line (R6). Done is
 // closed when the call ends.
 func (l *Line) Dial(target string) (*Call, error) {
-	var uri sip.Uri
-	if err := sip.ParseUri(target, &uri); err != nil {
-		return nil, fmt.Errorf("target %q: %w", target, err)
+	if err := checkTarget(target); err != nil {
+		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

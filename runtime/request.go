@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -57,14 +58,30 @@ func (l *Line) Send(method sip.RequestMethod, target, contentType string, body [
 	case sip.INVITE, sip.BYE, sip.ACK, sip.CANCEL, sip.REGISTER:
 		return nil, fmt.Errorf("%w: %s", ErrMethod, method)
 	}
-	var uri sip.Uri
-	if err := sip.ParseUri(target, &uri); err != nil {
-		return nil, fmt.Errorf("target %q: %w", target, err)
+	if err := checkTarget(target); err != nil {
+		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	d := newDialog()
 	return l.newRequest(method, target, contentType, body, &d, nil)
+}
+
+// ErrTarget is returned for a target that is no SIP URI with a host.
+var ErrTarget = errors.New("target is not a sip: or sips: URI with a host")
+
+// checkTarget accepts a sip: or sips: URI with a host, such as
+// sip:1002@example.com.
+func checkTarget(target string) error {
+	var uri sip.Uri
+	err := sip.ParseUri(target, &uri)
+	if err == nil && (uri.Scheme == "sip" || uri.Scheme == "sips") && uri.Host != "" && !strings.ContainsAny(target, " \t\r\n") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("target %q: %w: %w", target, ErrTarget, err)
+	}
+	return fmt.Errorf("target %q: %w", target, ErrTarget)
 }
 
 // newRequest starts the request machine of one request and sends it; l.mu

@@ -81,7 +81,9 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 	}
 	network := runtime.NewSocketNetwork(tlsConf, log)
 	defer network.Close()
-	agent := runtime.NewAgent(network, runtime.WithLogger(log))
+	api := &api{ended: map[string]runtime.CallInfo{}}
+	agent := runtime.NewAgent(network, runtime.WithLogger(log), runtime.WithCallWatcher(api.noteCall))
+	api.agent = agent
 	lines := map[string]*runtime.Line{}
 	for i, lc := range cfg.Lines {
 		l, err := agent.AddLine(lc)
@@ -91,6 +93,7 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 		lines[lineKey(i, lc)] = l
 		l.Register()
 	}
+	api.set(cfg, lines)
 
 	ln, err := net.Listen("tcp", statusAddr)
 	if err != nil {
@@ -105,6 +108,7 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	})
+	api.routes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -124,6 +128,7 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 			}
 			lines = apply(agent, lines, next, log)
 			cfg = next
+			api.set(cfg, lines)
 		}
 	}
 }

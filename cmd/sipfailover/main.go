@@ -3,6 +3,8 @@
 //	sipfailover demo                  play failover and failback on loopback
 //	sipfailover run -config FILE      the agent for real servers
 //	sipfailover status [-json]        the lines of a running agent
+//	sipfailover call [-line N] URI    place a call through a running agent
+//	sipfailover hangup [ID]           end a call (or every call) of a running agent
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
 //
@@ -25,6 +27,9 @@ commands:
   run -config FILE      register the configured lines on real servers; SIGHUP
                         reloads the settings, SIGINT/SIGTERM de-registers
   status [-json]        print the lines of a running agent
+  call [-line N] URI    place a call from line N of a running agent and wait
+                        for the answer
+  hangup [ID]           end a call of a running agent (every call without ID)
   gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
                         with -check, write nothing and print a diff if out of date
   check MODEL.yaml...   validate models and print every problem as file:line:col
@@ -46,6 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "call":
+		return callCmd(args[1:], stdout, stderr)
+	case "hangup":
+		return hangupCmd(args[1:], stdout, stderr)
 	case "gen", "check":
 		return gen.Main(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime"
+)
+
+// api is the agent's call API under /api/calls, used by `sipfailover call`
+// and `sipfailover hangup`.
+type api struct {
+	agent *runtime.Agent
+
+	mu         sync.Mutex
+	cfg        runtime.Config
+	lines      map[string]*runtime.Line
+	ended      map[string]runtime.CallInfo // the latest ended calls, for whoever asks how they ended
+	endedOrder []string
+}
+
+// maxEnded bounds how many ended calls the API remembers.
+const maxEnded = 200
+
+// set takes the running settings and lines, after a start or a reload.
+func (a *api) set(cfg runtime.Config, lines map[string]*runtime.Line) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfg, a.lines = cfg, lines
+}
+
+// noteCall remembers how calls end.
+func (a *api) noteCall(info runtime.CallInfo) {
+	if info.State != runtime.CallEnded.String() {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ended[info.ID] = info
+	a.endedOrder = append(a.endedOrder, info.ID)
+	if len(a.endedOrder) > maxEnded {
+		delete(a.ended, a.endedOrder[0])
+		a.endedOrder = a.endedOrder[1:]
+	}
+}
+
+// line finds a line by its number in the settings (1 and up) or its name.
+func (a *api) line(sel string) (*runtime.Line, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := sel
+	if n, err := strconv.Atoi(sel); err == nil {
+		if n < 1 || n > len(a.cfg.Lines) {
+			return nil, fmt.Errorf("line %d: the settings have lines 1 to %d", n, len(a.cfg.Lines))
+		}
+		key = lineKey(n-1, a.cfg.Lines[n-1])
+	}
+	l := a.lines[key]
+	if l == nil {
+		return nil, fmt.Errorf("no line %q", sel)
+	}
+	return l, nil
+}
+
+// call finds a call by its Call-ID, live or recently ended.
+func (a *api) call(id string) (*runtime.Call, runtime.CallInfo, bool) {
+	for _, l := range a.agent.Lines() {
+		for _, c := range l.Calls() {
+			if c.ID() == id {
+				return c, c.Info(), true
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	info, ok := a.ended[id]
+	return nil, info, ok
+}
+
+func (a *api) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, r *http.Request) {
+		out := []runtime.CallInfo{}
+		for _, l := range a.agent.Lines() {
+			for _, c := range l.Calls() {
+				out = append(out, c.Info())
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /api/calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if _, info, ok := a.call(r.PathValue("id")); ok {
+			writeJSON(w, http.StatusOK, info)
+			return
+		}
+		writeJSON(w, http.StatusNotFound, apiError{"no call " + r.PathValue("id")})
+	})
+	// POST /api/calls line=N&to=URI places a call (R6).
+	mux.HandleFunc("POST /api/calls", func(w http.ResponseWriter, r *http.Request) {
+		l, err := a.line(r.FormValue("line"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"line: " + err.Error()})
+			return
+		}
+		c, err := l.Dial(r.FormValue("to"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"to: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusCreated, c.Info())
+	})
+	// POST /api/calls/{id}/hangup ends a call (R7).
+	mux.HandleFunc("POST /api/calls/{id}/hangup", func(w http.ResponseWriter, r *http.Request) {
+		c, info, ok := a.call(r.PathValue("id"))
+		switch {
+		case !ok:
+			writeJSON(w, http.StatusNotFound, apiError{"no call " + r.PathValue("id")})
+		case c == nil:
+			writeJSON(w, http.StatusOK, info) // it had ended
+		default:
+			c.Hangup()
+			writeJSON(w, http.StatusOK, c.Info())
+		}
+	})
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// callCmd is `sipfailover call -line N URI`: place a call through a running
+// agent and wait until it is answered or ends.
+func callCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("call", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
+	line := fs.String("line", "1", "the line: its number in the settings (1 and up) or its name")
+	wait := fs.Duration("wait", 3*time.Minute, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: sipfailover call [-line N] [-addr HOST:PORT] sip:user@domain")
+		return 2
+	}
+	c := &apiClient{addr: *addr}
+	var info runtime.CallInfo
+	if err := c.do("POST", "/api/calls", url.Values{"line": {*line}, "to": {fs.Arg(0)}}, &info); err != nil {
+		fmt.Fprintln(stderr, "call:", err)
+		return 1
+	}
+	info, err := c.waitCall(info.ID, *wait, runtime.CallConfirmed, runtime.CallEnded)
+	if err != nil {
+		fmt.Fprintln(stderr, "call:", err)
+		return 1
+	}
+	printCall(stdout, info)
+	if info.State != runtime.CallConfirmed.String() {
+		return 1
+	}
+	return 0
+}
+
+// hangupCmd is `sipfailover hangup [ID]`: end a call, or every call of a
+// running agent, and wait until each has ended.
+func hangupCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("hangup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
+	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the call to end")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	c := &apiClient{addr: *addr}
+	ids := fs.Args()
+	if len(ids) == 0 {
+		var calls []runtime.CallInfo
+		if err := c.do("GET", "/api/calls", nil, &calls); err != nil {
+			fmt.Fprintln(stderr, "hangup:", err)
+			return 1
+		}
+		for _, ci := range calls {
+			ids = append(ids, ci.ID)
+		}
+		if len(ids) == 0 {
+			fmt.Fprintln(stdout, "no calls")
+			return 0
+		}
+	}
+	code := 0
+	for _, id := range ids {
+		var info runtime.CallInfo
+		err := c.do("POST", "/api/calls/"+url.PathEscape(id)+"/hangup", nil, &info)
+		if err == nil {
+			info, err = c.waitCall(id, *wait, runtime.CallEnded)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "hangup:", err)
+			code = 1
+			continue
+		}
+		printCall(stdout, info)
+	}
+	return code
+}
+
+func printCall(w io.Writer, i runtime.CallInfo) {
+	fmt.Fprintf(w, "call %s on %s to %s: %s through server %d %s", i.ID, i.Line, i.Remote, i.State, i.Server, i.ServerAddr)
+	if i.Reason != "" {
+		fmt.Fprintf(w, " (%s)", i.Reason)
+	}
+	fmt.Fprintln(w)
+}
+
+// apiClient talks to a running agent's API.
+type apiClient struct{ addr string }
+
+func (c *apiClient) do(method, path string, form url.Values, out any) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var res *http.Response
+	var err error
+	if method == "POST" {
+		res, err = client.PostForm("http://"+c.addr+path, form)
+	} else {
+		res, err = client.Get("http://" + c.addr + path)
+	}
+	if err != nil {
+		return fmt.Errorf("no agent answering: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		var e apiError
+		if json.NewDecoder(res.Body).Decode(&e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("agent answered %s", res.Status)
+	}
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+// waitCall polls a call until it is in one of states, or wait runs out.
+func (c *apiClient) waitCall(id string, wait time.Duration, states ...runtime.CallState) (runtime.CallInfo, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		var info runtime.CallInfo
+		if err := c.do("GET", "/api/calls/"+url.PathEscape(id), nil, &info); err != nil {
+			return info, err
+		}
+		for _, s := range states {
+			if info.State == s.String() {
+				return info, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return info, fmt.Errorf("call %s still %s after %v", id, info.State, wait)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the agent, not line logic
+	}
+}
