@@ -110,6 +110,8 @@ func (l *Line) Dial(target string) (*Call, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.newCall(newDialog(), target, true)
+	c.server = l.m.Vars().Server
+	c.setState(CallDialing)
 	host, _ := l.agent.net.Local(l.servers[l.m.Vars().Server])
 	r, err := l.newRequest(sip.INVITE, target, "application/sdp", sdp(host, c.dlg.callID), &c.dlg, c)
 	if err != nil {
@@ -122,10 +124,10 @@ func (l *Line) Dial(target string) (*Call, error) {
 	return c, nil
 }
 
-// newCall makes a call and files it with the line and the agent; l.mu is
-// held.
+// newCall makes a call and files it with the line and the agent; the
+// caller sets its first state. l.mu is held.
 func (l *Line) newCall(d dialog, remote string, outgoing bool) *Call {
-	c := &Call{line: l, dlg: d, remote: remote, state: CallDialing, done: make(chan struct{})}
+	c := &Call{line: l, dlg: d, remote: remote, done: make(chan struct{})}
 	c.info = CallInfo{ID: d.callID, Line: l.cfg.Name, Outgoing: outgoing, Remote: remote, Started: l.agent.clock.Now()}
 	l.calls = append(l.calls, c)
 	l.agent.fileCall(c)
@@ -179,6 +181,7 @@ func (c *Call) Hangup() {
 	case CallAnswering:
 		c.hangupOnAck = true // no BYE before the ACK (RFC 3261 15)
 	case CallConfirmed:
+		c.info.Reason = "the user hangs up"
 		c.sendBye()
 		l.drain()
 	}

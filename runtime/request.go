@@ -277,7 +277,7 @@ func (r *Request) send(challenge *sip.Response) {
 		t.owner = r
 		t.invite = r.method == sip.INVITE
 		if t.invite {
-			r.call.lastInvite = t
+			r.call.lastInvite, r.call.server = t, server
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckReportsPositionsAndExitCode(t *testing.T) {
@@ -53,12 +54,27 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo exited %d:\n%s\n%s", code, out.String(), errOut.String())
 	}
 	text := out.String()
-	for _, want := range []string{"keepalive.failed   ICMP port unreachable", "no answer to OPTIONS", "503 Service Unavailable", "probe.2xx"} {
+	for _, want := range []string{"keepalive.failed   ICMP port unreachable", "no answer to OPTIONS", "503 Service Unavailable", "probe.2xx",
+		"request.unavailable BYE: ICMP port unreachable", "its BYE came through the backup", "call confirmed      backup"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("timeline lacks %q:\n%s", want, text)
 		}
 	}
-	if n := strings.Count(text, " within bound "); n != 6 {
-		t.Errorf("%d measurements within their bounds, want 6:\n%s", n, text)
+	if n := strings.Count(text, " within bound "); n != 9 {
+		t.Errorf("%d measurements within their bounds, want 9:\n%s", n, text)
+	}
+}
+
+// TestDemoReportFailsOverBound: a measured time past its bound (and the
+// slack a busy machine adds) fails the demo.
+func TestDemoReportFailsOverBound(t *testing.T) {
+	var out bytes.Buffer
+	within := measure{"failover", 300 * time.Millisecond, 600 * time.Millisecond, "bound"}
+	if err := report(&out, []measure{within}); err != nil {
+		t.Fatalf("a time within its bound failed: %v", err)
+	}
+	over := measure{"failover", 700 * time.Millisecond, 600 * time.Millisecond, "bound"}
+	if err := report(&out, []measure{within, over}); err == nil || !strings.Contains(out.String(), "OVER") {
+		t.Fatalf("a time over its bound passed: %v\n%s", err, out.String())
 	}
 }
