@@ -115,6 +115,7 @@ func Check(tr *Trace) []Violation {
 	c.i4()
 	c.i7()
 	c.i5()
+	c.i10()
 	c.walk()
 	return c.out
 }
@@ -217,6 +218,9 @@ func (c *checker) i4() {
 		byBranch := map[string][]runtimetest.SimRequest{}
 		var order []string
 		for _, r := range tr.Sends[s] {
+			if r.Method == "ACK" || r.Method == "CANCEL" {
+				continue // they share the INVITE's branch but are not its transmissions
+			}
 			if _, ok := byBranch[r.Branch]; !ok {
 				order = append(order, r.Branch)
 			}
@@ -284,7 +288,7 @@ func (c *checker) i5() {
 		// retransmissions and a resend with credentials are the same attempt.
 		seen := map[string]bool{}
 		for _, r := range rs {
-			if r.Method != "MESSAGE" || seen[r.CallID] {
+			if (r.Method != "MESSAGE" && r.Method != "INVITE") || seen[r.CallID] {
 				continue
 			}
 			seen[r.CallID] = true
@@ -292,7 +296,7 @@ func (c *checker) i5() {
 			// was in at the send's instant counts.
 			if !c.registeredAt(r.At, s) {
 				st, srv := c.state(r.At)
-				c.report("I5", r.At, "a MESSAGE went to server %d while the line was %s on server %d", s, st, srv)
+				c.report("I5", r.At, "a %s went to server %d while the line was %s on server %d", r.Method, s, st, srv)
 			}
 		}
 	}
@@ -304,6 +308,46 @@ func (c *checker) i5() {
 		}
 		if end-q.At > bound {
 			c.report("I6", q.At+bound, "a request sent at %v had not ended within %v", q.At, bound)
+		}
+	}
+}
+
+// i10: a call's BYE goes first through the server its dialog was set up
+// through (the one that answered its INVITE 2xx), unless that server's
+// Retry-After is running (I3); through another server only when the line
+// is registered there, after failing over (R7, R16).
+func (c *checker) i10() {
+	tr := c.tr
+	dialog := map[string]int{} // Call-ID -> server that answered the INVITE 2xx
+	for s, rs := range tr.Sends {
+		for _, r := range rs {
+			if r.Method == "INVITE" && r.Answer >= 200 && r.Answer < 300 {
+				dialog[r.CallID] = s
+			}
+		}
+	}
+	first := map[string]runtimetest.SimRequest{}
+	firstServer := map[string]int{}
+	for s, rs := range tr.Sends {
+		seen := map[string]bool{} // the server is chosen once per call and server (as in i5)
+		for _, r := range rs {
+			d, ok := dialog[r.CallID]
+			if r.Method != "BYE" || !ok || seen[r.CallID] {
+				continue
+			}
+			seen[r.CallID] = true
+			if f, seen := first[r.CallID]; !seen || r.At < f.At {
+				first[r.CallID], firstServer[r.CallID] = r, s
+			}
+			if s != d && !c.registeredAt(r.At, s) {
+				st, srv := c.state(r.At)
+				c.report("I10", r.At, "a BYE of a call through server %d went to server %d while the line was %s on server %d", d, s, st, srv)
+			}
+		}
+	}
+	for id, s := range firstServer {
+		if d := dialog[id]; s != d && c.heldUntil(d, first[id].At) < first[id].At {
+			c.report("I10", first[id].At, "the first BYE of a call set up through server %d went to server %d", d, s)
 		}
 	}
 }

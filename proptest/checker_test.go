@@ -113,6 +113,13 @@ func TestEachCheckCanFail(t *testing.T) {
 		{"I5", "a MESSAGE to the backup while the line is on the primary", func(tr *Trace) {
 			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "MESSAGE", CallID: "msg", Branch: "m1", Delivered: true, Answer: 200})
 		}},
+		{"I5", "an INVITE to the backup while the line is on the primary", func(tr *Trace) {
+			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+		}},
+		{"I10", "the first BYE of a call through the primary goes to the backup", func(tr *Trace) {
+			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "BYE", CallID: "call", Branch: "b1", Delivered: true, Answer: 200})
+		}},
 		{"I6", "a request that never ends", func(tr *Trace) {
 			tr.Requests = []RequestRecord{{At: 10 * s, Ended: -1}}
 			tr.Now = 300 * s // the bound is 3 * 2 servers * 64*T1 + round trips: 192.1s

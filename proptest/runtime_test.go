@@ -28,7 +28,11 @@ type world struct {
 	start  time.Time
 	up     []bool
 	taken  coverage
-	sent   []*runtime.Request // in the order of trace.Requests
+	// settled, in the order of trace.Requests, tells when each user request
+	// ended: a MESSAGE answered or failed, a call answered or ended, a
+	// hang-up's call ended.
+	settled []func() (time.Duration, bool)
+	call    *runtime.Call // the latest call
 }
 
 // newWorld draws settings and builds the line. Its script line uses the
@@ -121,14 +125,19 @@ func (w *world) setServer(i int, words []string, f func(*runtimetest.SimServer))
 	}
 }
 
+// request records a user request for I6: it must settle within the
+// budgets.
+func (w *world) request(settled func() (time.Duration, bool)) {
+	w.settled = append(w.settled, settled)
+	w.trace.Requests = append(w.trace.Requests, RequestRecord{At: w.now(), Ended: -1})
+}
+
 func (w *world) check(t *rapid.T) {
 	w.trace.Now = w.now()
-	for i, r := range w.sent {
+	for i, settled := range w.settled {
 		if w.trace.Requests[i].Ended < 0 {
-			select {
-			case <-r.Done():
-				w.trace.Requests[i].Ended = r.Result().Ended.Sub(w.start)
-			default:
+			if at, ok := settled(); ok {
+				w.trace.Requests[i].Ended = at
 			}
 		}
 	}
@@ -156,7 +165,9 @@ func (w *world) check(t *rapid.T) {
 // TestRuntimeInvariants drives the real runtime (runtime.Line over the
 // simulated network, virtual clock) with random server faults and
 // recoveries, user actions and time, and checks I1-I4 and I6-I9 after every
-// step. Every transition of the model must be taken over the run.
+// step, I5 and I10 included for calls (the far end of the simulated
+// servers answers them). Every transition of the model must be taken over
+// the run.
 func TestRuntimeInvariants(t *testing.T) {
 	cov := coverage{}
 	var ids []string
@@ -220,8 +231,43 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 			if err != nil {
 				t.Fatalf("send: %v", err)
 			}
-			w.sent = append(w.sent, req)
-			w.trace.Requests = append(w.trace.Requests, RequestRecord{At: w.now(), Ended: -1})
+			w.request(func() (time.Duration, bool) {
+				select {
+				case <-req.Done():
+					return req.Result().Ended.Sub(w.start), true
+				default:
+					return 0, false
+				}
+			})
+		},
+		"user dials": func(t *rapid.T) {
+			w.do("dial sip:1002@example.test")
+			c, err := w.line.Dial("sip:1002@example.test")
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			w.call = c
+			w.request(func() (time.Duration, bool) {
+				switch i := c.Info(); i.State {
+				case "confirmed", "ending":
+					return i.Answered.Sub(w.start), true
+				case "ended":
+					return i.Ended.Sub(w.start), true
+				}
+				return 0, false
+			})
+		},
+		"user hangs up": func(t *rapid.T) {
+			c := w.call
+			if c == nil || c.State() == runtime.CallEnded {
+				t.Skip("no call to hang up")
+			}
+			w.do("hangup")
+			c.Hangup()
+			w.request(func() (time.Duration, bool) {
+				i := c.Info()
+				return i.Ended.Sub(w.start), i.State == "ended"
+			})
 		},
 		"user registers": func(t *rapid.T) {
 			w.do("register")
