@@ -93,7 +93,7 @@ type RequestRecord struct {
 
 // Violation is an invariant of SPEC.md that a trace breaks.
 type Violation struct {
-	ID  string // I1 ... I9
+	ID  string // I1 ... I10
 	At  time.Duration
 	Msg string
 }

@@ -11,8 +11,9 @@
 // runtime_test.go drives the real runtime (runtime.Line, over the simulated
 // network of runtimetest, on its virtual clock) with random server faults
 // and recoveries, user actions and time, and judges the whole trace with
-// Check after every step: I1-I4 and I6-I9 of SPEC.md. A failure prints the
-// shrunk run as a scenario script for runtime/testdata, and rapid's seed.
+// Check after every step: I1-I10 of SPEC.md (I5 and I10 on the requests
+// and calls the user makes). A failure prints the shrunk run as a scenario
+// script for runtime/testdata, and rapid's seed.
 //
 // Run a long search, or replay a failure, with rapid's flags:
 //

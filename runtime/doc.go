@@ -8,6 +8,13 @@
 // timers on a Clock. Nothing here sleeps or reads the wall clock in its logic,
 // so tests run a line in virtual time.
 //
+// A line's calls (Line.Dial, and calls that any of its servers delivers)
+// and its out-of-dialog requests (Line.Send) run on the generated machine of
+// model/request.yaml, one per INVITE, BYE or MESSAGE: a new request goes
+// only to a server the line is registered on (I5), a BYE first through the
+// server its call was set up through (I10), and when that server is
+// unavailable the line fails over first (R6, R7, R8).
+//
 // Requests travel over a Network. SocketNetwork uses real UDP, TCP and TLS
 // sockets, shared by every line of an Agent; runtimetest.SimNetwork simulates
 // servers in virtual time for scenario and property tests. The runtime runs
@@ -22,4 +29,8 @@
 //	line, err := agent.AddLine(cfg) // cfg: a runtime.LineConfig, validated here
 //	line.Register()
 //	fmt.Println(line.Status())      // state, server, last failure and reason (R14)
+//	call, err := line.Dial("sip:1002@example.com")
+//	...
+//	call.Hangup()                   // the BYE fails over if it must (R7)
+//	<-call.Done()
 package runtime
