@@ -313,16 +313,27 @@ func (c *checker) i5() {
 }
 
 // i10: a call's BYE goes first through the server its dialog was set up
-// through (the one that answered its INVITE 2xx), unless that server's
+// through, unless that server's
 // Retry-After is running (I3); through another server only when the line
 // is registered there, after failing over (R7, R16).
 func (c *checker) i10() {
 	tr := c.tr
-	dialog := map[string]int{} // Call-ID -> server that answered the INVITE 2xx
+	// The server a call's dialog goes through is the one the line sent the
+	// ACK of the 2xx it accepted to: an ACK with a branch of its own (the
+	// ACK of a failure shares its INVITE's). A 2xx that came after the line
+	// had given up on that server is not the dialog's.
+	dialog := map[string]int{}          // Call-ID -> server
+	setUp := map[string]time.Duration{} // Call-ID -> when the line acknowledged the 2xx
 	for s, rs := range tr.Sends {
+		invites := map[string]bool{}
 		for _, r := range rs {
-			if r.Method == "INVITE" && r.Answer >= 200 && r.Answer < 300 {
-				dialog[r.CallID] = s
+			if r.Method == "INVITE" {
+				invites[r.Branch] = true
+			}
+		}
+		for _, r := range rs {
+			if r.Method == "ACK" && !invites[r.Branch] {
+				dialog[r.CallID], setUp[r.CallID] = s, r.At
 			}
 		}
 	}
@@ -346,10 +357,16 @@ func (c *checker) i10() {
 		}
 	}
 	for id, s := range firstServer {
-		if d := dialog[id]; s != d && c.heldUntil(d, first[id].At) < first[id].At {
+		if d := dialog[id]; s != d && !c.heldDuring(d, setUp[id], first[id].At) {
 			c.report("I10", first[id].At, "the first BYE of a call set up through server %d went to server %d", d, s)
 		}
 	}
+}
+
+// heldDuring reports whether a Retry-After of server s ran at some moment
+// in [from, to].
+func (c *checker) heldDuring(s int, from, to time.Duration) bool {
+	return slices.ContainsFunc(c.holds[s], func(h hold) bool { return h.at <= to && h.until >= from })
 }
 
 // registeredAt reports whether, at some point of instant t, the line was

@@ -117,7 +117,9 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
 		}},
 		{"I10", "the first BYE of a call through the primary goes to the backup", func(tr *Trace) {
-			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+			tr.Sends[0] = append(tr.Sends[0],
+				runtimetest.SimRequest{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200},
+				runtimetest.SimRequest{At: 40 * s, Method: "ACK", CallID: "call", Branch: "a1", Delivered: true})
 			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "BYE", CallID: "call", Branch: "b1", Delivered: true, Answer: 200})
 		}},
 		{"I6", "a request that never ends", func(tr *Trace) {
