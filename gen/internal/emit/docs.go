@@ -241,7 +241,9 @@ func Dot(m *model.Model) []byte {
 		if lines := stateLines(s, m, internal); len(lines) > 0 {
 			label += strings.Join(lines, "\x00") + "\x00"
 		}
-		attrs := "label=" + dotQuote(label)
+		// The id names the state's group in the SVG, so a page can highlight
+		// the state a line is in.
+		attrs := "label=" + dotQuote(label) + ", id=" + dotQuote("state_"+s.Name)
 		if s.Final {
 			attrs += ", peripheries=2"
 		}
