@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -28,7 +29,22 @@ type Config struct {
 	// are checked against; empty uses the system's roots.
 	TLSCAFile string       `yaml:"tls_ca_file"`
 	Lines     []LineConfig `yaml:"lines"`
+	// Web turns on the configuration and status pages (R15); nil is off.
+	Web *WebConfig `yaml:"web,omitempty"`
 }
+
+// WebConfig is where the pages listen and who may use them.
+type WebConfig struct {
+	// Listen is host:port; default 127.0.0.1:8080 (loopback only).
+	Listen string `yaml:"listen"`
+	// PasswordHash is the bcrypt hash of the pages' password, as
+	// `sipfailover hash-password` prints it; the password itself is never
+	// stored.
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// DefaultWebListen is where the pages listen unless the settings say.
+const DefaultWebListen = "127.0.0.1:8080"
 
 // LineConfig is one line's settings. Fields whose seed default is not zero
 // are pointers, so that "absent" and "0" differ; Defaults fills them.
@@ -144,7 +160,8 @@ func (c LineConfig) Defaults() LineConfig {
 
 // Problem is one bad setting.
 type Problem struct {
-	Line  string // "line 1 (lobby)"
+	Line  string // "line 1 (lobby)"; "web" for the pages' settings
+	Index int    // the line's place in the list, from 0; -1 for web
 	Field string // "servers[0].port"
 	Msg   string
 }
@@ -182,12 +199,12 @@ func (c Config) Validate() error {
 		if l.Name != "" {
 			where += " (" + l.Name + ")"
 			if prev, dup := names[l.Name]; dup {
-				probs = append(probs, Problem{where, "name", fmt.Sprintf("also the name of line %d", prev)})
+				probs = append(probs, Problem{where, i, "name", fmt.Sprintf("also the name of line %d", prev)})
 			}
 			names[l.Name] = i + 1
 		}
 		bad := func(field, format string, args ...any) {
-			probs = append(probs, Problem{where, field, fmt.Sprintf(format, args...)})
+			probs = append(probs, Problem{where, i, field, fmt.Sprintf(format, args...)})
 		}
 		if l.User == "" {
 			bad("user", "empty: the line needs a user name")
@@ -260,6 +277,17 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if w := c.Web; w != nil {
+		bad := func(field, format string, args ...any) {
+			probs = append(probs, Problem{"web", -1, field, fmt.Sprintf(format, args...)})
+		}
+		if _, port, err := net.SplitHostPort(w.Listen); w.Listen != "" && (err != nil || port == "") {
+			bad("listen", "%q is not host:port", w.Listen)
+		}
+		if !strings.HasPrefix(w.PasswordHash, "$2a$") && !strings.HasPrefix(w.PasswordHash, "$2b$") && !strings.HasPrefix(w.PasswordHash, "$2y$") {
+			bad("password_hash", "not a bcrypt hash; make one with sipfailover hash-password")
+		}
+	}
 	if len(probs) > 0 {
 		return &ValidationError{Problems: probs}
 	}
@@ -326,4 +354,51 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// SaveConfig validates c and stores it at path atomically (R15): it writes
+// a temporary file beside path, syncs it, renames it over path and syncs
+// the folder, so a crash at any moment leaves either the old settings or
+// the new ones, whole. A config with any problem is not written.
+func SaveConfig(path string, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	data, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone after the rename; removes a failed attempt
+	if info, err := os.Stat(path); err == nil {
+		f.Chmod(info.Mode().Perm()) // keep the old file's permissions: it holds passwords
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

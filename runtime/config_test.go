@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -77,5 +79,41 @@ func TestUnknownSettingIsAnError(t *testing.T) {
 func TestNoLines(t *testing.T) {
 	if _, err := runtime.ParseConfig([]byte("lines: []\n")); !errors.Is(err, runtime.ErrNoLines) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestSaveConfig: R15, the settings are stored whole and read back the
+// same; a config with a problem is not written and the old file stays.
+func TestSaveConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	port := 5070
+	c := runtime.Config{Lines: []runtime.LineConfig{{Name: "lobby", User: "1001", Password: "pw",
+		Servers: []runtime.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "backup.example.com", Port: &port}}}}}
+	if err := runtime.SaveConfig(path, c); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := runtime.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Lines[0]; got.Name != "lobby" || got.Password != "pw" || *got.Servers[1].Port != 5070 || got.Servers[1].Addr != "backup.example.com" {
+		t.Fatalf("read back %+v", got)
+	}
+	bad := c
+	bad.Lines = []runtime.LineConfig{c.Lines[0]}
+	bad.Lines[0].Servers = []runtime.ServerConfig{{Addr: ""}, {Addr: "x"}}
+	if err := runtime.SaveConfig(path, bad); err == nil {
+		t.Fatal("a config with an empty address was saved")
+	}
+	after, _ := os.ReadFile(path)
+	if string(after) != string(before) {
+		t.Fatal("a refused save changed the file")
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*.tmp")); len(left) != 0 {
+		t.Fatalf("temporary files left behind: %v", left)
 	}
 }
