@@ -227,7 +227,10 @@ func (l *Line) drain() {
 	}
 }
 
-// failureEvents are the events that report a failure, for status.
+// FailureEvents are the line events that report a failure (R1, R14): the
+// status's last failure is one of them.
+func FailureEvents() []fsm.LineEvent { return slices.Clone(failureEvents) }
+
 var failureEvents = []fsm.LineEvent{
 	fsm.LineEventRespUnavailable, fsm.LineEventRespRejected, fsm.LineEventTransportIcmp, fsm.LineEventTransportTcp,
 	fsm.LineEventTimerBudget, fsm.LineEventServerHeldOff, fsm.LineEventKeepaliveFailed, fsm.LineEventRequestUnavailable,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
 	"github.com/sipfailover/sipfailover/runtime"
 )
 
@@ -69,7 +71,9 @@ func lineKey(i int, c runtime.LineConfig) string {
 // serve runs the agent until ctx ends, then de-registers every line. Each
 // value on reload re-reads the settings: a bad file is reported and the
 // running settings stay; otherwise only lines whose settings changed are
-// re-registered (R15).
+// re-registered (R15). With a web section in the settings it also serves
+// the configuration and status pages, whose Submit stores the settings
+// atomically and applies them the same way.
 func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{}, log *slog.Logger) error {
 	cfg, err := runtime.LoadConfig(path)
 	if err != nil {
@@ -82,8 +86,35 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 	network := runtime.NewSocketNetwork(tlsConf, log)
 	defer network.Close()
 	api := &api{ended: map[string]runtime.CallInfo{}}
-	agent := runtime.NewAgent(network, runtime.WithLogger(log), runtime.WithCallWatcher(api.noteCall))
+	metrics := web.NewMetrics(nil)
+	applyReqs := make(chan applyReq)
+	pages := &web.Server{
+		Settings: api.settings,
+		Apply: func(next runtime.Config) error {
+			done := make(chan error, 1)
+			select {
+			case applyReqs <- applyReq{next, done}:
+				return <-done
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		Metrics: metrics,
+	}
+	agent := runtime.NewAgent(network, runtime.WithLogger(log), runtime.WithCallWatcher(api.noteCall),
+		runtime.WithWatcher(func(t runtime.Transition) {
+			metrics.Observe(t)
+			pages.Changed()
+		}))
 	api.agent = agent
+	statuses := func() []runtime.Status {
+		out := []runtime.Status{}
+		for _, l := range agent.Lines() {
+			out = append(out, l.Status())
+		}
+		return out
+	}
+	pages.Lines = statuses
 	lines := map[string]*runtime.Line{}
 	for i, lc := range cfg.Lines {
 		l, err := agent.AddLine(lc)
@@ -101,18 +132,26 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		var out []runtime.Status
-		for _, l := range agent.Lines() {
-			out = append(out, l.Status())
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(out)
+		writeJSON(w, http.StatusOK, statuses())
 	})
 	api.routes(mux)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 	log.Info("agent running", "lines", len(lines), "status", "http://"+ln.Addr().String()+"/api/status")
+
+	if w := cfg.Web; w != nil {
+		listen := cmp.Or(w.Listen, runtime.DefaultWebListen)
+		wl, err := net.Listen("tcp", listen)
+		if err != nil {
+			return fmt.Errorf("web: %w", err)
+		}
+		pages.PasswordHash = w.PasswordHash
+		wsrv := &http.Server{Handler: pages.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go wsrv.Serve(wl)
+		defer wsrv.Close()
+		log.Info("pages served", "url", "http://"+wl.Addr().String()+"/")
+	}
 
 	for {
 		select {
@@ -129,8 +168,27 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 			lines = apply(agent, lines, next, log)
 			cfg = next
 			api.set(cfg, lines)
+		case req := <-applyReqs:
+			// The page's Submit: stored whole first, then applied (R15).
+			if err := runtime.SaveConfig(path, req.next); err != nil {
+				log.Error("settings from the page refused; the running settings stay", "err", err)
+				req.done <- err
+				continue
+			}
+			log.Info("settings from the page stored", "path", path)
+			lines = apply(agent, lines, req.next, log)
+			cfg = req.next
+			api.set(cfg, lines)
+			req.done <- nil
 		}
 	}
+}
+
+// applyReq is settings from the page, for the agent's loop to store and
+// apply.
+type applyReq struct {
+	next runtime.Config
+	done chan error
 }
 
 // apply moves the agent from its lines to next's: unchanged lines are left

@@ -37,6 +37,13 @@ func (a *api) set(cfg runtime.Config, lines map[string]*runtime.Line) {
 	a.cfg, a.lines = cfg, lines
 }
 
+// settings returns the running settings.
+func (a *api) settings() runtime.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
 // noteCall remembers how calls end.
 func (a *api) noteCall(info runtime.CallInfo) {
 	if info.State != runtime.CallEnded.String() {

@@ -5,6 +5,7 @@
 //	sipfailover status [-json]        the lines of a running agent
 //	sipfailover call [-line N] URI    place a call through a running agent
 //	sipfailover hangup [ID]           end a call (or every call) of a running agent
+//	sipfailover hash-password         the bcrypt hash of a password read from stdin, for web.password_hash
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
 //
@@ -12,10 +13,13 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
 	"github.com/sipfailover/sipfailover/gen"
 )
 
@@ -30,6 +34,8 @@ commands:
   call [-line N] URI    place a call from line N of a running agent and wait
                         for the answer
   hangup [ID]           end a call of a running agent (every call without ID)
+  hash-password         read a password on standard input and print its bcrypt
+                        hash, for the settings' web.password_hash
   gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
                         with -check, write nothing and print a diff if out of date
   check MODEL.yaml...   validate models and print every problem as file:line:col
@@ -37,6 +43,23 @@ commands:
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// hashPasswordCmd prints the bcrypt hash of the first line of in.
+func hashPasswordCmd(in io.Reader, stdout, stderr io.Writer) int {
+	line, _ := bufio.NewReader(in).ReadString('\n') // a last line without a newline counts too
+	password := strings.TrimRight(line, "\r\n")
+	if password == "" {
+		fmt.Fprintln(stderr, "hash-password: give the password on standard input, on one line")
+		return 2
+	}
+	hash, err := web.HashPassword(password)
+	if err != nil {
+		fmt.Fprintln(stderr, "hash-password:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, hash)
+	return 0
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -55,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return callCmd(args[1:], stdout, stderr)
 	case "hangup":
 		return hangupCmd(args[1:], stdout, stderr)
+	case "hash-password":
+		return hashPasswordCmd(os.Stdin, stdout, stderr)
 	case "gen", "check":
 		return gen.Main(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

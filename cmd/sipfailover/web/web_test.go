@@ -1,0 +1,311 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime"
+)
+
+// testSite is the pages over fake settings: Apply records what it got.
+type testSite struct {
+	srv     *httptest.Server
+	client  *http.Client
+	mu      sync.Mutex
+	cfg     runtime.Config
+	applied []runtime.Config
+}
+
+const testPassword = "correct horse"
+
+func newTestSite(t *testing.T) *testSite {
+	t.Helper()
+	hash, err := HashPassword(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := 5060
+	ts := &testSite{cfg: runtime.Config{Lines: []runtime.LineConfig{
+		{Name: "lobby", User: "1001", Password: "line-secret", Servers: []runtime.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "10.0.0.2", Port: &port}}},
+		{Name: "gate", User: "1002", Password: "line-secret", Servers: []runtime.ServerConfig{{Addr: "10.0.1.1"}, {Addr: "10.0.1.2"}}},
+	}}}
+	metrics := NewMetrics(nil)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	metrics.Observe(runtime.Transition{Line: "lobby", From: "primary_registered", To: "retrying", Event: "transport.icmp", At: at})
+	metrics.Observe(runtime.Transition{Line: "lobby", From: "retrying", To: "backup_registered", Event: "resp.2xx", At: at.Add(time.Second)})
+	s := &Server{
+		Settings: func() runtime.Config { ts.mu.Lock(); defer ts.mu.Unlock(); return ts.cfg },
+		Apply: func(next runtime.Config) error {
+			ts.mu.Lock()
+			defer ts.mu.Unlock()
+			ts.applied = append(ts.applied, next)
+			ts.cfg = next
+			return nil
+		},
+		Lines: func() []runtime.Status {
+			return []runtime.Status{{Line: "lobby", State: "backup_registered", Server: 1, ServerAddr: "UDP 10.0.0.2:5060", Since: at},
+				{Line: "gate", State: "primary_registered", ServerAddr: "UDP 10.0.1.1:5060", Since: at}}
+		},
+		PasswordHash: hash,
+		Metrics:      metrics,
+	}
+	ts.srv = httptest.NewServer(s.Handler())
+	t.Cleanup(ts.srv.Close)
+	jar, _ := cookiejar.New(nil)
+	ts.client = &http.Client{Jar: jar}
+	return ts
+}
+
+func (ts *testSite) get(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	res, err := ts.client.Get(ts.srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
+}
+
+func (ts *testSite) post(t *testing.T, path string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	res, err := ts.client.PostForm(ts.srv.URL+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return res, string(body)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+// login logs in and returns the session's CSRF token.
+func (ts *testSite) login(t *testing.T) string {
+	t.Helper()
+	res, body := ts.post(t, "/login", url.Values{"password": {testPassword}, "next": {"/line"}})
+	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/line" {
+		t.Fatalf("login ended at %s with %d:\n%s", res.Request.URL, res.StatusCode, body)
+	}
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the line page carries no CSRF token")
+	}
+	return m[1]
+}
+
+// TestLoginRequired: every page and the API need a session; a wrong
+// password is refused and not echoed; the cookie is HttpOnly and
+// SameSite=Strict.
+func TestLoginRequired(t *testing.T) {
+	ts := newTestSite(t)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/status", "/line"} {
+		res, err := noFollow.Get(ts.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+			t.Errorf("GET %s without a session: %d to %q, want the login page", path, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	for _, path := range []string{"/api/status", "/api/settings", "/metrics", "/events"} {
+		if res, _ := ts.get(t, path); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without a session: %d, want 401", path, res.StatusCode)
+		}
+	}
+	res, body := ts.post(t, "/login", url.Values{"password": {"guess-me-not"}})
+	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "wrong password") || strings.Contains(body, "guess-me-not") {
+		t.Errorf("a wrong password: %d, page echoes it: %v", res.StatusCode, strings.Contains(body, "guess-me-not"))
+	}
+	res, err := noFollow.PostForm(ts.srv.URL+"/login", url.Values{"password": {testPassword}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	var c *http.Cookie
+	for _, x := range res.Cookies() {
+		if x.Name == cookieName {
+			c = x
+		}
+	}
+	if c == nil || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %+v, want HttpOnly and SameSite=Strict", c)
+	}
+}
+
+// TestSafeNext: the page after login stays on this site.
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{"/line?line=2": "/line?line=2", "": "/status", "https://evil.example/": "/status",
+		"//evil.example/x": "/status", "status": "/status"} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// goodForm is line 1's form, as the page shows it, with a new backup.
+func goodForm(csrf string) url.Values {
+	return url.Values{"csrf": {csrf}, "line": {"1"},
+		"server1_addr": {"10.0.0.1"}, "server1_port": {"5060"}, "server1_ttl": {"3600"}, "server1_transport": {"0"},
+		"server2_addr": {"backup.example.com"}, "server2_port": {"5070"}, "server2_ttl": {"600"}, "server2_transport": {"1"},
+		"enable_failback": {"1"}, "failback_interval": {"900"}, "signal_retry_counts": {"4"}}
+}
+
+// TestSubmitApplies: R15, a good form is applied whole: the backup and the
+// basic settings change, the rest of the line (password included) stays.
+func TestSubmitApplies(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	res, body := ts.post(t, "/line", goodForm(csrf))
+	if res.StatusCode != http.StatusOK || res.Request.URL.RawQuery != "line=1&saved=1" || !strings.Contains(body, `id="saved"`) {
+		t.Fatalf("submit: %d at %s:\n%s", res.StatusCode, res.Request.URL, body)
+	}
+	if len(ts.applied) != 1 {
+		t.Fatalf("applied %d times, want once", len(ts.applied))
+	}
+	l := ts.applied[0].Lines[0]
+	b := l.Servers[1]
+	if b.Addr != "backup.example.com" || *b.Port != 5070 || *b.TTL != 600 || *b.Transport != 1 ||
+		*l.FailbackInterval != 900 || *l.SignalRetryCounts != 4 || l.Password != "line-secret" || l.User != "1001" {
+		t.Fatalf("applied line %+v, backup %+v", l, b)
+	}
+	if ts.applied[0].Lines[1].Servers[0].Addr != "10.0.1.1" {
+		t.Fatal("line 2 changed")
+	}
+	if strings.Contains(body, "line-secret") {
+		t.Fatal("the page shows the line's password")
+	}
+}
+
+// TestBadFormChangesNothing: R2, R15, each bad input is refused with a
+// message beside its field, and nothing is applied.
+func TestBadFormChangesNothing(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	for _, tt := range []struct {
+		name, field, value, want string
+	}{
+		{"empty address", "server2_addr", "", "empty"},
+		{"port 70000", "server1_port", "70000", "outside 1-65535"},
+		{"transport 2", "server2_transport", "2", "is not 0 (UDP), 1 (TCP) or 3 (TLS)"},
+		{"negative interval", "failback_interval", "-5", "must be positive"},
+		{"script in a field", "server1_addr", `<script>alert(1)</script>`, "neither an IP address nor a domain name"},
+		{"not a number", "signal_retry_counts", "three", "must be a whole number"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			form := goodForm(csrf)
+			form.Set(tt.field, tt.value)
+			res, body := ts.post(t, "/line", form)
+			if res.StatusCode != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422", res.StatusCode)
+			}
+			beside := regexp.MustCompile(`id="` + tt.field + `"[^>]*>(?:[^<]*<option[^>]*>[^<]*</option>)*[^<]*(?:</select>)?<span class="err" id="` + tt.field + `-error">([^<]*)</span>`)
+			m := beside.FindStringSubmatch(body)
+			if m == nil || !strings.Contains(m[1], tt.want) {
+				t.Fatalf("no message %q beside %s:\n%s", tt.want, tt.field, body)
+			}
+			if strings.Contains(body, "<script>alert") {
+				t.Fatal("the page echoes the script unescaped")
+			}
+			if len(ts.applied) != 0 {
+				t.Fatalf("a bad form was applied: %+v", ts.applied)
+			}
+		})
+	}
+}
+
+// TestCSRF: a POST without the session's token, or from another origin,
+// is refused and changes nothing.
+func TestCSRF(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	form := goodForm("0000")
+	if res, _ := ts.post(t, "/line", form); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged token: %d, want 403", res.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", ts.srv.URL+"/line", strings.NewReader(goodForm(csrf).Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	res, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("another origin: %d, want 403", res.StatusCode)
+	}
+	if len(ts.applied) != 0 {
+		t.Fatal("a forged form was applied")
+	}
+}
+
+// TestAPIAndMetrics: the JSON API never shows a password; /metrics counts
+// per line.
+func TestAPIAndMetrics(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	_, body := ts.get(t, "/api/settings")
+	if strings.Contains(body, "line-secret") || !strings.Contains(body, "10.0.0.2") {
+		t.Fatalf("/api/settings: %s", body)
+	}
+	_, body = ts.get(t, "/api/status")
+	if !strings.Contains(body, `"state":"backup_registered"`) {
+		t.Fatalf("/api/status: %s", body)
+	}
+	_, body = ts.get(t, "/metrics")
+	for _, want := range []string{
+		`sipfailover_line_state{line="lobby",state="backup_registered"} 1`,
+		`sipfailover_line_state{line="lobby",state="retrying"} 0`,
+		`sipfailover_failovers_total{line="lobby"} 1`,
+		`sipfailover_failbacks_total{line="lobby"} 0`,
+		`sipfailover_state_seconds_total{line="lobby",state="retrying"} 1`,
+		`sipfailover_request_failures_total{line="lobby",reason="transport.icmp"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+// TestStatusPageAndEvents: the status page draws the diagram with every
+// state's id, and /events sends the lines' status at once.
+func TestStatusPageAndEvents(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	_, body := ts.get(t, "/status")
+	for _, want := range []string{`id="state_backup_registered"`, `id="state_primary_registered"`, `data-state="backup_registered"`, "UDP 10.0.0.2:5060"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("status page lacks %s", want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.srv.URL+"/events", nil)
+	res, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "data: ") {
+			if !strings.Contains(line, `"line":"gate"`) {
+				t.Fatalf("first event %s lacks the lines", line)
+			}
+			return
+		}
+	}
+	t.Fatal("no event came")
+}
