@@ -1,0 +1,456 @@
+//go:build interop
+
+package interop
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The line's timers in these tests: short, so that the suite is quick.
+const (
+	t1        = 100 * time.Millisecond
+	keepalive = 500 * time.Millisecond
+	failback  = 2 * time.Second
+	// budget is Signal Retry Counts 3 on Timer E: T1 + 2*T1 + 4*T1 (R3).
+	budget = 7 * t1
+	// rtt bounds a round trip through Kamailio on loopback, generously.
+	rtt = 50 * time.Millisecond
+	// slack is what a busy machine may add to a wall-clock measurement
+	// between two processes; more than that is a fault.
+	slack = 150 * time.Millisecond
+)
+
+var binary string // the sipfailover program, built once
+
+func TestMain(m *testing.M) {
+	for _, tool := range []string{"kamailio", "sipp", "sqlite3", "kamcmd"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fmt.Fprintf(os.Stderr, "interop: %s is missing: run interop/setup\n", tool)
+			os.Exit(1)
+		}
+	}
+	dir, err := os.MkdirTemp("", "sipfailover-interop")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "sipfailover")
+	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/sipfailover").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "interop: build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is one test's servers, far end and agent.
+type world struct {
+	t       *testing.T
+	dir     string
+	ports   map[string]int // primary, backup, farend, status
+	agent   *exec.Cmd
+	agentTo string // the agent's status address
+}
+
+// freePort returns a port free on loopback for both UDP and TCP.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		tc, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err == nil {
+			tc.Close()
+			if u2, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port+1)); err == nil { // SIPp registers from port+1
+				u2.Close()
+				return port
+			}
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// newWorld starts a primary and a backup Kamailio and the SIPp far end
+// registered through the primary, then the agent with one line.
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir(), ports: map[string]int{}}
+	for _, n := range []string{"primary", "backup", "farend", "status"} {
+		w.ports[n] = freePort(t)
+	}
+	t.Cleanup(func() { w.kam("stopall") })
+	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+	w.kam("start", "backup", fmt.Sprint(w.ports["backup"]))
+	w.kam("farend", fmt.Sprint(w.ports["farend"]), fmt.Sprintf("127.0.0.1:%d", w.ports["primary"]))
+	w.startAgent()
+	w.waitState("primary_registered", 5*time.Second)
+	return w
+}
+
+// kam runs interop/kam and returns the moment its control took effect
+// (it prints "at UNIX-NANOSECONDS"), or now.
+func (w *world) kam(args ...string) time.Time {
+	w.t.Helper()
+	cmd := exec.Command("./kam", args...)
+	cmd.Env = append(os.Environ(), "INTEROP_DIR="+w.dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("kam %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	var ns int64
+	if _, err := fmt.Sscanf(string(out), "at %d", &ns); err == nil {
+		return time.Unix(0, ns)
+	}
+	return time.Now()
+}
+
+// settings is the agent's config: the sipfailover settings the README's
+// Kamailio section shows, with short timers.
+func (w *world) settings() string {
+	return fmt.Sprintf(`lines:
+  - name: interop
+    user: "1001"
+    password: secret1001
+    domain: interop.test
+    t1: %v
+    t2: %v
+    signal_retry_counts: 3
+    keepalive_interval: %v
+    failback_interval: %d
+    backoff_base: 1s
+    backoff_max: 2s
+    servers:
+      - {addr: 127.0.0.1, port: %d}
+      - {addr: 127.0.0.1, port: %d}
+`, t1, 8*t1, keepalive, int(failback/time.Second), w.ports["primary"], w.ports["backup"])
+}
+
+func (w *world) startAgent() {
+	path := filepath.Join(w.dir, "lines.yaml")
+	if err := os.WriteFile(path, []byte(w.settings()), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	w.agentTo = fmt.Sprintf("127.0.0.1:%d", w.ports["status"])
+	w.agent = exec.Command(binary, "run", "-config", path, "-status-addr", w.agentTo)
+	log, err := os.Create(filepath.Join(w.dir, "agent.log"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.agent.Stdout, w.agent.Stderr = log, log
+	if err := w.agent.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() {
+		w.agent.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- w.agent.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			w.agent.Process.Kill()
+			<-done
+		}
+		log.Close()
+		if w.t.Failed() {
+			out, _ := os.ReadFile(filepath.Join(w.dir, "agent.log"))
+			w.t.Logf("agent log:\n%s", out)
+		}
+	})
+}
+
+type status struct {
+	State      string `json:"state"`
+	Server     int    `json:"server"`
+	LastReason string `json:"last_reason"`
+}
+
+type callInfo struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Server int    `json:"server"`
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+func (w *world) api(method, path string, form url.Values, out any) error {
+	var res *http.Response
+	var err error
+	if method == "POST" {
+		res, err = http.PostForm("http://"+w.agentTo+path, form)
+	} else {
+		res, err = http.Get("http://" + w.agentTo + path)
+	}
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s", method, path, res.Status)
+	}
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+func (w *world) status() status {
+	var s []status
+	if err := w.api("GET", "/api/status", nil, &s); err != nil || len(s) != 1 {
+		return status{}
+	}
+	return s[0]
+}
+
+// waitState waits until the line is in state and returns how long it took.
+func (w *world) waitState(state string, within time.Duration) time.Duration {
+	w.t.Helper()
+	start := time.Now()
+	for {
+		if s := w.status(); s.State == state {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			w.t.Fatalf("the line is not %s after %v: %+v", state, within, w.status())
+		}
+		time.Sleep(5 * time.Millisecond) // polls another process
+	}
+}
+
+// call places a call to the far end and waits until it is in state.
+func (w *world) call(state string, within time.Duration) (callInfo, time.Duration) {
+	w.t.Helper()
+	var c callInfo
+	start := time.Now()
+	if err := w.api("POST", "/api/calls", url.Values{"line": {"1"}, "to": {"sip:1002@interop.test"}}, &c); err != nil {
+		w.t.Fatal(err)
+	}
+	return w.waitCall(c.ID, state, within), time.Since(start)
+}
+
+func (w *world) waitCall(id, state string, within time.Duration) callInfo {
+	w.t.Helper()
+	start := time.Now()
+	for {
+		var c callInfo
+		if err := w.api("GET", "/api/calls/"+id, nil, &c); err != nil {
+			w.t.Fatal(err)
+		}
+		if c.State == state {
+			return c
+		}
+		if time.Since(start) > within {
+			w.t.Fatalf("call %s is %s after %v: %+v", id, c.State, within, c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *world) hangup(id string, within time.Duration) (callInfo, time.Duration) {
+	w.t.Helper()
+	var c callInfo
+	start := time.Now()
+	if err := w.api("POST", "/api/calls/"+id+"/hangup", nil, &c); err != nil {
+		w.t.Fatal(err)
+	}
+	return w.waitCall(id, "ended", within), time.Since(start)
+}
+
+// seen is one request a Kamailio logged on arrival.
+type seen struct{ method, callID, from string }
+
+var seenLine = regexp.MustCompile(`SEEN (\S+) (\S+) \S+ from=(\S*) `)
+
+// seen lists what a server received, in order.
+func (w *world) seen(server string) []seen {
+	f, err := os.Open(filepath.Join(w.dir, server, "kamailio.log"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	var out []seen
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := seenLine.FindStringSubmatch(sc.Text()); m != nil {
+			out = append(out, seen{m[1], m[2], m[3]})
+		}
+	}
+	return out
+}
+
+// saw counts the requests of method from the line (1001) a server got, of
+// one call when callID is set.
+func (w *world) saw(server, method, callID string) int {
+	n := 0
+	for _, s := range w.seen(server) {
+		if s.method == method && s.from == "1001" && (callID == "" || s.callID == callID) {
+			n++
+		}
+	}
+	return n
+}
+
+// farEndSaw reports whether the SIPp far end received method for the call.
+func (w *world) farEndSaw(method, callID string) bool {
+	logs, _ := filepath.Glob(filepath.Join(w.dir, "farend", "uas*messages.log"))
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		for _, msg := range strings.Split(string(data), "message received") {
+			if strings.Contains(msg, "\n"+method+" sip:") && strings.Contains(msg, "Call-ID: "+callID) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func report(t *testing.T, what string, took, bound time.Duration, why string) {
+	t.Helper()
+	t.Logf("MEASURED %-48s %9v  bound %v (%s)", what, took.Round(time.Millisecond), bound, why)
+	if took > bound+slack {
+		t.Errorf("%s took %v, over its bound %v", what, took, bound)
+	}
+}
+
+// TestRegistersOnPrimary: the line registers on the primary Kamailio,
+// answering its digest challenge (R1), and nothing reaches the backup.
+func TestRegistersOnPrimary(t *testing.T) {
+	w := newWorld(t)
+	if n := w.saw("primary", "REGISTER", ""); n < 2 {
+		t.Fatalf("the primary saw %d REGISTERs, want the challenged one and the authorised one", n)
+	}
+	if n := w.saw("backup", "REGISTER", ""); n != 0 {
+		t.Fatalf("the backup saw %d REGISTERs while the primary was up", n)
+	}
+}
+
+// TestFailover: R1, R5 against Kamailio. The primary is killed (ICMP),
+// frozen (silent) or answers 503; the keep-alive finds out and the line
+// registers on the backup.
+func TestFailover(t *testing.T) {
+	for _, m := range []struct {
+		name  string
+		fail  []string
+		bound time.Duration
+		why   string
+	}{
+		{"killed", []string{"kill", "primary"}, keepalive + rtt, "keep-alive interval + a round trip"},
+		{"frozen", []string{"freeze", "primary"}, keepalive + budget + rtt, "keep-alive interval + retry budget + a round trip"},
+		{"503", []string{"unavailable", "primary", "on"}, keepalive + rtt, "keep-alive interval + a round trip"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			w := newWorld(t)
+			start := w.kam(m.fail...)
+			w.waitState("backup_registered", 10*time.Second)
+			report(t, "failover, primary "+m.name, time.Since(start), m.bound, m.why)
+			if n := w.saw("backup", "REGISTER", ""); n == 0 {
+				t.Fatal("the backup saw no REGISTER")
+			}
+		})
+	}
+}
+
+// TestCallThroughBackup: R6, I5. With the primary dead, the INVITE goes to
+// the backup only once the line is registered there, and reaches SIPp.
+func TestCallThroughBackup(t *testing.T) {
+	w := newWorld(t)
+	w.kam("kill", "primary")
+	start := time.Now()
+	c, _ := w.call("confirmed", 10*time.Second)
+	report(t, "call set-up with the primary killed", time.Since(start), budget+3*rtt, "budget + REGISTER, INVITE round trips (R6)")
+	if c.Server != 1 {
+		t.Fatalf("the call went through server %d, want the backup", c.Server)
+	}
+	if !w.farEndSaw("INVITE", c.ID) {
+		t.Fatal("SIPp got no INVITE")
+	}
+	order := w.seen("backup")
+	registered := -1
+	for i, s := range order {
+		if s.method == "REGISTER" && s.from == "1001" && registered < 0 {
+			registered = i
+		}
+		if s.method == "INVITE" && s.callID == c.ID && (registered < 0 || i < registered) {
+			t.Fatal("I5: an INVITE reached the backup before the line registered there")
+		}
+	}
+	w.hangup(c.ID, 5*time.Second)
+}
+
+// TestByeFailsOver: R7. A call set up through the primary; the primary
+// dies (killed, or frozen); the user hangs up; the BYE goes through the
+// backup and SIPp's call ends.
+func TestByeFailsOver(t *testing.T) {
+	for _, m := range []struct {
+		name  string
+		fail  []string
+		bound time.Duration
+		why   string
+	}{
+		{"killed", []string{"kill", "primary"}, 4 * rtt, "ICMP, then REGISTER with digest and BYE round trips"},
+		{"frozen", []string{"freeze", "primary"}, budget + 4*rtt, "the BYE's budget + REGISTER and BYE round trips"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			w := newWorld(t)
+			c, _ := w.call("confirmed", 5*time.Second)
+			if c.Server != 0 {
+				t.Fatalf("the call went through server %d, want the primary", c.Server)
+			}
+			w.kam(m.fail...)
+			start := time.Now()
+			ended, _ := w.hangup(c.ID, 15*time.Second)
+			report(t, "hang-up, primary "+m.name+" during the call", time.Since(start), m.bound, m.why)
+			if !strings.Contains(ended.Reason, fmt.Sprintf("BYE answered 200 by UDP 127.0.0.1:%d", w.ports["backup"])) {
+				t.Fatalf("the call ended with %q, want the backup's 200 to the BYE", ended.Reason)
+			}
+			if w.saw("backup", "BYE", c.ID) == 0 || !w.farEndSaw("BYE", c.ID) {
+				t.Fatal("the BYE did not reach SIPp through the backup")
+			}
+		})
+	}
+}
+
+// TestFailbackAfterRestart: R10. With the line on the backup, the primary
+// restarts; the next probe finds it and the line returns.
+func TestFailbackAfterRestart(t *testing.T) {
+	w := newWorld(t)
+	w.kam("kill", "primary")
+	w.waitState("backup_registered", 5*time.Second)
+	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+	took := w.waitState("primary_registered", failback+64*t1+time.Second)
+	report(t, "failback after the primary restarts", took, failback+64*t1+rtt, "Failback Interval + 64*T1 + a round trip (I1)")
+}
+
+// TestAllDownThenBack: R9. Both servers die: the line tries each in
+// priority order and reports all_failed with the reason; they come back,
+// and after the back-off it registers on the primary again.
+func TestAllDownThenBack(t *testing.T) {
+	w := newWorld(t)
+	start := w.kam("kill", "primary")
+	w.kam("kill", "backup")
+	w.waitState("all_failed", 10*time.Second)
+	report(t, "all servers down, until all_failed", time.Since(start), 2*keepalive+2*rtt,
+		"keep-alive on each server + round trips (ICMP is immediate)")
+	if s := w.status(); s.LastReason == "" {
+		t.Fatal("all_failed without a reason")
+	}
+	w.kam("start", "backup", fmt.Sprint(w.ports["backup"]))
+	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+	took := w.waitState("primary_registered", 10*time.Second)
+	report(t, "back on the primary once both return", took, 2*time.Second+rtt, "back-off maximum + a round trip (R9)")
+}
