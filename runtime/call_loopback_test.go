@@ -105,9 +105,14 @@ func TestCallThroughPrimary(t *testing.T) {
 		t.Fatalf("the far end's call is %q, want ended", st)
 	}
 	// The ACK of the 407 ends the INVITE's server transaction and does not
-	// reach the proxy's logic; the ACK of the 200 is proxied.
-	want := []string{"INVITE/407", "INVITE/200", "ACK/0", "BYE/200"}
-	if got := methods(b.primary, c.ID()); !slices.Equal(got, want) {
+	// reach the proxy's logic; the ACK of the 200 is proxied. The server
+	// handles each request in its own goroutine, so the ACK and the BYE
+	// that follows at once may be noted in either order.
+	got := methods(b.primary, c.ID())
+	if len(got) == 4 && got[2] == "BYE/200" {
+		got[2], got[3] = got[3], got[2]
+	}
+	if want := []string{"INVITE/407", "INVITE/200", "ACK/0", "BYE/200"}; !slices.Equal(got, want) {
 		t.Fatalf("the primary saw %v, want %v", got, want)
 	}
 	for _, s := range b.primary.Seen() {

@@ -153,10 +153,12 @@ func (p *Phone) note(req *sip.Request, state string) string {
 	id := req.CallID().Value()
 	p.seen = append(p.seen, PhoneSeen{At: time.Now(), Method: string(req.Method), CallID: id, From: req.Source()})
 	before := p.calls[id]
-	if req.Method == sip.INVITE && before == "" {
+	switch {
+	case req.Method == sip.INVITE && before == "":
 		p.calls[id] = "ringing"
-	}
-	if state != "" && before != "" {
+	case state == "up" && before == "ringing", state == "ended" && before != "":
+		// An ACK that a proxy delivers after the BYE does not bring the
+		// call back.
 		p.calls[id] = state
 	}
 	return before
