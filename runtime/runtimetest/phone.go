@@ -3,7 +3,6 @@ package runtimetest
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -23,10 +22,8 @@ type Phone struct {
 	mu     sync.Mutex
 	seen   []PhoneSeen
 	calls  map[string]string // Call-ID -> "up" or "ended"
-	ua     *sipgo.UserAgent
+	server *listening
 	client *sipgo.Client
-	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 // PhoneSeen is one request that reached the phone.
@@ -39,71 +36,37 @@ type PhoneSeen struct {
 
 // Start listens on a free loopback UDP port.
 func (p *Phone) Start() error {
-	quiet := slog.New(slog.DiscardHandler)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(p.User),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+	l, err := listen("phone "+p.User, "udp", "127.0.0.1:0", nil, func(srv *sipgo.Server) {
+		srv.OnInvite(p.invite)
+		srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { p.note(req, "up") })
+		srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+			code, reason := 200, "OK"
+			if p.note(req, "ended") == "" {
+				code, reason = 481, "Call/Transaction Does Not Exist"
+			}
+			tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+		})
+		srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		})
+	})
 	if err != nil {
 		return err
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	if err != nil {
-		return err
-	}
-	srv.OnInvite(p.invite)
-	srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { p.note(req, "up") })
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		code, reason := 200, "OK"
-		if p.note(req, "ended") == "" {
-			code, reason = 481, "Call/Transaction Does Not Exist"
-		}
-		tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
-	})
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
-	done := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		defer close(done)
-		defer ua.Close()
-		errc <- srv.ListenAndServe(ctx, "udp", "127.0.0.1:0")
-	}()
-	select {
-	case a := <-ready:
-		host, port, _ := sip.ParseAddr(a)
-		client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
-			sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(a))
-		if err != nil {
-			cancel()
-			<-done
-			return err
-		}
-		p.mu.Lock()
-		p.Addr, p.ua, p.client, p.cancel, p.done, p.calls = a, ua, client, cancel, done, map[string]string{}
-		p.mu.Unlock()
-		return nil
-	case err := <-errc:
-		cancel()
-		return fmt.Errorf("phone %s: listen: %w", p.User, err)
-	case <-time.After(5 * time.Second):
-		cancel()
-		return fmt.Errorf("phone %s: listen: timed out", p.User)
-	}
+	p.mu.Lock()
+	p.Addr, p.server, p.client, p.calls = l.addr, l, l.client, map[string]string{}
+	p.mu.Unlock()
+	return nil
 }
 
 // Stop closes the phone's socket.
 func (p *Phone) Stop() {
 	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.cancel = nil
+	l := p.server
+	p.server = nil
 	p.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if l != nil {
+		l.stop()
 	}
 }
 

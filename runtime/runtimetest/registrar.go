@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -63,16 +62,14 @@ type Registrar struct {
 	Location *Location
 
 	mu         sync.Mutex
-	ua         *sipgo.UserAgent
-	client     *sipgo.Client     // forwards calls, from the listening socket
+	server     *listening        // nil while stopped
+	client     *sipgo.Client     // forwards calls and pings, from the listening socket
 	contacts   map[string]string // Call-ID -> Contact URI of the binding
 	mode       Mode
 	code       int
 	retryAfter int
 	nonce      string
 	seen       []Seen
-	cancel     context.CancelFunc
-	done       chan struct{}
 	bindings   map[string]time.Time // Call-ID -> expiry
 }
 
@@ -95,72 +92,32 @@ func (r *Registrar) Start() error {
 	addr, network := r.Addr, r.Network
 	r.mu.Unlock()
 
-	quiet := slog.New(slog.DiscardHandler)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(r.Name),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+	l, err := listen(r.Name, network, addr, r.TLS, func(srv *sipgo.Server) {
+		srv.OnRegister(r.handle)
+		srv.OnOptions(r.handle)
+		srv.OnMessage(r.handle)
+		for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL} {
+			srv.OnRequest(m, r.handleCall)
+		}
+	})
 	if err != nil {
 		return err
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
-	if err != nil {
-		return err
-	}
-	srv.OnRegister(r.handle)
-	srv.OnOptions(r.handle)
-	srv.OnMessage(r.handle)
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL} {
-		srv.OnRequest(m, r.handleCall)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
-	done := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		defer close(done)
-		defer ua.Close()
-		var err error
-		if network == "tls" {
-			err = srv.ListenAndServeTLS(ctx, "tls", addr, r.TLS)
-		} else {
-			err = srv.ListenAndServe(ctx, network, addr)
-		}
-		errc <- err
-	}()
-	select {
-	case a := <-ready:
-		host, port, _ := sip.ParseAddr(a)
-		client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
-			sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(a))
-		if err != nil {
-			cancel()
-			<-done
-			return fmt.Errorf("%s: %w", r.Name, err)
-		}
-		r.mu.Lock()
-		r.Addr, r.cancel, r.done, r.ua, r.client = a, cancel, done, ua, client
-		r.mu.Unlock()
-		return nil
-	case err := <-errc:
-		cancel()
-		return fmt.Errorf("%s: listen %s %s: %w", r.Name, network, addr, err)
-	case <-time.After(5 * time.Second):
-		cancel()
-		return fmt.Errorf("%s: listen %s %s: timed out", r.Name, network, addr)
-	}
+	r.mu.Lock()
+	r.Addr, r.server, r.client = l.addr, l, l.client
+	r.mu.Unlock()
+	return nil
 }
 
 // Stop closes the listener: UDP requests to it then draw ICMP port
 // unreachable, TCP connections are refused.
 func (r *Registrar) Stop() {
 	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel, r.done = nil, nil
+	l := r.server
+	r.server = nil
 	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
+	if l != nil {
+		l.stop()
 	}
 }
 
@@ -270,7 +227,7 @@ func (r *Registrar) answered(i, code int) {
 // of the answers (0 for none within timeout).
 func (r *Registrar) Ping(timeout time.Duration) ([]int, error) {
 	r.mu.Lock()
-	ua, addr := r.ua, r.Addr
+	running, client := r.server != nil, r.client
 	var targets []string
 	now := time.Now()
 	for id, exp := range r.bindings {
@@ -279,12 +236,8 @@ func (r *Registrar) Ping(timeout time.Duration) ([]int, error) {
 		}
 	}
 	r.mu.Unlock()
-	if ua == nil {
+	if !running {
 		return nil, fmt.Errorf("%s: not started", r.Name)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(addr))
-	if err != nil {
-		return nil, err
 	}
 	var codes []int
 	for _, target := range targets {
