@@ -146,20 +146,33 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// runAgent writes settings to a file and runs the agent on them until the
+// test ends; it returns the agent's status address and the file.
+func runAgent(t *testing.T, settings string) (addr, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "lines.yaml")
+	if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr = freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, path, addr, nil, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	})
+	return addr, path
+}
+
 // TestStatusTable: `sipfailover status` prints each line of a running agent
 // with its state, server and last failure (R14).
 func TestStatusTable(t *testing.T) {
 	rs := startRegistrars(t, "p", "b")
 	rs[0].SetAnswer(503, 0)
-	path := filepath.Join(t.TempDir(), "lines.yaml")
-	if err := os.WriteFile(path, []byte(settings([2]int{rs[0].Port(), rs[1].Port()})), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, path, addr, nil, slog.New(slog.DiscardHandler)) }()
-	defer func() { cancel(); <-done }()
+	addr, _ := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
 	var out, errOut bytes.Buffer
 	eventually(t, "the status shows the line on the backup", func() bool {
 		out.Reset()

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,14 +58,7 @@ func TestPagesInBrowser(t *testing.T) {
 	settings := settings([2]int{rs[0].Port(), rs[1].Port()}) +
 		"    keepalive_interval: 200ms\n" +
 		fmt.Sprintf("web:\n  listen: %s\n  password_hash: %q\n", webAddr, hash)
-	path := filepath.Join(t.TempDir(), "lines.yaml")
-	if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, path, freeAddr(t), nil, slog.New(slog.DiscardHandler)) }()
-	defer func() { cancel(); <-done }()
+	_, path := runAgent(t, settings)
 	eventually(t, "the line registers on the primary", primary.Registered)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,

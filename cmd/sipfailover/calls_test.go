@@ -2,10 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,15 +30,7 @@ func TestCallAndHangup(t *testing.T) {
 	if err := phone.Register(rs[0].Addr); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "lines.yaml")
-	if err := os.WriteFile(path, []byte(settings([2]int{rs[0].Port(), rs[1].Port()})), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, path, addr, nil, slog.New(slog.DiscardHandler)) }()
-	defer func() { cancel(); <-done }()
+	addr, _ := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
 	var out, errOut bytes.Buffer
 	eventually(t, "the agent answers, its line registered", func() bool {
 		return rs[0].Registered() && statusCmd([]string{"-addr", addr}, &out, &errOut) == 0
