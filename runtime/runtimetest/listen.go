@@ -1,0 +1,77 @@
+package runtimetest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// listening is a quiet sipgo user agent serving on one socket, with a
+// client that sends from that socket, as a server does.
+type listening struct {
+	ua     *sipgo.UserAgent
+	client *sipgo.Client
+	addr   string // host:port the socket got
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// listen serves on network ("udp", "tcp" or "tls", with conf) at addr
+// (port 0: a free one); route sets the handlers.
+func listen(name, network, addr string, conf *tls.Config, route func(*sipgo.Server)) (*listening, error) {
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(quiet)))
+	if err != nil {
+		return nil, err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
+	if err != nil {
+		return nil, err
+	}
+	route(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(done)
+		defer ua.Close()
+		if network == "tls" {
+			errc <- srv.ListenAndServeTLS(ctx, "tls", addr, conf)
+		} else {
+			errc <- srv.ListenAndServe(ctx, network, addr)
+		}
+	}()
+	select {
+	case a := <-ready:
+		host, port, _ := sip.ParseAddr(a)
+		client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
+			sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(a))
+		if err != nil {
+			cancel()
+			<-done
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return &listening{ua: ua, client: client, addr: a, cancel: cancel, done: done}, nil
+	case err := <-errc:
+		cancel()
+		return nil, fmt.Errorf("%s: listen %s %s: %w", name, network, addr, err)
+	case <-time.After(5 * time.Second):
+		cancel()
+		return nil, fmt.Errorf("%s: listen %s %s: timed out", name, network, addr)
+	}
+}
+
+// stop closes the socket and waits until the server has ended.
+func (l *listening) stop() {
+	l.cancel()
+	<-l.done
+}
