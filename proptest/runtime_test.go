@@ -259,7 +259,7 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 		},
 		"user hangs up": func(t *rapid.T) {
 			c := w.call
-			if c == nil || c.State() == runtime.CallEnded {
+			if c == nil || c.State() == fsm.CallStateEnded {
 				t.Skip("no call to hang up")
 			}
 			w.do("hangup")

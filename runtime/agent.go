@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/fsm"
 )
 
 // Agent runs lines over one Network: many lines share its sockets, and
@@ -104,8 +106,9 @@ func (a *Agent) RemoveLine(l *Line) {
 		r.end()
 	}
 	for _, c := range slices.Clone(l.calls) {
-		c.end(0, "the line was removed")
+		c.post(fsm.CallEventLineGone, "the line was removed")
 	}
+	l.drain()
 	l.mu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()

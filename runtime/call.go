@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,45 +12,18 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 )
 
-// CallState is where a call stands. The failover decisions of its INVITE
-// and BYE are the request machine's (model/request.yaml); the call only
-// keeps the dialog they belong to.
-type CallState uint8
-
-const (
-	// CallUnknown is the zero value; no call is in it.
-	CallUnknown CallState = iota
-	// CallDialing: the INVITE is in flight within its budget, or waits for
-	// the line to register on the next server (R6, I5).
-	CallDialing
-	// CallRinging: the INVITE got a 1xx; the far end is alerted.
-	CallRinging
-	// CallAnswering: an incoming call was answered with 200 OK, which is
-	// retransmitted until the ACK comes (RFC 3261 13.3.1.4).
-	CallAnswering
-	// CallConfirmed: the call is up.
-	CallConfirmed
-	// CallEnding: the BYE is in flight, failing over if it must (R7).
-	CallEnding
-	// CallEnded: the call is over; CallInfo.Reason says why.
-	CallEnded
-)
-
-var callStateNames = [...]string{"unknown", "dialing", "ringing", "answering", "confirmed", "ending", "ended"}
-
-func (s CallState) String() string {
-	if int(s) < len(callStateNames) {
-		return callStateNames[s]
-	}
-	return "CallState(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Call is one call of a line, placed with Line.Dial or received from any
-// of the line's servers. Its in-dialog requests go through the server the
-// dialog was set up through (R16, I10); a BYE that finds that server
-// unavailable fails over with the line (R7).
+// Call is one call of a line, placed with Line.Dial or delivered by any of
+// the line's servers, driven by the generated machine of model/call.yaml.
+// Its INVITE and BYE each run on a request machine (model/request.yaml),
+// which decides where they go: the INVITE only to a server the line is
+// registered on (I5), the BYE through the server the dialog was set up
+// through first (R16, I10), each failing over with the line (R6, R7). A
+// call shares its line's lock and event queue. It implements
+// fsm.CallActions.
 type Call struct {
-	line *Line
+	line   *Line
+	m      *fsm.CallMachine
+	timers timerSet[fsm.CallTimer]
 
 	dlg          dialog // Call-ID, our tag, our CSeq
 	remote       string // the far end's URI: To of our INVITE, From of theirs
@@ -59,7 +31,6 @@ type Call struct {
 	remoteTarget string   // the far end's Contact
 	routes       []string // the route set, in the order Route headers take
 	server       int      // the server the dialog goes through (R16, I10)
-	state        CallState
 	info         CallInfo
 
 	invite     *Request // an outgoing call's INVITE
@@ -68,14 +39,17 @@ type Call struct {
 	ack        []byte // the ACK of our 2xx, sent again if the 2xx is
 	ackDst     Endpoint
 
-	// An incoming call's 200 OK, retransmitted until the ACK (RFC 3261
-	// 13.3.1.4), and its INVITE's CSeq to know a retransmission.
-	answer      []byte
-	reply       func([]byte)
-	inviteCSeq  uint32
-	retrans     Timer
-	giveUp      Timer
-	hangupOnAck bool
+	// A delivered call: its INVITE, our 200 OK (sent again until the ACK,
+	// RFC 3261 13.3.1.4), and the far end's BYE while it is answered.
+	inviteReq  *sip.Request
+	from       Endpoint
+	reply      func([]byte)
+	answer     []byte
+	retrans    Timer
+	byeReq     *sip.Request
+	byeReply   func([]byte)
+	offerHost  string // our address in the SDP offer
+	sdpSession string
 
 	done chan struct{}
 }
@@ -86,7 +60,7 @@ type CallInfo struct {
 	Line       string    `json:"line"`
 	Outgoing   bool      `json:"outgoing"`
 	Remote     string    `json:"remote"` // the far end's URI
-	State      string    `json:"state"`
+	State      string    `json:"state"`  // a state of model/call.yaml
 	Server     int       `json:"server"` // the server the dialog goes through
 	ServerAddr string    `json:"server_addr"`
 	Code       int       `json:"code"`   // the INVITE's final answer, 0 before one
@@ -109,29 +83,39 @@ func (l *Line) Dial(target string) (*Call, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := l.newCall(newDialog(), target, true)
-	c.server = l.m.Vars().Server
-	c.setState(CallDialing)
-	host, _ := l.agent.net.Local(l.servers[l.m.Vars().Server])
-	r, err := l.newRequest(sip.INVITE, target, "application/sdp", sdp(host, c.dlg.callID), &c.dlg, c)
+	c, err := l.newCall(newDialog(), target, true)
 	if err != nil {
-		c.end(0, err.Error())
 		return nil, err
 	}
-	if c.state != CallEnded {
-		c.invite = r
-	}
+	c.server = l.m.Vars().Server
+	c.offerHost, _ = l.agent.net.Local(l.servers[c.server])
+	c.post(fsm.CallEventUserDial, "")
+	l.drain()
 	return c, nil
 }
 
-// newCall makes a call and files it with the line and the agent; the
-// caller sets its first state. l.mu is held.
-func (l *Line) newCall(d dialog, remote string, outgoing bool) *Call {
+// newCall makes a call and files it with the line and the agent; l.mu is
+// held.
+func (l *Line) newCall(d dialog, remote string, outgoing bool) (*Call, error) {
 	c := &Call{line: l, dlg: d, remote: remote, done: make(chan struct{})}
+	c.m = fsm.NewCallMachine(fsm.CallParams{T1: fsm.Duration(l.cfg.T1)}, nil)
+	c.timers = newTimerSet[fsm.CallTimer](l.agent, &l.mu, func(t fsm.CallTimer) {
+		reason := ""
+		if t == fsm.CallTimerAckWait {
+			reason = "no ACK to our 200 OK within 64*T1"
+		}
+		c.post(t.Event(), reason)
+		l.drain()
+	})
+	effects, err := c.m.Start()
+	if err != nil {
+		return nil, err
+	}
+	c.perform(effects)
 	c.info = CallInfo{ID: d.callID, Line: l.cfg.Name, Outgoing: outgoing, Remote: remote, Started: l.agent.clock.Now()}
 	l.calls = append(l.calls, c)
 	l.agent.fileCall(c)
-	return c
+	return c, nil
 }
 
 // Calls returns the line's calls that have not ended.
@@ -148,10 +132,10 @@ func (c *Call) Done() <-chan struct{} { return c.done }
 func (c *Call) ID() string { return c.dlg.callID }
 
 // State is where the call stands.
-func (c *Call) State() CallState {
+func (c *Call) State() fsm.CallState {
 	c.line.mu.Lock()
 	defer c.line.mu.Unlock()
-	return c.state
+	return c.m.State()
 }
 
 // Info returns what the call reports now.
@@ -163,110 +147,85 @@ func (c *Call) Info() CallInfo {
 
 func (c *Call) snapshot() CallInfo {
 	i := c.info
-	i.State, i.Server, i.ServerAddr = c.state.String(), c.server, c.line.servers[c.server].String()
+	i.State, i.Server, i.ServerAddr = c.m.State().String(), c.server, c.line.servers[c.server].String()
 	return i
 }
 
-// Hangup ends the call: a call not yet answered is cancelled, an answered
-// one gets a BYE, which fails over if its server is unavailable (R7).
+// Hangup ends the call: one not yet answered is given up (cancelled once
+// it rings), an answered one gets a BYE, which fails over if its server is
+// unavailable (R7).
 func (c *Call) Hangup() {
 	l := c.line
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch c.state {
-	case CallDialing, CallRinging:
-		c.info.Reason = "cancelled by the user"
-		l.postReq(c.invite, fsm.RequestEventUserCancel, "cancelled by the user")
-		l.drain()
-	case CallAnswering:
-		c.hangupOnAck = true // no BYE before the ACK (RFC 3261 15)
-	case CallConfirmed:
-		c.info.Reason = "the user hangs up"
-		c.sendBye()
-		l.drain()
+	reason := "the user hangs up"
+	if st := c.m.State(); st == fsm.CallStateDialing || st == fsm.CallStateRinging {
+		reason = "cancelled by the user"
 	}
+	c.post(fsm.CallEventUserHangup, reason)
+	l.drain()
 }
 
-// sendBye starts the BYE; l.mu is held, and the caller drains.
-func (c *Call) sendBye() {
-	c.setState(CallEnding)
-	r, err := c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c)
+// post queues an event for the call's machine; l.mu is held.
+func (c *Call) post(ev fsm.CallEvent, reason string) {
+	c.line.queue = append(c.line.queue, pending{call: c, cev: ev, reason: reason})
+}
+
+// fire delivers ev to the call's machine; l.mu is held.
+func (c *Call) fire(ev fsm.CallEvent, reason string) {
+	if c.m.State().Final() {
+		return // it ended; late news
+	}
+	step, err := c.m.Fire(ev)
 	if err != nil {
-		c.end(0, "BYE: "+err.Error())
+		c.line.agent.log.Error("call event refused by the model", "line", c.line.cfg.Name, "call", c.dlg.callID, "event", ev.String(), "err", err)
 		return
 	}
-	if c.state == CallEnding {
-		c.bye = r
-	}
-}
-
-func (c *Call) setState(s CallState) {
-	if c.state == s {
+	if step.Ignored {
 		return
-	}
-	c.state = s
-	if s == CallConfirmed {
-		c.info.Answered = c.line.agent.clock.Now()
-	}
-	if w := c.line.agent.callWatch; w != nil {
-		w(c.snapshot())
-	}
-}
-
-// end closes the call; l.mu is held.
-func (c *Call) end(code int, reason string) {
-	if c.state == CallEnded {
-		return
-	}
-	if code != 0 {
-		c.info.Code = code
 	}
 	if reason != "" {
 		c.info.Reason = reason
 	}
-	c.info.Ended = c.line.agent.clock.Now()
-	c.stopAnswer()
-	c.line.calls = slices.DeleteFunc(c.line.calls, func(x *Call) bool { return x == c })
-	if c.lastInvite != nil && c.ack == nil {
-		// A call given up before its final answer: the 487 (or a 200 that
-		// crossed the CANCEL) still needs its ACK, for up to 64*T1.
-		c.line.agent.clock.AfterFunc(64*time.Duration(c.line.cfg.T1), func() { c.line.agent.dropCall(c) })
-	} else {
-		c.line.agent.dropCall(c)
+	if step.To == fsm.CallStateConfirmed && step.From != step.To {
+		c.info.Answered = c.line.agent.clock.Now()
 	}
-	c.setState(CallEnded)
-	close(c.done)
+	c.perform(step.Effects)
+	if step.From != step.To {
+		if w := c.line.agent.callWatch; w != nil {
+			w(c.snapshot())
+		}
+	}
+}
+
+func (c *Call) perform(effects []fsm.CallEffect) {
+	for _, e := range effects {
+		e.Run(c, c.timers.armModel, c.timers.cancel)
+	}
 }
 
 // requestEnded hears that the call's INVITE or BYE ended.
 func (c *Call) requestEnded(r *Request) {
 	res := r.result
-	if r.method == sip.BYE {
-		switch {
-		case res.State == "failed":
-			c.end(0, "the BYE reached no server: "+res.Reason)
-		default:
-			c.end(0, fmt.Sprintf("hung up (BYE answered %d by %s)", res.Code, c.line.servers[res.Server]))
-		}
-		return
-	}
 	switch {
-	case c.state == CallConfirmed:
+	case r.method == sip.BYE && res.State == "failed":
+		c.post(fsm.CallEventByeEnded, "the BYE reached no server: "+res.Reason)
+	case r.method == sip.BYE:
+		c.post(fsm.CallEventByeEnded, fmt.Sprintf("hung up (BYE answered %d by %s)", res.Code, c.line.servers[res.Server]))
+	case res.Code >= 200 && res.Code < 300: // invite.answered was posted with the 2xx
 	case res.State == "failed":
-		c.end(0, "no server could carry the call: "+res.Reason)
+		c.post(fsm.CallEventInviteEnded, "no server could carry the call: "+res.Reason)
 	case res.Code >= 300:
-		c.end(res.Code, res.Reason)
-	case c.info.Reason != "":
-		c.end(0, "")
+		c.post(fsm.CallEventInviteEnded, res.Reason)
 	default:
-		c.end(0, "no final answer: "+res.Reason)
+		c.post(fsm.CallEventInviteEnded, "no final answer: "+res.Reason)
 	}
 }
 
 // provisional hears a 1xx to the INVITE.
 func (c *Call) provisional(res *sip.Response) {
-	if c.state == CallDialing && res.StatusCode > 100 {
-		c.setState(CallRinging)
+	if res.StatusCode > 100 {
+		c.post(fsm.CallEventInviteProvisional, "")
 	}
 }
 
@@ -275,13 +234,13 @@ func (c *Call) provisional(res *sip.Response) {
 // 13.2.2.4), anything else with an ACK in its transaction (17.1.1.3).
 func (c *Call) final(t *txn, res *sip.Response) {
 	c.info.Code = res.StatusCode
-	c.info.Reason = fmt.Sprintf("%d %s from %s", res.StatusCode, res.Reason, t.dst)
+	reason := fmt.Sprintf("%d %s from %s", res.StatusCode, res.Reason, t.dst)
 	if res.StatusCode >= 300 {
 		c.ackFailure(t, res)
 		return
 	}
 	c.establish(t, res)
-	c.setState(CallConfirmed)
+	c.post(fsm.CallEventInviteAnswered, reason)
 }
 
 // establish takes the dialog from a 2xx to the INVITE sent in t and sends
@@ -317,129 +276,109 @@ func (c *Call) lateFinal(res *sip.Response) {
 		c.ackFailure(t, res)
 	case c.ack != nil:
 		c.line.agent.net.Send(c.ackDst, c.ack)
-	case c.state == CallEnded:
-		// Cancelled, yet answered: take the dialog up and end it at once.
+	case c.m.State() == fsm.CallStateEnded:
+		// Given up, yet answered: take the dialog up and end it at once.
 		c.establish(t, res)
 		c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c)
 	}
 }
 
-// ackFailure acknowledges a final failure to the INVITE sent in t: the
-// same Request-URI, Via, From, Call-ID and CSeq number, the To of the
-// answer (RFC 3261 17.1.1.3).
-func (c *Call) ackFailure(t *txn, res *sip.Response) {
-	msg, err := sip.ParseMessage(t.msg)
-	req, ok := msg.(*sip.Request)
-	if err != nil || !ok {
+// --- fsm.CallActions ---
+
+var _ fsm.CallActions = (*Call)(nil)
+
+// SendInvite starts the INVITE's request machine (R6, I5).
+func (c *Call) SendInvite() {
+	r, err := c.line.newRequest(sip.INVITE, c.remote, "application/sdp", sdp(c.offerHost, c.dlg.callID), &c.dlg, c)
+	if err != nil {
+		c.post(fsm.CallEventInviteEnded, "INVITE: "+err.Error())
 		return
 	}
-	ack := sip.NewRequest(sip.ACK, req.Recipient)
-	for _, h := range []string{"Via", "Route", "From", "Call-ID"} {
-		for _, v := range req.GetHeaders(h) {
-			ack.AppendHeader(sip.NewHeader(h, v.Value()))
+	c.invite = r
+}
+
+// CancelInvite gives the INVITE up (a CANCEL once it rings).
+func (c *Call) CancelInvite() {
+	if c.invite != nil {
+		c.line.postReq(c.invite, fsm.RequestEventUserCancel, "cancelled by the user")
+	}
+}
+
+// AnswerInvite answers the delivered INVITE with 200 OK and an SDP answer,
+// and sends it again over UDP until the ACK (RFC 3261 13.3.1.4).
+func (c *Call) AnswerInvite() {
+	l, req := c.line, c.inviteReq
+	host, port := l.agent.net.Local(c.from)
+	res := sip.NewResponseFromRequest(req, 200, "OK", sdp(host, c.dlg.callID))
+	res.To().Params.Add("tag", c.dlg.tag)
+	res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s;transport=%s>", l.cfg.User,
+		Endpoint{Host: host, Port: port}.Addr(), strings.ToLower(c.from.TransportName()))))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	c.answer = []byte(res.String())
+	c.info.Code = 200
+	c.reply(c.answer)
+	c.scheduleAnswer(time.Duration(l.cfg.T1))
+}
+
+// scheduleAnswer sends the 200 OK again over UDP at T1, 2*T1 ... capped at
+// T2 until StopAnswer.
+func (c *Call) scheduleAnswer(wait time.Duration) {
+	if c.from.Transport != TransportUDP {
+		return
+	}
+	l := c.line
+	c.retrans = l.agent.clock.AfterFunc(wait, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if c.m.State() == fsm.CallStateAnswering {
+			c.reply(c.answer)
+			c.scheduleAnswer(min(2*wait, time.Duration(l.cfg.T2)))
 		}
-	}
-	if to := res.To(); to != nil {
-		ack.AppendHeader(sip.NewHeader("To", to.Value()))
-	}
-	ack.AppendHeader(sip.NewHeader("CSeq", strconv.Itoa(int(req.CSeq().SeqNo))+" ACK"))
-	ack.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
-	c.line.agent.net.Send(t.dst, []byte(ack.String()))
+	})
 }
 
-// buildAck writes the ACK of a 2xx: a new branch, the INVITE's CSeq
-// number, through the route set.
-func (c *Call) buildAck(s requestSpec, seq uint32) []byte {
-	d := c.dlg
-	d.cseq = seq - 1 // build adds one
-	msg, _ := s.build(&d)
-	return msg
-}
-
-// inDialog fills s for a request of the dialog: the remote target, the
-// remote tag and the route set less the entries of servers in dead, which
-// were found unavailable (R7).
-func (c *Call) inDialog(s *requestSpec, dead uint8) {
-	s.remoteTarget = c.remoteTarget
-	s.to = "<" + c.remote + ">"
-	if c.remoteTag != "" {
-		s.to += ";tag=" + c.remoteTag
-	}
-	s.routes = nil
-	for _, r := range c.routes {
-		if i := c.line.serverOf(r); i >= 0 && dead&(1<<i) != 0 {
-			continue
-		}
-		s.routes = append(s.routes, r)
+// StopAnswer stops sending the 200 OK again.
+func (c *Call) StopAnswer() {
+	if c.retrans != nil {
+		c.retrans.Stop()
 	}
 }
 
-// serverOf returns the index of the server a Route or Record-Route entry
-// names, or -1.
-func (l *Line) serverOf(route string) int {
-	var a sip.Uri
-	v := strings.TrimSpace(route)
-	v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
-	if err := sip.ParseUri(v, &a); err != nil {
-		return -1
+// SendBye starts the BYE's request machine (R7, I10).
+func (c *Call) SendBye() {
+	r, err := c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c)
+	if err != nil {
+		c.post(fsm.CallEventByeEnded, "BYE: "+err.Error())
+		return
 	}
-	for i, s := range l.servers {
-		port := a.Port
-		if port == 0 {
-			port = 5060
-			if s.Transport == TransportTLS {
-				port = 5061
-			}
-		}
-		if strings.EqualFold(a.Host, s.Host) && port == s.Port {
-			return i
-		}
-	}
-	return -1
+	c.bye = r
 }
 
-// splitHeaderValues splits a header value that lists several entries
-// ("<sip:a;lr>, <sip:b;lr>") into them.
-func splitHeaderValues(v string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i, r := range v {
-		switch r {
-		case '<':
-			depth++
-		case '>':
-			depth--
-		case ',':
-			if depth == 0 {
-				out = append(out, strings.TrimSpace(v[start:i]))
-				start = i + 1
-			}
-		}
+// AnswerBye answers the far end's BYE with 200 OK.
+func (c *Call) AnswerBye() {
+	if c.byeReq != nil {
+		c.respond(c.byeReq, c.byeReply, 200, "OK")
+		c.byeReq, c.byeReply = nil, nil
 	}
-	if rest := strings.TrimSpace(v[start:]); rest != "" {
-		out = append(out, rest)
-	}
-	return out
 }
 
-// sdp is a minimal valid session description (RFC 4566) for an offer or
-// an answer: one audio stream, inactive, since sipfailover carries
-// signalling only and no media.
-func sdp(host, session string) []byte {
-	id := uint32(0)
-	for _, b := range []byte(session) {
-		id = id*31 + uint32(b)
+// EndCall reports the call over and forgets it.
+func (c *Call) EndCall() {
+	l := c.line
+	c.info.Ended = l.agent.clock.Now()
+	c.timers.stopAll()
+	l.calls = slices.DeleteFunc(l.calls, func(x *Call) bool { return x == c })
+	if c.lastInvite != nil && c.ack == nil {
+		// A call given up before its final answer: the 487 (or a 200 that
+		// crossed the CANCEL) still needs its ACK, for up to 64*T1.
+		l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() { l.agent.dropCall(c) })
+	} else {
+		l.agent.dropCall(c)
 	}
-	ip := "IP4"
-	if strings.Contains(host, ":") {
-		ip = "IP6"
-	}
-	return []byte(fmt.Sprintf("v=0\r\no=sipfailover %d 1 IN %s %s\r\ns=sipfailover\r\nc=IN %s %s\r\nt=0 0\r\n"+
-		"m=audio 9 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n", id, ip, host, ip, host))
+	close(c.done)
 }
 
-// --- incoming calls and in-dialog requests ---
+// --- delivered calls and in-dialog requests ---
 
 // incoming answers an INVITE that the server at from delivered for this
 // line (R5: from any of its servers). The agent's answer policy decides:
@@ -466,8 +405,12 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 		reply([]byte(res.String()))
 		return
 	}
-	c := l.newCall(dialog{callID: req.CallID().Value(), tag: tag}, remote, false)
-	c.server, c.remoteTag, c.reply, c.inviteCSeq = server, remoteTag, reply, req.CSeq().SeqNo
+	c, err := l.newCall(dialog{callID: req.CallID().Value(), tag: tag}, remote, false)
+	if err != nil {
+		reply([]byte(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil).String()))
+		return
+	}
+	c.server, c.remoteTag, c.from, c.reply, c.inviteReq = server, remoteTag, from, reply, req
 	c.remoteTarget = remote
 	if ct := req.Contact(); ct != nil {
 		c.remoteTarget = ct.Address.String()
@@ -475,58 +418,19 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 	for _, rr := range req.GetHeaders("Record-Route") { // the UAS keeps their order (12.1.1)
 		c.routes = append(c.routes, splitHeaderValues(rr.Value())...)
 	}
-	host, port := l.agent.net.Local(from)
-	res := sip.NewResponseFromRequest(req, 200, "OK", sdp(host, c.dlg.callID))
-	res.To().Params.Add("tag", tag)
-	res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s;transport=%s>", l.cfg.User,
-		Endpoint{Host: host, Port: port}.Addr(), strings.ToLower(from.TransportName()))))
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	c.answer = []byte(res.String())
-	c.info.Code = 200
-	c.setState(CallAnswering)
-	reply(c.answer)
-	c.scheduleAnswer(from, time.Duration(l.cfg.T1))
-	t1 := time.Duration(l.cfg.T1)
-	c.giveUp = l.agent.clock.AfterFunc(64*t1, func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if c.state == CallAnswering { // no ACK: confirm and end it (13.3.1.4)
-			c.stopAnswer()
-			c.setState(CallConfirmed)
-			c.info.Reason = "no ACK to our 200 OK within 64*T1"
-			c.sendBye()
-			l.drain()
-		}
-	})
+	c.post(fsm.CallEventIncomingInvite, "")
+	l.drain()
 }
 
-// rejectReasons are the reason phrases of the usual rejections.
-var rejectReasons = map[int]string{403: "Forbidden", 404: "Not Found", 480: "Temporarily Unavailable",
-	486: "Busy Here", 488: "Not Acceptable Here", 600: "Busy Everywhere", 603: "Decline"}
-
-// scheduleAnswer retransmits the 200 OK over UDP at T1, 2*T1 ... capped at
-// T2 until the ACK comes (RFC 3261 13.3.1.4).
-func (c *Call) scheduleAnswer(from Endpoint, wait time.Duration) {
-	if from.Transport != TransportUDP {
-		return
-	}
-	l := c.line
-	c.retrans = l.agent.clock.AfterFunc(wait, func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if c.state == CallAnswering {
-			c.reply(c.answer)
-			c.scheduleAnswer(from, min(2*wait, time.Duration(l.cfg.T2)))
-		}
-	})
-}
-
-func (c *Call) stopAnswer() {
-	for _, t := range []Timer{c.retrans, c.giveUp} {
-		if t != nil {
-			t.Stop()
+// respond answers a request of the call's dialog, with our tag in To.
+func (c *Call) respond(req *sip.Request, reply func([]byte), code int, reason string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if to := res.To(); to != nil {
+		if _, ok := to.Params.Get("tag"); !ok {
+			to.Params.Add("tag", c.dlg.tag)
 		}
 	}
+	reply([]byte(res.String()))
 }
 
 // inDialogRequest handles a request of the call's dialog from a server.
@@ -534,53 +438,25 @@ func (c *Call) inDialogRequest(from Endpoint, req *sip.Request, reply func([]byt
 	l := c.line
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	respond := func(code int, reason string) {
-		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		if to := res.To(); to != nil {
-			if _, ok := to.Params.Get("tag"); !ok {
-				to.Params.Add("tag", c.dlg.tag)
-			}
+	switch {
+	case req.Method == sip.ACK:
+		c.post(fsm.CallEventAck, "")
+		l.drain()
+	case c.m.State().Final():
+		c.respond(req, reply, 481, "Call/Transaction Does Not Exist")
+	case req.Method == sip.INVITE && c.answer != nil && req.CSeq().SeqNo == c.inviteReq.CSeq().SeqNo:
+		reply(c.answer) // a retransmission of the INVITE we answered
+	case req.Method == sip.BYE:
+		c.byeReq, c.byeReply = req, reply
+		c.post(fsm.CallEventRemoteBye, "the far end hung up (BYE through "+from.String()+")")
+		l.drain()
+		if c.byeReq != nil { // the machine did not take it
+			c.respond(req, reply, 481, "Call/Transaction Does Not Exist")
+			c.byeReq, c.byeReply = nil, nil
 		}
-		reply([]byte(res.String()))
-	}
-	if c.state == CallEnded {
-		if req.Method != sip.ACK {
-			respond(481, "Call/Transaction Does Not Exist")
-		}
-		return
-	}
-	switch req.Method {
-	case sip.ACK:
-		if c.state == CallAnswering {
-			c.stopAnswer()
-			c.setState(CallConfirmed)
-			if c.hangupOnAck {
-				c.sendBye()
-				l.drain()
-			}
-		}
-	case sip.INVITE:
-		if c.answer != nil && req.CSeq().SeqNo == c.inviteCSeq {
-			reply(c.answer) // a retransmission
-			return
-		}
-		respond(501, "Not Implemented") // no media to renegotiate
-	case sip.BYE:
-		respond(200, "OK")
-		c.end(0, "the far end hung up (BYE through "+from.String()+")")
-	case sip.CANCEL:
-		respond(200, "OK") // answered already: the CANCEL has no effect (9.2)
-	case sip.OPTIONS:
-		respond(200, "OK")
+	case req.Method == sip.CANCEL, req.Method == sip.OPTIONS:
+		c.respond(req, reply, 200, "OK") // answered already: a CANCEL has no effect (9.2)
 	default:
-		respond(501, "Not Implemented")
+		c.respond(req, reply, 501, "Not Implemented") // no media to renegotiate
 	}
-}
-
-// serverAt returns the index of the line's server at e (host, port and
-// transport), or -1.
-func (l *Line) serverAt(e Endpoint) int {
-	return slices.IndexFunc(l.servers, func(s Endpoint) bool {
-		return s.Host == e.Host && s.Port == e.Port && s.Transport == e.Transport
-	})
 }

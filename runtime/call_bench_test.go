@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 )
 
@@ -33,9 +34,9 @@ func BenchmarkCallFailover(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		setup = waitCall(b, c, runtime.CallConfirmed, 5*time.Second)
+		setup = waitCall(b, c, fsm.CallStateConfirmed, 5*time.Second)
 		c.Hangup()
-		return setup, waitCall(b, c, runtime.CallEnded, 5*time.Second)
+		return setup, waitCall(b, c, fsm.CallStateEnded, 5*time.Second)
 	}
 	for _, m := range failureModes {
 		for _, phase := range []string{"setup", "hangup"} {
@@ -51,7 +52,7 @@ func BenchmarkCallFailover(b *testing.B) {
 						if c, err = w.line.Dial("sip:1002@example.test"); err != nil {
 							b.Fatal(err)
 						}
-						waitCall(b, c, runtime.CallConfirmed, 5*time.Second)
+						waitCall(b, c, fsm.CallStateConfirmed, 5*time.Second)
 					}
 					b.StartTimer()
 					m.fail(w.primary)
@@ -62,11 +63,11 @@ func BenchmarkCallFailover(b *testing.B) {
 						if c, err = w.line.Dial("sip:1002@example.test"); err != nil {
 							b.Fatal(err)
 						}
-						t = waitCall(b, c, runtime.CallConfirmed, bound+5*time.Second)
+						t = waitCall(b, c, fsm.CallStateConfirmed, bound+5*time.Second)
 						bound += baseSetup
 					} else {
 						c.Hangup()
-						t = waitCall(b, c, runtime.CallEnded, bound+5*time.Second)
+						t = waitCall(b, c, fsm.CallStateEnded, bound+5*time.Second)
 						bound += baseHangup
 					}
 					took, over = append(took, t), append(over, t-bound)

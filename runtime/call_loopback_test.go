@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
@@ -34,7 +35,7 @@ func newCallBench(t testing.TB, tweak func(*runtime.LineConfig)) *callBench {
 }
 
 // waitCall waits until the call is in state and returns how long it took.
-func waitCall(t testing.TB, c *runtime.Call, state runtime.CallState, within time.Duration) time.Duration {
+func waitCall(t testing.TB, c *runtime.Call, state fsm.CallState, within time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for c.State() != state {
@@ -95,12 +96,12 @@ func TestCallThroughPrimary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCall(t, c, runtime.CallConfirmed, 2*time.Second)
+	waitCall(t, c, fsm.CallStateConfirmed, 2*time.Second)
 	if got := c.Info(); got.Server != 0 || got.Code != 200 {
 		t.Fatalf("call %+v, want answered 200 through the primary", got)
 	}
 	c.Hangup()
-	waitCall(t, c, runtime.CallEnded, 2*time.Second)
+	waitCall(t, c, fsm.CallStateEnded, 2*time.Second)
 	if st := b.phone.Call(c.ID()); st != "ended" {
 		t.Fatalf("the far end's call is %q, want ended", st)
 	}
@@ -159,10 +160,10 @@ func TestByeFailsOver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitCall(t, c, runtime.CallConfirmed, 2*time.Second)
+			waitCall(t, c, fsm.CallStateConfirmed, 2*time.Second)
 			m.fail(b.primary)
 			c.Hangup()
-			took := waitCall(t, c, runtime.CallEnded, 5*time.Second)
+			took := waitCall(t, c, fsm.CallStateEnded, 5*time.Second)
 			waitPhone(t, b.phone, c.ID(), "ended")
 			t.Logf("hang-up took %v", took)
 			var bye *runtimetest.Seen
@@ -197,14 +198,14 @@ func TestInviteFailsOver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitCall(t, c, runtime.CallConfirmed, 5*time.Second)
+			waitCall(t, c, fsm.CallStateConfirmed, 5*time.Second)
 			if got := c.Info(); got.Server != 1 {
 				t.Fatalf("call %+v, want it through the backup", got)
 			}
 			waitPhone(t, b.phone, c.ID(), "up")
 			registeredBefore(t, b.backup)
 			c.Hangup()
-			waitCall(t, c, runtime.CallEnded, 2*time.Second)
+			waitCall(t, c, fsm.CallStateEnded, 2*time.Second)
 			waitPhone(t, b.phone, c.ID(), "ended")
 		})
 	}
@@ -233,20 +234,20 @@ func TestLineToLineCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitCall(t, out, runtime.CallConfirmed, 2*time.Second)
+	waitCall(t, out, fsm.CallStateConfirmed, 2*time.Second)
 	calls := b.line.Calls()
 	if len(calls) != 1 || calls[0].ID() != out.ID() {
 		t.Fatalf("line 1001 has calls %v, want the one from 1002", calls)
 	}
 	in := calls[0]
-	waitCall(t, in, runtime.CallConfirmed, 2*time.Second)
+	waitCall(t, in, fsm.CallStateConfirmed, 2*time.Second)
 	if info := in.Info(); info.Outgoing || info.Server != 0 {
 		t.Fatalf("incoming call %+v, want it through the primary", info)
 	}
 	b.primary.Stop()
 	in.Hangup()
-	waitCall(t, in, runtime.CallEnded, 5*time.Second)
-	waitCall(t, out, runtime.CallEnded, 2*time.Second)
+	waitCall(t, in, fsm.CallStateEnded, 5*time.Second)
+	waitCall(t, out, fsm.CallStateEnded, 2*time.Second)
 	if r := out.Info().Reason; !strings.Contains(r, "far end hung up") {
 		t.Fatalf("the caller's call ended with %q, want the far end's BYE", r)
 	}

@@ -9,7 +9,8 @@
 // so tests run a line in virtual time.
 //
 // A line's calls (Line.Dial, and calls that any of its servers delivers)
-// and its out-of-dialog requests (Line.Send) run on the generated machine of
+// run on the generated machine of model/call.yaml, and their INVITEs and
+// BYEs, like the line's out-of-dialog requests (Line.Send), on that of
 // model/request.yaml, one per INVITE, BYE or MESSAGE: a new request goes
 // only to a server the line is registered on (I5), a BYE first through the
 // server its call was set up through (I10), and when that server is

@@ -75,11 +75,14 @@ type Line struct {
 	status          Status
 }
 
-// pending is a queued event: for the line, or for one of its requests.
+// pending is a queued event: for the line, one of its requests, or one of
+// its calls.
 type pending struct {
 	ev     fsm.LineEvent
 	req    *Request
 	rev    fsm.RequestEvent
+	call   *Call
+	cev    fsm.CallEvent
 	reason string
 }
 
@@ -211,6 +214,10 @@ func (l *Line) drain() {
 		l.queue = l.queue[1:]
 		if p.req != nil {
 			p.req.fire(p.rev, p.reason)
+			continue
+		}
+		if p.call != nil {
+			p.call.fire(p.cev, p.reason)
 			continue
 		}
 		step, err := l.m.Fire(p.ev)

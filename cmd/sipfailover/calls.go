@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 )
 
@@ -46,7 +47,7 @@ func (a *api) settings() runtime.Config {
 
 // noteCall remembers how calls end.
 func (a *api) noteCall(info runtime.CallInfo) {
-	if info.State != runtime.CallEnded.String() {
+	if info.State != fsm.CallStateEnded.String() {
 		return
 	}
 	a.mu.Lock()
@@ -169,13 +170,13 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "call:", err)
 		return 1
 	}
-	info, err := c.waitCall(info.ID, *wait, runtime.CallConfirmed, runtime.CallEnded)
+	info, err := c.waitCall(info.ID, *wait, fsm.CallStateConfirmed, fsm.CallStateEnded)
 	if err != nil {
 		fmt.Fprintln(stderr, "call:", err)
 		return 1
 	}
 	printCall(stdout, info)
-	if info.State != runtime.CallConfirmed.String() {
+	if info.State != fsm.CallStateConfirmed.String() {
 		return 1
 	}
 	return 0
@@ -212,7 +213,7 @@ func hangupCmd(args []string, stdout, stderr io.Writer) int {
 		var info runtime.CallInfo
 		err := c.do("POST", "/api/calls/"+url.PathEscape(id)+"/hangup", nil, &info)
 		if err == nil {
-			info, err = c.waitCall(id, *wait, runtime.CallEnded)
+			info, err = c.waitCall(id, *wait, fsm.CallStateEnded)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "hangup:", err)
@@ -259,7 +260,7 @@ func (c *apiClient) do(method, path string, form url.Values, out any) error {
 }
 
 // waitCall polls a call until it is in one of states, or wait runs out.
-func (c *apiClient) waitCall(id string, wait time.Duration, states ...runtime.CallState) (runtime.CallInfo, error) {
+func (c *apiClient) waitCall(id string, wait time.Duration, states ...fsm.CallState) (runtime.CallInfo, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		var info runtime.CallInfo

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
@@ -162,7 +163,7 @@ func (d *demoRun) wait(state string, within time.Duration) (time.Duration, error
 }
 
 // waitCall returns how long the call took to reach state.
-func (d *demoRun) waitCall(c *runtime.Call, state runtime.CallState, within time.Duration) (time.Duration, error) {
+func (d *demoRun) waitCall(c *runtime.Call, state fsm.CallState, within time.Duration) (time.Duration, error) {
 	start := time.Now()
 	deadline := time.After(within)
 	for c.State() != state {
@@ -287,13 +288,13 @@ func (d *demoRun) calls() ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.waitCall(c, runtime.CallConfirmed, 5*time.Second); err != nil {
+	if _, err := d.waitCall(c, fsm.CallStateConfirmed, 5*time.Second); err != nil {
 		return nil, err
 	}
 	d.say("the primary is killed during the call; the user hangs up")
 	d.primary.Stop()
 	c.Hangup()
-	hangup, err := d.waitCall(c, runtime.CallEnded, 64*d.t1+5*time.Second)
+	hangup, err := d.waitCall(c, fsm.CallStateEnded, 64*d.t1+5*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +307,7 @@ func (d *demoRun) calls() ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	setup, err := d.waitCall(c, runtime.CallConfirmed, 64*d.t1+5*time.Second)
+	setup, err := d.waitCall(c, fsm.CallStateConfirmed, 64*d.t1+5*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +315,7 @@ func (d *demoRun) calls() ([]measure, error) {
 		return nil, fmt.Errorf("the call went through server %d, want the backup", info.Server)
 	}
 	c.Hangup()
-	if _, err := d.waitCall(c, runtime.CallEnded, 5*time.Second); err != nil {
+	if _, err := d.waitCall(c, fsm.CallStateEnded, 5*time.Second); err != nil {
 		return nil, err
 	}
 	d.say("the primary is back")

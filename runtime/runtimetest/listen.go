@@ -52,6 +52,22 @@ func listen(name, network, addr string, conf *tls.Config, route func(*sipgo.Serv
 	}()
 	select {
 	case a := <-ready:
+		if network == "udp" {
+			// sipgo reports ready before it files the listening socket in
+			// its pool; a client that sends from that socket before then
+			// would try to bind the address a second time.
+			for i := 0; ; i++ {
+				if c, err := ua.TransportLayer().GetConnection("udp", a); err == nil && c != nil {
+					break
+				}
+				if i == 1000 {
+					cancel()
+					<-done
+					return nil, fmt.Errorf("%s: the listening socket never reached the pool", name)
+				}
+				time.Sleep(time.Millisecond) // a test helper waiting on sipgo's goroutine
+			}
+		}
 		host, port, _ := sip.ParseAddr(a)
 		client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(quiet), sipgo.WithClientHostname(host),
 			sipgo.WithClientPort(port), sipgo.WithClientConnectionAddr(a))

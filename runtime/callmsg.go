@@ -1,0 +1,140 @@
+package runtime
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// The messages of a call's dialog, apart from the INVITE and BYE that the
+// request machine sends: ACKs, the route set, the SDP.
+
+// ackFailure acknowledges a final failure to the INVITE sent in t: the
+// same Request-URI, Via, From, Call-ID and CSeq number, the To of the
+// answer (RFC 3261 17.1.1.3).
+func (c *Call) ackFailure(t *txn, res *sip.Response) {
+	msg, err := sip.ParseMessage(t.msg)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok {
+		return
+	}
+	ack := sip.NewRequest(sip.ACK, req.Recipient)
+	for _, h := range []string{"Via", "Route", "From", "Call-ID"} {
+		for _, v := range req.GetHeaders(h) {
+			ack.AppendHeader(sip.NewHeader(h, v.Value()))
+		}
+	}
+	if to := res.To(); to != nil {
+		ack.AppendHeader(sip.NewHeader("To", to.Value()))
+	}
+	ack.AppendHeader(sip.NewHeader("CSeq", strconv.Itoa(int(req.CSeq().SeqNo))+" ACK"))
+	ack.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	c.line.agent.net.Send(t.dst, []byte(ack.String()))
+}
+
+// buildAck writes the ACK of a 2xx: a new branch, the INVITE's CSeq
+// number, through the route set.
+func (c *Call) buildAck(s requestSpec, seq uint32) []byte {
+	d := c.dlg
+	d.cseq = seq - 1 // build adds one
+	msg, _ := s.build(&d)
+	return msg
+}
+
+// inDialog fills s for a request of the dialog: the remote target, the
+// remote tag and the route set less the entries of servers in dead, which
+// were found unavailable (R7).
+func (c *Call) inDialog(s *requestSpec, dead uint8) {
+	s.remoteTarget = c.remoteTarget
+	s.to = "<" + c.remote + ">"
+	if c.remoteTag != "" {
+		s.to += ";tag=" + c.remoteTag
+	}
+	s.routes = nil
+	for _, r := range c.routes {
+		if i := c.line.serverOf(r); i >= 0 && dead&(1<<i) != 0 {
+			continue
+		}
+		s.routes = append(s.routes, r)
+	}
+}
+
+// serverOf returns the index of the server a Route or Record-Route entry
+// names, or -1.
+func (l *Line) serverOf(route string) int {
+	var a sip.Uri
+	v := strings.TrimSpace(route)
+	v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
+	if err := sip.ParseUri(v, &a); err != nil {
+		return -1
+	}
+	for i, s := range l.servers {
+		port := a.Port
+		if port == 0 {
+			port = 5060
+			if s.Transport == TransportTLS {
+				port = 5061
+			}
+		}
+		if strings.EqualFold(a.Host, s.Host) && port == s.Port {
+			return i
+		}
+	}
+	return -1
+}
+
+// splitHeaderValues splits a header value that lists several entries
+// ("<sip:a;lr>, <sip:b;lr>") into them.
+func splitHeaderValues(v string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i, r := range v {
+		switch r {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if depth == 0 {
+				out = append(out, strings.TrimSpace(v[start:i]))
+				start = i + 1
+			}
+		}
+	}
+	if rest := strings.TrimSpace(v[start:]); rest != "" {
+		out = append(out, rest)
+	}
+	return out
+}
+
+// sdp is a minimal valid session description (RFC 4566) for an offer or
+// an answer: one audio stream, inactive, since sipfailover carries
+// signalling only and no media.
+func sdp(host, session string) []byte {
+	id := uint32(0)
+	for _, b := range []byte(session) {
+		id = id*31 + uint32(b)
+	}
+	ip := "IP4"
+	if strings.Contains(host, ":") {
+		ip = "IP6"
+	}
+	return []byte(fmt.Sprintf("v=0\r\no=sipfailover %d 1 IN %s %s\r\ns=sipfailover\r\nc=IN %s %s\r\nt=0 0\r\n"+
+		"m=audio 9 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=inactive\r\n", id, ip, host, ip, host))
+}
+
+// rejectReasons are the reason phrases of the usual rejections.
+var rejectReasons = map[int]string{403: "Forbidden", 404: "Not Found", 480: "Temporarily Unavailable",
+	486: "Busy Here", 488: "Not Acceptable Here", 600: "Busy Everywhere", 603: "Decline"}
+
+// serverAt returns the index of the line's server at e (host, port and
+// transport), or -1.
+func (l *Line) serverAt(e Endpoint) int {
+	return slices.IndexFunc(l.servers, func(s Endpoint) bool {
+		return s.Host == e.Host && s.Port == e.Port && s.Transport == e.Transport
+	})
+}
