@@ -504,11 +504,12 @@ func (c *checker) walk() {
 		set(i6failed, s.state == "all_failed", e.at, e.user)
 		set(i1, tr.FailbackEnabled && slices.Contains(onBackup, s.state) && s.up[0] && s.up[s.server], e.at, e.user)
 		// I2 opens when the server of a registered line fails (not a user's
-		// re-registration) while another server is up.
+		// re-registration) while another server is up: up before that
+		// instant, since things at one instant have no order here.
 		if e.tr != nil && i2.start < 0 && slices.Contains(registered, prev) && slices.Contains(trying, s.state) &&
 			!strings.HasPrefix(e.tr.Event, "user.") {
 			for j := range tr.Servers {
-				if j != prevServer && s.up[j] && c.heldUntil(j, tr.Now) <= e.at {
+				if j != prevServer && s.up[j] && s.upSince[j] < e.at && c.heldUntil(j, tr.Now) <= e.at {
 					i2.start, i2server = e.at, j
 					break
 				}
