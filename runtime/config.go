@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -27,20 +28,20 @@ const (
 type Config struct {
 	// TLSCAFile is a PEM file of the roots that TLS servers' certificates
 	// are checked against; empty uses the system's roots.
-	TLSCAFile string       `yaml:"tls_ca_file"`
-	Lines     []LineConfig `yaml:"lines"`
+	TLSCAFile string       `yaml:"tls_ca_file" json:"tls_ca_file"`
+	Lines     []LineConfig `yaml:"lines" json:"lines"`
 	// Web turns on the configuration and status pages (R15); nil is off.
-	Web *WebConfig `yaml:"web,omitempty"`
+	Web *WebConfig `yaml:"web,omitempty" json:"web,omitempty"`
 }
 
 // WebConfig is where the pages listen and who may use them.
 type WebConfig struct {
 	// Listen is host:port; default 127.0.0.1:8080 (loopback only).
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" json:"listen"`
 	// PasswordHash is the bcrypt hash of the pages' password, as
 	// `sipfailover hash-password` prints it; the password itself is never
 	// stored.
-	PasswordHash string `yaml:"password_hash"`
+	PasswordHash string `yaml:"password_hash" json:"password_hash"`
 }
 
 // DefaultWebListen is where the pages listen unless the settings say.
@@ -49,41 +50,41 @@ const DefaultWebListen = "127.0.0.1:8080"
 // LineConfig is one line's settings. Fields whose seed default is not zero
 // are pointers, so that "absent" and "0" differ; Defaults fills them.
 type LineConfig struct {
-	Name        string `yaml:"name"`         // a label for status and logs
-	User        string `yaml:"user"`         // the user part of the line's address of record
-	AuthUser    string `yaml:"auth_user"`    // digest user name; default User
-	Password    string `yaml:"password"`     // digest password
-	Domain      string `yaml:"domain"`       // the domain of the address of record; default the server's address
-	DisplayName string `yaml:"display_name"` // display name in From and To
+	Name        string `yaml:"name" json:"name"`                 // a label for status and logs
+	User        string `yaml:"user" json:"user"`                 // the user part of the line's address of record
+	AuthUser    string `yaml:"auth_user" json:"auth_user"`       // digest user name; default User
+	Password    string `yaml:"password" json:"password"`         // digest password
+	Domain      string `yaml:"domain" json:"domain"`             // the domain of the address of record; default the server's address
+	DisplayName string `yaml:"display_name" json:"display_name"` // display name in From and To
 
 	// Servers in priority order: servers[0] is SIPN Register Addr/Port/TTL/
 	// Transport (the primary), servers[1] SIPN Backup Addr/... (the backup).
-	Servers []ServerConfig `yaml:"servers"`
+	Servers []ServerConfig `yaml:"servers" json:"servers"`
 
-	EnableFailback    *int     `yaml:"enable_failback"`     // SIPN Enable Failback: 0 or 1; default 1
-	FailbackInterval  *int     `yaml:"failback_interval"`   // SIPN Failback Interval, seconds; default 1800
-	SignalRetryCounts *int     `yaml:"signal_retry_counts"` // SIPN Signal Retry Counts; default 3
-	RetryMode         string   `yaml:"retry_mode"`          // "count" (default, the seed's V3) or "time" (V2)
-	RetryTime         Duration `yaml:"retry_time"`          // budget per server in time mode; default 4s
-	T1                Duration `yaml:"t1"`                  // RFC 3261 T1; default 500ms
-	T2                Duration `yaml:"t2"`                  // RFC 3261 T2; default 4s
-	KeepaliveInterval Duration `yaml:"keepalive_interval"`  // OPTIONS keep-alive period; 0 (default) is off
+	EnableFailback    *int     `yaml:"enable_failback" json:"enable_failback"`         // SIPN Enable Failback: 0 or 1; default 1
+	FailbackInterval  *int     `yaml:"failback_interval" json:"failback_interval"`     // SIPN Failback Interval, seconds; default 1800
+	SignalRetryCounts *int     `yaml:"signal_retry_counts" json:"signal_retry_counts"` // SIPN Signal Retry Counts; default 3
+	RetryMode         string   `yaml:"retry_mode" json:"retry_mode"`                   // "count" (default, the seed's V3) or "time" (V2)
+	RetryTime         Duration `yaml:"retry_time" json:"retry_time"`                   // budget per server in time mode; default 4s
+	T1                Duration `yaml:"t1" json:"t1"`                                   // RFC 3261 T1; default 500ms
+	T2                Duration `yaml:"t2" json:"t2"`                                   // RFC 3261 T2; default 4s
+	KeepaliveInterval Duration `yaml:"keepalive_interval" json:"keepalive_interval"`   // OPTIONS keep-alive period; 0 (default) is off
 	// DeregisterBackupAfterFailback removes the binding on the backup after
 	// failback (R12): 0 (default) or 1.
-	DeregisterBackupAfterFailback int      `yaml:"deregister_backup_after_failback"`
-	UnavailableCodes              []int    `yaml:"unavailable_codes"` // responses that make a server unavailable; default 500, 503
-	BackoffBase                   Duration `yaml:"backoff_base"`      // RFC 5626 4.5 base time; default 30s
-	BackoffMax                    Duration `yaml:"backoff_max"`       // RFC 5626 4.5 maximum; default 30m
+	DeregisterBackupAfterFailback int      `yaml:"deregister_backup_after_failback" json:"deregister_backup_after_failback"`
+	UnavailableCodes              []int    `yaml:"unavailable_codes" json:"unavailable_codes"` // responses that make a server unavailable; default 500, 503
+	BackoffBase                   Duration `yaml:"backoff_base" json:"backoff_base"`           // RFC 5626 4.5 base time; default 30s
+	BackoffMax                    Duration `yaml:"backoff_max" json:"backoff_max"`             // RFC 5626 4.5 maximum; default 30m
 }
 
 // ServerConfig is one server of a line.
 type ServerConfig struct {
-	Addr      string `yaml:"addr"`      // IP address or domain name
-	Port      *int   `yaml:"port"`      // default 5060 (5061 for TLS)
-	Transport *int   `yaml:"transport"` // 0 UDP, 1 TCP, 3 TLS; default 0
-	TTL       *int   `yaml:"ttl"`       // registration expiry asked for, seconds; default 3600
+	Addr      string `yaml:"addr" json:"addr"`           // IP address or domain name
+	Port      *int   `yaml:"port" json:"port"`           // default 5060 (5061 for TLS)
+	Transport *int   `yaml:"transport" json:"transport"` // 0 UDP, 1 TCP, 3 TLS; default 0
+	TTL       *int   `yaml:"ttl" json:"ttl"`             // registration expiry asked for, seconds; default 3600
 	// TLSServerName is the name the server's certificate must carry; default Addr.
-	TLSServerName string `yaml:"tls_server_name"`
+	TLSServerName string `yaml:"tls_server_name" json:"tls_server_name"`
 }
 
 // Duration is a time.Duration written as in Go: 500ms, 4s, 30m.
@@ -101,6 +102,23 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration as Go does.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// MarshalJSON writes the duration as Go does: "500ms".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "500ms", "4s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%s is not a duration such as \"500ms\" or \"4s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 500ms or 4s", s)
+	}
+	*d = Duration(v)
+	return nil
+}
 
 func intp(v int) *int { return &v }
 

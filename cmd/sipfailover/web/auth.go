@@ -86,8 +86,9 @@ func session(r *http.Request) *sessionInfo {
 	return si
 }
 
-// auth lets a request through only with a live session; every POST must
-// also carry the session's CSRF token and come from this origin. A page
+// auth lets a request through only with a live session; every request
+// that changes something must also carry the session's CSRF token (the
+// form field csrf, or the header X-CSRF-Token) and come from this origin. A page
 // without one goes to the login page; the API gets 401.
 func (s *Server) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -103,9 +104,15 @@ func (s *Server) auth(h http.Handler) http.Handler {
 			http.Error(w, "log in first", http.StatusUnauthorized)
 			return
 		}
-		if r.Method == http.MethodPost && (!sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(si.csrf)) != 1) {
-			http.Error(w, "the form is stale or from another site: reload the page and submit again", http.StatusForbidden)
-			return
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			token := r.Header.Get("X-CSRF-Token") // scripts; forms send the field
+			if token == "" {
+				token = r.PostFormValue("csrf")
+			}
+			if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(token), []byte(si.csrf)) != 1 {
+				http.Error(w, "the form is stale or from another site: reload the page and submit again", http.StatusForbidden)
+				return
+			}
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, si)))
 	})

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -115,6 +116,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /line", s.auth(http.HandlerFunc(s.submitLine)))
 	mux.Handle("GET /api/status", s.auth(http.HandlerFunc(s.apiStatus)))
 	mux.Handle("GET /api/settings", s.auth(http.HandlerFunc(s.apiSettings)))
+	mux.Handle("PUT /api/settings", s.auth(http.HandlerFunc(s.apiPutSettings)))
+	mux.Handle("GET /api/csrf", s.auth(http.HandlerFunc(s.apiCSRF)))
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.auth(s.Metrics))
 	}
@@ -202,6 +205,68 @@ func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Web = nil
 	writeJSON(w, http.StatusOK, c)
+}
+
+// apiPutSettings replaces the settings with a JSON body shaped as GET
+// /api/settings gives them. A line whose password is empty keeps its
+// running one (found by name, else by place). With any problem nothing
+// changes, and the answer names each line and field; otherwise the new
+// settings are stored atomically and applied like a Submit (R15).
+func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request) {
+	var next runtime.Config
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&next); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "settings: " + err.Error()})
+		return
+	}
+	cur := s.Settings()
+	next.Web = cur.Web // the pages' own settings are the file's, read at start
+	for i := range next.Lines {
+		if next.Lines[i].Password != "" {
+			continue
+		}
+		for j, l := range cur.Lines {
+			if (next.Lines[i].Name != "" && l.Name == next.Lines[i].Name) || (next.Lines[i].Name == "" && j == i) {
+				next.Lines[i].Password = l.Password
+			}
+		}
+	}
+	if err := next.Validate(); err != nil {
+		out := apiError{Error: "nothing changed: the settings have problems"}
+		var verr *runtime.ValidationError
+		if errors.As(err, &verr) {
+			for _, p := range verr.Problems {
+				out.Problems = append(out.Problems, apiProblem{p.Line, p.Field, p.Msg})
+			}
+		} else {
+			out.Error = "nothing changed: " + err.Error()
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, out)
+		return
+	}
+	if err := s.Apply(next); err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{Error: "not applied: " + err.Error()})
+		return
+	}
+	s.apiSettings(w, r)
+}
+
+// apiCSRF gives a script that logged in the token its PUT and POST must
+// carry in the X-CSRF-Token header.
+func (s *Server) apiCSRF(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"csrf": session(r).csrf})
+}
+
+type apiError struct {
+	Error    string       `json:"error"`
+	Problems []apiProblem `json:"problems,omitempty"`
+}
+
+type apiProblem struct {
+	Line    string `json:"line"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

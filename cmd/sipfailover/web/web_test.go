@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -308,4 +309,57 @@ func TestStatusPageAndEvents(t *testing.T) {
 		}
 	}
 	t.Fatal("no event came")
+}
+
+// TestAPIPutSettings: R15 through the API. A PUT with the session's token
+// replaces the settings, keeping the passwords it leaves empty; a bad one
+// names the line and field and changes nothing; one without the token is
+// refused.
+func TestAPIPutSettings(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	var tok struct{ CSRF string }
+	_, body := ts.get(t, "/api/csrf")
+	if err := json.Unmarshal([]byte(body), &tok); err != nil || tok.CSRF == "" {
+		t.Fatalf("/api/csrf: %s", body)
+	}
+	put := func(token, body string) (int, string) {
+		req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("X-CSRF-Token", token)
+		}
+		res, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	good := `{"lines": [
+		{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}, {"addr": "10.0.0.9", "port": 5080}], "t1": "250ms"},
+		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`
+	if code, _ := put("", good); code != http.StatusForbidden {
+		t.Fatalf("a PUT without the token: %d, want 403", code)
+	}
+	bad := strings.Replace(good, `"port": 5080`, `"port": 70000`, 1)
+	code, body := put(tok.CSRF, bad)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `"field":"servers[1].port"`) || !strings.Contains(body, `"line":"line 1 (lobby)"`) {
+		t.Fatalf("a bad PUT: %d %s", code, body)
+	}
+	if len(ts.applied) != 0 {
+		t.Fatal("a refused PUT was applied")
+	}
+	code, body = put(tok.CSRF, good)
+	if code != http.StatusOK || strings.Contains(body, "line-secret") {
+		t.Fatalf("a good PUT: %d %s", code, body)
+	}
+	if len(ts.applied) != 1 {
+		t.Fatalf("applied %d times, want once", len(ts.applied))
+	}
+	l := ts.applied[0].Lines[0]
+	if *l.Servers[1].Port != 5080 || l.Password != "line-secret" || time.Duration(l.T1) != 250*time.Millisecond {
+		t.Fatalf("applied %+v", l)
+	}
 }
