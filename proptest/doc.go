@@ -1,7 +1,8 @@
 // Package proptest holds the property-based tests (pgregory.net/rapid) that
 // check the invariants of SPEC.md.
 //
-// model_test.go drives the generated machines of model/*.yaml directly, in
+// model_test.go, request_model_test.go and call_model_test.go drive the
+// generated machines of model/*.yaml directly, in
 // virtual time, with random events: every step must be a transition the
 // model allows, looplab/fsm must agree with the machine, every always-
 // invariant must hold, timers must fire only while armed, the bounded
