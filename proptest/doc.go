@@ -2,12 +2,12 @@
 // check the invariants of SPEC.md.
 //
 // model_test.go, request_model_test.go and call_model_test.go drive the
-// generated machines of model/*.yaml directly, in
-// virtual time, with random events: every step must be a transition the
-// model allows, looplab/fsm must agree with the machine, every always-
-// invariant must hold, timers must fire only while armed, the bounded
-// leads-to invariants must hold, and over the default number of checks every
-// branch of every transition must be taken.
+// generated machines of model/*.yaml directly, in virtual time, with random
+// events: every step must be a transition the model allows, looplab/fsm
+// must agree with the machine, every always-invariant must hold, timers
+// must fire only while armed, the bounded leads-to invariants must hold,
+// and over the default number of checks every branch of every transition
+// must be taken.
 //
 // runtime_test.go drives the real runtime (runtime.Line, over the simulated
 // network of runtimetest, on its virtual clock) with random server faults
