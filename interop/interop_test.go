@@ -59,11 +59,12 @@ func TestMain(m *testing.M) {
 
 // world is one test's servers, far end and agent.
 type world struct {
-	t       *testing.T
-	dir     string
-	ports   map[string]int // primary, backup, farend, status
-	agent   *exec.Cmd
-	agentTo string // the agent's status address
+	t         *testing.T
+	transport int // the line's: 0 UDP, 1 TCP
+	dir       string
+	ports     map[string]int // primary, backup, farend, status
+	agent     *exec.Cmd
+	agentTo   string // the agent's status address
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -90,10 +91,13 @@ func freePort(t *testing.T) int {
 }
 
 // newWorld starts a primary and a backup Kamailio and the SIPp far end
-// registered through the primary, then the agent with one line.
-func newWorld(t *testing.T) *world {
+// registered through the primary, then the agent with one line over UDP.
+func newWorld(t *testing.T) *world { return newWorldOver(t, 0) }
+
+// newWorldOver is newWorld with the line on transport (0 UDP, 1 TCP).
+func newWorldOver(t *testing.T, transport int) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir(), ports: map[string]int{}}
+	w := &world{t: t, transport: transport, dir: t.TempDir(), ports: map[string]int{}}
 	for _, n := range []string{"primary", "backup", "farend", "status"} {
 		w.ports[n] = freePort(t)
 	}
@@ -139,9 +143,9 @@ func (w *world) settings() string {
     backoff_base: 1s
     backoff_max: 2s
     servers:
-      - {addr: 127.0.0.1, port: %d}
-      - {addr: 127.0.0.1, port: %d}
-`, t1, 8*t1, keepalive, int(failback/time.Second), w.ports["primary"], w.ports["backup"])
+      - {addr: 127.0.0.1, port: %d, transport: %d}
+      - {addr: 127.0.0.1, port: %d, transport: %d}
+`, t1, 8*t1, keepalive, int(failback/time.Second), w.ports["primary"], w.transport, w.ports["backup"], w.transport)
 }
 
 func (w *world) startAgent() {
@@ -453,4 +457,29 @@ func TestAllDownThenBack(t *testing.T) {
 	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
 	took := w.waitState("primary_registered", 10*time.Second)
 	report(t, "back on the primary once both return", took, 2*time.Second+rtt, "back-off maximum + a round trip (R9)")
+}
+
+// TestOverTCP: the line on TCP against Kamailio, whose far end is on UDP. A
+// call through the primary; the primary is killed (its connection refused)
+// during the call; the BYE goes through the backup and SIPp's call ends;
+// a new call goes through the backup (R1, R6, R7).
+func TestOverTCP(t *testing.T) {
+	w := newWorldOver(t, 1)
+	c, _ := w.call("confirmed", 5*time.Second)
+	if c.Server != 0 || !w.farEndSaw("INVITE", c.ID) {
+		t.Fatalf("call %+v: want it through the primary to SIPp", c)
+	}
+	w.kam("kill", "primary")
+	start := time.Now()
+	ended, _ := w.hangup(c.ID, 15*time.Second)
+	report(t, "hang-up over TCP, primary killed during the call", time.Since(start), 4*rtt, "connection refused, then REGISTER with digest and BYE round trips")
+	if !strings.Contains(ended.Reason, fmt.Sprintf("BYE answered 200 by TCP 127.0.0.1:%d", w.ports["backup"])) || !w.farEndSaw("BYE", c.ID) {
+		t.Fatalf("the call ended with %q; SIPp saw the BYE: %v", ended.Reason, w.farEndSaw("BYE", c.ID))
+	}
+	c2, took := w.call("confirmed", 5*time.Second)
+	report(t, "call set-up over TCP through the backup", took, 3*rtt, "INVITE with digest and 200 round trips")
+	if c2.Server != 1 {
+		t.Fatalf("the second call went through server %d, want the backup", c2.Server)
+	}
+	w.hangup(c2.ID, 5*time.Second)
 }
