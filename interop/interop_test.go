@@ -483,3 +483,33 @@ func TestOverTCP(t *testing.T) {
 	}
 	w.hangup(c2.ID, 5*time.Second)
 }
+
+// TestIncomingCall: R5. SIPp (interop/uac.xml) calls the line through the
+// primary Kamailio, which finds it in the registrations; the line answers,
+// and SIPp's BYE, sent along the route set, ends the call at the line.
+func TestIncomingCall(t *testing.T) {
+	w := newWorld(t)
+	scenario, err := filepath.Abs("uac.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller := exec.Command("sipp", fmt.Sprintf("127.0.0.1:%d", w.ports["primary"]), "-sf", scenario,
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-m", "1", "-timeout", "10s", "-timeout_error", "-nostdin")
+	caller.Dir = w.dir // SIPp writes its logs where it runs
+	if out, err := caller.CombinedOutput(); err != nil {
+		t.Fatalf("SIPp's call to the line failed: %v\n%.2000s", err, out)
+	}
+	var id string
+	for _, s := range w.seen("primary") {
+		if s.method == "INVITE" && s.from != "1001" {
+			id = s.callID
+		}
+	}
+	if id == "" {
+		t.Fatal("the primary saw no INVITE from SIPp")
+	}
+	c := w.waitCall(id, "ended", 5*time.Second)
+	if c.Server != 0 || !strings.Contains(c.Reason, "the far end hung up") {
+		t.Fatalf("the line's side of SIPp's call: %+v", c)
+	}
+}
