@@ -254,7 +254,7 @@ func report(out io.Writer, results []measure) error {
 		// Sleeps, goroutine scheduling and a busy machine add a little to a
 		// wall-clock measurement; more than that is a fault.
 		verdict := "within"
-		if r.took > r.bound+max(50*time.Millisecond, r.bound/10) {
+		if r.took > r.bound+max(100*time.Millisecond, r.bound/10) {
 			verdict = "OVER"
 			over++
 		}

@@ -73,7 +73,7 @@ func TestDemoReportFailsOverBound(t *testing.T) {
 	if err := report(&out, []measure{within}); err != nil {
 		t.Fatalf("a time within its bound failed: %v", err)
 	}
-	over := measure{"failover", 700 * time.Millisecond, 600 * time.Millisecond, "bound"}
+	over := measure{"failover", 800 * time.Millisecond, 600 * time.Millisecond, "bound"}
 	if err := report(&out, []measure{within, over}); err == nil || !strings.Contains(out.String(), "OVER") {
 		t.Fatalf("a time over its bound passed: %v\n%s", err, out.String())
 	}
