@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -69,9 +68,6 @@ type CallInfo struct {
 	Answered   time.Time `json:"answered"`
 	Ended      time.Time `json:"ended"`
 }
-
-// ErrNoCall is returned for a call that is not (or no longer) there.
-var ErrNoCall = errors.New("no such call")
 
 // Dial places a call to target (a SIP URI) and returns at once: the INVITE
 // goes to the server the line is registered on, or waits until the line
