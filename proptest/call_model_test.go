@@ -84,13 +84,7 @@ func TestCallModel(t *testing.T) {
 				if inv.Assumes != "" || !inv.When(m) {
 					continue
 				}
-				in, reached := slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State())
-				switch {
-				case reached || !in:
-					waits[i].since = -1
-				case waits[i].since < 0:
-					waits[i].since = w.now
-				}
+				waits[i].follow(w.now, slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State()), false)
 			}
 			if m.State().Final() {
 				trace = append(trace, "(next call)")

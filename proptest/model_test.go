@@ -99,6 +99,18 @@ type leadsTo struct {
 	since time.Duration
 }
 
+// follow updates the wait after a step: its premise holds while the
+// machine is in a from state and not in a to state; restart begins the
+// wait again.
+func (l *leadsTo) follow(now time.Duration, in, reached, restart bool) {
+	switch {
+	case reached || !in:
+		l.since = -1
+	case l.since < 0 || restart:
+		l.since = now
+	}
+}
+
 // TestLineModel drives the generated line machine with random events and
 // timer firings in virtual time (I9 for the model: only allowed transitions;
 // I3, I7 and L1 through CheckAlways; I6 as bounded leads-to).
@@ -158,15 +170,10 @@ func TestLineModel(t *testing.T) {
 				if inv.Assumes != "" || !inv.When(m) {
 					continue // the runtime suite, which controls the servers, checks it
 				}
-				in, reached := slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State())
-				switch {
-				case reached || !in:
-					waits[i].since = -1
-				case waits[i].since < 0 || strings.HasPrefix(ev.String(), "user."):
-					// A user action starts the wait again: the bound is for the
-					// machine left to itself.
-					waits[i].since = w.now
-				}
+				// A user action starts the wait again: the bound is for the
+				// machine left to itself.
+				waits[i].follow(w.now, slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State()),
+					strings.HasPrefix(ev.String(), "user."))
 			}
 		}
 		t.Repeat(map[string]func(*rapid.T){
