@@ -84,7 +84,10 @@ func TestCallModel(t *testing.T) {
 				if inv.Assumes != "" || !inv.When(m) {
 					continue
 				}
-				waits[i].follow(w.now, slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State()), false)
+				if err := waits[i].follow(w.now, time.Duration(inv.Within(m)), slices.Contains(inv.From, m.State()),
+					slices.Contains(inv.To, m.State()), false); err != nil {
+					t.Fatalf("%v\ntrace: %s", err, strings.Join(trace, "; "))
+				}
 			}
 			if m.State().Final() {
 				trace = append(trace, "(next call)")

@@ -101,14 +101,20 @@ type leadsTo struct {
 
 // follow updates the wait after a step: its premise holds while the
 // machine is in a from state and not in a to state; restart begins the
-// wait again.
-func (l *leadsTo) follow(now time.Duration, in, reached, restart bool) {
+// wait again. It returns an error when the wait had already lasted past
+// bound when the step came, as when a timer ends a state too late.
+func (l *leadsTo) follow(now, bound time.Duration, in, reached, restart bool) error {
+	var err error
+	if l.since >= 0 && now-l.since > bound {
+		err = fmt.Errorf("%s: its premise held from %v until %v, past its bound %v", l.id, l.since, now, bound)
+	}
 	switch {
 	case reached || !in:
 		l.since = -1
 	case l.since < 0 || restart:
 		l.since = now
 	}
+	return err
 }
 
 // TestLineModel drives the generated line machine with random events and
@@ -172,8 +178,10 @@ func TestLineModel(t *testing.T) {
 				}
 				// A user action starts the wait again: the bound is for the
 				// machine left to itself.
-				waits[i].follow(w.now, slices.Contains(inv.From, m.State()), slices.Contains(inv.To, m.State()),
-					strings.HasPrefix(ev.String(), "user."))
+				if err := waits[i].follow(w.now, time.Duration(inv.Within(m)), slices.Contains(inv.From, m.State()),
+					slices.Contains(inv.To, m.State()), strings.HasPrefix(ev.String(), "user.")); err != nil {
+					t.Fatalf("%v\ntrace: %s", err, strings.Join(trace, "; "))
+				}
 			}
 		}
 		t.Repeat(map[string]func(*rapid.T){
