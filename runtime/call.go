@@ -34,21 +34,19 @@ type Call struct {
 
 	invite     *Request // an outgoing call's INVITE
 	lastInvite *txn     // its latest transaction, for the ACK of a late final answer
-	bye        *Request
-	ack        []byte // the ACK of our 2xx, sent again if the 2xx is
+	ack        []byte   // the ACK of our 2xx, sent again if the 2xx is
 	ackDst     Endpoint
 
 	// A delivered call: its INVITE, our 200 OK (sent again until the ACK,
 	// RFC 3261 13.3.1.4), and the far end's BYE while it is answered.
-	inviteReq  *sip.Request
-	from       Endpoint
-	reply      func([]byte)
-	answer     []byte
-	retrans    Timer
-	byeReq     *sip.Request
-	byeReply   func([]byte)
-	offerHost  string // our address in the SDP offer
-	sdpSession string
+	inviteReq *sip.Request
+	from      Endpoint
+	reply     func([]byte)
+	answer    []byte
+	retrans   Timer
+	byeReq    *sip.Request
+	byeReply  func([]byte)
+	offerHost string // our address in the SDP offer
 
 	done chan struct{}
 }
@@ -275,7 +273,7 @@ func (c *Call) lateFinal(res *sip.Response) {
 	case c.m.State() == fsm.CallStateEnded:
 		// Given up, yet answered: take the dialog up and end it at once.
 		c.establish(t, res)
-		c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c)
+		c.SendBye()
 	}
 }
 
@@ -342,12 +340,9 @@ func (c *Call) StopAnswer() {
 
 // SendBye starts the BYE's request machine (R7, I10).
 func (c *Call) SendBye() {
-	r, err := c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c)
-	if err != nil {
+	if _, err := c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c); err != nil {
 		c.post(fsm.CallEventByeEnded, "BYE: "+err.Error())
-		return
 	}
-	c.bye = r
 }
 
 // AnswerBye answers the far end's BYE with 200 OK.
