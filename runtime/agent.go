@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Agent struct {
 
 	randMu sync.Mutex
 	rand   *rand.Rand
+
+	counters counters
+	logLimit *logLimit
 
 	mu       sync.Mutex
 	lines    []*Line
@@ -76,6 +80,7 @@ func NewAgent(n Network, opts ...Option) *Agent {
 	for _, o := range opts {
 		o(a)
 	}
+	a.logLimit = newLogLimit(a.clock)
 	n.SetHandler(a)
 	return a
 }
@@ -144,14 +149,51 @@ func (a *Agent) unbind(branch string) {
 	a.mu.Unlock()
 }
 
+// Counters returns what the agent dropped or refused at the edge so far.
+func (a *Agent) Counters() Counters { return a.counters.snapshot() }
+
+// warn logs bad input from a source, a few lines a minute at most per
+// source; the counters count it all.
+func (a *Agent) warn(from Endpoint, msg string, args ...any) {
+	if a.logLimit.allow(from.Host) {
+		a.log.Warn(msg, append([]any{"from", from.String()}, args...)...)
+	}
+}
+
+// contain stops a panic in the handling of one message from taking the
+// process, and every other line, with it (I11). It is a safety net: the
+// edge checks are the fix, and each panic counted here is a bug.
+func (a *Agent) contain(from Endpoint, what string) {
+	if r := recover(); r != nil {
+		a.counters.panics.Add(1)
+		a.log.Error("panic while handling a message; message dropped", "from", from.String(), "message", what, "panic", fmt.Sprint(r),
+			"stack", string(debug.Stack()))
+	}
+}
+
+// Receive takes one message as it came from the server at from: it is
+// parsed, checked and handed on as a Network would (reply answers a
+// request the way it came). A Network of an embedder's own can call it.
+func (a *Agent) Receive(from Endpoint, data []byte, reply func([]byte)) {
+	receive(a, from, data, reply)
+}
+
+// HandleUnparsable counts bytes that are no SIP message.
+func (a *Agent) HandleUnparsable(from Endpoint, err error) {
+	a.counters.unparsable.Add(1)
+	a.warn(from, "unparsable message dropped", "err", err)
+}
+
 // HandleResponse routes a response to the line whose request it answers.
+// A response without the mandatory headers is dropped here (RFC 3261 8.1.3).
 func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
-	via := res.Via()
-	if via == nil {
-		a.log.Warn("response without Via dropped", "from", from.String(), "status", res.StatusCode)
+	defer a.contain(from, res.StartLine())
+	if err := checkResponse(res); err != nil {
+		a.counters.badResponses.Add(1)
+		a.warn(from, "bad response dropped", "status", res.StatusCode, "err", err)
 		return
 	}
-	branch, _ := via.Params.Get("branch")
+	branch, _ := res.Via().Params.Get("branch")
 	a.mu.Lock()
 	l := a.branches[branch]
 	a.mu.Unlock()
@@ -161,7 +203,7 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 	}
 	switch {
 	case l != nil:
-		l.response(branch, res)
+		l.response(from, branch, res)
 	case c != nil && res.StatusCode >= 200 && res.CSeq() != nil && res.CSeq().MethodName == sip.INVITE:
 		c.line.mu.Lock()
 		c.lateFinal(res)
@@ -173,9 +215,23 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 
 // HandleRequest answers a request from a server: an OPTIONS ping, a new
 // call for one of the lines, or a request of a call's dialog.
+// A request without the mandatory headers, or of another SIP version, is
+// answered 400 or 505 here and reaches no line (RFC 3261 8.2); an ACK,
+// which has no answer, is dropped.
 func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte)) {
+	defer a.contain(from, req.StartLine())
 	respond := func(code int, reason string) {
-		reply([]byte(sip.NewResponseFromRequest(req, code, reason, nil).String()))
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		res.SipVersion = "SIP/2.0" // a 505 too speaks our version
+		reply([]byte(res.String()))
+	}
+	if bad := checkRequest(req); bad != nil {
+		a.counters.badRequests.Add(1)
+		a.warn(from, "bad request refused", "method", string(req.Method), "answer", bad.Error())
+		if req.Method != sip.ACK && req.Via() != nil {
+			respond(bad.code, bad.reason)
+		}
+		return
 	}
 	c := a.findCall(req, toTag(req), fromTag(req))
 	switch {
@@ -268,6 +324,7 @@ func (a *Agent) dropCall(c *Call) {
 
 // HandleUnreachable tells every line with a request in flight to dst.
 func (a *Agent) HandleUnreachable(dst Endpoint, err *TransportError) {
+	defer a.contain(dst, "unreachable: "+err.Error())
 	for _, l := range a.Lines() {
 		l.unreachable(dst, err)
 	}

@@ -34,6 +34,7 @@ type txn struct {
 	dst      Endpoint
 	server   int
 	branch   string
+	id       txnID
 	msg      []byte
 	sent     int
 	max      int // 0: no cap
@@ -45,6 +46,26 @@ type txn struct {
 	refused  func(reason string)
 	owner    *Request // nil for the line's own requests
 	invite   bool     // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
+}
+
+// txnID is what a response must repeat to answer a transaction's request,
+// besides its branch (RFC 3261 8.1.3.3, 17.1.3).
+type txnID struct {
+	callID string
+	tag    string // our From tag
+	cseq   uint32
+	method sip.RequestMethod
+}
+
+// answers says whether res, from the server at from, answers t: the same
+// Call-ID, From tag, CSeq number and method as the request, from the
+// server the request went to. Anything else is someone else's answer, or a
+// forgery.
+func (t *txn) answers(from Endpoint, res *sip.Response) bool {
+	tag, _ := res.From().Params.Get("tag")
+	cs := res.CSeq()
+	return res.CallID().Value() == t.id.callID && tag == t.id.tag && cs.SeqNo == t.id.cseq && cs.MethodName == t.id.method &&
+		from.Host == t.dst.Host && from.Port == t.dst.Port && from.Transport == t.dst.Transport
 }
 
 // Line is one SIP line: the generated machine of model/line.yaml, its
@@ -320,6 +341,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 	l.finish(*slot)
 	msg, branch := s.build(d)
 	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx,
+		id:       txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method},
 		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
@@ -381,8 +403,9 @@ func (l *Line) finish(t *txn) {
 	}
 }
 
-// response handles an answer routed here by branch.
-func (l *Line) response(branch string, res *sip.Response) {
+// response handles an answer from the server at from, routed here by
+// branch.
+func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t *txn
@@ -393,6 +416,12 @@ func (l *Line) response(branch string, res *sip.Response) {
 	}
 	if t == nil {
 		return // late
+	}
+	if !t.answers(from, res) {
+		l.agent.counters.unmatched.Add(1)
+		l.agent.log.Debug("response matches no transaction; dropped", "line", l.cfg.Name, "from", from.String(),
+			"status", res.StatusCode, "call_id", res.CallID().Value(), "cseq", res.CSeq().Value())
+		return
 	}
 	if res.StatusCode < 200 {
 		if t.owner != nil {

@@ -60,6 +60,40 @@ type Handler interface {
 	// an incoming call, a BYE); reply sends a response back the way the
 	// request came.
 	HandleRequest(from Endpoint, req *sip.Request, reply func([]byte))
+	// HandleUnparsable reports bytes from the server at from that are no
+	// SIP message.
+	HandleUnparsable(from Endpoint, err error)
+}
+
+// receive parses one datagram from the server at from and hands it to h.
+func receive(h Handler, from Endpoint, data []byte, reply func([]byte)) {
+	msg, err := parse(data)
+	if err != nil {
+		h.HandleUnparsable(from, err)
+		return
+	}
+	dispatch(h, from, msg, reply)
+}
+
+// parse is sip.ParseMessage, with a panic of the parser on hostile bytes
+// turned into an error.
+func parse(data []byte) (msg sip.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("parser panic: %v", r)
+		}
+	}()
+	return sip.ParseMessage(data)
+}
+
+// dispatch hands a parsed message to h.
+func dispatch(h Handler, from Endpoint, msg sip.Message, reply func([]byte)) {
+	switch m := msg.(type) {
+	case *sip.Response:
+		h.HandleResponse(from, m)
+	case *sip.Request:
+		h.HandleRequest(from, m, reply)
+	}
 }
 
 // errConnRefused is how Linux reports ICMP port or host unreachable on a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -167,13 +168,8 @@ func (n *SocketNetwork) readListener(c *net.UDPConn) {
 		if err != nil {
 			continue
 		}
-		msg, err := sip.ParseMessage(buf[:k])
-		if err != nil {
-			n.log.Warn("unparsable message dropped", "from", addr.String(), "err", err)
-			continue
-		}
 		from := Endpoint{Host: addr.Addr().Unmap().String(), Port: int(addr.Port()), Transport: TransportUDP}
-		n.deliver(from, msg, func(b []byte) { c.WriteToUDPAddrPort(b, addr) })
+		receive(n.handler, from, buf[:k], func(b []byte) { c.WriteToUDPAddrPort(b, addr) })
 	}
 }
 
@@ -189,22 +185,7 @@ func (n *SocketNetwork) readUDP(dst Endpoint, c *net.UDPConn) {
 			n.handler.HandleUnreachable(dst, &TransportError{dst, err})
 			continue
 		}
-		msg, err := sip.ParseMessage(buf[:k])
-		if err != nil {
-			n.log.Warn("unparsable message dropped", "from", dst.String(), "err", err)
-			continue
-		}
-		n.deliver(dst, msg, func(b []byte) { c.Write(b) })
-	}
-}
-
-// deliver hands a message from dst to the handler.
-func (n *SocketNetwork) deliver(dst Endpoint, msg sip.Message, reply func([]byte)) {
-	switch m := msg.(type) {
-	case *sip.Response:
-		n.handler.HandleResponse(dst, m)
-	case *sip.Request:
-		n.handler.HandleRequest(dst, m, reply)
+		receive(n.handler, dst, buf[:k], func(b []byte) { c.Write(b) })
 	}
 }
 
@@ -278,10 +259,14 @@ func (n *SocketNetwork) dial(s *stream) {
 			return
 		}
 		perr := parser.ParseSIPStream(buf[:k], func(msg sip.Message) {
-			n.deliver(s.dst, msg, func(b []byte) { s.write(b) })
+			dispatch(n.handler, s.dst, msg, func(b []byte) { s.write(b) })
 		})
 		if perr != nil && !errors.Is(perr, sip.ErrParseSipPartial) {
-			n.log.Warn("bad stream from server", "from", s.dst.String(), "err", perr)
+			// The stream's framing is lost (RFC 3261 18.3): close it; the
+			// next request opens a new connection.
+			n.handler.HandleUnparsable(s.dst, perr)
+			n.drop(s, fmt.Errorf("unparsable stream: %w", perr))
+			return
 		}
 	}
 }

@@ -63,10 +63,11 @@ type SimRequest struct {
 	Branch     string
 	Expires    int // -1 when absent
 	Auth       bool
-	Delivered  bool     // false: ICMP, refused, or lost
-	Answer     int      // status code the server sent, 0 for none
-	RetryAfter int      // seconds, with a 503
-	Route      []string // the Route entries, in order
+	Delivered  bool         // false: ICMP, refused, or lost
+	Answer     int          // status code the server sent, 0 for none
+	RetryAfter int          // seconds, with a 503
+	Route      []string     // the Route entries, in order
+	Request    *sip.Request // the request as the server parsed it
 }
 
 // SimNetwork is a runtime.Network in virtual time: requests reach simulated
@@ -129,7 +130,7 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.Clock.Now().Sub(n.start)
-	r := SimRequest{At: now, Method: string(req.Method), Expires: -1}
+	r := SimRequest{At: now, Method: string(req.Method), Expires: -1, Request: req}
 	if c := req.CallID(); c != nil {
 		r.CallID = c.Value()
 	}

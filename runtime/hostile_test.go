@@ -1,0 +1,227 @@
+package runtime_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+// simLine is one line against two simulated servers in virtual time, for
+// tests that play a hostile server by hand.
+type simLine struct {
+	t     *testing.T
+	clock *runtimetest.VirtualClock
+	net   *runtimetest.SimNetwork
+	agent *runtime.Agent
+	line  *runtime.Line
+	eps   []runtime.Endpoint
+	log   []runtime.Transition
+}
+
+func newSimLine(t *testing.T, tweak func(*runtime.LineConfig)) *simLine {
+	t.Helper()
+	s := &simLine{t: t, clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	s.net = runtimetest.NewSimNetwork(s.clock, 10*time.Millisecond)
+	cfg := runtime.LineConfig{Name: "hostile", User: "1001", Password: "secret", Domain: "example.test"}
+	for _, host := range []string{"127.0.1.1", "127.0.1.2"} {
+		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: host})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	for _, sc := range cfg.Defaults().Servers {
+		e := runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport, ServerName: sc.Addr}
+		s.eps = append(s.eps, e)
+		s.net.Add(&runtimetest.SimServer{Endpoint: e})
+	}
+	s.agent = runtime.NewAgent(s.net, runtime.WithClock(s.clock), runtime.WithSeed(1),
+		runtime.WithWatcher(func(tr runtime.Transition) { s.log = append(s.log, tr) }))
+	l, err := s.agent.AddLine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.line = l
+	return s
+}
+
+func (s *simLine) expectState(want fsm.LineState) {
+	s.t.Helper()
+	if got := s.line.State(); got != want {
+		s.t.Fatalf("line is %s, want %s (last reason %q)", got, want, s.line.Status().LastReason)
+	}
+}
+
+// lastRequest is the latest request of method that server i received.
+func (s *simLine) lastRequest(i int, method string) *sip.Request {
+	s.t.Helper()
+	reqs := s.net.Requests(s.eps[i])
+	for j := len(reqs) - 1; j >= 0; j-- {
+		if reqs[j].Method == method {
+			return reqs[j].Request
+		}
+	}
+	s.t.Fatalf("server %d received no %s", i, method)
+	return nil
+}
+
+// inject delivers raw text as if server i had sent it, and returns what the
+// agent answered.
+func (s *simLine) inject(i int, text string) []string {
+	s.t.Helper()
+	var replies []string
+	s.agent.Receive(s.eps[i], []byte(strings.ReplaceAll(text, "\n", "\r\n")), func(b []byte) { replies = append(replies, string(b)) })
+	return replies
+}
+
+// status returns the status line of a reply.
+func status(reply string) string { line, _, _ := strings.Cut(reply, "\r\n"); return line }
+
+// TestMalformedRequestsAreRefused is item 1 of the hardening issue (I11,
+// RFC 3261 8.2): requests from a configured server that lack a mandatory
+// header crashed the process; now each gets its 4xx and the line goes on.
+func TestMalformedRequestsAreRefused(t *testing.T) {
+	s := newSimLine(t, nil)
+	s.line.Register()
+	s.clock.Advance(time.Second)
+	s.expectState(fsm.LineStatePrimaryRegistered)
+	const invite = `INVITE sip:1001@192.0.2.10 SIP/2.0
+Via: SIP/2.0/UDP 127.0.1.1;branch=z9hG4bKhostile1
+Max-Forwards: 70
+From: <sip:1002@example.test>;tag=far
+To: <sip:1001@example.test>
+Call-ID: hostile-call
+CSeq: 1 INVITE
+Contact: <sip:1002@127.0.1.1>
+Content-Length: 0
+
+`
+	drop := func(header string) string {
+		var out []string
+		for _, l := range strings.Split(invite, "\n") {
+			if !strings.HasPrefix(l, header+":") {
+				out = append(out, l)
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	for _, tc := range []struct{ name, msg, want string }{
+		{"no From", drop("From"), "SIP/2.0 400 Missing or Bad From"},
+		{"no To", drop("To"), "SIP/2.0 400 Missing or Bad To"},
+		{"no Call-ID", drop("Call-ID"), "SIP/2.0 400 Missing or Bad Call-ID"},
+		{"no CSeq", drop("CSeq"), "SIP/2.0 400 Missing or Bad CSeq"},
+		{"no Max-Forwards", drop("Max-Forwards"), "SIP/2.0 400 Missing or Bad Max-Forwards"},
+		{"CSeq of another method", strings.Replace(invite, "CSeq: 1 INVITE", "CSeq: 1 BYE", 1), "SIP/2.0 400 CSeq Method Does Not Match"},
+		{"another version", strings.Replace(invite, "INVITE sip:1001@192.0.2.10 SIP/2.0", "INVITE sip:1001@192.0.2.10 SIP/7.0", 1), "SIP/2.0 505 Version Not Supported"},
+		{"a URI scheme of no SIP", strings.Replace(invite, "INVITE sip:1001@192.0.2.10", "INVITE tel:+15551234", 1), "SIP/2.0 416 Unsupported URI Scheme"},
+		// RFC 4475 3.1.2.5 "insuf", addressed to the line's user.
+		{"RFC 4475 insuf", `INVITE sip:1001@example.com SIP/2.0
+CSeq: 193942 INVITE
+Via: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf
+Content-Type: application/sdp
+l: 0
+
+`, "SIP/2.0 400 Missing or Bad From"},
+	} {
+		replies := s.inject(0, tc.msg)
+		if len(replies) != 1 || status(replies[0]) != tc.want {
+			t.Errorf("%s: answered %q, want %q", tc.name, replies, tc.want)
+		}
+	}
+	if got := len(s.line.Calls()); got != 0 {
+		t.Errorf("%d calls after malformed INVITEs, want none", got)
+	}
+	if c := s.agent.Counters(); c.BadRequests != 9 || c.Panics != 0 {
+		t.Errorf("counters %+v, want 9 bad requests and no panic", c)
+	}
+
+	// A good INVITE is answered, and its retransmission without CSeq is
+	// refused, not dereferenced.
+	if r := s.inject(0, invite); len(r) != 1 || status(r[0]) != "SIP/2.0 200 OK" {
+		t.Fatalf("a well-formed INVITE was answered %q", r)
+	}
+	if r := s.inject(0, drop("CSeq")); len(r) != 1 || status(r[0]) != "SIP/2.0 400 Missing or Bad CSeq" {
+		t.Errorf("a retransmitted INVITE without CSeq was answered %q", r)
+	}
+	s.expectState(fsm.LineStatePrimaryRegistered)
+}
+
+// TestMalformedAnswerToOurInvite is item 1 too: a 2xx to the line's own
+// INVITE with nothing but a Via carrying its branch crashed the process.
+func TestMalformedAnswerToOurInvite(t *testing.T) {
+	s := newSimLine(t, nil)
+	s.line.Register()
+	s.clock.Advance(time.Second)
+	s.net.Set(s.eps[0], func(sv *runtimetest.SimServer) { sv.Mode = runtimetest.SimSilent })
+	call, err := s.line.Dial("sip:1002@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := s.lastRequest(0, "INVITE")
+	branch, _ := inv.Via().Params.Get("branch")
+	s.inject(0, "SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch="+branch+"\nContent-Length: 0\n\n")
+	if st := call.State(); st != fsm.CallStateDialing {
+		t.Errorf("call is %s after a 200 without CSeq, want still dialing", st)
+	}
+	if c := s.agent.Counters(); c.BadResponses != 1 {
+		t.Errorf("counters %+v, want one bad response", c)
+	}
+}
+
+// TestResponseMatching is item 2: only an answer that repeats the
+// request's Call-ID, From tag, CSeq number and method, from the server the
+// request went to, completes the REGISTER (RFC 3261 8.1.3.3, 17.1.3).
+func TestResponseMatching(t *testing.T) {
+	s := newSimLine(t, nil)
+	s.net.Set(s.eps[0], func(sv *runtimetest.SimServer) { sv.Mode = runtimetest.SimSilent })
+	s.line.Register()
+	s.clock.Advance(100 * time.Millisecond)
+	reg := s.lastRequest(0, "REGISTER")
+	ok := func() *sip.Response {
+		res := sip.NewResponseFromRequest(reg, 200, "OK", nil)
+		res.AppendHeader(sip.NewHeader("Expires", "3600"))
+		return res
+	}
+	bad := map[string]func() (runtime.Endpoint, string){
+		"without CSeq":    func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("CSeq"); return s.eps[0], r.String() },
+		"without Call-ID": func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("Call-ID"); return s.eps[0], r.String() },
+		"without From":    func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("From"); return s.eps[0], r.String() },
+		"without To":      func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("To"); return s.eps[0], r.String() },
+		"another Call-ID": func() (runtime.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "Call-ID", "forged") },
+		"CSeq of INVITE":  func() (runtime.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "CSeq", "1 INVITE") },
+		"another CSeq":    func() (runtime.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "CSeq", "99 REGISTER") },
+		"another From tag": func() (runtime.Endpoint, string) {
+			r := ok()
+			return s.eps[0], replaceHeader(r, "From", "<sip:1001@example.test>;tag=forged")
+		},
+		"another port": func() (runtime.Endpoint, string) {
+			e := s.eps[0]
+			e.Port++
+			return e, ok().String()
+		},
+	}
+	for name, make := range bad {
+		from, text := make()
+		s.agent.Receive(from, []byte(text), func([]byte) { t.Errorf("%s: the agent answered a response", name) })
+		if st := s.line.State(); st != fsm.LineStateRegistering {
+			t.Fatalf("a 200 %s was taken as the REGISTER's answer: line %s", name, st)
+		}
+	}
+	if c := s.agent.Counters(); c.BadResponses+c.UnmatchedResponses != uint64(len(bad)) {
+		t.Errorf("counters %+v, want %d dropped responses", c, len(bad))
+	}
+	s.agent.Receive(s.eps[0], []byte(ok().String()), nil)
+	s.expectState(fsm.LineStatePrimaryRegistered)
+}
+
+// replaceHeader returns res with the value of one header replaced.
+func replaceHeader(res *sip.Response, name, value string) string {
+	res.RemoveHeader(name)
+	res.AppendHeader(sip.NewHeader(name, value))
+	return res.String()
+}
