@@ -225,3 +225,57 @@ func replaceHeader(res *sip.Response, name, value string) string {
 	res.AppendHeader(sip.NewHeader(name, value))
 	return res.String()
 }
+
+// TestGrantedExpiry is items 3 and 4: the expiry used is the one the server
+// granted, clamped to [5 s, the TTL asked for]; a grant of 0 is no
+// registration; and no grant makes the line send more than 15 REGISTERs a
+// minute (one every 4 s, I11), where a grant of 0, 1 or -1 made it send
+// 9-10 a second before.
+func TestGrantedExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		header, contact string
+		state           fsm.LineState
+		refresh         time.Duration // when the first refresh goes, 0: none within the minute
+	}{
+		{"Expires 0", "0", "", fsm.LineStateFailed, 0},
+		{"Contact expires=0", "3600", "0", fsm.LineStateFailed, 0},
+		{"Expires 1", "1", "", fsm.LineStatePrimaryRegistered, 4 * time.Second},
+		{"Contact expires=1", "", "1", fsm.LineStatePrimaryRegistered, 4 * time.Second},
+		{"Expires 5, Contact without expires", "5", "", fsm.LineStatePrimaryRegistered, 4 * time.Second},
+		{"Contact expires=30 beats the header", "3600", "30", fsm.LineStatePrimaryRegistered, 24 * time.Second},
+		{"a negative Expires is no grant", "-1", "", fsm.LineStatePrimaryRegistered, 0},
+		{"Expires 4294967296 is the TTL asked", "4294967296", "", fsm.LineStatePrimaryRegistered, 0},
+		{"Expires 120 is a grant", "120", "", fsm.LineStatePrimaryRegistered, 96 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSimLine(t, func(c *runtime.LineConfig) {
+				c.Servers[0].TTL = new(600) // a refresh of the TTL would come after 480 s
+			})
+			s.net.Set(s.eps[0], func(sv *runtimetest.SimServer) { sv.GrantHeader, sv.GrantContact = tc.header, tc.contact })
+			s.line.Register()
+			s.clock.Advance(time.Second)
+			s.expectState(tc.state)
+			s.clock.Advance(2 * time.Minute)
+			var at []time.Duration
+			for _, r := range s.net.Requests(s.eps[0]) {
+				if r.Method == "REGISTER" && r.At > 500*time.Millisecond {
+					at = append(at, r.At)
+				}
+			}
+			if len(at) > 2*15+1 {
+				t.Errorf("%d REGISTERs in two minutes: a storm", len(at))
+			}
+			first := time.Duration(0)
+			if len(at) > 0 {
+				first = at[0] - 20*time.Millisecond // the 2xx came one round trip after 0
+			}
+			if tc.refresh == 0 && (len(at) > 0 && first < 2*time.Minute) {
+				t.Errorf("refresh after %v, want none within two minutes", first)
+			}
+			if tc.refresh > 0 && (first < tc.refresh-time.Second || first > tc.refresh) {
+				t.Errorf("first refresh after %v, want by %v and not a second earlier", first, tc.refresh)
+			}
+		})
+	}
+}

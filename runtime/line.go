@@ -35,6 +35,8 @@ type txn struct {
 	server   int
 	branch   string
 	id       txnID
+	contact  sip.Uri // the Contact the request carried
+	expires  int     // a REGISTER's Expires, -1 for none
 	msg      []byte
 	sent     int
 	max      int // 0: no cap
@@ -341,7 +343,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 	l.finish(*slot)
 	msg, branch := s.build(d)
 	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx,
-		id:       txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method},
+		id: txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method}, contact: s.contact(), expires: s.expires,
 		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
@@ -446,8 +448,9 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	switch t.kind {
 	case txnRegister:
 		switch {
+		case code < 300 && !l.grant(t, res):
+			l.post(fsm.LineEventRespRejected, reason+" granting expires 0: the binding was not kept")
 		case code < 300:
-			l.grant(res, t.server)
 			l.regServer = t.server
 			l.post(fsm.LineEventResp2xx, reason)
 		case challenged:
@@ -460,8 +463,9 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		}
 	case txnProbe:
 		switch {
+		case code < 300 && !l.grant(t, res):
+			l.post(fsm.LineEventProbeFailed, reason+" granting expires 0: the binding was not kept")
 		case code < 300:
-			l.grant(res, 0)
 			l.post(fsm.LineEventProbe2xx, reason)
 		case challenged:
 			l.probeChallenge = res
@@ -501,12 +505,22 @@ func (l *Line) noteRetryAfter(res *sip.Response, server int, reason *string) {
 	}
 }
 
-// grant records the expiry a 2xx granted, so that the refresh comes before
-// the binding expires (I8).
-func (l *Line) grant(res *sip.Response, server int) {
+// grant records the expiry that res, a 2xx to the REGISTER of t, granted,
+// so that the refresh comes before the binding expires (I8). It returns
+// false when the server granted 0 to a REGISTER that asked to keep the
+// binding: that is no registration.
+func (l *Line) grant(t *txn, res *sip.Response) bool {
+	if t.expires <= 0 {
+		return true // a de-registration: 0 is what it asked
+	}
+	d, zero := grantedExpiry(res, t.expires, t.contact)
+	if zero {
+		return false
+	}
 	p := l.m.Params()
-	p.RefreshInterval = fsm.Duration(refreshAfter(grantedExpiry(res, *l.cfg.Servers[server].TTL)))
+	p.RefreshInterval = fsm.Duration(refreshAfter(d))
 	l.m.SetParams(p)
+	return true
 }
 
 // unreachable handles ICMP unreachable or a failed connection to dst.

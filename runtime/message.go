@@ -72,6 +72,12 @@ func (s requestSpec) requestURI() sip.Uri {
 	return ruri
 }
 
+// contact is the Contact URI the request carries.
+func (s requestSpec) contact() sip.Uri {
+	port, _ := strconv.Atoi(s.local[1])
+	return sip.Uri{Scheme: "sip", User: s.user, Host: s.local[0], Port: port}
+}
+
 // build writes a request with a fresh branch and the dialog's next CSeq; it
 // returns the bytes and the branch.
 func (s requestSpec) build(d *dialog) ([]byte, string) {
@@ -138,22 +144,63 @@ func answer(res *sip.Response, method sip.RequestMethod, uri, user, password str
 	return name, cred.String(), nil
 }
 
-// grantedExpiry reads the expiry a 2xx to REGISTER granted: the expires
-// parameter of our Contact, else the Expires header, else asked.
-func grantedExpiry(res *sip.Response, asked int) time.Duration {
-	secs := asked
-	if c := res.Contact(); c != nil {
-		if v, ok := c.Params.Get("expires"); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				secs = n
+// minExpiry is the floor of a granted expiry: a server that grants less
+// is taken to have granted this much, so that no answer can make a line
+// refresh more often than every 4 s (I11).
+const minExpiry = 5 * time.Second
+
+// grantedExpiry reads the expiry a 2xx to REGISTER granted the binding of
+// contact (user, host, port): the expires parameter of that binding's
+// Contact, else the Expires header, else asked (RFC 3261 10.2.4). It is
+// clamped to [minExpiry, asked]; a value that is no number, or negative,
+// is not a grant and is passed over. zero reports a grant of 0: the server
+// removed the binding the line asked to keep.
+func grantedExpiry(res *sip.Response, asked int, contact sip.Uri) (d time.Duration, zero bool) {
+	secs, found := -1, false
+	for _, h := range res.GetHeaders("Contact") {
+		for _, v := range splitHeaderValues(h.Value()) {
+			var uri sip.Uri
+			params := sip.NewParams()
+			if _, err := sip.ParseAddressValue(v, &uri, &params); err != nil || !sameContact(uri, contact) {
+				continue
+			}
+			if e, ok := params.Get("expires"); ok {
+				secs, found = parseSeconds(e)
 			}
 		}
-	} else if h := res.GetHeader("Expires"); h != nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
-			secs = n
+	}
+	if !found {
+		if h := res.GetHeader("Expires"); h != nil {
+			secs, found = parseSeconds(h.Value())
 		}
 	}
-	return time.Duration(secs) * time.Second
+	if !found {
+		secs = asked
+	}
+	if secs == 0 {
+		return 0, true
+	}
+	return min(max(time.Duration(min(secs, asked))*time.Second, minExpiry), time.Duration(asked)*time.Second), false
+}
+
+// sameContact says whether a Contact a server returned is the line's own.
+func sameContact(a, b sip.Uri) bool {
+	return a.User == b.User && strings.EqualFold(a.Host, b.Host) && a.Port == b.Port
+}
+
+// parseSeconds reads a delta-seconds value (RFC 3261 25.1); ok is false
+// for anything else, a negative number included. Values past 2^31-1 are
+// taken as that.
+func parseSeconds(v string) (int, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v, 10, 31)
+	if err != nil {
+		return 1<<31 - 1, true // all digits: only too large
+	}
+	return int(n), true
 }
 
 // refreshAfter is when to refresh a binding granted for d: at 80 %, and at

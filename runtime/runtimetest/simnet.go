@@ -1,6 +1,7 @@
 package runtimetest
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -39,12 +40,16 @@ type SimServer struct {
 	Code       int // for SimAnswer
 	RetryAfter int // seconds, for SimAnswer
 	Auth       bool
-	Expires    int           // granted expiry cap; 0 grants what is asked
-	Drop       int           // percent of requests lost on the way
-	Delay      time.Duration // added to the network's round trip
-	Ring       time.Duration // an INVITE rings (180) this long before the far end answers
-	Received   []SimRequest  // every request sent to the server, delivered or not
-	Bindings   []SimBinding  // every binding the server granted or removed
+	Expires    int // granted expiry cap; 0 grants what is asked
+	// A rogue registrar: when set, a 2xx to REGISTER carries GrantHeader
+	// as its Expires header and GrantContact as the expires parameter of
+	// the registering Contact, whatever was asked ("0", "-1", "4294967296").
+	GrantHeader, GrantContact string
+	Drop                      int           // percent of requests lost on the way
+	Delay                     time.Duration // added to the network's round trip
+	Ring                      time.Duration // an INVITE rings (180) this long before the far end answers
+	Received                  []SimRequest  // every request sent to the server, delivered or not
+	Bindings                  []SimBinding  // every binding the server granted or removed
 }
 
 // SimBinding is a registration a server accepted: until Until (zero
@@ -176,7 +181,18 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 			if s.Expires > 0 && exp > s.Expires {
 				exp = s.Expires
 			}
-			res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(exp)))
+			switch {
+			case s.GrantHeader != "" || s.GrantContact != "":
+				if s.GrantHeader != "" {
+					res.AppendHeader(sip.NewHeader("Expires", s.GrantHeader))
+				}
+				if c := req.Contact(); c != nil && s.GrantContact != "" {
+					res.AppendHeader(sip.NewHeader("Contact", "<"+c.Address.String()+">;expires="+s.GrantContact))
+				}
+				exp, _ = strconv.Atoi(cmp.Or(s.GrantContact, s.GrantHeader))
+			default:
+				res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(exp)))
+			}
 			b := SimBinding{At: now, CallID: r.CallID}
 			if exp > 0 {
 				b.Until = now + time.Duration(exp)*time.Second
