@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "3f9acfe15f62eda0531ca7e6bc8c57b18db04a73b5f3adf4dd26de1134286872"
+const LineModelSHA256 = "03e1bacfdc35cae8c808ede52ad5aa6e212aa698c3a43091d8d680bc33749026"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -269,7 +269,8 @@ const (
 	LineActionSendKeepalive
 	// LineActionSendProbe is "send_probe": Send an independent REGISTER to the primary, with its own
 	// Call-ID (a new registration dialog), retransmitted per RFC 3261; the line's registration on the
-	// backup is not touched (R10).
+	// backup is not touched (R10). While the primary's Retry-After runs, fire probe.failed instead of
+	// sending: it is not tried before it elapses (R1, I3).
 	LineActionSendProbe
 	// LineActionSendProbeAuth is "send_probe_auth": Resend the probe to the primary with digest
 	// credentials for the challenge.
@@ -437,7 +438,8 @@ type LineActions interface {
 	SendKeepalive()
 	// SendProbe is send_probe: Send an independent REGISTER to the primary, with its own Call-ID (a
 	// new registration dialog), retransmitted per RFC 3261; the line's registration on the backup is
-	// not touched (R10).
+	// not touched (R10). While the primary's Retry-After runs, fire probe.failed instead of sending:
+	// it is not tried before it elapses (R1, I3).
 	SendProbe()
 	// SendProbeAuth is send_probe_auth: Resend the probe to the primary with digest credentials for
 	// the challenge.

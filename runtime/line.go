@@ -433,6 +433,9 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		return // for the line's own requests Timer E and the budget go on
 	}
 	l.finish(t)
+	if res.StatusCode < 300 {
+		delete(l.retryUntil, t.server) // the server is back: its Retry-After is over
+	}
 	if t.owner != nil {
 		t.owner.answer(t, res)
 		l.drain()
@@ -566,12 +569,27 @@ var _ fsm.LineActions = (*Line)(nil)
 // current server, or posts server.held_off while its Retry-After runs.
 func (l *Line) SendRegister() {
 	server := l.m.Vars().Server
-	if until, ok := l.retryUntil[server]; ok && l.agent.clock.Now().Before(until) {
+	if held := l.heldOff(server); held != "" {
 		l.finish(l.main)
-		l.post(fsm.LineEventServerHeldOff, fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly)))
+		l.post(fsm.LineEventServerHeldOff, held)
 		return
 	}
 	l.sendRegister(server, *l.cfg.Servers[server].TTL, nil)
+}
+
+// heldOff says why server may not be tried now, "" when it may: a 503's
+// Retry-After that has not elapsed holds it off for every request of the
+// line, probes included (R1, I3).
+func (l *Line) heldOff(server int) string {
+	until, ok := l.retryUntil[server]
+	if !ok {
+		return ""
+	}
+	if !l.agent.clock.Now().Before(until) {
+		delete(l.retryUntil, server)
+		return ""
+	}
+	return fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly))
 }
 
 // sendRegister sends the line's REGISTER, answering challenge if given.
@@ -649,6 +667,10 @@ func (l *Line) SendKeepalive() {
 // SendProbe sends an independent REGISTER, with its own Call-ID, to the
 // primary (R10); it is retransmitted until the model's probe timer ends it.
 func (l *Line) SendProbe() {
+	if held := l.heldOff(0); held != "" {
+		l.post(fsm.LineEventProbeFailed, held)
+		return
+	}
 	l.probeDlg = newDialog()
 	l.probeChallenge = nil
 	l.start(&l.probe, txnProbe, &l.probeDlg, l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL), 0, 0, l.postLine(fsm.LineEventProbeFailed))

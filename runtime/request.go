@@ -261,9 +261,9 @@ func (r *Request) spec(server int) requestSpec {
 func (r *Request) send(challenge *sip.Response) {
 	l := r.line
 	server := r.m.Vars().Server
-	if until, ok := l.retryUntil[server]; ok && l.agent.clock.Now().Before(until) {
+	if held := l.heldOff(server); held != "" {
 		l.finish(r.tx)
-		l.postReq(r, fsm.RequestEventServerHeldOff, fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly)))
+		l.postReq(r, fsm.RequestEventServerHeldOff, held)
 		return
 	}
 	s := r.spec(server)
