@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "03e1bacfdc35cae8c808ede52ad5aa6e212aa698c3a43091d8d680bc33749026"
+const LineModelSHA256 = "77f64ebb83cff5380fa80578c74b1b1e75c16f22a8cb595e58a7f6d49b3243e9"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -130,6 +130,10 @@ const (
 	// LineEventTransportTcp is "transport.tcp": The TCP or TLS connection for the line's REGISTER was
 	// refused, reset or timed out connecting (R1).
 	LineEventTransportTcp
+	// LineEventTransportClosed is "transport.closed": The server closed the TCP or TLS connection of
+	// the line's registration (EOF or reset seen by the reader, or it could not take writes) while no
+	// request of the line was in flight on it: RFC 5626 4.4.1's flow failure.
+	LineEventTransportClosed
 	// LineEventServerHeldOff is "server.held_off": The current server's 503 Retry-After has not
 	// elapsed, so the REGISTER was not sent; the server counts as unavailable (R1, I3).
 	LineEventServerHeldOff
@@ -161,7 +165,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.rejected", "transport.icmp", "transport.tcp", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -561,6 +565,7 @@ var LineTransitions = [...]LineTransition{
 	{ID: "refresh_challenged/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
 	{ID: "refresh_challenged/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
 	{ID: "refresh_rejected", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "The server refused the refresh with a final failure; reported, no failover (R1)."},
+	{ID: "flow_lost", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTransportClosed}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "send_register", "arm budget"}, Implements: []string{"R1", "R5"}, Doc: "The server closed the registration's connection (RFC 5626 4.4.1): register again at once over a new one, under the retry budget. A server that died refuses the new connection and is unavailable within a round trip; one that only closed an idle connection keeps the line."},
 	{ID: "keepalive", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerKeepalive}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_keepalive", "arm keepalive"}, Implements: []string{"R5"}, Doc: "Send the OPTIONS keep-alive to the current server (R5)."},
 	{ID: "primary_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "is_last", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
 	{ID: "primary_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = 1"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
@@ -642,6 +647,9 @@ var lineEvents = looplab.Events{
 	{Name: "refresh_challenged/1", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "refresh_challenged/2", Src: []string{"primary_registered", "backup_registered", "probing"}, Dst: "failed"},
 	{Name: "refresh_rejected", Src: []string{"primary_registered", "backup_registered", "probing"}, Dst: "failed"},
+	{Name: "flow_lost", Src: []string{"primary_registered"}, Dst: "primary_registered"},
+	{Name: "flow_lost", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "flow_lost", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "keepalive", Src: []string{"primary_registered"}, Dst: "primary_registered"},
 	{Name: "keepalive", Src: []string{"backup_registered"}, Dst: "backup_registered"},
 	{Name: "keepalive", Src: []string{"probing"}, Dst: "probing"},
@@ -909,7 +917,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1019,7 +1027,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1134,7 +1142,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1220,6 +1228,20 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_rejected")
+				}()
+			}
+		case LineEventTransportClosed:
+			// Transition flow_lost: The server closed the registration's connection (RFC 5626 4.4.1): register
+			// again at once over a new one, under the retry budget. A server that died refuses the new
+			// connection and is unavailable within a round trip; one that only closed an idle connection keeps
+			// the line.
+			{
+				step.Transition, step.To = "flow_lost", LineStatePrimaryRegistered
+				err = func() error {
+					v.Challenges = 0
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					return nil
 				}()
 			}
 		case LineEventTimerKeepalive:
@@ -1365,6 +1387,20 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_rejected")
+				}()
+			}
+		case LineEventTransportClosed:
+			// Transition flow_lost: The server closed the registration's connection (RFC 5626 4.4.1): register
+			// again at once over a new one, under the retry budget. A server that died refuses the new
+			// connection and is unavailable within a round trip; one that only closed an idle connection keeps
+			// the line.
+			{
+				step.Transition, step.To = "flow_lost", LineStateBackupRegistered
+				err = func() error {
+					v.Challenges = 0
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					return nil
 				}()
 			}
 		case LineEventTimerKeepalive:
@@ -1517,6 +1553,20 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_rejected")
+				}()
+			}
+		case LineEventTransportClosed:
+			// Transition flow_lost: The server closed the registration's connection (RFC 5626 4.4.1): register
+			// again at once over a new one, under the retry budget. A server that died refuses the new
+			// connection and is unavailable within a round trip; one that only closed an idle connection keeps
+			// the line.
+			{
+				step.Transition, step.To = "flow_lost", LineStateProbing
+				err = func() error {
+					v.Challenges = 0
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					return nil
 				}()
 			}
 		case LineEventTimerKeepalive:
@@ -1672,7 +1722,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_round")
 				}()
 			}
-		case LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1701,7 +1751,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterIdle(v, "unregister_idle")
 				}()
 			}
-		case LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1756,7 +1806,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterIdle(v, "unregistered")
 				}()
 			}
-		case LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}

@@ -316,9 +316,11 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 	case fsm.LineTimerBudget:
 		if l.main != nil {
 			reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", l.main.dst, l.main.sent, time.Duration(l.m.Budget()))
+			l.agent.net.Forget(l.main.dst)
 		}
 	case fsm.LineTimerProbe:
 		reason = fmt.Sprintf("no answer to the probe from %s within 64*T1", l.servers[0])
+		l.agent.net.Forget(l.servers[0])
 	}
 	l.post(t.Event(), reason)
 	l.drain()
@@ -556,6 +558,11 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 			l.post(fsm.LineEventKeepaliveFailed, err.Error())
 		}
 	}
+	if !hit && dst.Transport != TransportUDP && l.m.State().HasTag(fsm.LineTagRegistered) && l.servers[l.m.Vars().Server] == dst {
+		// Nothing in flight, but the registration's connection is gone.
+		l.post(fsm.LineEventTransportClosed, err.Error())
+		hit = true
+	}
 	if hit {
 		l.drain()
 	}
@@ -658,6 +665,7 @@ func (l *Line) SendKeepalive() {
 		defer l.mu.Unlock()
 		if l.ka == t {
 			l.finish(t)
+			l.agent.net.Forget(t.dst)
 			l.post(fsm.LineEventKeepaliveFailed, fmt.Sprintf("no answer to OPTIONS from %s within %v", t.dst, budget))
 			l.drain()
 		}

@@ -47,6 +47,9 @@ type Network interface {
 	Local(dst Endpoint) (host string, port int)
 	// SetHandler says where responses and failures go.
 	SetHandler(h Handler)
+	// Forget drops any connection to dst after its server was found
+	// unavailable; the next Send opens a new one (RFC 5626 4.4.1).
+	Forget(dst Endpoint)
 }
 
 // Handler receives what a Network hears. Calls may come from any goroutine.

@@ -100,6 +100,9 @@ func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, 
 	}
 	r.m = fsm.NewRequestMachine(p, nil)
 	r.timers = newTimerSet[fsm.RequestTimer](l.agent, &l.mu, func(t fsm.RequestTimer) {
+		if t == fsm.RequestTimerBudget && r.tx != nil {
+			l.agent.net.Forget(r.tx.dst)
+		}
 		l.postReq(r, t.Event(), fmt.Sprintf("%s: %s timer ended", method, t))
 		l.drain()
 	})

@@ -12,3 +12,9 @@ import (
 func reusePort(_, _ string, _ syscall.RawConn) error {
 	return errors.New("no shared UDP port on this system")
 }
+
+// bindEarly leaves the socket to be bound at connect here: the port is
+// known once the connection is up.
+func bindEarly(func(int)) func(network, address string, c syscall.RawConn) error {
+	return nil
+}

@@ -67,22 +67,49 @@ func (n *SocketNetwork) SetHandler(h Handler) { n.handler = h }
 // Local returns the local address used towards dst.
 func (n *SocketNetwork) Local(dst Endpoint) (string, int) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if dst.Transport == TransportUDP {
+		defer n.mu.Unlock()
 		if c, err := n.udpConn(dst); err == nil {
 			a := c.LocalAddr().(*net.UDPAddr)
 			return a.IP.String(), a.Port
 		}
-	} else if s := n.streams[dst]; s != nil && s.local != nil {
-		return s.local.IP.String(), s.local.Port
+		return "127.0.0.1", 9
 	}
-	// A stream not yet connected: the address the kernel would pick, with the
-	// port 9 ("discard"); servers answer on the connection itself.
+	if n.closed {
+		n.mu.Unlock()
+		return "127.0.0.1", 9
+	}
+	s := n.stream(dst)
+	n.mu.Unlock()
+	// The socket is bound before it connects (bindEarly): its port is known
+	// within microseconds, long before the handshake ends. Only a name
+	// still being resolved makes this wait, and not for long.
+	select {
+	case <-s.bound:
+		if s.local != nil {
+			return s.local.IP.String(), s.local.Port
+		}
+	case <-time.After(time.Second):
+	}
+	// Not bound: the address the kernel would pick, with the port 9
+	// ("discard"); servers answer on the connection itself.
 	if c, err := net.Dial("udp", dst.Addr()); err == nil {
 		defer c.Close()
 		return c.LocalAddr().(*net.UDPAddr).IP.String(), 9
 	}
 	return "127.0.0.1", 9
+}
+
+// stream returns the stream to dst, dialling a new one if there is none;
+// n.mu is held.
+func (n *SocketNetwork) stream(dst Endpoint) *stream {
+	s := n.streams[dst]
+	if s == nil {
+		s = &stream{dst: dst, ready: make(chan struct{}), bound: make(chan struct{})}
+		n.streams[dst] = s
+		go n.dial(s)
+	}
+	return s
 }
 
 // Send writes msg to dst.
@@ -103,14 +130,11 @@ func (n *SocketNetwork) Send(dst Endpoint, msg []byte) error {
 		}
 		return nil
 	}
-	s := n.streams[dst]
-	if s == nil {
-		s = &stream{dst: dst, ready: make(chan struct{})}
-		n.streams[dst] = s
-		go n.dial(s)
-	}
+	s := n.stream(dst)
 	n.mu.Unlock()
-	s.write(msg)
+	if err := s.write(n, msg); err != nil {
+		return &TransportError{dst, err}
+	}
 	return nil
 }
 
@@ -189,66 +213,132 @@ func (n *SocketNetwork) readUDP(dst Endpoint, c *net.UDPConn) {
 	}
 }
 
-// stream is one TCP or TLS connection to a server. Messages sent while it
-// connects wait, in order; a failure is reported once, and the next Send
+// stream is one TCP or TLS connection to a server. Writes never block
+// their caller: messages go to a bounded queue that one goroutine at a time
+// writes out under a deadline. Messages sent while it connects wait in the
+// same queue, in order; a failure is reported once, and the next Send
 // dials again.
 type stream struct {
 	dst   Endpoint
 	ready chan struct{} // closed once connected or failed
-	local *net.TCPAddr
+	bound chan struct{} // closed once local is set, or the dial failed
+	once  sync.Once     // closes bound
+	local *net.TCPAddr  // set before bound is closed; then read-only
 
 	mu      sync.Mutex
 	conn    net.Conn
-	waiting [][]byte
-	done    bool
+	queue   [][]byte // waiting to be written, in order
+	queued  int      // bytes in queue
+	writing bool     // a writer goroutine runs
+	done    bool     // the dial has ended
+	dropped bool     // failed or closed; reported once
 }
 
-func (s *stream) write(msg []byte) {
+// Limits of a stream's writes: a server that does not read for
+// streamWriteTimeout, or lets streamQueueMax bytes pile up, cannot take
+// its requests and is unavailable (R1).
+const (
+	streamWriteTimeout = 3 * time.Second
+	streamQueueMax     = 1 << 20
+)
+
+// errQueueFull is a stream whose server does not read what it is sent.
+var errQueueFull = errors.New("the server does not read: write queue full")
+
+// write queues msg; it returns an error when the stream cannot take it.
+func (s *stream) write(n *SocketNetwork, msg []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case !s.done:
-		s.waiting = append(s.waiting, msg)
-	case s.conn != nil:
-		s.conn.Write(msg)
+	case s.dropped:
+		return net.ErrClosed
+	case s.queued+len(msg) > streamQueueMax:
+		return errQueueFull
+	}
+	s.queue = append(s.queue, msg)
+	s.queued += len(msg)
+	s.kick(n)
+	return nil
+}
+
+// kick starts the writer if there is something to write; s.mu is held.
+func (s *stream) kick(n *SocketNetwork) {
+	if s.conn != nil && !s.writing && len(s.queue) > 0 {
+		s.writing = true
+		go s.flush(n)
 	}
 }
 
-// connected records the outcome of the dial and flushes what waited.
-func (s *stream) connected(conn net.Conn) {
+// flush writes the queue out, each batch under the write deadline; a write
+// that fails or times out drops the stream.
+func (s *stream) flush(n *SocketNetwork) {
+	for {
+		s.mu.Lock()
+		batch, conn := s.queue, s.conn
+		s.queue, s.queued = nil, 0
+		if len(batch) == 0 || s.dropped {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		for _, m := range batch {
+			if _, err := conn.Write(m); err != nil {
+				n.drop(s, fmt.Errorf("write: %w", err))
+				s.mu.Lock()
+				s.writing = false
+				s.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+// connected records the outcome of the dial and starts writing what waited.
+func (s *stream) connected(n *SocketNetwork, conn net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conn, s.done = conn, true
-	if conn != nil {
-		for _, m := range s.waiting {
-			conn.Write(m)
-		}
+	if conn == nil {
+		s.queue, s.queued = nil, 0
+		return
 	}
-	s.waiting = nil
+	s.kick(n)
 }
 
 func (n *SocketNetwork) dial(s *stream) {
 	ctx := n.ctx
 	var conn net.Conn
 	var err error
+	var ip net.IP // the source address the kernel picks towards dst
+	if c, err := net.Dial("udp", s.dst.Addr()); err == nil {
+		ip = c.LocalAddr().(*net.UDPAddr).IP
+		c.Close()
+	}
+	dialer := n.dialer
+	if ip != nil {
+		dialer.Control = bindEarly(func(port int) {
+			s.local = &net.TCPAddr{IP: ip, Port: port}
+			s.once.Do(func() { close(s.bound) })
+		})
+	}
+	defer s.once.Do(func() { close(s.bound) })
 	if s.dst.Transport == TransportTLS {
 		conf := n.tls.Clone()
 		conf.ServerName = s.dst.ServerName
-		d := tls.Dialer{NetDialer: &n.dialer, Config: conf}
+		d := tls.Dialer{NetDialer: &dialer, Config: conf}
 		conn, err = d.DialContext(ctx, "tcp", s.dst.Addr())
 	} else {
-		conn, err = n.dialer.DialContext(ctx, "tcp", s.dst.Addr())
+		conn, err = dialer.DialContext(ctx, "tcp", s.dst.Addr())
 	}
 	if err != nil {
-		s.connected(nil)
+		s.connected(n, nil)
 		close(s.ready)
 		n.drop(s, err)
 		return
 	}
-	if a, ok := conn.LocalAddr().(*net.TCPAddr); ok {
-		s.local = a
-	}
-	s.connected(conn)
+	s.connected(n, conn)
 	close(s.ready)
 	parser := sip.NewParser().NewSIPStream()
 	buf := make([]byte, 65535)
@@ -259,7 +349,7 @@ func (n *SocketNetwork) dial(s *stream) {
 			return
 		}
 		perr := parser.ParseSIPStream(buf[:k], func(msg sip.Message) {
-			dispatch(n.handler, s.dst, msg, func(b []byte) { s.write(b) })
+			dispatch(n.handler, s.dst, msg, func(b []byte) { s.write(n, b) })
 		})
 		if perr != nil && !errors.Is(perr, sip.ErrParseSipPartial) {
 			// The stream's framing is lost (RFC 3261 18.3): close it; the
@@ -271,7 +361,7 @@ func (n *SocketNetwork) dial(s *stream) {
 	}
 }
 
-// drop forgets a failed stream and reports the failure.
+// drop forgets a failed stream, closes it and reports the failure, once.
 func (n *SocketNetwork) drop(s *stream, err error) {
 	n.mu.Lock()
 	if n.streams[s.dst] == s {
@@ -280,12 +370,31 @@ func (n *SocketNetwork) drop(s *stream, err error) {
 	closed := n.closed
 	n.mu.Unlock()
 	s.mu.Lock()
+	already := s.dropped
+	s.dropped = true
+	s.queue, s.queued = nil, 0
 	if s.conn != nil {
 		s.conn.Close()
 	}
 	s.mu.Unlock()
-	if !closed {
+	if !closed && !already {
 		n.handler.HandleUnreachable(s.dst, &TransportError{s.dst, err})
+	}
+}
+
+// Forget closes the connection to dst, if there is one, after the line
+// found its server unavailable: the next request opens a new connection
+// instead of waiting behind a dead one (TCP would retransmit into it for
+// minutes). What was in flight on it is reported as a transport failure.
+func (n *SocketNetwork) Forget(dst Endpoint) {
+	if dst.Transport == TransportUDP {
+		return
+	}
+	n.mu.Lock()
+	s := n.streams[dst]
+	n.mu.Unlock()
+	if s != nil {
+		go n.drop(s, errors.New("closed: the server was found unavailable")) // not on the caller's lock
 	}
 }
 

@@ -39,6 +39,9 @@ type Seen struct {
 	Authorized bool
 	Answer     int      // status sent, 0 for none
 	Route      []string // the Route entries, in order
+	Contact    string   // the Contact header's value, "" when absent
+	Via        string   // the top Via's value
+	Source     string   // host:port the request came from
 }
 
 // Registrar is a SIP registrar with digest authentication (MD5 or SHA-256)
@@ -196,7 +199,13 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 
 // note records a request as it arrives and returns its index in seen.
 func (r *Registrar) note(req *sip.Request) int {
-	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1}
+	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1, Source: req.Source()}
+	if c := req.GetHeader("Contact"); c != nil {
+		s.Contact = c.Value()
+	}
+	if v := req.Via(); v != nil {
+		s.Via = v.Value()
+	}
 	if c := req.CallID(); c != nil {
 		s.CallID = c.Value()
 	}

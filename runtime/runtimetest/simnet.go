@@ -109,6 +109,10 @@ func (n *SimNetwork) Add(s *SimServer) {
 	n.servers[where(s.Endpoint)] = s
 }
 
+// Forget is part of runtime.Network; simulated servers hold no
+// connections.
+func (n *SimNetwork) Forget(runtime.Endpoint) {}
+
 // SetHandler is part of runtime.Network.
 func (n *SimNetwork) SetHandler(h runtime.Handler) { n.handler = h }
 

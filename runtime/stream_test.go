@@ -1,0 +1,129 @@
+package runtime_test
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+// failures is a runtime.Handler that records transport failures.
+type failures struct {
+	mu   sync.Mutex
+	errs []*runtime.TransportError
+	got  chan struct{}
+}
+
+func (f *failures) HandleResponse(runtime.Endpoint, *sip.Response)             {}
+func (f *failures) HandleRequest(runtime.Endpoint, *sip.Request, func([]byte)) {}
+func (f *failures) HandleUnparsable(runtime.Endpoint, error)                   {}
+func (f *failures) HandleUnreachable(_ runtime.Endpoint, err *runtime.TransportError) {
+	f.mu.Lock()
+	f.errs = append(f.errs, err)
+	f.mu.Unlock()
+	select {
+	case f.got <- struct{}{}:
+	default:
+	}
+}
+
+// TestStreamWritesNeverBlock is item 6 of the hardening issue (I11): a TCP
+// server that accepts and never reads made writes block with the line's
+// lock held, and wedged every line. Now Send returns at once, an error once
+// the stream's queue is full, and the stream is reported unreachable and
+// closed when a write cannot go out within its deadline.
+func TestStreamWritesNeverBlock(t *testing.T) {
+	deaf, err := runtimetest.NewDeaf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer deaf.Close()
+	n := runtime.NewSocketNetwork(nil, nil)
+	defer n.Close()
+	h := &failures{got: make(chan struct{}, 1)}
+	n.SetHandler(h)
+	dst := runtime.Endpoint{Host: "127.0.0.1", Port: deaf.Port(), Transport: runtime.TransportTCP}
+	msg := bytes.Repeat([]byte("x"), 1024)
+	done := make(chan int)
+	go func() {
+		refused := 0
+		for range 8 * 1024 { // 8 MiB: more than any socket buffer takes
+			if n.Send(dst, msg) != nil {
+				refused++
+			}
+		}
+		done <- refused
+	}()
+	select {
+	case refused := <-done:
+		if refused == 0 {
+			t.Error("8 MiB to a server that never reads were all taken; want the queue to refuse some")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Send blocked on a server that does not read")
+	}
+	select {
+	case <-h.got:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a stream that cannot take its writes was never reported unreachable")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.errs[0]; e.Dst != dst || !strings.Contains(e.Error(), "write") && !strings.Contains(e.Error(), "does not read") {
+		t.Errorf("reported %v, want a write failure of %v", e, dst)
+	}
+}
+
+// TestTCPFirstRegisterCarriesRealPort is item 3 of the strict-server issue:
+// the first REGISTER over TCP advertised port 9 in Via and Contact because
+// the connection was not up yet. The socket is now bound before it
+// connects, so the first request names the port it comes from (RFC 3261
+// 18.1.1).
+func TestTCPFirstRegisterCarriesRealPort(t *testing.T) {
+	for _, network := range []string{"tcp", "tls"} {
+		t.Run(network, func(t *testing.T) {
+			b := newBench(t, network, nil)
+			b.line.Register()
+			b.waitState("primary_registered", 10*time.Second)
+			seen := b.primary.Seen()
+			first := seen[0]
+			_, port, _ := net.SplitHostPort(first.Source)
+			if p, _ := strconv.Atoi(port); p == 9 || !strings.Contains(first.Via, ":"+port+";") || !strings.Contains(first.Contact, ":"+port+";") {
+				t.Errorf("first REGISTER from port %s carries Via %q and Contact %q", port, first.Via, first.Contact)
+			}
+		})
+	}
+}
+
+// TestTCPServerClosingIsFlowFailure is the flow-failure part of the
+// hardening issue (RFC 5626 4.4.1): a TCP server that closes the
+// registration's connection while nothing is in flight is noticed at once.
+// The line registers again over a new connection; when the server is gone
+// that is refused and the line is on the backup within a round trip, not
+// at the next refresh.
+func TestTCPServerClosingIsFlowFailure(t *testing.T) {
+	b := newBench(t, "tcp", func(c *runtime.LineConfig) { c.Servers[0].TTL = new(3600) })
+	b.line.Register()
+	b.waitState("primary_registered", 10*time.Second)
+	b.primary.Stop() // closes its connections: the line's reader sees EOF
+	took := b.waitState("backup_registered", 10*time.Second)
+	t.Logf("on the backup %v after the primary closed its connection", took)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var closed bool
+	for _, tr := range b.log {
+		closed = closed || tr.Event == fsm.LineEventTransportClosed.String()
+	}
+	if !closed {
+		t.Errorf("no transport.closed among the transitions: %v", b.log)
+	}
+}
