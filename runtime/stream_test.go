@@ -127,3 +127,26 @@ func TestTCPServerClosingIsFlowFailure(t *testing.T) {
 		t.Errorf("no transport.closed among the transitions: %v", b.log)
 	}
 }
+
+// TestTCPConnectionRenewedAfterTimeout is item 4 of the strict-server
+// issue: after a keep-alive timed out, the line kept the connection and
+// wrote its failback probe into it, so after an outage the probe waited for
+// TCP's retransmission. A connection whose server was found unavailable is
+// now closed, and the probe goes over a new one.
+func TestTCPConnectionRenewedAfterTimeout(t *testing.T) {
+	b := newBench(t, "tcp", func(c *runtime.LineConfig) {
+		c.KeepaliveInterval = runtime.Duration(200 * time.Millisecond)
+		c.FailbackInterval = new(1)
+	})
+	b.line.Register()
+	b.waitState("primary_registered", 10*time.Second)
+	b.primary.SetMode(runtimetest.Silent)
+	b.waitState("backup_registered", 10*time.Second)
+	b.primary.SetMode(runtimetest.Up)
+	b.waitState("primary_registered", 10*time.Second)
+	seen := b.primary.Seen()
+	first, last := seen[0], seen[len(seen)-1]
+	if first.Method != "REGISTER" || last.Method != "REGISTER" || first.Source == last.Source {
+		t.Errorf("the first REGISTER came from %s and the probe's from %s: want a new connection", first.Source, last.Source)
+	}
+}
