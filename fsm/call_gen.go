@@ -12,7 +12,7 @@ import (
 
 // CallModelSHA256 is the SHA-256 of model/call.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const CallModelSHA256 = "bbbb505f4af7920316672fb2b40f8ca7700ffe4c63111bb24bee0c24a543a6e5"
+const CallModelSHA256 = "5056101490badb1ce6a52d815b2e7525aaae154a5d757e5af36d1a3c2e4df7b2"
 
 // CallMachineName is the name of the model.
 const CallMachineName = "call"
@@ -120,9 +120,11 @@ const (
 	CallEventLineGone
 	// CallEventTimerAckWait is "timer.ack_wait": timer ack_wait fired
 	CallEventTimerAckWait
+	// CallEventTimerMaxDuration is "timer.max_duration": timer max_duration fired
+	CallEventTimerMaxDuration
 )
 
-var callEventNames = [...]string{"unknown", "user.dial", "user.hangup", "incoming.invite", "invite.provisional", "invite.answered", "invite.ended", "ack", "remote.bye", "bye.ended", "line.gone", "timer.ack_wait"}
+var callEventNames = [...]string{"unknown", "user.dial", "user.hangup", "incoming.invite", "invite.provisional", "invite.answered", "invite.ended", "ack", "remote.bye", "bye.ended", "line.gone", "timer.ack_wait", "timer.max_duration"}
 
 // String returns the name used in the model.
 func (x CallEvent) String() string {
@@ -151,9 +153,12 @@ const (
 	// CallTimerAckWait is "ack_wait": How long an answered call waits for the ACK of its 200 OK before
 	// it ends it (RFC 3261 section 13.3.1.4).
 	CallTimerAckWait
+	// CallTimerMaxDuration is "max_duration": How long the call may stay up before the line ends it
+	// (I11).
+	CallTimerMaxDuration
 )
 
-var callTimerNames = [...]string{"unknown", "ack_wait"}
+var callTimerNames = [...]string{"unknown", "ack_wait", "max_duration"}
 
 // String returns the name used in the model.
 func (x CallTimer) String() string {
@@ -178,6 +183,8 @@ func (t CallTimer) Event() CallEvent {
 	switch t {
 	case CallTimerAckWait:
 		return CallEventTimerAckWait
+	case CallTimerMaxDuration:
+		return CallEventTimerMaxDuration
 	}
 	return CallEventUnknown
 }
@@ -233,6 +240,10 @@ func ParseCallAction(s string) (CallAction, error) {
 type CallParams struct {
 	// T1 is t1: RFC 3261 T1; an answered call waits 64*T1 for its ACK.
 	T1 Duration
+	// MaxDuration is max_duration: The longest a call may stay up (setting max_call_duration); past it
+	// the line ends it with a BYE, so that no far end or server can hold a call, and its memory,
+	// forever (I11).
+	MaxDuration Duration
 }
 
 // Validate checks every param against the bounds in the model and
@@ -241,6 +252,9 @@ func (p CallParams) Validate() error {
 	var errs []error
 	if p.T1 < 1000000 {
 		errs = append(errs, &ParamError{"call", "t1", fmt.Sprintf("%v is below the minimum 1000000ns", p.T1)})
+	}
+	if p.MaxDuration < 1000000000 {
+		errs = append(errs, &ParamError{"call", "max_duration", fmt.Sprintf("%v is below the minimum 1000000000ns", p.MaxDuration)})
 	}
 	return errors.Join(errs...)
 }
@@ -380,6 +394,7 @@ var CallTransitions = [...]CallTransition{
 	{ID: "hangup_unacknowledged", From: []CallState{CallStateAnswering}, On: []CallEvent{CallEventUserHangup}, Guard: "", To: CallStateUnknown, Reenter: false, Do: []string{"set hangup_wanted = true"}, Implements: []string{}, Doc: "The user hangs up before the ACK; no BYE may go before it (RFC 3261 section 15)."},
 	{ID: "no_ack", From: []CallState{CallStateAnswering}, On: []CallEvent{CallEventTimerAckWait}, Guard: "", To: CallStateEnding, Reenter: false, Do: []string{"stop_answer", "send_bye"}, Implements: []string{"I6"}, Doc: "No ACK within 64*T1; the call is ended with a BYE (RFC 3261 section 13.3.1.4)."},
 	{ID: "hangup", From: []CallState{CallStateConfirmed}, On: []CallEvent{CallEventUserHangup}, Guard: "", To: CallStateEnding, Reenter: false, Do: []string{"send_bye"}, Implements: []string{"R7", "I10"}, Doc: "The user hangs up; the BYE goes through the dialog's server first and fails over when it is unavailable (R7, I10)."},
+	{ID: "too_long", From: []CallState{CallStateConfirmed}, On: []CallEvent{CallEventTimerMaxDuration}, Guard: "", To: CallStateEnding, Reenter: false, Do: []string{"send_bye"}, Implements: []string{"I11"}, Doc: "The call outlived max_call_duration; the line ends it with a BYE, as if the user hung up (I11)."},
 	{ID: "far_end_hangs_up", From: []CallState{CallStateAnswering, CallStateConfirmed, CallStateEnding}, On: []CallEvent{CallEventRemoteBye}, Guard: "", To: CallStateEnded, Reenter: false, Do: []string{"stop_answer", "answer_bye", "end_call"}, Implements: []string{}, Doc: "The far end hung up, through whichever server; the call is over."},
 	{ID: "dropped", From: []CallState{CallStateDialing, CallStateRinging, CallStateAnswering, CallStateConfirmed, CallStateEnding}, On: []CallEvent{CallEventLineGone}, Guard: "", To: CallStateEnded, Reenter: false, Do: []string{"stop_answer", "end_call"}, Implements: []string{}, Doc: "The line is gone; its calls end with it."},
 	{ID: "bye_done", From: []CallState{CallStateEnding}, On: []CallEvent{CallEventByeEnded}, Guard: "", To: CallStateEnded, Reenter: false, Do: []string{"end_call"}, Implements: []string{"R7"}, Doc: "Our BYE was answered, or no server could carry it; either way the call is over here (R7)."},
@@ -434,6 +449,7 @@ var callEvents = looplab.Events{
 	{Name: "hangup_unacknowledged", Src: []string{"answering"}, Dst: "answering"},
 	{Name: "no_ack", Src: []string{"answering"}, Dst: "ending"},
 	{Name: "hangup", Src: []string{"confirmed"}, Dst: "ending"},
+	{Name: "too_long", Src: []string{"confirmed"}, Dst: "ending"},
 	{Name: "far_end_hangs_up", Src: []string{"answering", "confirmed", "ending"}, Dst: "ended"},
 	{Name: "dropped", Src: []string{"dialing", "ringing", "answering", "confirmed", "ending"}, Dst: "ended"},
 	{Name: "bye_done", Src: []string{"ending"}, Dst: "ended"},
@@ -521,11 +537,15 @@ func (m *CallMachine) exitAnswering(v *CallVars, fired CallTimer, transition str
 }
 
 func (m *CallMachine) enterConfirmed(v *CallVars, transition string) error {
+	m.effects = append(m.effects, CallEffect{Kind: EffectArm, Timer: CallTimerMaxDuration, After: m.params.MaxDuration, Jitter: 0})
 	_, _ = v, transition
 	return nil
 }
 
 func (m *CallMachine) exitConfirmed(v *CallVars, fired CallTimer, transition string) error {
+	if fired != CallTimerMaxDuration {
+		m.effects = append(m.effects, CallEffect{Kind: EffectCancel, Timer: CallTimerMaxDuration})
+	}
 	_, _ = v, transition
 	return nil
 }
@@ -563,6 +583,8 @@ func (m *CallMachine) Fire(ev CallEvent) (CallStep, error) {
 	switch ev {
 	case CallEventTimerAckWait:
 		fired = CallTimerAckWait
+	case CallEventTimerMaxDuration:
+		fired = CallTimerMaxDuration
 	}
 	_ = fired
 	var err error
@@ -816,6 +838,19 @@ func (m *CallMachine) Fire(ev CallEvent) (CallStep, error) {
 					}
 					m.effects = append(m.effects, CallEffect{Kind: EffectAction, Action: CallActionSendBye})
 					return m.enterEnding(v, "hangup")
+				}()
+			}
+		case CallEventTimerMaxDuration:
+			// Transition too_long: The call outlived max_call_duration; the line ends it with a BYE, as if the
+			// user hung up (I11).
+			{
+				step.Transition, step.To = "too_long", CallStateEnding
+				err = func() error {
+					if err := m.exitConfirmed(v, fired, "too_long"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, CallEffect{Kind: EffectAction, Action: CallActionSendBye})
+					return m.enterEnding(v, "too_long")
 				}()
 			}
 		case CallEventRemoteBye:

@@ -28,7 +28,7 @@ func TestCallModel(t *testing.T) {
 		ids = append(ids, tr.ID)
 	}
 	runUntilCovered(t, cov, ids, func(t *rapid.T) {
-		p := fsm.CallParams{T1: ms(t, "t1_ms", 1, 500)}
+		p := fsm.CallParams{T1: ms(t, "t1_ms", 1, 500), MaxDuration: ms(t, "max_duration_ms", 1000, 100000)}
 		var m *fsm.CallMachine
 		w := newWheel[fsm.CallTimer]()
 		draw := func(max int) int { return rapid.IntRange(0, max).Draw(t, "jitter") }

@@ -503,6 +503,9 @@ func (c *checker) walk() {
 		set(i6trying, slices.Contains(trying, s.state), e.at, e.user)
 		set(i6failed, s.state == "all_failed", e.at, e.user)
 		set(i1, tr.FailbackEnabled && slices.Contains(onBackup, s.state) && s.up[0] && s.up[s.server], e.at, e.user)
+		if held := c.heldUntil(0, e.at); i1.start >= 0 && held > i1.start {
+			i1.start = held // no probe goes to the primary before its Retry-After ends (R1)
+		}
 		// I2 opens when the server of a registered line fails (not a user's
 		// re-registration) while another server is up: up before that
 		// instant, since things at one instant have no order here.

@@ -32,10 +32,28 @@ type Agent struct {
 	counters counters
 	logLimit *logLimit
 
+	maxCalls int // calls of all lines at once; more incoming ones get 486
+
 	mu       sync.Mutex
 	lines    []*Line
 	branches map[string]*Line
 	calls    map[string][]*Call // by Call-ID: both ends of a call may be lines here
+	nCalls   int                // the calls in calls
+}
+
+// DefaultMaxCalls is how many calls an agent holds at once unless
+// WithMaxCalls says otherwise.
+const DefaultMaxCalls = 1000
+
+// WithMaxCalls bounds the calls of all lines at once (I11): an incoming
+// call past it is answered 486 Busy Here.
+func WithMaxCalls(n int) Option { return func(a *Agent) { a.maxCalls = n } }
+
+// roomForCall says whether one more call fits under the agent's bound.
+func (a *Agent) roomForCall() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nCalls < a.maxCalls
 }
 
 // Option configures an Agent.
@@ -76,6 +94,7 @@ func NewAgent(n Network, opts ...Option) *Agent {
 		rand:     rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		branches: map[string]*Line{},
 		calls:    map[string][]*Call{},
+		maxCalls: DefaultMaxCalls,
 	}
 	for _, o := range opts {
 		o(a)
@@ -310,15 +329,18 @@ func toTag(m interface{ To() *sip.ToHeader }) string {
 func (a *Agent) fileCall(c *Call) {
 	a.mu.Lock()
 	a.calls[c.dlg.callID] = append(a.calls[c.dlg.callID], c)
+	a.nCalls++
 	a.mu.Unlock()
 }
 
 func (a *Agent) dropCall(c *Call) {
 	a.mu.Lock()
 	id := c.dlg.callID
+	before := len(a.calls[id])
 	if a.calls[id] = slices.DeleteFunc(a.calls[id], func(x *Call) bool { return x == c }); len(a.calls[id]) == 0 {
 		delete(a.calls, id)
 	}
+	a.nCalls -= before - len(a.calls[id])
 	a.mu.Unlock()
 }
 

@@ -92,11 +92,14 @@ func (l *Line) Dial(target string) (*Call, error) {
 // held.
 func (l *Line) newCall(d dialog, remote string, outgoing bool) (*Call, error) {
 	c := &Call{line: l, dlg: d, remote: remote, done: make(chan struct{})}
-	c.m = fsm.NewCallMachine(fsm.CallParams{T1: fsm.Duration(l.cfg.T1)}, nil)
+	c.m = fsm.NewCallMachine(fsm.CallParams{T1: fsm.Duration(l.cfg.T1), MaxDuration: fsm.Duration(l.cfg.MaxCallDuration)}, nil)
 	c.timers = newTimerSet[fsm.CallTimer](l.agent, &l.mu, func(t fsm.CallTimer) {
 		reason := ""
-		if t == fsm.CallTimerAckWait {
+		switch t {
+		case fsm.CallTimerAckWait:
 			reason = "no ACK to our 200 OK within 64*T1"
+		case fsm.CallTimerMaxDuration:
+			reason = fmt.Sprintf("up for max_call_duration (%v)", time.Duration(l.cfg.MaxCallDuration))
 		}
 		c.post(t.Event(), reason)
 		l.drain()
@@ -388,6 +391,16 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 	code := 200
 	if policy := l.agent.answerPolicy; policy != nil {
 		code = policy(l.cfg.Name, remote)
+	}
+	incoming := 0
+	for _, c := range l.calls {
+		if !c.info.Outgoing {
+			incoming++
+		}
+	}
+	if incoming >= *l.cfg.MaxIncomingCalls || !l.agent.roomForCall() {
+		l.agent.counters.rejectedCalls.Add(1)
+		code = 486
 	}
 	tag := randomToken(6)
 	if code >= 300 {

@@ -30,6 +30,9 @@ type Config struct {
 	// are checked against; empty uses the system's roots.
 	TLSCAFile string       `yaml:"tls_ca_file" json:"tls_ca_file"`
 	Lines     []LineConfig `yaml:"lines" json:"lines"`
+	// MaxCalls bounds the calls of all lines at once (I11); 0 is
+	// DefaultMaxCalls.
+	MaxCalls int `yaml:"max_calls,omitempty" json:"max_calls,omitempty"`
 	// Web turns on the configuration and status pages (R15); nil is off.
 	Web *WebConfig `yaml:"web,omitempty" json:"web,omitempty"`
 }
@@ -75,6 +78,12 @@ type LineConfig struct {
 	UnavailableCodes              []int    `yaml:"unavailable_codes" json:"unavailable_codes"` // responses that make a server unavailable; default 500, 503
 	BackoffBase                   Duration `yaml:"backoff_base" json:"backoff_base"`           // RFC 5626 4.5 base time; default 30s
 	BackoffMax                    Duration `yaml:"backoff_max" json:"backoff_max"`             // RFC 5626 4.5 maximum; default 30m
+	// MaxIncomingCalls is how many calls delivered to the line may be up at
+	// once; more are answered 486 Busy Here. Default 8.
+	MaxIncomingCalls *int `yaml:"max_incoming_calls,omitempty" json:"max_incoming_calls,omitempty"`
+	// MaxCallDuration is the longest a call may stay up; then the line ends
+	// it with a BYE (I11). Default 4h.
+	MaxCallDuration Duration `yaml:"max_call_duration,omitempty" json:"max_call_duration,omitempty"`
 }
 
 // ServerConfig is one server of a line.
@@ -157,6 +166,12 @@ func (c LineConfig) Defaults() LineConfig {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = Duration(30 * time.Minute)
+	}
+	if c.MaxIncomingCalls == nil {
+		c.MaxIncomingCalls = intp(8)
+	}
+	if c.MaxCallDuration == 0 {
+		c.MaxCallDuration = Duration(4 * time.Hour)
 	}
 	for i, s := range c.Servers {
 		if s.Transport == nil {
@@ -286,6 +301,12 @@ func (c Config) Validate() error {
 		if l.KeepaliveInterval < 0 {
 			bad("keepalive_interval", "%v: must be 0 (off) or positive", time.Duration(l.KeepaliveInterval))
 		}
+		if v := *l.MaxIncomingCalls; v < 0 || v > 1000 {
+			bad("max_incoming_calls", "%d is outside 0-1000", v)
+		}
+		if l.MaxCallDuration < Duration(time.Second) {
+			bad("max_call_duration", "%v is below 1s", time.Duration(l.MaxCallDuration))
+		}
 		if v := l.DeregisterBackupAfterFailback; v != 0 && v != 1 {
 			bad("deregister_backup_after_failback", "%d is not 0 or 1", v)
 		}
@@ -294,6 +315,9 @@ func (c Config) Validate() error {
 				bad("unavailable_codes", "%d is not a final failure code (300-699, not 401 or 407)", code)
 			}
 		}
+	}
+	if c.MaxCalls < 0 || c.MaxCalls > 100000 {
+		probs = append(probs, Problem{"settings", -1, "max_calls", fmt.Sprintf("%d is outside 1-100000", c.MaxCalls)})
 	}
 	if w := c.Web; w != nil {
 		bad := func(field, format string, args ...any) {

@@ -279,3 +279,109 @@ func TestGrantedExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestIncomingCallsAreBounded is item 7: every INVITE from a server was
+// answered and a confirmed call never ended (20,000 INVITE+ACK kept 20,000
+// calls). Now a line holds at most max_incoming_calls delivered calls and
+// the agent at most its bound, more are answered 486 Busy Here, and a call
+// up for max_call_duration is ended with a BYE (I11).
+func TestIncomingCallsAreBounded(t *testing.T) {
+	s := newSimLine(t, func(c *runtime.LineConfig) {
+		c.MaxIncomingCalls = new(2)
+		c.MaxCallDuration = runtime.Duration(time.Minute)
+	})
+	s.line.Register()
+	s.clock.Advance(time.Second)
+	invite := func(id string) string {
+		return `INVITE sip:1001@192.0.2.10 SIP/2.0
+Via: SIP/2.0/UDP 127.0.1.1;branch=z9hG4bK` + id + `
+Max-Forwards: 70
+From: <sip:1002@example.test>;tag=far` + id + `
+To: <sip:1001@example.test>
+Call-ID: ` + id + `
+CSeq: 1 INVITE
+Contact: <sip:1002@127.0.1.1>
+Content-Length: 0
+
+`
+	}
+	var answers, raw []string
+	for _, id := range []string{"c1", "c2", "c3"} {
+		for _, r := range s.inject(0, invite(id)) {
+			answers, raw = append(answers, status(r)), append(raw, r)
+		}
+	}
+	want := []string{"SIP/2.0 200 OK", "SIP/2.0 200 OK", "SIP/2.0 486 Busy Here"}
+	if strings.Join(answers, "|") != strings.Join(want, "|") {
+		t.Fatalf("three INVITEs answered %q, want %q", answers, want)
+	}
+	if c := s.agent.Counters(); c.RejectedCalls != 1 {
+		t.Errorf("counters %+v, want one rejected call", c)
+	}
+	// The first call is acknowledged and stays up; at max_call_duration the
+	// line hangs it up.
+	s.inject(0, `ACK sip:1001@192.0.2.10 SIP/2.0
+Via: SIP/2.0/UDP 127.0.1.1;branch=z9hG4bKack1
+Max-Forwards: 70
+From: <sip:1002@example.test>;tag=farc1
+To: <sip:1001@example.test>;tag=`+toTag(t, raw[0])+`
+Call-ID: c1
+CSeq: 1 ACK
+Content-Length: 0
+
+`)
+	s.clock.Advance(59 * time.Second)
+	if n := s.sent(0, "BYE", "c1"); n != 0 {
+		t.Fatalf("%d BYEs before max_call_duration", n)
+	}
+	s.clock.Advance(2 * time.Second)
+	if n := s.sent(0, "BYE", "c1"); n != 1 {
+		t.Errorf("%d BYEs after max_call_duration, want 1", n)
+	}
+}
+
+// toTag returns the To tag of a response.
+func toTag(t *testing.T, reply string) string {
+	t.Helper()
+	m, err := sip.ParseMessage([]byte(reply))
+	if err != nil || m.To() == nil {
+		t.Fatalf("unreadable reply %q: %v", reply, err)
+	}
+	tag, _ := m.To().Params.Get("tag")
+	return tag
+}
+
+// sent returns how many requests of method server i received, of the
+// call callID ("" for any).
+func (s *simLine) sent(i int, method, callID string) int {
+	n := 0
+	for _, r := range s.net.Requests(s.eps[i]) {
+		if r.Method == method && (callID == "" || r.CallID == callID) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAgentBoundsCalls: past the agent's bound of calls, an incoming call
+// is answered 486 whatever its line's own bound.
+func TestAgentBoundsCalls(t *testing.T) {
+	s := newSimLine(t, nil)
+	s.agent = runtime.NewAgent(s.net, runtime.WithClock(s.clock), runtime.WithMaxCalls(1))
+	l, err := s.agent.AddLine(s.line.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.line = l
+	l.Register()
+	s.clock.Advance(time.Second)
+	for i, want := range []string{"SIP/2.0 200 OK", "SIP/2.0 486 Busy Here"} {
+		id := "agent" + string(rune('a'+i))
+		r := s.inject(0, "INVITE sip:1001@192.0.2.10 SIP/2.0\nVia: SIP/2.0/UDP 127.0.1.1;branch=z9hG4bK"+id+
+			"\nMax-Forwards: 70\nFrom: <sip:1002@example.test>;tag=f"+id+"\nTo: <sip:1001@example.test>\nCall-ID: "+id+
+			"\nCSeq: 1 INVITE\nContact: <sip:1002@127.0.1.1>\nContent-Length: 0\n\n")
+		if len(r) != 1 || status(r[0]) != want {
+			t.Errorf("INVITE %d answered %q, want %s", i+1, r, want)
+		}
+	}
+}

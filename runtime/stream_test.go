@@ -47,34 +47,44 @@ func TestStreamWritesNeverBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer deaf.Close()
-	n := runtime.NewSocketNetwork(nil, nil)
-	defer n.Close()
+	network := runtime.NewSocketNetwork(nil, nil)
+	defer network.Close()
 	h := &failures{got: make(chan struct{}, 1)}
-	n.SetHandler(h)
+	network.SetHandler(h)
 	dst := runtime.Endpoint{Host: "127.0.0.1", Port: deaf.Port(), Transport: runtime.TransportTCP}
 	msg := bytes.Repeat([]byte("x"), 1024)
-	done := make(chan int)
-	go func() {
-		refused := 0
-		for range 8 * 1024 { // 8 MiB: more than any socket buffer takes
-			if n.Send(dst, msg) != nil {
-				refused++
+	stop := make(chan struct{})
+	refused := make(chan int, 1)
+	go func() { // sends on until the stream is reported, as lines would
+		n := 0
+		defer func() { refused <- n }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := network.Send(dst, msg); err != nil {
+				n++
+			}
+			if i > 8*1024 { // 8 MiB sent: more than any socket buffer takes
+				time.Sleep(time.Millisecond)
 			}
 		}
-		done <- refused
 	}()
-	select {
-	case refused := <-done:
-		if refused == 0 {
-			t.Error("8 MiB to a server that never reads were all taken; want the queue to refuse some")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Send blocked on a server that does not read")
-	}
 	select {
 	case <-h.got:
 	case <-time.After(30 * time.Second):
-		t.Fatal("a stream that cannot take its writes was never reported unreachable")
+		t.Fatal("a server that never reads was never reported unreachable (or Send blocked)")
+	}
+	close(stop)
+	select {
+	case r := <-refused:
+		if r == 0 {
+			t.Error("no Send was refused by a stream whose server never reads")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Send blocked on a server that does not read")
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -102,6 +102,7 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 		Metrics: metrics,
 	}
 	agent := runtime.NewAgent(network, runtime.WithLogger(log), runtime.WithCallWatcher(api.noteCall),
+		runtime.WithMaxCalls(cmp.Or(cfg.MaxCalls, runtime.DefaultMaxCalls)),
 		runtime.WithWatcher(func(t runtime.Transition) {
 			metrics.Observe(t)
 			pages.Changed()
