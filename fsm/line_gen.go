@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "77f64ebb83cff5380fa80578c74b1b1e75c16f22a8cb595e58a7f6d49b3243e9"
+const LineModelSHA256 = "5a0b927c38904e0a4c4d3d29a632825ad59036b5eb3530c708ec3c96d0836876"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -47,8 +47,9 @@ const (
 	// primary.
 	LineStateAllFailed
 	// LineStateFailed is "failed": A server refused the line for a reason failover cannot fix (403,
-	// 404, another final failure, or credentials rejected after a challenge); reported to the user,
-	// and the line waits for user.register (R1).
+	// 404, another final failure, or credentials rejected after a challenge); reported to the user.
+	// Not for ever: after the back-off the line tries again from the primary, so a server
+	// misconfigured for a minute does not cost the line a day (R1, R9); user.register tries at once.
 	LineStateFailed
 	// LineStateUnregistering is "unregistering": REGISTER with Expires 0 in flight to the current
 	// server within its budget; ends in idle whatever the answer.
@@ -121,6 +122,11 @@ const (
 	// LineEventRespUnavailable is "resp.unavailable": The line's REGISTER got 500, 503 or another code
 	// of the unavailable set; the runtime records a 503's Retry-After (R1).
 	LineEventRespUnavailable
+	// LineEventRespRetry is "resp.retry": The line's REGISTER got 423 Interval Too Brief with a
+	// Min-Expires the line accepts, or a 401/407 with stale=true to credentials it sent: the server
+	// asks for the same REGISTER again with a longer expiry or a fresh nonce (RFC 3261 10.2.8, RFC
+	// 7616 3.3); no new credentials are needed.
+	LineEventRespRetry
 	// LineEventRespRejected is "resp.rejected": The line's REGISTER got 403, 404 or another final
 	// failure that is not unavailability; no failover (R1).
 	LineEventRespRejected
@@ -165,7 +171,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -262,6 +268,10 @@ const (
 	// LineActionSendRegisterAuth is "send_register_auth": Resend the line's last REGISTER to the same
 	// server with digest credentials for the challenge (new CSeq).
 	LineActionSendRegisterAuth
+	// LineActionSendRegisterAgain is "send_register_again": Resend the line's last REGISTER to the
+	// same server (new CSeq) with what the server asked for: the Min-Expires of a 423, or credentials
+	// for the fresh nonce of a stale challenge.
+	LineActionSendRegisterAgain
 	// LineActionSendUnregister is "send_unregister": Send REGISTER with Expires 0 to server `server`,
 	// to remove the line's binding.
 	LineActionSendUnregister
@@ -291,7 +301,7 @@ const (
 	LineActionDeregisterBackup
 )
 
-var lineActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "abandon_probe", "adopt_probe", "deregister_backup"}
+var lineActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "abandon_probe", "adopt_probe", "deregister_backup"}
 
 // String returns the name used in the model.
 func (x LineAction) String() string {
@@ -406,6 +416,10 @@ type LineVars struct {
 	// Challenges is challenges: Digest challenges answered for the line's current REGISTER (R1). In
 	// [0, 1], initially 0.
 	Challenges int
+	// Retries is retries: Times the line's current REGISTER was sent again because the server asked
+	// for it: 423 with Min-Expires, or a stale nonce (RFC 3261 10.2.8, RFC 7616 3.3). In [0, 2],
+	// initially 0.
+	Retries int
 	// ProbeChallenges is probe_challenges: Digest challenges answered for the current failback probe
 	// (R1). In [0, 1], initially 0.
 	ProbeChallenges int
@@ -431,6 +445,10 @@ type LineActions interface {
 	// SendRegisterAuth is send_register_auth: Resend the line's last REGISTER to the same server with
 	// digest credentials for the challenge (new CSeq).
 	SendRegisterAuth()
+	// SendRegisterAgain is send_register_again: Resend the line's last REGISTER to the same server
+	// (new CSeq) with what the server asked for: the Min-Expires of a 423, or credentials for the
+	// fresh nonce of a stale challenge.
+	SendRegisterAgain()
 	// SendUnregister is send_unregister: Send REGISTER with Expires 0 to server `server`, to remove
 	// the line's binding.
 	SendUnregister()
@@ -467,6 +485,8 @@ func (a LineAction) Perform(impl LineActions) {
 		impl.SendRegister()
 	case LineActionSendRegisterAuth:
 		impl.SendRegisterAuth()
+	case LineActionSendRegisterAgain:
+		impl.SendRegisterAgain()
 	case LineActionSendUnregister:
 		impl.SendUnregister()
 	case LineActionAbandonRegister:
@@ -557,15 +577,19 @@ var LineTransitions = [...]LineTransition{
 	{ID: "registered_backup", From: []LineState{LineStateRetrying}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"set failures = 0", "arm refresh", "arm keepalive"}, Implements: []string{"R5", "I2"}, Doc: "A lower-priority server accepted the registration; failover is complete (R5)."},
 	{ID: "challenged/1", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A 401/407 is answered once with digest credentials, sent to the same server with a new budget; a second challenge means the credentials were rejected: authentication failed, no failover (R1)."},
 	{ID: "challenged/2", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 401/407 is answered once with digest credentials, sent to the same server with a new budget; a second challenge means the credentials were rejected: authentication failed, no failover (R1)."},
+	{ID: "asked_again/1", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set retries = retries + 1", "cancel budget", "arm budget", "send_register_again"}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
+	{ID: "asked_again/2", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
 	{ID: "rejected", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 403, 404 or other final failure is reported to the user and does not fail over (R1)."},
 	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9)."},
 	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9)."},
-	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
+	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
 	{ID: "refreshed", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"cancel budget", "arm refresh"}, Implements: []string{"I8"}, Doc: "The refresh succeeded; the next one is timed from the expiry just granted (I8)."},
 	{ID: "refresh_challenged/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
 	{ID: "refresh_challenged/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
+	{ID: "refresh_asked_again/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRetry}, Guard: "retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set retries = retries + 1", "cancel budget", "arm budget", "send_register_again"}, Implements: []string{"R1", "I8", "I11"}, Doc: "A refresh the server asked for again (423, stale nonce) is sent again at most twice (R1, I8)."},
+	{ID: "refresh_asked_again/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRetry}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1", "I8", "I11"}, Doc: "A refresh the server asked for again (423, stale nonce) is sent again at most twice (R1, I8)."},
 	{ID: "refresh_rejected", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "The server refused the refresh with a final failure; reported, no failover (R1)."},
-	{ID: "flow_lost", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTransportClosed}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "send_register", "arm budget"}, Implements: []string{"R1", "R5"}, Doc: "The server closed the registration's connection (RFC 5626 4.4.1): register again at once over a new one, under the retry budget. A server that died refuses the new connection and is unavailable within a round trip; one that only closed an idle connection keeps the line."},
+	{ID: "flow_lost", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTransportClosed}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"R1", "R5"}, Doc: "The server closed the registration's connection (RFC 5626 4.4.1): register again at once over a new one, under the retry budget. A server that died refuses the new connection and is unavailable within a round trip; one that only closed an idle connection keeps the line."},
 	{ID: "keepalive", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerKeepalive}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_keepalive", "arm keepalive"}, Implements: []string{"R5"}, Doc: "Send the OPTIONS keep-alive to the current server (R5)."},
 	{ID: "primary_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "is_last", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
 	{ID: "primary_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = 1"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
@@ -580,6 +604,7 @@ var LineTransitions = [...]LineTransition{
 	{ID: "probe_challenged/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "probe_challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_challenges = probe_challenges + 1", "cancel probe", "arm probe", "send_probe_auth"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_challenged/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_failed", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeFailed, LineEventTimerProbe}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R11", "I7"}, Doc: "The primary is still unavailable (no answer by 64*T1, or a failure): stay on the backup and start the failback timer again (R11)."},
+	{ID: "retry_after_failure", From: []LineState{LineStateFailed}, On: []LineEvent{LineEventTimerBackoff}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R9"}, Doc: "After the back-off, try again from the primary: a final failure is reported, not kept for ever (R1, R9). Each failure in a row doubles the wait."},
 	{ID: "retry_round", From: []LineState{LineStateAllFailed}, On: []LineEvent{LineEventTimerBackoff}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{}, Implements: []string{"R9", "I6"}, Doc: "After the jittered back-off, start a new round from the primary (R9)."},
 }
 
@@ -633,6 +658,10 @@ var lineEvents = looplab.Events{
 	{Name: "challenged/1", Src: []string{"retrying"}, Dst: "retrying"},
 	{Name: "challenged/1", Src: []string{"unregistering"}, Dst: "unregistering"},
 	{Name: "challenged/2", Src: []string{"registering", "retrying", "unregistering"}, Dst: "failed"},
+	{Name: "asked_again/1", Src: []string{"registering"}, Dst: "registering"},
+	{Name: "asked_again/1", Src: []string{"retrying"}, Dst: "retrying"},
+	{Name: "asked_again/1", Src: []string{"unregistering"}, Dst: "unregistering"},
+	{Name: "asked_again/2", Src: []string{"registering", "retrying", "unregistering"}, Dst: "failed"},
 	{Name: "rejected", Src: []string{"registering", "retrying"}, Dst: "failed"},
 	{Name: "unavailable/1", Src: []string{"registering", "retrying"}, Dst: "all_failed"},
 	{Name: "unavailable/2", Src: []string{"registering", "retrying"}, Dst: "retrying"},
@@ -646,6 +675,10 @@ var lineEvents = looplab.Events{
 	{Name: "refresh_challenged/1", Src: []string{"backup_registered"}, Dst: "backup_registered"},
 	{Name: "refresh_challenged/1", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "refresh_challenged/2", Src: []string{"primary_registered", "backup_registered", "probing"}, Dst: "failed"},
+	{Name: "refresh_asked_again/1", Src: []string{"primary_registered"}, Dst: "primary_registered"},
+	{Name: "refresh_asked_again/1", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "refresh_asked_again/1", Src: []string{"probing"}, Dst: "probing"},
+	{Name: "refresh_asked_again/2", Src: []string{"primary_registered", "backup_registered", "probing"}, Dst: "failed"},
 	{Name: "refresh_rejected", Src: []string{"primary_registered", "backup_registered", "probing"}, Dst: "failed"},
 	{Name: "flow_lost", Src: []string{"primary_registered"}, Dst: "primary_registered"},
 	{Name: "flow_lost", Src: []string{"backup_registered"}, Dst: "backup_registered"},
@@ -666,6 +699,7 @@ var lineEvents = looplab.Events{
 	{Name: "probe_challenged/1", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "probe_challenged/2", Src: []string{"probing"}, Dst: "backup_registered"},
 	{Name: "probe_failed", Src: []string{"probing"}, Dst: "backup_registered"},
+	{Name: "retry_after_failure", Src: []string{"failed"}, Dst: "registering"},
 	{Name: "retry_round", Src: []string{"all_failed"}, Dst: "registering"},
 }
 
@@ -750,6 +784,7 @@ func (m *LineMachine) exitIdle(v *LineVars, fired LineTimer, transition string) 
 func (m *LineMachine) enterRegistering(v *LineVars, transition string) error {
 	v.Server = 0
 	v.Challenges = 0
+	v.Retries = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
@@ -767,6 +802,7 @@ func (m *LineMachine) exitRegistering(v *LineVars, fired LineTimer, transition s
 
 func (m *LineMachine) enterRetrying(v *LineVars, transition string) error {
 	v.Challenges = 0
+	v.Retries = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
@@ -850,17 +886,22 @@ func (m *LineMachine) exitAllFailed(v *LineVars, fired LineTimer, transition str
 }
 
 func (m *LineMachine) enterFailed(v *LineVars, transition string) error {
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBackoff, After: min(m.params.BackoffMax, shl(m.params.BackoffBase, v.Failures)), Jitter: 50})
 	_, _ = v, transition
 	return nil
 }
 
 func (m *LineMachine) exitFailed(v *LineVars, fired LineTimer, transition string) error {
+	if fired != LineTimerBackoff {
+		m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBackoff})
+	}
 	_, _ = v, transition
 	return nil
 }
 
 func (m *LineMachine) enterUnregistering(v *LineVars, transition string) error {
 	v.Challenges = 0
+	v.Retries = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendUnregister})
 	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
@@ -917,7 +958,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -971,6 +1012,32 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 						return err
 					}
 					return m.enterFailed(v, "challenged/2")
+				}()
+			}
+		case LineEventRespRetry:
+			// Transition asked_again: The server asked for the REGISTER again, with Min-Expires (423) or a
+			// fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line
+			// gives up on it as rejected (R1).
+			if v.Retries < 2 {
+				step.Transition, step.To = "asked_again/1", LineStateRegistering
+				err = func() error {
+					if x := (v.Retries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "asked_again/1", Var: "retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.Retries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegisterAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "asked_again/2", LineStateFailed
+				err = func() error {
+					if err := m.exitRegistering(v, fired, "asked_again/2"); err != nil {
+						return err
+					}
+					return m.enterFailed(v, "asked_again/2")
 				}()
 			}
 		case LineEventRespRejected:
@@ -1088,6 +1155,32 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "challenged/2")
 				}()
 			}
+		case LineEventRespRetry:
+			// Transition asked_again: The server asked for the REGISTER again, with Min-Expires (423) or a
+			// fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line
+			// gives up on it as rejected (R1).
+			if v.Retries < 2 {
+				step.Transition, step.To = "asked_again/1", LineStateRetrying
+				err = func() error {
+					if x := (v.Retries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "asked_again/1", Var: "retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.Retries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegisterAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "asked_again/2", LineStateFailed
+				err = func() error {
+					if err := m.exitRetrying(v, fired, "asked_again/2"); err != nil {
+						return err
+					}
+					return m.enterFailed(v, "asked_again/2")
+				}()
+			}
 		case LineEventRespRejected:
 			// Transition rejected: A 403, 404 or other final failure is reported to the user and does not fail
 			// over (R1).
@@ -1167,6 +1260,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "refresh", LineStatePrimaryRegistered
 				err = func() error {
 					v.Challenges = 0
+					v.Retries = 0
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 					return nil
@@ -1213,6 +1307,36 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "refresh_challenged/2")
 				}()
 			}
+		case LineEventRespRetry:
+			// Transition refresh_asked_again: A refresh the server asked for again (423, stale nonce) is sent
+			// again at most twice (R1, I8).
+			if v.Retries < 2 {
+				step.Transition, step.To = "refresh_asked_again/1", LineStatePrimaryRegistered
+				err = func() error {
+					if x := (v.Retries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "refresh_asked_again/1", Var: "retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.Retries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegisterAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "refresh_asked_again/2", LineStateFailed
+				err = func() error {
+					if err := m.exitPrimaryRegistered(v, fired, "refresh_asked_again/2"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					return m.enterFailed(v, "refresh_asked_again/2")
+				}()
+			}
 		case LineEventRespRejected:
 			// Transition refresh_rejected: The server refused the refresh with a final failure; reported, no
 			// failover (R1).
@@ -1239,6 +1363,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "flow_lost", LineStatePrimaryRegistered
 				err = func() error {
 					v.Challenges = 0
+					v.Retries = 0
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 					return nil
@@ -1326,6 +1451,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "refresh", LineStateBackupRegistered
 				err = func() error {
 					v.Challenges = 0
+					v.Retries = 0
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 					return nil
@@ -1372,6 +1498,36 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "refresh_challenged/2")
 				}()
 			}
+		case LineEventRespRetry:
+			// Transition refresh_asked_again: A refresh the server asked for again (423, stale nonce) is sent
+			// again at most twice (R1, I8).
+			if v.Retries < 2 {
+				step.Transition, step.To = "refresh_asked_again/1", LineStateBackupRegistered
+				err = func() error {
+					if x := (v.Retries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "refresh_asked_again/1", Var: "retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.Retries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegisterAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "refresh_asked_again/2", LineStateFailed
+				err = func() error {
+					if err := m.exitBackupRegistered(v, fired, "refresh_asked_again/2"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					return m.enterFailed(v, "refresh_asked_again/2")
+				}()
+			}
 		case LineEventRespRejected:
 			// Transition refresh_rejected: The server refused the refresh with a final failure; reported, no
 			// failover (R1).
@@ -1398,6 +1554,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "flow_lost", LineStateBackupRegistered
 				err = func() error {
 					v.Challenges = 0
+					v.Retries = 0
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 					return nil
@@ -1492,6 +1649,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "refresh", LineStateProbing
 				err = func() error {
 					v.Challenges = 0
+					v.Retries = 0
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 					return nil
@@ -1538,6 +1696,36 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "refresh_challenged/2")
 				}()
 			}
+		case LineEventRespRetry:
+			// Transition refresh_asked_again: A refresh the server asked for again (423, stale nonce) is sent
+			// again at most twice (R1, I8).
+			if v.Retries < 2 {
+				step.Transition, step.To = "refresh_asked_again/1", LineStateProbing
+				err = func() error {
+					if x := (v.Retries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "refresh_asked_again/1", Var: "retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.Retries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegisterAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "refresh_asked_again/2", LineStateFailed
+				err = func() error {
+					if err := m.exitProbing(v, fired, "refresh_asked_again/2"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					return m.enterFailed(v, "refresh_asked_again/2")
+				}()
+			}
 		case LineEventRespRejected:
 			// Transition refresh_rejected: The server refused the refresh with a final failure; reported, no
 			// failover (R1).
@@ -1564,6 +1752,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "flow_lost", LineStateProbing
 				err = func() error {
 					v.Challenges = 0
+					v.Retries = 0
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 					return nil
@@ -1722,7 +1911,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_round")
 				}()
 			}
-		case LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1751,7 +1940,24 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterIdle(v, "unregister_idle")
 				}()
 			}
-		case LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTimerBackoff:
+			// Transition retry_after_failure: After the back-off, try again from the primary: a final failure
+			// is reported, not kept for ever (R1, R9). Each failure in a row doubles the wait.
+			{
+				step.Transition, step.To = "retry_after_failure", LineStateRegistering
+				err = func() error {
+					if err := m.exitFailed(v, fired, "retry_after_failure"); err != nil {
+						return err
+					}
+					if x := min((v.Failures + 1), 16); x < 0 || x > 16 {
+						return &VarRangeError{Machine: "line", Transition: "retry_after_failure", Var: "failures", Value: int64(x), Min: 0, Max: 16}
+					} else {
+						v.Failures = x
+					}
+					return m.enterRegistering(v, "retry_after_failure")
+				}()
+			}
+		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1795,6 +2001,32 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "challenged/2")
 				}()
 			}
+		case LineEventRespRetry:
+			// Transition asked_again: The server asked for the REGISTER again, with Min-Expires (423) or a
+			// fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line
+			// gives up on it as rejected (R1).
+			if v.Retries < 2 {
+				step.Transition, step.To = "asked_again/1", LineStateUnregistering
+				err = func() error {
+					if x := (v.Retries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "asked_again/1", Var: "retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.Retries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegisterAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "asked_again/2", LineStateFailed
+				err = func() error {
+					if err := m.exitUnregistering(v, fired, "asked_again/2"); err != nil {
+						return err
+					}
+					return m.enterFailed(v, "asked_again/2")
+				}()
+			}
 		case LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff:
 			// Transition unregistered: The de-registration ended, answered or not; the line is idle.
 			{
@@ -1836,7 +2068,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 var LineInvariants = [...]Invariant{
 	{ID: "I1", Doc: "With failback on and the primary up throughout, a line on a lower-priority server is back on the primary within Failback Interval + 64*T1 + one round trip (T1 stands for the round trip, as in RFC 3261).", Kind: "leads_to", Statement: "backup_registered | probing ~> primary_registered within failback_interval + 64 * t1 + t1 when failback_enabled, assuming the primary answers every REGISTER with 2xx within one round trip, and the backup stays up", Test: "TestRuntimeInvariants", Implements: []string{"R10"}},
 	{ID: "I3", Doc: "The line only ever names a server of its list, and a round always begins at the primary.", Kind: "always", Statement: "server < server_count && (!in(registering) || server == 0)", Test: "", Implements: []string{}},
-	{ID: "I6", Doc: "A registration round ends (registered, all-failed or failed) within the total of every server's budget, each counted twice because a digest challenge restarts it once.", Kind: "leads_to", Statement: "registering | retrying ~> primary_registered | backup_registered | all_failed | failed | idle | unregistering within 2 * server_count * (64 * t1)", Test: "TestLineModel", Implements: []string{"R9"}},
+	{ID: "I6", Doc: "A registration round ends (registered, all-failed or failed) within the total of every server's budget, each counted four times because a digest challenge restarts it once and a 423 or a stale nonce twice more.", Kind: "leads_to", Statement: "registering | retrying ~> primary_registered | backup_registered | all_failed | failed | idle | unregistering within 4 * server_count * (64 * t1)", Test: "TestLineModel", Implements: []string{"R9"}},
 	{ID: "I7", Doc: "At most one failback probe is in flight, and none while failback is off.", Kind: "always", Statement: "failback_enabled || !in(probing)", Test: "", Implements: []string{"R11", "R13"}},
 	{ID: "L1", Doc: "The state and the server index agree; primary_registered is on server 0, the backup states on a lower-priority server.", Kind: "always", Statement: "(!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)", Test: "", Implements: []string{"R10"}},
 }
@@ -1886,7 +2118,7 @@ var LineLeadsToInvariants = [...]LineLeadsTo{
 		Within: func(m *LineMachine) Duration {
 			v := &m.vars
 			_ = v
-			return (Duration((2 * m.params.ServerCount)) * (Duration(64) * m.params.T1))
+			return (Duration((4 * m.params.ServerCount)) * (Duration(64) * m.params.T1))
 		},
 		When:    func(m *LineMachine) bool { v := &m.vars; _ = v; return true },
 		Assumes: ""},

@@ -20,7 +20,9 @@ type Settings struct {
 	T1, T2           time.Duration
 	FailbackEnabled  bool
 	FailbackInterval time.Duration
+	BackoffBase      time.Duration
 	BackoffMax       time.Duration
+	Keepalive        time.Duration // 0: off
 	RTT              time.Duration // the largest round trip, delays included
 }
 
@@ -47,11 +49,12 @@ func (s Settings) Budget(i int) time.Duration {
 }
 
 // RoundBound is how long a round through every server may take: each budget
-// twice (a digest challenge restarts it once) and a few round trips (I6).
+// four times (a digest challenge restarts it once, a 423 or a stale nonce
+// twice more) and a few round trips (I6).
 func (s Settings) RoundBound() time.Duration {
 	var total time.Duration
 	for i := range s.Servers {
-		total += 2 * (s.Budget(i) + 2*s.RTT)
+		total += 4 * (s.Budget(i) + 2*s.RTT)
 	}
 	return total
 }
@@ -116,6 +119,8 @@ func Check(tr *Trace) []Violation {
 	c.i7()
 	c.i5()
 	c.i10()
+	c.i11()
+	c.i12()
 	c.walk()
 	return c.out
 }
@@ -242,6 +247,81 @@ func (c *checker) i4() {
 			case s < tr.Servers-1 && !tr.CountMode && last-first > tr.Budget(s):
 				c.report("I4", last, "%s to server %d retransmitted for %v, past its %v budget", rs[0].Method, s, last-first, tr.Budget(s))
 			}
+		}
+	}
+}
+
+// RateBound is I11's bound: the most transactions a line may start on one
+// server in any minute in which the user made u requests, written here from
+// SPEC.md. 15 is a refresh every 4 s, the shortest a granted expiry allows
+// (5 s, refreshed at 80 %); 4 the tries of one request (a challenge, then a
+// 423 or a stale nonce twice).
+func (s Settings) RateBound(u int) int {
+	per := func(d time.Duration) int {
+		if d <= 0 {
+			return 0
+		}
+		return int((time.Minute + d - 1) / d)
+	}
+	n := 15 + per(s.BackoffBase/2) + per(s.Keepalive) + 1 + 2*u
+	if s.FailbackEnabled {
+		n += per(s.FailbackInterval)
+	}
+	return 4 * n
+}
+
+// i11: no server gets more transactions from the line in a minute than
+// RateBound allows.
+func (c *checker) i11() {
+	tr := c.tr
+	var users []time.Duration
+	users = append(users, tr.Users...)
+	for _, r := range tr.Requests {
+		users = append(users, r.At)
+	}
+	for s := range tr.Servers {
+		var starts []time.Duration // of each transaction, by its first transmission
+		seen := map[string]bool{}
+		for _, r := range tr.Sends[s] {
+			if !seen[r.Branch] {
+				seen[r.Branch] = true
+				starts = append(starts, r.At)
+			}
+		}
+		slices.Sort(starts)
+		lo := 0
+		for hi, at := range starts {
+			for starts[lo] <= at-time.Minute {
+				lo++
+			}
+			u := 0
+			for _, x := range users {
+				if x > at-time.Minute && x <= at {
+					u++
+				}
+			}
+			if n := hi - lo + 1; n > tr.RateBound(u) {
+				c.report("I11", at, "%d transactions on server %d in the minute up to %v; the bound is %d", n, s, at, tr.RateBound(u))
+				return
+			}
+		}
+	}
+}
+
+// unavailability are the line events that say its server is unavailable
+// (R1): the only reasons, besides failback and the user, to leave it.
+var unavailability = []string{"resp.unavailable", "transport.icmp", "transport.tcp", "timer.budget", "server.held_off",
+	"keepalive.failed", "request.unavailable"}
+
+// i12: a registered line moves to another server only when its server was
+// unavailable, for failback, or because the user asked.
+func (c *checker) i12() {
+	prevServer := 0
+	for _, x := range c.tr.Transitions {
+		moved := x.Server != prevServer && slices.Contains(registered, x.From)
+		prevServer = x.Server
+		if moved && !slices.Contains(unavailability, x.Event) && x.Event != "probe.2xx" && !strings.HasPrefix(x.Event, "user.") {
+			c.report("I12", x.At, "left server for server %d on %s (%s), which is no unavailability", x.Server, x.Event, x.ID)
 		}
 	}
 }
@@ -528,9 +608,11 @@ func (c *checker) walk() {
 }
 
 // i8at: while the line is registered on a server that has stayed up since,
-// the server holds a live binding for it: refreshes come before expiry.
+// the server holds a live binding for it: refreshes come before expiry. A
+// server that came up while the registration's 2xx was on its way (within a
+// round trip of it) answered as it was before, and is not judged.
 func (c *checker) i8at(at time.Duration, s snapshot, regFrom time.Duration) {
-	if regFrom < 0 || !s.up[s.server] || s.upSince[s.server] > regFrom {
+	if regFrom < 0 || !s.up[s.server] || s.upSince[s.server] >= regFrom-c.tr.RTT {
 		return
 	}
 	for _, until := range s.bindings[s.server] {

@@ -1,6 +1,7 @@
 package proptest
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Sends[0] = tr.Sends[0][:1]
 			tr.Bindings[0] = nil
 			tr.Env[0].Up = false
+			tr.Now = 200 * s // the bound is 4 * (3.5s + 32s) + round trips: 142.16s
 		}},
 		{"I6", "all-failed, never trying again", func(tr *Trace) {
 			tr.Transitions[1] = Transition{At: 3 * s, From: "registering", To: "retrying", Event: "timer.budget", ID: "unavailable/2", Server: 1}
@@ -134,6 +136,19 @@ func TestEachCheckCanFail(t *testing.T) {
 				Transition{At: 42 * s, From: "retrying", To: "all_failed", Event: "timer.budget", ID: "unavailable/1", Server: 1})
 			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 6500 * time.Millisecond, Method: "REGISTER", Branch: "b9", Expires: 3600})
 			tr.Sends[1] = []runtimetest.SimRequest{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
+			tr.Now = 200 * s // the bound is 142.16s from 10s
+		}},
+		{"I11", "one transaction more in a minute than the bound", func(tr *Trace) {
+			registerBurst(tr, 85)
+		}},
+		{"I12", "a registered line that leaves its server on a rejection", func(tr *Trace) {
+			tr.Env = append(tr.Env, EnvChange{At: 50 * s, Server: 0, Up: false})
+			tr.Transitions = append(tr.Transitions,
+				Transition{At: 50 * s, From: "primary_registered", To: "retrying", Event: "resp.rejected", ID: "primary_lost/2", Server: 1},
+				Transition{At: 50*s + 20*time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1})
+			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 49990 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b19", Expires: 3600, Delivered: true, Answer: 403})
+			tr.Sends[1] = []runtimetest.SimRequest{{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 200}}
+			tr.Bindings[1] = []runtimetest.SimBinding{{At: 50 * s, CallID: "reg", Until: 3650 * s}}
 		}},
 	}
 	for _, tt := range tests {
@@ -163,4 +178,38 @@ func onBackupTrace(tr *Trace) {
 	}
 	tr.Bindings = [][]runtimetest.SimBinding{nil, {{At: 20 * time.Millisecond, CallID: "reg", Until: 3600 * s}}}
 	tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: true}}
+}
+
+// registerBurst adds n REGISTER transactions to the primary, half a second
+// apart from 40.5s, each answered 200: a line refreshing far too often.
+// With a Failback Interval of 60 s and a back-off base of 30 s, SPEC.md's
+// I11 allows 4 * (15 + 1 + 4 + 0 + 1) = 84 in a minute without user
+// requests.
+func registerBurst(tr *Trace, n int) {
+	tr.BackoffBase = 30 * s
+	for k := range n {
+		at := 40*s + time.Duration(k+1)*500*time.Millisecond
+		tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: at, Method: "REGISTER", CallID: "reg",
+			Branch: fmt.Sprintf("burst%d", k), Expires: 3600, Delivered: true, Answer: 200})
+	}
+}
+
+// TestBoundsAreTight: a trace exactly at a bound passes, so that a checker
+// whose bound is loosened or tightened fails one of this and
+// TestEachCheckCanFail.
+func TestBoundsAreTight(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		edit func(*Trace)
+	}{
+		{"I11: 84 transactions in a minute", func(tr *Trace) { registerBurst(tr, 84) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := base()
+			tt.edit(tr)
+			if v := Check(tr); len(v) > 0 {
+				t.Fatalf("a trace at the bound is reported: %v", v)
+			}
+		})
+	}
 }

@@ -201,6 +201,16 @@ func TestLineModel(t *testing.T) {
 					step(ev)
 				}
 			},
+			// A server that asks for the REGISTER again (423, a stale nonce)
+			// may do so again and again.
+			"server asks again": func(t *rapid.T) {
+				for range rapid.IntRange(1, 3).Draw(t, "times") {
+					if !slices.Contains(lineHandled(m.State()), fsm.LineEventRespRetry) {
+						break
+					}
+					step(fsm.LineEventRespRetry)
+				}
+			},
 			"handled event": func(t *rapid.T) {
 				var handled []fsm.LineEvent
 				for _, on := range lineHandled(m.State()) {

@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func newWorld(t *rapid.T, cov coverage) *world {
 		BackoffBase:                   runtime.Duration(base), BackoffMax: runtime.Duration(maxBackoff)}
 	w.trace = Trace{Settings: Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
-		BackoffMax: maxBackoff, RTT: rtt}}
+		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt}}
 	for i := range n {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
@@ -117,12 +118,23 @@ func (w *world) setServer(i int, words []string, f func(*runtimetest.SimServer))
 		f(s)
 		rtt := w.net.RTT + s.Delay
 		w.trace.RTT = max(w.trace.RTT, rtt)
-		up = s.Mode == runtimetest.SimUp && s.Drop == 0 && 2*rtt <= w.trace.Budget(i)
+		up = s.Mode == runtimetest.SimUp && s.Drop == 0 && 2*rtt <= w.trace.Budget(i) && sane(s)
 	})
 	if up != w.up[i] {
 		w.up[i] = up
 		w.trace.Env = append(w.trace.Env, EnvChange{At: w.now(), Server: i, Up: up})
 	}
+}
+
+// sane says whether a server's misbehaviour still lets a line keep a
+// registration there: a grant the line refreshes in time, a Min-Expires it
+// accepts, a nonce that goes stale (answered again). A grant of 0, of less
+// than the line's floor (5 s) or of garbage (what does such a server
+// keep?), a Min-Expires above its cap or answers without mandatory headers
+// do not.
+func sane(s *runtimetest.SimServer) bool {
+	grantOK := func(v string) bool { return v != "0" && v != "1" && v != "-1" }
+	return grantOK(s.GrantHeader) && grantOK(s.GrantContact) && s.MinExpires <= 86400 && s.Mangle == ""
 }
 
 // request records a user request for I6: it must settle within the
@@ -193,7 +205,32 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 	return map[string]func(*rapid.T){
 		"server up": func(t *rapid.T) {
 			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
-			w.setServer(i, []string{"up", "drop 0%", "delay 0s"}, func(s *runtimetest.SimServer) { s.Mode, s.Drop, s.Delay = runtimetest.SimUp, 0, 0 })
+			sane, _ := runtimetest.ParseSimRogue([]string{"sane"})
+			w.setServer(i, []string{"up", "drop 0%", "delay 0s", "sane"}, func(s *runtimetest.SimServer) {
+				s.Mode, s.Drop, s.Delay = runtimetest.SimUp, 0, 0
+				sane(s)
+			})
+		},
+		"server turns rogue": func(t *rapid.T) {
+			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
+			var words []string
+			switch rapid.SampledFrom([]string{"grant", "min-expires", "nonce-life", "mangle"}).Draw(t, "rogue") {
+			case "grant":
+				where := rapid.SampledFrom([]string{"header", "contact"}).Draw(t, "grant_in")
+				v := rapid.SampledFrom([]string{"0", "1", "-1", "5", "30", "4294967296"}).Draw(t, "grant")
+				words = []string{"grant", where, v}
+			case "min-expires":
+				words = []string{"min-expires", strconv.Itoa(rapid.SampledFrom([]int{60, 1800, 7200, 86400, 86401}).Draw(t, "min_expires"))}
+			case "nonce-life":
+				words = []string{"nonce-life", strconv.Itoa(rapid.IntRange(1, 3).Draw(t, "nonce_life"))}
+			case "mangle":
+				words = []string{"mangle", rapid.SampledFrom([]string{"CSeq", "Call-ID", "From", "To"}).Draw(t, "mangle")}
+			}
+			f, err := runtimetest.ParseSimRogue(words)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.setServer(i, []string{strings.Join(words, " ")}, f)
 		},
 		"server fails": func(t *rapid.T) {
 			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,24 +31,25 @@ const (
 // retransmits on RFC 3261 Timer E (UDP only) up to max transmissions, and
 // the model's timers give the verdict.
 type txn struct {
-	kind     txnKind
-	dst      Endpoint
-	server   int
-	branch   string
-	id       txnID
-	contact  sip.Uri // the Contact the request carried
-	expires  int     // a REGISTER's Expires, -1 for none
-	msg      []byte
-	sent     int
-	max      int // 0: no cap
-	interval time.Duration
-	retrans  Timer
-	deadline Timer // keep-alive and de-register only: their own budget
-	slot     **txn // where the owner keeps it; emptied when it finishes
-	live     bool
-	refused  func(reason string)
-	owner    *Request // nil for the line's own requests
-	invite   bool     // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
+	kind       txnKind
+	dst        Endpoint
+	server     int
+	branch     string
+	id         txnID
+	contact    sip.Uri // the Contact the request carried
+	expires    int     // a REGISTER's Expires, -1 for none
+	authorized bool    // it carried digest credentials
+	msg        []byte
+	sent       int
+	max        int // 0: no cap
+	interval   time.Duration
+	retrans    Timer
+	deadline   Timer // keep-alive and de-register only: their own budget
+	slot       **txn // where the owner keeps it; emptied when it finishes
+	live       bool
+	refused    func(reason string)
+	owner      *Request // nil for the line's own requests
+	invite     bool     // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
 }
 
 // txnID is what a response must repeat to answer a transaction's request,
@@ -92,9 +94,11 @@ type Line struct {
 	dereg           *txn
 	mainChallenge   *sip.Response // the last 401/407 to the line's REGISTER
 	probeChallenge  *sip.Response
-	retryUntil      map[int]time.Time // server -> end of its 503 Retry-After (R1, I3)
-	regServer       int               // the server the line's registration is on
-	prevServer      int               // the server left at failback, for R12
+	creds           map[int]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
+	minExpires      map[int]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
+	retryUntil      map[int]time.Time    // server -> end of its 503 Retry-After (R1, I3)
+	regServer       int                  // the server the line's registration is on
+	prevServer      int                  // the server left at failback, for R12
 	status          Status
 }
 
@@ -123,7 +127,7 @@ type Status struct {
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
-	l := &Line{agent: a, cfg: cfg, retryUntil: map[int]time.Time{}}
+	l := &Line{agent: a, cfg: cfg, retryUntil: map[int]time.Time{}, creds: map[int]*credentials{}, minExpires: map[int]int{}}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		name := s.TLSServerName
@@ -345,7 +349,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 	l.finish(*slot)
 	msg, branch := s.build(d)
 	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx,
-		id: txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method}, contact: s.contact(), expires: s.expires,
+		id: txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method}, contact: s.contact(), expires: s.expires, authorized: s.auth != "",
 		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
@@ -458,9 +462,18 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		case code < 300:
 			l.regServer = t.server
 			l.post(fsm.LineEventResp2xx, reason)
+		case challenged && t.authorized && stale(res):
+			l.mainChallenge = res
+			l.post(fsm.LineEventRespRetry, reason+": stale nonce")
 		case challenged:
 			l.mainChallenge = res
 			l.post(fsm.LineEventRespChallenge, reason)
+		case code == sip.StatusIntervalToBrief:
+			if why := l.noteMinExpires(t, res); why != "" {
+				l.post(fsm.LineEventRespRejected, reason+": "+why)
+			} else {
+				l.post(fsm.LineEventRespRetry, reason)
+			}
 		case unavailable:
 			l.post(fsm.LineEventRespUnavailable, reason)
 		default:
@@ -475,6 +488,9 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		case challenged:
 			l.probeChallenge = res
 			l.post(fsm.LineEventProbeChallenge, reason)
+		case code == sip.StatusIntervalToBrief: // the next probe asks for Min-Expires
+			why := l.noteMinExpires(t, res)
+			l.post(fsm.LineEventProbeFailed, strings.TrimSuffix(reason+": "+why, ": "))
 		default:
 			l.post(fsm.LineEventProbeFailed, reason)
 		}
@@ -581,7 +597,7 @@ func (l *Line) SendRegister() {
 		l.post(fsm.LineEventServerHeldOff, held)
 		return
 	}
-	l.sendRegister(server, *l.cfg.Servers[server].TTL, nil)
+	l.sendRegister(server, l.ttl(server), nil)
 }
 
 // heldOff says why server may not be tried now, "" when it may: a 503's
@@ -599,26 +615,46 @@ func (l *Line) heldOff(server int) string {
 	return fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly))
 }
 
-// sendRegister sends the line's REGISTER, answering challenge if given.
+// sendRegister sends the line's REGISTER, answering challenge if given,
+// else with the server's reused credentials if it has challenged before. A
+// challenge that cannot be answered is a rejection with its reason.
 func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
 	s := l.spec(sip.REGISTER, server, expires)
-	l.withAuth(&s, challenge)
 	l.mainChallenge = nil
+	if err := l.authorize(&s, server, challenge); err != nil {
+		l.finish(l.main)
+		l.post(fsm.LineEventRespRejected, err.Error())
+		return
+	}
 	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.postLine(l.refusedEvent(server)))
 }
 
-// withAuth adds credentials for challenge (401/407) to s (R1, RFC 8760).
-func (l *Line) withAuth(s *requestSpec, challenge *sip.Response) {
-	if challenge == nil {
-		return
+// ttl is the expiry the line asks of server: its TTL, or the Min-Expires
+// of its 423 when that is longer.
+func (l *Line) ttl(server int) int { return max(*l.cfg.Servers[server].TTL, l.minExpires[server]) }
+
+// maxMinExpires is the longest Min-Expires a 423 may ask for (a day).
+const maxMinExpires = 86400
+
+// noteMinExpires records the Min-Expires of a 423 to the REGISTER of t, so
+// that the next REGISTER to its server asks for it (RFC 3261 10.2.8); it
+// returns why it cannot, "" when it can.
+func (l *Line) noteMinExpires(t *txn, res *sip.Response) string {
+	h := res.GetHeader("Min-Expires")
+	if h == nil {
+		return "423 without Min-Expires"
 	}
-	ruri := s.requestURI()
-	name, val, err := answer(challenge, s.method, ruri.String(), l.cfg.AuthUser, l.cfg.Password)
-	if err != nil {
-		l.agent.log.Warn("cannot answer challenge", "line", l.cfg.Name, "err", err)
-		return
+	v, ok := parseSeconds(h.Value())
+	switch {
+	case !ok:
+		return fmt.Sprintf("bad Min-Expires %q", h.Value())
+	case v > maxMinExpires:
+		return fmt.Sprintf("Min-Expires %d is above the line's cap of %d s", v, maxMinExpires)
+	case v <= t.expires:
+		return fmt.Sprintf("Min-Expires %d is no longer than the %d s asked", v, t.expires)
 	}
-	s.auth, s.authVal = name, val
+	l.minExpires[t.server] = v
+	return ""
 }
 
 func (l *Line) refusedEvent(server int) fsm.LineEvent {
@@ -630,12 +666,22 @@ func (l *Line) refusedEvent(server int) fsm.LineEvent {
 
 // SendRegisterAuth resends the line's REGISTER with digest credentials.
 func (l *Line) SendRegisterAuth() {
-	server := l.m.Vars().Server
-	expires := *l.cfg.Servers[server].TTL
+	l.sendRegister(l.m.Vars().Server, l.currentExpires(), l.mainChallenge)
+}
+
+// SendRegisterAgain resends the line's REGISTER as the server asked: with
+// the Min-Expires of its 423, or credentials for its fresh nonce.
+func (l *Line) SendRegisterAgain() {
+	l.sendRegister(l.m.Vars().Server, l.currentExpires(), l.mainChallenge)
+}
+
+// currentExpires is what the line's REGISTER asks now: 0 while it
+// de-registers, else the current server's TTL.
+func (l *Line) currentExpires() int {
 	if l.m.State() == fsm.LineStateUnregistering {
-		expires = 0
+		return 0
 	}
-	l.sendRegister(server, expires, l.mainChallenge)
+	return l.ttl(l.m.Vars().Server)
 }
 
 // SendUnregister sends REGISTER with Expires 0 to the current server.
@@ -680,15 +726,22 @@ func (l *Line) SendProbe() {
 		return
 	}
 	l.probeDlg = newDialog()
-	l.probeChallenge = nil
-	l.start(&l.probe, txnProbe, &l.probeDlg, l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL), 0, 0, l.postLine(fsm.LineEventProbeFailed))
+	l.sendProbe(nil)
 }
 
 // SendProbeAuth resends the probe with digest credentials.
-func (l *Line) SendProbeAuth() {
-	s := l.spec(sip.REGISTER, 0, *l.cfg.Servers[0].TTL)
-	l.withAuth(&s, l.probeChallenge)
+func (l *Line) SendProbeAuth() { l.sendProbe(l.probeChallenge) }
+
+// sendProbe sends the probe REGISTER, answering challenge if given, else
+// with the primary's reused credentials if it has challenged before.
+func (l *Line) sendProbe(challenge *sip.Response) {
+	s := l.spec(sip.REGISTER, 0, l.ttl(0))
 	l.probeChallenge = nil
+	if err := l.authorize(&s, 0, challenge); err != nil {
+		l.finish(l.probe)
+		l.post(fsm.LineEventProbeFailed, err.Error())
+		return
+	}
 	l.start(&l.probe, txnProbe, &l.probeDlg, s, 0, 0, l.postLine(fsm.LineEventProbeFailed))
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 )
 
 // branchMagic starts every Via branch (RFC 3261 section 8.1.1.7).
@@ -120,28 +119,6 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 		req.AppendHeader(sip.NewHeader("Content-Length", "0"))
 	}
 	return []byte(req.String()), branch
-}
-
-// answer computes the Authorization (401) or Proxy-Authorization (407)
-// header for a challenge: MD5 or SHA-256 (RFC 8760), qop auth.
-func answer(res *sip.Response, method sip.RequestMethod, uri, user, password string) (name, value string, err error) {
-	challengeHdr, name := "WWW-Authenticate", "Authorization"
-	if res.StatusCode == sip.StatusProxyAuthRequired {
-		challengeHdr, name = "Proxy-Authenticate", "Proxy-Authorization"
-	}
-	h := res.GetHeader(challengeHdr)
-	if h == nil {
-		return "", "", fmt.Errorf("%d without %s", res.StatusCode, challengeHdr)
-	}
-	chal, err := digest.ParseChallenge(h.Value())
-	if err != nil {
-		return "", "", fmt.Errorf("bad %s: %w", challengeHdr, err)
-	}
-	cred, err := digest.Digest(chal, digest.Options{Method: string(method), URI: uri, Username: user, Password: password, Count: 1})
-	if err != nil {
-		return "", "", fmt.Errorf("digest: %w", err)
-	}
-	return name, cred.String(), nil
 }
 
 // minExpiry is the floor of a granted expiry: a server that grants less

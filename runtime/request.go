@@ -270,7 +270,15 @@ func (r *Request) send(challenge *sip.Response) {
 		return
 	}
 	s := r.spec(server)
-	l.withAuth(&s, challenge)
+	if challenge != nil {
+		ruri := s.requestURI()
+		name, val, err := answer(challenge, s.method, ruri.String(), l.cfg.AuthUser, l.cfg.Password, 1)
+		if err != nil {
+			l.postReq(r, fsm.RequestEventRespFinal, fmt.Sprintf("cannot answer the challenge of %s: %v", l.servers[server], err))
+			return
+		}
+		s.auth, s.authVal = name, val
+	}
 	refused := fsm.RequestEventTransportTcp
 	if l.servers[server].Transport == TransportUDP {
 		refused = fsm.RequestEventTransportIcmp

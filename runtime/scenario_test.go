@@ -23,6 +23,7 @@ import (
 //	line servers=2 t1=500ms retry_counts=3 failback=on failback_interval=1800 auth=on
 //	server primary silent          # up | icmp | refused | silent | reject-auth | answer 503 [retry-after 30]
 //	server backup drop 30%         # lose 30 % of requests (seeded); also: delay 200ms
+//	server primary min-expires 7200  # a rogue server; also grant header|contact V, nonce-life N, mangle HEADER, sane
 //	register                       # also: unregister, request-unavailable
 //	send MESSAGE sip:1002@example.test   # an out-of-dialog request (R8)
 //	advance 3.5s
@@ -239,6 +240,13 @@ func (s *scenario) step(w []string) {
 		case "ring": // server NAME ring DURATION: the far end rings before it answers
 			d := s.at(w[len(w)-1])
 			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Ring = d })
+			return
+		case "grant", "min-expires", "nonce-life", "mangle", "sane": // a rogue server: see runtimetest.ParseSimRogue
+			f, err := runtimetest.ParseSimRogue(w[2:])
+			if err != nil {
+				s.fail("%v", err)
+			}
+			s.net.Set(s.eps[i], f)
 			return
 		}
 		mode, code, retry, err := runtimetest.ParseSimMode(w[2:])

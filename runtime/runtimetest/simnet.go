@@ -45,6 +45,19 @@ type SimServer struct {
 	// as its Expires header and GrantContact as the expires parameter of
 	// the registering Contact, whatever was asked ("0", "-1", "4294967296").
 	GrantHeader, GrantContact string
+	// MinExpires, when set, answers a REGISTER asking less (but not 0)
+	// with 423 Interval Too Brief and this Min-Expires (RFC 3261 10.2.8).
+	MinExpires int
+	// NonceLife, when set, makes a challenge's nonce good for this many
+	// requests; credentials with another nonce, or one used up, get 401
+	// with stale=true and a fresh nonce (RFC 7616 3.3).
+	NonceLife int
+	// Mangle, when set, strips this header from every answer: "CSeq",
+	// "Call-ID", "From" ... (a broken server; the line must drop them).
+	Mangle string
+
+	nonce     int // the current nonce's number
+	nonceUses int
 	Drop                      int           // percent of requests lost on the way
 	Delay                     time.Duration // added to the network's round trip
 	Ring                      time.Duration // an INVITE rings (180) this long before the far end answers
@@ -173,7 +186,14 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 		}
 	case s.Mode == SimRejectAuth, s.Mode == SimUp && s.Auth && !r.Auth && req.Method == sip.REGISTER:
 		r.Delivered = true
-		res = challengeFor(req)
+		res = challengeFor(req, s.nonceValue(), false)
+	case s.Mode == SimUp && s.NonceLife > 0 && r.Auth && req.Method == sip.REGISTER && !s.useNonce(req):
+		r.Delivered = true
+		res = challengeFor(req, s.nonceValue(), true)
+	case s.Mode == SimUp && req.Method == sip.REGISTER && r.Expires > 0 && r.Expires < s.MinExpires:
+		r.Delivered = true
+		res = sip.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
+		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(s.MinExpires)))
 	case req.Method == sip.INVITE || req.Method == sip.ACK || req.Method == sip.BYE || req.Method == sip.CANCEL:
 		r.Delivered = true
 		res = n.farEnd(s, req, rtt)
@@ -206,16 +226,39 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	}
 	if res != nil {
 		r.Answer = res.StatusCode
+		if s.Mangle != "" {
+			res.RemoveHeader(s.Mangle)
+		}
 		n.reply(dst, res, rtt)
 	}
 	s.Received = append(s.Received, r)
 	return nil
 }
 
-func challengeFor(req *sip.Request) *sip.Response {
+func challengeFor(req *sip.Request, nonce string, stale bool) *sip.Response {
 	res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm="sim", nonce="abc", algorithm=MD5, qop="auth"`))
+	v := `Digest realm="sim", nonce="` + nonce + `", algorithm=MD5, qop="auth"`
+	if stale {
+		v += ", stale=true"
+	}
+	res.AppendHeader(sip.NewHeader("WWW-Authenticate", v))
 	return res
+}
+
+// nonceValue is the server's current nonce.
+func (s *SimServer) nonceValue() string { return "n" + strconv.Itoa(s.nonce) }
+
+// useNonce says whether the credentials of req name the current nonce with
+// uses left, and counts the use; otherwise the nonce is renewed.
+func (s *SimServer) useNonce(req *sip.Request) bool {
+	h := req.GetHeader("Authorization")
+	if h != nil && strings.Contains(h.Value(), `nonce="`+s.nonceValue()+`"`) && s.nonceUses < s.NonceLife {
+		s.nonceUses++
+		return true
+	}
+	s.nonce++
+	s.nonceUses = 0
+	return false
 }
 
 func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response, rtt time.Duration) {
@@ -312,4 +355,44 @@ func ParseSimMode(words []string) (SimMode, int, int, error) {
 		return SimAnswer, code, retry, nil
 	}
 	return 0, 0, 0, fmt.Errorf("unknown mode %q (up, icmp, refused, silent, reject-auth, answer CODE [retry-after N])", words[0])
+}
+
+// ParseSimRogue reads how a server misbehaves, as scenario scripts write it
+// after "server NAME", and returns the change it makes:
+//
+//	grant header V | grant contact V   a 2xx to REGISTER grants V ("0", "-1" ...)
+//	min-expires N                      423 to a REGISTER asking less than N
+//	nonce-life N                       a nonce is good for N requests, then stale
+//	mangle HEADER                      every answer lacks HEADER
+//	sane                               none of these
+func ParseSimRogue(words []string) (func(*SimServer), error) {
+	num := func() (int, error) {
+		if len(words) != 2 {
+			return 0, fmt.Errorf("%s needs one number", words[0])
+		}
+		v, err := strconv.Atoi(words[1])
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("%s: bad number %q", words[0], words[1])
+		}
+		return v, nil
+	}
+	switch {
+	case len(words) == 0:
+		return nil, fmt.Errorf("missing rogue behaviour")
+	case words[0] == "sane":
+		return func(s *SimServer) { s.GrantHeader, s.GrantContact, s.MinExpires, s.NonceLife, s.Mangle = "", "", 0, 0, "" }, nil
+	case words[0] == "grant" && len(words) == 3 && words[1] == "header":
+		return func(s *SimServer) { s.GrantHeader = words[2] }, nil
+	case words[0] == "grant" && len(words) == 3 && words[1] == "contact":
+		return func(s *SimServer) { s.GrantContact = words[2] }, nil
+	case words[0] == "min-expires":
+		v, err := num()
+		return func(s *SimServer) { s.MinExpires = v }, err
+	case words[0] == "nonce-life":
+		v, err := num()
+		return func(s *SimServer) { s.NonceLife = v }, err
+	case words[0] == "mangle" && len(words) == 2:
+		return func(s *SimServer) { s.Mangle = words[1] }, nil
+	}
+	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane)", strings.Join(words, " "))
 }
