@@ -33,8 +33,11 @@ func checkRequest(req *sip.Request) *badRequest {
 	if name := missingHeader(req); name != "" {
 		return &badRequest{400, "Missing or Bad " + name}
 	}
-	if req.MaxForwards() == nil {
+	if mf := req.MaxForwards(); mf == nil || *mf > 255 {
 		return &badRequest{400, "Missing or Bad Max-Forwards"}
+	}
+	if name := repeatedHeader(req); name != "" {
+		return &badRequest{400, "More Than One " + name}
 	}
 	if req.CSeq().MethodName != req.Method {
 		return &badRequest{400, "CSeq Method Does Not Match"}
@@ -56,6 +59,9 @@ func checkResponse(res *sip.Response) error {
 	if name := missingHeader(res); name != "" {
 		return fmt.Errorf("missing or bad %s", name)
 	}
+	if name := repeatedHeader(res); name != "" {
+		return fmt.Errorf("more than one %s", name)
+	}
 	if res.StatusCode < 100 || res.StatusCode > 699 {
 		return fmt.Errorf("status code %d", res.StatusCode)
 	}
@@ -76,6 +82,22 @@ func missingHeader(m sip.Message) string {
 		return "Call-ID"
 	case m.CSeq() == nil:
 		return "CSeq"
+	}
+	return ""
+}
+
+// repeatedHeader names the first of the headers that a message carries
+// once (RFC 3261 7.3.1: From, To, Call-ID, CSeq, Max-Forwards) that it
+// carries more than once, in full or compact form; "" when none is.
+func repeatedHeader(m sip.Message) string {
+	for _, h := range [][2]string{{"From", "f"}, {"To", "t"}, {"Call-ID", "i"}, {"CSeq", ""}, {"Max-Forwards", ""}} {
+		n := len(m.GetHeaders(h[0]))
+		if h[1] != "" {
+			n += len(m.GetHeaders(h[1]))
+		}
+		if n > 1 {
+			return h[0]
+		}
 	}
 	return ""
 }
