@@ -251,10 +251,10 @@ type CallParams struct {
 func (p CallParams) Validate() error {
 	var errs []error
 	if p.T1 < 1000000 {
-		errs = append(errs, &ParamError{"call", "t1", fmt.Sprintf("%v is below the minimum 1000000ns", p.T1)})
+		errs = append(errs, &ParamError{"call", "t1", fmt.Sprintf("%v is below the minimum 1ms", p.T1)})
 	}
 	if p.MaxDuration < 1000000000 {
-		errs = append(errs, &ParamError{"call", "max_duration", fmt.Sprintf("%v is below the minimum 1000000000ns", p.MaxDuration)})
+		errs = append(errs, &ParamError{"call", "max_duration", fmt.Sprintf("%v is below the minimum 1s", p.MaxDuration)})
 	}
 	return errors.Join(errs...)
 }

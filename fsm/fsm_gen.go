@@ -8,6 +8,21 @@ import "fmt"
 // The machines do not import time: they never read a clock.
 type Duration int64
 
+// String writes d in the largest whole unit of h, m, s, ms, us and ns, as a
+// setting would be written: 500ms, 4s, 30m.
+func (d Duration) String() string {
+	units := []struct {
+		name string
+		ns   int64
+	}{{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}}
+	for _, u := range units {
+		if d != 0 && int64(d)%u.ns == 0 {
+			return fmt.Sprintf("%d%s", int64(d)/u.ns, u.name)
+		}
+	}
+	return fmt.Sprintf("%dns", int64(d))
+}
+
 // EffectKind says what an effect asks the runtime to do.
 type EffectKind uint8
 

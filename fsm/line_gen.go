@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "5a0b927c38904e0a4c4d3d29a632825ad59036b5eb3530c708ec3c96d0836876"
+const LineModelSHA256 = "68a754c85bc5879385768d98ca05d612a123e2b3325a63a9e0adfc101cee1155"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -373,7 +373,10 @@ func (p LineParams) Validate() error {
 		errs = append(errs, &ParamError{"line", "server_count", fmt.Sprintf("%v is above the maximum 4", p.ServerCount)})
 	}
 	if p.FailbackInterval < 1000000000 {
-		errs = append(errs, &ParamError{"line", "failback_interval", fmt.Sprintf("%v is below the minimum 1000000000ns", p.FailbackInterval)})
+		errs = append(errs, &ParamError{"line", "failback_interval", fmt.Sprintf("%v is below the minimum 1s", p.FailbackInterval)})
+	}
+	if p.FailbackInterval > 86400000000000 {
+		errs = append(errs, &ParamError{"line", "failback_interval", fmt.Sprintf("%v is above the maximum 24h", p.FailbackInterval)})
 	}
 	if p.RetryCounts < 1 {
 		errs = append(errs, &ParamError{"line", "retry_counts", fmt.Sprintf("%v is below the minimum 1", p.RetryCounts)})
@@ -382,25 +385,25 @@ func (p LineParams) Validate() error {
 		errs = append(errs, &ParamError{"line", "retry_counts", fmt.Sprintf("%v is above the maximum 10", p.RetryCounts)})
 	}
 	if p.RetryTime < 1000000 {
-		errs = append(errs, &ParamError{"line", "retry_time", fmt.Sprintf("%v is below the minimum 1000000ns", p.RetryTime)})
+		errs = append(errs, &ParamError{"line", "retry_time", fmt.Sprintf("%v is below the minimum 1ms", p.RetryTime)})
 	}
 	if p.T1 < 1000000 {
-		errs = append(errs, &ParamError{"line", "t1", fmt.Sprintf("%v is below the minimum 1000000ns", p.T1)})
+		errs = append(errs, &ParamError{"line", "t1", fmt.Sprintf("%v is below the minimum 1ms", p.T1)})
 	}
 	if p.T2 < 1000000 {
-		errs = append(errs, &ParamError{"line", "t2", fmt.Sprintf("%v is below the minimum 1000000ns", p.T2)})
+		errs = append(errs, &ParamError{"line", "t2", fmt.Sprintf("%v is below the minimum 1ms", p.T2)})
 	}
 	if p.RefreshInterval < 1000000 {
-		errs = append(errs, &ParamError{"line", "refresh_interval", fmt.Sprintf("%v is below the minimum 1000000ns", p.RefreshInterval)})
+		errs = append(errs, &ParamError{"line", "refresh_interval", fmt.Sprintf("%v is below the minimum 1ms", p.RefreshInterval)})
 	}
 	if p.KeepaliveInterval < 1000000 {
-		errs = append(errs, &ParamError{"line", "keepalive_interval", fmt.Sprintf("%v is below the minimum 1000000ns", p.KeepaliveInterval)})
+		errs = append(errs, &ParamError{"line", "keepalive_interval", fmt.Sprintf("%v is below the minimum 1ms", p.KeepaliveInterval)})
 	}
 	if p.BackoffBase < 1000000 {
-		errs = append(errs, &ParamError{"line", "backoff_base", fmt.Sprintf("%v is below the minimum 1000000ns", p.BackoffBase)})
+		errs = append(errs, &ParamError{"line", "backoff_base", fmt.Sprintf("%v is below the minimum 1ms", p.BackoffBase)})
 	}
 	if p.BackoffMax < 1000000 {
-		errs = append(errs, &ParamError{"line", "backoff_max", fmt.Sprintf("%v is below the minimum 1000000ns", p.BackoffMax)})
+		errs = append(errs, &ParamError{"line", "backoff_max", fmt.Sprintf("%v is below the minimum 1ms", p.BackoffMax)})
 	}
 	return errors.Join(errs...)
 }

@@ -292,13 +292,13 @@ func (p RequestParams) Validate() error {
 		errs = append(errs, &ParamError{"request", "retry_counts", fmt.Sprintf("%v is above the maximum 10", p.RetryCounts)})
 	}
 	if p.RetryTime < 1000000 {
-		errs = append(errs, &ParamError{"request", "retry_time", fmt.Sprintf("%v is below the minimum 1000000ns", p.RetryTime)})
+		errs = append(errs, &ParamError{"request", "retry_time", fmt.Sprintf("%v is below the minimum 1ms", p.RetryTime)})
 	}
 	if p.T1 < 1000000 {
-		errs = append(errs, &ParamError{"request", "t1", fmt.Sprintf("%v is below the minimum 1000000ns", p.T1)})
+		errs = append(errs, &ParamError{"request", "t1", fmt.Sprintf("%v is below the minimum 1ms", p.T1)})
 	}
 	if p.T2 < 1000000 {
-		errs = append(errs, &ParamError{"request", "t2", fmt.Sprintf("%v is below the minimum 1000000ns", p.T2)})
+		errs = append(errs, &ParamError{"request", "t2", fmt.Sprintf("%v is below the minimum 1ms", p.T2)})
 	}
 	if p.FirstServer < 0 {
 		errs = append(errs, &ParamError{"request", "first_server", fmt.Sprintf("%v is below the minimum 0", p.FirstServer)})
@@ -313,7 +313,7 @@ func (p RequestParams) Validate() error {
 		errs = append(errs, &ParamError{"request", "line_server", fmt.Sprintf("%v is above the maximum 3", p.LineServer)})
 	}
 	if p.RingTimeout < 1000000000 {
-		errs = append(errs, &ParamError{"request", "ring_timeout", fmt.Sprintf("%v is below the minimum 1000000000ns", p.RingTimeout)})
+		errs = append(errs, &ParamError{"request", "ring_timeout", fmt.Sprintf("%v is below the minimum 1s", p.RingTimeout)})
 	}
 	return errors.Join(errs...)
 }

@@ -92,7 +92,7 @@ func (l *Line) Dial(target string) (*Call, error) {
 // held.
 func (l *Line) newCall(d dialog, remote string, outgoing bool) (*Call, error) {
 	c := &Call{line: l, dlg: d, remote: remote, done: make(chan struct{})}
-	c.m = fsm.NewCallMachine(fsm.CallParams{T1: fsm.Duration(l.cfg.T1), MaxDuration: fsm.Duration(l.cfg.MaxCallDuration)}, nil)
+	c.m = fsm.NewCallMachine(callParams(l.cfg), nil)
 	c.timers = newTimerSet[fsm.CallTimer](l.agent, &l.mu, func(t fsm.CallTimer) {
 		reason := ""
 		switch t {

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -28,7 +27,7 @@ const (
 type Config struct {
 	// TLSCAFile is a PEM file of the roots that TLS servers' certificates
 	// are checked against; empty uses the system's roots.
-	TLSCAFile string       `yaml:"tls_ca_file" json:"tls_ca_file"`
+	TLSCAFile string       `yaml:"tls_ca_file,omitempty" json:"tls_ca_file,omitempty"`
 	Lines     []LineConfig `yaml:"lines" json:"lines"`
 	// MaxCalls bounds the calls of all lines at once (I11); 0 is
 	// DefaultMaxCalls.
@@ -47,37 +46,44 @@ type WebConfig struct {
 	PasswordHash string `yaml:"password_hash" json:"password_hash"`
 }
 
+// The range of a server's TTL, in seconds: the floor keeps a line from
+// refreshing more often than a server's shortest grant allows (I11).
+const (
+	MinTTL = 10
+	MaxTTL = 7 * 86400
+)
+
 // DefaultWebListen is where the pages listen unless the settings say.
 const DefaultWebListen = "127.0.0.1:8080"
 
 // LineConfig is one line's settings. Fields whose seed default is not zero
 // are pointers, so that "absent" and "0" differ; Defaults fills them.
 type LineConfig struct {
-	Name        string `yaml:"name" json:"name"`                 // a label for status and logs
-	User        string `yaml:"user" json:"user"`                 // the user part of the line's address of record
-	AuthUser    string `yaml:"auth_user" json:"auth_user"`       // digest user name; default User
-	Password    string `yaml:"password" json:"password"`         // digest password
-	Domain      string `yaml:"domain" json:"domain"`             // the domain of the address of record; default the server's address
-	DisplayName string `yaml:"display_name" json:"display_name"` // display name in From and To
+	Name        string `yaml:"name,omitempty" json:"name,omitempty"`                 // a label for status and logs
+	User        string `yaml:"user" json:"user"`                                     // the user part of the line's address of record
+	AuthUser    string `yaml:"auth_user,omitempty" json:"auth_user,omitempty"`       // digest user name; default User
+	Password    string `yaml:"password,omitempty" json:"password,omitempty"`         // digest password
+	Domain      string `yaml:"domain,omitempty" json:"domain,omitempty"`             // the domain of the address of record; default the server's address
+	DisplayName string `yaml:"display_name,omitempty" json:"display_name,omitempty"` // display name in From and To
 
 	// Servers in priority order: servers[0] is SIPN Register Addr/Port/TTL/
 	// Transport (the primary), servers[1] SIPN Backup Addr/... (the backup).
 	Servers []ServerConfig `yaml:"servers" json:"servers"`
 
-	EnableFailback    *int     `yaml:"enable_failback" json:"enable_failback"`         // SIPN Enable Failback: 0 or 1; default 1
-	FailbackInterval  *int     `yaml:"failback_interval" json:"failback_interval"`     // SIPN Failback Interval, seconds; default 1800
-	SignalRetryCounts *int     `yaml:"signal_retry_counts" json:"signal_retry_counts"` // SIPN Signal Retry Counts; default 3
-	RetryMode         string   `yaml:"retry_mode" json:"retry_mode"`                   // "count" (default, the seed's V3) or "time" (V2)
-	RetryTime         Duration `yaml:"retry_time" json:"retry_time"`                   // budget per server in time mode; default 4s
-	T1                Duration `yaml:"t1" json:"t1"`                                   // RFC 3261 T1; default 500ms
-	T2                Duration `yaml:"t2" json:"t2"`                                   // RFC 3261 T2; default 4s
-	KeepaliveInterval Duration `yaml:"keepalive_interval" json:"keepalive_interval"`   // OPTIONS keep-alive period; 0 (default) is off
+	EnableFailback    *int     `yaml:"enable_failback,omitempty" json:"enable_failback,omitempty"`         // SIPN Enable Failback: 0 or 1; default 1
+	FailbackInterval  *int     `yaml:"failback_interval,omitempty" json:"failback_interval,omitempty"`     // SIPN Failback Interval, seconds; default 1800
+	SignalRetryCounts *int     `yaml:"signal_retry_counts,omitempty" json:"signal_retry_counts,omitempty"` // SIPN Signal Retry Counts; default 3
+	RetryMode         string   `yaml:"retry_mode,omitempty" json:"retry_mode,omitempty"`                   // "count" (default, the seed's V3) or "time" (V2)
+	RetryTime         Duration `yaml:"retry_time,omitempty" json:"retry_time,omitempty"`                   // budget per server in time mode; default 4s
+	T1                Duration `yaml:"t1,omitempty" json:"t1,omitempty"`                                   // RFC 3261 T1; default 500ms
+	T2                Duration `yaml:"t2,omitempty" json:"t2,omitempty"`                                   // RFC 3261 T2; default 4s
+	KeepaliveInterval Duration `yaml:"keepalive_interval,omitempty" json:"keepalive_interval,omitempty"`   // OPTIONS keep-alive period; 0 (default) is off
 	// DeregisterBackupAfterFailback removes the binding on the backup after
 	// failback (R12): 0 (default) or 1.
-	DeregisterBackupAfterFailback int      `yaml:"deregister_backup_after_failback" json:"deregister_backup_after_failback"`
-	UnavailableCodes              []int    `yaml:"unavailable_codes" json:"unavailable_codes"` // responses that make a server unavailable; default 500, 503
-	BackoffBase                   Duration `yaml:"backoff_base" json:"backoff_base"`           // RFC 5626 4.5 base time; default 30s
-	BackoffMax                    Duration `yaml:"backoff_max" json:"backoff_max"`             // RFC 5626 4.5 maximum; default 30m
+	DeregisterBackupAfterFailback int      `yaml:"deregister_backup_after_failback,omitempty" json:"deregister_backup_after_failback,omitempty"`
+	UnavailableCodes              []int    `yaml:"unavailable_codes,omitempty" json:"unavailable_codes,omitempty"` // responses that make a server unavailable; default 500, 503
+	BackoffBase                   Duration `yaml:"backoff_base,omitempty" json:"backoff_base,omitempty"`           // RFC 5626 4.5 base time; default 30s
+	BackoffMax                    Duration `yaml:"backoff_max,omitempty" json:"backoff_max,omitempty"`             // RFC 5626 4.5 maximum; default 30m
 	// MaxIncomingCalls is how many calls delivered to the line may be up at
 	// once; more are answered 486 Busy Here. Default 8.
 	MaxIncomingCalls *int `yaml:"max_incoming_calls,omitempty" json:"max_incoming_calls,omitempty"`
@@ -88,12 +94,12 @@ type LineConfig struct {
 
 // ServerConfig is one server of a line.
 type ServerConfig struct {
-	Addr      string `yaml:"addr" json:"addr"`           // IP address or domain name
-	Port      *int   `yaml:"port" json:"port"`           // default 5060 (5061 for TLS)
-	Transport *int   `yaml:"transport" json:"transport"` // 0 UDP, 1 TCP, 3 TLS; default 0
-	TTL       *int   `yaml:"ttl" json:"ttl"`             // registration expiry asked for, seconds; default 3600
+	Addr      string `yaml:"addr" json:"addr"`                               // IP address or domain name
+	Port      *int   `yaml:"port,omitempty" json:"port,omitempty"`           // default 5060 (5061 for TLS)
+	Transport *int   `yaml:"transport,omitempty" json:"transport,omitempty"` // 0 UDP, 1 TCP, 3 TLS; default 0
+	TTL       *int   `yaml:"ttl,omitempty" json:"ttl,omitempty"`             // registration expiry asked for, seconds; default 3600
 	// TLSServerName is the name the server's certificate must carry; default Addr.
-	TLSServerName string `yaml:"tls_server_name" json:"tls_server_name"`
+	TLSServerName string `yaml:"tls_server_name,omitempty" json:"tls_server_name,omitempty"`
 }
 
 // Duration is a time.Duration written as in Go: 500ms, 4s, 30m.
@@ -265,28 +271,20 @@ func (c Config) Validate() error {
 			if t := *s.Transport; t != TransportUDP && t != TransportTCP && t != TransportTLS {
 				bad(f+"transport", "%d is not 0 (UDP), 1 (TCP) or 3 (TLS)", t)
 			}
-			if *s.TTL < 1 {
-				bad(f+"ttl", "%d: the registration TTL must be positive", *s.TTL)
+			if *s.TTL < MinTTL || *s.TTL > MaxTTL {
+				bad(f+"ttl", "%d is outside %d-%d (seconds)", *s.TTL, MinTTL, MaxTTL)
 			}
 		}
 		if v := *l.EnableFailback; v != 0 && v != 1 {
 			bad("enable_failback", "%d is not 0 or 1", v)
 		}
-		if *l.FailbackInterval < 1 {
-			bad("failback_interval", "%d: must be positive (seconds)", *l.FailbackInterval)
-		}
-		if v := *l.SignalRetryCounts; v < 1 || v > 10 {
-			bad("signal_retry_counts", "%d is outside 1-10", v)
-		}
 		if l.RetryMode != "count" && l.RetryMode != "time" {
 			bad("retry_mode", "%q is not count or time", l.RetryMode)
 		}
-		for _, d := range []struct {
-			name string
-			v    Duration
-		}{{"retry_time", l.RetryTime}, {"t1", l.T1}, {"t2", l.T2}, {"backoff_base", l.BackoffBase}, {"backoff_max", l.BackoffMax}} {
-			if d.v <= 0 {
-				bad(d.name, "%v: must be positive", time.Duration(d.v))
+		if len(l.Servers) > 0 {
+			// The bounds the models give the params these settings become.
+			for _, p := range modelProblems(l) {
+				bad(p[0], "%s", p[1])
 			}
 		}
 		if l.RetryMode == "time" && l.RetryTime < l.T1 {
@@ -304,11 +302,11 @@ func (c Config) Validate() error {
 		if v := *l.MaxIncomingCalls; v < 0 || v > 1000 {
 			bad("max_incoming_calls", "%d is outside 0-1000", v)
 		}
-		if l.MaxCallDuration < Duration(time.Second) {
-			bad("max_call_duration", "%v is below 1s", time.Duration(l.MaxCallDuration))
-		}
 		if v := l.DeregisterBackupAfterFailback; v != 0 && v != 1 {
 			bad("deregister_backup_after_failback", "%d is not 0 or 1", v)
+		}
+		if l.UnavailableCodes != nil && len(l.UnavailableCodes) == 0 {
+			bad("unavailable_codes", "empty: no answer would make a server unavailable; leave the field out for the default 500, 503")
 		}
 		for _, code := range l.UnavailableCodes {
 			if code < 300 || code > 699 || code == 401 || code == 407 {
@@ -357,15 +355,32 @@ func validHostname(s string) bool {
 // are errors, so that a misspelt setting is not silently ignored.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("settings: %w", err)
+	if err := decodeSettings(data, &c); err != nil {
+		return Config{}, err
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// Warnings lists settings that are valid but likely a mistake: a line
+// without a password registers only on servers that do not authenticate.
+func (c Config) Warnings() []string {
+	var out []string
+	for i, l := range c.Lines {
+		if l.Password == "" {
+			out = append(out, fmt.Sprintf("line %d%s: no password: the line can only register where no credentials are asked", i+1, nameSuffix(l.Name)))
+		}
+	}
+	return out
+}
+
+func nameSuffix(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " (" + name + ")"
 }
 
 // TLSConfig returns the client TLS settings: the CA file's roots if set.
@@ -392,7 +407,12 @@ func LoadConfig(path string) (Config, error) {
 		return Config{}, err
 	}
 	c, err := ParseConfig(data)
-	if err != nil {
+	var se *SyntaxError
+	switch {
+	case errors.As(err, &se):
+		se.Path = path
+		return Config{}, se
+	case err != nil:
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil

@@ -53,11 +53,11 @@ lines:
 		"line 1 (lobby): servers[0].port: 70000 is outside 1-65535",
 		"line 1 (lobby): servers[0].transport: 2 is not 0 (UDP), 1 (TCP) or 3 (TLS)",
 		`line 1 (lobby): servers[1].addr: "bad host!" is neither an IP address nor a domain name`,
-		"line 1 (lobby): servers[1].ttl: 0: the registration TTL must be positive",
-		"line 1 (lobby): failback_interval: -5: must be positive (seconds)",
-		"line 1 (lobby): signal_retry_counts: 0 is outside 1-10",
+		"line 1 (lobby): servers[1].ttl: 0 is outside 10-604800 (seconds)",
+		"line 1 (lobby): failback_interval: -5s is below the minimum 1s",
+		"line 1 (lobby): signal_retry_counts: 0 is below the minimum 1",
 		`line 1 (lobby): retry_mode: "sometimes" is not count or time`,
-		"line 1 (lobby): t1: -1s: must be positive",
+		"line 1 (lobby): t1: -1s is below the minimum 1ms",
 		"line 2 (hasty): retry_time: 100ms is below t1 (500ms), the round-trip estimate: no answer could come in time",
 		"line 3: user: empty: the line needs a user name",
 		"line 3: servers: 1 servers; a line has 2 to 4 (primary first)",
@@ -115,5 +115,99 @@ func TestSaveConfig(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*.tmp")); len(left) != 0 {
 		t.Fatalf("temporary files left behind: %v", left)
+	}
+}
+
+// TestLimitsAtBothEdges: every bounded setting is accepted at its edges and
+// refused one past them (R2); the bounds of settings that become model
+// params are the models' own (min and max in model/*.yaml).
+func TestLimitsAtBothEdges(t *testing.T) {
+	line := func(extra, server string) string {
+		return "lines:\n- user: a\n" + extra + "  servers:\n  - {addr: 127.0.0.1" + server + "}\n  - {addr: 127.0.0.2}\n"
+	}
+	for _, tc := range []struct {
+		field    string
+		ok, bad  []string // YAML for the line, or ", key: v" for the primary
+		inServer bool
+	}{
+		{"servers[0].port", []string{", port: 1", ", port: 65535"}, []string{", port: 0", ", port: 65536"}, true},
+		{"servers[0].ttl", []string{", ttl: 10", ", ttl: 604800"}, []string{", ttl: 9", ", ttl: 604801"}, true},
+		{"servers[0].transport", []string{", transport: 0", ", transport: 3"}, []string{", transport: 2", ", transport: 4", ", transport: -1"}, true},
+		{"signal_retry_counts", []string{"  signal_retry_counts: 1\n", "  signal_retry_counts: 10\n"}, []string{"  signal_retry_counts: 0\n", "  signal_retry_counts: 11\n"}, false},
+		{"failback_interval", []string{"  failback_interval: 1\n", "  failback_interval: 86400\n"},
+			[]string{"  failback_interval: 0\n", "  failback_interval: 86401\n", "  failback_interval: 9223372037\n"}, false},
+		{"t1", []string{"  t1: 1ms\n  t2: 1ms\n"}, []string{"  t1: 999us\n"}, false},
+		{"t2", []string{"  t1: 1ms\n  t2: 1ms\n"}, []string{"  t1: 1ms\n  t2: 999us\n"}, false},
+		{"retry_time", []string{"  t1: 1ms\n  retry_time: 1ms\n"}, []string{"  retry_time: 999us\n", "  retry_mode: count\n  retry_time: 500us\n"}, false},
+		{"backoff_base", []string{"  backoff_base: 1ms\n  backoff_max: 1ms\n"}, []string{"  backoff_base: 999us\n"}, false},
+		{"backoff_max", []string{"  backoff_base: 1ms\n  backoff_max: 1ms\n"}, []string{"  backoff_base: 1ms\n  backoff_max: 999us\n"}, false},
+		{"keepalive_interval", []string{"  keepalive_interval: 0s\n", "  keepalive_interval: 1ms\n"}, []string{"  keepalive_interval: 999us\n", "  keepalive_interval: -1s\n"}, false},
+		{"max_call_duration", []string{"  max_call_duration: 1s\n"}, []string{"  max_call_duration: 999ms\n"}, false},
+		{"max_incoming_calls", []string{"  max_incoming_calls: 0\n", "  max_incoming_calls: 1000\n"}, []string{"  max_incoming_calls: -1\n", "  max_incoming_calls: 1001\n"}, false},
+		{"enable_failback", []string{"  enable_failback: 0\n", "  enable_failback: 1\n"}, []string{"  enable_failback: 2\n", "  enable_failback: -1\n"}, false},
+		{"deregister_backup_after_failback", []string{"  deregister_backup_after_failback: 1\n"}, []string{"  deregister_backup_after_failback: 2\n"}, false},
+		{"unavailable_codes", []string{"  unavailable_codes: [300, 699]\n"}, []string{"  unavailable_codes: [299]\n", "  unavailable_codes: [700]\n", "  unavailable_codes: []\n"}, false},
+	} {
+		src := func(v string) string {
+			if tc.inServer {
+				return line("", v)
+			}
+			return line(v, "")
+		}
+		for _, v := range tc.ok {
+			if _, err := runtime.ParseConfig([]byte(src(v))); err != nil {
+				t.Errorf("%s: %q refused: %v", tc.field, v, err)
+			}
+		}
+		for _, v := range tc.bad {
+			_, err := runtime.ParseConfig([]byte(src(v)))
+			if err == nil || !strings.Contains(err.Error(), ": "+tc.field+": ") {
+				t.Errorf("%s: %q not refused for that field: %v", tc.field, v, err)
+			}
+		}
+	}
+	for _, v := range []string{"max_calls: 100000\n", "max_calls: 1\n"} {
+		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err != nil {
+			t.Errorf("%q refused: %v", v, err)
+		}
+	}
+	for _, v := range []string{"max_calls: 100001\n", "max_calls: -1\n"} {
+		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err == nil {
+			t.Errorf("%q accepted", v)
+		}
+	}
+}
+
+// TestSettingsErrorsHavePlaces: item 7 of the settings issue. A misspelt
+// field is named with its line and column and a suggestion, not a Go type;
+// YAML errors carry their real line; an empty file says so.
+func TestSettingsErrorsHavePlaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	for _, tc := range []struct{ src, want string }{
+		{"lines:\n  - user: a\n    pasword: x\n    servers: [{addr: h1}, {addr: h2}]\n", path + `:3:5: unknown field "pasword" (did you mean "password"?)`},
+		{"lines:\n  - user: a\n    servers: [{adr: h1}, {addr: h2}]\n", path + `:3:16: unknown field "adr" (did you mean "addr"?)`},
+		{"lines:\n  - user: a\n    servers:\n      - addr: h1\n     - addr: h2\n", path + ":5:1: "},
+		{"lines:\n  - user: a\n    signal_retry_counts: three\n    servers: [{addr: h1}, {addr: h2}]\n", path + ":3:1: cannot unmarshal"},
+		{"", "the settings file is empty"},
+		{"# only a comment\n", "the settings file is empty"},
+	} {
+		if err := os.WriteFile(path, []byte(tc.src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := runtime.LoadConfig(path)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+// TestWarningForNoPassword: a line without a password loads, with a warning.
+func TestWarningForNoPassword(t *testing.T) {
+	c, err := runtime.ParseConfig([]byte("lines:\n- name: door\n  user: a\n  servers: [{addr: h1}, {addr: h2}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "line 1 (door): no password") {
+		t.Errorf("warnings %q", w)
 	}
 }

@@ -136,7 +136,7 @@ func newLine(a *Agent, cfg LineConfig) (*Line, error) {
 		}
 		l.servers = append(l.servers, Endpoint{Host: s.Addr, Port: *s.Port, Transport: *s.Transport, ServerName: name})
 	}
-	p := l.params()
+	p := lineParams(cfg)
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("line %s: %w", cfg.Name, err)
 	}
@@ -144,28 +144,6 @@ func newLine(a *Agent, cfg LineConfig) (*Line, error) {
 	l.reg = newDialog()
 	l.status = Status{Line: cfg.Name, State: l.m.State().String(), Since: a.clock.Now()}
 	return l, nil
-}
-
-// params maps the settings onto the model's params.
-func (l *Line) params() fsm.LineParams {
-	c := l.cfg
-	ka := time.Duration(c.KeepaliveInterval)
-	return fsm.LineParams{
-		ServerCount:             len(l.servers),
-		FailbackEnabled:         *c.EnableFailback == 1,
-		FailbackInterval:        fsm.Duration(time.Duration(*c.FailbackInterval) * time.Second),
-		CountMode:               c.RetryMode == "count",
-		RetryCounts:             *c.SignalRetryCounts,
-		RetryTime:               fsm.Duration(c.RetryTime),
-		T1:                      fsm.Duration(c.T1),
-		T2:                      fsm.Duration(c.T2),
-		RefreshInterval:         fsm.Duration(refreshAfter(time.Duration(*c.Servers[0].TTL) * time.Second)),
-		KeepaliveEnabled:        ka > 0,
-		KeepaliveInterval:       fsm.Duration(max(ka, time.Millisecond)),
-		BackoffBase:             fsm.Duration(c.BackoffBase),
-		BackoffMax:              fsm.Duration(c.BackoffMax),
-		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
-	}
 }
 
 // Config returns the line's settings, defaults filled in.

@@ -89,12 +89,8 @@ func checkTarget(target string) error {
 func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, body []byte, d *dialog, call *Call) (*Request, error) {
 	c := l.cfg
 	r := &Request{line: l, method: method, target: target, contentType: contentType, body: body, dlg: d, call: call, done: make(chan struct{})}
-	p := fsm.RequestParams{
-		ServerCount: len(l.servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
-		RetryTime: fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
-		IsInvite:    method == sip.INVITE,
-		RingTimeout: fsm.Duration(ringTimeout),
-	}
+	p := requestParams(c)
+	p.IsInvite = method == sip.INVITE
 	if call != nil && method != sip.INVITE {
 		p.InDialog, p.FirstServer = true, call.server
 	}

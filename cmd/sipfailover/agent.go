@@ -79,6 +79,7 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 	if err != nil {
 		return err
 	}
+	warn(log, cfg)
 	tlsConf, err := cfg.TLSConfig()
 	if err != nil {
 		return err
@@ -166,6 +167,7 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 				log.Error("reload refused; the running settings stay", "err", err)
 				continue
 			}
+			warn(log, next)
 			lines = apply(agent, lines, next, log)
 			cfg = next
 			api.set(cfg, lines)
@@ -229,6 +231,13 @@ func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Co
 		}
 	}
 	return out
+}
+
+// warn logs what in the settings is valid but likely a mistake.
+func warn(log *slog.Logger, cfg runtime.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("settings: " + w)
+	}
 }
 
 // unregisterAll de-registers lines and waits until each is idle or its

@@ -58,11 +58,11 @@ type SimServer struct {
 
 	nonce     int // the current nonce's number
 	nonceUses int
-	Drop                      int           // percent of requests lost on the way
-	Delay                     time.Duration // added to the network's round trip
-	Ring                      time.Duration // an INVITE rings (180) this long before the far end answers
-	Received                  []SimRequest  // every request sent to the server, delivered or not
-	Bindings                  []SimBinding  // every binding the server granted or removed
+	Drop      int           // percent of requests lost on the way
+	Delay     time.Duration // added to the network's round trip
+	Ring      time.Duration // an INVITE rings (180) this long before the far end answers
+	Received  []SimRequest  // every request sent to the server, delivered or not
+	Bindings  []SimBinding  // every binding the server granted or removed
 }
 
 // SimBinding is a registration a server accepted: until Until (zero
@@ -380,7 +380,9 @@ func ParseSimRogue(words []string) (func(*SimServer), error) {
 	case len(words) == 0:
 		return nil, fmt.Errorf("missing rogue behaviour")
 	case words[0] == "sane":
-		return func(s *SimServer) { s.GrantHeader, s.GrantContact, s.MinExpires, s.NonceLife, s.Mangle = "", "", 0, 0, "" }, nil
+		return func(s *SimServer) {
+			s.GrantHeader, s.GrantContact, s.MinExpires, s.NonceLife, s.Mangle = "", "", 0, 0, ""
+		}, nil
 	case words[0] == "grant" && len(words) == 3 && words[1] == "header":
 		return func(s *SimServer) { s.GrantHeader = words[2] }, nil
 	case words[0] == "grant" && len(words) == 3 && words[1] == "contact":

@@ -201,7 +201,7 @@ func TestBadFormChangesNothing(t *testing.T) {
 		{"empty address", "server2_addr", "", "empty"},
 		{"port 70000", "server1_port", "70000", "outside 1-65535"},
 		{"transport 2", "server2_transport", "2", "is not 0 (UDP), 1 (TCP) or 3 (TLS)"},
-		{"negative interval", "failback_interval", "-5", "must be positive"},
+		{"negative interval", "failback_interval", "-5", "-5s is below the minimum 1s"},
 		{"script in a field", "server1_addr", `<script>alert(1)</script>`, "neither an IP address nor a domain name"},
 		{"not a number", "signal_retry_counts", "three", "must be a whole number"},
 	} {

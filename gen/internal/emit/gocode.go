@@ -42,6 +42,24 @@ func (w *goWriter) comment(indent, lead, text string) {
 	w.p("%s", line)
 }
 
+// Duration formats bounds in generated messages as fsm.Duration prints
+// values: the two must agree.
+type Duration int64
+
+// String is fsm.Duration's String.
+func (d Duration) String() string {
+	units := []struct {
+		name string
+		ns   int64
+	}{{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}}
+	for _, u := range units {
+		if d != 0 && int64(d)%u.ns == 0 {
+			return fmt.Sprintf("%d%s", int64(d)/u.ns, u.name)
+		}
+	}
+	return fmt.Sprintf("%dns", int64(d))
+}
+
 func formatGo(name string, src []byte) ([]byte, error) {
 	out, err := format.Source(src)
 	if err != nil {
@@ -62,6 +80,21 @@ func Common() ([]byte, error) {
 	w.p(`// Duration is a span of time in nanoseconds; time.Duration(d) converts it.
 // The machines do not import time: they never read a clock.
 type Duration int64
+
+// String writes d in the largest whole unit of h, m, s, ms, us and ns, as a
+// setting would be written: 500ms, 4s, 30m.
+func (d Duration) String() string {
+	units := []struct {
+		name string
+		ns   int64
+	}{{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}}
+	for _, u := range units {
+		if d != 0 && int64(d)%%u.ns == 0 {
+			return fmt.Sprintf("%%d%%s", int64(d)/u.ns, u.name)
+		}
+	}
+	return fmt.Sprintf("%%dns", int64(d))
+}
 
 // EffectKind says what an effect asks the runtime to do.
 type EffectKind uint8
@@ -392,7 +425,7 @@ func (g *goGen) params() {
 		f := "p." + model.GoName(p.Name)
 		show := func(v int64) string {
 			if p.Type == expr.Duration {
-				return fmt.Sprintf("%dns", v)
+				return Duration(v).String()
 			}
 			return strconv.FormatInt(v, 10)
 		}

@@ -1,0 +1,109 @@
+package runtime
+
+import (
+	"errors"
+	"math"
+	"time"
+
+	"github.com/sipfailover/sipfailover/fsm"
+)
+
+// The settings of a line become the params of its models here, and only
+// here: the bounds the models give their params (min and max in
+// model/*.yaml, generated into each Params.Validate) are the bounds of the
+// settings, so that whatever the loader, the page or the API accepts, a
+// line can start with.
+
+// lineParams maps a line's settings, defaults filled in, onto the params of
+// model/line.yaml.
+func lineParams(c LineConfig) fsm.LineParams {
+	ka := time.Duration(c.KeepaliveInterval)
+	kaParam := ka // checked against the model's bound only when on
+	if ka <= 0 {
+		kaParam = time.Millisecond
+	}
+	return fsm.LineParams{
+		ServerCount:             len(c.Servers),
+		FailbackEnabled:         *c.EnableFailback == 1,
+		FailbackInterval:        seconds(*c.FailbackInterval),
+		CountMode:               c.RetryMode == "count",
+		RetryCounts:             *c.SignalRetryCounts,
+		RetryTime:               fsm.Duration(c.RetryTime),
+		T1:                      fsm.Duration(c.T1),
+		T2:                      fsm.Duration(c.T2),
+		RefreshInterval:         fsm.Duration(refreshAfter(time.Duration(seconds(*c.Servers[0].TTL)))),
+		KeepaliveEnabled:        ka > 0,
+		KeepaliveInterval:       fsm.Duration(kaParam),
+		BackoffBase:             fsm.Duration(c.BackoffBase),
+		BackoffMax:              fsm.Duration(c.BackoffMax),
+		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
+	}
+}
+
+// requestParams maps them onto the params of model/request.yaml that every
+// request of the line shares.
+func requestParams(c LineConfig) fsm.RequestParams {
+	return fsm.RequestParams{
+		ServerCount: len(c.Servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
+		RetryTime: fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
+		RingTimeout: fsm.Duration(ringTimeout),
+	}
+}
+
+// callParams maps them onto the params of model/call.yaml.
+func callParams(c LineConfig) fsm.CallParams {
+	return fsm.CallParams{T1: fsm.Duration(c.T1), MaxDuration: fsm.Duration(c.MaxCallDuration)}
+}
+
+// seconds converts a setting in seconds, saturating instead of overflowing,
+// so that a huge value is reported above its maximum, not wrapped.
+func seconds(n int) fsm.Duration {
+	if n > math.MaxInt64/int(time.Second) {
+		return math.MaxInt64
+	}
+	return fsm.Duration(time.Duration(n) * time.Second)
+}
+
+// settingOf names the setting behind each model param.
+var settingOf = map[string]string{
+	"server_count": "servers", "failback_interval": "failback_interval", "retry_counts": "signal_retry_counts",
+	"retry_time": "retry_time", "t1": "t1", "t2": "t2", "refresh_interval": "servers[0].ttl",
+	"keepalive_interval": "keepalive_interval", "backoff_base": "backoff_base", "backoff_max": "backoff_max",
+	"max_duration": "max_call_duration", "ring_timeout": "ring timeout",
+}
+
+// modelProblems checks the settings of line c (defaults filled in) against
+// the bounds of the models' params, and returns each breach as the field
+// of the setting and what is wrong with it.
+func modelProblems(c LineConfig) [][2]string {
+	var out [][2]string
+	seen := map[string]bool{}
+	for _, err := range []error{lineParams(c).Validate(), requestParams(c).Validate(), callParams(c).Validate()} {
+		for _, e := range unjoin(err) {
+			var pe *fsm.ParamError
+			if !errors.As(e, &pe) {
+				continue
+			}
+			field := settingOf[pe.Param]
+			if field == "" {
+				field = pe.Param
+			}
+			if key := field + pe.Msg; !seen[key] {
+				seen[key] = true
+				out = append(out, [2]string{field, pe.Msg})
+			}
+		}
+	}
+	return out
+}
+
+// unjoin lists the errors that errors.Join put together.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
