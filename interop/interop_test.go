@@ -4,11 +4,12 @@ package interop
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +66,7 @@ type world struct {
 	ports     map[string]int // primary, backup, farend, status
 	agent     *exec.Cmd
 	agentTo   string // the agent's status address
+	tokenFile string // where the agent writes its control token
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -154,7 +156,8 @@ func (w *world) startAgent() {
 		w.t.Fatal(err)
 	}
 	w.agentTo = fmt.Sprintf("127.0.0.1:%d", w.ports["status"])
-	w.agent = exec.Command(binary, "run", "-config", path, "-status-addr", w.agentTo)
+	w.tokenFile = filepath.Join(w.dir, "control.token")
+	w.agent = exec.Command(binary, "run", "-config", path, "-status-addr", w.agentTo, "-token-file", w.tokenFile)
 	log, err := os.Create(filepath.Join(w.dir, "agent.log"))
 	if err != nil {
 		w.t.Fatal(err)
@@ -195,14 +198,28 @@ type callInfo struct {
 	Reason string `json:"reason"`
 }
 
-func (w *world) api(method, path string, form url.Values, out any) error {
-	var res *http.Response
-	var err error
+// api calls the agent's API, the call API with the control token the
+// agent wrote, and a JSON body for a POST.
+func (w *world) api(method, path string, body, out any) error {
+	var rd io.Reader
 	if method == "POST" {
-		res, err = http.PostForm("http://"+w.agentTo+path, form)
-	} else {
-		res, err = http.Get("http://" + w.agentTo + path)
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
 	}
+	req, err := http.NewRequest(method, "http://"+w.agentTo+path, rd)
+	if err != nil {
+		return err
+	}
+	if tok, err := os.ReadFile(w.tokenFile); err == nil {
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -241,7 +258,7 @@ func (w *world) call(state string, within time.Duration) (callInfo, time.Duratio
 	w.t.Helper()
 	var c callInfo
 	start := time.Now()
-	if err := w.api("POST", "/api/calls", url.Values{"line": {"1"}, "to": {"sip:1002@interop.test"}}, &c); err != nil {
+	if err := w.api("POST", "/api/calls", map[string]string{"line": "1", "to": "sip:1002@interop.test"}, &c); err != nil {
 		w.t.Fatal(err)
 	}
 	return w.waitCall(c.ID, state, within), time.Since(start)
@@ -269,7 +286,7 @@ func (w *world) hangup(id string, within time.Duration) (callInfo, time.Duration
 	w.t.Helper()
 	var c callInfo
 	start := time.Now()
-	if err := w.api("POST", "/api/calls/"+id+"/hangup", nil, &c); err != nil {
+	if err := w.api("POST", "/api/calls/"+id+"/hangup", struct{}{}, &c); err != nil {
 		w.t.Fatal(err)
 	}
 	return w.waitCall(id, "ended", within), time.Since(start)

@@ -30,10 +30,14 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config := fs.String("config", "", "settings file (YAML); see docs/settings.md")
-	statusAddr := fs.String("status-addr", defaultStatusAddr, "where to serve /api/status (loopback)")
+	var o serveOptions
+	fs.StringVar(&o.statusAddr, "status-addr", defaultStatusAddr, "where to serve /api/status and the call API (loopback)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "where to write the call API's control token (default: one per status address in the user's runtime folder)")
+	fs.BoolVar(&o.remote, "status-remote", false, "allow a -status-addr that is not loopback (anyone who reaches it sees the lines' status)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	o.config = *config
 	if *config == "" {
 		fmt.Fprintln(stderr, "run: -config is required")
 		return 2
@@ -53,7 +57,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	if err := serve(ctx, *config, *statusAddr, hup, log); err != nil {
+	if err := serve(ctx, o, hup, log); err != nil {
 		fmt.Fprintln(stderr, "run:", err)
 		return 1
 	}
@@ -74,7 +78,11 @@ func lineKey(i int, c runtime.LineConfig) string {
 // re-registered (R15). With a web section in the settings it also serves
 // the configuration and status pages, whose Submit stores the settings
 // atomically and applies them the same way.
-func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{}, log *slog.Logger) error {
+func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slog.Logger) error {
+	path := o.config
+	if !o.remote && !loopback(o.statusAddr) {
+		return fmt.Errorf("-status-addr %s %w; use -status-remote to allow it", o.statusAddr, errRemote)
+	}
 	cfg, err := runtime.LoadConfig(path)
 	if err != nil {
 		return err
@@ -128,19 +136,35 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 	}
 	api.set(cfg, lines)
 
-	ln, err := net.Listen("tcp", statusAddr)
+	ln, err := net.Listen("tcp", o.statusAddr)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
+	tokenFile := cmp.Or(o.tokenFile, tokenPath(ln.Addr().String()))
+	token, err := writeToken(tokenFile)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(tokenFile)
+	hosts := hostsFor(ln.Addr())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r.Host, hosts) {
+			writeJSON(w, http.StatusMisdirectedRequest, apiError{"host " + r.Host + " is not this agent's"})
+			return
+		}
 		writeJSON(w, http.StatusOK, statuses())
 	})
-	api.routes(mux)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	calls := http.NewServeMux()
+	api.routes(calls)
+	mux.Handle("/api/calls", guard(token, hosts, calls))
+	mux.Handle("/api/calls/", guard(token, hosts, calls))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	go srv.Serve(ln)
 	defer srv.Close()
-	log.Info("agent running", "lines", len(lines), "status", "http://"+ln.Addr().String()+"/api/status")
+	log.Info("agent running", "lines", len(lines), "status", "http://"+ln.Addr().String()+"/api/status", "token_file", tokenFile)
 
 	if w := cfg.Web; w != nil {
 		listen := cmp.Or(w.Listen, runtime.DefaultWebListen)
@@ -185,6 +209,14 @@ func serve(ctx context.Context, path, statusAddr string, reload <-chan struct{},
 			req.done <- nil
 		}
 	}
+}
+
+// serveOptions are the run subcommand's flags.
+type serveOptions struct {
+	config     string // the settings file
+	statusAddr string // where the status port listens
+	tokenFile  string // where the control token goes; "" for tokenPath
+	remote     bool   // a status address off loopback is allowed
 }
 
 // applyReq is settings from the page, for the agent's loop to store and

@@ -85,7 +85,9 @@ func TestServeReloadAndStop(t *testing.T) {
 	done := make(chan error, 1)
 	logs := &lockedWriter{w: &bytes.Buffer{}}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	go func() { done <- serve(ctx, path, "127.0.0.1:0", reload, log) }()
+	go func() {
+		done <- serve(ctx, serveOptions{config: path, statusAddr: "127.0.0.1:0", tokenFile: testToken(path)}, reload, log)
+	}()
 	eventually(t, "both lines register", func() bool { return p1.Registered() && p2.Registered() })
 	n1, _ := registers(p1)
 
@@ -147,6 +149,12 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// testToken is where a test's agent keeps its control token: beside its
+// settings, in the test's own folder.
+func testToken(settingsPath string) string {
+	return filepath.Join(filepath.Dir(settingsPath), "control.token")
+}
+
 // runAgent writes settings to a file and runs the agent on them until the
 // test ends; it returns the agent's status address and the file.
 func runAgent(t *testing.T, settings string) (addr, path string) {
@@ -158,7 +166,9 @@ func runAgent(t *testing.T, settings string) (addr, path string) {
 	addr = freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, path, addr, nil, slog.New(slog.DiscardHandler)) }()
+	go func() {
+		done <- serve(ctx, serveOptions{config: path, statusAddr: addr, tokenFile: testToken(path)}, nil, slog.New(slog.DiscardHandler))
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -110,14 +112,21 @@ func (a *api) routes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusNotFound, apiError{"no call " + r.PathValue("id")})
 	})
-	// POST /api/calls line=N&to=URI places a call (R6).
+	// POST /api/calls {"line": "1", "to": "sip:..."} places a call (R6).
 	mux.HandleFunc("POST /api/calls", func(w http.ResponseWriter, r *http.Request) {
-		l, err := a.line(r.FormValue("line"))
+		var req dialRequest
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"body: " + err.Error()})
+			return
+		}
+		l, err := a.line(req.Line)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, apiError{"line: " + err.Error()})
 			return
 		}
-		c, err := l.Dial(r.FormValue("to"))
+		c, err := l.Dial(req.To)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, apiError{"to: " + err.Error()})
 			return
@@ -139,6 +148,12 @@ func (a *api) routes(mux *http.ServeMux) {
 	})
 }
 
+// dialRequest is the body of POST /api/calls.
+type dialRequest struct {
+	Line string `json:"line"` // the line's number in the settings (1 and up) or its name
+	To   string `json:"to"`   // a sip: or sips: URI
+}
+
 type apiError struct {
 	Error string `json:"error"`
 }
@@ -155,6 +170,7 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
+	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -addr)")
 	line := fs.String("line", "1", "the line: its number in the settings (1 and up) or its name")
 	wait := fs.Duration("wait", 3*time.Minute, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
@@ -164,13 +180,17 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: sipfailover call [-line N] [-addr HOST:PORT] sip:user@domain")
 		return 2
 	}
-	c := &apiClient{addr: *addr}
-	var info runtime.CallInfo
-	if err := c.do("POST", "/api/calls", url.Values{"line": {*line}, "to": {fs.Arg(0)}}, &info); err != nil {
+	c, err := newAPIClient(*addr, *tokenFile)
+	if err != nil {
 		fmt.Fprintln(stderr, "call:", err)
 		return 1
 	}
-	info, err := c.waitCall(info.ID, *wait, fsm.CallStateConfirmed, fsm.CallStateEnded)
+	var info runtime.CallInfo
+	if err := c.do("POST", "/api/calls", dialRequest{Line: *line, To: fs.Arg(0)}, &info); err != nil {
+		fmt.Fprintln(stderr, "call:", err)
+		return 1
+	}
+	info, err = c.waitCall(info.ID, *wait, fsm.CallStateConfirmed, fsm.CallStateEnded)
 	if err != nil {
 		fmt.Fprintln(stderr, "call:", err)
 		return 1
@@ -188,11 +208,16 @@ func hangupCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hangup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
+	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -addr)")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the call to end")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	c := &apiClient{addr: *addr}
+	c, err := newAPIClient(*addr, *tokenFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "hangup:", err)
+		return 1
+	}
 	ids := fs.Args()
 	if len(ids) == 0 {
 		var calls []runtime.CallInfo
@@ -211,7 +236,7 @@ func hangupCmd(args []string, stdout, stderr io.Writer) int {
 	code := 0
 	for _, id := range ids {
 		var info runtime.CallInfo
-		err := c.do("POST", "/api/calls/"+url.PathEscape(id)+"/hangup", nil, &info)
+		err := c.do("POST", "/api/calls/"+url.PathEscape(id)+"/hangup", struct{}{}, &info)
 		if err == nil {
 			info, err = c.waitCall(id, *wait, fsm.CallStateEnded)
 		}
@@ -233,18 +258,39 @@ func printCall(w io.Writer, i runtime.CallInfo) {
 	fmt.Fprintln(w)
 }
 
-// apiClient talks to a running agent's API.
-type apiClient struct{ addr string }
+// apiClient talks to a running agent's call API, with its control token.
+type apiClient struct{ addr, token string }
 
-func (c *apiClient) do(method, path string, form url.Values, out any) error {
-	client := &http.Client{Timeout: 10 * time.Second}
-	var res *http.Response
-	var err error
-	if method == "POST" {
-		res, err = client.PostForm("http://"+c.addr+path, form)
-	} else {
-		res, err = client.Get("http://" + c.addr + path)
+// newAPIClient reads the control token of the agent at addr.
+func newAPIClient(addr, tokenFile string) (*apiClient, error) {
+	tok, err := readToken(cmp.Or(tokenFile, tokenPath(addr)))
+	if err != nil {
+		return nil, err
 	}
+	return &apiClient{addr: addr, token: tok}, nil
+}
+
+// do sends a request, with body as JSON when there is one, and decodes the
+// answer into out.
+func (c *apiClient) do(method, path string, body, out any) error {
+	client := &http.Client{Timeout: 10 * time.Second}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+c.addr+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("no agent answering: %w", err)
 	}

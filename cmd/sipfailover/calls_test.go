@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,7 +34,8 @@ func TestCallAndHangup(t *testing.T) {
 	if err := phone.Register(rs[0].Addr); err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	tok := testToken(path)
 	var out, errOut bytes.Buffer
 	eventually(t, "the agent answers, its line registered", func() bool {
 		return rs[0].Registered() && statusCmd([]string{"-addr", addr}, &out, &errOut) == 0
@@ -39,9 +44,10 @@ func TestCallAndHangup(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-addr", addr, "-line", "7", "sip:1002@127.0.0.1"}, "line: line 7: the settings have lines 1 to 1"},
-		{[]string{"-addr", addr, "-line", "nope", "sip:1002@127.0.0.1"}, `line: no line "nope"`},
-		{[]string{"-addr", addr, "sip:"}, "to: target"},
+		{[]string{"-addr", addr, "-token-file", tok, "-line", "7", "sip:1002@127.0.0.1"}, "line: line 7: the settings have lines 1 to 1"},
+		{[]string{"-addr", addr, "-token-file", tok, "-line", "nope", "sip:1002@127.0.0.1"}, `line: no line "nope"`},
+		{[]string{"-addr", addr, "-token-file", tok, "sip:"}, "to: target"},
+		{[]string{"-addr", addr, "-token-file", tok + ".missing", "sip:1002@127.0.0.1"}, "control token"},
 	} {
 		errOut.Reset()
 		if code := callCmd(bad.args, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), bad.want) {
@@ -50,7 +56,7 @@ func TestCallAndHangup(t *testing.T) {
 	}
 
 	out.Reset()
-	if code := callCmd([]string{"-addr", addr, "-line", "1", "sip:1002@127.0.0.1"}, &out, &errOut); code != 0 {
+	if code := callCmd([]string{"-addr", addr, "-token-file", tok, "-line", "1", "sip:1002@127.0.0.1"}, &out, &errOut); code != 0 {
 		t.Fatalf("call exited %d: %s %s", code, out.String(), errOut.String())
 	}
 	if !strings.Contains(out.String(), "confirmed through server 0") {
@@ -59,7 +65,7 @@ func TestCallAndHangup(t *testing.T) {
 	id := strings.Fields(out.String())[1]
 	eventually(t, "the far end's call is up (its ACK may be on the way)", func() bool { return phone.Call(id) == "up" })
 	out.Reset()
-	if code := hangupCmd([]string{"-addr", addr}, &out, &errOut); code != 0 {
+	if code := hangupCmd([]string{"-addr", addr, "-token-file", tok}, &out, &errOut); code != 0 {
 		t.Fatalf("hangup exited %d: %s %s", code, out.String(), errOut.String())
 	}
 	if !strings.Contains(out.String(), "ended") {
@@ -67,5 +73,83 @@ func TestCallAndHangup(t *testing.T) {
 	}
 	if st := phone.Call(id); st != "ended" {
 		t.Fatalf("the far end's call is %q, want ended", st)
+	}
+}
+
+// TestCallAPIRefusesStrangers: item 4 of the settings issue. POST
+// /api/calls placed a call for anyone who could reach the status port,
+// with a form-encoded or query-only body and any Origin, so any web page
+// in a local browser could (toll fraud). Now the call API wants the
+// control token, a JSON body, no Origin and a Host of its own.
+func TestCallAPIRefusesStrangers(t *testing.T) {
+	rs := startRegistrars(t, "p", "b")
+	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	eventually(t, "the line registers", rs[0].Registered)
+	tok, err := readToken(testToken(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := os.Stat(testToken(path)); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v, mode %v; want 0600", err, info.Mode().Perm())
+	}
+	body := `{"line": "1", "to": "sip:900@127.0.0.1"}`
+	for _, tc := range []struct {
+		name    string
+		ctype   string
+		body    string
+		query   string
+		headers map[string]string
+		want    int
+	}{
+		{"no token", "application/json", body, "", nil, http.StatusUnauthorized},
+		{"a wrong token", "application/json", body, "", map[string]string{"Authorization": "Bearer " + strings.Repeat("0", 64)}, http.StatusUnauthorized},
+		{"a form", "application/x-www-form-urlencoded", "line=1&to=sip:900@127.0.0.1", "", map[string]string{"Authorization": "Bearer " + tok}, http.StatusUnsupportedMediaType},
+		{"a query only", "", "", "?line=1&to=sip:900@127.0.0.1", map[string]string{"Authorization": "Bearer " + tok}, http.StatusUnsupportedMediaType},
+		{"another origin", "application/json", body, "", map[string]string{"Authorization": "Bearer " + tok, "Origin": "http://evil.example"}, http.StatusForbidden},
+		{"a cross-site fetch", "text/plain", body, "", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"a rebound name", "application/json", body, "", map[string]string{"Authorization": "Bearer " + tok, "Host": "evil.example:5380"}, http.StatusMisdirectedRequest},
+	} {
+		req, err := http.NewRequest("POST", "http://"+addr+"/api/calls"+tc.query, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		for k, v := range tc.headers {
+			if k == "Host" {
+				req.Host = v
+				continue
+			}
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("%s: %s, want %d", tc.name, res.Status, tc.want)
+		}
+	}
+	if n := len(rs[0].Seen()); n > 0 {
+		for _, s := range rs[0].Seen() {
+			if s.Method == "INVITE" {
+				t.Fatalf("a call was placed: %+v", s)
+			}
+		}
+	}
+}
+
+// TestRemoteStatusAddressRefused: a status address off loopback is refused
+// unless -status-remote says so.
+func TestRemoteStatusAddressRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	if err := os.WriteFile(path, []byte(settings([2]int{5060, 5061})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := serve(t.Context(), serveOptions{config: path, statusAddr: "0.0.0.0:0", tokenFile: testToken(path)}, nil, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("got %v, want the address refused", err)
 	}
 }
