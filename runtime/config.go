@@ -44,6 +44,15 @@ type WebConfig struct {
 	// `sipfailover hash-password` prints it; the password itself is never
 	// stored.
 	PasswordHash string `yaml:"password_hash" json:"password_hash"`
+	// AllowRemote lets Listen be an address off loopback; the pages are
+	// then served over TLS only, with TLSCert and TLSKey.
+	AllowRemote bool   `yaml:"allow_remote,omitempty" json:"allow_remote,omitempty"`
+	TLSCert     string `yaml:"tls_cert,omitempty" json:"tls_cert,omitempty"` // PEM certificate (chain) of the pages
+	TLSKey      string `yaml:"tls_key,omitempty" json:"tls_key,omitempty"`   // PEM private key of the pages
+	// MetricsToken lets a scraper read /metrics with it as a bearer token
+	// (Prometheus' authorization setting) without logging in; at least 16
+	// characters.
+	MetricsToken string `yaml:"metrics_token,omitempty" json:"metrics_token,omitempty"`
 }
 
 // The range of a server's TTL, in seconds: the floor keeps a line from
@@ -321,8 +330,21 @@ func (c Config) Validate() error {
 		bad := func(field, format string, args ...any) {
 			probs = append(probs, Problem{"web", -1, field, fmt.Sprintf(format, args...)})
 		}
-		if _, port, err := net.SplitHostPort(w.Listen); w.Listen != "" && (err != nil || port == "") {
+		host, port, err := net.SplitHostPort(w.Listen)
+		switch {
+		case w.Listen != "" && (err != nil || port == ""):
 			bad("listen", "%q is not host:port", w.Listen)
+		case w.Listen != "" && !Loopback(host) && !w.AllowRemote:
+			bad("listen", "%s is not a loopback address: anyone on the network could reach the pages; set allow_remote (with tls_cert and tls_key) to mean it", w.Listen)
+		}
+		if w.AllowRemote && (w.TLSCert == "" || w.TLSKey == "") {
+			bad("tls_cert", "allow_remote serves the pages over TLS only: tls_cert and tls_key are required")
+		}
+		if (w.TLSCert == "") != (w.TLSKey == "") {
+			bad("tls_key", "tls_cert and tls_key go together")
+		}
+		if w.MetricsToken != "" && len(w.MetricsToken) < 16 {
+			bad("metrics_token", "%d characters; at least 16, or anyone may guess it", len(w.MetricsToken))
 		}
 		if !strings.HasPrefix(w.PasswordHash, "$2a$") && !strings.HasPrefix(w.PasswordHash, "$2b$") && !strings.HasPrefix(w.PasswordHash, "$2y$") {
 			bad("password_hash", "not a bcrypt hash; make one with sipfailover hash-password")
@@ -332,6 +354,16 @@ func (c Config) Validate() error {
 		return &ValidationError{Problems: probs}
 	}
 	return nil
+}
+
+// Loopback says whether host (a name or an address) names only this
+// machine.
+func Loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validHostname(s string) bool {

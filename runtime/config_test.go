@@ -211,3 +211,29 @@ func TestWarningForNoPassword(t *testing.T) {
 		t.Errorf("warnings %q", w)
 	}
 }
+
+// TestWebListenStaysLocal: item 4. The pages listen on loopback unless
+// allow_remote says otherwise, and then only over TLS; a metrics token is
+// long enough not to be guessed.
+func TestWebListenStaysLocal(t *testing.T) {
+	const hash = `"$2a$10$fRpAHtWunpZrjF/LAjQoLOfqyaTYmje6LCMWSLcWvV4xHyAQmlMBO"`
+	lines := "lines:\n- user: a\n  servers: [{addr: h1}, {addr: h2}]\n"
+	for web, want := range map[string]string{
+		"{listen: 127.0.0.1:8080, password_hash: " + hash + "}":                                                    "",
+		"{listen: \"[::1]:8080\", password_hash: " + hash + "}":                                                    "",
+		"{listen: localhost:8080, password_hash: " + hash + "}":                                                    "",
+		"{listen: 0.0.0.0:8080, password_hash: " + hash + "}":                                                      "web: listen: 0.0.0.0:8080 is not a loopback address",
+		"{listen: 0.0.0.0:8080, allow_remote: true, password_hash: " + hash + "}":                                  "web: tls_cert: allow_remote serves the pages over TLS only",
+		"{listen: 0.0.0.0:8080, allow_remote: true, tls_cert: c.pem, tls_key: k.pem, password_hash: " + hash + "}": "",
+		"{listen: 127.0.0.1:8080, metrics_token: short, password_hash: " + hash + "}":                              "web: metrics_token: 5 characters",
+		"{listen: 127.0.0.1:8080, metrics_token: 0123456789abcdef, password_hash: " + hash + "}":                   "",
+	} {
+		_, err := runtime.ParseConfig([]byte("web: " + web + "\n" + lines))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: %v", web, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: got %v, want %q", web, err, want)
+		}
+	}
+}

@@ -99,6 +99,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 	applyReqs := make(chan applyReq)
 	pages := &web.Server{
 		Settings: api.settings,
+		Counters: func() runtime.Counters { return api.agent.Counters() },
 		Apply: func(next runtime.Config) error {
 			done := make(chan error, 1)
 			select {
@@ -117,13 +118,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 			pages.Changed()
 		}))
 	api.agent = agent
-	statuses := func() []runtime.Status {
-		out := []runtime.Status{}
-		for _, l := range agent.Lines() {
-			out = append(out, l.Status())
-		}
-		return out
-	}
+	statuses := func() []runtime.Status { return api.statuses() }
 	pages.Lines = statuses
 	lines := map[string]*runtime.Line{}
 	for i, lc := range cfg.Lines {
@@ -172,11 +167,18 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 		if err != nil {
 			return fmt.Errorf("web: %w", err)
 		}
-		pages.PasswordHash = w.PasswordHash
-		wsrv := &http.Server{Handler: pages.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go wsrv.Serve(wl)
+		pages.PasswordHash, pages.MetricsToken = w.PasswordHash, w.MetricsToken
+		wsrv := &http.Server{Handler: pages.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10} // no write timeout: /events streams; it sets its own
+		scheme := "http"
+		if w.TLSCert != "" {
+			scheme = "https"
+			go wsrv.ServeTLS(wl, w.TLSCert, w.TLSKey)
+		} else {
+			go wsrv.Serve(wl)
+		}
 		defer wsrv.Close()
-		log.Info("pages served", "url", "http://"+wl.Addr().String()+"/")
+		log.Info("pages served", "url", scheme+"://"+wl.Addr().String()+"/")
 	}
 
 	for {
@@ -192,7 +194,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 				continue
 			}
 			warn(log, next)
-			lines = apply(agent, lines, next, log)
+			lines = apply(agent, lines, next, log, metrics.Forget)
 			cfg = next
 			api.set(cfg, lines)
 		case req := <-applyReqs:
@@ -203,7 +205,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 				continue
 			}
 			log.Info("settings from the page stored", "path", path)
-			lines = apply(agent, lines, req.next, log)
+			lines = apply(agent, lines, req.next, log, metrics.Forget)
 			cfg = req.next
 			api.set(cfg, lines)
 			req.done <- nil
@@ -227,8 +229,10 @@ type applyReq struct {
 }
 
 // apply moves the agent from its lines to next's: unchanged lines are left
-// alone, changed ones are de-registered and registered anew.
-func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Config, log *slog.Logger) map[string]*runtime.Line {
+// alone, changed ones are de-registered and registered anew; forget is
+// told the names of lines that are gone, for their metrics.
+func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Config, log *slog.Logger,
+	forget func(name string)) map[string]*runtime.Line {
 	out := map[string]*runtime.Line{}
 	var gone []*runtime.Line
 	for i, lc := range next.Lines {
@@ -252,6 +256,7 @@ func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Co
 	}
 	for _, l := range lines {
 		gone = append(gone, l)
+		forget(l.Name())
 	}
 	unregisterAll(gone)
 	for _, l := range gone {

@@ -40,6 +40,20 @@ func (a *api) set(cfg runtime.Config, lines map[string]*runtime.Line) {
 	a.cfg, a.lines = cfg, lines
 }
 
+// statuses returns every line's status in the order of the settings, the
+// order the pages number them in.
+func (a *api) statuses() []runtime.Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := []runtime.Status{}
+	for i, lc := range a.cfg.Lines {
+		if l := a.lines[lineKey(i, lc)]; l != nil {
+			out = append(out, l.Status())
+		}
+	}
+	return out
+}
+
 // settings returns the running settings.
 func (a *api) settings() runtime.Config {
 	a.mu.Lock()

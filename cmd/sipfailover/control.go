@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sipfailover/sipfailover/runtime"
 )
 
 // The status port serves /api/status to anyone on the machine, and the
@@ -87,14 +89,7 @@ var errRemote = errors.New("is not a loopback address; anyone on the network cou
 // loopback says whether addr (host:port) listens on loopback only.
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && runtime.Loopback(host)
 }
 
 // guard lets a request to the call API through only with the control

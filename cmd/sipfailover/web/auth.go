@@ -5,8 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -143,10 +147,23 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 // neither logged nor shown again.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
-	if !sameOrigin(r) || bcrypt.CompareHashAndPassword([]byte(s.PasswordHash), []byte(r.PostFormValue("password"))) != nil {
+	if !sameOrigin(r) {
+		s.render(w, http.StatusForbidden, "login.html", loginData{Next: next, Error: "a login from another site is refused"})
+		return
+	}
+	client := clientOf(r)
+	if wait := s.throttle.wait(client); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds()+0.999)))
+		s.render(w, http.StatusTooManyRequests, "login.html", loginData{Next: next,
+			Error: fmt.Sprintf("too many wrong passwords: try again in %v", wait.Round(time.Second))})
+		return
+	}
+	if bcrypt.CompareHashAndPassword([]byte(s.PasswordHash), []byte(r.PostFormValue("password"))) != nil {
+		s.throttle.failed(client)
 		s.render(w, http.StatusUnauthorized, "login.html", loginData{Next: next, Error: "wrong password"})
 		return
 	}
+	s.throttle.passed(client)
 	id, _ := s.sessions.create()
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil, MaxAge: int(sessionLife.Seconds())})
@@ -168,6 +185,97 @@ func safeNext(next string) string {
 		return "/status"
 	}
 	return u.RequestURI()
+}
+
+// scraper lets a request read the metrics with the metrics token as a
+// bearer token, or with a session as the pages are.
+func (s *Server) scraper(h http.Handler) http.Handler {
+	withSession := s.auth(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && s.MetricsToken != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.MetricsToken)) == 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sipfailover"`)
+			http.Error(w, "wrong metrics token", http.StatusUnauthorized)
+			return
+		}
+		withSession.ServeHTTP(w, r)
+	})
+}
+
+// clientOf names the client of a request for the login throttle: its IP
+// address (the pages are not meant to sit behind a proxy).
+func clientOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// throttle slows password guessing: after a wrong password a client waits
+// 1 s before the next try, and twice as long after each further one, up to
+// 5 minutes; a right one clears it. Each try is a bcrypt check, so without
+// it parallel guesses also load the machine.
+type throttle struct {
+	now func() time.Time
+	mu  sync.Mutex
+	m   map[string]*strikes
+}
+
+type strikes struct {
+	n     int
+	until time.Time
+}
+
+// Login throttle bounds.
+const (
+	throttleFirst = time.Second
+	throttleMax   = 5 * time.Minute
+	throttleKeep  = 10000 // clients remembered; the oldest go first
+)
+
+func newThrottle(now func() time.Time) *throttle {
+	return &throttle{now: now, m: map[string]*strikes{}}
+}
+
+// wait says how long client must still wait before it may try again.
+func (t *throttle) wait(client string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.m[client]; st != nil {
+		return max(st.until.Sub(t.now()), 0)
+	}
+	return 0
+}
+
+func (t *throttle) failed(client string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if len(t.m) >= throttleKeep {
+		for c, st := range t.m {
+			if st.until.Before(now.Add(-throttleMax)) {
+				delete(t.m, c)
+			}
+		}
+	}
+	st := t.m[client]
+	if st == nil {
+		st = &strikes{}
+		t.m[client] = st
+	}
+	st.n++
+	st.until = now.Add(min(throttleFirst<<min(st.n-1, 20), throttleMax))
+}
+
+func (t *throttle) passed(client string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, client)
 }
 
 // HashPassword returns the bcrypt hash to put in the settings' web section.

@@ -1,12 +1,15 @@
 package web
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
@@ -84,50 +87,96 @@ func lineStates() []string {
 	return out
 }
 
-func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// Forget drops a removed line's series, so that they do not stay for ever.
+func (m *Metrics) Forget(line string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	names := make([]string, 0, len(m.lines))
-	for n := range m.lines {
-		names = append(names, n)
+	delete(m.lines, line)
+}
+
+// Handler serves the metrics in Prometheus' text format, with the Go
+// runtime's and the process's own (client_golang's collectors) and, when
+// counters is set, what the agent dropped at its edge (I11).
+func (m *Metrics) Handler(counters func() runtime.Counters) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&lineCollector{m: m}, &edgeCollector{counters: counters})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+var (
+	descState = prometheus.NewDesc("sipfailover_line_state", "1 for the state each line is in, 0 for the others (R14).",
+		[]string{"line", "state"}, nil)
+	descFailovers = prometheus.NewDesc("sipfailover_failovers_total",
+		"Times a line registered on a lower-priority server after the servers before it failed (R5).", []string{"line"}, nil)
+	descFailbacks = prometheus.NewDesc("sipfailover_failbacks_total",
+		"Times a line's probe found the primary back and the line moved there (R10).", []string{"line"}, nil)
+	descInState = prometheus.NewDesc("sipfailover_state_seconds_total", "Time each line has spent in each state.",
+		[]string{"line", "state"}, nil)
+	descFailures = prometheus.NewDesc("sipfailover_request_failures_total",
+		"Failed requests of each line, by the event that reported the failure (R1).", []string{"line", "reason"}, nil)
+	descDropped = prometheus.NewDesc("sipfailover_dropped_messages_total",
+		"Messages from servers dropped or refused before any line saw them, by why (I11).", []string{"why"}, nil)
+	descPanics = prometheus.NewDesc("sipfailover_contained_panics_total",
+		"Messages whose handling panicked and was stopped there; each one is a bug (I11).", nil, nil)
+	descRejectedCalls = prometheus.NewDesc("sipfailover_rejected_calls_total",
+		"Incoming calls answered 486 for a call limit (I11).", nil, nil)
+)
+
+// lineCollector reads the lines' counters at each scrape.
+type lineCollector struct{ m *Metrics }
+
+func (c *lineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descFailovers, descFailbacks, descInState, descFailures} {
+		ch <- d
 	}
-	slices.Sort(names)
+}
+
+func (c *lineCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	states := lineStates()
 	now := m.now()
-	metric := func(name, kind, help string, each func(line string, l *lineMetrics)) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, kind)
-		for _, n := range names {
-			each(n, m.lines[n])
-		}
-	}
-	metric("sipfailover_line_state", "gauge", "1 for the state each line is in, 0 for the others (R14).", func(n string, l *lineMetrics) {
+	for n, l := range m.lines {
 		for _, s := range states {
-			v := 0
+			v := 0.0
 			if s == l.state {
 				v = 1
 			}
-			fmt.Fprintf(w, "sipfailover_line_state{line=%q,state=%q} %d\n", n, s, v)
-		}
-	})
-	metric("sipfailover_failovers_total", "counter", "Times a line registered on a lower-priority server after the servers before it failed (R5).", func(n string, l *lineMetrics) {
-		fmt.Fprintf(w, "sipfailover_failovers_total{line=%q} %d\n", n, l.failovers)
-	})
-	metric("sipfailover_failbacks_total", "counter", "Times a line's probe found the primary back and the line moved there (R10).", func(n string, l *lineMetrics) {
-		fmt.Fprintf(w, "sipfailover_failbacks_total{line=%q} %d\n", n, l.failbacks)
-	})
-	metric("sipfailover_state_seconds_total", "counter", "Time each line has spent in each state.", func(n string, l *lineMetrics) {
-		for _, s := range states {
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, n, s)
 			d := l.inState[s]
 			if s == l.state {
 				d += now.Sub(l.since)
 			}
-			fmt.Fprintf(w, "sipfailover_state_seconds_total{line=%q,state=%q} %g\n", n, s, d.Seconds())
+			ch <- prometheus.MustNewConstMetric(descInState, prometheus.CounterValue, d.Seconds(), n, s)
 		}
-	})
-	metric("sipfailover_request_failures_total", "counter", "Failed requests of each line, by the event that reported the failure (R1).", func(n string, l *lineMetrics) {
+		ch <- prometheus.MustNewConstMetric(descFailovers, prometheus.CounterValue, float64(l.failovers), n)
+		ch <- prometheus.MustNewConstMetric(descFailbacks, prometheus.CounterValue, float64(l.failbacks), n)
 		for _, e := range failureEvents {
-			fmt.Fprintf(w, "sipfailover_request_failures_total{line=%q,reason=%q} %d\n", n, e, l.failures[e])
+			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(l.failures[e]), n, e)
 		}
-	})
+	}
+}
+
+// edgeCollector reads the agent's edge counters at each scrape.
+type edgeCollector struct{ counters func() runtime.Counters }
+
+func (c *edgeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descDropped
+	ch <- descPanics
+	ch <- descRejectedCalls
+}
+
+func (c *edgeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.counters == nil {
+		return
+	}
+	n := c.counters()
+	for why, v := range map[string]uint64{"unparsable": n.UnparsableMessages, "bad_request": n.BadRequests,
+		"bad_response": n.BadResponses, "unmatched_response": n.UnmatchedResponses} {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), why)
+	}
+	ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(n.Panics))
+	ch <- prometheus.MustNewConstMetric(descRejectedCalls, prometheus.CounterValue, float64(n.RejectedCalls))
 }

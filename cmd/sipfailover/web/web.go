@@ -77,11 +77,17 @@ type Server struct {
 	PasswordHash string
 	// Metrics, when set, is served at /metrics.
 	Metrics *Metrics
+	// MetricsToken, when set, lets a scraper read /metrics with it as a
+	// bearer token (Prometheus' authorization setting), without a login.
+	MetricsToken string
+	// Counters, when set, adds the agent's edge counters to the metrics.
+	Counters func() runtime.Counters
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 
 	once     sync.Once
 	sessions *sessions
+	throttle *throttle
 	hub      *hub
 }
 
@@ -91,6 +97,7 @@ func (s *Server) init() {
 			s.Now = time.Now
 		}
 		s.sessions = newSessions(s.Now)
+		s.throttle = newThrottle(s.Now)
 		s.hub = newHub()
 	})
 }
@@ -119,7 +126,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PUT /api/settings", s.auth(http.HandlerFunc(s.apiPutSettings)))
 	mux.Handle("GET /api/csrf", s.auth(http.HandlerFunc(s.apiCSRF)))
 	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.auth(s.Metrics))
+		mux.Handle("GET /metrics", s.scraper(s.Metrics.Handler(s.Counters)))
 	}
 	return securityHeaders(mux)
 }
@@ -178,7 +185,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
+	rc := http.NewResponseController(w)
 	for {
+		// The server has no write timeout (this stream is long); each
+		// write has its own, so a client that stops reading is dropped.
+		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		data, _ := json.Marshal(s.Lines())
 		fmt.Fprintf(w, "event: status\ndata: %s\n\n", data)
 		flusher.Flush()
@@ -223,13 +234,8 @@ func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request) {
 	cur := s.Settings()
 	next.Web = cur.Web // the pages' own settings are the file's, read at start
 	for i := range next.Lines {
-		if next.Lines[i].Password != "" {
-			continue
-		}
-		for j, l := range cur.Lines {
-			if (next.Lines[i].Name != "" && l.Name == next.Lines[i].Name) || (next.Lines[i].Name == "" && j == i) {
-				next.Lines[i].Password = l.Password
-			}
+		if next.Lines[i].Password == "" {
+			next.Lines[i].Password = keptPassword(cur.Lines, next.Lines[i].Name, i)
 		}
 	}
 	if err := next.Validate(); err != nil {
@@ -250,6 +256,21 @@ func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.apiSettings(w, r)
+}
+
+// keptPassword is the running password of the line a PUT names: the line
+// of that name, else the line in the same place (a renamed line keeps its
+// password too).
+func keptPassword(cur []runtime.LineConfig, name string, i int) string {
+	for _, l := range cur {
+		if name != "" && l.Name == name {
+			return l.Password
+		}
+	}
+	if i < len(cur) {
+		return cur[i].Password
+	}
+	return ""
 }
 
 // apiCSRF gives a script that logged in the token its PUT and POST must
@@ -395,10 +416,14 @@ func (s *Server) submitLine(w http.ResponseWriter, r *http.Request) {
 	for _, f := range formFields {
 		form.Values[f.name] = strings.TrimSpace(r.PostFormValue(f.name))
 	}
+	// Every field is checked at once: the fields that are no numbers keep
+	// their running values for the check of the others.
 	next, errs := edit(c, n-1, form.Values)
-	if len(errs) == 0 {
-		if err := next.Validate(); err != nil {
-			errs = fieldProblems(err, n-1, &form.General)
+	if err := next.Validate(); err != nil {
+		for name, msg := range fieldProblems(err, n-1, &form.General) {
+			if _, bad := errs[name]; !bad {
+				errs[name] = msg
+			}
 		}
 	}
 	if len(errs) == 0 && len(form.General) == 0 {
@@ -417,7 +442,7 @@ func (s *Server) submitLine(w http.ResponseWriter, r *http.Request) {
 // are not numbers.
 func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[string]string) {
 	errs := map[string]string{}
-	num := func(name string) *int {
+	num := func(name string, running *int) *int {
 		n, err := strconv.Atoi(v[name])
 		if err != nil {
 			if v[name] == "" {
@@ -425,7 +450,7 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 			} else {
 				errs[name] = "must be a whole number"
 			}
-			return nil
+			return running
 		}
 		return &n
 	}
@@ -437,10 +462,12 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 		p := fmt.Sprintf("server%d_", j+1)
 		srv := l.Servers[j]
 		srv.Addr = v[p+"addr"]
-		srv.Port, srv.TTL, srv.Transport = num(p+"port"), num(p+"ttl"), num(p+"transport")
+		srv.Port, srv.TTL, srv.Transport = num(p+"port", srv.Port), num(p+"ttl", srv.TTL), num(p+"transport", srv.Transport)
 		l.Servers[j] = srv
 	}
-	l.EnableFailback, l.FailbackInterval, l.SignalRetryCounts = num("enable_failback"), num("failback_interval"), num("signal_retry_counts")
+	l.EnableFailback = num("enable_failback", l.EnableFailback)
+	l.FailbackInterval = num("failback_interval", l.FailbackInterval)
+	l.SignalRetryCounts = num("signal_retry_counts", l.SignalRetryCounts)
 	next.Lines[i] = l
 	return next, errs
 }

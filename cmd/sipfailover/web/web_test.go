@@ -25,9 +25,20 @@ type testSite struct {
 	mu      sync.Mutex
 	cfg     runtime.Config
 	applied []runtime.Config
+	now     time.Time // the pages' clock
 }
 
-const testPassword = "correct horse"
+// advance moves the pages' clock on.
+func (ts *testSite) advance(d time.Duration) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.now = ts.now.Add(d)
+}
+
+const (
+	testPassword     = "correct horse"
+	testMetricsToken = "scrape-me-not"
+)
 
 func newTestSite(t *testing.T) *testSite {
 	t.Helper()
@@ -59,7 +70,11 @@ func newTestSite(t *testing.T) *testSite {
 		},
 		PasswordHash: hash,
 		Metrics:      metrics,
+		MetricsToken: testMetricsToken,
+		Counters:     func() runtime.Counters { return runtime.Counters{BadRequests: 3, Panics: 0} },
+		Now:          func() time.Time { ts.mu.Lock(); defer ts.mu.Unlock(); return ts.now },
 	}
+	ts.now = time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
 	ts.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(ts.srv.Close)
 	jar, _ := cookiejar.New(nil)
@@ -130,6 +145,7 @@ func TestLoginRequired(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "wrong password") || strings.Contains(body, "guess-me-not") {
 		t.Errorf("a wrong password: %d, page echoes it: %v", res.StatusCode, strings.Contains(body, "guess-me-not"))
 	}
+	ts.advance(time.Second) // the throttle's wait after one wrong password
 	res, err := noFollow.PostForm(ts.srv.URL+"/login", url.Values{"password": {testPassword}})
 	if err != nil {
 		t.Fatal(err)
@@ -361,5 +377,143 @@ func TestAPIPutSettings(t *testing.T) {
 	l := ts.applied[0].Lines[0]
 	if *l.Servers[1].Port != 5080 || l.Password != "line-secret" || time.Duration(l.T1) != 250*time.Millisecond {
 		t.Fatalf("applied %+v", l)
+	}
+}
+
+// TestLoginThrottled: item 5 of the settings issue. Each wrong password
+// makes the client wait twice as long before its next try (1 s, 2 s, 4 s
+// ...), the right password included; waiting it out lets it in.
+func TestLoginThrottled(t *testing.T) {
+	ts := newTestSite(t)
+	for i, wait := range []string{"1", "2", "4"} {
+		if res, _ := ts.post(t, "/login", url.Values{"password": {"guess"}}); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i+1, res.StatusCode)
+		}
+		res, body := ts.post(t, "/login", url.Values{"password": {testPassword}})
+		if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != wait || !strings.Contains(body, "too many wrong passwords") {
+			t.Fatalf("after guess %d: %d, Retry-After %q, want 429 and %s", i+1, res.StatusCode, res.Header.Get("Retry-After"), wait)
+		}
+		n, _ := time.ParseDuration(wait + "s")
+		ts.advance(n - time.Millisecond)
+		if res, _ := ts.post(t, "/login", url.Values{"password": {testPassword}}); res.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("a millisecond before the wait ends: %d, want 429", res.StatusCode)
+		}
+		ts.advance(time.Millisecond)
+	}
+	ts.login(t)
+}
+
+// TestLoginFromAnotherOriginRefused: a login form posted from another
+// site is refused, the right password or not.
+func TestLoginFromAnotherOriginRefused(t *testing.T) {
+	ts := newTestSite(t)
+	req, _ := http.NewRequest("POST", ts.srv.URL+"/login", strings.NewReader(url.Values{"password": {testPassword}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	res, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("a login from another origin: %d, want 403", res.StatusCode)
+	}
+}
+
+// TestSessionExpires: a session lasts sessionLife, not a second more.
+func TestSessionExpires(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	ts.advance(sessionLife)
+	if res, _ := ts.get(t, "/api/status"); res.StatusCode != http.StatusOK {
+		t.Fatalf("at the end of its life the session is refused: %d", res.StatusCode)
+	}
+	ts.advance(time.Second)
+	if res, _ := ts.get(t, "/api/status"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a second past its life the session still works: %d", res.StatusCode)
+	}
+}
+
+// TestMetricsScrapedWithToken: item 6. Prometheus scrapes with the bearer
+// token of the settings (no login); a wrong token is refused; the agent's
+// edge counters and the Go runtime's are there.
+func TestMetricsScrapedWithToken(t *testing.T) {
+	ts := newTestSite(t)
+	get := func(token string) (int, string) {
+		req, _ := http.NewRequest("GET", ts.srv.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := get("wrong"); code != http.StatusUnauthorized {
+		t.Errorf("a wrong token: %d, want 401", code)
+	}
+	code, body := get(testMetricsToken)
+	if code != http.StatusOK {
+		t.Fatalf("the token: %d", code)
+	}
+	for _, want := range []string{`sipfailover_failovers_total{line="lobby"} 1`, `sipfailover_dropped_messages_total{why="bad_request"} 3`,
+		"go_goroutines ", "sipfailover_contained_panics_total 0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestAPIPutRenameKeepsPassword: item 3. A PUT that renames a line and
+// leaves its password empty keeps the line's password (the line in the
+// same place), as the docs say an empty password does.
+func TestAPIPutRenameKeepsPassword(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	var tok struct{ CSRF string }
+	_, body := ts.get(t, "/api/csrf")
+	if err := json.Unmarshal([]byte(body), &tok); err != nil {
+		t.Fatal(err)
+	}
+	renamed := `{"lines": [
+		{"name": "front-door", "user": "1001", "servers": [{"addr": "10.0.0.1"}, {"addr": "10.0.0.2"}]},
+		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`
+	req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(renamed))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", tok.CSRF)
+	res, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(ts.applied) != 1 {
+		t.Fatalf("PUT: %d, applied %d", res.StatusCode, len(ts.applied))
+	}
+	if l := ts.applied[0].Lines[0]; l.Name != "front-door" || l.Password != "line-secret" {
+		t.Errorf("renamed line %q has password %q, want the old one", l.Name, l.Password)
+	}
+}
+
+// TestFormReportsEveryProblemAtOnce: item 8. A field that is no number no
+// longer hides the range errors of the others until the next Submit.
+func TestFormReportsEveryProblemAtOnce(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	form := goodForm(csrf)
+	form.Set("signal_retry_counts", "three")
+	form.Set("server1_port", "70000")
+	form.Set("failback_interval", "0")
+	res, body := ts.post(t, "/line", form)
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422", res.StatusCode)
+	}
+	for _, want := range []string{"must be a whole number", "70000 is outside 1-65535", "0s is below the minimum 1s"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the form lacks %q", want)
+		}
+	}
+	if len(ts.applied) != 0 {
+		t.Error("a bad form was applied")
 	}
 }

@@ -52,8 +52,11 @@ func (d Duration) String() string {
 		name string
 		ns   int64
 	}{{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}}
+	if d == 0 {
+		return "0s"
+	}
 	for _, u := range units {
-		if d != 0 && int64(d)%u.ns == 0 {
+		if int64(d)%u.ns == 0 {
 			return fmt.Sprintf("%d%s", int64(d)/u.ns, u.name)
 		}
 	}
@@ -88,8 +91,11 @@ func (d Duration) String() string {
 		name string
 		ns   int64
 	}{{"h", 3600e9}, {"m", 60e9}, {"s", 1e9}, {"ms", 1e6}, {"us", 1e3}}
+	if d == 0 {
+		return "0s"
+	}
 	for _, u := range units {
-		if d != 0 && int64(d)%%u.ns == 0 {
+		if int64(d)%%u.ns == 0 {
 			return fmt.Sprintf("%%d%%s", int64(d)/u.ns, u.name)
 		}
 	}
