@@ -9,6 +9,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -40,7 +42,7 @@ const (
 	testMetricsToken = "scrape-me-not"
 )
 
-func newTestSite(t *testing.T) *testSite {
+func newTestSite(t testing.TB) *testSite {
 	t.Helper()
 	hash, err := HashPassword(testPassword)
 	if err != nil {
@@ -82,7 +84,7 @@ func newTestSite(t *testing.T) *testSite {
 	return ts
 }
 
-func (ts *testSite) get(t *testing.T, path string) (*http.Response, string) {
+func (ts *testSite) get(t testing.TB, path string) (*http.Response, string) {
 	t.Helper()
 	res, err := ts.client.Get(ts.srv.URL + path)
 	if err != nil {
@@ -93,7 +95,7 @@ func (ts *testSite) get(t *testing.T, path string) (*http.Response, string) {
 	return res, string(body)
 }
 
-func (ts *testSite) post(t *testing.T, path string, form url.Values) (*http.Response, string) {
+func (ts *testSite) post(t testing.TB, path string, form url.Values) (*http.Response, string) {
 	t.Helper()
 	res, err := ts.client.PostForm(ts.srv.URL+path, form)
 	if err != nil {
@@ -107,7 +109,7 @@ func (ts *testSite) post(t *testing.T, path string, form url.Values) (*http.Resp
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
 // login logs in and returns the session's CSRF token.
-func (ts *testSite) login(t *testing.T) string {
+func (ts *testSite) login(t testing.TB) string {
 	t.Helper()
 	res, body := ts.post(t, "/login", url.Values{"password": {testPassword}, "next": {"/line"}})
 	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/line" {
@@ -515,5 +517,32 @@ func TestFormReportsEveryProblemAtOnce(t *testing.T) {
 	}
 	if len(ts.applied) != 0 {
 		t.Error("a bad form was applied")
+	}
+}
+
+// TestMetricsPassPromtool: what a scraper gets with the token is a valid
+// exposition by Prometheus' own linter (promtool, from Debian's prometheus
+// package, which .ci/install-deps installs). Outside CI, without promtool,
+// the test is skipped.
+func TestMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool is not installed: .ci/install-deps prometheus")
+		}
+		t.Skip("promtool is not installed")
+	}
+	ts := newTestSite(t)
+	req, _ := http.NewRequest("GET", ts.srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testMetricsToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = res.Body
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
