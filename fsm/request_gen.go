@@ -12,7 +12,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "5b582b459dd83220cf64fb6c35fa6e2afb41c64555ef87e11e4aab0a29c4aa72"
+const RequestModelSHA256 = "9067732759226d339bb005bcd231dba1bce4b498c0b574aa619e8bdd5ce7f3a3"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"
@@ -203,8 +203,10 @@ const (
 	// RequestActionSendRequest is "send_request": Send the request (a new transaction: new branch, new
 	// CSeq) to server `server`, retransmitted on Timer E up to max_transmissions over UDP. An
 	// in-dialog request sent to a server other than its dialog's has the failed server's entry removed
-	// from its route set (R7). If the server's Retry-After is running, fire server.held_off instead of
-	// sending.
+	// from its route set (R7), and a server that is then not the route set's first hop goes first as a
+	// pre-loaded route (RFC 3261 8.1.2, 16.12), so that a server that relays in-dialog requests only
+	// through loose_route() takes it. If the server's Retry-After is running, fire server.held_off
+	// instead of sending.
 	RequestActionSendRequest
 	// RequestActionSendRequestAuth is "send_request_auth": Resend the request to the same server with
 	// digest credentials for the challenge (new CSeq).
@@ -344,7 +346,10 @@ type RequestActions interface {
 	// SendRequest is send_request: Send the request (a new transaction: new branch, new CSeq) to
 	// server `server`, retransmitted on Timer E up to max_transmissions over UDP. An in-dialog request
 	// sent to a server other than its dialog's has the failed server's entry removed from its route
-	// set (R7). If the server's Retry-After is running, fire server.held_off instead of sending.
+	// set (R7), and a server that is then not the route set's first hop goes first as a pre-loaded
+	// route (RFC 3261 8.1.2, 16.12), so that a server that relays in-dialog requests only through
+	// loose_route() takes it. If the server's Retry-After is running, fire server.held_off instead of
+	// sending.
 	SendRequest()
 	// SendRequestAuth is send_request_auth: Resend the request to the same server with digest
 	// credentials for the challenge (new CSeq).

@@ -257,7 +257,7 @@ func (c *Call) establish(t *txn, res *sip.Response) {
 		c.routes = append(c.routes, splitHeaderValues(rr[i].Value())...)
 	}
 	spec := c.line.spec(sip.ACK, c.server, -1)
-	c.inDialog(&spec, 0)
+	c.inDialog(&spec, c.server, 0)
 	c.ack, c.ackDst = c.buildAck(spec, res.CSeq().SeqNo), t.dst
 	c.line.agent.net.Send(c.ackDst, c.ack)
 }

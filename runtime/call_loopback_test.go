@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,8 +176,10 @@ func TestByeFailsOver(t *testing.T) {
 			if bye == nil || bye.Answer != 200 {
 				t.Fatalf("the backup saw no BYE answered 200: %v", methods(b.backup, c.ID()))
 			}
-			if len(bye.Route) != 0 {
-				t.Fatalf("the BYE through the backup kept Route %v; the primary's entry must go (R7)", bye.Route)
+			// The primary's entry goes (R7); the backup goes first as a
+			// pre-loaded route (RFC 3261 8.1.2).
+			if want := fmt.Sprintf("<sip:%s;lr>", b.backup.Addr); len(bye.Route) != 1 || bye.Route[0] != want {
+				t.Fatalf("the BYE through the backup had Route %v, want [%s]", bye.Route, want)
 			}
 			if b.line.Status().Server != 1 {
 				t.Fatalf("the line is on server %d, want the backup", b.line.Status().Server)

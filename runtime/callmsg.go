@@ -45,10 +45,14 @@ func (c *Call) buildAck(s requestSpec, seq uint32) []byte {
 	return msg
 }
 
-// inDialog fills s for a request of the dialog: the remote target, the
-// remote tag and the route set less the entries of servers in dead, which
-// were found unavailable (R7).
-func (c *Call) inDialog(s *requestSpec, dead uint8) {
+// inDialog fills s, a request of the dialog sent through server, with the
+// remote target, the remote tag and the route set less the entries of
+// servers in dead, which were found unavailable (R7). When server is then
+// not the route set's first hop (the dialog failed over to it, or its
+// server does not record-route), it goes first as a pre-loaded route (RFC
+// 3261 8.1.2, 16.12, as an outbound proxy does): a server that takes
+// in-dialog requests only through loose_route() then relays it.
+func (c *Call) inDialog(s *requestSpec, server int, dead uint8) {
 	s.remoteTarget = c.remoteTarget
 	s.to = "<" + c.remote + ">"
 	if c.remoteTag != "" {
@@ -61,6 +65,18 @@ func (c *Call) inDialog(s *requestSpec, dead uint8) {
 		}
 		s.routes = append(s.routes, r)
 	}
+	if len(s.routes) == 0 || c.line.serverOf(s.routes[0]) != server {
+		s.routes = append([]string{routeTo(c.line.servers[server])}, s.routes...)
+	}
+}
+
+// routeTo is a loose Route entry naming the server at e.
+func routeTo(e Endpoint) string {
+	u := "sip:" + e.Addr()
+	if e.Transport != TransportUDP {
+		u += ";transport=" + strings.ToLower(e.TransportName())
+	}
+	return "<" + u + ";lr>"
 }
 
 // serverOf returns the index of the server a Route or Record-Route entry

@@ -252,7 +252,7 @@ func (r *Request) spec(server int) requestSpec {
 	s := r.line.spec(r.method, server, -1)
 	s.target, s.contentType, s.body = r.target, r.contentType, r.body
 	if r.call != nil && r.method != sip.INVITE {
-		r.call.inDialog(&s, r.dead)
+		r.call.inDialog(&s, server, r.dead)
 	}
 	return s
 }
