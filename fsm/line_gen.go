@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "68a754c85bc5879385768d98ca05d612a123e2b3325a63a9e0adfc101cee1155"
+const LineModelSHA256 = "819eb50502bb0794f75da7a60495bccc649ddb4b8c66037242742d0032c39f97"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -360,6 +360,12 @@ type LineParams struct {
 	// backup with Expires 0 (R12). Off by default: servers sharing one registration database would
 	// lose the binding the primary just made.
 	DeregisterAfterFailback bool
+	// ContactShared is contact_shared: Every server sees the line under one Contact (UDP from one
+	// shared port). When false (TCP, TLS: a connection, and so a Contact, per server), the binding
+	// left on the backup is another than the primary's, and failback removes it whatever
+	// deregister_after_failback says: it would outlive failback in a shared registration database, and
+	// calls forked to it would go nowhere (R12).
+	ContactShared bool
 }
 
 // Validate checks every param against the bounds in the model and
@@ -602,8 +608,8 @@ var LineTransitions = [...]LineTransition{
 	{ID: "unregister_idle", From: []LineState{LineStateAllFailed, LineStateFailed}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "Nothing is registered; stop trying."},
 	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
 	{ID: "failback_due", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R10", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10)."},
-	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "deregister_after_failback", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there only if configured (R10, R12, I1)."},
-	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there only if configured (R10, R12, I1)."},
+	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "deregister_after_failback || !contact_shared", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
+	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
 	{ID: "probe_challenged/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "probe_challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_challenges = probe_challenges + 1", "cancel probe", "arm probe", "send_probe_auth"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_challenged/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_failed", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeFailed, LineEventTimerProbe}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R11", "I7"}, Doc: "The primary is still unavailable (no answer by 64*T1, or a failure): stay on the backup and start the failback timer again (R11)."},
@@ -1809,8 +1815,9 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 			}
 		case LineEventProbe2xx:
 			// Transition failback: The primary answered the probe: switch to it, stop refreshing the backup,
-			// and de-register there only if configured (R10, R12, I1).
-			if m.params.DeregisterAfterFailback {
+			// and de-register there if configured, or if its binding is another Contact than the primary's
+			// (R10, R12, I1).
+			if m.params.DeregisterAfterFailback || !m.params.ContactShared {
 				step.Transition, step.To = "failback/1", LineStatePrimaryRegistered
 				err = func() error {
 					if err := m.exitProbing(v, fired, "failback/1"); err != nil {

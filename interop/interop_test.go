@@ -530,3 +530,45 @@ func TestIncomingCall(t *testing.T) {
 		t.Fatalf("the line's side of SIPp's call: %+v", c)
 	}
 }
+
+// bindings lists the contacts of the line's user (1001) in the servers'
+// shared location table (usrloc db_mode 3: what either server holds).
+func (w *world) bindings() []string {
+	w.t.Helper()
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", filepath.Join(w.dir, "registrations.db"),
+		"SELECT contact FROM location WHERE username = '1001' ORDER BY contact").CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("reading the location table: %v\n%s", err, out)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestBindingsAfterFailbackOverTCP: over TCP each server sees the line
+// under another Contact (its connection's port), so the backup's binding
+// outlived failback in the shared location table until it expired, and a
+// call forked to it went nowhere. Failback now removes it (R12), and
+// stopping the agent removes the primary's: the table is read after each.
+func TestBindingsAfterFailbackOverTCP(t *testing.T) {
+	w := newWorldOver(t, 1)
+	w.kam("kill", "primary")
+	w.waitState("backup_registered", 5*time.Second)
+	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+	w.waitState("primary_registered", failback+64*t1+time.Second)
+	var got []string
+	deadline := time.Now().Add(5 * time.Second)
+	for got = w.bindings(); len(got) != 1 && time.Now().Before(deadline); got = w.bindings() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(got) != 1 {
+		t.Fatalf("after failback the location table holds %v, want the primary's binding alone", got)
+	}
+	start := time.Now()
+	w.agent.Process.Signal(syscall.SIGTERM)
+	for got = w.bindings(); len(got) != 0 && time.Now().Before(start.Add(5*time.Second)); got = w.bindings() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(got) != 0 {
+		t.Fatalf("after SIGTERM the location table holds %v, want nothing", got)
+	}
+	t.Logf("MEASURED %-48s %9v", "bindings gone after SIGTERM", time.Since(start).Round(time.Millisecond))
+}

@@ -36,6 +36,7 @@ func drawLineParams(t *rapid.T) fsm.LineParams {
 		BackoffBase:             ms(t, "backoff_base_ms", 1, 60_000),
 		BackoffMax:              ms(t, "backoff_max_ms", 60_000, 1800_000),
 		DeregisterAfterFailback: rapid.Bool().Draw(t, "deregister_after_failback"),
+		ContactShared:           rapid.Bool().Draw(t, "contact_shared"),
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("drew invalid params: %v", err)

@@ -37,6 +37,7 @@ type txn struct {
 	branch     string
 	id         txnID
 	contact    sip.Uri // the Contact the request carried
+	contactURI string  // the same, as written
 	expires    int     // a REGISTER's Expires, -1 for none
 	authorized bool    // it carried digest credentials
 	msg        []byte
@@ -95,6 +96,7 @@ type Line struct {
 	mainChallenge   *sip.Response // the last 401/407 to the line's REGISTER
 	probeChallenge  *sip.Response
 	creds           map[int]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
+	bound           map[int]string       // server -> the Contact it holds a binding of (R12)
 	minExpires      map[int]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
 	retryUntil      map[int]time.Time    // server -> end of its 503 Retry-After (R1, I3)
 	regServer       int                  // the server the line's registration is on
@@ -127,7 +129,7 @@ type Status struct {
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
-	l := &Line{agent: a, cfg: cfg, retryUntil: map[int]time.Time{}, creds: map[int]*credentials{}, minExpires: map[int]int{}}
+	l := &Line{agent: a, cfg: cfg, retryUntil: map[int]time.Time{}, creds: map[int]*credentials{}, minExpires: map[int]int{}, bound: map[int]string{}}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		name := s.TLSServerName
@@ -327,7 +329,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 	l.finish(*slot)
 	msg, branch := s.build(d)
 	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx,
-		id: txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method}, contact: s.contact(), expires: s.expires, authorized: s.auth != "",
+		id: txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method}, contact: s.contact(), contactURI: s.contactURI(), expires: s.expires, authorized: s.auth != "",
 		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
@@ -476,6 +478,12 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		if unavailable {
 			l.post(fsm.LineEventKeepaliveFailed, reason)
 		}
+	case txnDeregister:
+		// Its answer is not awaited, but a challenge is answered once, or
+		// the binding would stay (R12).
+		if challenged && (!t.authorized || stale(res)) {
+			l.deregister(res)
+		}
 	}
 	l.drain()
 }
@@ -505,17 +513,19 @@ func (l *Line) noteRetryAfter(res *sip.Response, server int, reason *string) {
 }
 
 // grant records the expiry that res, a 2xx to the REGISTER of t, granted,
-// so that the refresh comes before the binding expires (I8). It returns
-// false when the server granted 0 to a REGISTER that asked to keep the
-// binding: that is no registration.
+// so that the refresh comes before the binding expires (I8), and the
+// Contact the server now holds. It returns false when the server granted 0
+// to a REGISTER that asked to keep the binding: that is no registration.
 func (l *Line) grant(t *txn, res *sip.Response) bool {
 	if t.expires <= 0 {
-		return true // a de-registration: 0 is what it asked
+		delete(l.bound, t.server) // a de-registration: 0 is what it asked
+		return true
 	}
 	d, zero := grantedExpiry(res, t.expires, t.contact)
 	if zero {
 		return false
 	}
+	l.bound[t.server] = t.contactURI
 	p := l.m.Params()
 	p.RefreshInterval = fsm.Duration(refreshAfter(d))
 	l.m.SetParams(p)
@@ -598,6 +608,7 @@ func (l *Line) heldOff(server int) string {
 // challenge that cannot be answered is a rejection with its reason.
 func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
 	s := l.spec(sip.REGISTER, server, expires)
+	s.stale = l.bound[server]
 	l.mainChallenge = nil
 	if err := l.authorize(&s, server, challenge); err != nil {
 		l.finish(l.main)
@@ -714,6 +725,7 @@ func (l *Line) SendProbeAuth() { l.sendProbe(l.probeChallenge) }
 // with the primary's reused credentials if it has challenged before.
 func (l *Line) sendProbe(challenge *sip.Response) {
 	s := l.spec(sip.REGISTER, 0, l.ttl(0))
+	s.stale = l.bound[0]
 	l.probeChallenge = nil
 	if err := l.authorize(&s, 0, challenge); err != nil {
 		l.finish(l.probe)
@@ -738,9 +750,19 @@ func (l *Line) AdoptProbe() {
 // through that registration's dialog (R12). Its answer is not awaited, and
 // a lost one only leaves the binding to expire, as when the setting is off,
 // so it is never retransmitted: no server gets more than its budget (I4).
-func (l *Line) DeregisterBackup() {
+func (l *Line) DeregisterBackup() { l.deregister(nil) }
+
+// deregister sends the Expires 0 of DeregisterBackup, with the server's
+// reused credentials, or answering challenge.
+func (l *Line) deregister(challenge *sip.Response) {
 	server := l.prevServer
-	l.start(&l.dereg, txnDeregister, &l.prevReg, l.spec(sip.REGISTER, server, 0), server, 1, nil)
+	s := l.spec(sip.REGISTER, server, 0)
+	s.stale = l.bound[server]
+	delete(l.bound, server) // its answer is not awaited
+	if l.authorize(&s, server, challenge) != nil {
+		return
+	}
+	l.start(&l.dereg, txnDeregister, &l.prevReg, s, server, 1, nil)
 	if t := l.dereg; t != nil {
 		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() {
 			l.mu.Lock()

@@ -40,7 +40,11 @@ type requestSpec struct {
 	user    string
 	domain  string
 	display string
-	expires int    // REGISTER: -1 for no Expires header
+	expires int // REGISTER: -1 for no Expires header
+	// stale, for a REGISTER, is a Contact the line registered at the server
+	// before and does not use now (an earlier connection's port): it goes
+	// along with expires=0, so that no binding outlives its connection.
+	stale   string
 	auth    string // header name, "" for none
 	authVal string
 	// target, when set, is the Request-URI and To of a request to someone
@@ -69,6 +73,11 @@ func (s requestSpec) requestURI() sip.Uri {
 		ruri = sip.Uri{Scheme: "sip", Host: s.dst.Host, Port: s.dst.Port}
 	}
 	return ruri
+}
+
+// contactURI is the Contact the request carries, as it is written.
+func (s requestSpec) contactURI() string {
+	return fmt.Sprintf("sip:%s@%s:%s;transport=%s", s.user, s.local[0], s.local[1], strings.ToLower(s.dst.TransportName()))
 }
 
 // contact is the Contact URI the request carries.
@@ -104,7 +113,10 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 	req.AppendHeader(sip.NewHeader("To", to))
 	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))
 	req.AppendHeader(sip.NewHeader("CSeq", fmt.Sprintf("%d %s", d.cseq, s.method)))
-	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s:%s;transport=%s>", s.user, s.local[0], s.local[1], strings.ToLower(transport))))
+	req.AppendHeader(sip.NewHeader("Contact", "<"+s.contactURI()+">"))
+	if s.stale != "" && s.stale != s.contactURI() {
+		req.AppendHeader(sip.NewHeader("Contact", "<"+s.stale+">;expires=0"))
+	}
 	if s.expires >= 0 {
 		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(s.expires)))
 	}

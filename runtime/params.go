@@ -37,7 +37,20 @@ func lineParams(c LineConfig) fsm.LineParams {
 		BackoffBase:             fsm.Duration(c.BackoffBase),
 		BackoffMax:              fsm.Duration(c.BackoffMax),
 		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
+		ContactShared:           contactShared(c),
 	}
+}
+
+// contactShared says whether every server of the line sees it under one
+// Contact: UDP from the port the sockets share. A TCP or TLS connection
+// has a port, and so a Contact, of its own.
+func contactShared(c LineConfig) bool {
+	for _, s := range c.Servers {
+		if *s.Transport != TransportUDP {
+			return false
+		}
+	}
+	return true
 }
 
 // requestParams maps them onto the params of model/request.yaml that every
