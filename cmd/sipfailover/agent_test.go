@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"bytes"
 	"context"
 	"fmt"
@@ -198,5 +199,47 @@ func TestStatusTable(t *testing.T) {
 	out.Reset()
 	if code := statusCmd([]string{"-addr", addr, "-json"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), `"state": "backup_registered"`) {
 		t.Errorf("status -json exited %d:\n%s", code, out.String())
+	}
+}
+
+// TestStopWithEveryServerStuck: item 6 of the hardening issue. With both
+// servers TCP and hung (they accept and never read), stopping the agent
+// (SIGTERM) still de-registers what it can and returns within its bound:
+// 64*T1 + 1 s (2.28 s at T1 20 ms), where a write blocked before.
+func TestStopWithEveryServerStuck(t *testing.T) {
+	var ports []int
+	var first *runtimetest.Deaf
+	for range 2 {
+		d, err := runtimetest.NewDeaf()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		ports = append(ports, d.Port())
+		first = cmp.Or(first, d)
+	}
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	src := fmt.Sprintf("lines:\n  - user: \"1001\"\n    password: pw\n    t1: 20ms\n    servers:\n"+
+		"      - {addr: 127.0.0.1, port: %d, transport: 1}\n      - {addr: 127.0.0.1, port: %d, transport: 1}\n", ports[0], ports[1])
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, serveOptions{config: path, statusAddr: "127.0.0.1:0", tokenFile: testToken(path)}, nil, slog.New(slog.DiscardHandler))
+	}()
+	eventually(t, "the line connects to a hung server", func() bool { return first.Accepted() > 0 })
+	start := time.Now()
+	cancel()
+	const bound = 64*20*time.Millisecond + time.Second
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("stopped in %v (bound %v)", time.Since(start), bound)
+	case <-time.After(bound + 10*time.Second): // generous: a loaded machine, but a wedge never returns
+		t.Fatalf("the agent did not stop within %v", bound)
 	}
 }
