@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "819eb50502bb0794f75da7a60495bccc649ddb4b8c66037242742d0032c39f97"
+const LineModelSHA256 = "4b1c93163db85a3412c7fcc224f6ed8b271218aba0cfb48ff7823949c971796a"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -154,6 +154,9 @@ const (
 	LineEventProbe2xx
 	// LineEventProbeChallenge is "probe.challenge": The failback probe got 401 or 407 (R1, R10).
 	LineEventProbeChallenge
+	// LineEventProbeRetry is "probe.retry": The failback probe got 423 with an acceptable Min-Expires,
+	// or a stale nonce to its credentials; the primary asks for it again (R1, R10).
+	LineEventProbeRetry
 	// LineEventProbeFailed is "probe.failed": The failback probe got an unavailable or final failure
 	// answer, or a transport error (R11).
 	LineEventProbeFailed
@@ -171,7 +174,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -279,7 +282,8 @@ const (
 	// stop retransmitting it and drop late answers.
 	LineActionAbandonRegister
 	// LineActionSendKeepalive is "send_keepalive": Send OPTIONS to server `server` under the retry
-	// budget, unless the last one is still waiting for its answer; fire keepalive.failed if it fails.
+	// budget, unless the last one is still waiting for its answer; fire keepalive.failed if it fails,
+	// or instead of sending while the server's Retry-After runs (R1).
 	LineActionSendKeepalive
 	// LineActionSendProbe is "send_probe": Send an independent REGISTER to the primary, with its own
 	// Call-ID (a new registration dialog), retransmitted per RFC 3261; the line's registration on the
@@ -289,6 +293,9 @@ const (
 	// LineActionSendProbeAuth is "send_probe_auth": Resend the probe to the primary with digest
 	// credentials for the challenge.
 	LineActionSendProbeAuth
+	// LineActionSendProbeAgain is "send_probe_again": Resend the probe to the primary as it asked,
+	// with its Min-Expires or credentials for its fresh nonce.
+	LineActionSendProbeAgain
 	// LineActionAbandonProbe is "abandon_probe": Forget the failback probe, if one is in flight; drop
 	// its late answers.
 	LineActionAbandonProbe
@@ -301,7 +308,7 @@ const (
 	LineActionDeregisterBackup
 )
 
-var lineActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "abandon_probe", "adopt_probe", "deregister_backup"}
+var lineActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "send_probe_again", "abandon_probe", "adopt_probe", "deregister_backup"}
 
 // String returns the name used in the model.
 func (x LineAction) String() string {
@@ -432,6 +439,9 @@ type LineVars struct {
 	// ProbeChallenges is probe_challenges: Digest challenges answered for the current failback probe
 	// (R1). In [0, 1], initially 0.
 	ProbeChallenges int
+	// ProbeRetries is probe_retries: Times the current failback probe was sent again because the
+	// primary asked for it (423, a stale nonce). In [0, 2], initially 0.
+	ProbeRetries int
 }
 
 func lineInitialVars() LineVars {
@@ -465,7 +475,8 @@ type LineActions interface {
 	// retransmitting it and drop late answers.
 	AbandonRegister()
 	// SendKeepalive is send_keepalive: Send OPTIONS to server `server` under the retry budget, unless
-	// the last one is still waiting for its answer; fire keepalive.failed if it fails.
+	// the last one is still waiting for its answer; fire keepalive.failed if it fails, or instead of
+	// sending while the server's Retry-After runs (R1).
 	SendKeepalive()
 	// SendProbe is send_probe: Send an independent REGISTER to the primary, with its own Call-ID (a
 	// new registration dialog), retransmitted per RFC 3261; the line's registration on the backup is
@@ -475,6 +486,9 @@ type LineActions interface {
 	// SendProbeAuth is send_probe_auth: Resend the probe to the primary with digest credentials for
 	// the challenge.
 	SendProbeAuth()
+	// SendProbeAgain is send_probe_again: Resend the probe to the primary as it asked, with its
+	// Min-Expires or credentials for its fresh nonce.
+	SendProbeAgain()
 	// AbandonProbe is abandon_probe: Forget the failback probe, if one is in flight; drop its late
 	// answers.
 	AbandonProbe()
@@ -506,6 +520,8 @@ func (a LineAction) Perform(impl LineActions) {
 		impl.SendProbe()
 	case LineActionSendProbeAuth:
 		impl.SendProbeAuth()
+	case LineActionSendProbeAgain:
+		impl.SendProbeAgain()
 	case LineActionAbandonProbe:
 		impl.AbandonProbe()
 	case LineActionAdoptProbe:
@@ -612,6 +628,8 @@ var LineTransitions = [...]LineTransition{
 	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
 	{ID: "probe_challenged/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "probe_challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_challenges = probe_challenges + 1", "cancel probe", "arm probe", "send_probe_auth"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_challenged/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
+	{ID: "probe_asked_again/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeRetry}, Guard: "probe_retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_retries = probe_retries + 1", "cancel probe", "arm probe", "send_probe_again"}, Implements: []string{"R1", "R10", "I1"}, Doc: "The primary asked for the probe again (423, a stale nonce): it is sent again at most twice, so that a primary that is up is not left for another Failback Interval (I1); a third time counts as a failed probe (R11)."},
+	{ID: "probe_asked_again/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeRetry}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R1", "R10", "I1"}, Doc: "The primary asked for the probe again (423, a stale nonce): it is sent again at most twice, so that a primary that is up is not left for another Failback Interval (I1); a third time counts as a failed probe (R11)."},
 	{ID: "probe_failed", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeFailed, LineEventTimerProbe}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R11", "I7"}, Doc: "The primary is still unavailable (no answer by 64*T1, or a failure): stay on the backup and start the failback timer again (R11)."},
 	{ID: "retry_after_failure", From: []LineState{LineStateFailed}, On: []LineEvent{LineEventTimerBackoff}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R9"}, Doc: "After the back-off, try again from the primary: a final failure is reported, not kept for ever (R1, R9). Each failure in a row doubles the wait."},
 	{ID: "retry_round", From: []LineState{LineStateAllFailed}, On: []LineEvent{LineEventTimerBackoff}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{}, Implements: []string{"R9", "I6"}, Doc: "After the jittered back-off, start a new round from the primary (R9)."},
@@ -707,6 +725,8 @@ var lineEvents = looplab.Events{
 	{Name: "failback/2", Src: []string{"probing"}, Dst: "primary_registered"},
 	{Name: "probe_challenged/1", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "probe_challenged/2", Src: []string{"probing"}, Dst: "backup_registered"},
+	{Name: "probe_asked_again/1", Src: []string{"probing"}, Dst: "probing"},
+	{Name: "probe_asked_again/2", Src: []string{"probing"}, Dst: "backup_registered"},
 	{Name: "probe_failed", Src: []string{"probing"}, Dst: "backup_registered"},
 	{Name: "retry_after_failure", Src: []string{"failed"}, Dst: "registering"},
 	{Name: "retry_round", Src: []string{"all_failed"}, Dst: "registering"},
@@ -866,6 +886,7 @@ func (m *LineMachine) exitBackupRegistered(v *LineVars, fired LineTimer, transit
 
 func (m *LineMachine) enterProbing(v *LineVars, transition string) error {
 	v.ProbeChallenges = 0
+	v.ProbeRetries = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendProbe})
 	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
 	_, _ = v, transition
@@ -967,7 +988,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1103,7 +1124,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1244,7 +1265,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1429,7 +1450,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1627,7 +1648,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterProbing(v, "failback_due")
 				}()
 			}
-		case LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1871,6 +1892,33 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterBackupRegistered(v, "probe_challenged/2")
 				}()
 			}
+		case LineEventProbeRetry:
+			// Transition probe_asked_again: The primary asked for the probe again (423, a stale nonce): it is
+			// sent again at most twice, so that a primary that is up is not left for another Failback Interval
+			// (I1); a third time counts as a failed probe (R11).
+			if v.ProbeRetries < 2 {
+				step.Transition, step.To = "probe_asked_again/1", LineStateProbing
+				err = func() error {
+					if x := (v.ProbeRetries + 1); x < 0 || x > 2 {
+						return &VarRangeError{Machine: "line", Transition: "probe_asked_again/1", Var: "probe_retries", Value: int64(x), Min: 0, Max: 2}
+					} else {
+						v.ProbeRetries = x
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerProbe})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendProbeAgain})
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "probe_asked_again/2", LineStateBackupRegistered
+				err = func() error {
+					if err := m.exitProbing(v, fired, "probe_asked_again/2"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
+					return m.enterBackupRegistered(v, "probe_asked_again/2")
+				}()
+			}
 		case LineEventProbeFailed, LineEventTimerProbe:
 			// Transition probe_failed: The primary is still unavailable (no answer by 64*T1, or a failure):
 			// stay on the backup and start the failback timer again (R11).
@@ -1921,7 +1969,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_round")
 				}()
 			}
-		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1967,7 +2015,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_after_failure")
 				}()
 			}
-		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2048,7 +2096,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterIdle(v, "unregistered")
 				}()
 			}
-		case LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeFailed:
+		case LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}

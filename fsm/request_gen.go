@@ -12,7 +12,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "9067732759226d339bb005bcd231dba1bce4b498c0b574aa619e8bdd5ce7f3a3"
+const RequestModelSHA256 = "26f37010b0b2e4cef9ad7035b858cd13da86f914dcf534aa868002d6bc8c1cef"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"
@@ -266,6 +266,10 @@ type RequestParams struct {
 	FirstServer int
 	// LineRegistered is line_registered: The line is registered now (the runtime keeps this current).
 	LineRegistered bool
+	// LineDown is line_down: The line is neither registered nor trying to register (idle,
+	// unregistering, failed, all-failed); the runtime keeps this current. A request then has no
+	// failover to wait for.
+	LineDown bool
 	// LineServer is line_server: The server the line is registered on or trying now (the runtime keeps
 	// this current).
 	LineServer int
@@ -445,9 +449,10 @@ type RequestTransition struct {
 
 // RequestTransitions is the model's transition table, one entry per branch.
 var RequestTransitions = [...]RequestTransition{
-	{ID: "send/1", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "in_dialog", To: RequestStateSending, Reenter: false, Do: []string{"set server = first_server"}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register."},
-	{ID: "send/2", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_registered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register."},
-	{ID: "send/3", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register."},
+	{ID: "send/1", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "in_dialog", To: RequestStateSending, Reenter: false, Do: []string{"set server = first_server"}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/2", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_registered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/3", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_down", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/4", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
 	{ID: "provisional/1", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespProvisional}, Guard: "is_invite", To: RequestStateProceeding, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "A 1xx shows the server is alive. An INVITE stops its budget and waits for the final answer; a non-INVITE keeps its budget (RFC 3261 17.1.2.2)."},
 	{ID: "provisional/2", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespProvisional}, Guard: "", To: RequestStateUnknown, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "A 1xx shows the server is alive. An INVITE stops its budget and waits for the final answer; a non-INVITE keeps its budget (RFC 3261 17.1.2.2)."},
 	{ID: "answered", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventResp2xx, RequestEventRespFinal}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A final answer ends the request; a non-2xx one is reported and does not fail over (R1)."},
@@ -455,9 +460,10 @@ var RequestTransitions = [...]RequestTransition{
 	{ID: "challenged/2", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespChallenge}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 401/407 is answered once with credentials on the same server; a second is the final answer (R1)."},
 	{ID: "challenged_ringing/1", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventRespChallenge}, Guard: "challenges < 1", To: RequestStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "send_request_auth"}, Implements: []string{"R1"}, Doc: "A 401/407 after a 100 Trying is answered once; the ring timer still bounds the wait (R1)."},
 	{ID: "challenged_ringing/2", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventRespChallenge}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 401/407 after a 100 Trying is answered once; the ring timer still bounds the wait (R1)."},
-	{ID: "unavailable/1", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "attempts >= server_count", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; otherwise the line fails over first (R6, R7, R9)."},
-	{ID: "unavailable/2", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_moved", To: RequestStateSending, Reenter: true, Do: []string{"abandon_request", "set server = line_server"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; otherwise the line fails over first (R6, R7, R9)."},
-	{ID: "unavailable/3", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "", To: RequestStateAwaitingLine, Reenter: true, Do: []string{"abandon_request", "line_failover"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; otherwise the line fails over first (R6, R7, R9)."},
+	{ID: "unavailable/1", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "attempts >= server_count", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/2", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_moved", To: RequestStateSending, Reenter: true, Do: []string{"abandon_request", "set server = line_server"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/3", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_down", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/4", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "", To: RequestStateAwaitingLine, Reenter: true, Do: []string{"abandon_request", "line_failover"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
 	{ID: "line_ready", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineRegistered}, Guard: "", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"R6", "R7", "I5"}, Doc: "The line's REGISTER on another server got 200 OK; only now does the request go there (R6, R7, I5)."},
 	{ID: "line_down", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineDown, RequestEventTimerLineWait}, Guard: "", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R9", "I6"}, Doc: "The line could not register anywhere in time; the request fails with that reason (R9, I6)."},
 	{ID: "no_answer", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventTimerRing}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{"send_cancel"}, Implements: []string{"I6"}, Doc: "The INVITE rang without a final answer for ring_timeout; it is cancelled."},
@@ -466,7 +472,7 @@ var RequestTransitions = [...]RequestTransition{
 }
 
 var requestAllowed = [7][7]bool{
-	RequestStateIdle:         {RequestStateSending: true, RequestStateAwaitingLine: true},
+	RequestStateIdle:         {RequestStateSending: true, RequestStateAwaitingLine: true, RequestStateFailed: true},
 	RequestStateSending:      {RequestStateSending: true, RequestStateProceeding: true, RequestStateAwaitingLine: true, RequestStateDone: true, RequestStateFailed: true},
 	RequestStateProceeding:   {RequestStateSending: true, RequestStateProceeding: true, RequestStateAwaitingLine: true, RequestStateDone: true, RequestStateFailed: true},
 	RequestStateAwaitingLine: {RequestStateSending: true, RequestStateDone: true, RequestStateFailed: true},
@@ -504,7 +510,8 @@ type RequestMachine struct {
 var requestEvents = looplab.Events{
 	{Name: "send/1", Src: []string{"idle"}, Dst: "sending"},
 	{Name: "send/2", Src: []string{"idle"}, Dst: "sending"},
-	{Name: "send/3", Src: []string{"idle"}, Dst: "awaiting_line"},
+	{Name: "send/3", Src: []string{"idle"}, Dst: "failed"},
+	{Name: "send/4", Src: []string{"idle"}, Dst: "awaiting_line"},
 	{Name: "provisional/1", Src: []string{"sending"}, Dst: "proceeding"},
 	{Name: "provisional/2", Src: []string{"sending"}, Dst: "sending"},
 	{Name: "answered", Src: []string{"sending", "proceeding"}, Dst: "done"},
@@ -514,7 +521,8 @@ var requestEvents = looplab.Events{
 	{Name: "challenged_ringing/2", Src: []string{"proceeding"}, Dst: "done"},
 	{Name: "unavailable/1", Src: []string{"sending", "proceeding"}, Dst: "failed"},
 	{Name: "unavailable/2", Src: []string{"sending", "proceeding"}, Dst: "sending"},
-	{Name: "unavailable/3", Src: []string{"sending", "proceeding"}, Dst: "awaiting_line"},
+	{Name: "unavailable/3", Src: []string{"sending", "proceeding"}, Dst: "failed"},
+	{Name: "unavailable/4", Src: []string{"sending", "proceeding"}, Dst: "awaiting_line"},
 	{Name: "line_ready", Src: []string{"awaiting_line"}, Dst: "sending"},
 	{Name: "line_down", Src: []string{"awaiting_line"}, Dst: "failed"},
 	{Name: "no_answer", Src: []string{"proceeding"}, Dst: "done"},
@@ -700,7 +708,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		switch ev {
 		case RequestEventUserSend:
 			// Transition send: An in-dialog request goes through its dialog's server (I10); a new one to the
-			// server the line is registered on (I5), or it waits for the line to register.
+			// server the line is registered on (I5), or it waits for the line to register; with the line down
+			// (not even trying) it fails at once (I6).
 			if m.params.InDialog {
 				step.Transition, step.To = "send/1", RequestStateSending
 				err = func() error {
@@ -727,13 +736,21 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					}
 					return m.enterSending(v, "send/2")
 				}()
-			} else {
-				step.Transition, step.To = "send/3", RequestStateAwaitingLine
+			} else if m.params.LineDown {
+				step.Transition, step.To = "send/3", RequestStateFailed
 				err = func() error {
 					if err := m.exitIdle(v, fired, "send/3"); err != nil {
 						return err
 					}
-					return m.enterAwaitingLine(v, "send/3")
+					return m.enterFailed(v, "send/3")
+				}()
+			} else {
+				step.Transition, step.To = "send/4", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitIdle(v, fired, "send/4"); err != nil {
+						return err
+					}
+					return m.enterAwaitingLine(v, "send/4")
 				}()
 			}
 		case RequestEventUserCancel, RequestEventRespProvisional, RequestEventResp2xx, RequestEventRespFinal, RequestEventRespChallenge, RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventServerHeldOff, RequestEventLineRegistered, RequestEventLineDown:
@@ -798,8 +815,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 			}
 		case RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff:
 			// Transition unavailable: The server is unavailable. After every server has had its try the request
-			// fails; if the line already moved, it goes there; otherwise the line fails over first (R6, R7,
-			// R9).
+			// fails; if the line already moved, it goes there; if the line is down (the user unregistered it,
+			// or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6).
 			if v.Attempts >= m.params.ServerCount {
 				step.Transition, step.To = "unavailable/1", RequestStateFailed
 				err = func() error {
@@ -823,15 +840,24 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					}
 					return m.enterSending(v, "unavailable/2")
 				}()
-			} else {
-				step.Transition, step.To = "unavailable/3", RequestStateAwaitingLine
+			} else if m.params.LineDown {
+				step.Transition, step.To = "unavailable/3", RequestStateFailed
 				err = func() error {
 					if err := m.exitSending(v, fired, "unavailable/3"); err != nil {
 						return err
 					}
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
+					return m.enterFailed(v, "unavailable/3")
+				}()
+			} else {
+				step.Transition, step.To = "unavailable/4", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitSending(v, fired, "unavailable/4"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionLineFailover})
-					return m.enterAwaitingLine(v, "unavailable/3")
+					return m.enterAwaitingLine(v, "unavailable/4")
 				}()
 			}
 		case RequestEventUserCancel:
@@ -890,8 +916,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 			}
 		case RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff:
 			// Transition unavailable: The server is unavailable. After every server has had its try the request
-			// fails; if the line already moved, it goes there; otherwise the line fails over first (R6, R7,
-			// R9).
+			// fails; if the line already moved, it goes there; if the line is down (the user unregistered it,
+			// or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6).
 			if v.Attempts >= m.params.ServerCount {
 				step.Transition, step.To = "unavailable/1", RequestStateFailed
 				err = func() error {
@@ -915,15 +941,24 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					}
 					return m.enterSending(v, "unavailable/2")
 				}()
-			} else {
-				step.Transition, step.To = "unavailable/3", RequestStateAwaitingLine
+			} else if m.params.LineDown {
+				step.Transition, step.To = "unavailable/3", RequestStateFailed
 				err = func() error {
 					if err := m.exitProceeding(v, fired, "unavailable/3"); err != nil {
 						return err
 					}
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
+					return m.enterFailed(v, "unavailable/3")
+				}()
+			} else {
+				step.Transition, step.To = "unavailable/4", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitProceeding(v, fired, "unavailable/4"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionLineFailover})
-					return m.enterAwaitingLine(v, "unavailable/3")
+					return m.enterAwaitingLine(v, "unavailable/4")
 				}()
 			}
 		case RequestEventTimerRing:

@@ -212,6 +212,48 @@ func (c *checker) i3() {
 		}
 		prevServer = x.Server
 	}
+	c.i3held()
+}
+
+// i3held: while a server's Retry-After runs, the line starts no
+// transaction there, failback probes included (R1). The hold counts from
+// when the 503 can have reached the line, a round trip after the server
+// sent it, if that is within the request's budget, and ends with its time
+// or a 2xx from the server; ACK and CANCEL belong to transactions already
+// running.
+func (c *checker) i3held() {
+	tr := c.tr
+	for s, holds := range c.holds {
+		seen := map[string]bool{}
+		for _, r := range tr.Sends[s] {
+			first := !seen[r.Branch]
+			seen[r.Branch] = true
+			if !first || r.Method == "ACK" || r.Method == "CANCEL" {
+				continue
+			}
+			for _, h := range holds {
+				// A 503 that can come after the request's budget ended finds
+				// no transaction waiting for it, and holds nothing off.
+				if tr.RTT >= tr.Budget(s) {
+					continue
+				}
+				// A 2xx from the server ends the hold (the server is back), from
+				// when it can have arrived: one sent before the 503 may come
+				// after it.
+				end := h.until - tr.RTT
+				for _, x := range tr.Sends[s] {
+					if x.At+tr.RTT >= h.at && x.Answer >= 200 && x.Answer < 300 {
+						end = min(end, max(x.At, h.at)+tr.RTT)
+						break
+					}
+				}
+				if r.At > h.at+tr.RTT && r.At < end {
+					c.report("I3", r.At, "%s to server %d while its Retry-After ran (from %v until %v)", r.Method, s, h.at, h.until-tr.RTT)
+					return
+				}
+			}
+		}
+	}
 }
 
 // i4: a request goes to a non-last server at most Signal Retry Counts times

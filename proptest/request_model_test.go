@@ -24,6 +24,7 @@ func drawRequestParams(t *rapid.T) fsm.RequestParams {
 		InDialog:       rapid.Bool().Draw(t, "in_dialog"),
 		FirstServer:    rapid.IntRange(0, n-1).Draw(t, "first_server"),
 		LineRegistered: rapid.Bool().Draw(t, "line_registered"),
+		LineDown:       rapid.Bool().Draw(t, "line_down"),
 		LineServer:     rapid.IntRange(0, n-1).Draw(t, "line_server"),
 		IsInvite:       rapid.Bool().Draw(t, "is_invite"),
 		RingTimeout:    ms(t, "ring_timeout_ms", 1000, 300_000),
@@ -125,15 +126,19 @@ func TestRequestModel(t *testing.T) {
 				handled(t, fsm.RequestEventRespUnavailable, fsm.RequestEventTransportIcmp, fsm.RequestEventTransportTcp, fsm.RequestEventServerHeldOff)
 			},
 			"line registers": func(t *rapid.T) {
-				p.LineRegistered = true
+				p.LineRegistered, p.LineDown = true, false
 				p.LineServer = rapid.IntRange(0, p.ServerCount-1).Draw(t, "line_server")
 				m.SetParams(p)
 				handled(t, fsm.RequestEventLineRegistered)
 			},
 			"line goes down": func(t *rapid.T) {
-				p.LineRegistered = false
+				p.LineRegistered, p.LineDown = false, true
 				m.SetParams(p)
 				handled(t, fsm.RequestEventLineDown)
+			},
+			"line starts trying": func(t *rapid.T) {
+				p.LineRegistered, p.LineDown = false, false
+				m.SetParams(p)
 			},
 			"wander": func(t *rapid.T) {
 				for range rapid.IntRange(1, 20).Draw(t, "steps") {

@@ -187,7 +187,12 @@ func TestRuntimeInvariants(t *testing.T) {
 		// primary_lost/1 is the primary failing when it is also the last
 		// server: a one-server line, which the model allows and the settings
 		// do not (2 to 4 servers, R2). TestLineModel takes it.
-		if tr.ID != "primary_lost/1" {
+		// The third ask of a server for the same REGISTER or probe (a 423
+		// and two stale nonces in one): TestLineModel takes those branches,
+		// the servers here line that up too rarely to wait for.
+		switch tr.ID {
+		case "primary_lost/1", "probe_asked_again/2", "asked_again/2", "refresh_asked_again/2":
+		default:
 			ids = append(ids, tr.ID)
 		}
 	}
@@ -214,7 +219,12 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 		"server turns rogue": func(t *rapid.T) {
 			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
 			var words []string
-			switch rapid.SampledFrom([]string{"grant", "min-expires", "nonce-life", "mangle"}).Draw(t, "rogue") {
+			switch rapid.SampledFrom([]string{"grant", "min-expires", "nonce-life", "strict", "mangle"}).Draw(t, "rogue") {
+			case "strict": // a registrar that wants long bindings and fresh nonces at once
+				minExp, _ := runtimetest.ParseSimRogue([]string{"min-expires", "7200"})
+				nonce, _ := runtimetest.ParseSimRogue([]string{"nonce-life", "1"})
+				w.setServer(i, []string{"min-expires 7200", "nonce-life 1"}, func(s *runtimetest.SimServer) { minExp(s); nonce(s) })
+				return
 			case "grant":
 				where := rapid.SampledFrom([]string{"header", "contact"}).Draw(t, "grant_in")
 				v := rapid.SampledFrom([]string{"0", "1", "-1", "5", "30", "4294967296"}).Draw(t, "grant")
@@ -234,8 +244,14 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 		},
 		"server fails": func(t *rapid.T) {
 			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
-			kind := rapid.SampledFrom([]string{"down", "silent", "answer 503", "answer 503 retry-after", "answer 500", "answer 403", "reject-auth"}).Draw(t, "failure")
+			kind := rapid.SampledFrom([]string{"down", "silent", "answer 503", "answer 503 retry-after", "answer 500", "answer 403", "reject-auth", "deaf"}).Draw(t, "failure")
 			switch kind {
+			case "deaf": // a TCP server that accepts and never reads; over UDP, silence
+				mode, word := runtimetest.SimSilent, "silent"
+				if w.trace.Reliable {
+					mode, word = runtimetest.SimDeaf, "deaf"
+				}
+				w.setServer(i, []string{word}, func(s *runtimetest.SimServer) { s.Mode = mode })
 			case "down":
 				mode, word := runtimetest.SimICMP, "icmp"
 				if w.trace.Reliable {

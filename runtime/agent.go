@@ -223,13 +223,20 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 	switch {
 	case l != nil:
 		l.response(from, branch, res)
-	case c != nil && res.StatusCode >= 200 && res.CSeq() != nil && res.CSeq().MethodName == sip.INVITE:
+	case c != nil && res.StatusCode >= 200 && res.CSeq().MethodName == sip.INVITE:
 		c.line.mu.Lock()
 		c.lateFinal(res)
 		c.line.drain()
 		c.line.mu.Unlock()
 	}
-	// Otherwise a late answer to a request the line has abandoned.
+	if l == nil && retryAfter(res) > 0 {
+		// A late answer to a request a line has abandoned: a Retry-After in
+		// it still holds its server off (R1), the server asked to be left
+		// alone.
+		for _, l := range a.Lines() {
+			l.lateRetryAfter(from, res)
+		}
+	}
 }
 
 // HandleRequest answers a request from a server: an OPTIONS ping, a new

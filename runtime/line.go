@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -465,12 +464,18 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 			l.post(fsm.LineEventProbeFailed, reason+" granting expires 0: the binding was not kept")
 		case code < 300:
 			l.post(fsm.LineEventProbe2xx, reason)
+		case challenged && t.authorized && stale(res):
+			l.probeChallenge = res
+			l.post(fsm.LineEventProbeRetry, reason+": stale nonce")
 		case challenged:
 			l.probeChallenge = res
 			l.post(fsm.LineEventProbeChallenge, reason)
-		case code == sip.StatusIntervalToBrief: // the next probe asks for Min-Expires
-			why := l.noteMinExpires(t, res)
-			l.post(fsm.LineEventProbeFailed, strings.TrimSuffix(reason+": "+why, ": "))
+		case code == sip.StatusIntervalToBrief:
+			if why := l.noteMinExpires(t, res); why != "" {
+				l.post(fsm.LineEventProbeFailed, reason+": "+why)
+			} else {
+				l.post(fsm.LineEventProbeRetry, reason)
+			}
 		default:
 			l.post(fsm.LineEventProbeFailed, reason)
 		}
@@ -504,10 +509,23 @@ func (l *Line) transactions() []*txn {
 	return out
 }
 
+// lateRetryAfter takes the Retry-After of a late answer from the server at
+// from, when its code makes that server unavailable for this line.
+func (l *Line) lateRetryAfter(from Endpoint, res *sip.Response) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if server := l.serverAt(from); server >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {
+		var reason string
+		l.noteRetryAfter(res, server, &reason)
+	}
+}
+
 // noteRetryAfter holds server off for a 503's Retry-After (R1, I3).
 func (l *Line) noteRetryAfter(res *sip.Response, server int, reason *string) {
 	if ra := retryAfter(res); ra > 0 {
-		l.retryUntil[server] = l.agent.clock.Now().Add(ra)
+		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[server]) {
+			l.retryUntil[server] = until // a shorter one does not cut a longer one short
+		}
 		*reason += fmt.Sprintf(" (Retry-After %v)", ra)
 	}
 }
@@ -688,6 +706,10 @@ func (l *Line) SendKeepalive() {
 		return
 	}
 	server := l.m.Vars().Server
+	if held := l.heldOff(server); held != "" {
+		l.post(fsm.LineEventKeepaliveFailed, held) // held off for every request (R1)
+		return
+	}
 	d := newDialog()
 	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, server, -1), server, l.m.MaxTransmissions(), l.postLine(fsm.LineEventKeepaliveFailed))
 	t := l.ka
@@ -720,6 +742,10 @@ func (l *Line) SendProbe() {
 
 // SendProbeAuth resends the probe with digest credentials.
 func (l *Line) SendProbeAuth() { l.sendProbe(l.probeChallenge) }
+
+// SendProbeAgain resends the probe as the primary asked: with the
+// Min-Expires of its 423, or credentials for its fresh nonce.
+func (l *Line) SendProbeAgain() { l.sendProbe(l.probeChallenge) }
 
 // sendProbe sends the probe REGISTER, answering challenge if given, else
 // with the primary's reused credentials if it has challenged before.

@@ -135,7 +135,9 @@ func (l *Line) postReq(r *Request, ev fsm.RequestEvent, reason string) {
 // updateParams copies the line's registration into the request's params.
 func (r *Request) updateParams() {
 	p := r.m.Params()
-	p.LineRegistered = r.line.m.State().HasTag(fsm.LineTagRegistered)
+	st := r.line.m.State()
+	p.LineRegistered = st.HasTag(fsm.LineTagRegistered)
+	p.LineDown = !p.LineRegistered && !st.HasTag(fsm.LineTagTrying)
 	p.LineServer = r.line.m.Vars().Server
 	r.m.SetParams(p)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +32,16 @@ const (
 	SimAnswer
 	// SimRejectAuth challenges every request, so credentials never pass.
 	SimRejectAuth
+	// SimDeaf accepts a TCP or TLS connection and never reads from it:
+	// requests vanish, and the line's network reports the connection
+	// unreachable when a write has waited DeafTimeout (I11).
+	SimDeaf
 )
+
+// DeafTimeout is how long a write to a SimDeaf server waits before the
+// connection is reported unreachable, as runtime.SocketNetwork's write
+// deadline does.
+const DeafTimeout = 3 * time.Second
 
 // SimServer is one simulated server.
 type SimServer struct {
@@ -56,13 +66,15 @@ type SimServer struct {
 	// "Call-ID", "From" ... (a broken server; the line must drop them).
 	Mangle string
 
-	nonce     int // the current nonce's number
-	nonceUses int
-	Drop      int           // percent of requests lost on the way
-	Delay     time.Duration // added to the network's round trip
-	Ring      time.Duration // an INVITE rings (180) this long before the far end answers
-	Received  []SimRequest  // every request sent to the server, delivered or not
-	Bindings  []SimBinding  // every binding the server granted or removed
+	nonce       int // the current nonce's number
+	nonceUses   int
+	deafPending bool                     // a SimDeaf write is waiting for its deadline
+	answered    map[string]*sip.Response // by branch and method: what a retransmission gets again
+	Drop        int                      // percent of requests lost on the way
+	Delay       time.Duration            // added to the network's round trip
+	Ring        time.Duration            // an INVITE rings (180) this long before the far end answers
+	Received    []SimRequest             // every request sent to the server, delivered or not
+	Bindings    []SimBinding             // every binding the server granted or removed
 }
 
 // SimBinding is a registration a server accepted: until Until (zero
@@ -169,13 +181,32 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	rtt := n.RTT + s.Delay
 	lost := s.Drop > 0 && n.rng.IntN(100) < s.Drop
 	var res *sip.Response
+	key := r.Branch + " " + r.Method
+	prev, retransmitted := s.answered[key]
 	switch {
+	case retransmitted && !lost && s.Mode != SimICMP && s.Mode != SimRefused && s.Mode != SimDeaf && req.Method != sip.INVITE:
+		// A server's transaction answers a retransmission with the answer
+		// it gave (RFC 3261 17.2.2), without doing the request again.
+		r.Delivered = true
+		res = prev
 	case s.Mode == SimICMP:
 		n.at(rtt, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
 	case s.Mode == SimRefused:
 		n.at(rtt, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errRefused}) })
+	case s.Mode == SimDeaf:
+		if !s.deafPending {
+			s.deafPending = true
+			n.at(DeafTimeout, func() {
+				n.mu.Lock()
+				s.deafPending = false
+				n.mu.Unlock()
+				n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errDeaf})
+			})
+		}
 	case lost:
 	case s.Mode == SimSilent:
+		r.Delivered = true
+	case s.Mode == SimAnswer && req.Method == sip.ACK: // an ACK has no answer
 		r.Delivered = true
 	case s.Mode == SimAnswer:
 		r.Delivered = true
@@ -224,10 +255,17 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 			s.Bindings = append(s.Bindings, b)
 		}
 	}
+	if res != nil && !retransmitted && req.Method != sip.INVITE {
+		if s.answered == nil {
+			s.answered = map[string]*sip.Response{}
+		}
+		s.answered[key] = res
+	}
 	if res != nil {
 		r.Answer = res.StatusCode
-		if s.Mangle != "" {
+		if s.Mangle != "" { // an answer the line must drop: as good as none
 			res.RemoveHeader(s.Mangle)
+			r.Answer, r.RetryAfter = 0, 0
 		}
 		n.reply(dst, res, rtt)
 	}
@@ -320,6 +358,7 @@ func (n *SimNetwork) Set(e runtime.Endpoint, f func(*SimServer)) {
 var (
 	errICMP    error = syscall.ECONNREFUSED
 	errRefused error = syscall.ECONNREFUSED
+	errDeaf    error = fmt.Errorf("write: %w", os.ErrDeadlineExceeded)
 )
 
 // ParseSimMode reads a mode as scenario scripts write it.
@@ -338,6 +377,8 @@ func ParseSimMode(words []string) (SimMode, int, int, error) {
 		return SimSilent, 0, 0, nil
 	case "reject-auth":
 		return SimRejectAuth, 0, 0, nil
+	case "deaf":
+		return SimDeaf, 0, 0, nil
 	case "answer":
 		if len(words) < 2 {
 			return 0, 0, 0, fmt.Errorf("answer needs a status code")
@@ -354,7 +395,7 @@ func ParseSimMode(words []string) (SimMode, int, int, error) {
 		}
 		return SimAnswer, code, retry, nil
 	}
-	return 0, 0, 0, fmt.Errorf("unknown mode %q (up, icmp, refused, silent, reject-auth, answer CODE [retry-after N])", words[0])
+	return 0, 0, 0, fmt.Errorf("unknown mode %q (up, icmp, refused, silent, reject-auth, deaf, answer CODE [retry-after N])", words[0])
 }
 
 // ParseSimRogue reads how a server misbehaves, as scenario scripts write it
