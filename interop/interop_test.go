@@ -5,6 +5,7 @@ package interop
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -67,6 +68,8 @@ type world struct {
 	agent     *exec.Cmd
 	agentTo   string // the agent's status address
 	tokenFile string // where the agent writes its control token
+	keepalive time.Duration
+	ttl       int // seconds; 0 for the default
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -99,7 +102,14 @@ func newWorld(t *testing.T) *world { return newWorldOver(t, 0) }
 // newWorldOver is newWorld with the line on transport (0 UDP, 1 TCP).
 func newWorldOver(t *testing.T, transport int) *world {
 	t.Helper()
-	w := &world{t: t, transport: transport, dir: t.TempDir(), ports: map[string]int{}}
+	return newWorldWith(t, &world{transport: transport, keepalive: keepalive})
+}
+
+// newWorldWith is newWorld with the line's transport, keep-alive and TTL
+// from w.
+func newWorldWith(t *testing.T, w *world) *world {
+	t.Helper()
+	w.t, w.dir, w.ports = t, t.TempDir(), map[string]int{}
 	for _, n := range []string{"primary", "backup", "farend", "status"} {
 		w.ports[n] = freePort(t)
 	}
@@ -145,9 +155,10 @@ func (w *world) settings() string {
     backoff_base: 1s
     backoff_max: 2s
     servers:
-      - {addr: 127.0.0.1, port: %d, transport: %d}
-      - {addr: 127.0.0.1, port: %d, transport: %d}
-`, t1, 8*t1, keepalive, int(failback/time.Second), w.ports["primary"], w.transport, w.ports["backup"], w.transport)
+      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
+      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
+`, t1, 8*t1, w.keepalive, int(failback/time.Second), w.ports["primary"], w.transport, cmp.Or(w.ttl, 3600),
+		w.ports["backup"], w.transport, cmp.Or(w.ttl, 3600))
 }
 
 func (w *world) startAgent() {
@@ -571,4 +582,46 @@ func TestBindingsAfterFailbackOverTCP(t *testing.T) {
 		t.Fatalf("after SIGTERM the location table holds %v, want nothing", got)
 	}
 	t.Logf("MEASURED %-48s %9v", "bindings gone after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+// TestFlowFailureOverTCP: RFC 5626 4.4.1. Over TCP without keep-alives, a
+// killed Kamailio's FIN used to go unnoticed until the next refresh (48
+// minutes at the default TTL); the line now sees the connection close,
+// registers again at once, is refused, and is on the backup within round
+// trips.
+func TestFlowFailureOverTCP(t *testing.T) {
+	w := newWorldWith(t, &world{transport: 1})
+	start := w.kam("kill", "primary")
+	w.waitState("backup_registered", 10*time.Second)
+	report(t, "failover over TCP, no keep-alive, primary killed", time.Since(start), 4*rtt,
+		"the FIN, a refused connection, REGISTER with digest")
+}
+
+// TestNonceReuseHalvesRefreshes: RFC 7616 3.4. Each refresh used to cost
+// two REGISTERs against Kamailio (401, then 200); with the nonce reused and
+// its count going up, one.
+func TestNonceReuseHalvesRefreshes(t *testing.T) {
+	w := newWorldWith(t, &world{keepalive: keepalive, ttl: 10})
+	first := w.saw("primary", "REGISTER", "")
+	w.waitUntil("two refreshes", 20*time.Second, func() bool {
+		return w.saw("primary", "REGISTER", "") >= first+2
+	})
+	time.Sleep(time.Second) // a refresh challenged would show its second REGISTER by now
+	n := w.saw("primary", "REGISTER", "") - first
+	t.Logf("MEASURED %-48s %9d  (the first registration took %d)", "REGISTERs for two refreshes", n, first)
+	if first != 2 || n != 2 {
+		t.Fatalf("the first registration took %d REGISTERs and two refreshes %d; want 2 and 2 (one each)", first, n)
+	}
+}
+
+// waitUntil polls cond on the wall clock (real servers).
+func (w *world) waitUntil(what string, within time.Duration, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("not %s within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
