@@ -2,10 +2,15 @@ package runtime_test
 
 import (
 	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/sipfailover/sipfailover/runtime"
 )
@@ -236,4 +241,69 @@ func TestWebListenStaysLocal(t *testing.T) {
 			t.Errorf("%s: got %v, want %q", web, err, want)
 		}
 	}
+}
+
+// TestSettingsRoundTrip: R15. A file drawn at random (any subset of the
+// settings, each at a value in its range) loads, saves and loads back to the
+// same effective settings, and the save writes back no field that was left
+// out (a Submit that changes nothing re-registers nothing).
+func TestSettingsRoundTrip(t *testing.T) {
+	dir, n := t.TempDir(), 0
+	rapid.Check(t, func(t *rapid.T) {
+		n++
+		var b strings.Builder
+		b.WriteString("lines:\n")
+		var left []string
+		for i := range rapid.IntRange(1, 3).Draw(t, "lines") {
+			fmt.Fprintf(&b, "- name: l%d\n  user: \"10%02d\"\n  password: pw\n  servers:\n", i, i)
+			for range rapid.IntRange(2, 4).Draw(t, "servers") {
+				b.WriteString("  - addr: 127.0.0.1\n")
+				if rapid.Bool().Draw(t, "port") {
+					fmt.Fprintf(&b, "    port: %d\n", rapid.IntRange(1, 65535).Draw(t, "port_v"))
+				}
+				if rapid.Bool().Draw(t, "transport") {
+					fmt.Fprintf(&b, "    transport: %d\n", rapid.SampledFrom([]int{0, 1, 3}).Draw(t, "transport_v"))
+				}
+			}
+			for _, f := range []struct{ key, val string }{
+				{"enable_failback", strconv.Itoa(rapid.IntRange(0, 1).Draw(t, "ef"))},
+				{"failback_interval", strconv.Itoa(rapid.IntRange(1, 86400).Draw(t, "fi"))},
+				{"signal_retry_counts", strconv.Itoa(rapid.IntRange(1, 10).Draw(t, "src"))},
+				{"keepalive_interval", fmt.Sprintf("%dms", rapid.IntRange(0, 60000).Draw(t, "ka"))},
+				{"unavailable_codes", fmt.Sprintf("[%d]", rapid.IntRange(500, 599).Draw(t, "uc"))},
+				{"max_incoming_calls", strconv.Itoa(rapid.IntRange(0, 1000).Draw(t, "mic"))},
+			} {
+				if rapid.Bool().Draw(t, f.key) {
+					fmt.Fprintf(&b, "  %s: %s\n", f.key, f.val)
+				} else {
+					left = append(left, f.key)
+				}
+			}
+		}
+		first, err := runtime.ParseConfig([]byte(b.String()))
+		if err != nil {
+			t.Fatalf("a file within the ranges is refused: %v\n%s", err, b.String())
+		}
+		path := filepath.Join(dir, fmt.Sprintf("lines-%d.yaml", n))
+		if err := runtime.SaveConfig(path, first); err != nil {
+			t.Fatal(err)
+		}
+		saved, _ := os.ReadFile(path)
+		second, err := runtime.LoadConfig(path)
+		if err != nil {
+			t.Fatalf("the saved file does not load: %v\n%s", err, saved)
+		}
+		for i := range first.Lines {
+			if !reflect.DeepEqual(first.Lines[i].Defaults(), second.Lines[i].Defaults()) {
+				t.Fatalf("line %d changed through a save:\n%s", i+1, saved)
+			}
+		}
+		if len(first.Lines) == 1 {
+			for _, k := range left {
+				if strings.Contains(string(saved), k+":") {
+					t.Fatalf("the save wrote %s, which the file left out:\n%s", k, saved)
+				}
+			}
+		}
+	})
 }
