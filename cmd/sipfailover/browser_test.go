@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
+	"github.com/sipfailover/sipfailover/runtime"
 )
 
 // screenshots, when set, is the folder the browser test saves its
@@ -147,4 +152,107 @@ func browse(t *testing.T, ctx context.Context, what string, steps ...chromedp.Ac
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
+}
+
+// TestAnotherSiteCannotChangeAnything: items 1 and 4 of the settings issue,
+// in a real browser logged in to the pages. A page of another origin
+// auto-submits forms and fetches against the status port's call API and
+// the pages' settings: no call is placed and the file does not change.
+// Then a Submit of the unchanged Line form re-registers nothing, and after
+// it and a SIGHUP a 503 from the primary still fails the line over (the
+// save once wrote unavailable_codes: [] and turned that off).
+func TestAnotherSiteCannotChangeAnything(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real browser")
+	}
+	browser := chromium(t)
+	rs := startRegistrars(t, "primary", "backup")
+	primary, backup := rs[0], rs[1]
+	hash, err := web.HashPassword("pages-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webAddr, statusAddr := freeAddr(t), freeAddr(t)
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	src := settings([2]int{primary.Port(), backup.Port()}) + "    keepalive_interval: 200ms\n" +
+		fmt.Sprintf("web:\n  listen: %s\n  password_hash: %q\n", webAddr, hash)
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, serveOptions{config: path, statusAddr: statusAddr, tokenFile: testToken(path)}, reload, slog.New(slog.DiscardHandler))
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "the line registers on the primary", primary.Registered)
+
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><body>
+<iframe name="a"></iframe><iframe name="b"></iframe>
+<form id="call" method="post" action="http://%[1]s/api/calls" target="a"><input name="line" value="1"><input name="to" value="sip:900@127.0.0.1"></form>
+<form id="line" method="post" action="http://%[2]s/line?line=1" target="b"><input name="server1_addr" value="203.0.113.9">
+<input name="server1_port" value="5060"><input name="server1_ttl" value="3600"><input name="server1_transport" value="0">
+<input name="server2_addr" value="203.0.113.10"><input name="server2_port" value="5060"><input name="server2_ttl" value="3600">
+<input name="server2_transport" value="0"><input name="enable_failback" value="1"><input name="failback_interval" value="60">
+<input name="signal_retry_counts" value="3"></form>
+<script>
+document.getElementById("call").submit();
+document.getElementById("line").submit();
+fetch("http://%[1]s/api/calls", {method: "POST", mode: "no-cors", body: '{"line": "1", "to": "sip:901@127.0.0.1"}'}).catch(() => {});
+fetch("http://%[2]s/api/settings", {method: "PUT", mode: "no-cors", credentials: "include", body: '{"lines": []}'}).catch(() => {});
+setTimeout(() => document.body.insertAdjacentHTML("beforeend", "<p id=done>done</p>"), 1500);
+</script></body>`, statusAddr, webAddr)
+	}))
+	defer evil.Close()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	site := "http://" + webAddr
+	if err := chromedp.Do(bctx, chromedp.Navigate(site+"/line")); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, bctx, "log in",
+		chromedp.WaitVisible(chromedp.ID("password")),
+		chromedp.SendKeys(chromedp.ID("password"), "pages-pw"),
+		chromedp.Click(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.ID("server2_addr")))
+	before, _ := os.ReadFile(path)
+	n0, _ := registers(primary)
+	browse(t, bctx, "open another site's page", chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.ID("done")))
+	for _, s := range primary.Seen() {
+		if s.Method == "INVITE" {
+			t.Fatalf("a page of another site placed a call: %+v", s)
+		}
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatalf("a page of another site changed the settings:\n%s", after)
+	}
+
+	// Submit the unchanged form: stored, and no line re-registers.
+	browse(t, bctx, "submit the unchanged form",
+		chromedp.Navigate(site+"/line?line=1"),
+		chromedp.WaitVisible(chromedp.ID("server2_addr")),
+		chromedp.Click(chromedp.ID("submit")),
+		chromedp.WaitVisible(chromedp.ID("saved")))
+	if n, un := registers(primary); n != n0 || un != 0 {
+		t.Fatalf("an unchanged Submit re-registered: %d REGISTERs more, %d de-registrations", n-n0, un)
+	}
+	saved, err := runtime.LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes := saved.Lines[0].Defaults().UnavailableCodes; !slices.Equal(codes, []int{500, 503}) {
+		t.Fatalf("after a Submit the file's unavailable codes are %v", codes)
+	}
+
+	// A SIGHUP, then a 503: the line still fails over.
+	reload <- struct{}{}
+	primary.SetAnswer(503, 0)
+	eventually(t, "the line fails over on a 503 after a Submit and a reload", backup.Registered)
 }
