@@ -3,10 +3,10 @@ package runtime_test
 import (
 	"errors"
 	"fmt"
-	"reflect"
-	"strconv"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
