@@ -194,22 +194,72 @@ func registerBurst(tr *Trace, n int) {
 	}
 }
 
-// TestBoundsAreTight: a trace exactly at a bound passes, so that a checker
-// whose bound is loosened or tightened fails one of this and
-// TestEachCheckCanFail.
+// TestBoundsAreTight: for each bounded invariant, a trace exactly at the
+// bound passes and one just past it fails with that invariant alone, so
+// that a checker whose bound is loosened or tightened fails here.
 func TestBoundsAreTight(t *testing.T) {
+	const ms = time.Millisecond
 	for _, tt := range []struct {
-		name string
-		edit func(*Trace)
+		id   string
+		what string
+		edit func(tr *Trace, past bool)
 	}{
-		{"I11: 84 transactions in a minute", func(tr *Trace) { registerBurst(tr, 84) }},
+		{"I1", "on the backup, the primary up for Failback Interval + 64*T1 + round trips (92.04s)", func(tr *Trace, past bool) {
+			onBackupTrace(tr)
+			tr.Env = append(tr.Env, EnvChange{At: 20 * s, Server: 0, Up: true})
+			tr.Now = 20*s + 92040*ms + pastBy(past)
+		}},
+		{"I2", "the primary failed with the backup up, for every budget four times (142.16s)", func(tr *Trace, past bool) {
+			tr.BackoffMax = 600 * s
+			tr.Env = append(tr.Env, EnvChange{At: 9 * s, Server: 0, Up: false})
+			tr.Transitions = append(tr.Transitions,
+				Transition{At: 10 * s, From: "primary_registered", To: "retrying", Event: "timer.budget", ID: "primary_lost/2", Server: 1},
+				Transition{At: 42 * s, From: "retrying", To: "all_failed", Event: "timer.budget", ID: "unavailable/1", Server: 1})
+			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 6500 * ms, Method: "REGISTER", Branch: "b9", Expires: 3600})
+			tr.Sends[1] = []runtimetest.SimRequest{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
+			tr.Now = 10*s + 142160*ms + pastBy(past)
+		}},
+		{"I3", "a REGISTER as the primary's Retry-After of 10 s ends", func(tr *Trace, past bool) {
+			tr.Sends[0] = append(tr.Sends[0],
+				runtimetest.SimRequest{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 503, RetryAfter: 10},
+				runtimetest.SimRequest{At: 60*s - pastBy(past), Method: "REGISTER", CallID: "reg", Branch: "b21", Expires: 3600, Delivered: true, Answer: 200})
+		}},
+		{"I4", "Signal Retry Counts (3) transmissions of one request", func(tr *Trace, past bool) {
+			at := []time.Duration{30 * s, 30*s + 500*ms, 31*s + 500*ms}
+			if past {
+				at = append(at, 33*s+500*ms)
+			}
+			for _, a := range at {
+				tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: a, Method: "OPTIONS", Branch: "ka", Delivered: true})
+			}
+		}},
+		{"I11", "84 transactions in a minute", func(tr *Trace, past bool) {
+			n := 84
+			if past {
+				n++
+			}
+			registerBurst(tr, n)
+		}},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			tr := base()
-			tt.edit(tr)
-			if v := Check(tr); len(v) > 0 {
+		t.Run(tt.id+": "+tt.what, func(t *testing.T) {
+			at := base()
+			tt.edit(at, false)
+			if v := Check(at); len(v) > 0 {
 				t.Fatalf("a trace at the bound is reported: %v", v)
+			}
+			past := base()
+			tt.edit(past, true)
+			if got := ids(Check(past)); !slices.Equal(got, []string{tt.id}) {
+				t.Fatalf("a trace just past the bound: reported %v, want exactly [%s]: %v", got, tt.id, Check(past))
 			}
 		})
 	}
+}
+
+// pastBy is how far past its bound a trace goes: a millisecond, or none.
+func pastBy(past bool) time.Duration {
+	if past {
+		return time.Millisecond
+	}
+	return 0
 }
