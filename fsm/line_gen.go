@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "4b1c93163db85a3412c7fcc224f6ed8b271218aba0cfb48ff7823949c971796a"
+const LineModelSHA256 = "0579800b26f48e7462f6d69302c772b7ec1c8e34047f5acc55695eb76cc87ea9"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -269,14 +269,16 @@ const (
 	// server.held_off instead of sending.
 	LineActionSendRegister
 	// LineActionSendRegisterAuth is "send_register_auth": Resend the line's last REGISTER to the same
-	// server with digest credentials for the challenge (new CSeq).
+	// server with digest credentials for the challenge (new CSeq); while its Retry-After runs, fire
+	// server.held_off instead (R1).
 	LineActionSendRegisterAuth
 	// LineActionSendRegisterAgain is "send_register_again": Resend the line's last REGISTER to the
 	// same server (new CSeq) with what the server asked for: the Min-Expires of a 423, or credentials
 	// for the fresh nonce of a stale challenge.
 	LineActionSendRegisterAgain
 	// LineActionSendUnregister is "send_unregister": Send REGISTER with Expires 0 to server `server`,
-	// to remove the line's binding.
+	// to remove the line's binding; while the server's Retry-After runs, fire server.held_off instead
+	// (R1).
 	LineActionSendUnregister
 	// LineActionAbandonRegister is "abandon_register": Forget the line's REGISTER in flight, if any;
 	// stop retransmitting it and drop late answers.
@@ -291,7 +293,7 @@ const (
 	// sending: it is not tried before it elapses (R1, I3).
 	LineActionSendProbe
 	// LineActionSendProbeAuth is "send_probe_auth": Resend the probe to the primary with digest
-	// credentials for the challenge.
+	// credentials for the challenge; while its Retry-After runs, fire probe.failed instead (R1).
 	LineActionSendProbeAuth
 	// LineActionSendProbeAgain is "send_probe_again": Resend the probe to the primary as it asked,
 	// with its Min-Expires or credentials for its fresh nonce.
@@ -462,14 +464,15 @@ type LineActions interface {
 	// server.held_off instead of sending.
 	SendRegister()
 	// SendRegisterAuth is send_register_auth: Resend the line's last REGISTER to the same server with
-	// digest credentials for the challenge (new CSeq).
+	// digest credentials for the challenge (new CSeq); while its Retry-After runs, fire
+	// server.held_off instead (R1).
 	SendRegisterAuth()
 	// SendRegisterAgain is send_register_again: Resend the line's last REGISTER to the same server
 	// (new CSeq) with what the server asked for: the Min-Expires of a 423, or credentials for the
 	// fresh nonce of a stale challenge.
 	SendRegisterAgain()
 	// SendUnregister is send_unregister: Send REGISTER with Expires 0 to server `server`, to remove
-	// the line's binding.
+	// the line's binding; while the server's Retry-After runs, fire server.held_off instead (R1).
 	SendUnregister()
 	// AbandonRegister is abandon_register: Forget the line's REGISTER in flight, if any; stop
 	// retransmitting it and drop late answers.
@@ -484,7 +487,7 @@ type LineActions interface {
 	// it is not tried before it elapses (R1, I3).
 	SendProbe()
 	// SendProbeAuth is send_probe_auth: Resend the probe to the primary with digest credentials for
-	// the challenge.
+	// the challenge; while its Retry-After runs, fire probe.failed instead (R1).
 	SendProbeAuth()
 	// SendProbeAgain is send_probe_again: Resend the probe to the primary as it asked, with its
 	// Min-Expires or credentials for its fresh nonce.

@@ -598,11 +598,6 @@ var _ fsm.LineActions = (*Line)(nil)
 // current server, or posts server.held_off while its Retry-After runs.
 func (l *Line) SendRegister() {
 	server := l.m.Vars().Server
-	if held := l.heldOff(server); held != "" {
-		l.finish(l.main)
-		l.post(fsm.LineEventServerHeldOff, held)
-		return
-	}
 	l.sendRegister(server, l.ttl(server), nil)
 }
 
@@ -624,7 +619,16 @@ func (l *Line) heldOff(server int) string {
 // sendRegister sends the line's REGISTER, answering challenge if given,
 // else with the server's reused credentials if it has challenged before. A
 // challenge that cannot be answered is a rejection with its reason.
+//
+// While the server's Retry-After runs nothing is sent: server.held_off
+// says so (R1, I3), for the first REGISTER of a round as for one that
+// answers a challenge.
 func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
+	if held := l.heldOff(server); held != "" {
+		l.finish(l.main)
+		l.post(fsm.LineEventServerHeldOff, held)
+		return
+	}
 	s := l.spec(sip.REGISTER, server, expires)
 	s.stale = l.bound[server]
 	l.mainChallenge = nil
@@ -692,6 +696,8 @@ func (l *Line) currentExpires() int {
 }
 
 // SendUnregister sends REGISTER with Expires 0 to the current server.
+// While the server's Retry-After runs it is not sent: server.held_off ends
+// the de-registration, and the binding is left to expire (R1).
 func (l *Line) SendUnregister() { l.sendRegister(l.m.Vars().Server, 0, nil) }
 
 // AbandonRegister forgets the line's REGISTER in flight.
@@ -732,10 +738,6 @@ func (l *Line) SendKeepalive() {
 // SendProbe sends an independent REGISTER, with its own Call-ID, to the
 // primary (R10); it is retransmitted until the model's probe timer ends it.
 func (l *Line) SendProbe() {
-	if held := l.heldOff(0); held != "" {
-		l.post(fsm.LineEventProbeFailed, held)
-		return
-	}
 	l.probeDlg = newDialog()
 	l.sendProbe(nil)
 }
@@ -749,7 +751,14 @@ func (l *Line) SendProbeAgain() { l.sendProbe(l.probeChallenge) }
 
 // sendProbe sends the probe REGISTER, answering challenge if given, else
 // with the primary's reused credentials if it has challenged before.
+// While the primary's Retry-After runs nothing is sent: probe.failed says
+// so (R1, I3).
 func (l *Line) sendProbe(challenge *sip.Response) {
+	if held := l.heldOff(0); held != "" {
+		l.finish(l.probe)
+		l.post(fsm.LineEventProbeFailed, held)
+		return
+	}
 	s := l.spec(sip.REGISTER, 0, l.ttl(0))
 	s.stale = l.bound[0]
 	l.probeChallenge = nil
@@ -782,6 +791,9 @@ func (l *Line) DeregisterBackup() { l.deregister(nil) }
 // reused credentials, or answering challenge.
 func (l *Line) deregister(challenge *sip.Response) {
 	server := l.prevServer
+	if l.heldOff(server) != "" {
+		return // held off (R1): the binding is left to expire
+	}
 	s := l.spec(sip.REGISTER, server, 0)
 	s.stale = l.bound[server]
 	delete(l.bound, server) // its answer is not awaited
