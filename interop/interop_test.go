@@ -625,3 +625,19 @@ func (w *world) waitUntil(what string, within time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestFailbackOverTCPAfterSilence: item 4 of the strict-server issue. Over
+// TCP the primary freezes (silent); the line fails over on its keep-alive
+// and closes the dead connection; the primary resumes, and the next probe
+// goes over a new connection. Keeping the old one made the probe wait for
+// TCP's retransmission: failback took 4.9-5.7 s, growing with the outage.
+func TestFailbackOverTCPAfterSilence(t *testing.T) {
+	w := newWorldOver(t, 1)
+	w.kam("freeze", "primary")
+	w.waitState("backup_registered", 5*time.Second)
+	time.Sleep(3 * time.Second) // an outage of a few seconds: TCP's retransmission timer grows meanwhile
+	start := w.kam("resume", "primary")
+	w.waitState("primary_registered", failback+64*t1+5*time.Second)
+	report(t, "failback over TCP after a silent outage, from resume", time.Since(start), failback+4*rtt,
+		"at most a Failback Interval, then the probe with digest over a new connection")
+}

@@ -391,3 +391,44 @@ func TestAgentBoundsCalls(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterClearedBy2xx is item 2 of the strict-server issue: a
+// hold-off from a 503's Retry-After was never cleared when the server later
+// accepted a request, so the line skipped a server that was back (a
+// needless failover, I12). Here a MESSAGE is answered 503 with Retry-After
+// 3600 while another is still on its way; that one's 200 ends the hold-off,
+// and a registration goes to the primary again at once.
+func TestRetryAfterClearedBy2xx(t *testing.T) {
+	s := newSimLine(t, nil)
+	s.line.Register()
+	s.clock.Advance(time.Second)
+	s.net.Set(s.eps[0], func(sv *runtimetest.SimServer) { sv.Mode = runtimetest.SimSilent })
+	for range 2 {
+		if _, err := s.line.Send(sip.MESSAGE, "sip:1002@example.test", "text/plain", []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var msgs []*sip.Request
+	for _, r := range s.net.Requests(s.eps[0]) {
+		if r.Method == "MESSAGE" {
+			msgs = append(msgs, r.Request)
+		}
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("%d MESSAGEs reached the primary, want 2", len(msgs))
+	}
+	busy := sip.NewResponseFromRequest(msgs[0], 503, "Service Unavailable", nil)
+	busy.AppendHeader(sip.NewHeader("Retry-After", "3600"))
+	s.agent.Receive(s.eps[0], []byte(busy.String()), nil)
+	s.net.Set(s.eps[0], func(sv *runtimetest.SimServer) { sv.Mode = runtimetest.SimUp })
+	s.clock.Advance(100 * time.Millisecond) // the line fails over to the backup
+	s.expectState(fsm.LineStateBackupRegistered)
+	s.agent.Receive(s.eps[0], []byte(sip.NewResponseFromRequest(msgs[1], 200, "OK", nil).String()), nil)
+	before := s.sent(0, "REGISTER", "")
+	s.line.Register()
+	s.clock.Advance(100 * time.Millisecond)
+	if s.sent(0, "REGISTER", "") == before {
+		t.Fatalf("no REGISTER to the primary after its 200: the stale Retry-After still held it off (%s)", s.line.Status().LastReason)
+	}
+	s.expectState(fsm.LineStatePrimaryRegistered)
+}

@@ -546,3 +546,64 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestSubmitKeepsEveryServer: a line of four servers keeps the third and
+// the fourth through a Submit of the page, which shows two.
+func TestSubmitKeepsEveryServer(t *testing.T) {
+	ts := newTestSite(t)
+	ts.mu.Lock()
+	ts.cfg.Lines[0].Servers = append(ts.cfg.Lines[0].Servers, runtime.ServerConfig{Addr: "10.0.0.3"}, runtime.ServerConfig{Addr: "10.0.0.4"})
+	ts.mu.Unlock()
+	csrf := ts.login(t)
+	if res, body := ts.post(t, "/line", goodForm(csrf)); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit: %d\n%s", res.StatusCode, body)
+	}
+	s := ts.applied[0].Lines[0].Servers
+	if len(s) != 4 || s[2].Addr != "10.0.0.3" || s[3].Addr != "10.0.0.4" {
+		t.Fatalf("after a Submit the line has servers %+v", s)
+	}
+}
+
+// TestMetricsForgetRemovedLines: item 6. A line removed from the settings
+// takes its series with it.
+func TestMetricsForgetRemovedLines(t *testing.T) {
+	m := NewMetrics(nil)
+	m.Observe(runtime.Transition{Line: "gone", From: "idle", To: "registering", Event: "user.register", At: time.Now()})
+	srv := httptest.NewServer(m.Handler(nil))
+	defer srv.Close()
+	scrape := func() string {
+		res, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if !strings.Contains(scrape(), `line="gone"`) {
+		t.Fatal("the line's series are missing")
+	}
+	m.Forget("gone")
+	if strings.Contains(scrape(), `line="gone"`) {
+		t.Fatal("a removed line's series stay")
+	}
+}
+
+// TestLimitsThroughTheForm: the edges of the port go through the page as
+// through the file: 1 and 65535 accepted, 0 and 65536 refused beside the
+// field.
+func TestLimitsThroughTheForm(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	for port, ok := range map[string]bool{"1": true, "65535": true, "0": false, "65536": false} {
+		form := goodForm(csrf)
+		form.Set("server1_port", port)
+		res, body := ts.post(t, "/line", form)
+		if got := res.StatusCode == http.StatusOK; got != ok {
+			t.Errorf("port %s: status %d, want accepted=%v", port, res.StatusCode, ok)
+		}
+		if !ok && !strings.Contains(body, "is outside 1-65535") {
+			t.Errorf("port %s: no message beside the field", port)
+		}
+	}
+}
