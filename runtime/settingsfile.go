@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sipfailover/sipfailover/internal/suggest"
 )
 
 // SyntaxError lists what is wrong with a settings file before its values
@@ -146,47 +147,11 @@ func knownFields(n *yaml.Node, t reflect.Type, probs *[]Position) {
 			key, val := n.Content[i], n.Content[i+1]
 			ft, ok := fields[key.Value]
 			if !ok {
-				msg := fmt.Sprintf("unknown field %q", key.Value)
-				if s := closest(key.Value, names); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				}
+				msg := fmt.Sprintf("unknown field %q", key.Value) + suggest.Hint(key.Value, names)
 				*probs = append(*probs, Position{key.Line, key.Column, msg})
 				continue
 			}
 			knownFields(val, ft, probs)
 		}
 	}
-}
-
-// closest returns the name nearest to s, if one is near enough to be what
-// was meant: at most two edits away, or a third of its length.
-func closest(s string, names []string) string {
-	best, bestD := "", max(2, len(s)/3)+1
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = slices.Min([]int{prev[j] + 1, cur[j-1] + 1, prev[j-1] + cost})
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

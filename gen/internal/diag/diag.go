@@ -5,6 +5,7 @@ package diag
 import (
 	"cmp"
 	"fmt"
+	"github.com/sipfailover/sipfailover/internal/suggest"
 	"slices"
 	"strings"
 )
@@ -95,37 +96,4 @@ func (l *List) String() string {
 
 // Suggest returns ` (did you mean "x"?)` when one of candidates is close to
 // name, and "" otherwise.
-func Suggest(name string, candidates []string) string {
-	best, bestDist := "", len(name)/2+2
-	for _, c := range candidates {
-		d := distance(name, c)
-		if d < bestDist || (d == bestDist && c < best) {
-			best, bestDist = c, d
-		}
-	}
-	if best == "" || bestDist > max(2, len(name)/3) {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein edit distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func Suggest(name string, candidates []string) string { return suggest.Hint(name, candidates) }
