@@ -510,10 +510,14 @@ func (l *Line) transactions() []*txn {
 }
 
 // lateRetryAfter takes the Retry-After of a late answer from the server at
-// from, when its code makes that server unavailable for this line.
+// from to a request of this line (its From names the line's user), when its
+// code makes that server unavailable for this line.
 func (l *Line) lateRetryAfter(from Endpoint, res *sip.Response) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if res.From().Address.User != l.cfg.User {
+		return
+	}
 	if server := l.serverAt(from); server >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {
 		var reason string
 		l.noteRetryAfter(res, server, &reason)
