@@ -262,10 +262,17 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 		s.answered[key] = res
 	}
 	if res != nil {
-		r.Answer = res.StatusCode
-		if s.Mangle != "" { // an answer the line must drop: as good as none
+		if s.Mangle != "" {
 			res.RemoveHeader(s.Mangle)
-			r.Answer, r.RetryAfter = 0, 0
+		}
+		r.Answer = res.StatusCode
+		if h := res.GetHeader("Retry-After"); h != nil && retransmitted {
+			r.RetryAfter, _ = strconv.Atoi(h.Value())
+		}
+		for _, name := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
+			if res.GetHeader(name) == nil { // an answer the line must drop: as good as none
+				r.Answer, r.RetryAfter = 0, 0
+			}
 		}
 		n.reply(dst, res, rtt)
 	}
