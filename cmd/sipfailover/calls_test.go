@@ -84,7 +84,10 @@ func TestCallAndHangup(t *testing.T) {
 func TestCallAPIRefusesStrangers(t *testing.T) {
 	rs := startRegistrars(t, "p", "b")
 	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
-	eventually(t, "the line registers", rs[0].Registered)
+	eventually(t, "the line registers and the agent serves its status port", func() bool {
+		var out, errOut bytes.Buffer
+		return rs[0].Registered() && statusCmd([]string{"-addr", addr}, &out, &errOut) == 0
+	})
 	tok, err := readToken(testToken(path))
 	if err != nil {
 		t.Fatal(err)
