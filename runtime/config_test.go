@@ -3,12 +3,15 @@ package runtime_test
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -306,4 +309,50 @@ func TestSettingsRoundTrip(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSaveSurvivesAKill: R15, a crash mid-save loses neither the old nor the
+// new settings. A child process saves two configs in turn as fast as it can
+// and is killed (SIGKILL) at random moments; the file then always loads, and
+// is one of the two, whole.
+func TestSaveSurvivesAKill(t *testing.T) {
+	if path := os.Getenv("SIPFAILOVER_SAVE_LOOP"); path != "" {
+		saveForever(path) // the child
+		return
+	}
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	if err := runtime.SaveConfig(path, saveLoopConfig(0)); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 20 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSaveSurvivesAKill$")
+		cmd.Env = append(os.Environ(), "SIPFAILOVER_SAVE_LOOP="+path)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond) // a kill at a random moment of the loop
+		cmd.Process.Kill()
+		cmd.Wait()
+		c, err := runtime.LoadConfig(path)
+		if err != nil {
+			t.Fatalf("kill %d: the file does not load: %v", i+1, err)
+		}
+		if name := c.Lines[0].Name; name != "zero" && name != "one" {
+			t.Fatalf("kill %d: the file holds line %q", i+1, name)
+		}
+	}
+}
+
+// saveLoopConfig is one of the two configs the child saves in turn.
+func saveLoopConfig(i int) runtime.Config {
+	name := []string{"zero", "one"}[i%2]
+	return runtime.Config{Lines: []runtime.LineConfig{{Name: name, User: "1001", Password: strings.Repeat("p", 4000),
+		Servers: []runtime.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "10.0.0.2"}}}}}
+}
+
+func saveForever(path string) {
+	for i := 0; ; i++ {
+		runtime.SaveConfig(path, saveLoopConfig(i))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -604,6 +605,37 @@ func TestLimitsThroughTheForm(t *testing.T) {
 		}
 		if !ok && !strings.Contains(body, "is outside 1-65535") {
 			t.Errorf("port %s: no message beside the field", port)
+		}
+	}
+}
+
+// TestLimitsThroughTheAPI: the port's edges through PUT /api/settings as
+// through the file and the form.
+func TestLimitsThroughTheAPI(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	var tok struct{ CSRF string }
+	_, body := ts.get(t, "/api/csrf")
+	if err := json.Unmarshal([]byte(body), &tok); err != nil {
+		t.Fatal(err)
+	}
+	for port, ok := range map[int]bool{1: true, 65535: true, 0: false, 65536: false} {
+		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1", "port": %d}, {"addr": "10.0.0.2"}]},
+			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, port)
+		req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(doc))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-CSRF-Token", tok.CSRF)
+		res, err := ts.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if got := res.StatusCode == http.StatusOK; got != ok {
+			t.Errorf("port %d: %d %s, want accepted=%v", port, res.StatusCode, b, ok)
+		}
+		if !ok && !strings.Contains(string(b), `"field":"servers[0].port"`) {
+			t.Errorf("port %d: the answer does not name the field: %s", port, b)
 		}
 	}
 }
