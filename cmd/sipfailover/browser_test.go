@@ -86,16 +86,7 @@ func TestPagesInBrowser(t *testing.T) {
 		})
 	}
 
-	// Log in; the page asked for comes after. The first call starts the
-	// browser, so it has no timeout of its own (chromedp.Run's rule).
-	if err := chromedp.Do(bctx, chromedp.Navigate(site+"/line")); err != nil {
-		t.Fatal(err)
-	}
-	browse(t, bctx, "log in",
-		chromedp.WaitVisible(chromedp.ID("password")),
-		chromedp.SendKeys(chromedp.ID("password"), "pages-pw"),
-		chromedp.Click(chromedp.ID("login")),
-		chromedp.WaitVisible(chromedp.ID("server2_addr")))
+	logIn(t, bctx, site)
 	if at, err := chromedp.Run(bctx, chromedp.Location()); err != nil || !strings.HasSuffix(at, "/line") {
 		t.Fatalf("after login the browser is at %s (%v), want the line page", at, err)
 	}
@@ -142,6 +133,21 @@ func TestPagesInBrowser(t *testing.T) {
 	if !newBackup.Registered() {
 		t.Fatal("the line failed over, but not to the new backup")
 	}
+}
+
+// logIn opens the Line page of site, logs in with the test's password and
+// waits for the page. The first call starts the browser, so it has no
+// timeout of its own (chromedp.Run's rule).
+func logIn(t *testing.T, ctx context.Context, site string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(site+"/line")); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, ctx, "log in",
+		chromedp.WaitVisible(chromedp.ID("password")),
+		chromedp.SendKeys(chromedp.ID("password"), "pages-pw"),
+		chromedp.Click(chromedp.ID("login")),
+		chromedp.WaitVisible(chromedp.ID("server2_addr")))
 }
 
 // browse runs steps in the browser, each group within 20 seconds.
@@ -214,14 +220,7 @@ setTimeout(() => document.body.insertAdjacentHTML("beforeend", "<p id=done>done<
 	bctx, bcancel := chromedp.NewContext(actx)
 	defer bcancel()
 	site := "http://" + webAddr
-	if err := chromedp.Do(bctx, chromedp.Navigate(site+"/line")); err != nil {
-		t.Fatal(err)
-	}
-	browse(t, bctx, "log in",
-		chromedp.WaitVisible(chromedp.ID("password")),
-		chromedp.SendKeys(chromedp.ID("password"), "pages-pw"),
-		chromedp.Click(chromedp.ID("login")),
-		chromedp.WaitVisible(chromedp.ID("server2_addr")))
+	logIn(t, bctx, site)
 	before, _ := os.ReadFile(path)
 	n0, _ := registers(primary)
 	browse(t, bctx, "open another site's page", chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.ID("done")))

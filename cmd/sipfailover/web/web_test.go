@@ -107,6 +107,35 @@ func (ts *testSite) post(t testing.TB, path string, form url.Values) (*http.Resp
 	return res, string(body)
 }
 
+// csrf returns the session's token for scripts, from GET /api/csrf.
+func (ts *testSite) csrf(t testing.TB) string {
+	t.Helper()
+	var tok struct{ CSRF string }
+	_, body := ts.get(t, "/api/csrf")
+	if err := json.Unmarshal([]byte(body), &tok); err != nil || tok.CSRF == "" {
+		t.Fatalf("/api/csrf: %s", body)
+	}
+	return tok.CSRF
+}
+
+// put sends PUT /api/settings with body and the CSRF token (none when
+// empty), and returns the status and the answer.
+func (ts *testSite) put(t testing.TB, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-CSRF-Token", token)
+	}
+	res, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
 // login logs in and returns the session's CSRF token.
@@ -337,25 +366,8 @@ func TestStatusPageAndEvents(t *testing.T) {
 func TestAPIPutSettings(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
-	var tok struct{ CSRF string }
-	_, body := ts.get(t, "/api/csrf")
-	if err := json.Unmarshal([]byte(body), &tok); err != nil || tok.CSRF == "" {
-		t.Fatalf("/api/csrf: %s", body)
-	}
-	put := func(token, body string) (int, string) {
-		req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("X-CSRF-Token", token)
-		}
-		res, err := ts.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
+	tok := ts.csrf(t)
+	put := func(token, body string) (int, string) { return ts.put(t, token, body) }
 	good := `{"lines": [
 		{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}, {"addr": "10.0.0.9", "port": 5080}], "t1": "250ms"},
 		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`
@@ -363,14 +375,14 @@ func TestAPIPutSettings(t *testing.T) {
 		t.Fatalf("a PUT without the token: %d, want 403", code)
 	}
 	bad := strings.Replace(good, `"port": 5080`, `"port": 70000`, 1)
-	code, body := put(tok.CSRF, bad)
+	code, body := put(tok, bad)
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `"field":"servers[1].port"`) || !strings.Contains(body, `"line":"line 1 (lobby)"`) {
 		t.Fatalf("a bad PUT: %d %s", code, body)
 	}
 	if len(ts.applied) != 0 {
 		t.Fatal("a refused PUT was applied")
 	}
-	code, body = put(tok.CSRF, good)
+	code, body = put(tok, good)
 	if code != http.StatusOK || strings.Contains(body, "line-secret") {
 		t.Fatalf("a good PUT: %d %s", code, body)
 	}
@@ -474,24 +486,11 @@ func TestMetricsScrapedWithToken(t *testing.T) {
 func TestAPIPutRenameKeepsPassword(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
-	var tok struct{ CSRF string }
-	_, body := ts.get(t, "/api/csrf")
-	if err := json.Unmarshal([]byte(body), &tok); err != nil {
-		t.Fatal(err)
-	}
 	renamed := `{"lines": [
 		{"name": "front-door", "user": "1001", "servers": [{"addr": "10.0.0.1"}, {"addr": "10.0.0.2"}]},
 		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`
-	req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(renamed))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-CSRF-Token", tok.CSRF)
-	res, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK || len(ts.applied) != 1 {
-		t.Fatalf("PUT: %d, applied %d", res.StatusCode, len(ts.applied))
+	if code, body := ts.put(t, ts.csrf(t), renamed); code != http.StatusOK || len(ts.applied) != 1 {
+		t.Fatalf("PUT: %d %s, applied %d", code, body, len(ts.applied))
 	}
 	if l := ts.applied[0].Lines[0]; l.Name != "front-door" || l.Password != "line-secret" {
 		t.Errorf("renamed line %q has password %q, want the old one", l.Name, l.Password)
@@ -614,27 +613,15 @@ func TestLimitsThroughTheForm(t *testing.T) {
 func TestLimitsThroughTheAPI(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
-	var tok struct{ CSRF string }
-	_, body := ts.get(t, "/api/csrf")
-	if err := json.Unmarshal([]byte(body), &tok); err != nil {
-		t.Fatal(err)
-	}
+	tok := ts.csrf(t)
 	for port, ok := range map[int]bool{1: true, 65535: true, 0: false, 65536: false} {
 		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1", "port": %d}, {"addr": "10.0.0.2"}]},
 			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, port)
-		req, _ := http.NewRequest("PUT", ts.srv.URL+"/api/settings", strings.NewReader(doc))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-CSRF-Token", tok.CSRF)
-		res, err := ts.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, b := ts.put(t, tok, doc)
+		if got := code == http.StatusOK; got != ok {
+			t.Errorf("port %d: %d %s, want accepted=%v", port, code, b, ok)
 		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if got := res.StatusCode == http.StatusOK; got != ok {
-			t.Errorf("port %d: %d %s, want accepted=%v", port, res.StatusCode, b, ok)
-		}
-		if !ok && !strings.Contains(string(b), `"field":"servers[0].port"`) {
+		if !ok && !strings.Contains(b, `"field":"servers[0].port"`) {
 			t.Errorf("port %d: the answer does not name the field: %s", port, b)
 		}
 	}
