@@ -60,3 +60,31 @@ func TestGrantedExpiryPicksOurContact(t *testing.T) {
 		}
 	}
 }
+
+// TestLogLimit: bad input is logged at most five times a minute per source;
+// another source has its own allowance, and a new minute a new one.
+func TestLogLimit(t *testing.T) {
+	clock := &stepClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := newLogLimit(clock)
+	for i := range 5 {
+		if !l.allow("192.0.2.1") {
+			t.Fatalf("line %d of a source refused", i+1)
+		}
+	}
+	if l.allow("192.0.2.1") {
+		t.Fatal("a sixth line in a minute allowed")
+	}
+	if !l.allow("192.0.2.2") {
+		t.Fatal("another source refused")
+	}
+	clock.now = clock.now.Add(time.Minute)
+	if !l.allow("192.0.2.1") {
+		t.Fatal("a new minute refused")
+	}
+}
+
+// stepClock is a Clock whose time the test sets.
+type stepClock struct{ now time.Time }
+
+func (c *stepClock) Now() time.Time                        { return c.now }
+func (c *stepClock) AfterFunc(time.Duration, func()) Timer { return nil }
