@@ -136,6 +136,21 @@ func (ts *testSite) put(t testing.TB, token, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// postFrom posts form to path as a page of origin would, and returns the
+// status.
+func (ts *testSite) postFrom(t testing.TB, origin, path string, form url.Values) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", ts.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	res, err := ts.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
 
 // login logs in and returns the session's CSRF token.
@@ -284,16 +299,8 @@ func TestCSRF(t *testing.T) {
 	if res, _ := ts.post(t, "/line", form); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("a forged token: %d, want 403", res.StatusCode)
 	}
-	req, _ := http.NewRequest("POST", ts.srv.URL+"/line", strings.NewReader(goodForm(csrf).Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "https://evil.example")
-	res, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusForbidden {
-		t.Fatalf("another origin: %d, want 403", res.StatusCode)
+	if code := ts.postFrom(t, "https://evil.example", "/line", goodForm(csrf)); code != http.StatusForbidden {
+		t.Fatalf("another origin: %d, want 403", code)
 	}
 	if len(ts.applied) != 0 {
 		t.Fatal("a forged form was applied")
@@ -422,16 +429,8 @@ func TestLoginThrottled(t *testing.T) {
 // site is refused, the right password or not.
 func TestLoginFromAnotherOriginRefused(t *testing.T) {
 	ts := newTestSite(t)
-	req, _ := http.NewRequest("POST", ts.srv.URL+"/login", strings.NewReader(url.Values{"password": {testPassword}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "https://evil.example")
-	res, err := ts.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusForbidden {
-		t.Errorf("a login from another origin: %d, want 403", res.StatusCode)
+	if code := ts.postFrom(t, "https://evil.example", "/login", url.Values{"password": {testPassword}}); code != http.StatusForbidden {
+		t.Errorf("a login from another origin: %d, want 403", code)
 	}
 }
 
