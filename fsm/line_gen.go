@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "0579800b26f48e7462f6d69302c772b7ec1c8e34047f5acc55695eb76cc87ea9"
+const LineModelSHA256 = "d9f5545b5ee4c83aa156044dc8cb3826803dad2992fb8fc4d0e524d8a613804c"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -140,6 +140,10 @@ const (
 	// the line's registration (EOF or reset seen by the reader, or it could not take writes) while no
 	// request of the line was in flight on it: RFC 5626 4.4.1's flow failure.
 	LineEventTransportClosed
+	// LineEventLookupFailed is "lookup.failed": The current server's name could not be located: its
+	// DNS lookup failed, timed out or found no address (R20). The server is unavailable, with the
+	// resolver's reason.
+	LineEventLookupFailed
 	// LineEventServerHeldOff is "server.held_off": The current server's 503 Retry-After has not
 	// elapsed, so the REGISTER was not sent; the server counts as unavailable (R1, I3).
 	LineEventServerHeldOff
@@ -158,7 +162,7 @@ const (
 	// or a stale nonce to its credentials; the primary asks for it again (R1, R10).
 	LineEventProbeRetry
 	// LineEventProbeFailed is "probe.failed": The failback probe got an unavailable or final failure
-	// answer, or a transport error (R11).
+	// answer, or a transport error, or the primary's name could not be located (R11, R20).
 	LineEventProbeFailed
 	// LineEventTimerBudget is "timer.budget": timer budget fired
 	LineEventTimerBudget
@@ -174,7 +178,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -263,6 +267,11 @@ type LineAction uint8
 const (
 	// LineActionUnknown is not a valid action: the zero value.
 	LineActionUnknown LineAction = iota
+	// LineActionLocate is "locate": Take the line's server list anew (R20): the targets every
+	// configured server was last located at, in priority order (the DNS answers are refreshed when
+	// their TTL ends, and after every target of a name failed). A name still being looked up holds one
+	// place; a REGISTER to it waits for the answer within its budget.
+	LineActionLocate
 	// LineActionSendRegister is "send_register": Send a new REGISTER (new CSeq) for the line's
 	// registration to server `server`, retransmitted on Timer E up to max_transmissions over UDP,
 	// replacing any REGISTER of the line still in flight; if the server's Retry-After is running, fire
@@ -310,7 +319,7 @@ const (
 	LineActionDeregisterBackup
 )
 
-var lineActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "send_probe_again", "abandon_probe", "adopt_probe", "deregister_backup"}
+var lineActionNames = [...]string{"unknown", "locate", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "send_probe_again", "abandon_probe", "adopt_probe", "deregister_backup"}
 
 // String returns the name used in the model.
 func (x LineAction) String() string {
@@ -333,7 +342,9 @@ func ParseLineAction(s string) (LineAction, error) {
 // LineParams are the settings and facts the runtime supplies; the machine
 // only reads them. SetParams replaces them between events.
 type LineParams struct {
-	// ServerCount is server_count: Number of servers in the line's list, in priority order.
+	// ServerCount is server_count: Number of servers in the line's list, in priority order: the
+	// located targets of every configured server (R20). The runtime sets it when the locate action
+	// takes the list anew, and when a name still being looked up is replaced by what it located.
 	ServerCount int
 	// FailbackEnabled is failback_enabled: Probe the primary while registered elsewhere and return to
 	// it (R10, R13). Setting: SIPN Enable Failback.
@@ -384,8 +395,8 @@ func (p LineParams) Validate() error {
 	if p.ServerCount < 1 {
 		errs = append(errs, &ParamError{"line", "server_count", fmt.Sprintf("%v is below the minimum 1", p.ServerCount)})
 	}
-	if p.ServerCount > 4 {
-		errs = append(errs, &ParamError{"line", "server_count", fmt.Sprintf("%v is above the maximum 4", p.ServerCount)})
+	if p.ServerCount > 8 {
+		errs = append(errs, &ParamError{"line", "server_count", fmt.Sprintf("%v is above the maximum 8", p.ServerCount)})
 	}
 	if p.FailbackInterval < 1000000000 {
 		errs = append(errs, &ParamError{"line", "failback_interval", fmt.Sprintf("%v is below the minimum 1s", p.FailbackInterval)})
@@ -426,7 +437,7 @@ func (p LineParams) Validate() error {
 // LineVars are the machine's own small, bounded variables.
 type LineVars struct {
 	// Server is server: Index of the server the line is registered on or trying (0 is the primary). In
-	// [0, 3], initially 0.
+	// [0, 7], initially 0.
 	Server int
 	// Failures is failures: Consecutive rounds in which every server failed; the back-off exponent
 	// (R9). In [0, 16], initially 0.
@@ -458,6 +469,11 @@ type LineGuards interface {
 // LineActions are the effects the runtime performs, one method per action of
 // the model: a new action in the model does not compile until the runtime has it.
 type LineActions interface {
+	// Locate is locate: Take the line's server list anew (R20): the targets every configured server
+	// was last located at, in priority order (the DNS answers are refreshed when their TTL ends, and
+	// after every target of a name failed). A name still being looked up holds one place; a REGISTER
+	// to it waits for the answer within its budget.
+	Locate()
 	// SendRegister is send_register: Send a new REGISTER (new CSeq) for the line's registration to
 	// server `server`, retransmitted on Timer E up to max_transmissions over UDP, replacing any
 	// REGISTER of the line still in flight; if the server's Retry-After is running, fire
@@ -507,6 +523,8 @@ type LineActions interface {
 // Perform calls the method of impl that implements action a.
 func (a LineAction) Perform(impl LineActions) {
 	switch a {
+	case LineActionLocate:
+		impl.Locate()
 	case LineActionSendRegister:
 		impl.SendRegister()
 	case LineActionSendRegisterAuth:
@@ -608,8 +626,8 @@ var LineTransitions = [...]LineTransition{
 	{ID: "asked_again/1", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set retries = retries + 1", "cancel budget", "arm budget", "send_register_again"}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
 	{ID: "asked_again/2", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
 	{ID: "rejected", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 403, 404 or other final failure is reported to the user and does not fail over (R1)."},
-	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9)."},
-	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9)."},
+	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
+	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
 	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
 	{ID: "refreshed", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"cancel budget", "arm refresh"}, Implements: []string{"I8"}, Doc: "The refresh succeeded; the next one is timed from the expiry just granted (I8)."},
 	{ID: "refresh_challenged/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
@@ -625,7 +643,7 @@ var LineTransitions = [...]LineTransition{
 	{ID: "unregister", From: []LineState{LineStateRegistering, LineStateRetrying, LineStatePrimaryRegistered}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{}, Implements: []string{"R5"}, Doc: "Remove the registration from the current server."},
 	{ID: "unregister_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R5"}, Doc: "Remove the registration from the lower-priority server, dropping any probe."},
 	{ID: "unregister_idle", From: []LineState{LineStateAllFailed, LineStateFailed}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "Nothing is registered; stop trying."},
-	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
+	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
 	{ID: "failback_due", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R10", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10)."},
 	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "deregister_after_failback || !contact_shared", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
 	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
@@ -660,7 +678,9 @@ func LineAllowed(from, to LineState) bool {
 }
 
 // LineMachine is the line machine: One SIP line with an ordered list of servers (server 0 is the
-// primary). It registers on the primary, fails over down the list when a server is unavailable,
+// primary). A server configured by domain name is located through DNS (RFC 3263: NAPTR, SRV,
+// A/AAAA), and every address of every target it has is a server of the list in the order DNS gives
+// (R20). The line registers on the primary, fails over down the list when a server is unavailable,
 // probes the primary while on a lower-priority server and fails back when the primary answers.
 // Every transition is one looplab event, so every state change the runtime makes is one the model
 // allows.
@@ -817,6 +837,7 @@ func (m *LineMachine) enterRegistering(v *LineVars, transition string) error {
 	v.Server = 0
 	v.Challenges = 0
 	v.Retries = 0
+	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionLocate})
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
 	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
 	_, _ = v, transition
@@ -991,7 +1012,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1085,10 +1106,10 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "rejected")
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff:
-			// Transition unavailable: The server is unavailable (a 500/503, ICMP unreachable, TCP refused, or
-			// no answer within its budget): try the next server in priority order; after the last, every server
-			// has failed (R1, R5, R9).
+		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
+			// Transition unavailable: The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a
+			// name that could not be located, or no answer within its budget): try the next server in priority
+			// order; after the last, every server has failed (R1, R5, R9, R20).
 			if m.derivedIsLast(v) {
 				step.Transition, step.To = "unavailable/1", LineStateAllFailed
 				err = func() error {
@@ -1108,8 +1129,8 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					if err := m.exitRegistering(v, fired, "unavailable/2"); err != nil {
 						return err
 					}
-					if x := (v.Server + 1); x < 0 || x > 3 {
-						return &VarRangeError{Machine: "line", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := (v.Server + 1); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "line", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
@@ -1226,10 +1247,10 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "rejected")
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff:
-			// Transition unavailable: The server is unavailable (a 500/503, ICMP unreachable, TCP refused, or
-			// no answer within its budget): try the next server in priority order; after the last, every server
-			// has failed (R1, R5, R9).
+		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
+			// Transition unavailable: The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a
+			// name that could not be located, or no answer within its budget): try the next server in priority
+			// order; after the last, every server has failed (R1, R5, R9, R20).
 			if m.derivedIsLast(v) {
 				step.Transition, step.To = "unavailable/1", LineStateAllFailed
 				err = func() error {
@@ -1249,8 +1270,8 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					if err := m.exitRetrying(v, fired, "unavailable/2"); err != nil {
 						return err
 					}
-					if x := (v.Server + 1); x < 0 || x > 3 {
-						return &VarRangeError{Machine: "line", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := (v.Server + 1); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "line", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
@@ -1453,7 +1474,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1651,7 +1672,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterProbing(v, "failback_due")
 				}()
 			}
-		case LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1935,6 +1956,9 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterBackupRegistered(v, "probe_failed")
 				}()
 			}
+		case LineEventLookupFailed:
+			step.Ignored = true
+			return step, nil
 		}
 	case LineStateAllFailed:
 		switch ev {
@@ -1972,7 +1996,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_round")
 				}()
 			}
-		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2018,7 +2042,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_after_failure")
 				}()
 			}
-		case LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2088,7 +2112,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "asked_again/2")
 				}()
 			}
-		case LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff:
+		case LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
 			// Transition unregistered: The de-registration ended, answered or not; the line is idle.
 			{
 				step.Transition, step.To = "unregistered", LineStateIdle

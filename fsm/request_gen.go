@@ -12,7 +12,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "26f37010b0b2e4cef9ad7035b858cd13da86f914dcf534aa868002d6bc8c1cef"
+const RequestModelSHA256 = "524e823a342474f64ce23aedb2bc3e9a4a8adb5ffa4db41c0541f20ebe631cc7"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"
@@ -288,8 +288,8 @@ func (p RequestParams) Validate() error {
 	if p.ServerCount < 1 {
 		errs = append(errs, &ParamError{"request", "server_count", fmt.Sprintf("%v is below the minimum 1", p.ServerCount)})
 	}
-	if p.ServerCount > 4 {
-		errs = append(errs, &ParamError{"request", "server_count", fmt.Sprintf("%v is above the maximum 4", p.ServerCount)})
+	if p.ServerCount > 8 {
+		errs = append(errs, &ParamError{"request", "server_count", fmt.Sprintf("%v is above the maximum 8", p.ServerCount)})
 	}
 	if p.RetryCounts < 1 {
 		errs = append(errs, &ParamError{"request", "retry_counts", fmt.Sprintf("%v is below the minimum 1", p.RetryCounts)})
@@ -309,14 +309,14 @@ func (p RequestParams) Validate() error {
 	if p.FirstServer < 0 {
 		errs = append(errs, &ParamError{"request", "first_server", fmt.Sprintf("%v is below the minimum 0", p.FirstServer)})
 	}
-	if p.FirstServer > 3 {
-		errs = append(errs, &ParamError{"request", "first_server", fmt.Sprintf("%v is above the maximum 3", p.FirstServer)})
+	if p.FirstServer > 7 {
+		errs = append(errs, &ParamError{"request", "first_server", fmt.Sprintf("%v is above the maximum 7", p.FirstServer)})
 	}
 	if p.LineServer < 0 {
 		errs = append(errs, &ParamError{"request", "line_server", fmt.Sprintf("%v is below the minimum 0", p.LineServer)})
 	}
-	if p.LineServer > 3 {
-		errs = append(errs, &ParamError{"request", "line_server", fmt.Sprintf("%v is above the maximum 3", p.LineServer)})
+	if p.LineServer > 7 {
+		errs = append(errs, &ParamError{"request", "line_server", fmt.Sprintf("%v is above the maximum 7", p.LineServer)})
 	}
 	if p.RingTimeout < 1000000000 {
 		errs = append(errs, &ParamError{"request", "ring_timeout", fmt.Sprintf("%v is below the minimum 1s", p.RingTimeout)})
@@ -326,9 +326,9 @@ func (p RequestParams) Validate() error {
 
 // RequestVars are the machine's own small, bounded variables.
 type RequestVars struct {
-	// Server is server: Index of the server the request is sent to. In [0, 3], initially 0.
+	// Server is server: Index of the server the request is sent to. In [0, 7], initially 0.
 	Server int
-	// Attempts is attempts: Servers the request has been sent to. In [0, 4], initially 0.
+	// Attempts is attempts: Servers the request has been sent to. In [0, 8], initially 0.
 	Attempts int
 	// Challenges is challenges: Digest challenges answered for the current transmission (R1). In [0,
 	// 1], initially 0.
@@ -616,8 +616,8 @@ func (m *RequestMachine) exitIdle(v *RequestVars, fired RequestTimer, transition
 
 func (m *RequestMachine) enterSending(v *RequestVars, transition string) error {
 	v.Challenges = 0
-	if x := min((v.Attempts + 1), 4); x < 0 || x > 4 {
-		return &VarRangeError{Machine: "request", Transition: transition, Var: "attempts", Value: int64(x), Min: 0, Max: 4}
+	if x := min((v.Attempts + 1), 8); x < 0 || x > 8 {
+		return &VarRangeError{Machine: "request", Transition: transition, Var: "attempts", Value: int64(x), Min: 0, Max: 8}
 	} else {
 		v.Attempts = x
 	}
@@ -716,8 +716,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					if err := m.exitIdle(v, fired, "send/1"); err != nil {
 						return err
 					}
-					if x := m.params.FirstServer; x < 0 || x > 3 {
-						return &VarRangeError{Machine: "request", Transition: "send/1", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := m.params.FirstServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "send/1", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
@@ -729,8 +729,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					if err := m.exitIdle(v, fired, "send/2"); err != nil {
 						return err
 					}
-					if x := m.params.LineServer; x < 0 || x > 3 {
-						return &VarRangeError{Machine: "request", Transition: "send/2", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := m.params.LineServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "send/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
@@ -833,8 +833,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 						return err
 					}
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
-					if x := m.params.LineServer; x < 0 || x > 3 {
-						return &VarRangeError{Machine: "request", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := m.params.LineServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
@@ -934,8 +934,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 						return err
 					}
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
-					if x := m.params.LineServer; x < 0 || x > 3 {
-						return &VarRangeError{Machine: "request", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := m.params.LineServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "unavailable/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
@@ -1000,8 +1000,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					if err := m.exitAwaitingLine(v, fired, "line_ready"); err != nil {
 						return err
 					}
-					if x := m.params.LineServer; x < 0 || x > 3 {
-						return &VarRangeError{Machine: "request", Transition: "line_ready", Var: "server", Value: int64(x), Min: 0, Max: 3}
+					if x := m.params.LineServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "line_ready", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}

@@ -34,6 +34,8 @@ type Agent struct {
 
 	maxCalls int // calls of all lines at once; more incoming ones get 486
 
+	loc locator // where the lines' servers are (R20)
+
 	mu       sync.Mutex
 	lines    []*Line
 	branches map[string]*Line
@@ -96,8 +98,12 @@ func NewAgent(n Network, opts ...Option) *Agent {
 		calls:    map[string][]*Call{},
 		maxCalls: DefaultMaxCalls,
 	}
+	a.loc = locator{agent: a, names: map[serverKey]*located{}}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.loc.res == nil {
+		a.loc.res = NewDNSResolver(nil)
 	}
 	a.logLimit = newLogLimit(a.clock)
 	n.SetHandler(a)
@@ -134,6 +140,9 @@ func (a *Agent) RemoveLine(l *Line) {
 	}
 	l.drain()
 	l.mu.Unlock()
+	for _, k := range l.keys {
+		a.loc.release(k, l)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.lines = slices.DeleteFunc(a.lines, func(x *Line) bool { return x == l })

@@ -16,12 +16,13 @@ type credentials struct {
 	nc        int           // the nonce count last used
 }
 
-// authorize adds digest credentials for server to s: for challenge when
+// authorize adds digest credentials for s's server to s: for challenge when
 // given, which becomes the server's latest, else for the server's latest
 // challenge if there is one. It fails only for a challenge given here that
 // cannot be answered (an unknown algorithm, a missing header); credentials
 // that cannot be reused are forgotten and the request goes without.
-func (l *Line) authorize(s *requestSpec, server int, challenge *sip.Response) error {
+func (l *Line) authorize(s *requestSpec, challenge *sip.Response) error {
+	server := s.dst
 	if challenge != nil {
 		l.creds[server] = &credentials{challenge: challenge}
 	}
@@ -37,7 +38,7 @@ func (l *Line) authorize(s *requestSpec, server int, challenge *sip.Response) er
 		if challenge == nil {
 			return nil
 		}
-		return fmt.Errorf("cannot answer the challenge of %s: %w", l.servers[server], err)
+		return fmt.Errorf("cannot answer the challenge of %s: %w", server, err)
 	}
 	s.auth, s.authVal = name, val
 	return nil

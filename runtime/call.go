@@ -29,7 +29,7 @@ type Call struct {
 	remoteTag    string
 	remoteTarget string   // the far end's Contact
 	routes       []string // the route set, in the order Route headers take
-	server       int      // the server the dialog goes through (R16, I10)
+	server       Endpoint // the server the dialog goes through (R16, I10)
 	info         CallInfo
 
 	invite     *Request // an outgoing call's INVITE
@@ -81,8 +81,7 @@ func (l *Line) Dial(target string) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.server = l.m.Vars().Server
-	c.offerHost, _ = l.agent.net.Local(l.servers[c.server])
+	c.offerHost, _ = l.agent.net.Local(l.anyServer())
 	c.post(fsm.CallEventUserDial, "")
 	l.drain()
 	return c, nil
@@ -144,7 +143,7 @@ func (c *Call) Info() CallInfo {
 
 func (c *Call) snapshot() CallInfo {
 	i := c.info
-	i.State, i.Server, i.ServerAddr = c.m.State().String(), c.server, c.line.servers[c.server].String()
+	i.State, i.Server, i.ServerAddr = c.m.State().String(), c.line.serverAt(c.server), c.server.String()
 	return i
 }
 
@@ -208,7 +207,7 @@ func (c *Call) requestEnded(r *Request) {
 	case r.method == sip.BYE && res.State == "failed":
 		c.post(fsm.CallEventByeEnded, "the BYE reached no server: "+res.Reason)
 	case r.method == sip.BYE:
-		c.post(fsm.CallEventByeEnded, fmt.Sprintf("hung up (BYE answered %d by %s)", res.Code, c.line.servers[res.Server]))
+		c.post(fsm.CallEventByeEnded, fmt.Sprintf("hung up (BYE answered %d by %s)", res.Code, r.last))
 	case res.Code >= 200 && res.Code < 300: // invite.answered was posted with the 2xx
 	case res.State == "failed":
 		c.post(fsm.CallEventInviteEnded, "no server could carry the call: "+res.Reason)
@@ -243,7 +242,7 @@ func (c *Call) final(t *txn, res *sip.Response) {
 // establish takes the dialog from a 2xx to the INVITE sent in t and sends
 // its ACK.
 func (c *Call) establish(t *txn, res *sip.Response) {
-	c.server = t.server
+	c.server = t.dst
 	if to := res.To(); to != nil {
 		c.remoteTag, _ = to.Params.Get("tag")
 	}
@@ -257,7 +256,7 @@ func (c *Call) establish(t *txn, res *sip.Response) {
 		c.routes = append(c.routes, splitHeaderValues(rr[i].Value())...)
 	}
 	spec := c.line.spec(sip.ACK, c.server, -1)
-	c.inDialog(&spec, c.server, 0)
+	c.inDialog(&spec, c.server, nil)
 	c.ack, c.ackDst = c.buildAck(spec, res.CSeq().SeqNo), t.dst
 	c.line.agent.net.Send(c.ackDst, c.ack)
 }
@@ -380,8 +379,7 @@ func (c *Call) EndCall() {
 func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	server := l.serverAt(from)
-	if server < 0 {
+	if l.serverAt(from) < 0 {
 		reply([]byte(sip.NewResponseFromRequest(req, 403, "Forbidden", nil).String()))
 		return
 	}
@@ -414,7 +412,7 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 		reply([]byte(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil).String()))
 		return
 	}
-	c.server, c.remoteTag, c.from, c.reply, c.inviteReq = server, remoteTag, from, reply, req
+	c.server, c.remoteTag, c.from, c.reply, c.inviteReq = from, remoteTag, from, reply, req
 	c.remoteTarget = remote
 	if ct := req.Contact(); ct != nil {
 		c.remoteTarget = ct.Address.String()

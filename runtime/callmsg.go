@@ -52,7 +52,7 @@ func (c *Call) buildAck(s requestSpec, seq uint32) []byte {
 // server does not record-route), it goes first as a pre-loaded route (RFC
 // 3261 8.1.2, 16.12, as an outbound proxy does): a server that takes
 // in-dialog requests only through loose_route() then relays it.
-func (c *Call) inDialog(s *requestSpec, server int, dead uint8) {
+func (c *Call) inDialog(s *requestSpec, server Endpoint, dead []Endpoint) {
 	s.remoteTarget = c.remoteTarget
 	s.to = "<" + c.remote + ">"
 	if c.remoteTag != "" {
@@ -60,13 +60,13 @@ func (c *Call) inDialog(s *requestSpec, server int, dead uint8) {
 	}
 	s.routes = nil
 	for _, r := range c.routes {
-		if i := c.line.serverOf(r); i >= 0 && dead&(1<<i) != 0 {
+		if slices.ContainsFunc(dead, func(e Endpoint) bool { return c.line.routeNames(r, e) }) {
 			continue
 		}
 		s.routes = append(s.routes, r)
 	}
-	if len(s.routes) == 0 || c.line.serverOf(s.routes[0]) != server {
-		s.routes = append([]string{routeTo(c.line.servers[server])}, s.routes...)
+	if len(s.routes) == 0 || !c.line.routeNames(s.routes[0], server) {
+		s.routes = append([]string{routeTo(server)}, s.routes...)
 	}
 }
 
@@ -79,28 +79,34 @@ func routeTo(e Endpoint) string {
 	return "<" + u + ";lr>"
 }
 
-// serverOf returns the index of the server a Route or Record-Route entry
-// names, or -1.
-func (l *Line) serverOf(route string) int {
+// routeNames says whether a Route or Record-Route entry names the server
+// at e: by its port, and its address, the SRV target it was located at or
+// its name as configured (R20).
+func (l *Line) routeNames(route string, e Endpoint) bool {
 	var a sip.Uri
 	v := strings.TrimSpace(route)
 	v = strings.TrimSuffix(strings.TrimPrefix(v, "<"), ">")
 	if err := sip.ParseUri(v, &a); err != nil {
-		return -1
+		return false
 	}
-	for i, s := range l.servers {
-		port := a.Port
-		if port == 0 {
-			port = 5060
-			if s.Transport == TransportTLS {
-				port = 5061
-			}
-		}
-		if strings.EqualFold(a.Host, s.Host) && port == s.Port {
-			return i
+	port := a.Port
+	if port == 0 {
+		port = defaultPort(e.Transport)
+	}
+	host := strings.Trim(a.Host, "[]")
+	if port != e.Port {
+		return false
+	}
+	if strings.EqualFold(host, e.Host) {
+		return true
+	}
+	for _, s := range l.targets {
+		srvHost, _, _ := strings.Cut(s.srv, ":")
+		if s.ep == e && (strings.EqualFold(host, srvHost) || strings.EqualFold(host, l.keys[s.cfg].addr)) {
+			return true
 		}
 	}
-	return -1
+	return false
 }
 
 // splitHeaderValues splits a header value that lists several entries
@@ -150,7 +156,7 @@ var rejectReasons = map[int]string{403: "Forbidden", 404: "Not Found", 480: "Tem
 // serverAt returns the index of the line's server at e (host, port and
 // transport), or -1.
 func (l *Line) serverAt(e Endpoint) int {
-	return slices.IndexFunc(l.servers, func(s Endpoint) bool {
-		return s.Host == e.Host && s.Port == e.Port && s.Transport == e.Transport
+	return slices.IndexFunc(l.targets, func(s slot) bool {
+		return !s.pending && s.err == nil && s.ep.Host == e.Host && s.ep.Port == e.Port && s.ep.Transport == e.Transport
 	})
 }

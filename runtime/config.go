@@ -21,6 +21,9 @@ const (
 	TransportUDP = 0 // SIPN Transport 0
 	TransportTCP = 1 // SIPN Transport 1
 	TransportTLS = 3 // SIPN Transport 3
+	// TransportAuto lets the domain's NAPTR records choose (RFC 3263 4.1),
+	// for a server given by name with port 0; the seed leaves 2 unused.
+	TransportAuto = 2
 )
 
 // Config is the settings file: any number of lines.

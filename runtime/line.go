@@ -75,9 +75,9 @@ func (t *txn) answers(from Endpoint, res *sip.Response) bool {
 // Line is one SIP line: the generated machine of model/line.yaml, its
 // timers, and its requests. It implements fsm.LineActions.
 type Line struct {
-	agent   *Agent
-	cfg     LineConfig
-	servers []Endpoint
+	agent *Agent
+	cfg   LineConfig
+	keys  []serverKey // the configured servers, located by the agent (R20)
 
 	mu       sync.Mutex
 	started  bool // the machine's initial entry effects have been performed
@@ -88,18 +88,24 @@ type Line struct {
 	requests []*Request // requests in flight (R6-R8), sharing this lock and queue
 	calls    []*Call    // calls not yet ended
 
+	// The server list (R20): the model's server i is targets[i]. The probe
+	// goes to the first of a list taken when it starts, which becomes the
+	// line's at failback.
+	targets, probeTargets []slot
+	waiting, probeWaiting bool // the REGISTER or the probe waits for its server's lookup
+
 	reg, probeDlg   dialog
 	prevReg         dialog // the registration left at failback, for R12
 	main, probe, ka *txn
 	dereg           *txn
 	mainChallenge   *sip.Response // the last 401/407 to the line's REGISTER
 	probeChallenge  *sip.Response
-	creds           map[int]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
-	bound           map[int]string       // server -> the Contact it holds a binding of (R12)
-	minExpires      map[int]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
-	retryUntil      map[int]time.Time    // server -> end of its 503 Retry-After (R1, I3)
-	regServer       int                  // the server the line's registration is on
-	prevServer      int                  // the server left at failback, for R12
+	creds           map[Endpoint]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
+	bound           map[Endpoint]string       // server -> the Contact it holds a binding of (R12)
+	minExpires      map[Endpoint]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
+	retryUntil      map[Endpoint]time.Time    // server -> end of its 503 Retry-After (R1, I3)
+	regServer       Endpoint                  // the server the line's registration is on
+	prevServer      Endpoint                  // the server left at failback, for R12
 	status          Status
 }
 
@@ -119,8 +125,10 @@ type Status struct {
 	Line        string    `json:"line"`
 	State       string    `json:"state"`
 	Registered  bool      `json:"registered"`
-	Server      int       `json:"server"`       // index in the line's list; 0 is the primary
-	ServerAddr  string    `json:"server_addr"`  // "UDP 127.0.0.1:5060"
+	Server      int       `json:"server"`      // index in the line's list; 0 is the primary
+	ServerName  string    `json:"server_name"` // the server as configured: "pbx.example.com (SRV, auto)"
+	Target      string    `json:"target"`      // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
+	ServerAddr  string    `json:"server_addr"` // "UDP 127.0.0.1:5060"; "" while its name is looked up
 	LastFailure string    `json:"last_failure"` // the event: "transport.icmp"
 	LastReason  string    `json:"last_reason"`  // "ICMP port unreachable from UDP 127.0.0.1:5060"
 	LastFailAt  time.Time `json:"last_failure_at"`
@@ -128,20 +136,21 @@ type Status struct {
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
-	l := &Line{agent: a, cfg: cfg, retryUntil: map[int]time.Time{}, creds: map[int]*credentials{}, minExpires: map[int]int{}, bound: map[int]string{}}
+	l := &Line{agent: a, cfg: cfg, retryUntil: map[Endpoint]time.Time{}, creds: map[Endpoint]*credentials{},
+		minExpires: map[Endpoint]int{}, bound: map[Endpoint]string{}}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
-		name := s.TLSServerName
-		if name == "" {
-			name = s.Addr
-		}
-		l.servers = append(l.servers, Endpoint{Host: s.Addr, Port: *s.Port, Transport: *s.Transport, ServerName: name})
+		l.keys = append(l.keys, keyOf(s))
 	}
 	p := lineParams(cfg)
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("line %s: %w", cfg.Name, err)
 	}
 	l.m = fsm.NewLineMachine(p, nil)
+	for i, k := range l.keys {
+		l.targets = append(l.targets, slot{cfg: i, pending: true}) // until the first locate
+		a.loc.use(k, l)
+	}
 	l.reg = newDialog()
 	l.status = Status{Line: cfg.Name, State: l.m.State().String(), Since: a.clock.Now()}
 	return l, nil
@@ -226,6 +235,7 @@ func (l *Line) drain() {
 			p.call.fire(p.cev, p.reason)
 			continue
 		}
+		name, last := l.lastOfName(l.m.Vars().Server)
 		step, err := l.m.Fire(p.ev)
 		if err != nil {
 			l.agent.log.Error("event refused by the model", "line", l.cfg.Name, "event", p.ev.String(), "state", l.m.State().String(), "err", err)
@@ -235,6 +245,13 @@ func (l *Line) drain() {
 			continue
 		}
 		l.perform(step.Effects)
+		moved := slices.Contains(failureEvents, step.Event) && step.From.HasTag(fsm.LineTagTrying) ||
+			step.From.HasTag(fsm.LineTagRegistered) && step.To.HasTag(fsm.LineTagTrying)
+		if moved && last {
+			// Every target of the name has failed this round: look its
+			// records up again (R20).
+			l.agent.loc.expire(name)
+		}
 		l.report(step, p.reason)
 		l.tellRequests(step)
 	}
@@ -271,7 +288,7 @@ func (l *Line) report(step fsm.LineStep, reason string) {
 	st.State = step.To.String()
 	st.Registered = step.To.HasTag(fsm.LineTagRegistered)
 	st.Server = v.Server
-	st.ServerAddr = l.servers[v.Server].String()
+	st.ServerName, st.Target, st.ServerAddr = l.describe(v.Server)
 	t := Transition{Line: l.cfg.Name, From: step.From.String(), To: step.To.String(), Event: step.Event.String(),
 		ID: step.Transition, Server: v.Server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
 	level := slog.LevelInfo
@@ -297,13 +314,21 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 	reason := ""
 	switch t {
 	case fsm.LineTimerBudget:
-		if l.main != nil {
+		switch {
+		case l.main != nil:
 			reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", l.main.dst, l.main.sent, time.Duration(l.m.Budget()))
 			l.agent.net.Forget(l.main.dst)
+		case l.waiting:
+			reason = fmt.Sprintf("no DNS answer for %s within %v", l.keys[l.targets[l.m.Vars().Server].cfg], time.Duration(l.m.Budget()))
 		}
 	case fsm.LineTimerProbe:
-		reason = fmt.Sprintf("no answer to the probe from %s within 64*T1", l.servers[0])
-		l.agent.net.Forget(l.servers[0])
+		switch {
+		case l.probe != nil:
+			reason = fmt.Sprintf("no answer to the probe from %s within 64*T1", l.probe.dst)
+			l.agent.net.Forget(l.probe.dst)
+		case l.probeWaiting:
+			reason = fmt.Sprintf("no DNS answer for %s within 64*T1", l.keys[l.probeTargets[0].cfg])
+		}
 	}
 	l.post(t.Event(), reason)
 	l.drain()
@@ -311,8 +336,7 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 
 // --- transactions ---
 
-func (l *Line) spec(method sip.RequestMethod, server int, expires int) requestSpec {
-	dst := l.servers[server]
+func (l *Line) spec(method sip.RequestMethod, dst Endpoint, expires int) requestSpec {
 	host, port := l.agent.net.Local(dst)
 	domain := l.cfg.Domain
 	if domain == "" {
@@ -419,7 +443,7 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	}
 	l.finish(t)
 	if res.StatusCode < 300 {
-		delete(l.retryUntil, t.server) // the server is back: its Retry-After is over
+		delete(l.retryUntil, t.dst) // the server is back: its Retry-After is over
 	}
 	if t.owner != nil {
 		t.owner.answer(t, res)
@@ -430,7 +454,7 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, t.dst)
 	unavailable := slices.Contains(l.cfg.UnavailableCodes, code)
 	if unavailable {
-		l.noteRetryAfter(res, t.server, &reason)
+		l.noteRetryAfter(res, t.dst, &reason)
 	}
 	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
 	switch t.kind {
@@ -439,7 +463,7 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		case code < 300 && !l.grant(t, res):
 			l.post(fsm.LineEventRespRejected, reason+" granting expires 0: the binding was not kept")
 		case code < 300:
-			l.regServer = t.server
+			l.regServer = t.dst
 			l.post(fsm.LineEventResp2xx, reason)
 		case challenged && t.authorized && stale(res):
 			l.mainChallenge = res
@@ -518,14 +542,14 @@ func (l *Line) lateRetryAfter(from Endpoint, res *sip.Response) {
 	if res.From().Address.User != l.cfg.User {
 		return
 	}
-	if server := l.serverAt(from); server >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {
+	if l.serverAt(from) >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {
 		var reason string
-		l.noteRetryAfter(res, server, &reason)
+		l.noteRetryAfter(res, from, &reason)
 	}
 }
 
 // noteRetryAfter holds server off for a 503's Retry-After (R1, I3).
-func (l *Line) noteRetryAfter(res *sip.Response, server int, reason *string) {
+func (l *Line) noteRetryAfter(res *sip.Response, server Endpoint, reason *string) {
 	if ra := retryAfter(res); ra > 0 {
 		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[server]) {
 			l.retryUntil[server] = until // a shorter one does not cut a longer one short
@@ -540,14 +564,14 @@ func (l *Line) noteRetryAfter(res *sip.Response, server int, reason *string) {
 // to a REGISTER that asked to keep the binding: that is no registration.
 func (l *Line) grant(t *txn, res *sip.Response) bool {
 	if t.expires <= 0 {
-		delete(l.bound, t.server) // a de-registration: 0 is what it asked
+		delete(l.bound, t.dst) // a de-registration: 0 is what it asked
 		return true
 	}
 	d, zero := grantedExpiry(res, t.expires, t.contact)
 	if zero {
 		return false
 	}
-	l.bound[t.server] = t.contactURI
+	l.bound[t.dst] = t.contactURI
 	p := l.m.Params()
 	p.RefreshInterval = fsm.Duration(refreshAfter(d))
 	l.m.SetParams(p)
@@ -584,7 +608,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 			l.post(fsm.LineEventKeepaliveFailed, err.Error())
 		}
 	}
-	if !hit && dst.Transport != TransportUDP && l.m.State().HasTag(fsm.LineTagRegistered) && l.servers[l.m.Vars().Server] == dst {
+	if !hit && dst.Transport != TransportUDP && l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
 		// Nothing in flight, but the registration's connection is gone.
 		l.post(fsm.LineEventTransportClosed, err.Error())
 		hit = true
@@ -600,15 +624,12 @@ var _ fsm.LineActions = (*Line)(nil)
 
 // SendRegister sends a new REGISTER of the line's registration to the
 // current server, or posts server.held_off while its Retry-After runs.
-func (l *Line) SendRegister() {
-	server := l.m.Vars().Server
-	l.sendRegister(server, l.ttl(server), nil)
-}
+func (l *Line) SendRegister() { l.sendRegister(l.m.Vars().Server, -1, nil) }
 
 // heldOff says why server may not be tried now, "" when it may: a 503's
 // Retry-After that has not elapsed holds it off for every request of the
 // line, probes included (R1, I3).
-func (l *Line) heldOff(server int) string {
+func (l *Line) heldOff(server Endpoint) string {
 	until, ok := l.retryUntil[server]
 	if !ok {
 		return ""
@@ -617,36 +638,47 @@ func (l *Line) heldOff(server int) string {
 		delete(l.retryUntil, server)
 		return ""
 	}
-	return fmt.Sprintf("%s: Retry-After until %s", l.servers[server], until.Format(time.TimeOnly))
+	return fmt.Sprintf("%s: Retry-After until %s", server, until.Format(time.TimeOnly))
 }
 
-// sendRegister sends the line's REGISTER, answering challenge if given,
-// else with the server's reused credentials if it has challenged before. A
-// challenge that cannot be answered is a rejection with its reason.
+// sendRegister sends the line's REGISTER to server, asking expires (-1:
+// the server's TTL), answering challenge if given, else with the server's
+// reused credentials if it has challenged before. A challenge that cannot
+// be answered is a rejection with its reason.
 //
-// While the server's Retry-After runs nothing is sent: server.held_off
-// says so (R1, I3), for the first REGISTER of a round as for one that
-// answers a challenge.
+// While the server's name is being looked up nothing is sent: located
+// sends it when the answer comes (R20). While the server's Retry-After
+// runs nothing is sent: server.held_off says so (R1, I3), for the first
+// REGISTER of a round as for one that answers a challenge.
 func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
-	if held := l.heldOff(server); held != "" {
+	dst, ok := l.locateServer(server)
+	if !ok {
+		return
+	}
+	if held := l.heldOff(dst); held != "" {
 		l.finish(l.main)
 		l.post(fsm.LineEventServerHeldOff, held)
 		return
 	}
-	s := l.spec(sip.REGISTER, server, expires)
-	s.stale = l.bound[server]
+	if expires < 0 {
+		expires = l.ttl(server)
+	}
+	s := l.spec(sip.REGISTER, dst, expires)
+	s.stale = l.bound[dst]
 	l.mainChallenge = nil
-	if err := l.authorize(&s, server, challenge); err != nil {
+	if err := l.authorize(&s, challenge); err != nil {
 		l.finish(l.main)
 		l.post(fsm.LineEventRespRejected, err.Error())
 		return
 	}
-	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.postLine(l.refusedEvent(server)))
+	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.postLine(refusedEvent(dst)))
 }
 
-// ttl is the expiry the line asks of server: its TTL, or the Min-Expires
+// ttl is the expiry the line asks of server i: its TTL, or the Min-Expires
 // of its 423 when that is longer.
-func (l *Line) ttl(server int) int { return max(*l.cfg.Servers[server].TTL, l.minExpires[server]) }
+func (l *Line) ttl(i int) int { return l.ttlOf(l.targets[i]) }
+
+func (l *Line) ttlOf(s slot) int { return max(*l.cfg.Servers[s.cfg].TTL, l.minExpires[s.ep]) }
 
 // maxMinExpires is the longest Min-Expires a 423 may ask for (a day).
 const maxMinExpires = 86400
@@ -668,12 +700,12 @@ func (l *Line) noteMinExpires(t *txn, res *sip.Response) string {
 	case v <= t.expires:
 		return fmt.Sprintf("Min-Expires %d is no longer than the %d s asked", v, t.expires)
 	}
-	l.minExpires[t.server] = v
+	l.minExpires[t.dst] = v
 	return ""
 }
 
-func (l *Line) refusedEvent(server int) fsm.LineEvent {
-	if l.servers[server].Transport == TransportUDP {
+func refusedEvent(dst Endpoint) fsm.LineEvent {
+	if dst.Transport == TransportUDP {
 		return fsm.LineEventTransportIcmp
 	}
 	return fsm.LineEventTransportTcp
@@ -704,8 +736,12 @@ func (l *Line) currentExpires() int {
 // the de-registration, and the binding is left to expire (R1).
 func (l *Line) SendUnregister() { l.sendRegister(l.m.Vars().Server, 0, nil) }
 
-// AbandonRegister forgets the line's REGISTER in flight.
-func (l *Line) AbandonRegister() { l.finish(l.main) }
+// AbandonRegister forgets the line's REGISTER in flight, or that it
+// waits for a lookup.
+func (l *Line) AbandonRegister() {
+	l.finish(l.main)
+	l.waiting = false
+}
 
 // SendKeepalive sends OPTIONS to the current server. It has the retry
 // budget of the current server; no answer within it is keepalive.failed.
@@ -716,12 +752,13 @@ func (l *Line) SendKeepalive() {
 		return
 	}
 	server := l.m.Vars().Server
-	if held := l.heldOff(server); held != "" {
+	dst := l.server(server)
+	if held := l.heldOff(dst); held != "" {
 		l.post(fsm.LineEventKeepaliveFailed, held) // held off for every request (R1)
 		return
 	}
 	d := newDialog()
-	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, server, -1), server, l.m.MaxTransmissions(), l.postLine(fsm.LineEventKeepaliveFailed))
+	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, dst, -1), server, l.m.MaxTransmissions(), l.postLine(fsm.LineEventKeepaliveFailed))
 	t := l.ka
 	if t == nil {
 		return
@@ -741,8 +778,11 @@ func (l *Line) SendKeepalive() {
 
 // SendProbe sends an independent REGISTER, with its own Call-ID, to the
 // primary (R10); it is retransmitted until the model's probe timer ends it.
+// The primary is the first server of the list as located now (R20): the
+// records may have changed since the line's round began.
 func (l *Line) SendProbe() {
 	l.probeDlg = newDialog()
+	l.probeTargets = l.list()
 	l.sendProbe(nil)
 }
 
@@ -755,18 +795,31 @@ func (l *Line) SendProbeAgain() { l.sendProbe(l.probeChallenge) }
 
 // sendProbe sends the probe REGISTER, answering challenge if given, else
 // with the primary's reused credentials if it has challenged before.
-// While the primary's Retry-After runs nothing is sent: probe.failed says
-// so (R1, I3).
+// While the primary's name is being looked up, the probe waits for it; a
+// lookup that failed, or the primary's Retry-After, is probe.failed (R1,
+// I3, R20).
 func (l *Line) sendProbe(challenge *sip.Response) {
-	if held := l.heldOff(0); held != "" {
+	l.probeTargets = l.expand(l.probeTargets, 0)
+	primary := l.probeTargets[0]
+	l.probeWaiting = primary.pending
+	switch {
+	case primary.pending:
+		l.finish(l.probe)
+		return
+	case primary.err != nil:
+		l.finish(l.probe)
+		l.post(fsm.LineEventProbeFailed, primary.err.Error())
+		return
+	}
+	if held := l.heldOff(primary.ep); held != "" {
 		l.finish(l.probe)
 		l.post(fsm.LineEventProbeFailed, held)
 		return
 	}
-	s := l.spec(sip.REGISTER, 0, l.ttl(0))
-	s.stale = l.bound[0]
+	s := l.spec(sip.REGISTER, primary.ep, l.ttlOf(primary))
+	s.stale = l.bound[primary.ep]
 	l.probeChallenge = nil
-	if err := l.authorize(&s, 0, challenge); err != nil {
+	if err := l.authorize(&s, challenge); err != nil {
 		l.finish(l.probe)
 		l.post(fsm.LineEventProbeFailed, err.Error())
 		return
@@ -774,15 +827,20 @@ func (l *Line) sendProbe(challenge *sip.Response) {
 	l.start(&l.probe, txnProbe, &l.probeDlg, s, 0, 0, l.postLine(fsm.LineEventProbeFailed))
 }
 
-// AbandonProbe forgets the probe.
-func (l *Line) AbandonProbe() { l.finish(l.probe) }
+// AbandonProbe forgets the probe, or that it waits for a lookup.
+func (l *Line) AbandonProbe() {
+	l.finish(l.probe)
+	l.probeWaiting = false
+}
 
 // AdoptProbe makes the probe's dialog the line's registration on the
-// primary (R10); the backup's is kept only for DeregisterBackup.
+// primary (R10), and the list the probe was sent from the line's; the
+// backup's registration is kept only for DeregisterBackup.
 func (l *Line) AdoptProbe() {
-	l.prevServer, l.prevReg, l.regServer = l.regServer, l.reg, 0
+	l.prevServer, l.prevReg, l.regServer = l.regServer, l.reg, l.probeTargets[0].ep
 	l.finish(l.probe)
 	l.reg, l.probeDlg = l.probeDlg, dialog{}
+	l.setList(l.probeTargets)
 }
 
 // DeregisterBackup sends Expires 0, once, to the server the line left,
@@ -795,16 +853,19 @@ func (l *Line) DeregisterBackup() { l.deregister(nil) }
 // reused credentials, or answering challenge.
 func (l *Line) deregister(challenge *sip.Response) {
 	server := l.prevServer
-	if l.heldOff(server) != "" {
-		return // held off (R1): the binding is left to expire
+	if server == l.regServer || l.heldOff(server) != "" {
+		// The records now put the backup first, and the line registered
+		// there again; or it is held off (R1): the binding is left to
+		// expire.
+		return
 	}
 	s := l.spec(sip.REGISTER, server, 0)
 	s.stale = l.bound[server]
 	delete(l.bound, server) // its answer is not awaited
-	if l.authorize(&s, server, challenge) != nil {
+	if l.authorize(&s, challenge) != nil {
 		return
 	}
-	l.start(&l.dereg, txnDeregister, &l.prevReg, s, server, 1, nil)
+	l.start(&l.dereg, txnDeregister, &l.prevReg, s, -1, 1, nil)
 	if t := l.dereg; t != nil {
 		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() {
 			l.mu.Lock()

@@ -30,7 +30,8 @@ type Request struct {
 	body        []byte
 	dlg         *dialog
 	call        *Call // the call an INVITE or BYE belongs to; nil for R8
-	dead        uint8 // servers found unavailable, one bit each (R7: their routes go)
+	dead        []Endpoint // servers found unavailable (R7: their routes go)
+	last        Endpoint   // where it was sent last
 	tx          *txn
 	challenge   *sip.Response
 	timers      timerSet[fsm.RequestTimer]
@@ -92,7 +93,11 @@ func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, 
 	p := requestParams(c)
 	p.IsInvite = method == sip.INVITE
 	if call != nil && method != sip.INVITE {
-		p.InDialog, p.FirstServer = true, call.server
+		// Through the dialog's server, while the line's list has it; one
+		// the records no longer list goes like a new request (R20).
+		if i := l.serverAt(call.server); i >= 0 {
+			p.InDialog, p.FirstServer = true, i
+		}
 	}
 	r.m = fsm.NewRequestMachine(p, nil)
 	r.timers = newTimerSet[fsm.RequestTimer](l.agent, &l.mu, func(t fsm.RequestTimer) {
@@ -139,6 +144,7 @@ func (r *Request) updateParams() {
 	p.LineRegistered = st.HasTag(fsm.LineTagRegistered)
 	p.LineDown = !p.LineRegistered && !st.HasTag(fsm.LineTagTrying)
 	p.LineServer = r.line.m.Vars().Server
+	p.ServerCount = len(r.line.targets)
 	r.m.SetParams(p)
 }
 
@@ -167,7 +173,7 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 	switch ev {
 	case fsm.RequestEventRespUnavailable, fsm.RequestEventTransportIcmp, fsm.RequestEventTransportTcp,
 		fsm.RequestEventTimerBudget, fsm.RequestEventServerHeldOff:
-		r.dead |= 1 << r.m.Vars().Server
+		r.dead = append(r.dead, r.last)
 	}
 	step, err := r.m.Fire(ev)
 	if err != nil {
@@ -226,9 +232,9 @@ func (r *Request) provisional(t *txn, res *sip.Response) {
 
 // answer handles a final response to the request's transaction.
 func (r *Request) answer(t *txn, res *sip.Response) {
-	code, server := res.StatusCode, t.server
+	code := res.StatusCode
 	r.result.Code = code
-	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, r.line.servers[server])
+	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, t.dst)
 	if r.method == sip.INVITE {
 		r.call.final(t, res)
 	}
@@ -239,7 +245,7 @@ func (r *Request) answer(t *txn, res *sip.Response) {
 		r.challenge = res
 		r.line.postReq(r, fsm.RequestEventRespChallenge, reason)
 	case slices.Contains(r.line.cfg.UnavailableCodes, code):
-		r.line.noteRetryAfter(res, server, &reason)
+		r.line.noteRetryAfter(res, t.dst, &reason)
 		r.line.postReq(r, fsm.RequestEventRespUnavailable, reason)
 	default:
 		r.line.postReq(r, fsm.RequestEventRespFinal, reason)
@@ -250,7 +256,7 @@ func (r *Request) answer(t *txn, res *sip.Response) {
 
 var _ fsm.RequestActions = (*Request)(nil)
 
-func (r *Request) spec(server int) requestSpec {
+func (r *Request) spec(server Endpoint) requestSpec {
 	s := r.line.spec(r.method, server, -1)
 	s.target, s.contentType, s.body = r.target, r.contentType, r.body
 	if r.call != nil && r.method != sip.INVITE {
@@ -262,23 +268,30 @@ func (r *Request) spec(server int) requestSpec {
 func (r *Request) send(challenge *sip.Response) {
 	l := r.line
 	server := r.m.Vars().Server
-	if held := l.heldOff(server); held != "" {
+	dst := l.server(server)
+	r.last = dst
+	if dst == (Endpoint{}) { // not located: the line is on none of its targets
+		l.finish(r.tx)
+		l.postReq(r, fsm.RequestEventServerHeldOff, fmt.Sprintf("%s: server %d of the line is not located", r.method, server))
+		return
+	}
+	if held := l.heldOff(dst); held != "" {
 		l.finish(r.tx)
 		l.postReq(r, fsm.RequestEventServerHeldOff, held)
 		return
 	}
-	s := r.spec(server)
+	s := r.spec(dst)
 	if challenge != nil {
 		ruri := s.requestURI()
 		name, val, err := answer(challenge, s.method, ruri.String(), l.cfg.AuthUser, l.cfg.Password, 1)
 		if err != nil {
-			l.postReq(r, fsm.RequestEventRespFinal, fmt.Sprintf("cannot answer the challenge of %s: %v", l.servers[server], err))
+			l.postReq(r, fsm.RequestEventRespFinal, fmt.Sprintf("cannot answer the challenge of %s: %v", dst, err))
 			return
 		}
 		s.auth, s.authVal = name, val
 	}
 	refused := fsm.RequestEventTransportTcp
-	if l.servers[server].Transport == TransportUDP {
+	if dst.Transport == TransportUDP {
 		refused = fsm.RequestEventTransportIcmp
 	}
 	t := l.start(&r.tx, txnRequest, r.dlg, s, server, r.m.MaxTransmissions(), func(reason string) { l.postReq(r, refused, reason) })
@@ -286,7 +299,7 @@ func (r *Request) send(challenge *sip.Response) {
 		t.owner = r
 		t.invite = r.method == sip.INVITE
 		if t.invite {
-			r.call.lastInvite, r.call.server = t, server
+			r.call.lastInvite, r.call.server = t, dst
 		}
 	}
 }

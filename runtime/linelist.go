@@ -1,0 +1,173 @@
+package runtime
+
+import (
+	"slices"
+
+	"github.com/sipfailover/sipfailover/fsm"
+)
+
+// maxServers is the longest server list a line has: the line model's
+// bound on server_count. The located targets of the first servers take the
+// places the later ones leave, each of which keeps one.
+const maxServers = 8
+
+// slot is one place of a line's server list (R20).
+type slot struct {
+	target
+	cfg     int   // the configured server it comes from (cfg.Servers index)
+	pending bool  // its name is being looked up; the place stands for every target it will have
+	err     error // its name could not be located
+}
+
+// list builds the server list from what the locator knows now: every
+// configured server's targets, in priority order; l.mu is held.
+func (l *Line) list() []slot {
+	var out []slot
+	for i, k := range l.keys {
+		ts, err, pending := l.agent.loc.get(k)
+		if len(ts) == 0 {
+			out = append(out, slot{cfg: i, pending: pending, err: err})
+			continue
+		}
+		room := maxServers - len(out) - (len(l.keys) - i - 1)
+		for _, t := range ts[:min(len(ts), room)] {
+			out = append(out, slot{target: t, cfg: i})
+		}
+	}
+	return out
+}
+
+// expand replaces place i of list, when its name was not located yet, by
+// what the locator knows now: the targets (as many as the list has room
+// for), or the lookup's error. The places before i are untouched, so the
+// server the line is at keeps its number. The list given is not changed.
+func (l *Line) expand(list []slot, i int) []slot {
+	s := list[i]
+	if !s.pending && s.err == nil {
+		return list
+	}
+	ts, err, pending := l.agent.loc.get(l.keys[s.cfg])
+	if len(ts) == 0 {
+		list = slices.Clone(list)
+		list[i].pending, list[i].err = pending, err
+		return list
+	}
+	room := maxServers - (len(list) - 1)
+	var got []slot
+	for _, t := range ts[:min(len(ts), room)] {
+		got = append(got, slot{target: t, cfg: s.cfg})
+	}
+	return slices.Concat(list[:i], got, list[i+1:])
+}
+
+// setList makes list the line's, and tells the model how long it is and
+// whether every server sees one Contact (all UDP; a name not located yet
+// counts with its configured transport, auto as RFC 3263's UDP).
+func (l *Line) setList(list []slot) {
+	l.targets = list
+	p := l.m.Params()
+	p.ServerCount = len(list)
+	p.ContactShared = !slices.ContainsFunc(list, func(s slot) bool {
+		tr := s.ep.Transport
+		if s.pending || s.err != nil {
+			tr = *l.cfg.Servers[s.cfg].Transport
+		}
+		return tr != TransportUDP && tr != TransportAuto
+	})
+	l.m.SetParams(p)
+}
+
+// Locate takes the line's server list anew at the start of a round (R20).
+func (l *Line) Locate() { l.setList(l.list()) }
+
+// locateServer returns where server i is. While its name is being looked
+// up it returns false, and the REGISTER waits: located sends it. A name
+// that could not be located posts lookup.failed with the resolver's reason.
+func (l *Line) locateServer(i int) (Endpoint, bool) {
+	l.setList(l.expand(l.targets, i))
+	s := l.targets[i]
+	l.waiting = s.pending
+	switch {
+	case s.pending:
+		l.finish(l.main)
+		return Endpoint{}, false
+	case s.err != nil:
+		l.finish(l.main)
+		l.post(fsm.LineEventLookupFailed, s.err.Error())
+		return Endpoint{}, false
+	}
+	return s.ep, true
+}
+
+// server returns server i's endpoint; the zero Endpoint while it is not
+// located.
+func (l *Line) server(i int) Endpoint {
+	if i < 0 || i >= len(l.targets) {
+		return Endpoint{}
+	}
+	return l.targets[i].ep
+}
+
+// describe says what server i is, for the status (R14, R20): the server
+// as configured, the SRV target, and the address.
+func (l *Line) describe(i int) (name, srv, addr string) {
+	if i < 0 || i >= len(l.targets) {
+		return "", "", ""
+	}
+	s := l.targets[i]
+	name = l.keys[s.cfg].String()
+	switch {
+	case s.pending:
+		return name, "", ""
+	case s.err != nil:
+		return name, "", ""
+	}
+	return name, s.srv, s.ep.String()
+}
+
+// located hears that a lookup of k ended; it runs on no lock. A REGISTER
+// or a probe waiting for k's answer goes now. Every lookup of a server the
+// line uses ends here, those that refresh an expired answer included: a
+// failback on DNS TTL would start from this.
+func (l *Line) located(k serverKey) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v, st := l.m.Vars(), l.m.State()
+	switch {
+	case l.waiting && v.Server < len(l.targets) && l.keys[l.targets[v.Server].cfg] == k &&
+		(st.HasTag(fsm.LineTagTrying) || st == fsm.LineStateUnregistering):
+		expires := -1
+		if st == fsm.LineStateUnregistering {
+			expires = 0
+		}
+		l.sendRegister(v.Server, expires, nil)
+	case l.probeWaiting && st == fsm.LineStateProbing && l.keys[l.probeTargets[0].cfg] == k:
+		l.sendProbe(nil)
+	}
+	l.drain()
+}
+
+// lastOfName returns the name server i was located from, and whether it is
+// the last target of that name in the list: when the line moves on from
+// it, every target of the name has failed this round.
+func (l *Line) lastOfName(i int) (serverKey, bool) {
+	if i < 0 || i >= len(l.targets) {
+		return serverKey{}, false
+	}
+	return l.keys[l.targets[i].cfg], i+1 == len(l.targets) || l.targets[i+1].cfg != l.targets[i].cfg
+}
+
+// anyServer returns the line's current server if it is located, else the
+// first located one: where the line's address is taken from before a
+// call's INVITE goes anywhere.
+func (l *Line) anyServer() Endpoint {
+	if e := l.server(l.m.Vars().Server); e != (Endpoint{}) {
+		return e
+	}
+	for _, s := range l.targets {
+		if s.ep != (Endpoint{}) {
+			return s.ep
+		}
+	}
+	return Endpoint{Host: "127.0.0.1", Port: 5060}
+}
