@@ -37,6 +37,32 @@ type Config struct {
 	MaxCalls int `yaml:"max_calls,omitempty" json:"max_calls,omitempty"`
 	// Web turns on the configuration and status pages (R15); nil is off.
 	Web *WebConfig `yaml:"web,omitempty" json:"web,omitempty"`
+	// DNS says where servers given by name are looked up (R20); nil asks
+	// the servers of /etc/resolv.conf.
+	DNS *DNSConfig `yaml:"dns,omitempty" json:"dns,omitempty"`
+}
+
+// DNSConfig is the resolver the lines' server names are looked up with.
+type DNSConfig struct {
+	// Servers are DNS servers, IP addresses with an optional port
+	// ("127.0.0.1:5353", "[::1]:53"), asked in turn. Empty asks those of
+	// /etc/resolv.conf, and the host's resolver (with /etc/hosts) for
+	// addresses.
+	Servers []string `yaml:"servers,omitempty" json:"servers,omitempty"`
+}
+
+// Resolver returns the resolver the settings ask for.
+func (c Config) Resolver() *DNSResolver {
+	if c.DNS == nil {
+		return NewDNSResolver(nil)
+	}
+	var servers []string
+	for _, s := range c.DNS.Servers {
+		if hp, err := ParseDNSServer(s); err == nil {
+			servers = append(servers, hp)
+		}
+	}
+	return NewDNSResolver(servers)
 }
 
 // WebConfig is where the pages listen and who may use them.
@@ -107,8 +133,12 @@ type LineConfig struct {
 // ServerConfig is one server of a line.
 type ServerConfig struct {
 	Addr      string `yaml:"addr" json:"addr"`                               // IP address or domain name
-	Port      *int   `yaml:"port,omitempty" json:"port,omitempty"`           // default 5060 (5061 for TLS)
-	Transport *int   `yaml:"transport,omitempty" json:"transport,omitempty"` // 0 UDP, 1 TCP, 3 TLS; default 0
+	// Port is the server's port; 0 looks the name up in DNS SRV (RFC 3263,
+	// R20). Default 5060 (5061 for TLS), 0 for transport 2.
+	Port *int `yaml:"port,omitempty" json:"port,omitempty"`
+	// Transport: 0 UDP (default), 1 TCP, 3 TLS, 2 what the name's NAPTR
+	// records choose (with port 0).
+	Transport *int `yaml:"transport,omitempty" json:"transport,omitempty"`
 	TTL       *int   `yaml:"ttl,omitempty" json:"ttl,omitempty"`             // registration expiry asked for, seconds; default 3600
 	// TLSServerName is the name the server's certificate must carry; default Addr.
 	TLSServerName string `yaml:"tls_server_name,omitempty" json:"tls_server_name,omitempty"`
@@ -196,9 +226,13 @@ func (c LineConfig) Defaults() LineConfig {
 			s.Transport = intp(TransportUDP)
 		}
 		if s.Port == nil {
-			s.Port = intp(5060)
-			if *s.Transport == TransportTLS {
+			switch *s.Transport {
+			case TransportAuto:
+				s.Port = intp(0)
+			case TransportTLS:
 				s.Port = intp(5061)
+			default:
+				s.Port = intp(5060)
 			}
 		}
 		if s.TTL == nil {
@@ -277,11 +311,16 @@ func (c Config) Validate() error {
 			case net.ParseIP(s.Addr) == nil && !validHostname(s.Addr):
 				bad(f+"addr", "%q is neither an IP address nor a domain name", s.Addr)
 			}
-			if *s.Port < 1 || *s.Port > 65535 {
-				bad(f+"port", "%d is outside 1-65535", *s.Port)
+			if *s.Port < 0 || *s.Port > 65535 {
+				bad(f+"port", "%d is outside 0-65535 (0: look the name up in DNS SRV)", *s.Port)
 			}
-			if t := *s.Transport; t != TransportUDP && t != TransportTCP && t != TransportTLS {
-				bad(f+"transport", "%d is not 0 (UDP), 1 (TCP) or 3 (TLS)", t)
+			switch t := *s.Transport; {
+			case t != TransportUDP && t != TransportTCP && t != TransportTLS && t != TransportAuto:
+				bad(f+"transport", "%d is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)", t)
+			case t == TransportAuto && *s.Port != 0:
+				bad(f+"transport", "2 (DNS NAPTR) looks up the transport and the port: the port must be 0 or left out")
+			case t == TransportAuto && net.ParseIP(s.Addr) != nil:
+				bad(f+"transport", "2 (DNS NAPTR) needs a domain name; %s is an address", s.Addr)
 			}
 			if *s.TTL < MinTTL || *s.TTL > MaxTTL {
 				bad(f+"ttl", "%d is outside %d-%d (seconds)", *s.TTL, MinTTL, MaxTTL)
@@ -328,6 +367,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCalls < 0 || c.MaxCalls > 100000 {
 		probs = append(probs, Problem{"settings", -1, "max_calls", fmt.Sprintf("%d is outside 1-100000", c.MaxCalls)})
+	}
+	if c.DNS != nil {
+		for i, s := range c.DNS.Servers {
+			if _, err := ParseDNSServer(s); err != nil {
+				probs = append(probs, Problem{"dns", -1, fmt.Sprintf("servers[%d]", i), err.Error()})
+			}
+		}
 	}
 	if w := c.Web; w != nil {
 		bad := func(field, format string, args ...any) {

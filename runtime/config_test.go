@@ -36,7 +36,7 @@ lines:
   - name: lobby
     user: "1001"
     servers:
-      - {addr: "", port: 70000, transport: 2}
+      - {addr: "", port: 70000, transport: 4}
       - {addr: "bad host!", ttl: 0}
     failback_interval: -5
     signal_retry_counts: 0
@@ -44,7 +44,7 @@ lines:
     t1: -1s
   - name: hasty
     user: "1003"
-    servers: [{addr: 127.0.0.1}, {addr: 127.0.0.2}]
+    servers: [{addr: 127.0.0.1, transport: 2}, {addr: 127.0.0.2}]
     retry_mode: time
     retry_time: 100ms
   - user: ""
@@ -58,14 +58,15 @@ lines:
 	}
 	want := []string{
 		"line 1 (lobby): servers[0].addr: empty",
-		"line 1 (lobby): servers[0].port: 70000 is outside 1-65535",
-		"line 1 (lobby): servers[0].transport: 2 is not 0 (UDP), 1 (TCP) or 3 (TLS)",
+		"line 1 (lobby): servers[0].port: 70000 is outside 0-65535",
+		"line 1 (lobby): servers[0].transport: 4 is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)",
 		`line 1 (lobby): servers[1].addr: "bad host!" is neither an IP address nor a domain name`,
 		"line 1 (lobby): servers[1].ttl: 0 is outside 10-604800 (seconds)",
 		"line 1 (lobby): failback_interval: -5s is below the minimum 1s",
 		"line 1 (lobby): signal_retry_counts: 0 is below the minimum 1",
 		`line 1 (lobby): retry_mode: "sometimes" is not count or time`,
 		"line 1 (lobby): t1: -1s is below the minimum 1ms",
+		"line 2 (hasty): servers[0].transport: 2 (DNS NAPTR) needs a domain name; 127.0.0.1 is an address",
 		"line 2 (hasty): retry_time: 100ms is below t1 (500ms), the round-trip estimate: no answer could come in time",
 		"line 3: user: empty: the line needs a user name",
 		"line 3: servers: 1 servers; a line has 2 to 4 (primary first)",
@@ -138,7 +139,7 @@ func TestLimitsAtBothEdges(t *testing.T) {
 		ok, bad  []string // YAML for the line, or ", key: v" for the primary
 		inServer bool
 	}{
-		{"servers[0].port", []string{", port: 1", ", port: 65535"}, []string{", port: 0", ", port: 65536"}, true},
+		{"servers[0].port", []string{", port: 0", ", port: 1", ", port: 65535"}, []string{", port: -1", ", port: 65536"}, true},
 		{"servers[0].ttl", []string{", ttl: 10", ", ttl: 604800"}, []string{", ttl: 9", ", ttl: 604801"}, true},
 		{"servers[0].transport", []string{", transport: 0", ", transport: 3"}, []string{", transport: 2", ", transport: 4", ", transport: -1"}, true},
 		{"signal_retry_counts", []string{"  signal_retry_counts: 1\n", "  signal_retry_counts: 10\n"}, []string{"  signal_retry_counts: 0\n", "  signal_retry_counts: 11\n"}, false},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -115,7 +116,7 @@ func ParseDNSServer(s string) (string, error) {
 		}
 		return ap.String(), nil
 	}
-	if a, err := netip.ParseAddr(s); err == nil {
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
 		return netip.AddrPortFrom(a, 53).String(), nil
 	}
 	return "", fmt.Errorf("%q is not an IP address with an optional port (127.0.0.1:5353, [::1]:53)", s)

@@ -340,9 +340,9 @@ func (l *Line) spec(method sip.RequestMethod, dst Endpoint, expires int) request
 	host, port := l.agent.net.Local(dst)
 	domain := l.cfg.Domain
 	if domain == "" {
-		domain = dst.Host
+		domain = l.domainOf(dst)
 	}
-	return requestSpec{method: method, dst: dst, local: [2]string{host, strconv.Itoa(port)},
+	return requestSpec{method: method, dst: dst, local: [2]string{uriHost(host), strconv.Itoa(port)},
 		user: l.cfg.User, domain: domain, display: l.cfg.DisplayName, expires: expires}
 }
 

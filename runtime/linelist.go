@@ -171,3 +171,15 @@ func (l *Line) anyServer() Endpoint {
 	}
 	return Endpoint{Host: "127.0.0.1", Port: 5060}
 }
+
+// domainOf is the domain of the line's address of record when the
+// settings give none: the server's name as configured (a domain located
+// through DNS, not the address it was located at), else its address.
+func (l *Line) domainOf(dst Endpoint) string {
+	for _, s := range slices.Concat(l.targets, l.probeTargets) {
+		if s.ep == dst {
+			return uriHost(l.keys[s.cfg].addr)
+		}
+	}
+	return uriHost(dst.Host)
+}

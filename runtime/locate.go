@@ -225,7 +225,7 @@ func (lc *locator) expire(k serverKey) {
 func (lc *locator) start(k serverKey, e *located, notify bool) {
 	e.running = true
 	if lc.instant() {
-		ts, ttl, err := lc.resolve(context.Background(), k)
+		ts, ttl, err := lookup{lc.agent, lc.res}.resolve(context.Background(), k)
 		users := lc.finish(k, e, ts, ttl, err)
 		if notify {
 			lc.mu.Unlock()
@@ -236,9 +236,10 @@ func (lc *locator) start(k serverKey, e *located, notify bool) {
 		}
 		return
 	}
+	lk := lookup{lc.agent, lc.res}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
-		ts, ttl, err := lc.resolve(ctx, k)
+		ts, ttl, err := lk.resolve(ctx, k)
 		cancel()
 		lc.mu.Lock()
 		users := lc.finish(k, e, ts, ttl, err)
@@ -295,6 +296,26 @@ func (lc *locator) lookups(k serverKey) int {
 	return 0
 }
 
+// SetResolver changes where the lines' server names are looked up (the
+// settings' dns block changed): every answer kept is looked up again at
+// its next use; the lines' registrations stay where they are.
+func (a *Agent) SetResolver(r Resolver) {
+	lc := &a.loc
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	lc.res = r
+	for _, e := range lc.names {
+		e.expires = a.clock.Now()
+	}
+}
+
+// lookup is one lookup: the resolver it asks, and the agent whose
+// randomness orders SRV records.
+type lookup struct {
+	agent *Agent
+	res   Resolver
+}
+
 // service is one SRV name to ask and the transport its targets take.
 type service struct {
 	name      string
@@ -308,7 +329,7 @@ var naptrService = map[string]int{"SIP+D2U": TransportUDP, "SIP+D2T": TransportT
 
 // resolve looks k up (RFC 3263 4.1, 4.2) and returns its targets in order
 // and the shortest TTL of the records that gave them.
-func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Duration, error) {
+func (lk lookup) resolve(ctx context.Context, k serverKey) ([]target, time.Duration, error) {
 	ttl := uint32(maxLocateTTL / time.Second)
 	note := func(h *dns.RR_Header) { ttl = min(ttl, h.Ttl) }
 	var ts []target
@@ -326,7 +347,7 @@ func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Dur
 		if tr == TransportAuto {
 			tr = TransportUDP // RFC 3263 4.1: a name with a port gets UDP
 		}
-		ips, err := lc.addresses(ctx, k.addr, nil, note)
+		ips, err := lk.addresses(ctx, k.addr, nil, note)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -337,7 +358,7 @@ func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Dur
 	var services []service
 	if tr == TransportAuto {
 		var err error
-		if services, err = lc.naptr(ctx, k.addr, note); err != nil {
+		if services, err = lk.naptr(ctx, k.addr, note); err != nil {
 			return nil, 0, err
 		}
 		if len(services) == 0 { // no NAPTR: every SRV service, UDP first (RFC 3263 4.1)
@@ -351,7 +372,7 @@ func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Dur
 	found := false
 	var errs []error
 	for _, s := range services {
-		m, err := lc.query(ctx, s.name, dns.TypeSRV)
+		m, err := lk.query(ctx, s.name, dns.TypeSRV)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -366,12 +387,12 @@ func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Dur
 			continue
 		}
 		found = true
-		for _, r := range lc.orderSRV(srvs) {
+		for _, r := range lk.orderSRV(srvs) {
 			note(&r.Hdr)
 			if r.Target == "." {
 				continue // RFC 2782: the service is decidedly not available here
 			}
-			ips, err := lc.addresses(ctx, r.Target, m.Extra, note)
+			ips, err := lk.addresses(ctx, r.Target, m.Extra, note)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -388,7 +409,7 @@ func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Dur
 		if tr == TransportAuto {
 			tr = TransportUDP
 		}
-		ips, err := lc.addresses(ctx, k.addr, nil, note)
+		ips, err := lk.addresses(ctx, k.addr, nil, note)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -406,8 +427,8 @@ func (lc *locator) resolve(ctx context.Context, k serverKey) ([]target, time.Dur
 // naptr returns the SRV names the NAPTR records of name point to, for the
 // transports the runtime has, by order and preference (RFC 3403, RFC 3263
 // 4.1); none when name has no NAPTR records.
-func (lc *locator) naptr(ctx context.Context, name string, note func(*dns.RR_Header)) ([]service, error) {
-	m, err := lc.query(ctx, name, dns.TypeNAPTR)
+func (lk lookup) naptr(ctx context.Context, name string, note func(*dns.RR_Header)) ([]service, error) {
+	m, err := lk.query(ctx, name, dns.TypeNAPTR)
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +456,7 @@ func (lc *locator) naptr(ctx context.Context, name string, note func(*dns.RR_Hea
 // orderSRV orders SRV records as RFC 2782 says: by priority, and within a
 // priority by a weighted random choice drawn from the agent's seeded
 // randomness, so that a run replays.
-func (lc *locator) orderSRV(rs []*dns.SRV) []*dns.SRV {
+func (lk lookup) orderSRV(rs []*dns.SRV) []*dns.SRV {
 	rs = slices.Clone(rs)
 	slices.SortStableFunc(rs, func(a, b *dns.SRV) int { return cmp.Compare(a.Priority, b.Priority) })
 	out := make([]*dns.SRV, 0, len(rs))
@@ -453,7 +474,7 @@ func (lc *locator) orderSRV(rs []*dns.SRV) []*dns.SRV {
 			for _, r := range group {
 				sum += int64(r.Weight)
 			}
-			pick, run := lc.agent.jitter(sum), int64(0)
+			pick, run := lk.agent.jitter(sum), int64(0)
 			i := 0
 			for ; i < len(group)-1; i++ {
 				if run += int64(group[i].Weight); run >= pick {
@@ -470,7 +491,7 @@ func (lc *locator) orderSRV(rs []*dns.SRV) []*dns.SRV {
 // addresses returns the IPv4 then IPv6 addresses of name, from extra (the
 // additional section of the SRV answer) when it has them, else by A and
 // AAAA queries.
-func (lc *locator) addresses(ctx context.Context, name string, extra []dns.RR, note func(*dns.RR_Header)) ([]net.IP, error) {
+func (lk lookup) addresses(ctx context.Context, name string, extra []dns.RR, note func(*dns.RR_Header)) ([]net.IP, error) {
 	fqdn := dns.Fqdn(name)
 	var v4, v6 []net.IP
 	collect := func(rrs []dns.RR) {
@@ -494,7 +515,7 @@ func (lc *locator) addresses(ctx context.Context, name string, extra []dns.RR, n
 	}
 	var errs []error
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		m, err := lc.query(ctx, name, qt)
+		m, err := lk.query(ctx, name, qt)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -512,11 +533,11 @@ func (lc *locator) addresses(ctx context.Context, name string, extra []dns.RR, n
 
 // query asks one question; an answer other than success or "no such name"
 // is an error that names the question.
-func (lc *locator) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+func (lk lookup) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	what := dns.TypeToString[qtype] + " " + strings.TrimSuffix(name, ".")
-	m, err := lc.res.Exchange(ctx, q)
+	m, err := lk.res.Exchange(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("DNS %s: %w", what, err)
 	}
@@ -527,4 +548,31 @@ func (lc *locator) query(ctx context.Context, name string, qtype uint16) (*dns.M
 		return nil, fmt.Errorf("DNS %s: %s", what, dns.RcodeToString[m.Rcode])
 	}
 	return m, nil
+}
+
+// Target is one located address of a server (R20).
+type Target struct {
+	Endpoint
+	SRV string // the SRV target and port it came from, "pbx1.example.com:5060"; "" for none
+}
+
+// Locate looks s up now, as the lines do (RFC 3263) but apart from the
+// answers kept for them, and returns its targets in order and how long the
+// answer may be kept: what a line configured with s would try, for
+// diagnostics and tests. SRV weights draw on the agent's randomness.
+func (a *Agent) Locate(ctx context.Context, s ServerConfig) ([]Target, time.Duration, error) {
+	s = LineConfig{Servers: []ServerConfig{s}}.Defaults().Servers[0]
+	k := keyOf(s)
+	if t, ok := literal(k); ok {
+		return []Target{{Endpoint: t.ep}}, maxLocateTTL, nil
+	}
+	a.loc.mu.Lock()
+	lk := lookup{a, a.loc.res}
+	a.loc.mu.Unlock()
+	ts, ttl, err := lk.resolve(ctx, k)
+	var out []Target
+	for _, t := range ts {
+		out = append(out, Target{Endpoint: t.ep, SRV: t.srv})
+	}
+	return out, ttl, err
 }

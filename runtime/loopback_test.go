@@ -57,13 +57,23 @@ func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *be
 		t.Cleanup(r.Stop)
 	}
 	transport := map[string]int{"udp": runtime.TransportUDP, "tcp": runtime.TransportTCP, "tls": runtime.TransportTLS}[network]
-	port := func(r *runtimetest.Registrar) *int { p := r.Port(); return &p }
+	servers := []runtime.ServerConfig{
+		{Addr: "127.0.0.1", Port: new(b.primary.Port()), Transport: &transport},
+		{Addr: "127.0.0.1", Port: new(b.backup.Port()), Transport: &transport},
+	}
+	primary, backup := b.primary, b.backup
+	b = newBenchWith(t, clientTLS, servers, tweak)
+	b.primary, b.backup = primary, backup
+	return b
+}
+
+// newBenchWith is a bench whose line has servers, on a network that checks
+// TLS servers against clientTLS, with the agent's opts.
+func newBenchWith(t testing.TB, clientTLS *tls.Config, servers []runtime.ServerConfig, tweak func(*runtime.LineConfig), opts ...runtime.Option) *bench {
+	t.Helper()
+	b := &bench{t: t, changed: make(chan struct{}, 100)}
 	cfg := runtime.LineConfig{
-		Name: "test", User: "1001", Password: "secret", Domain: "example.test",
-		Servers: []runtime.ServerConfig{
-			{Addr: "127.0.0.1", Port: port(b.primary), Transport: &transport},
-			{Addr: "127.0.0.1", Port: port(b.backup), Transport: &transport},
-		},
+		Name: "test", User: "1001", Password: "secret", Domain: "example.test", Servers: servers,
 		T1: runtime.Duration(20 * time.Millisecond), T2: runtime.Duration(160 * time.Millisecond),
 	}
 	if tweak != nil {
@@ -71,7 +81,7 @@ func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *be
 	}
 	b.net = runtime.NewSocketNetwork(clientTLS, nil)
 	t.Cleanup(func() { b.net.Close() })
-	b.agent = runtime.NewAgent(b.net, runtime.WithSeed(1), runtime.WithWatcher(func(tr runtime.Transition) {
+	opts = append([]runtime.Option{runtime.WithSeed(1), runtime.WithWatcher(func(tr runtime.Transition) {
 		b.mu.Lock()
 		b.log = append(b.log, tr)
 		b.mu.Unlock()
@@ -79,7 +89,8 @@ func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *be
 		case b.changed <- struct{}{}:
 		default:
 		}
-	}))
+	})}, opts...)
+	b.agent = runtime.NewAgent(b.net, opts...)
 	line, err := b.agent.AddLine(cfg)
 	if err != nil {
 		t.Fatal(err)

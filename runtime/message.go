@@ -70,9 +70,18 @@ func (s requestSpec) requestURI() sip.Uri {
 	case s.target != "":
 		sip.ParseUri(s.target, &ruri) // checked by Line.Send and Line.Dial
 	case s.method == sip.OPTIONS:
-		ruri = sip.Uri{Scheme: "sip", Host: s.dst.Host, Port: s.dst.Port}
+		ruri = sip.Uri{Scheme: "sip", Host: uriHost(s.dst.Host), Port: s.dst.Port}
 	}
 	return ruri
+}
+
+// uriHost writes host as a SIP URI or a Via holds it: an IPv6 address in
+// brackets (RFC 3261 25.1).
+func uriHost(host string) string {
+	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
+		return "[" + host + "]"
+	}
+	return host
 }
 
 // contactURI is the Contact the request carries, as it is written.

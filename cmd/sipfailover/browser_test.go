@@ -97,7 +97,7 @@ func TestPagesInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.ID("submit")),
 		chromedp.WaitVisible(chromedp.ID("server1_port-error")),
 		shot("web-line-error.png"))
-	if msg, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("server1_port-error"))); err != nil || !strings.Contains(msg, "70000 is outside 1-65535") {
+	if msg, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("server1_port-error"))); err != nil || !strings.Contains(msg, "70000 is outside 0-65535") {
 		t.Fatalf("beside the port: %q (%v)", msg, err)
 	}
 	if n, _ := registers(newBackup); n != 0 {

@@ -34,7 +34,7 @@ import (
 var templateFS embed.FS
 
 // transports are the choices of a transport field, as the seed numbers them.
-var transports = map[string]string{"0": "0 (UDP)", "1": "1 (TCP)", "3": "3 (TLS)"}
+var transports = map[string]string{"0": "0 (UDP)", "1": "1 (TCP)", "3": "3 (TLS)", "2": "2 (DNS NAPTR chooses)"}
 
 // formField is what the field templates show of one input.
 type formField struct {

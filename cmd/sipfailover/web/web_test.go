@@ -262,8 +262,9 @@ func TestBadFormChangesNothing(t *testing.T) {
 		name, field, value, want string
 	}{
 		{"empty address", "server2_addr", "", "empty"},
-		{"port 70000", "server1_port", "70000", "outside 1-65535"},
-		{"transport 2", "server2_transport", "2", "is not 0 (UDP), 1 (TCP) or 3 (TLS)"},
+		{"port 70000", "server1_port", "70000", "outside 0-65535"},
+		{"transport 4", "server2_transport", "4", "is not 0 (UDP), 1 (TCP), 3 (TLS) or 2"},
+		{"NAPTR with a port", "server2_transport", "2", "the port must be 0 or left out"},
 		{"negative interval", "failback_interval", "-5", "-5s is below the minimum 1s"},
 		{"script in a field", "server1_addr", `<script>alert(1)</script>`, "neither an IP address nor a domain name"},
 		{"not a number", "signal_retry_counts", "three", "must be a whole number"},
@@ -509,7 +510,7 @@ func TestFormReportsEveryProblemAtOnce(t *testing.T) {
 	if res.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("status %d, want 422", res.StatusCode)
 	}
-	for _, want := range []string{"must be a whole number", "70000 is outside 1-65535", "0s is below the minimum 1s"} {
+	for _, want := range []string{"must be a whole number", "70000 is outside 0-65535", "0s is below the minimum 1s"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the form lacks %q", want)
 		}
@@ -601,7 +602,7 @@ func TestLimitsThroughTheForm(t *testing.T) {
 		if got := res.StatusCode == http.StatusOK; got != ok {
 			t.Errorf("port %s: status %d, want accepted=%v", port, res.StatusCode, ok)
 		}
-		if !ok && !strings.Contains(body, "is outside 1-65535") {
+		if !ok && !strings.Contains(body, "is outside 0-65535") {
 			t.Errorf("port %s: no message beside the field", port)
 		}
 	}
