@@ -132,14 +132,14 @@ type LineConfig struct {
 
 // ServerConfig is one server of a line.
 type ServerConfig struct {
-	Addr      string `yaml:"addr" json:"addr"`                               // IP address or domain name
+	Addr string `yaml:"addr" json:"addr"` // IP address or domain name
 	// Port is the server's port; 0 looks the name up in DNS SRV (RFC 3263,
 	// R20). Default 5060 (5061 for TLS), 0 for transport 2.
 	Port *int `yaml:"port,omitempty" json:"port,omitempty"`
 	// Transport: 0 UDP (default), 1 TCP, 3 TLS, 2 what the name's NAPTR
 	// records choose (with port 0).
 	Transport *int `yaml:"transport,omitempty" json:"transport,omitempty"`
-	TTL       *int   `yaml:"ttl,omitempty" json:"ttl,omitempty"`             // registration expiry asked for, seconds; default 3600
+	TTL       *int `yaml:"ttl,omitempty" json:"ttl,omitempty"` // registration expiry asked for, seconds; default 3600
 	// TLSServerName is the name the server's certificate must carry; default Addr.
 	TLSServerName string `yaml:"tls_server_name,omitempty" json:"tls_server_name,omitempty"`
 }

@@ -125,10 +125,10 @@ type Status struct {
 	Line        string    `json:"line"`
 	State       string    `json:"state"`
 	Registered  bool      `json:"registered"`
-	Server      int       `json:"server"`      // index in the line's list; 0 is the primary
-	ServerName  string    `json:"server_name"` // the server as configured: "pbx.example.com (SRV, auto)"
-	Target      string    `json:"target"`      // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
-	ServerAddr  string    `json:"server_addr"` // "UDP 127.0.0.1:5060"; "" while its name is looked up
+	Server      int       `json:"server"`       // index in the line's list; 0 is the primary
+	ServerName  string    `json:"server_name"`  // the server as configured: "pbx.example.com (SRV, auto)"
+	Target      string    `json:"target"`       // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
+	ServerAddr  string    `json:"server_addr"`  // "UDP 127.0.0.1:5060"; "" while its name is looked up
 	LastFailure string    `json:"last_failure"` // the event: "transport.icmp"
 	LastReason  string    `json:"last_reason"`  // "ICMP port unreachable from UDP 127.0.0.1:5060"
 	LastFailAt  time.Time `json:"last_failure_at"`

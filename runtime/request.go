@@ -29,7 +29,7 @@ type Request struct {
 	contentType string
 	body        []byte
 	dlg         *dialog
-	call        *Call // the call an INVITE or BYE belongs to; nil for R8
+	call        *Call      // the call an INVITE or BYE belongs to; nil for R8
 	dead        []Endpoint // servers found unavailable (R7: their routes go)
 	last        Endpoint   // where it was sent last
 	tx          *txn

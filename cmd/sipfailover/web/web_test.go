@@ -595,7 +595,7 @@ func TestMetricsForgetRemovedLines(t *testing.T) {
 func TestLimitsThroughTheForm(t *testing.T) {
 	ts := newTestSite(t)
 	csrf := ts.login(t)
-	for port, ok := range map[string]bool{"1": true, "65535": true, "0": false, "65536": false} {
+	for port, ok := range map[string]bool{"0": true, "1": true, "65535": true, "-1": false, "65536": false} {
 		form := goodForm(csrf)
 		form.Set("server1_port", port)
 		res, body := ts.post(t, "/line", form)
@@ -614,7 +614,7 @@ func TestLimitsThroughTheAPI(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
 	tok := ts.csrf(t)
-	for port, ok := range map[int]bool{1: true, 65535: true, 0: false, 65536: false} {
+	for port, ok := range map[int]bool{0: true, 1: true, 65535: true, -1: false, 65536: false} {
 		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1", "port": %d}, {"addr": "10.0.0.2"}]},
 			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, port)
 		code, b := ts.put(t, tok, doc)
