@@ -245,8 +245,9 @@ func (l *Line) drain() {
 			continue
 		}
 		l.perform(step.Effects)
-		moved := slices.Contains(failureEvents, step.Event) && step.From.HasTag(fsm.LineTagTrying) ||
-			step.From.HasTag(fsm.LineTagRegistered) && step.To.HasTag(fsm.LineTagTrying)
+		// The line's server failed (not the probe's): the line moves on.
+		moved := slices.Contains(failureEvents, step.Event) && step.Event != fsm.LineEventProbeFailed &&
+			step.Event != fsm.LineEventTimerProbe && (step.From.HasTag(fsm.LineTagTrying) || step.From.HasTag(fsm.LineTagRegistered))
 		if moved && last {
 			// Every target of the name has failed this round: look its
 			// records up again (R20).

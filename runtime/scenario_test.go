@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/miekg/dns"
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
@@ -71,6 +72,19 @@ type scenario struct {
 	request *runtime.Request // the latest one sent
 	call    *runtime.Call    // the latest call
 	farCall string           // the Call-ID of the far end's latest call to the line
+
+	// dns=on: the line's servers are the names primary.test and
+	// backup.test, located in zone; records holds each name's SRV targets
+	// (server names) and TTL (R20).
+	zone    *runtimetest.Zone
+	records map[string]srvSet
+}
+
+// srvSet is the SRV records of one name in a scenario's zone: its targets
+// in priority order.
+type srvSet struct {
+	targets []string
+	ttl     int
 }
 
 func (s *scenario) fail(format string, args ...any) {
@@ -102,7 +116,7 @@ func runScenario(t *testing.T, file string) {
 
 func (s *scenario) server(name string) int {
 	i := slices.Index(serverNames, name)
-	if i < 0 || i >= len(s.cfg.Servers) {
+	if i < 0 || i >= len(s.eps) {
 		s.fail("unknown server %q", name)
 	}
 	return i
@@ -125,9 +139,20 @@ func (s *scenario) configure(kv []string) {
 	transport := map[string]int{"udp": runtime.TransportUDP, "tcp": runtime.TransportTCP, "tls": runtime.TransportTLS}[set["transport"]]
 	cfg := runtime.LineConfig{Name: "scenario", User: "1001", Password: "secret", Domain: "example.test"}
 	s.eps = nil
+	var eps []runtime.Endpoint
 	for i := range n {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &transport})
+		eps = append(eps, runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: transport})
+	}
+	if set["dns"] == "on" {
+		// Two names, each located at its own server at first (R20).
+		cfg.Servers = []runtime.ServerConfig{
+			{Addr: "primary.test", Port: new(0), Transport: &transport},
+			{Addr: "backup.test", Port: new(0), Transport: &transport},
+		}
+		s.records = map[string]srvSet{"primary": {[]string{"primary"}, 60}, "backup": {[]string{"backup"}, 60}}
+		s.zone, _ = runtimetest.NewZone()
 	}
 	num := func(k string) *int {
 		v, ok := set[k]
@@ -183,19 +208,88 @@ func (s *scenario) configure(kv []string) {
 	}
 	s.auth = set["auth"] == "on"
 	s.cfg = cfg.Defaults()
-	for _, sc := range s.cfg.Servers {
-		e := runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport, ServerName: sc.Addr}
+	for _, e := range eps {
 		s.eps = append(s.eps, e)
 		if s.net.Server(e) == nil {
 			s.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: s.auth})
 		}
 	}
+	if s.zone != nil {
+		s.writeZone()
+	}
+}
+
+// writeZone puts the scenario's records in its zone: each name's SRV
+// targets, priority 10, 20 ... in order, and an A record per server.
+func (s *scenario) writeZone() {
+	service := map[int]string{runtime.TransportUDP: "_sip._udp", runtime.TransportTCP: "_sip._tcp", runtime.TransportTLS: "_sips._tcp"}[s.eps[0].Transport]
+	var rrs []string
+	for i, e := range s.eps {
+		rrs = append(rrs, fmt.Sprintf("%s.host. 60 IN A %s", serverNames[i], e.Host))
+	}
+	for name, set := range s.records {
+		for j, target := range set.targets {
+			rrs = append(rrs, fmt.Sprintf("%s.%s.test. %d IN SRV %d 0 %d %s.host.", service, name, set.ttl, 10*(j+1), s.eps[s.server(target)].Port, target))
+		}
+	}
+	if err := s.zone.Set(rrs...); err != nil {
+		s.fail("zone: %v", err)
+	}
+}
+
+// dnsStep changes the zone: dns NAME TARGET[,TARGET...] [ttl=N] | dns NAME
+// fail RCODE | dns NAME silent | dns NAME answer.
+func (s *scenario) dnsStep(w []string) {
+	if s.zone == nil {
+		s.fail("dns steps need line dns=on")
+	}
+	if len(w) < 2 || (w[0] != "primary" && w[0] != "backup") {
+		s.fail("dns primary|backup TARGETS [ttl=N] | fail RCODE | silent | answer")
+	}
+	name := w[0] + ".test"
+	switch w[1] {
+	case "fail":
+		rc, ok := dns.StringToRcode[w[len(w)-1]]
+		if len(w) != 3 || !ok {
+			s.fail("dns NAME fail RCODE (SERVFAIL, REFUSED ...)")
+		}
+		s.zone.Fail(s.srvName(name), rc)
+	case "silent":
+		s.zone.Silence(s.srvName(name), true)
+	case "answer":
+		s.zone.Fail(s.srvName(name), 0)
+		s.zone.Silence(s.srvName(name), false)
+	default:
+		set := srvSet{targets: strings.Split(w[1], ","), ttl: 60}
+		for _, x := range w[2:] {
+			v, ok := strings.CutPrefix(x, "ttl=")
+			n, err := strconv.Atoi(v)
+			if !ok || err != nil {
+				s.fail("%q is not ttl=SECONDS", x)
+			}
+			set.ttl = n
+		}
+		for _, target := range set.targets {
+			s.server(target)
+		}
+		s.records[w[0]] = set
+		s.writeZone()
+	}
+}
+
+// srvName is the SRV name the line asks for name.
+func (s *scenario) srvName(name string) string {
+	return map[int]string{runtime.TransportUDP: "_sip._udp.", runtime.TransportTCP: "_sip._tcp.", runtime.TransportTLS: "_sips._tcp."}[s.eps[0].Transport] + name
 }
 
 func (s *scenario) ensureLine() *runtime.Line {
 	if s.line == nil {
-		agent := runtime.NewAgent(s.net, runtime.WithClock(s.clock), runtime.WithSeed(1),
-			runtime.WithWatcher(func(tr runtime.Transition) { s.history = append(s.history, tr) }))
+		opts := []runtime.Option{runtime.WithClock(s.clock), runtime.WithSeed(1),
+			runtime.WithWatcher(func(tr runtime.Transition) { s.history = append(s.history, tr) })}
+		if s.zone != nil {
+			opts = append(opts, runtime.WithResolver(s.zone))
+		}
+		agent := runtime.NewAgent(s.net, opts...)
 		l, err := agent.AddLine(s.cfg)
 		if err != nil {
 			s.fail("line: %v", err)
@@ -254,6 +348,8 @@ func (s *scenario) step(w []string) {
 			s.fail("%v", err)
 		}
 		s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Mode, sv.Code, sv.RetryAfter = mode, code, retry })
+	case "dns":
+		s.dnsStep(w[1:])
 	case "register":
 		s.ensureLine().Register()
 	case "unregister":
@@ -347,9 +443,23 @@ func (s *scenario) expect(w []string) {
 		if st.State != w[1] {
 			s.fail("state is %s, want %s (at %v; transitions: %v)", st.State, w[1], s.now(), s.history)
 		}
-	case "server":
-		if got := serverNames[st.Server]; got != w[1] {
-			s.fail("server is %s, want %s", got, w[1])
+	case "server": // the server the line is at, by address
+		got := slices.IndexFunc(s.eps, func(e runtime.Endpoint) bool { return e.String() == st.ServerAddr })
+		if got < 0 || serverNames[got] != w[1] {
+			s.fail("server is %q (%s), want %s", st.ServerAddr, st.Target, w[1])
+		}
+	case "lookups": // expect lookups NAME N: SRV questions for the name so far
+		if len(w) != 3 || s.zone == nil {
+			s.fail("expect lookups primary|backup N, with line dns=on")
+		}
+		n := 0
+		for _, q := range s.zone.Queries() {
+			if strings.EqualFold(q.Name, s.srvName(w[1]+".test")+".") {
+				n++
+			}
+		}
+		if strconv.Itoa(n) != w[2] {
+			s.fail("%d lookups of %s, want %s; questions %v; transitions %v", n, w[1], w[2], s.zone.Queries(), s.history)
 		}
 	case "count":
 		if len(w) != 4 {
