@@ -22,7 +22,7 @@ type credentials struct {
 // cannot be answered (an unknown algorithm, a missing header); credentials
 // that cannot be reused are forgotten and the request goes without.
 func (l *Line) authorize(s *requestSpec, challenge *sip.Response) error {
-	server := s.dst
+	server := s.dst.at()
 	if challenge != nil {
 		l.creds[server] = &credentials{challenge: challenge}
 	}
@@ -38,7 +38,7 @@ func (l *Line) authorize(s *requestSpec, challenge *sip.Response) error {
 		if challenge == nil {
 			return nil
 		}
-		return fmt.Errorf("cannot answer the challenge of %s: %w", server, err)
+		return fmt.Errorf("cannot answer the challenge of %s: %w", s.dst, err)
 	}
 	s.auth, s.authVal = name, val
 	return nil

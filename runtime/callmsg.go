@@ -157,6 +157,6 @@ var rejectReasons = map[int]string{403: "Forbidden", 404: "Not Found", 480: "Tem
 // transport), or -1.
 func (l *Line) serverAt(e Endpoint) int {
 	return slices.IndexFunc(l.targets, func(s slot) bool {
-		return !s.pending && s.err == nil && s.ep.Host == e.Host && s.ep.Port == e.Port && s.ep.Transport == e.Transport
+		return !s.pending && s.err == nil && s.ep.at() == e.at()
 	})
 }

@@ -100,10 +100,10 @@ type Line struct {
 	dereg           *txn
 	mainChallenge   *sip.Response // the last 401/407 to the line's REGISTER
 	probeChallenge  *sip.Response
-	creds           map[Endpoint]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
-	bound           map[Endpoint]string       // server -> the Contact it holds a binding of (R12)
-	minExpires      map[Endpoint]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
-	retryUntil      map[Endpoint]time.Time    // server -> end of its 503 Retry-After (R1, I3)
+	creds           map[serverAddr]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
+	bound           map[serverAddr]string       // server -> the Contact it holds a binding of (R12)
+	minExpires      map[serverAddr]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
+	retryUntil      map[serverAddr]time.Time    // server -> end of its 503 Retry-After (R1, I3)
 	regServer       Endpoint                  // the server the line's registration is on
 	prevServer      Endpoint                  // the server left at failback, for R12
 	status          Status
@@ -136,8 +136,8 @@ type Status struct {
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
-	l := &Line{agent: a, cfg: cfg, retryUntil: map[Endpoint]time.Time{}, creds: map[Endpoint]*credentials{},
-		minExpires: map[Endpoint]int{}, bound: map[Endpoint]string{}}
+	l := &Line{agent: a, cfg: cfg, retryUntil: map[serverAddr]time.Time{}, creds: map[serverAddr]*credentials{},
+		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		l.keys = append(l.keys, keyOf(s))
@@ -444,7 +444,7 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	}
 	l.finish(t)
 	if res.StatusCode < 300 {
-		delete(l.retryUntil, t.dst) // the server is back: its Retry-After is over
+		delete(l.retryUntil, t.dst.at()) // the server is back: its Retry-After is over
 	}
 	if t.owner != nil {
 		t.owner.answer(t, res)
@@ -552,8 +552,8 @@ func (l *Line) lateRetryAfter(from Endpoint, res *sip.Response) {
 // noteRetryAfter holds server off for a 503's Retry-After (R1, I3).
 func (l *Line) noteRetryAfter(res *sip.Response, server Endpoint, reason *string) {
 	if ra := retryAfter(res); ra > 0 {
-		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[server]) {
-			l.retryUntil[server] = until // a shorter one does not cut a longer one short
+		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[server.at()]) {
+			l.retryUntil[server.at()] = until // a shorter one does not cut a longer one short
 		}
 		*reason += fmt.Sprintf(" (Retry-After %v)", ra)
 	}
@@ -565,14 +565,14 @@ func (l *Line) noteRetryAfter(res *sip.Response, server Endpoint, reason *string
 // to a REGISTER that asked to keep the binding: that is no registration.
 func (l *Line) grant(t *txn, res *sip.Response) bool {
 	if t.expires <= 0 {
-		delete(l.bound, t.dst) // a de-registration: 0 is what it asked
+		delete(l.bound, t.dst.at()) // a de-registration: 0 is what it asked
 		return true
 	}
 	d, zero := grantedExpiry(res, t.expires, t.contact)
 	if zero {
 		return false
 	}
-	l.bound[t.dst] = t.contactURI
+	l.bound[t.dst.at()] = t.contactURI
 	p := l.m.Params()
 	p.RefreshInterval = fsm.Duration(refreshAfter(d))
 	l.m.SetParams(p)
@@ -631,12 +631,12 @@ func (l *Line) SendRegister() { l.sendRegister(l.m.Vars().Server, -1, nil) }
 // Retry-After that has not elapsed holds it off for every request of the
 // line, probes included (R1, I3).
 func (l *Line) heldOff(server Endpoint) string {
-	until, ok := l.retryUntil[server]
+	until, ok := l.retryUntil[server.at()]
 	if !ok {
 		return ""
 	}
 	if !l.agent.clock.Now().Before(until) {
-		delete(l.retryUntil, server)
+		delete(l.retryUntil, server.at())
 		return ""
 	}
 	return fmt.Sprintf("%s: Retry-After until %s", server, until.Format(time.TimeOnly))
@@ -665,7 +665,7 @@ func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
 		expires = l.ttl(server)
 	}
 	s := l.spec(sip.REGISTER, dst, expires)
-	s.stale = l.bound[dst]
+	s.stale = l.bound[dst.at()]
 	l.mainChallenge = nil
 	if err := l.authorize(&s, challenge); err != nil {
 		l.finish(l.main)
@@ -679,7 +679,7 @@ func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
 // of its 423 when that is longer.
 func (l *Line) ttl(i int) int { return l.ttlOf(l.targets[i]) }
 
-func (l *Line) ttlOf(s slot) int { return max(*l.cfg.Servers[s.cfg].TTL, l.minExpires[s.ep]) }
+func (l *Line) ttlOf(s slot) int { return max(*l.cfg.Servers[s.cfg].TTL, l.minExpires[s.ep.at()]) }
 
 // maxMinExpires is the longest Min-Expires a 423 may ask for (a day).
 const maxMinExpires = 86400
@@ -701,7 +701,7 @@ func (l *Line) noteMinExpires(t *txn, res *sip.Response) string {
 	case v <= t.expires:
 		return fmt.Sprintf("Min-Expires %d is no longer than the %d s asked", v, t.expires)
 	}
-	l.minExpires[t.dst] = v
+	l.minExpires[t.dst.at()] = v
 	return ""
 }
 
@@ -818,7 +818,7 @@ func (l *Line) sendProbe(challenge *sip.Response) {
 		return
 	}
 	s := l.spec(sip.REGISTER, primary.ep, l.ttlOf(primary))
-	s.stale = l.bound[primary.ep]
+	s.stale = l.bound[primary.ep.at()]
 	l.probeChallenge = nil
 	if err := l.authorize(&s, challenge); err != nil {
 		l.finish(l.probe)
@@ -861,8 +861,8 @@ func (l *Line) deregister(challenge *sip.Response) {
 		return
 	}
 	s := l.spec(sip.REGISTER, server, 0)
-	s.stale = l.bound[server]
-	delete(l.bound, server) // its answer is not awaited
+	s.stale = l.bound[server.at()]
+	delete(l.bound, server.at()) // its answer is not awaited
 	if l.authorize(&s, challenge) != nil {
 		return
 	}

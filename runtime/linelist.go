@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/sipfailover/sipfailover/fsm"
@@ -20,7 +21,8 @@ type slot struct {
 }
 
 // list builds the server list from what the locator knows now: every
-// configured server's targets, in priority order; l.mu is held.
+// configured server's targets, in priority order, each address once (a
+// target of two names is tried where it comes first); l.mu is held.
 func (l *Line) list() []slot {
 	var out []slot
 	for i, k := range l.keys {
@@ -30,8 +32,21 @@ func (l *Line) list() []slot {
 			continue
 		}
 		room := maxServers - len(out) - (len(l.keys) - i - 1)
-		for _, t := range ts[:min(len(ts), room)] {
-			out = append(out, slot{target: t, cfg: i})
+		out = append(out, fresh(out, ts, i, room)...)
+	}
+	return out
+}
+
+// fresh returns the places for targets ts of configured server cfg that
+// list does not hold yet, at most room of them.
+func fresh(list []slot, ts []target, cfg, room int) []slot {
+	var out []slot
+	for _, t := range ts {
+		if len(out) == room {
+			break
+		}
+		if !slices.ContainsFunc(list, func(s slot) bool { return s.ep.at() == t.ep.at() }) {
+			out = append(out, slot{target: t, cfg: cfg})
 		}
 	}
 	return out
@@ -52,10 +67,11 @@ func (l *Line) expand(list []slot, i int) []slot {
 		list[i].pending, list[i].err = pending, err
 		return list
 	}
-	room := maxServers - (len(list) - 1)
-	var got []slot
-	for _, t := range ts[:min(len(ts), room)] {
-		got = append(got, slot{target: t, cfg: s.cfg})
+	got := fresh(list, ts, s.cfg, maxServers-(len(list)-1))
+	if len(got) == 0 {
+		list = slices.Clone(list)
+		list[i].pending, list[i].err = false, fmt.Errorf("every target of %s is a server the line has already", l.keys[s.cfg])
+		return list
 	}
 	return slices.Concat(list[:i], got, list[i+1:])
 }

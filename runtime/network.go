@@ -19,6 +19,16 @@ type Endpoint struct {
 	ServerName string // TLS: the name the certificate must carry
 }
 
+// serverAddr is a server as the line keeps what it knows of it: its
+// address, port and transport, whatever name it was reached by.
+type serverAddr struct {
+	host            string
+	port, transport int
+}
+
+// at is e's serverAddr.
+func (e Endpoint) at() serverAddr { return serverAddr{e.Host, e.Port, e.Transport} }
+
 // Addr is host:port.
 func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }
 
