@@ -129,6 +129,7 @@ type Status struct {
 	ServerName  string    `json:"server_name"`  // the server as configured: "pbx.example.com (SRV, auto)"
 	Target      string    `json:"target"`       // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
 	ServerAddr  string    `json:"server_addr"`  // "UDP 127.0.0.1:5060"; "" while its name is looked up
+	Where       string    `json:"where"`        // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060"
 	LastFailure string    `json:"last_failure"` // the event: "transport.icmp"
 	LastReason  string    `json:"last_reason"`  // "ICMP port unreachable from UDP 127.0.0.1:5060"
 	LastFailAt  time.Time `json:"last_failure_at"`
@@ -289,7 +290,7 @@ func (l *Line) report(step fsm.LineStep, reason string) {
 	st.State = step.To.String()
 	st.Registered = step.To.HasTag(fsm.LineTagRegistered)
 	st.Server = v.Server
-	st.ServerName, st.Target, st.ServerAddr = l.describe(v.Server)
+	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(v.Server)
 	t := Transition{Line: l.cfg.Name, From: step.From.String(), To: step.To.String(), Event: step.Event.String(),
 		ID: step.Transition, Server: v.Server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
 	level := slog.LevelInfo

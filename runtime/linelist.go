@@ -125,20 +125,31 @@ func (l *Line) server(i int) Endpoint {
 }
 
 // describe says what server i is, for the status (R14, R20): the server
-// as configured, the SRV target, and the address.
-func (l *Line) describe(i int) (name, srv, addr string) {
+// as configured, the SRV target, the address, and all of it in a few
+// words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060".
+func (l *Line) describe(i int) (name, srv, addr, where string) {
 	if i < 0 || i >= len(l.targets) {
-		return "", "", ""
+		return "", "", "", ""
 	}
 	s := l.targets[i]
-	name = l.keys[s.cfg].String()
+	k := l.keys[s.cfg]
+	name = k.String()
 	switch {
 	case s.pending:
-		return name, "", ""
+		return name, "", "", k.addr + " (being looked up)"
 	case s.err != nil:
-		return name, "", ""
+		return name, "", "", k.addr + " (not located)"
 	}
-	return name, s.srv, s.ep.String()
+	addr = s.ep.String()
+	switch {
+	case s.srv != "":
+		where = k.addr + " via " + s.srv + " at " + addr
+	case k.addr != s.ep.Host:
+		where = k.addr + " at " + addr
+	default:
+		where = addr
+	}
+	return name, s.srv, addr, where
 }
 
 // located hears that a lookup of k ended; it runs on no lock. A REGISTER

@@ -333,7 +333,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "LINE\tSTATE\tSERVER\tSINCE\tLAST FAILURE")
 	for _, s := range lines {
-		fmt.Fprintf(w, "%s\t%s\t%d %s\t%s\t%s\n", s.Line, s.State, s.Server, s.ServerAddr, s.Since.Format(time.DateTime), s.LastReason)
+		fmt.Fprintf(w, "%s\t%s\t%d %s\t%s\t%s\n", s.Line, s.State, s.Server, s.Where, s.Since.Format(time.DateTime), s.LastReason)
 	}
 	w.Flush()
 	return 0

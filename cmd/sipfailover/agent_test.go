@@ -202,6 +202,42 @@ func TestStatusTable(t *testing.T) {
 	}
 }
 
+// TestStatusNamesTheTarget: R20, with the settings' dns block pointing at
+// a DNS server, a line whose primary is a domain name registers on its
+// SRV target, and the status names the server, the target and the address.
+func TestStatusNamesTheTarget(t *testing.T) {
+	rs := startRegistrars(t, "p", "b")
+	zone, err := runtimetest.NewZone(
+		fmt.Sprintf("_sip._udp.example.test. 60 IN SRV 10 0 %d p1.example.test.", rs[0].Port()),
+		"p1.example.test. 60 IN A 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnsAddr, stop, err := zone.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	conf := fmt.Sprintf("dns:\n  servers: [%q]\nlines:\n  - name: line1\n    user: \"1001\"\n    password: pw\n    t1: 20ms\n"+
+		"    servers:\n      - {addr: example.test, port: 0}\n      - {addr: 127.0.0.1, port: %d}\n", dnsAddr, rs[1].Port())
+	addr, _ := runAgent(t, conf)
+	var out, errOut bytes.Buffer
+	eventually(t, "the status shows the line on the SRV target", func() bool {
+		out.Reset()
+		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0 && strings.Contains(out.String(), "primary_registered")
+	})
+	want := fmt.Sprintf("0 example.test via p1.example.test:%d at UDP 127.0.0.1:%d", rs[0].Port(), rs[0].Port())
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("status\n%s\nlacks %q", out.String(), want)
+	}
+	out.Reset()
+	if code := statusCmd([]string{"-addr", addr, "-json"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), fmt.Sprintf(`"target": "p1.example.test:%d"`, rs[0].Port())) ||
+		!strings.Contains(out.String(), `"server_name": "example.test (SRV, UDP)"`) {
+		t.Errorf("status -json exited %d:\n%s", code, out.String())
+	}
+}
+
 // TestStopWithEveryServerStuck: item 6 of the hardening issue. With both
 // servers TCP and hung (they accept and never read), stopping the agent
 // (SIGTERM) still de-registers what it can and returns within its bound:
