@@ -38,7 +38,7 @@ const (
 var binary string // the sipfailover program, built once
 
 func TestMain(m *testing.M) {
-	for _, tool := range []string{"kamailio", "sipp", "sqlite3", "kamcmd"} {
+	for _, tool := range []string{"kamailio", "sipp", "sqlite3", "kamcmd", "dnsmasq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			fmt.Fprintf(os.Stderr, "interop: %s is missing: run interop/setup\n", tool)
 			os.Exit(1)
@@ -70,6 +70,9 @@ type world struct {
 	tokenFile string // where the agent writes its control token
 	keepalive time.Duration
 	ttl       int // seconds; 0 for the default
+	// srv: the line has one server, the domain sip.interop.test, whose DNS
+	// SRV records (dnsmasq) list the primary, then the backup (R20).
+	srv bool
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -110,12 +113,19 @@ func newWorldOver(t *testing.T, transport int) *world {
 func newWorldWith(t *testing.T, w *world) *world {
 	t.Helper()
 	w.t, w.dir, w.ports = t, t.TempDir(), map[string]int{}
-	for _, n := range []string{"primary", "backup", "farend", "status"} {
+	for _, n := range []string{"primary", "backup", "farend", "status", "dns"} {
 		w.ports[n] = freePort(t)
 	}
 	t.Cleanup(func() { w.kam("stopall") })
 	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
 	w.kam("start", "backup", fmt.Sprint(w.ports["backup"]))
+	if w.srv {
+		service := map[int]string{0: "_sip._udp", 1: "_sip._tcp"}[w.transport]
+		w.kam("dns", fmt.Sprint(w.ports["dns"]),
+			fmt.Sprintf("--srv-host=%s.sip.interop.test,kam1.interop.test,%d,10,0", service, w.ports["primary"]),
+			fmt.Sprintf("--srv-host=%s.sip.interop.test,kam2.interop.test,%d,20,0", service, w.ports["backup"]),
+			"--host-record=kam1.interop.test,127.0.0.1", "--host-record=kam2.interop.test,127.0.0.1")
+	}
 	w.kam("farend", fmt.Sprint(w.ports["farend"]), fmt.Sprintf("127.0.0.1:%d", w.ports["primary"]))
 	w.startAgent()
 	w.waitState("primary_registered", 5*time.Second)
@@ -142,6 +152,25 @@ func (w *world) kam(args ...string) time.Time {
 // settings is the agent's config: the sipfailover settings the README's
 // Kamailio section shows, with short timers.
 func (w *world) settings() string {
+	if w.srv {
+		return fmt.Sprintf(`dns:
+  servers: ["127.0.0.1:%d"]
+lines:
+  - name: interop
+    user: "1001"
+    password: secret1001
+    domain: interop.test
+    t1: %v
+    t2: %v
+    signal_retry_counts: 3
+    keepalive_interval: %v
+    failback_interval: %d
+    backoff_base: 1s
+    backoff_max: 2s
+    servers:
+      - {addr: sip.interop.test, port: 0, transport: %d, ttl: %d}
+`, w.ports["dns"], t1, 8*t1, w.keepalive, int(failback/time.Second), w.transport, cmp.Or(w.ttl, 3600))
+	}
 	return fmt.Sprintf(`lines:
   - name: interop
     user: "1001"
@@ -198,6 +227,8 @@ func (w *world) startAgent() {
 type status struct {
 	State      string `json:"state"`
 	Server     int    `json:"server"`
+	Target     string `json:"target"`
+	Where      string `json:"where"`
 	LastReason string `json:"last_reason"`
 }
 
@@ -640,4 +671,34 @@ func TestFailbackOverTCPAfterSilence(t *testing.T) {
 	w.waitState("primary_registered", failback+64*t1+5*time.Second)
 	report(t, "failback over TCP after a silent outage, from resume", time.Since(start), failback+4*rtt,
 		"at most a Failback Interval, then the probe with digest over a new connection")
+}
+
+// TestSRVFailover: R20 against dnsmasq and the two Kamailio servers. The
+// line is configured with one domain name; its SRV records list the
+// primary, then the backup. It registers on the first target, fails over
+// to the second when the first is killed, and fails back when it returns.
+func TestSRVFailover(t *testing.T) {
+	for _, tr := range []struct {
+		name      string
+		transport int
+	}{{"udp", 0}, {"tcp", 1}} {
+		t.Run(tr.name, func(t *testing.T) {
+			w := newWorldWith(t, &world{transport: tr.transport, keepalive: keepalive, srv: true})
+			if s := w.status(); s.Target != fmt.Sprintf("kam1.interop.test:%d", w.ports["primary"]) {
+				t.Fatalf("registered through %+v, want the first SRV target", s)
+			}
+			start := w.kam("kill", "primary")
+			w.waitState("backup_registered", 10*time.Second)
+			report(t, "failover across SRV targets, "+tr.name, time.Since(start), keepalive+rtt, "keep-alive interval + a round trip")
+			if s := w.status(); s.Target != fmt.Sprintf("kam2.interop.test:%d", w.ports["backup"]) || s.Server != 1 {
+				t.Fatalf("after the kill: %+v, want the second SRV target", s)
+			}
+			w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+			took := w.waitState("primary_registered", failback+64*t1+time.Second)
+			report(t, "failback to the first SRV target, "+tr.name, took, failback+64*t1+rtt, "Failback Interval + 64*T1 + a round trip (I1)")
+			if s := w.status(); s.Target != fmt.Sprintf("kam1.interop.test:%d", w.ports["primary"]) {
+				t.Fatalf("after failback: %+v", s)
+			}
+		})
+	}
 }

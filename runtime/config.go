@@ -300,8 +300,12 @@ func (c Config) Validate() error {
 		if strings.ContainsAny(l.DisplayName, "\r\n\"") {
 			bad("display_name", "may not hold quotes or line breaks")
 		}
-		if n := len(l.Servers); n < 2 || n > 4 {
-			bad("servers", "%d servers; a line has 2 to 4 (primary first)", n)
+		switch n := len(l.Servers); {
+		case n == 1 && net.ParseIP(l.Servers[0].Addr) == nil && *l.Servers[0].Port == 0:
+			// One domain name looked up in DNS SRV: its targets are the
+			// line's servers, primary and backups (R20).
+		case n < 2 || n > 4:
+			bad("servers", "%d servers; a line has 2 to 4 (primary first), or one domain name with port 0 whose DNS SRV targets are its servers", n)
 		}
 		for j, s := range l.Servers {
 			f := fmt.Sprintf("servers[%d].", j)

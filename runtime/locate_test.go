@@ -359,3 +359,25 @@ lines:
 		t.Errorf("a name with port 0 or transport 2 refused: %v", err)
 	}
 }
+
+// TestOneNameLine: R20, a line may have one server when it is a domain
+// name looked up in DNS SRV (its targets are primary and backups); one
+// address, or one name with a port, is still refused.
+func TestOneNameLine(t *testing.T) {
+	for src, ok := range map[string]bool{
+		"lines:\n- user: a\n  servers: [{addr: sip.example.test, port: 0}]\n":                true,
+		"lines:\n- user: a\n  servers: [{addr: sip.example.test, transport: 2}]\n":           true,
+		"lines:\n- user: a\n  servers: [{addr: 127.0.0.1, port: 0}]\n":                       false,
+		"lines:\n- user: a\n  servers: [{addr: sip.example.test, port: 5060}]\n":             false,
+		"lines:\n- user: a\n  servers: [{addr: sip.example.test}]\n":                         false,
+		"lines:\n- user: a\n  servers: [{addr: a.test, port: 0}, {addr: b.test, port: 0}]\n": true,
+	} {
+		_, err := runtime.ParseConfig([]byte(src))
+		if (err == nil) != ok {
+			t.Errorf("%q: err %v, want accepted=%v", src, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "or one domain name with port 0") {
+			t.Errorf("%q: %v does not say what would do", src, err)
+		}
+	}
+}

@@ -392,13 +392,13 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		"failback_interval":   strconv.Itoa(*l.FailbackInterval),
 		"signal_retry_counts": strconv.Itoa(*l.SignalRetryCounts),
 	}
-	for i, srv := range l.Servers[:2] {
+	for i, srv := range l.Servers[:min(2, len(l.Servers))] { // one domain name can stand for both (R20)
 		p := fmt.Sprintf("server%d_", i+1)
 		vals[p+"addr"], vals[p+"port"] = srv.Addr, strconv.Itoa(*srv.Port)
 		vals[p+"ttl"], vals[p+"transport"] = strconv.Itoa(*srv.TTL), strconv.Itoa(*srv.Transport)
 	}
 	s.render(w, http.StatusOK, "line.html", lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n,
-		Values: vals, Errors: map[string]string{}, Saved: r.FormValue("saved") == "1", Extra: len(l.Servers) - 2})
+		Values: vals, Errors: map[string]string{}, Saved: r.FormValue("saved") == "1", Extra: max(0, len(l.Servers)-2)})
 }
 
 // submitLine applies the form to the line: every field is parsed and the
@@ -412,7 +412,7 @@ func (s *Server) submitLine(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n, Values: map[string]string{}, Errors: map[string]string{},
-		Extra: len(c.Lines[n-1].Servers) - 2}
+		Extra: max(0, len(c.Lines[n-1].Servers)-2)}
 	for _, f := range formFields {
 		form.Values[f.name] = strings.TrimSpace(r.PostFormValue(f.name))
 	}
@@ -460,6 +460,14 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 	l.Servers = append([]runtime.ServerConfig(nil), l.Servers...)
 	for j := range 2 {
 		p := fmt.Sprintf("server%d_", j+1)
+		if j == len(l.Servers) {
+			// A line of one domain name (R20) has no backup to edit; a
+			// backup address given here is added.
+			if v[p+"addr"] == "" {
+				break
+			}
+			l.Servers = append(l.Servers, runtime.ServerConfig{})
+		}
 		srv := l.Servers[j]
 		srv.Addr = v[p+"addr"]
 		srv.Port, srv.TTL, srv.Transport = num(p+"port", srv.Port), num(p+"ttl", srv.TTL), num(p+"transport", srv.Transport)

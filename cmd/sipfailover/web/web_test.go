@@ -627,3 +627,41 @@ func TestLimitsThroughTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestLineOfOneName: R20, a line whose one server is a domain name looked
+// up in DNS SRV shows on the Line page with an empty backup; a Submit that
+// leaves the backup empty keeps one server, one that fills it in adds it.
+func TestLineOfOneName(t *testing.T) {
+	ts := newTestSite(t)
+	ts.mu.Lock()
+	ts.cfg.Lines[0].Servers = []runtime.ServerConfig{{Addr: "sip.example.com", Port: new(0), Transport: new(runtime.TransportAuto)}}
+	ts.mu.Unlock()
+	csrf := ts.login(t)
+	res, body := ts.get(t, "/line?line=1")
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `value="sip.example.com"`) || !strings.Contains(body, "2 (DNS NAPTR chooses)") {
+		t.Fatalf("GET: %d\n%s", res.StatusCode, body)
+	}
+	form := goodForm(csrf)
+	form.Set("server1_addr", "sip.example.com")
+	form.Set("server1_port", "0")
+	form.Set("server1_transport", "2")
+	for _, k := range []string{"server2_addr", "server2_port", "server2_ttl", "server2_transport"} {
+		form.Set(k, "")
+	}
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK || len(ts.applied) != 1 {
+		t.Fatalf("submit without a backup: %d, applied %d\n%s", res.StatusCode, len(ts.applied), body)
+	}
+	if got := ts.applied[0].Lines[0].Servers; len(got) != 1 || got[0].Addr != "sip.example.com" {
+		t.Fatalf("applied servers %+v, want the one name", got)
+	}
+	form = goodForm(csrf)
+	form.Set("server1_addr", "sip.example.com")
+	form.Set("server1_port", "0")
+	form.Set("server1_transport", "2")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK || len(ts.applied) != 2 {
+		t.Fatalf("submit with a backup: %d\n%s", res.StatusCode, body)
+	}
+	if got := ts.applied[1].Lines[0].Servers; len(got) != 2 || got[1].Addr != "backup.example.com" {
+		t.Fatalf("applied servers %+v, want the name and the backup", got)
+	}
+}
