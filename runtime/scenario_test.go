@@ -45,6 +45,14 @@ import (
 //	expect farend up               # the far end's latest call; also: ended, cancelled, ringing;
 //	                               # expect farend log "INVITE via primary" ... in order
 //	clear                          # forget requests and transitions so far
+//
+// With line dns=on (R20) the line's servers are the names primary.test and
+// backup.test, each located through SRV at the server of its name at first:
+//
+//	dns primary s3,primary ttl=30  # the name's SRV targets, in priority order
+//	dns primary fail SERVFAIL      # its lookups fail; also: silent, answer
+//	expect lookups primary 2       # SRV questions for the name so far
+//	expect server s3               # the server the line is at, by address
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	if len(files) == 0 {
