@@ -381,3 +381,70 @@ func TestOneNameLine(t *testing.T) {
 		}
 	}
 }
+
+// TestTTLExpiryOverTheWire: R20, with a DNS server on loopback and the
+// agent on a virtual clock, an answer is looked up again (off the line's
+// path, on a goroutine of the locator) when its TTL ends, and the next
+// round takes the new records.
+func TestTTLExpiryOverTheWire(t *testing.T) {
+	clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	simnet := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
+	a, b, backup := runtime.Endpoint{Host: "127.0.3.1", Port: 5060}, runtime.Endpoint{Host: "127.0.3.2", Port: 5060}, runtime.Endpoint{Host: "127.0.3.3", Port: 5060}
+	for _, e := range []runtime.Endpoint{a, b, backup} {
+		simnet.Add(&runtimetest.SimServer{Endpoint: e})
+	}
+	records := func(host string) []string {
+		return []string{"_sip._udp.example.test. 30 IN SRV 10 0 5060 pbx.example.test.", "pbx.example.test. 30 IN A " + host}
+	}
+	z := zone(t, records(a.Host)...)
+	addr, stop, err := z.Serve("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	agent := runtime.NewAgent(simnet, runtime.WithClock(clock), runtime.WithResolver(runtime.NewDNSResolver([]string{addr})))
+	line, err := agent.AddLine(runtime.LineConfig{Name: "ttl", User: "1001", Servers: []runtime.ServerConfig{
+		server("example.test", 0, runtime.TransportUDP), server(backup.Host, 5060, runtime.TransportUDP)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lookups answer on the wall clock; the line's time stands still
+	// meanwhile, then moves in steps until cond holds.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s; status %+v", what, line.Status())
+			}
+			time.Sleep(time.Millisecond)
+			clock.Advance(5 * time.Millisecond)
+		}
+	}
+	line.Register()
+	waitFor("registered on the first answer's target", func() bool { return line.Status().ServerAddr == a.String() })
+	asked := len(z.Queries())
+	if err := z.Set(records(b.Host)...); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(29 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(z.Queries()); n != asked {
+		t.Fatalf("%d questions before the TTL ended", n-asked)
+	}
+	clock.Advance(time.Second)
+	waitFor("looked up again when the TTL ended", func() bool { return len(z.Queries()) > asked })
+	if st := line.Status(); st.ServerAddr != a.String() {
+		t.Fatalf("the registration moved with the records: %+v", st)
+	}
+	// The zone has answered; the locator stores the answer a moment later,
+	// and a round begun after that takes it.
+	waitFor("a round on the new target", func() bool {
+		if st := line.Status(); st.State == "primary_registered" && st.ServerAddr == b.String() {
+			return true
+		}
+		line.Register()
+		clock.Advance(50 * time.Millisecond)
+		return false
+	})
+}

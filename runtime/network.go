@@ -11,7 +11,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// Endpoint is one server as the network reaches it.
+// Endpoint is one server as the network reaches it. Its Host is an IP
+// address: the agent locates servers given by name (R20) before any
+// request goes out, so no lookup happens under the network's lock.
 type Endpoint struct {
 	Host       string
 	Port       int
