@@ -152,26 +152,15 @@ func (w *world) kam(args ...string) time.Time {
 // settings is the agent's config: the sipfailover settings the README's
 // Kamailio section shows, with short timers.
 func (w *world) settings() string {
+	ttl := cmp.Or(w.ttl, 3600)
+	head, servers := "", fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
+      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
+`, w.ports["primary"], w.transport, ttl, w.ports["backup"], w.transport, ttl)
 	if w.srv {
-		return fmt.Sprintf(`dns:
-  servers: ["127.0.0.1:%d"]
-lines:
-  - name: interop
-    user: "1001"
-    password: secret1001
-    domain: interop.test
-    t1: %v
-    t2: %v
-    signal_retry_counts: 3
-    keepalive_interval: %v
-    failback_interval: %d
-    backoff_base: 1s
-    backoff_max: 2s
-    servers:
-      - {addr: sip.interop.test, port: 0, transport: %d, ttl: %d}
-`, w.ports["dns"], t1, 8*t1, w.keepalive, int(failback/time.Second), w.transport, cmp.Or(w.ttl, 3600))
+		head = fmt.Sprintf("dns:\n  servers: [\"127.0.0.1:%d\"]\n", w.ports["dns"])
+		servers = fmt.Sprintf("      - {addr: sip.interop.test, port: 0, transport: %d, ttl: %d}\n", w.transport, ttl)
 	}
-	return fmt.Sprintf(`lines:
+	return head + fmt.Sprintf(`lines:
   - name: interop
     user: "1001"
     password: secret1001
@@ -184,10 +173,7 @@ lines:
     backoff_base: 1s
     backoff_max: 2s
     servers:
-      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
-      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
-`, t1, 8*t1, w.keepalive, int(failback/time.Second), w.ports["primary"], w.transport, cmp.Or(w.ttl, 3600),
-		w.ports["backup"], w.transport, cmp.Or(w.ttl, 3600))
+`, t1, 8*t1, w.keepalive, int(failback/time.Second)) + servers
 }
 
 func (w *world) startAgent() {

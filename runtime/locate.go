@@ -95,7 +95,6 @@ type located struct {
 	expires time.Time // when to look up again
 	done    bool      // a lookup has ended at least once
 	running bool
-	lookups int // lookups ended, for tests and the benchmark
 	users   []*Line
 	timer   Timer
 }
@@ -254,7 +253,6 @@ func (lc *locator) start(k serverKey, e *located, notify bool) {
 // answer expires; lc.mu is held. It returns the users to tell.
 func (lc *locator) finish(k serverKey, e *located, ts []target, ttl time.Duration, err error) []*Line {
 	e.running, e.done = false, true
-	e.lookups++
 	e.err = err
 	if err == nil {
 		e.targets = ts
@@ -284,16 +282,6 @@ func (lc *locator) refresh(k serverKey, e *located) {
 	}
 	lc.start(k, e, true)
 	lc.mu.Unlock()
-}
-
-// lookups says how many lookups of k have ended.
-func (lc *locator) lookups(k serverKey) int {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	if e := lc.names[k]; e != nil {
-		return e.lookups
-	}
-	return 0
 }
 
 // SetResolver changes where the lines' server names are looked up (the
