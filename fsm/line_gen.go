@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "d9f5545b5ee4c83aa156044dc8cb3826803dad2992fb8fc4d0e524d8a613804c"
+const LineModelSHA256 = "5062c741b9d534374919d9802f89d93583440527d45e4e61fb0e92871127d4ca"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -161,6 +161,14 @@ const (
 	// LineEventProbeRetry is "probe.retry": The failback probe got 423 with an acceptable Min-Expires,
 	// or a stale nonce to its credentials; the primary asks for it again (R1, R10).
 	LineEventProbeRetry
+	// LineEventCallsEnded is "calls.ended": The last call of the line with a dialog ended (R18).
+	LineEventCallsEnded
+	// LineEventDnsRefreshed is "dns.refreshed": The primary's DNS records were looked up again, their
+	// TTL having ended (R18, R20).
+	LineEventDnsRefreshed
+	// LineEventRequestNew is "request.new": The user started a new request, an INVITE or one outside a
+	// dialog, while the line is on a lower-priority server (R18).
+	LineEventRequestNew
 	// LineEventProbeFailed is "probe.failed": The failback probe got an unavailable or final failure
 	// answer, or a transport error, or the primary's name could not be located (R11, R20).
 	LineEventProbeFailed
@@ -178,7 +186,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -212,10 +220,11 @@ const (
 	// LineTimerKeepalive is "keepalive": Time to send the next OPTIONS keep-alive.
 	LineTimerKeepalive
 	// LineTimerFailback is "failback": Time to probe the primary while registered on a lower-priority
-	// server; never armed with failback off.
+	// server; armed in failback mode duration only, never with failback off.
 	LineTimerFailback
 	// LineTimerProbe is "probe": RFC 3261 Timer F of the probe REGISTER; when it fires the primary is
-	// still unavailable.
+	// still unavailable. In failback mode new_requests a request waits for it, so it is the primary's
+	// retry budget (R3, R18).
 	LineTimerProbe
 	// LineTimerBackoff is "backoff": RFC 5626 section 4.5 back-off after every server failed: min(max,
 	// base * 2^failures), randomised by the runtime to 50-100 %.
@@ -350,8 +359,22 @@ type LineParams struct {
 	// it (R10, R13). Setting: SIPN Enable Failback.
 	FailbackEnabled bool
 	// FailbackInterval is failback_interval: Period of the primary probe while on a lower-priority
-	// server (R10). Setting: SIPN Failback Interval.
+	// server, in failback mode duration (R10, R18). Setting: SIPN Failback Interval.
 	FailbackInterval Duration
+	// FailbackMode is failback_mode: When a line on a lower-priority server tries the primary (R18): 0
+	// duration, every failback_interval (the seed's); 1 registration, at each refresh of the
+	// registration it is on; 2 new_requests, when the user starts a new request (INVITE or
+	// out-of-dialog), which waits for the probe's answer within the primary's budget and then goes
+	// where the line is; 3 dns_ttl, each time the primary's DNS records are looked up again when their
+	// TTL ends (R20). Setting: failback_mode.
+	FailbackMode int
+	// FailbackWhenIdle is failback_when_idle: Fail back only while no call of the line is up, as desk
+	// phones do (R18): a probe that comes due during a call waits, and runs when the last call ends; a
+	// probe answered during a call is not adopted. Setting: failback_when.
+	FailbackWhenIdle bool
+	// CallsUp is calls_up: A call of the line has a dialog (ringing, answering, up or ending); the
+	// runtime keeps this current.
+	CallsUp bool
 	// CountMode is count_mode: Retry budget by transmissions (the seed's V3 products, retry_counts)
 	// rather than by time (V2 products, retry_time) (R3).
 	CountMode bool
@@ -404,6 +427,12 @@ func (p LineParams) Validate() error {
 	if p.FailbackInterval > 86400000000000 {
 		errs = append(errs, &ParamError{"line", "failback_interval", fmt.Sprintf("%v is above the maximum 24h", p.FailbackInterval)})
 	}
+	if p.FailbackMode < 0 {
+		errs = append(errs, &ParamError{"line", "failback_mode", fmt.Sprintf("%v is below the minimum 0", p.FailbackMode)})
+	}
+	if p.FailbackMode > 3 {
+		errs = append(errs, &ParamError{"line", "failback_mode", fmt.Sprintf("%v is above the maximum 3", p.FailbackMode)})
+	}
 	if p.RetryCounts < 1 {
 		errs = append(errs, &ParamError{"line", "retry_counts", fmt.Sprintf("%v is below the minimum 1", p.RetryCounts)})
 	}
@@ -455,6 +484,9 @@ type LineVars struct {
 	// ProbeRetries is probe_retries: Times the current failback probe was sent again because the
 	// primary asked for it (423, a stale nonce). In [0, 2], initially 0.
 	ProbeRetries int
+	// ProbeWanted is probe_wanted: A failback probe came due while a call of the line was up; it runs
+	// when the last call ends (R18). In [0, 1], initially 0.
+	ProbeWanted int
 }
 
 func lineInitialVars() LineVars {
@@ -628,7 +660,10 @@ var LineTransitions = [...]LineTransition{
 	{ID: "rejected", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 403, 404 or other final failure is reported to the user and does not fail over (R1)."},
 	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
 	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
-	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
+	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
+	{ID: "refresh_backup/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerRefresh}, Guard: "by_registration && may_probe", To: LineStateProbing, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget", "set probe_wanted = 0"}, Implements: []string{"I8", "R5", "R18"}, Doc: "Refresh the registration on the lower-priority server (I8); in failback mode registration, probe the primary at the same time, or once the line's last call has ended (R18)."},
+	{ID: "refresh_backup/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerRefresh}, Guard: "by_registration", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget", "set probe_wanted = 1"}, Implements: []string{"I8", "R5", "R18"}, Doc: "Refresh the registration on the lower-priority server (I8); in failback mode registration, probe the primary at the same time, or once the line's last call has ended (R18)."},
+	{ID: "refresh_backup/3", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5", "R18"}, Doc: "Refresh the registration on the lower-priority server (I8); in failback mode registration, probe the primary at the same time, or once the line's last call has ended (R18)."},
 	{ID: "refreshed", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"cancel budget", "arm refresh"}, Implements: []string{"I8"}, Doc: "The refresh succeeded; the next one is timed from the expiry just granted (I8)."},
 	{ID: "refresh_challenged/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
 	{ID: "refresh_challenged/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
@@ -639,14 +674,23 @@ var LineTransitions = [...]LineTransition{
 	{ID: "keepalive", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerKeepalive}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_keepalive", "arm keepalive"}, Implements: []string{"R5"}, Doc: "Send the OPTIONS keep-alive to the current server (R5)."},
 	{ID: "primary_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "is_last", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
 	{ID: "primary_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = 1"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
-	{ID: "backup_lost", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R13", "R5", "I2"}, Doc: "The lower-priority server became unavailable: start again from the primary, as when failback is off (R13)."},
+	{ID: "backup_lost", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register", "set probe_wanted = 0"}, Implements: []string{"R13", "R5", "I2"}, Doc: "The lower-priority server became unavailable: start again from the primary, as when failback is off (R13)."},
 	{ID: "unregister", From: []LineState{LineStateRegistering, LineStateRetrying, LineStatePrimaryRegistered}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{}, Implements: []string{"R5"}, Doc: "Remove the registration from the current server."},
 	{ID: "unregister_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R5"}, Doc: "Remove the registration from the lower-priority server, dropping any probe."},
 	{ID: "unregister_idle", From: []LineState{LineStateAllFailed, LineStateFailed}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "Nothing is registered; stop trying."},
 	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
-	{ID: "failback_due", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R10", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10)."},
-	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "deregister_after_failback || !contact_shared", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
-	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1)."},
+	{ID: "failback_due/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "may_probe", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R10", "R18", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10), or, while a call of the line is up and failback waits for idle, once the last call has ended (R18)."},
+	{ID: "failback_due/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_wanted = 1"}, Implements: []string{"R10", "R18", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10), or, while a call of the line is up and failback waits for idle, once the last call has ended (R18)."},
+	{ID: "dns_due/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventDnsRefreshed}, Guard: "by_dns && may_probe", To: LineStateProbing, Reenter: false, Do: []string{"set probe_wanted = 0"}, Implements: []string{"R18", "R20"}, Doc: "In failback mode dns_ttl, the primary's records were looked up again; probe it now or once the calls end (R18, R20)."},
+	{ID: "dns_due/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventDnsRefreshed}, Guard: "by_dns", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_wanted = 1"}, Implements: []string{"R18", "R20"}, Doc: "In failback mode dns_ttl, the primary's records were looked up again; probe it now or once the calls end (R18, R20)."},
+	{ID: "dns_due/3", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventDnsRefreshed}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R18", "R20"}, Doc: "In failback mode dns_ttl, the primary's records were looked up again; probe it now or once the calls end (R18, R20)."},
+	{ID: "request_due/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventRequestNew}, Guard: "by_requests && may_probe", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R18", "I5"}, Doc: "In failback mode new_requests, a new request probes the primary first; the request waits for the answer within the primary's budget (R18)."},
+	{ID: "request_due/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventRequestNew}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R18", "I5"}, Doc: "In failback mode new_requests, a new request probes the primary first; the request waits for the answer within the primary's budget (R18)."},
+	{ID: "idle_again/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventCallsEnded}, Guard: "probe_wanted == 1 && failback_enabled", To: LineStateProbing, Reenter: false, Do: []string{"set probe_wanted = 0"}, Implements: []string{"R18"}, Doc: "The line's last call ended; the probe that waited for it runs now (R18)."},
+	{ID: "idle_again/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventCallsEnded}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R18"}, Doc: "The line's last call ended; the probe that waited for it runs now (R18)."},
+	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "!may_probe", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe", "set probe_wanted = 1"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
+	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "deregister_after_failback || !contact_shared", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
+	{ID: "failback/3", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
 	{ID: "probe_challenged/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "probe_challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_challenges = probe_challenges + 1", "cancel probe", "arm probe", "send_probe_auth"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_challenged/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_asked_again/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeRetry}, Guard: "probe_retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_retries = probe_retries + 1", "cancel probe", "arm probe", "send_probe_again"}, Implements: []string{"R1", "R10", "I1"}, Doc: "The primary asked for the probe again (423, a stale nonce): it is sent again at most twice, so that a primary that is up is not left for another Failback Interval (I1); a third time counts as a failed probe (R11)."},
@@ -716,8 +760,10 @@ var lineEvents = looplab.Events{
 	{Name: "unavailable/1", Src: []string{"registering", "retrying"}, Dst: "all_failed"},
 	{Name: "unavailable/2", Src: []string{"registering", "retrying"}, Dst: "retrying"},
 	{Name: "refresh", Src: []string{"primary_registered"}, Dst: "primary_registered"},
-	{Name: "refresh", Src: []string{"backup_registered"}, Dst: "backup_registered"},
 	{Name: "refresh", Src: []string{"probing"}, Dst: "probing"},
+	{Name: "refresh_backup/1", Src: []string{"backup_registered"}, Dst: "probing"},
+	{Name: "refresh_backup/2", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "refresh_backup/3", Src: []string{"backup_registered"}, Dst: "backup_registered"},
 	{Name: "refreshed", Src: []string{"primary_registered"}, Dst: "primary_registered"},
 	{Name: "refreshed", Src: []string{"backup_registered"}, Dst: "backup_registered"},
 	{Name: "refreshed", Src: []string{"probing"}, Dst: "probing"},
@@ -743,9 +789,18 @@ var lineEvents = looplab.Events{
 	{Name: "unregister_from_backup", Src: []string{"backup_registered", "probing"}, Dst: "unregistering"},
 	{Name: "unregister_idle", Src: []string{"all_failed", "failed"}, Dst: "idle"},
 	{Name: "unregistered", Src: []string{"unregistering"}, Dst: "idle"},
-	{Name: "failback_due", Src: []string{"backup_registered"}, Dst: "probing"},
-	{Name: "failback/1", Src: []string{"probing"}, Dst: "primary_registered"},
+	{Name: "failback_due/1", Src: []string{"backup_registered"}, Dst: "probing"},
+	{Name: "failback_due/2", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "dns_due/1", Src: []string{"backup_registered"}, Dst: "probing"},
+	{Name: "dns_due/2", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "dns_due/3", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "request_due/1", Src: []string{"backup_registered"}, Dst: "probing"},
+	{Name: "request_due/2", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "idle_again/1", Src: []string{"backup_registered"}, Dst: "probing"},
+	{Name: "idle_again/2", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "failback/1", Src: []string{"probing"}, Dst: "backup_registered"},
 	{Name: "failback/2", Src: []string{"probing"}, Dst: "primary_registered"},
+	{Name: "failback/3", Src: []string{"probing"}, Dst: "primary_registered"},
 	{Name: "probe_challenged/1", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "probe_challenged/2", Src: []string{"probing"}, Dst: "backup_registered"},
 	{Name: "probe_asked_again/1", Src: []string{"probing"}, Dst: "probing"},
@@ -813,6 +868,50 @@ func (m *LineMachine) Budget() Duration { return m.derivedBudget(&m.vars) }
 
 func (m *LineMachine) derivedBudget(v *LineVars) Duration {
 	return pick(m.derivedIsLast(v), (Duration(64) * m.params.T1), min((Duration(64)*m.params.T1), pick(m.params.CountMode, timerETotal(m.derivedTransmissions(v), m.params.T1, m.params.T2), m.params.RetryTime)))
+}
+
+// PrimaryBudget is primary_budget: The retry budget of the primary, which is never the last server
+// while the line is on another: what a new request waits for the probe in failback mode
+// new_requests (R18).
+func (m *LineMachine) PrimaryBudget() Duration { return m.derivedPrimaryBudget(&m.vars) }
+
+func (m *LineMachine) derivedPrimaryBudget(v *LineVars) Duration {
+	return min((Duration(64) * m.params.T1), pick(m.params.CountMode, timerETotal(m.derivedTransmissions(v), m.params.T1, m.params.T2), m.params.RetryTime))
+}
+
+// ByDuration is by_duration: Failback on, in mode duration.
+func (m *LineMachine) ByDuration() bool { return m.derivedByDuration(&m.vars) }
+
+func (m *LineMachine) derivedByDuration(v *LineVars) bool {
+	return (m.params.FailbackEnabled && (m.params.FailbackMode == 0))
+}
+
+// ByRegistration is by_registration: Failback on, in mode registration.
+func (m *LineMachine) ByRegistration() bool { return m.derivedByRegistration(&m.vars) }
+
+func (m *LineMachine) derivedByRegistration(v *LineVars) bool {
+	return (m.params.FailbackEnabled && (m.params.FailbackMode == 1))
+}
+
+// ByRequests is by_requests: Failback on, in mode new_requests.
+func (m *LineMachine) ByRequests() bool { return m.derivedByRequests(&m.vars) }
+
+func (m *LineMachine) derivedByRequests(v *LineVars) bool {
+	return (m.params.FailbackEnabled && (m.params.FailbackMode == 2))
+}
+
+// ByDns is by_dns: Failback on, in mode dns_ttl.
+func (m *LineMachine) ByDns() bool { return m.derivedByDns(&m.vars) }
+
+func (m *LineMachine) derivedByDns(v *LineVars) bool {
+	return (m.params.FailbackEnabled && (m.params.FailbackMode == 3))
+}
+
+// MayProbe is may_probe: No call of the line holds the probe back (R18).
+func (m *LineMachine) MayProbe() bool { return m.derivedMayProbe(&m.vars) }
+
+func (m *LineMachine) derivedMayProbe(v *LineVars) bool {
+	return !(m.params.FailbackWhenIdle && m.params.CallsUp)
 }
 
 // MaxTransmissions is max_transmissions: Cap on transmissions to the current server (0: none;
@@ -893,7 +992,7 @@ func (m *LineMachine) exitPrimaryRegistered(v *LineVars, fired LineTimer, transi
 }
 
 func (m *LineMachine) enterBackupRegistered(v *LineVars, transition string) error {
-	if m.params.FailbackEnabled {
+	if m.derivedByDuration(v) {
 		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFailback, After: m.params.FailbackInterval, Jitter: 0})
 	}
 	_, _ = v, transition
@@ -912,7 +1011,7 @@ func (m *LineMachine) enterProbing(v *LineVars, transition string) error {
 	v.ProbeChallenges = 0
 	v.ProbeRetries = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendProbe})
-	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: pick(m.derivedByRequests(v), m.derivedPrimaryBudget(v), (Duration(64) * m.params.T1)), Jitter: 0})
 	_, _ = v, transition
 	return nil
 }
@@ -1012,7 +1111,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1148,7 +1247,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1289,7 +1388,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1474,7 +1573,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1499,10 +1598,34 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				}()
 			}
 		case LineEventTimerRefresh:
-			// Transition refresh: Refresh the registration on the current server before it expires, under the
-			// retry budget (I8).
-			{
-				step.Transition, step.To = "refresh", LineStateBackupRegistered
+			// Transition refresh_backup: Refresh the registration on the lower-priority server (I8); in
+			// failback mode registration, probe the primary at the same time, or once the line's last call has
+			// ended (R18).
+			if m.derivedByRegistration(v) && m.derivedMayProbe(v) {
+				step.Transition, step.To = "refresh_backup/1", LineStateProbing
+				err = func() error {
+					if err := m.exitBackupRegistered(v, fired, "refresh_backup/1"); err != nil {
+						return err
+					}
+					v.Challenges = 0
+					v.Retries = 0
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					v.ProbeWanted = 0
+					return m.enterProbing(v, "refresh_backup/1")
+				}()
+			} else if m.derivedByRegistration(v) {
+				step.Transition, step.To = "refresh_backup/2", LineStateBackupRegistered
+				err = func() error {
+					v.Challenges = 0
+					v.Retries = 0
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendRegister})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBudget, After: m.derivedBudget(v), Jitter: 0})
+					v.ProbeWanted = 1
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "refresh_backup/3", LineStateBackupRegistered
 				err = func() error {
 					v.Challenges = 0
 					v.Retries = 0
@@ -1640,6 +1763,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					v.ProbeWanted = 0
 					return m.enterRegistering(v, "backup_lost")
 				}()
 			}
@@ -1662,14 +1786,79 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 			}
 		case LineEventTimerFailback:
 			// Transition failback_due: The failback timer fired; probe the primary with an independent REGISTER
-			// (R10).
-			{
-				step.Transition, step.To = "failback_due", LineStateProbing
+			// (R10), or, while a call of the line is up and failback waits for idle, once the last call has
+			// ended (R18).
+			if m.derivedMayProbe(v) {
+				step.Transition, step.To = "failback_due/1", LineStateProbing
 				err = func() error {
-					if err := m.exitBackupRegistered(v, fired, "failback_due"); err != nil {
+					if err := m.exitBackupRegistered(v, fired, "failback_due/1"); err != nil {
 						return err
 					}
-					return m.enterProbing(v, "failback_due")
+					return m.enterProbing(v, "failback_due/1")
+				}()
+			} else {
+				step.Transition, step.To = "failback_due/2", LineStateBackupRegistered
+				err = func() error {
+					v.ProbeWanted = 1
+					return nil
+				}()
+			}
+		case LineEventDnsRefreshed:
+			// Transition dns_due: In failback mode dns_ttl, the primary's records were looked up again; probe
+			// it now or once the calls end (R18, R20).
+			if m.derivedByDns(v) && m.derivedMayProbe(v) {
+				step.Transition, step.To = "dns_due/1", LineStateProbing
+				err = func() error {
+					if err := m.exitBackupRegistered(v, fired, "dns_due/1"); err != nil {
+						return err
+					}
+					v.ProbeWanted = 0
+					return m.enterProbing(v, "dns_due/1")
+				}()
+			} else if m.derivedByDns(v) {
+				step.Transition, step.To = "dns_due/2", LineStateBackupRegistered
+				err = func() error {
+					v.ProbeWanted = 1
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "dns_due/3", LineStateBackupRegistered
+				err = func() error {
+					return nil
+				}()
+			}
+		case LineEventRequestNew:
+			// Transition request_due: In failback mode new_requests, a new request probes the primary first;
+			// the request waits for the answer within the primary's budget (R18).
+			if m.derivedByRequests(v) && m.derivedMayProbe(v) {
+				step.Transition, step.To = "request_due/1", LineStateProbing
+				err = func() error {
+					if err := m.exitBackupRegistered(v, fired, "request_due/1"); err != nil {
+						return err
+					}
+					return m.enterProbing(v, "request_due/1")
+				}()
+			} else {
+				step.Transition, step.To = "request_due/2", LineStateBackupRegistered
+				err = func() error {
+					return nil
+				}()
+			}
+		case LineEventCallsEnded:
+			// Transition idle_again: The line's last call ended; the probe that waited for it runs now (R18).
+			if (v.ProbeWanted == 1) && m.params.FailbackEnabled {
+				step.Transition, step.To = "idle_again/1", LineStateProbing
+				err = func() error {
+					if err := m.exitBackupRegistered(v, fired, "idle_again/1"); err != nil {
+						return err
+					}
+					v.ProbeWanted = 0
+					return m.enterProbing(v, "idle_again/1")
+				}()
+			} else {
+				step.Transition, step.To = "idle_again/2", LineStateBackupRegistered
+				err = func() error {
+					return nil
 				}()
 			}
 		case LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
@@ -1838,6 +2027,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					v.ProbeWanted = 0
 					return m.enterRegistering(v, "backup_lost")
 				}()
 			}
@@ -1861,22 +2051,20 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		case LineEventProbe2xx:
 			// Transition failback: The primary answered the probe: switch to it, stop refreshing the backup,
 			// and de-register there if configured, or if its binding is another Contact than the primary's
-			// (R10, R12, I1).
-			if m.params.DeregisterAfterFailback || !m.params.ContactShared {
-				step.Transition, step.To = "failback/1", LineStatePrimaryRegistered
+			// (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when
+			// failback waits for idle: the probe runs again once the last call has ended, and the binding it
+			// made expires (R18).
+			if !m.derivedMayProbe(v) {
+				step.Transition, step.To = "failback/1", LineStateBackupRegistered
 				err = func() error {
 					if err := m.exitProbing(v, fired, "failback/1"); err != nil {
 						return err
 					}
-					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
-					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
-					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAdoptProbe})
-					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionDeregisterBackup})
-					v.Server = 0
-					v.Failures = 0
-					return m.enterPrimaryRegistered(v, "failback/1")
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
+					v.ProbeWanted = 1
+					return m.enterBackupRegistered(v, "failback/1")
 				}()
-			} else {
+			} else if m.params.DeregisterAfterFailback || !m.params.ContactShared {
 				step.Transition, step.To = "failback/2", LineStatePrimaryRegistered
 				err = func() error {
 					if err := m.exitProbing(v, fired, "failback/2"); err != nil {
@@ -1885,9 +2073,23 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAdoptProbe})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionDeregisterBackup})
 					v.Server = 0
 					v.Failures = 0
 					return m.enterPrimaryRegistered(v, "failback/2")
+				}()
+			} else {
+				step.Transition, step.To = "failback/3", LineStatePrimaryRegistered
+				err = func() error {
+					if err := m.exitProbing(v, fired, "failback/3"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAdoptProbe})
+					v.Server = 0
+					v.Failures = 0
+					return m.enterPrimaryRegistered(v, "failback/3")
 				}()
 			}
 		case LineEventProbeChallenge:
@@ -1902,7 +2104,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 						v.ProbeChallenges = x
 					}
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerProbe})
-					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: pick(m.derivedByRequests(v), m.derivedPrimaryBudget(v), (Duration(64) * m.params.T1)), Jitter: 0})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendProbeAuth})
 					return nil
 				}()
@@ -1929,7 +2131,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 						v.ProbeRetries = x
 					}
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerProbe})
-					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: (Duration(64) * m.params.T1), Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerProbe, After: pick(m.derivedByRequests(v), m.derivedPrimaryBudget(v), (Duration(64) * m.params.T1)), Jitter: 0})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendProbeAgain})
 					return nil
 				}()
@@ -1956,7 +2158,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterBackupRegistered(v, "probe_failed")
 				}()
 			}
-		case LineEventLookupFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1996,7 +2198,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_round")
 				}()
 			}
-		case LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2042,7 +2244,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_after_failure")
 				}()
 			}
-		case LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2123,7 +2325,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterIdle(v, "unregistered")
 				}()
 			}
-		case LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}

@@ -12,7 +12,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "524e823a342474f64ce23aedb2bc3e9a4a8adb5ffa4db41c0541f20ebe631cc7"
+const RequestModelSHA256 = "7245613752ac5b30a14c9d53f8a48609a3e5047821e55a509c6a4b4d6d0a0c2a"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"
@@ -253,6 +253,10 @@ type RequestParams struct {
 	// RetryCounts is retry_counts: Transmissions of a request to a server before it counts as
 	// unavailable (R3). Setting: SIPN Signal Retry Counts.
 	RetryCounts int
+	// InviteRetryCounts is invite_retry_counts: Transmissions of an INVITE to a server before it
+	// counts as unavailable, as desk phones' invite_retry_counts (R19); by default Signal Retry
+	// Counts. Setting: invite_retry_counts.
+	InviteRetryCounts int
 	// RetryTime is retry_time: Time budget of a request to a server in time mode (R3).
 	RetryTime Duration
 	// T1 is t1: RFC 3261 T1, the round-trip estimate.
@@ -266,6 +270,10 @@ type RequestParams struct {
 	FirstServer int
 	// LineRegistered is line_registered: The line is registered now (the runtime keeps this current).
 	LineRegistered bool
+	// HoldForProbe is hold_for_probe: The line is probing the primary in failback mode new_requests
+	// (R18): a new request waits for the probe's answer, and goes where the line is then. The runtime
+	// keeps this current.
+	HoldForProbe bool
 	// LineDown is line_down: The line is neither registered nor trying to register (idle,
 	// unregistering, failed, all-failed); the runtime keeps this current. A request then has no
 	// failover to wait for.
@@ -296,6 +304,12 @@ func (p RequestParams) Validate() error {
 	}
 	if p.RetryCounts > 10 {
 		errs = append(errs, &ParamError{"request", "retry_counts", fmt.Sprintf("%v is above the maximum 10", p.RetryCounts)})
+	}
+	if p.InviteRetryCounts < 1 {
+		errs = append(errs, &ParamError{"request", "invite_retry_counts", fmt.Sprintf("%v is below the minimum 1", p.InviteRetryCounts)})
+	}
+	if p.InviteRetryCounts > 10 {
+		errs = append(errs, &ParamError{"request", "invite_retry_counts", fmt.Sprintf("%v is above the maximum 10", p.InviteRetryCounts)})
 	}
 	if p.RetryTime < 1000000 {
 		errs = append(errs, &ParamError{"request", "retry_time", fmt.Sprintf("%v is below the minimum 1ms", p.RetryTime)})
@@ -449,10 +463,11 @@ type RequestTransition struct {
 
 // RequestTransitions is the model's transition table, one entry per branch.
 var RequestTransitions = [...]RequestTransition{
-	{ID: "send/1", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "in_dialog", To: RequestStateSending, Reenter: false, Do: []string{"set server = first_server"}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/2", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_registered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/3", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_down", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/4", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register; with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/1", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "in_dialog", To: RequestStateSending, Reenter: false, Do: []string{"set server = first_server"}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/2", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "hold_for_probe", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/3", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_registered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/4", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_down", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/5", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
 	{ID: "provisional/1", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespProvisional}, Guard: "is_invite", To: RequestStateProceeding, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "A 1xx shows the server is alive. An INVITE stops its budget and waits for the final answer; a non-INVITE keeps its budget (RFC 3261 17.1.2.2)."},
 	{ID: "provisional/2", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespProvisional}, Guard: "", To: RequestStateUnknown, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "A 1xx shows the server is alive. An INVITE stops its budget and waits for the final answer; a non-INVITE keeps its budget (RFC 3261 17.1.2.2)."},
 	{ID: "answered", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventResp2xx, RequestEventRespFinal}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A final answer ends the request; a non-2xx one is reported and does not fail over (R1)."},
@@ -464,7 +479,8 @@ var RequestTransitions = [...]RequestTransition{
 	{ID: "unavailable/2", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_moved", To: RequestStateSending, Reenter: true, Do: []string{"abandon_request", "set server = line_server"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
 	{ID: "unavailable/3", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_down", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
 	{ID: "unavailable/4", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "", To: RequestStateAwaitingLine, Reenter: true, Do: []string{"abandon_request", "line_failover"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
-	{ID: "line_ready", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineRegistered}, Guard: "", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"R6", "R7", "I5"}, Doc: "The line's REGISTER on another server got 200 OK; only now does the request go there (R6, R7, I5)."},
+	{ID: "line_ready/1", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineRegistered}, Guard: "hold_for_probe", To: RequestStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R6", "R7", "I5"}, Doc: "The line's REGISTER on another server got 200 OK; only now does the request go there (R6, R7, I5)."},
+	{ID: "line_ready/2", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineRegistered}, Guard: "", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"R6", "R7", "I5"}, Doc: "The line's REGISTER on another server got 200 OK; only now does the request go there (R6, R7, I5)."},
 	{ID: "line_down", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineDown, RequestEventTimerLineWait}, Guard: "", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R9", "I6"}, Doc: "The line could not register anywhere in time; the request fails with that reason (R9, I6)."},
 	{ID: "no_answer", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventTimerRing}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{"send_cancel"}, Implements: []string{"I6"}, Doc: "The INVITE rang without a final answer for ring_timeout; it is cancelled."},
 	{ID: "cancel_ringing", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventUserCancel}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{"send_cancel"}, Implements: []string{}, Doc: "The user gave up while the far end rang; CANCEL the INVITE."},
@@ -475,7 +491,7 @@ var requestAllowed = [7][7]bool{
 	RequestStateIdle:         {RequestStateSending: true, RequestStateAwaitingLine: true, RequestStateFailed: true},
 	RequestStateSending:      {RequestStateSending: true, RequestStateProceeding: true, RequestStateAwaitingLine: true, RequestStateDone: true, RequestStateFailed: true},
 	RequestStateProceeding:   {RequestStateSending: true, RequestStateProceeding: true, RequestStateAwaitingLine: true, RequestStateDone: true, RequestStateFailed: true},
-	RequestStateAwaitingLine: {RequestStateSending: true, RequestStateDone: true, RequestStateFailed: true},
+	RequestStateAwaitingLine: {RequestStateSending: true, RequestStateAwaitingLine: true, RequestStateDone: true, RequestStateFailed: true},
 }
 
 // RequestAllowed reports whether the model has a transition from one state to
@@ -509,9 +525,10 @@ type RequestMachine struct {
 // requestEvents is the looplab wiring: one event per branch of the model.
 var requestEvents = looplab.Events{
 	{Name: "send/1", Src: []string{"idle"}, Dst: "sending"},
-	{Name: "send/2", Src: []string{"idle"}, Dst: "sending"},
-	{Name: "send/3", Src: []string{"idle"}, Dst: "failed"},
-	{Name: "send/4", Src: []string{"idle"}, Dst: "awaiting_line"},
+	{Name: "send/2", Src: []string{"idle"}, Dst: "awaiting_line"},
+	{Name: "send/3", Src: []string{"idle"}, Dst: "sending"},
+	{Name: "send/4", Src: []string{"idle"}, Dst: "failed"},
+	{Name: "send/5", Src: []string{"idle"}, Dst: "awaiting_line"},
 	{Name: "provisional/1", Src: []string{"sending"}, Dst: "proceeding"},
 	{Name: "provisional/2", Src: []string{"sending"}, Dst: "sending"},
 	{Name: "answered", Src: []string{"sending", "proceeding"}, Dst: "done"},
@@ -523,7 +540,8 @@ var requestEvents = looplab.Events{
 	{Name: "unavailable/2", Src: []string{"sending", "proceeding"}, Dst: "sending"},
 	{Name: "unavailable/3", Src: []string{"sending", "proceeding"}, Dst: "failed"},
 	{Name: "unavailable/4", Src: []string{"sending", "proceeding"}, Dst: "awaiting_line"},
-	{Name: "line_ready", Src: []string{"awaiting_line"}, Dst: "sending"},
+	{Name: "line_ready/1", Src: []string{"awaiting_line"}, Dst: "awaiting_line"},
+	{Name: "line_ready/2", Src: []string{"awaiting_line"}, Dst: "sending"},
 	{Name: "line_down", Src: []string{"awaiting_line"}, Dst: "failed"},
 	{Name: "no_answer", Src: []string{"proceeding"}, Dst: "done"},
 	{Name: "cancel_ringing", Src: []string{"proceeding"}, Dst: "done"},
@@ -575,10 +593,12 @@ func (m *RequestMachine) derivedIsLast(v *RequestVars) bool {
 }
 
 // Transmissions is transmissions: R3 decision, as in the line model; "N times" counts the first
-// transmission.
+// transmission. An INVITE has a budget of its own (R19).
 func (m *RequestMachine) Transmissions() int { return m.derivedTransmissions(&m.vars) }
 
-func (m *RequestMachine) derivedTransmissions(v *RequestVars) int { return m.params.RetryCounts }
+func (m *RequestMachine) derivedTransmissions(v *RequestVars) int {
+	return pick(m.params.IsInvite, m.params.InviteRetryCounts, m.params.RetryCounts)
+}
 
 // Budget is budget: Time the request may take on its server before the server counts as unavailable
 // (R3, R4); never more than 64*T1.
@@ -708,8 +728,9 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		switch ev {
 		case RequestEventUserSend:
 			// Transition send: An in-dialog request goes through its dialog's server (I10); a new one to the
-			// server the line is registered on (I5), or it waits for the line to register; with the line down
-			// (not even trying) it fails at once (I6).
+			// server the line is registered on (I5), or it waits for the line to register, or for the answer of
+			// the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it
+			// fails at once (I6).
 			if m.params.InDialog {
 				step.Transition, step.To = "send/1", RequestStateSending
 				err = func() error {
@@ -723,34 +744,42 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					}
 					return m.enterSending(v, "send/1")
 				}()
-			} else if m.params.LineRegistered {
-				step.Transition, step.To = "send/2", RequestStateSending
+			} else if m.params.HoldForProbe {
+				step.Transition, step.To = "send/2", RequestStateAwaitingLine
 				err = func() error {
 					if err := m.exitIdle(v, fired, "send/2"); err != nil {
 						return err
 					}
-					if x := m.params.LineServer; x < 0 || x > 7 {
-						return &VarRangeError{Machine: "request", Transition: "send/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
-					} else {
-						v.Server = x
-					}
-					return m.enterSending(v, "send/2")
+					return m.enterAwaitingLine(v, "send/2")
 				}()
-			} else if m.params.LineDown {
-				step.Transition, step.To = "send/3", RequestStateFailed
+			} else if m.params.LineRegistered {
+				step.Transition, step.To = "send/3", RequestStateSending
 				err = func() error {
 					if err := m.exitIdle(v, fired, "send/3"); err != nil {
 						return err
 					}
-					return m.enterFailed(v, "send/3")
+					if x := m.params.LineServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "send/3", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					return m.enterSending(v, "send/3")
 				}()
-			} else {
-				step.Transition, step.To = "send/4", RequestStateAwaitingLine
+			} else if m.params.LineDown {
+				step.Transition, step.To = "send/4", RequestStateFailed
 				err = func() error {
 					if err := m.exitIdle(v, fired, "send/4"); err != nil {
 						return err
 					}
-					return m.enterAwaitingLine(v, "send/4")
+					return m.enterFailed(v, "send/4")
+				}()
+			} else {
+				step.Transition, step.To = "send/5", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitIdle(v, fired, "send/5"); err != nil {
+						return err
+					}
+					return m.enterAwaitingLine(v, "send/5")
 				}()
 			}
 		case RequestEventUserCancel, RequestEventRespProvisional, RequestEventResp2xx, RequestEventRespFinal, RequestEventRespChallenge, RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventServerHeldOff, RequestEventLineRegistered, RequestEventLineDown:
@@ -994,18 +1023,23 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		case RequestEventLineRegistered:
 			// Transition line_ready: The line's REGISTER on another server got 200 OK; only now does the
 			// request go there (R6, R7, I5).
-			{
-				step.Transition, step.To = "line_ready", RequestStateSending
+			if m.params.HoldForProbe {
+				step.Transition, step.To = "line_ready/1", RequestStateAwaitingLine
 				err = func() error {
-					if err := m.exitAwaitingLine(v, fired, "line_ready"); err != nil {
+					return nil
+				}()
+			} else {
+				step.Transition, step.To = "line_ready/2", RequestStateSending
+				err = func() error {
+					if err := m.exitAwaitingLine(v, fired, "line_ready/2"); err != nil {
 						return err
 					}
 					if x := m.params.LineServer; x < 0 || x > 7 {
-						return &VarRangeError{Machine: "request", Transition: "line_ready", Var: "server", Value: int64(x), Min: 0, Max: 7}
+						return &VarRangeError{Machine: "request", Transition: "line_ready/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
 					} else {
 						v.Server = x
 					}
-					return m.enterSending(v, "line_ready")
+					return m.enterSending(v, "line_ready/2")
 				}()
 			}
 		case RequestEventLineDown, RequestEventTimerLineWait:

@@ -12,18 +12,22 @@ import (
 
 // Settings are what the checker needs to know of a line's settings.
 type Settings struct {
-	Servers          int
-	Reliable         bool // TCP or TLS: one transmission per request
-	CountMode        bool
-	RetryCounts      int
-	RetryTime        time.Duration
-	T1, T2           time.Duration
-	FailbackEnabled  bool
-	FailbackInterval time.Duration
-	BackoffBase      time.Duration
-	BackoffMax       time.Duration
-	Keepalive        time.Duration // 0: off
-	RTT              time.Duration // the largest round trip, delays included
+	Servers           int
+	Reliable          bool // TCP or TLS: one transmission per request
+	CountMode         bool
+	RetryCounts       int
+	InviteRetryCounts int // an INVITE's own transmissions (R19); 0: RetryCounts
+	RetryTime         time.Duration
+	T1, T2            time.Duration
+	FailbackEnabled   bool
+	FailbackInterval  time.Duration
+	BackoffBase       time.Duration
+	BackoffMax        time.Duration
+	Keepalive         time.Duration // 0: off
+	RTT               time.Duration // the largest round trip, delays included
+	FailbackMode      string        // duration (or ""), registration, new_requests, dns_ttl (R18)
+	FailbackWhenIdle  bool          // no failback while a call holds the line (R18)
+	RefreshBound      time.Duration // the longest the line may go between refreshes: the longest expiry it may ask
 }
 
 // timerE is the time from the first of n transmissions until RFC 3261 Timer
@@ -46,6 +50,24 @@ func (s Settings) Budget(i int) time.Duration {
 		return min(64*s.T1, s.timerE(s.RetryCounts))
 	}
 	return min(64*s.T1, s.RetryTime)
+}
+
+// budgetOf is the retry budget of server i for a request of method: an
+// INVITE counts its own transmissions (R19).
+func (s Settings) budgetOf(method string, i int) time.Duration {
+	if method == "INVITE" && s.InviteRetryCounts > 0 {
+		s.RetryCounts = s.InviteRetryCounts
+	}
+	return s.Budget(i)
+}
+
+// transmissionsOf is the most transmissions of a request of method to a
+// server that is not the last, in count mode (R3, R19).
+func (s Settings) transmissionsOf(method string) int {
+	if method == "INVITE" && s.InviteRetryCounts > 0 {
+		return s.InviteRetryCounts
+	}
+	return s.RetryCounts
 }
 
 // RoundBound is how long a round through every server may take: each budget
@@ -86,12 +108,22 @@ type Trace struct {
 	Env         []EnvChange                // every server's initial behaviour at 0, then each change
 	Users       []time.Duration            // user actions
 	Requests    []RequestRecord            // out-of-dialog requests the user sent (R8)
+	Holds       []HoldChange               // when calls began and stopped holding the line (R18)
 }
 
 // RequestRecord is one request the user sent: when, and when it ended (-1
-// while it runs).
+// while it runs). New: a new request (a MESSAGE, a call's INVITE), not one
+// of a dialog.
 type RequestRecord struct {
 	At, Ended time.Duration
+	New       bool
+}
+
+// HoldChange says that from At a call of the line has a dialog (Holds), or
+// none has.
+type HoldChange struct {
+	At    time.Duration
+	Holds bool
 }
 
 // Violation is an invariant of SPEC.md that a trace breaks.
@@ -282,12 +314,12 @@ func (c *checker) i4() {
 			switch {
 			case tr.Reliable && len(rs) > 1:
 				c.report("I4", last, "%d transmissions of one %s to server %d over TCP", len(rs), rs[0].Method, s)
-			case s < tr.Servers-1 && tr.CountMode && len(rs) > tr.RetryCounts:
-				c.report("I4", last, "%d transmissions of one %s to server %d; the budget is %d", len(rs), rs[0].Method, s, tr.RetryCounts)
+			case s < tr.Servers-1 && tr.CountMode && len(rs) > tr.transmissionsOf(rs[0].Method):
+				c.report("I4", last, "%d transmissions of one %s to server %d; the budget is %d", len(rs), rs[0].Method, s, tr.transmissionsOf(rs[0].Method))
 			case last-first > 64*tr.T1:
 				c.report("I4", last, "%s to server %d retransmitted for %v, past 64*T1", rs[0].Method, s, last-first)
-			case s < tr.Servers-1 && !tr.CountMode && last-first > tr.Budget(s):
-				c.report("I4", last, "%s to server %d retransmitted for %v, past its %v budget", rs[0].Method, s, last-first, tr.Budget(s))
+			case s < tr.Servers-1 && !tr.CountMode && last-first > tr.budgetOf(rs[0].Method, s):
+				c.report("I4", last, "%s to server %d retransmitted for %v, past its %v budget", rs[0].Method, s, last-first, tr.budgetOf(rs[0].Method, s))
 			}
 		}
 	}
@@ -308,6 +340,9 @@ func (s Settings) RateBound(u int) int {
 	n := 15 + per(s.BackoffBase/2) + per(s.Keepalive) + 1 + 2*u
 	if s.FailbackEnabled {
 		n += per(s.FailbackInterval)
+	}
+	if s.FailbackEnabled && s.FailbackMode == "new_requests" {
+		n += u // a probe of the primary for each new request (R18)
 	}
 	return 4 * n
 }
@@ -516,6 +551,9 @@ type event struct {
 	bind  *runtimetest.SimBinding // a binding granted or removed
 	srv   int                     // the server of bind
 	check bool                    // a binding expiry: a moment to look at I8
+	hold  *HoldChange
+	// newRequest: the user started a new request (R18's new_requests)
+	newRequest bool
 }
 
 // timeline merges everything that happened, in time order.
@@ -527,6 +565,14 @@ func (c *checker) timeline() []event {
 	}
 	for _, u := range tr.Users {
 		ev = append(ev, event{at: u, order: 1, user: true})
+	}
+	for i := range tr.Holds {
+		ev = append(ev, event{at: tr.Holds[i].At, order: 0, hold: &tr.Holds[i]})
+	}
+	for _, r := range tr.Requests {
+		if r.New {
+			ev = append(ev, event{at: r.At, order: 1, newRequest: true})
+		}
 	}
 	for i := range tr.Transitions {
 		ev = append(ev, event{at: tr.Transitions[i].At, order: 2, tr: &tr.Transitions[i]})
@@ -578,10 +624,21 @@ func (c *checker) walk() {
 	}
 	i6trying := &window{id: "I6", bound: tr.RoundBound(), start: -1, what: "trying servers for longer than all the budgets allow"}
 	i6failed := &window{id: "I6", bound: tr.BackoffMax + tr.RTT, start: -1, what: "all-failed without trying again within the back-off"}
+	// I1 as R18 amends it: a probe comes every Failback Interval (mode
+	// duration), at each refresh (registration), or with a new request
+	// (new_requests, a window of its own); never while a call holds the
+	// line when failback waits for idle.
 	i1 := &window{id: "I1", bound: tr.FailbackInterval + 64*tr.T1 + 4*tr.RTT, start: -1, what: "on a lower-priority server with the primary and that server up, not back on the primary"}
+	if tr.FailbackMode == "registration" {
+		i1.bound = tr.RefreshBound + 64*tr.T1 + 4*tr.RTT
+		i1.what += " by the next refresh"
+	}
+	i1req := &window{id: "I1", bound: 4 * (tr.Budget(0) + 2*tr.RTT), start: -1,
+		what: "a new request on a lower-priority server with the primary up (failback mode new_requests), and the line not on the primary"}
+	holding := false
 	i2 := &window{id: "I2", bound: tr.RoundBound(), start: -1, what: "the current server failed while another was up, and the line did not register on an up server"}
 	i2server := -1
-	windows := []*window{i6trying, i6failed, i1, i2}
+	windows := []*window{i6trying, i6failed, i1, i1req, i2}
 	var regFrom time.Duration = -1
 	judge := func(at time.Duration) {
 		for _, w := range windows {
@@ -616,6 +673,8 @@ func (c *checker) walk() {
 		case e.check:
 			c.i8at(e.at, s, regFrom)
 			continue
+		case e.hold != nil:
+			holding = e.hold.Holds
 		}
 		if slices.Contains(registered, s.state) && !slices.Contains(registered, prev) {
 			regFrom = e.at
@@ -624,9 +683,20 @@ func (c *checker) walk() {
 		}
 		set(i6trying, slices.Contains(trying, s.state), e.at, e.user)
 		set(i6failed, s.state == "all_failed", e.at, e.user)
-		set(i1, tr.FailbackEnabled && slices.Contains(onBackup, s.state) && s.up[0] && s.up[s.server], e.at, e.user)
+		canFailBack := tr.FailbackEnabled && slices.Contains(onBackup, s.state) && s.up[0] && s.up[s.server] &&
+			!(tr.FailbackWhenIdle && holding)
+		periodic := tr.FailbackMode == "" || tr.FailbackMode == "duration" || tr.FailbackMode == "registration"
+		set(i1, canFailBack && periodic, e.at, e.user)
 		if held := c.heldUntil(0, e.at); i1.start >= 0 && held > i1.start {
 			i1.start = held // no probe goes to the primary before its Retry-After ends (R1)
+		}
+		switch {
+		case !canFailBack || tr.FailbackMode != "new_requests":
+			i1req.start = -1
+		case e.newRequest && i1req.start < 0 && c.heldUntil(0, e.at) <= e.at && s.upSince[0] < e.at:
+			// The primary up before the request, not at the same instant:
+			// things at one instant have no order here.
+			i1req.start = e.at
 		}
 		// I2 opens when the server of a registered line fails (not a user's
 		// re-registration) while another server is up: up before that

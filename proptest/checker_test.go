@@ -94,11 +94,11 @@ func TestEachCheckCanFail(t *testing.T) {
 		{"I7", "a probe with failback off", func(tr *Trace) {
 			tr.FailbackEnabled = false
 			onBackupTrace(tr)
-			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due", Server: 1})
+			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due/1", Server: 1})
 		}},
 		{"I7", "two probes in one probing visit", func(tr *Trace) {
 			onBackupTrace(tr)
-			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due", Server: 1})
+			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due/1", Server: 1})
 			tr.Sends[0] = append(tr.Sends[0],
 				runtimetest.SimRequest{At: 70 * s, Method: "REGISTER", CallID: "probe1", Branch: "p1", Expires: 3600},
 				runtimetest.SimRequest{At: 71 * s, Method: "REGISTER", CallID: "probe2", Branch: "p2", Expires: 3600})

@@ -37,6 +37,8 @@ func drawLineParams(t *rapid.T) fsm.LineParams {
 		BackoffMax:              ms(t, "backoff_max_ms", 60_000, 1800_000),
 		DeregisterAfterFailback: rapid.Bool().Draw(t, "deregister_after_failback"),
 		ContactShared:           rapid.Bool().Draw(t, "contact_shared"),
+		FailbackMode:            rapid.IntRange(0, 3).Draw(t, "failback_mode"),
+		FailbackWhenIdle:        rapid.Bool().Draw(t, "failback_when_idle"),
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("drew invalid params: %v", err)
@@ -232,6 +234,15 @@ func TestLineModel(t *testing.T) {
 			// walks reach deep stories (failover, probe, failback) in few steps.
 			"wander": func(t *rapid.T) {
 				for range rapid.IntRange(1, 20).Draw(t, "steps") {
+					if rapid.IntRange(0, 9).Draw(t, "call") == 0 { // a call comes up or ends (R18)
+						p := m.Params()
+						p.CallsUp = !p.CallsUp
+						m.SetParams(p)
+						if !p.CallsUp {
+							step(fsm.LineEventCallsEnded)
+						}
+						continue
+					}
 					if tm, ok := w.next(); ok && rapid.Bool().Draw(t, "timer") {
 						w.fire(tm)
 						step(tm.Event())
@@ -260,6 +271,15 @@ func TestLineModel(t *testing.T) {
 				}
 				w.fire(tm)
 				step(tm.Event())
+			},
+			// A call of the line gets a dialog, or the last one ends (R18).
+			"calls change": func(t *rapid.T) {
+				p := m.Params()
+				p.CallsUp = !p.CallsUp
+				m.SetParams(p)
+				if !p.CallsUp {
+					step(fsm.LineEventCallsEnded)
+				}
 			},
 			"": func(t *rapid.T) {
 				if err := m.CheckAlways(); err != nil {

@@ -28,6 +28,9 @@ func drawRequestParams(t *rapid.T) fsm.RequestParams {
 		LineServer:     rapid.IntRange(0, n-1).Draw(t, "line_server"),
 		IsInvite:       rapid.Bool().Draw(t, "is_invite"),
 		RingTimeout:    ms(t, "ring_timeout_ms", 1000, 300_000),
+		// R19: an INVITE's own budget; R18: a new request held for the probe.
+		InviteRetryCounts: rapid.IntRange(1, 10).Draw(t, "invite_retry_counts"),
+		HoldForProbe:      rapid.Bool().Draw(t, "hold_for_probe"),
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("drew invalid params: %v", err)
@@ -128,6 +131,7 @@ func TestRequestModel(t *testing.T) {
 			"line registers": func(t *rapid.T) {
 				p.LineRegistered, p.LineDown = true, false
 				p.LineServer = rapid.IntRange(0, p.ServerCount-1).Draw(t, "line_server")
+				p.HoldForProbe = rapid.IntRange(0, 3).Draw(t, "probe_out") == 0 // a probe for new requests (R18)
 				m.SetParams(p)
 				handled(t, fsm.RequestEventLineRegistered)
 			},

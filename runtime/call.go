@@ -192,6 +192,29 @@ func (c *Call) fire(ev fsm.CallEvent, reason string) {
 			w(c.snapshot())
 		}
 	}
+	if holds(step.From) && !holds(step.To) && !c.line.callsUp() {
+		c.line.post(fsm.LineEventCallsEnded, "the line's last call ended")
+	}
+}
+
+// holds says whether a call in state st has a dialog, or is answering one:
+// while one does, a line whose failback waits for idle stays where it is
+// (R18).
+func holds(st fsm.CallState) bool {
+	return st != fsm.CallStateIdle && st != fsm.CallStateDialing && !st.Final()
+}
+
+// callsUp says whether a call of the line holds it; l.mu is held.
+func (l *Line) callsUp() bool {
+	return slices.ContainsFunc(l.calls, func(c *Call) bool { return holds(c.m.State()) })
+}
+
+// syncCallsUp tells the line model whether a call holds the line.
+func (l *Line) syncCallsUp() {
+	if p := l.m.Params(); p.CallsUp != l.callsUp() {
+		p.CallsUp = !p.CallsUp
+		l.m.SetParams(p)
+	}
 }
 
 func (c *Call) perform(effects []fsm.CallEffect) {

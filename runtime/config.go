@@ -128,6 +128,18 @@ type LineConfig struct {
 	// MaxCallDuration is the longest a call may stay up; then the line ends
 	// it with a BYE (I11). Default 4h.
 	MaxCallDuration Duration `yaml:"max_call_duration,omitempty" json:"max_call_duration,omitempty"`
+	// FailbackMode says when a line on a lower-priority server tries the
+	// primary (R18): duration (the default: every FailbackInterval),
+	// registration (at each refresh of the registration it is on),
+	// new_requests (when the user starts a new request), dns_ttl (when the
+	// primary's DNS records are looked up again).
+	FailbackMode string `yaml:"failback_mode,omitempty" json:"failback_mode,omitempty"`
+	// FailbackWhen is idle (the default: no failback while a call of the
+	// line is up) or always (R18).
+	FailbackWhen string `yaml:"failback_when,omitempty" json:"failback_when,omitempty"`
+	// InviteRetryCounts is the transmissions of an INVITE to a server before
+	// it counts as unavailable (R19); default SignalRetryCounts.
+	InviteRetryCounts *int `yaml:"invite_retry_counts,omitempty" json:"invite_retry_counts,omitempty"`
 }
 
 // ServerConfig is one server of a line.
@@ -220,6 +232,15 @@ func (c LineConfig) Defaults() LineConfig {
 	}
 	if c.MaxCallDuration == 0 {
 		c.MaxCallDuration = Duration(4 * time.Hour)
+	}
+	if c.FailbackMode == "" {
+		c.FailbackMode = "duration"
+	}
+	if c.FailbackWhen == "" {
+		c.FailbackWhen = "idle"
+	}
+	if c.InviteRetryCounts == nil {
+		c.InviteRetryCounts = intp(*c.SignalRetryCounts)
 	}
 	for i, s := range c.Servers {
 		if s.Transport == nil {
@@ -335,6 +356,15 @@ func (c Config) Validate() error {
 		}
 		if l.RetryMode != "count" && l.RetryMode != "time" {
 			bad("retry_mode", "%q is not count or time", l.RetryMode)
+		}
+		switch {
+		case !slices.Contains(FailbackModes, l.FailbackMode):
+			bad("failback_mode", "%q is not one of %s", l.FailbackMode, strings.Join(FailbackModes, ", "))
+		case l.FailbackMode == "dns_ttl" && len(l.Servers) > 0 && net.ParseIP(l.Servers[0].Addr) != nil:
+			bad("failback_mode", "dns_ttl tries the primary when its DNS records expire; servers[0].addr %s is an address, which has none", l.Servers[0].Addr)
+		}
+		if l.FailbackWhen != "idle" && l.FailbackWhen != "always" {
+			bad("failback_when", "%q is not idle or always", l.FailbackWhen)
 		}
 		if len(l.Servers) > 0 {
 			// The bounds the models give the params these settings become.

@@ -237,6 +237,7 @@ func (l *Line) drain() {
 			continue
 		}
 		name, last := l.lastOfName(l.m.Vars().Server)
+		l.syncCallsUp()
 		step, err := l.m.Fire(p.ev)
 		if err != nil {
 			l.agent.log.Error("event refused by the model", "line", l.cfg.Name, "event", p.ev.String(), "state", l.m.State().String(), "err", err)
@@ -324,12 +325,16 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 			reason = fmt.Sprintf("no DNS answer for %s within %v", l.keys[l.targets[l.m.Vars().Server].cfg], time.Duration(l.m.Budget()))
 		}
 	case fsm.LineTimerProbe:
+		within := "64*T1"
+		if l.m.ByRequests() {
+			within = time.Duration(l.m.PrimaryBudget()).String() + ", the primary's budget"
+		}
 		switch {
 		case l.probe != nil:
-			reason = fmt.Sprintf("no answer to the probe from %s within 64*T1", l.probe.dst)
+			reason = fmt.Sprintf("no answer to the probe from %s within %s", l.probe.dst, within)
 			l.agent.net.Forget(l.probe.dst)
 		case l.probeWaiting:
-			reason = fmt.Sprintf("no DNS answer for %s within 64*T1", l.keys[l.probeTargets[0].cfg])
+			reason = fmt.Sprintf("no DNS answer for %s within %s", l.keys[l.probeTargets[0].cfg], within)
 		}
 	}
 	l.post(t.Event(), reason)

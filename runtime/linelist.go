@@ -152,11 +152,12 @@ func (l *Line) describe(i int) (name, srv, addr, where string) {
 	return name, s.srv, addr, where
 }
 
-// located hears that a lookup of k ended; it runs on no lock. A REGISTER
-// or a probe waiting for k's answer goes now. Every lookup of a server the
-// line uses ends here, those that refresh an expired answer included: a
-// failback on DNS TTL would start from this.
-func (l *Line) located(k serverKey) {
+// located hears that a lookup of k ended (expired: the one the end of its
+// TTL started); it runs on no lock. A REGISTER or a probe waiting for k's
+// answer goes now. When the primary's records were looked up again at the
+// end of their TTL, the model hears dns.refreshed: failback mode dns_ttl
+// probes then (R18).
+func (l *Line) located(k serverKey, expired bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v, st := l.m.Vars(), l.m.State()
@@ -170,6 +171,8 @@ func (l *Line) located(k serverKey) {
 		l.sendRegister(v.Server, expires, nil)
 	case l.probeWaiting && st == fsm.LineStateProbing && l.keys[l.probeTargets[0].cfg] == k:
 		l.sendProbe(nil)
+	case expired && k == l.keys[0] && st == fsm.LineStateBackupRegistered:
+		l.post(fsm.LineEventDnsRefreshed, "the primary's DNS records were looked up again: "+k.String())
 	}
 	l.drain()
 }

@@ -95,6 +95,7 @@ type located struct {
 	expires time.Time // when to look up again
 	done    bool      // a lookup has ended at least once
 	running bool
+	expired bool // the lookup running is the one the TTL's end started
 	users   []*Line
 	timer   Timer
 }
@@ -225,11 +226,11 @@ func (lc *locator) start(k serverKey, e *located, notify bool) {
 	e.running = true
 	if lc.instant() {
 		ts, ttl, err := lookup{lc.agent, lc.res}.resolve(context.Background(), k)
-		users := lc.finish(k, e, ts, ttl, err)
+		users, expired := lc.finish(k, e, ts, ttl, err)
 		if notify {
 			lc.mu.Unlock()
 			for _, l := range users {
-				l.located(k)
+				l.located(k, expired)
 			}
 			lc.mu.Lock()
 		}
@@ -241,18 +242,20 @@ func (lc *locator) start(k serverKey, e *located, notify bool) {
 		ts, ttl, err := lk.resolve(ctx, k)
 		cancel()
 		lc.mu.Lock()
-		users := lc.finish(k, e, ts, ttl, err)
+		users, expired := lc.finish(k, e, ts, ttl, err)
 		lc.mu.Unlock()
 		for _, l := range users {
-			l.located(k)
+			l.located(k, expired)
 		}
 	}()
 }
 
 // finish records the end of a lookup and arms the next one for when the
-// answer expires; lc.mu is held. It returns the users to tell.
-func (lc *locator) finish(k serverKey, e *located, ts []target, ttl time.Duration, err error) []*Line {
-	e.running, e.done = false, true
+// answer expires; lc.mu is held. It returns the users to tell, and whether
+// the lookup was the one the TTL's end started.
+func (lc *locator) finish(k serverKey, e *located, ts []target, ttl time.Duration, err error) ([]*Line, bool) {
+	expired := e.expired
+	e.running, e.done, e.expired = false, true, false
 	e.err = err
 	if err == nil {
 		e.targets = ts
@@ -269,7 +272,7 @@ func (lc *locator) finish(k serverKey, e *located, ts []target, ttl time.Duratio
 	if len(e.users) > 0 {
 		e.timer = lc.agent.clock.AfterFunc(ttl, func() { lc.refresh(k, e) })
 	}
-	return slices.Clone(e.users)
+	return slices.Clone(e.users), expired
 }
 
 // refresh looks k up again when its answer expires, for as long as a line
@@ -280,6 +283,7 @@ func (lc *locator) refresh(k serverKey, e *located) {
 		lc.mu.Unlock()
 		return
 	}
+	e.expired = true
 	lc.start(k, e, true)
 	lc.mu.Unlock()
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/sipfailover/sipfailover/fsm"
@@ -38,6 +39,8 @@ func lineParams(c LineConfig) fsm.LineParams {
 		BackoffMax:              fsm.Duration(c.BackoffMax),
 		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
 		ContactShared:           contactShared(c),
+		FailbackMode:            slices.Index(FailbackModes, c.FailbackMode),
+		FailbackWhenIdle:        c.FailbackWhen != "always",
 	}
 }
 
@@ -58,6 +61,7 @@ func contactShared(c LineConfig) bool {
 func requestParams(c LineConfig) fsm.RequestParams {
 	return fsm.RequestParams{
 		ServerCount: len(c.Servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
+		InviteRetryCounts: *c.InviteRetryCounts,
 		RetryTime: fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
 		RingTimeout: fsm.Duration(ringTimeout),
 	}
@@ -82,8 +86,13 @@ var settingOf = map[string]string{
 	"server_count": "servers", "failback_interval": "failback_interval", "retry_counts": "signal_retry_counts",
 	"retry_time": "retry_time", "t1": "t1", "t2": "t2", "refresh_interval": "servers[0].ttl",
 	"keepalive_interval": "keepalive_interval", "backoff_base": "backoff_base", "backoff_max": "backoff_max",
-	"max_duration": "max_call_duration", "ring_timeout": "ring timeout",
+	"max_duration": "max_call_duration", "ring_timeout": "ring timeout", "invite_retry_counts": "invite_retry_counts",
+	"failback_mode": "failback_mode",
 }
+
+// FailbackModes are the values of the failback_mode setting, in the order
+// of model/line.yaml's failback_mode param (R18).
+var FailbackModes = []string{"duration", "registration", "new_requests", "dns_ttl"}
 
 // modelProblems checks the settings of line c (defaults filled in) against
 // the bounds of the models' params, and returns each breach as the field

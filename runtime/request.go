@@ -114,6 +114,11 @@ func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, 
 	}
 	r.perform(effects)
 	l.requests = append(l.requests, r)
+	if (call == nil || method == sip.INVITE) && l.m.State() == fsm.LineStateBackupRegistered {
+		// A new request while on a lower-priority server: in failback mode
+		// new_requests it probes the primary first, and waits (R18).
+		l.post(fsm.LineEventRequestNew, string(method))
+	}
 	l.postReq(r, fsm.RequestEventUserSend, "")
 	l.drain()
 	return r, nil
@@ -145,6 +150,7 @@ func (r *Request) updateParams() {
 	p.LineDown = !p.LineRegistered && !st.HasTag(fsm.LineTagTrying)
 	p.LineServer = r.line.m.Vars().Server
 	p.ServerCount = len(r.line.targets)
+	p.HoldForProbe = st == fsm.LineStateProbing && r.line.m.ByRequests()
 	r.m.SetParams(p)
 }
 

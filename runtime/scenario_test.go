@@ -203,6 +203,8 @@ func (s *scenario) configure(kv []string) {
 		cfg.DeregisterBackupAfterFailback = *v
 	}
 	cfg.RetryMode = set["retry_mode"]
+	cfg.FailbackMode, cfg.FailbackWhen = set["failback_mode"], set["failback_when"]
+	cfg.InviteRetryCounts = num("invite_retry_counts")
 	cfg.RetryTime, cfg.T1, cfg.T2 = dur("retry_time"), dur("t1"), dur("t2")
 	cfg.KeepaliveInterval = dur("keepalive")
 	cfg.BackoffBase, cfg.BackoffMax = dur("backoff_base"), dur("backoff_max")
