@@ -62,7 +62,7 @@ func requestParams(c LineConfig) fsm.RequestParams {
 	return fsm.RequestParams{
 		ServerCount: len(c.Servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
 		InviteRetryCounts: *c.InviteRetryCounts,
-		RetryTime: fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
+		RetryTime:         fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
 		RingTimeout: fsm.Duration(ringTimeout),
 	}
 }
