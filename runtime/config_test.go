@@ -143,6 +143,10 @@ func TestLimitsAtBothEdges(t *testing.T) {
 		{"servers[0].ttl", []string{", ttl: 10", ", ttl: 604800"}, []string{", ttl: 9", ", ttl: 604801"}, true},
 		{"servers[0].transport", []string{", transport: 0", ", transport: 3"}, []string{", transport: 2", ", transport: 4", ", transport: -1"}, true},
 		{"signal_retry_counts", []string{"  signal_retry_counts: 1\n", "  signal_retry_counts: 10\n"}, []string{"  signal_retry_counts: 0\n", "  signal_retry_counts: 11\n"}, false},
+		{"invite_retry_counts", []string{"  invite_retry_counts: 1\n", "  invite_retry_counts: 10\n"}, []string{"  invite_retry_counts: 0\n", "  invite_retry_counts: 11\n"}, false},
+		{"failback_mode", []string{"  failback_mode: duration\n", "  failback_mode: registration\n", "  failback_mode: new_requests\n"},
+			[]string{"  failback_mode: sometimes\n", "  failback_mode: dns_ttl\n"}, false}, // dns_ttl: the primary is an address here
+		{"failback_when", []string{"  failback_when: idle\n", "  failback_when: always\n"}, []string{"  failback_when: never\n"}, false},
 		{"failback_interval", []string{"  failback_interval: 1\n", "  failback_interval: 86400\n"},
 			[]string{"  failback_interval: 0\n", "  failback_interval: 86401\n", "  failback_interval: 9223372037\n"}, false},
 		{"t1", []string{"  t1: 1ms\n  t2: 1ms\n"}, []string{"  t1: 999us\n"}, false},

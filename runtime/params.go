@@ -39,7 +39,7 @@ func lineParams(c LineConfig) fsm.LineParams {
 		BackoffMax:              fsm.Duration(c.BackoffMax),
 		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
 		ContactShared:           contactShared(c),
-		FailbackMode:            slices.Index(FailbackModes, c.FailbackMode),
+		FailbackMode:            max(0, slices.Index(FailbackModes, c.FailbackMode)), // an unknown one is reported by Validate
 		FailbackWhenIdle:        c.FailbackWhen != "always",
 	}
 }

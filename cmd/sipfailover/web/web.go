@@ -36,6 +36,13 @@ var templateFS embed.FS
 // transports are the choices of a transport field, as the seed numbers them.
 var transports = map[string]string{"0": "0 (UDP)", "1": "1 (TCP)", "3": "3 (TLS)", "2": "2 (DNS NAPTR chooses)"}
 
+// choices are the options of the other fields that are choices (R18).
+var choices = map[string]map[string]string{
+	"failback_mode": {"duration": "duration (every Failback Interval)", "registration": "registration (at each refresh)",
+		"new_requests": "new_requests (with each new call or message)", "dns_ttl": "dns_ttl (when the primary's DNS records expire)"},
+	"failback_when": {"idle": "idle (never during a call)", "always": "always"},
+}
+
 // formField is what the field templates show of one input.
 type formField struct {
 	Name, Label, Value, Err string
@@ -53,7 +60,11 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		return m
 	},
 	"field": func(name, label string, values, errs map[string]string) formField {
-		return formField{Name: name, Label: label, Value: values[name], Err: errs[name], Options: transports}
+		options := choices[name]
+		if strings.HasSuffix(name, "_transport") {
+			options = transports
+		}
+		return formField{Name: name, Label: label, Value: values[name], Err: errs[name], Options: options}
 	},
 	"diagram": func() template.HTML {
 		svg := docs.LineSVG
@@ -354,7 +365,8 @@ var formFields = []struct{ name, setting string }{
 	{"server2_addr", "servers[1].addr"}, {"server2_port", "servers[1].port"},
 	{"server2_ttl", "servers[1].ttl"}, {"server2_transport", "servers[1].transport"},
 	{"enable_failback", "enable_failback"}, {"failback_interval", "failback_interval"},
-	{"signal_retry_counts", "signal_retry_counts"},
+	{"signal_retry_counts", "signal_retry_counts"}, {"invite_retry_counts", "invite_retry_counts"},
+	{"failback_mode", "failback_mode"}, {"failback_when", "failback_when"},
 }
 
 func (s *Server) choices(c runtime.Config) []lineChoice {
@@ -391,6 +403,9 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		"enable_failback":     strconv.Itoa(*l.EnableFailback),
 		"failback_interval":   strconv.Itoa(*l.FailbackInterval),
 		"signal_retry_counts": strconv.Itoa(*l.SignalRetryCounts),
+		"invite_retry_counts": strconv.Itoa(*l.InviteRetryCounts),
+		"failback_mode":       l.FailbackMode,
+		"failback_when":       l.FailbackWhen,
 	}
 	for i, srv := range l.Servers[:min(2, len(l.Servers))] { // one domain name can stand for both (R20)
 		p := fmt.Sprintf("server%d_", i+1)
@@ -476,6 +491,8 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 	l.EnableFailback = num("enable_failback", l.EnableFailback)
 	l.FailbackInterval = num("failback_interval", l.FailbackInterval)
 	l.SignalRetryCounts = num("signal_retry_counts", l.SignalRetryCounts)
+	l.InviteRetryCounts = num("invite_retry_counts", l.InviteRetryCounts)
+	l.FailbackMode, l.FailbackWhen = v["failback_mode"], v["failback_when"]
 	next.Lines[i] = l
 	return next, errs
 }

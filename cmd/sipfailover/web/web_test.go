@@ -225,7 +225,8 @@ func goodForm(csrf string) url.Values {
 	return url.Values{"csrf": {csrf}, "line": {"1"},
 		"server1_addr": {"10.0.0.1"}, "server1_port": {"5060"}, "server1_ttl": {"3600"}, "server1_transport": {"0"},
 		"server2_addr": {"backup.example.com"}, "server2_port": {"5070"}, "server2_ttl": {"600"}, "server2_transport": {"1"},
-		"enable_failback": {"1"}, "failback_interval": {"900"}, "signal_retry_counts": {"4"}}
+		"enable_failback": {"1"}, "failback_interval": {"900"}, "signal_retry_counts": {"4"},
+		"invite_retry_counts": {"2"}, "failback_mode": {"registration"}, "failback_when": {"always"}}
 }
 
 // TestSubmitApplies: R15, a good form is applied whole: the backup and the
@@ -243,7 +244,8 @@ func TestSubmitApplies(t *testing.T) {
 	l := ts.applied[0].Lines[0]
 	b := l.Servers[1]
 	if b.Addr != "backup.example.com" || *b.Port != 5070 || *b.TTL != 600 || *b.Transport != 1 ||
-		*l.FailbackInterval != 900 || *l.SignalRetryCounts != 4 || l.Password != "line-secret" || l.User != "1001" {
+		*l.FailbackInterval != 900 || *l.SignalRetryCounts != 4 || l.Password != "line-secret" || l.User != "1001" ||
+		*l.InviteRetryCounts != 2 || l.FailbackMode != "registration" || l.FailbackWhen != "always" {
 		t.Fatalf("applied line %+v, backup %+v", l, b)
 	}
 	if ts.applied[0].Lines[1].Servers[0].Addr != "10.0.1.1" {
@@ -269,6 +271,10 @@ func TestBadFormChangesNothing(t *testing.T) {
 		{"negative interval", "failback_interval", "-5", "-5s is below the minimum 1s"},
 		{"script in a field", "server1_addr", `<script>alert(1)</script>`, "neither an IP address nor a domain name"},
 		{"not a number", "signal_retry_counts", "three", "must be a whole number"},
+		{"INVITE budget 11", "invite_retry_counts", "11", "above the maximum 10"},
+		{"unknown failback mode", "failback_mode", "sometimes", "is not one of duration, registration, new_requests, dns_ttl"},
+		{"dns_ttl with an address", "failback_mode", "dns_ttl", "servers[0].addr 10.0.0.1 is an address"},
+		{"unknown failback_when", "failback_when", "never", "is not idle or always"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			form := goodForm(csrf)
