@@ -71,8 +71,11 @@ type world struct {
 	keepalive time.Duration
 	ttl       int // seconds; 0 for the default
 	// srv: the line has one server, the domain sip.interop.test, whose DNS
-	// SRV records (dnsmasq) list the primary, then the backup (R20).
-	srv bool
+	// SRV records (dnsmasq) list the primary, then the backup (R20); with
+	// dnsTTL seconds of TTL (0: a minute).
+	srv    bool
+	dnsTTL int
+	extra  []string // more settings of the line, "failback_mode: registration"
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -121,7 +124,7 @@ func newWorldWith(t *testing.T, w *world) *world {
 	w.kam("start", "backup", fmt.Sprint(w.ports["backup"]))
 	if w.srv {
 		service := map[int]string{0: "_sip._udp", 1: "_sip._tcp"}[w.transport]
-		w.kam("dns", fmt.Sprint(w.ports["dns"]),
+		w.kam("dns", fmt.Sprint(w.ports["dns"]), fmt.Sprint(cmp.Or(w.dnsTTL, 60)),
 			fmt.Sprintf("--srv-host=%s.sip.interop.test,kam1.interop.test,%d,10,0", service, w.ports["primary"]),
 			fmt.Sprintf("--srv-host=%s.sip.interop.test,kam2.interop.test,%d,20,0", service, w.ports["backup"]),
 			"--host-record=kam1.interop.test,127.0.0.1", "--host-record=kam2.interop.test,127.0.0.1")
@@ -153,6 +156,10 @@ func (w *world) kam(args ...string) time.Time {
 // Kamailio section shows, with short timers.
 func (w *world) settings() string {
 	ttl := cmp.Or(w.ttl, 3600)
+	var extra string
+	for _, e := range w.extra {
+		extra += "    " + e + "\n"
+	}
 	head, servers := "", fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
       - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
 `, w.ports["primary"], w.transport, ttl, w.ports["backup"], w.transport, ttl)
@@ -172,8 +179,8 @@ func (w *world) settings() string {
     failback_interval: %d
     backoff_base: 1s
     backoff_max: 2s
-    servers:
-`, t1, 8*t1, w.keepalive, int(failback/time.Second)) + servers
+%s    servers:
+`, t1, 8*t1, w.keepalive, int(failback/time.Second), extra) + servers
 }
 
 func (w *world) startAgent() {
@@ -687,4 +694,81 @@ func TestSRVFailover(t *testing.T) {
 			}
 		})
 	}
+}
+
+// registersSince counts the REGISTERs of the line (1001) a server logged
+// after the first n.
+func (w *world) registersSince(server string, n int) int {
+	all := w.saw(server, "REGISTER", "")
+	return all - n
+}
+
+// TestFailbackModes: R18 against Kamailio. For each failback mode the
+// primary is killed, the line goes to the backup, the primary restarts,
+// and the test measures how long until the line is back on the primary
+// and how many REGISTERs it sent the primary meanwhile (its probes).
+func TestFailbackModes(t *testing.T) {
+	for _, m := range []struct {
+		name  string
+		w     world
+		bound time.Duration
+		why   string
+	}{
+		{"duration", world{}, failback + 64*t1 + rtt, "Failback Interval + 64*T1 + a round trip"},
+		{"registration", world{ttl: 10, extra: []string{"failback_mode: registration"}}, 10*time.Second + 64*t1 + rtt,
+			"the backup's refresh (80 % of a 10 s TTL) + 64*T1 + a round trip"},
+		{"dns_ttl", world{srv: true, dnsTTL: 5, extra: []string{"failback_mode: dns_ttl"}}, 5*time.Second + 64*t1 + rtt,
+			"the records' TTL (5 s) + 64*T1 + a round trip"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			m.w.keepalive = keepalive
+			w := newWorldWith(t, &m.w)
+			w.kam("kill", "primary")
+			w.waitState("backup_registered", 10*time.Second)
+			before := w.saw("primary", "REGISTER", "")
+			w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+			took := w.waitState("primary_registered", m.bound+2*time.Second)
+			report(t, "failback, mode "+m.name, took, m.bound, m.why)
+			t.Logf("MEASURED %-48s %9d  (REGISTERs to the primary from its restart to failback)", "probes, mode "+m.name, w.registersSince("primary", before))
+		})
+	}
+	t.Run("new_requests", func(t *testing.T) {
+		w := newWorldWith(t, &world{keepalive: keepalive, extra: []string{"failback_mode: new_requests"}})
+		w.kam("kill", "primary")
+		w.waitState("backup_registered", 10*time.Second)
+		before := w.saw("primary", "REGISTER", "")
+		w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+		time.Sleep(failback + time.Second) // a Failback Interval and more: nothing is tried without a request
+		if n := w.registersSince("primary", before); n != 0 || w.status().State != "backup_registered" {
+			t.Fatalf("without a request: %d REGISTERs to the primary, state %s", n, w.status().State)
+		}
+		start := time.Now()
+		c, setup := w.call("confirmed", 10*time.Second)
+		report(t, "failback, mode new_requests, from the call", time.Since(start), 3*rtt, "the probe with digest, then the INVITE")
+		report(t, "call set-up, mode new_requests", setup, 4*rtt, "probe with digest, INVITE and 200 round trips")
+		if s := w.status(); s.State != "primary_registered" || c.Server != 0 {
+			t.Fatalf("after the call: line %+v, call through server %d; want both on the primary", s, c.Server)
+		}
+		t.Logf("MEASURED %-48s %9d  (REGISTERs to the primary from its restart to failback)", "probes, mode new_requests", w.registersSince("primary", before))
+		w.hangup(c.ID, 5*time.Second)
+	})
+}
+
+// TestFailbackWaitsForTheCall: R18, failback_when idle (the default). With
+// a call up through the backup the line stays there though the primary is
+// back; it fails back right after the call ends.
+func TestFailbackWaitsForTheCall(t *testing.T) {
+	w := newWorld(t)
+	w.kam("kill", "primary")
+	w.waitState("backup_registered", 10*time.Second)
+	c, _ := w.call("confirmed", 10*time.Second)
+	before := w.saw("primary", "REGISTER", "")
+	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+	time.Sleep(failback + time.Second)
+	if s := w.status(); s.State != "backup_registered" || w.registersSince("primary", before) != 0 {
+		t.Fatalf("during the call: %+v, %d REGISTERs to the primary; want the line left on the backup", s, w.registersSince("primary", before))
+	}
+	_, _ = w.hangup(c.ID, 5*time.Second)
+	took := w.waitState("primary_registered", 5*time.Second)
+	report(t, "failback after the call ends", took, 2*rtt, "the probe with digest")
 }
