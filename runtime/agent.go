@@ -138,6 +138,9 @@ func (a *Agent) RemoveLine(l *Line) {
 	for _, c := range slices.Clone(l.calls) {
 		c.post(fsm.CallEventLineGone, "the line was removed")
 	}
+	if l.cc != nil {
+		l.cc.stop()
+	}
 	l.drain()
 	l.mu.Unlock()
 	for _, k := range l.keys {

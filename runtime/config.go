@@ -140,6 +140,9 @@ type LineConfig struct {
 	// InviteRetryCounts is the transmissions of an INVITE to a server before
 	// it counts as unavailable (R19); default SignalRetryCounts.
 	InviteRetryCounts *int `yaml:"invite_retry_counts,omitempty" json:"invite_retry_counts,omitempty"`
+	// RegistrationMode is successive (the default, the seed's: one server at
+	// a time) or concurrent (a registration on every server at once, R17).
+	RegistrationMode string `yaml:"registration_mode,omitempty" json:"registration_mode,omitempty"`
 }
 
 // ServerConfig is one server of a line.
@@ -238,6 +241,9 @@ func (c LineConfig) Defaults() LineConfig {
 	}
 	if c.FailbackWhen == "" {
 		c.FailbackWhen = "idle"
+	}
+	if c.RegistrationMode == "" {
+		c.RegistrationMode = "successive"
 	}
 	if c.InviteRetryCounts == nil {
 		c.InviteRetryCounts = intp(*c.SignalRetryCounts)
@@ -365,6 +371,12 @@ func (c Config) Validate() error {
 		}
 		if l.FailbackWhen != "idle" && l.FailbackWhen != "always" {
 			bad("failback_when", "%q is not idle or always", l.FailbackWhen)
+		}
+		switch {
+		case l.RegistrationMode != "successive" && l.RegistrationMode != "concurrent":
+			bad("registration_mode", "%q is not successive or concurrent", l.RegistrationMode)
+		case l.RegistrationMode == "concurrent" && l.FailbackMode != "duration":
+			bad("failback_mode", "%s: a concurrent line keeps a registration on the primary and moves back as soon as it is up; failback_mode applies to successive mode only", l.FailbackMode)
 		}
 		if len(l.Servers) > 0 {
 			// The bounds the models give the params these settings become.

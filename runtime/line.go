@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,7 @@ type txn struct {
 	live       bool
 	refused    func(reason string)
 	owner      *Request // nil for the line's own requests
+	binding    *binding // the binding a REGISTER or keep-alive is for, in concurrent mode (R17)
 	invite     bool     // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
 }
 
@@ -94,6 +96,8 @@ type Line struct {
 	targets, probeTargets []slot
 	waiting, probeWaiting bool // the REGISTER or the probe waits for its server's lookup
 
+	cc *concurrent // concurrent registration mode (R17); nil in successive mode
+
 	reg, probeDlg   dialog
 	prevReg         dialog // the registration left at failback, for R12
 	main, probe, ka *txn
@@ -112,12 +116,16 @@ type Line struct {
 // pending is a queued event: for the line, one of its requests, or one of
 // its calls.
 type pending struct {
-	ev     fsm.LineEvent
-	req    *Request
-	rev    fsm.RequestEvent
-	call   *Call
-	cev    fsm.CallEvent
-	reason string
+	ev      fsm.LineEvent
+	req     *Request
+	rev     fsm.RequestEvent
+	call    *Call
+	cev     fsm.CallEvent
+	binding *binding // concurrent mode (R17): an event of one binding
+	bev     fsm.BindingEvent
+	cc      bool // concurrent mode: an event of the line's concurrent machine
+	ccev    fsm.ConcurrentEvent
+	reason  string
 }
 
 // Status is what a line reports (R14).
@@ -134,6 +142,9 @@ type Status struct {
 	LastReason  string    `json:"last_reason"`  // "ICMP port unreachable from UDP 127.0.0.1:5060"
 	LastFailAt  time.Time `json:"last_failure_at"`
 	Since       time.Time `json:"since"` // time of the last state change
+	// Bindings are the line's registrations in concurrent mode, one a
+	// server (R17); none in successive mode.
+	Bindings []BindingStatus `json:"bindings,omitempty"`
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
@@ -148,6 +159,13 @@ func newLine(a *Agent, cfg LineConfig) (*Line, error) {
 		return nil, fmt.Errorf("line %s: %w", cfg.Name, err)
 	}
 	l.m = fsm.NewLineMachine(p, nil)
+	if cfg.RegistrationMode == "concurrent" {
+		cc, err := newConcurrent(l)
+		if err != nil {
+			return nil, err
+		}
+		l.cc = cc
+	}
 	for i, k := range l.keys {
 		l.targets = append(l.targets, slot{cfg: i, pending: true}) // until the first locate
 		a.loc.use(k, l)
@@ -167,14 +185,39 @@ func (l *Line) Name() string { return l.cfg.Name }
 func (l *Line) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.status
+	st := l.status
+	if l.cc != nil {
+		for _, b := range l.cc.bindings {
+			_, _, addr, _ := l.describe(b.server)
+			st.Bindings = append(st.Bindings, BindingStatus{Server: b.server, ServerAddr: addr, State: b.m.State().String()})
+		}
+	}
+	return st
 }
 
-// State returns the machine's state.
+// BindingStatus is one binding of a line in concurrent mode (R17).
+type BindingStatus struct {
+	Server     int    `json:"server"`
+	ServerAddr string `json:"server_addr"`
+	State      string `json:"state"` // a state of model/binding.yaml: registered, waiting ...
+}
+
+// State returns the machine's state; in concurrent mode, that of
+// model/concurrent.yaml, whose states the line model names too.
 func (l *Line) State() fsm.LineState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.m.State()
+	st, _ := l.view()
+	return st
+}
+
+// view returns the line's state and the server its new requests go to,
+// in either registration mode (R17); l.mu is held.
+func (l *Line) view() (fsm.LineState, int) {
+	if l.cc != nil {
+		return l.cc.view()
+	}
+	return l.m.State(), l.m.Vars().Server
 }
 
 // Register starts the line, or re-registers it from the primary (R5).
@@ -183,12 +226,16 @@ func (l *Line) Register() {
 	defer l.mu.Unlock()
 	if !l.started {
 		l.started = true
-		effects, err := l.m.Start()
-		if err != nil {
-			l.agent.log.Error("start", "line", l.cfg.Name, "err", err)
-			return
+		if l.cc != nil {
+			l.cc.m.Start() // idle, with no entry effects
+		} else {
+			effects, err := l.m.Start()
+			if err != nil {
+				l.agent.log.Error("start", "line", l.cfg.Name, "err", err)
+				return
+			}
+			l.perform(effects)
 		}
-		l.perform(effects)
 	}
 	l.post(fsm.LineEventUserRegister, "")
 	l.drain()
@@ -236,6 +283,18 @@ func (l *Line) drain() {
 			p.call.fire(p.cev, p.reason)
 			continue
 		}
+		if p.binding != nil {
+			p.binding.fire(p.bev, p.reason)
+			continue
+		}
+		if p.cc {
+			l.cc.fire(p.ccev, p.reason)
+			continue
+		}
+		if l.cc != nil {
+			l.cc.fromLine(p)
+			continue
+		}
 		name, last := l.lastOfName(l.m.Vars().Server)
 		l.syncCallsUp()
 		step, err := l.m.Fire(p.ev)
@@ -256,7 +315,7 @@ func (l *Line) drain() {
 			l.agent.loc.expire(name)
 		}
 		l.report(step, p.reason)
-		l.tellRequests(step)
+		l.tellRequests(step.From, step.To, false)
 	}
 }
 
@@ -272,30 +331,37 @@ var failureEvents = []fsm.LineEvent{
 
 // report updates the status and logs the transition (R14).
 func (l *Line) report(step fsm.LineStep, reason string) {
-	now := l.agent.clock.Now()
-	v := l.m.Vars()
-	st := &l.status
-	authFailed := step.To == fsm.LineStateFailed && step.Event == fsm.LineEventRespChallenge
-	if slices.Contains(failureEvents, step.Event) || authFailed {
-		st.LastFailure, st.LastReason, st.LastFailAt = step.Event.String(), reason, now
-		if st.LastReason == "" {
-			st.LastReason = step.Event.String()
-		}
-		if authFailed {
-			st.LastReason = "authentication failed: credentials rejected after a challenge (" + reason + ")"
-		}
+	failed := ""
+	switch {
+	case step.To == fsm.LineStateFailed && step.Event == fsm.LineEventRespChallenge:
+		failed = "authentication failed: credentials rejected after a challenge (" + reason + ")"
+	case slices.Contains(failureEvents, step.Event):
+		failed = cmp.Or(reason, step.Event.String())
 	}
-	if step.From != step.To {
+	l.record(step.From, step.To, step.Event.String(), step.Transition, l.m.Vars().Server, reason, failed)
+}
+
+// record updates the status with a step of the line's machine (in
+// concurrent mode, of model/concurrent.yaml, whose states the line model
+// names too), and logs it; failed is the failure's reason to report, ""
+// when the step is none (R14).
+func (l *Line) record(from, to fsm.LineState, event, id string, server int, reason, failed string) {
+	now := l.agent.clock.Now()
+	st := &l.status
+	if failed != "" {
+		st.LastFailure, st.LastReason, st.LastFailAt = event, failed, now
+	}
+	if from != to {
 		st.Since = now
 	}
-	st.State = step.To.String()
-	st.Registered = step.To.HasTag(fsm.LineTagRegistered)
-	st.Server = v.Server
-	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(v.Server)
-	t := Transition{Line: l.cfg.Name, From: step.From.String(), To: step.To.String(), Event: step.Event.String(),
-		ID: step.Transition, Server: v.Server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
+	st.State = to.String()
+	st.Registered = to.HasTag(fsm.LineTagRegistered)
+	st.Server = server
+	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
+	t := Transition{Line: l.cfg.Name, From: from.String(), To: to.String(), Event: event,
+		ID: id, Server: server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
 	level := slog.LevelInfo
-	if step.From == step.To {
+	if from == to {
 		level = slog.LevelDebug // a refresh, a keep-alive: the state stays
 	}
 	l.agent.log.Log(context.Background(), level, "line transition", "line", t.Line, "from", t.From, "to", t.To,
@@ -464,52 +530,37 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		l.noteRetryAfter(res, t.dst, &reason)
 	}
 	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
+	if t.binding != nil {
+		t.binding.answered(t, res, reason)
+		l.drain()
+		return
+	}
 	switch t.kind {
 	case txnRegister:
-		switch {
-		case code < 300 && !l.grant(t, res):
-			l.post(fsm.LineEventRespRejected, reason+" granting expires 0: the binding was not kept")
-		case code < 300:
+		out, refresh, why := l.registerOutcome(t, res, reason)
+		switch out {
+		case outGranted:
 			l.regServer = t.dst
-			l.post(fsm.LineEventResp2xx, reason)
-		case challenged && t.authorized && stale(res):
-			l.mainChallenge = res
-			l.post(fsm.LineEventRespRetry, reason+": stale nonce")
-		case challenged:
-			l.mainChallenge = res
-			l.post(fsm.LineEventRespChallenge, reason)
-		case code == sip.StatusIntervalToBrief:
-			if why := l.noteMinExpires(t, res); why != "" {
-				l.post(fsm.LineEventRespRejected, reason+": "+why)
-			} else {
-				l.post(fsm.LineEventRespRetry, reason)
+			l.setRefresh(refresh)
+		case outAgain, outChallenged:
+			if challenged { // not a 423
+				l.mainChallenge = res
 			}
-		case unavailable:
-			l.post(fsm.LineEventRespUnavailable, reason)
-		default:
-			l.post(fsm.LineEventRespRejected, reason)
 		}
+		l.post([...]fsm.LineEvent{outGranted: fsm.LineEventResp2xx, outRejected: fsm.LineEventRespRejected, outAgain: fsm.LineEventRespRetry,
+			outChallenged: fsm.LineEventRespChallenge, outUnavailable: fsm.LineEventRespUnavailable}[out], why)
 	case txnProbe:
-		switch {
-		case code < 300 && !l.grant(t, res):
-			l.post(fsm.LineEventProbeFailed, reason+" granting expires 0: the binding was not kept")
-		case code < 300:
-			l.post(fsm.LineEventProbe2xx, reason)
-		case challenged && t.authorized && stale(res):
-			l.probeChallenge = res
-			l.post(fsm.LineEventProbeRetry, reason+": stale nonce")
-		case challenged:
-			l.probeChallenge = res
-			l.post(fsm.LineEventProbeChallenge, reason)
-		case code == sip.StatusIntervalToBrief:
-			if why := l.noteMinExpires(t, res); why != "" {
-				l.post(fsm.LineEventProbeFailed, reason+": "+why)
-			} else {
-				l.post(fsm.LineEventProbeRetry, reason)
+		out, refresh, why := l.registerOutcome(t, res, reason)
+		switch out {
+		case outGranted:
+			l.setRefresh(refresh)
+		case outAgain, outChallenged:
+			if challenged {
+				l.probeChallenge = res
 			}
-		default:
-			l.post(fsm.LineEventProbeFailed, reason)
 		}
+		l.post([...]fsm.LineEvent{outGranted: fsm.LineEventProbe2xx, outRejected: fsm.LineEventProbeFailed, outAgain: fsm.LineEventProbeRetry,
+			outChallenged: fsm.LineEventProbeChallenge, outUnavailable: fsm.LineEventProbeFailed}[out], why)
 	case txnKeepalive:
 		if unavailable {
 			l.post(fsm.LineEventKeepaliveFailed, reason)
@@ -535,6 +586,15 @@ func (l *Line) transactions() []*txn {
 	for _, r := range l.requests {
 		if r.tx != nil {
 			out = append(out, r.tx)
+		}
+	}
+	if l.cc != nil {
+		for _, b := range l.cc.bindings {
+			for _, t := range []*txn{b.main, b.ka} {
+				if t != nil {
+					out = append(out, t)
+				}
+			}
 		}
 	}
 	return out
@@ -565,24 +625,71 @@ func (l *Line) noteRetryAfter(res *sip.Response, server Endpoint, reason *string
 	}
 }
 
-// grant records the expiry that res, a 2xx to the REGISTER of t, granted,
-// so that the refresh comes before the binding expires (I8), and the
-// Contact the server now holds. It returns false when the server granted 0
-// to a REGISTER that asked to keep the binding: that is no registration.
-func (l *Line) grant(t *txn, res *sip.Response) bool {
+// outcome is what a final answer to a REGISTER means (R1).
+type outcome uint8
+
+const (
+	outGranted     outcome = iota // a 2xx that kept the binding
+	outRejected                   // a final failure failover cannot fix
+	outAgain                      // 423 or a stale nonce: the same REGISTER again
+	outChallenged                 // 401 or 407: answer with credentials
+	outUnavailable                // a code of the unavailable set
+)
+
+// registerOutcome judges res, a final answer to the REGISTER of t (a
+// line's, a probe's or a binding's), and returns what it means, the time
+// to refresh a granted binding at (0 for a de-registration), and the
+// reason to report.
+func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string) (outcome, time.Duration, string) {
+	code := res.StatusCode
+	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
+	switch {
+	case code < 300:
+		refresh, ok := l.grant(t, res)
+		if !ok {
+			return outRejected, 0, reason + " granting expires 0: the binding was not kept"
+		}
+		return outGranted, refresh, reason
+	case challenged && t.authorized && stale(res):
+		return outAgain, 0, reason + ": stale nonce"
+	case challenged:
+		return outChallenged, 0, reason
+	case code == sip.StatusIntervalToBrief:
+		if why := l.noteMinExpires(t, res); why != "" {
+			return outRejected, 0, reason + ": " + why
+		}
+		return outAgain, 0, reason
+	case slices.Contains(l.cfg.UnavailableCodes, code):
+		return outUnavailable, 0, reason
+	}
+	return outRejected, 0, reason
+}
+
+// grant records the Contact the server now holds after res, a 2xx to the
+// REGISTER of t, and returns when to refresh it so that the refresh comes
+// before the binding expires (I8); 0 for a de-registration. It returns
+// false when the server granted 0 to a REGISTER that asked to keep the
+// binding: that is no registration.
+func (l *Line) grant(t *txn, res *sip.Response) (time.Duration, bool) {
 	if t.expires <= 0 {
 		delete(l.bound, t.dst.at()) // a de-registration: 0 is what it asked
-		return true
+		return 0, true
 	}
 	d, zero := grantedExpiry(res, t.expires, t.contact)
 	if zero {
-		return false
+		return 0, false
 	}
 	l.bound[t.dst.at()] = t.contactURI
-	p := l.m.Params()
-	p.RefreshInterval = fsm.Duration(refreshAfter(d))
-	l.m.SetParams(p)
-	return true
+	return refreshAfter(d), true
+}
+
+// setRefresh times the line's next refresh; 0 leaves it as it is.
+func (l *Line) setRefresh(d time.Duration) {
+	if d > 0 {
+		p := l.m.Params()
+		p.RefreshInterval = fsm.Duration(d)
+		l.m.SetParams(p)
+	}
 }
 
 // unreachable handles ICMP unreachable or a failed connection to dst.
@@ -600,6 +707,14 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 		}
 		hit = true
 		l.finish(t)
+		if b := t.binding; b != nil {
+			ev := fsm.BindingEventKeepaliveFailed
+			if t.kind == txnRegister {
+				ev = map[bool]fsm.BindingEvent{true: fsm.BindingEventTransportIcmp, false: fsm.BindingEventTransportTcp}[dst.Transport == TransportUDP]
+			}
+			l.postBinding(b, ev, err.Error())
+			continue
+		}
 		switch t.kind {
 		case txnRequest:
 			rev := fsm.RequestEventTransportTcp
@@ -615,7 +730,16 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 			l.post(fsm.LineEventKeepaliveFailed, err.Error())
 		}
 	}
-	if !hit && dst.Transport != TransportUDP && l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
+	if !hit && dst.Transport != TransportUDP && l.cc != nil {
+		// Nothing in flight, but a binding's connection is gone.
+		for _, b := range l.cc.bindings {
+			if b.m.State() == fsm.BindingStateRegistered && b.ep == dst {
+				l.postBinding(b, fsm.BindingEventTransportClosed, err.Error())
+				hit = true
+			}
+		}
+	}
+	if !hit && dst.Transport != TransportUDP && l.cc == nil && l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
 		// Nothing in flight, but the registration's connection is gone.
 		l.post(fsm.LineEventTransportClosed, err.Error())
 		hit = true
@@ -755,32 +879,39 @@ func (l *Line) AbandonRegister() {
 // One still waiting is left alone: a keep-alive interval shorter than the
 // budget must not keep a silent server from ever timing out.
 func (l *Line) SendKeepalive() {
-	if l.ka != nil {
-		return
-	}
 	server := l.m.Vars().Server
-	dst := l.server(server)
+	l.keepalive(&l.ka, server, l.m.MaxTransmissions(), time.Duration(l.m.Budget()), l.postLine(fsm.LineEventKeepaliveFailed))
+}
+
+// keepalive sends OPTIONS to server i into slot, unless the last one still
+// waits, with the server's budget: failed hears of no answer within it, a
+// refusal, or the server's Retry-After (every request is held off, R1). An
+// unavailable answer is failed's too (response).
+func (l *Line) keepalive(slot **txn, i, maxTx int, budget time.Duration, failed func(string)) *txn {
+	if *slot != nil {
+		return nil
+	}
+	dst := l.server(i)
 	if held := l.heldOff(dst); held != "" {
-		l.post(fsm.LineEventKeepaliveFailed, held) // held off for every request (R1)
-		return
+		failed(held)
+		return nil
 	}
 	d := newDialog()
-	l.start(&l.ka, txnKeepalive, &d, l.spec(sip.OPTIONS, dst, -1), server, l.m.MaxTransmissions(), l.postLine(fsm.LineEventKeepaliveFailed))
-	t := l.ka
-	if t == nil {
-		return
+	t := l.start(slot, txnKeepalive, &d, l.spec(sip.OPTIONS, dst, -1), i, maxTx, failed)
+	if !t.live {
+		return nil
 	}
-	budget := time.Duration(l.m.Budget())
 	t.deadline = l.agent.clock.AfterFunc(budget, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if l.ka == t {
+		if *slot == t {
 			l.finish(t)
 			l.agent.net.Forget(t.dst)
-			l.post(fsm.LineEventKeepaliveFailed, fmt.Sprintf("no answer to OPTIONS from %s within %v", t.dst, budget))
+			failed(fmt.Sprintf("no answer to OPTIONS from %s within %v", t.dst, budget))
 			l.drain()
 		}
 	})
+	return t
 }
 
 // SendProbe sends an independent REGISTER, with its own Call-ID, to the

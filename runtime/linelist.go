@@ -160,6 +160,11 @@ func (l *Line) describe(i int) (name, srv, addr, where string) {
 func (l *Line) located(k serverKey, expired bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.cc != nil {
+		l.cc.located(k)
+		l.drain()
+		return
+	}
 	v, st := l.m.Vars(), l.m.State()
 	switch {
 	case l.waiting && v.Server < len(l.targets) && l.keys[l.targets[v.Server].cfg] == k &&
@@ -191,6 +196,9 @@ func (l *Line) lastOfName(i int) (serverKey, bool) {
 // first located one: where the line's address is taken from before a
 // call's INVITE goes anywhere.
 func (l *Line) anyServer() Endpoint {
+	if _, server := l.view(); l.server(server) != (Endpoint{}) {
+		return l.server(server)
+	}
 	if e := l.server(l.m.Vars().Server); e != (Endpoint{}) {
 		return e
 	}

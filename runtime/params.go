@@ -67,6 +67,23 @@ func requestParams(c LineConfig) fsm.RequestParams {
 	}
 }
 
+// concurrentParams maps them onto the params of model/concurrent.yaml
+// (R17); the runtime sets the bindings' standing before each event.
+func concurrentParams(c LineConfig) fsm.ConcurrentParams {
+	return fsm.ConcurrentParams{ServerCount: len(c.Servers), BestUp: len(c.Servers), FailbackEnabled: *c.EnableFailback == 1,
+		FailbackWhenIdle: c.FailbackWhen != "always"}
+}
+
+// bindingParams maps them onto the params of model/binding.yaml, for a
+// binding on the last server of the list or another (R17).
+func bindingParams(c LineConfig, last bool) fsm.BindingParams {
+	lp := lineParams(c)
+	return fsm.BindingParams{IsLast: last, CountMode: lp.CountMode, RetryCounts: lp.RetryCounts, RetryTime: lp.RetryTime,
+		T1: lp.T1, T2: lp.T2, RefreshInterval: lp.RefreshInterval, KeepaliveEnabled: lp.KeepaliveEnabled,
+		KeepaliveInterval: lp.KeepaliveInterval, BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax,
+		FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval}
+}
+
 // callParams maps them onto the params of model/call.yaml.
 func callParams(c LineConfig) fsm.CallParams {
 	return fsm.CallParams{T1: fsm.Duration(c.T1), MaxDuration: fsm.Duration(c.MaxCallDuration)}

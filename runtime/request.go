@@ -114,7 +114,7 @@ func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, 
 	}
 	r.perform(effects)
 	l.requests = append(l.requests, r)
-	if (call == nil || method == sip.INVITE) && l.m.State() == fsm.LineStateBackupRegistered {
+	if (call == nil || method == sip.INVITE) && l.cc == nil && l.m.State() == fsm.LineStateBackupRegistered {
 		// A new request while on a lower-priority server: in failback mode
 		// new_requests it probes the primary first, and waits (R18).
 		l.post(fsm.LineEventRequestNew, string(method))
@@ -145,27 +145,28 @@ func (l *Line) postReq(r *Request, ev fsm.RequestEvent, reason string) {
 // updateParams copies the line's registration into the request's params.
 func (r *Request) updateParams() {
 	p := r.m.Params()
-	st := r.line.m.State()
+	st, server := r.line.view()
 	p.LineRegistered = st.HasTag(fsm.LineTagRegistered)
 	p.LineDown = !p.LineRegistered && !st.HasTag(fsm.LineTagTrying)
-	p.LineServer = r.line.m.Vars().Server
+	p.LineServer = server
 	p.ServerCount = len(r.line.targets)
 	p.HoldForProbe = st == fsm.LineStateProbing && r.line.m.ByRequests()
 	r.m.SetParams(p)
 }
 
-// tellRequests passes a line step on to its requests: the line registered
-// (line.registered), or can register nowhere (line.down).
-func (l *Line) tellRequests(step fsm.LineStep) {
-	if step.From == step.To {
+// tellRequests passes a step of the line on to its requests: the line
+// registered, or moved to another server (line.registered), or can
+// register nowhere (line.down).
+func (l *Line) tellRequests(from, to fsm.LineState, moved bool) {
+	if from == to && !moved {
 		return
 	}
 	for _, r := range l.requests {
 		r.updateParams()
 		switch {
-		case step.To.HasTag(fsm.LineTagRegistered):
+		case to.HasTag(fsm.LineTagRegistered):
 			l.postReq(r, fsm.RequestEventLineRegistered, "")
-		case step.To == fsm.LineStateAllFailed || step.To == fsm.LineStateFailed || step.To == fsm.LineStateIdle:
+		case to == fsm.LineStateAllFailed || to == fsm.LineStateFailed || to == fsm.LineStateIdle:
 			l.postReq(r, fsm.RequestEventLineDown, "the line could not register: "+l.status.LastReason)
 		}
 	}
@@ -343,7 +344,15 @@ func (r *Request) SendCancel() {
 	r.line.agent.net.Send(t.dst, []byte(cancel.String()))
 }
 
-// LineFailover tells the line its server is unavailable (R6, R7, R8).
+// LineFailover tells the line its server is unavailable (R6, R7, R8); in
+// concurrent mode, the binding on the request's server (R17).
 func (r *Request) LineFailover() {
-	r.line.post(fsm.LineEventRequestUnavailable, fmt.Sprintf("%s: %s", r.method, r.result.Reason))
+	reason := fmt.Sprintf("%s: %s", r.method, r.result.Reason)
+	if cc := r.line.cc; cc != nil {
+		if b := cc.at(r.m.Vars().Server); b != nil {
+			r.line.postBinding(b, fsm.BindingEventRequestUnavailable, reason)
+		}
+		return
+	}
+	r.line.post(fsm.LineEventRequestUnavailable, reason)
 }

@@ -203,7 +203,7 @@ func (s *scenario) configure(kv []string) {
 		cfg.DeregisterBackupAfterFailback = *v
 	}
 	cfg.RetryMode = set["retry_mode"]
-	cfg.FailbackMode, cfg.FailbackWhen = set["failback_mode"], set["failback_when"]
+	cfg.FailbackMode, cfg.FailbackWhen, cfg.RegistrationMode = set["failback_mode"], set["failback_when"], set["registration_mode"]
 	cfg.InviteRetryCounts = num("invite_retry_counts")
 	cfg.RetryTime, cfg.T1, cfg.T2 = dur("retry_time"), dur("t1"), dur("t2")
 	cfg.KeepaliveInterval = dur("keepalive")
@@ -622,6 +622,15 @@ func (s *scenario) expect(w []string) {
 		}
 		if !slices.Equal(got, want) {
 			s.fail("the last %s to %s had Route %v, want %v", w[2], w[1], got, want)
+		}
+	case "binding": // expect binding SERVER STATE: in concurrent mode (R17)
+		if len(w) != 3 {
+			s.fail("expect binding SERVER STATE")
+		}
+		addr := s.eps[s.server(w[1])].String()
+		i := slices.IndexFunc(st.Bindings, func(b runtime.BindingStatus) bool { return b.ServerAddr == addr })
+		if i < 0 || st.Bindings[i].State != w[2] {
+			s.fail("binding on %s: %+v, want %s", w[1], st.Bindings, w[2])
 		}
 	case "callids":
 		// expect callids SERVER N: the REGISTERs the server got used N Call-IDs
