@@ -126,6 +126,19 @@ type HoldChange struct {
 	Holds bool
 }
 
+// newChecker prepares the check of tr: the Retry-After each server gave.
+func newChecker(tr *Trace) *checker {
+	c := &checker{tr: tr, holds: make([][]hold, tr.Servers)}
+	for s, rs := range tr.Sends {
+		for _, r := range rs {
+			if r.RetryAfter > 0 {
+				c.holds[s] = append(c.holds[s], hold{r.At, r.At + time.Duration(r.RetryAfter)*time.Second + tr.RTT})
+			}
+		}
+	}
+	return c
+}
+
 // Violation is an invariant of SPEC.md that a trace breaks.
 type Violation struct {
 	ID  string // I1 ... I10
@@ -137,14 +150,7 @@ func (v Violation) String() string { return fmt.Sprintf("%s at %v: %s", v.ID, v.
 
 // Check returns every invariant the trace breaks, as of tr.Now.
 func Check(tr *Trace) []Violation {
-	c := &checker{tr: tr, holds: make([][]hold, tr.Servers)}
-	for s, rs := range tr.Sends {
-		for _, r := range rs {
-			if r.RetryAfter > 0 {
-				c.holds[s] = append(c.holds[s], hold{r.At, r.At + time.Duration(r.RetryAfter)*time.Second + tr.RTT})
-			}
-		}
-	}
+	c := newChecker(tr)
 	c.i9()
 	c.i3()
 	c.i4()

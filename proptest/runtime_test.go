@@ -38,7 +38,10 @@ type world struct {
 
 // newWorld draws settings and builds the line. Its script line uses the
 // keys of runtime/scenario_test.go, so a failure replays there.
-func newWorld(t *rapid.T, cov coverage) *world {
+func newWorld(t *rapid.T, cov coverage) *world { return newWorldIn(t, cov, "successive") }
+
+// newWorldIn is newWorld with the line in registration mode (R17).
+func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	n := rapid.IntRange(2, 4).Draw(t, "servers")
 	tcp := rapid.Bool().Draw(t, "tcp")
 	count := rapid.Bool().Draw(t, "count_mode")
@@ -54,7 +57,10 @@ func newWorld(t *rapid.T, cov coverage) *world {
 	maxBackoff := time.Duration(rapid.IntRange(60, 600).Draw(t, "backoff_max_s")) * time.Second
 	rtt := time.Duration(rapid.IntRange(1, 20).Draw(t, "rtt_ms")) * time.Millisecond
 	// dns_ttl needs a primary given by name: TestTargetsComeAndGo's world.
-	mode := rapid.SampledFrom(runtime.FailbackModes[:3]).Draw(t, "failback_mode")
+	mode := "duration" // failback_mode is successive mode's (R18)
+	if regMode == "successive" {
+		mode = rapid.SampledFrom(runtime.FailbackModes[:3]).Draw(t, "failback_mode")
+	}
 	when := rapid.SampledFrom([]string{"idle", "always"}).Draw(t, "failback_when")
 	inviteRetries := rapid.IntRange(1, 5).Draw(t, "invite_retry_counts")
 
@@ -69,8 +75,8 @@ func newWorld(t *rapid.T, cov coverage) *world {
 	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov}
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
-	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d",
-		n, transport, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries))
+	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s",
+		n, transport, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode))
 
 	tr := 0
 	if tcp {
@@ -79,7 +85,7 @@ func newWorld(t *rapid.T, cov coverage) *world {
 	cfg := runtime.LineConfig{Name: "prop", User: "1001", Password: "secret", Domain: "example.test",
 		EnableFailback: new(map[bool]int{true: 1, false: 0}[failback]), FailbackInterval: &interval,
 		SignalRetryCounts: &retries, RetryMode: retryMode, RetryTime: runtime.Duration(retryTime),
-		FailbackMode: mode, FailbackWhen: when, InviteRetryCounts: &inviteRetries,
+		FailbackMode: mode, FailbackWhen: when, InviteRetryCounts: &inviteRetries, RegistrationMode: regMode,
 		T1: runtime.Duration(t1), T2: runtime.Duration(8 * t1), KeepaliveInterval: runtime.Duration(keepalive),
 		DeregisterBackupAfterFailback: map[bool]int{true: 1, false: 0}[dereg],
 		BackoffBase:                   runtime.Duration(base), BackoffMax: runtime.Duration(maxBackoff)}
@@ -161,6 +167,13 @@ func (w *world) request(isNew bool, settled func() (time.Duration, bool)) {
 }
 
 func (w *world) check(t *rapid.T) {
+	w.collect()
+	w.judge(t)
+}
+
+// collect brings the trace up to now: the requests that ended, what every
+// server received and bound.
+func (w *world) collect() {
 	w.trace.Now = w.now()
 	for i, settled := range w.settled {
 		if w.trace.Requests[i].Ended < 0 {
@@ -175,6 +188,10 @@ func (w *world) check(t *rapid.T) {
 		w.trace.Sends = append(w.trace.Sends, w.net.Requests(e))
 		w.trace.Bindings = append(w.trace.Bindings, w.net.Bindings(e))
 	}
+}
+
+// judge fails t with what Check finds in the trace.
+func (w *world) judge(t *rapid.T) {
 	if v := Check(&w.trace); len(v) > 0 {
 		var b strings.Builder
 		for _, x := range v {
