@@ -218,6 +218,9 @@ func (w *world) startAgent() {
 }
 
 type status struct {
+	Bindings []struct {
+		State string `json:"state"`
+	} `json:"bindings"`
 	State      string `json:"state"`
 	Server     int    `json:"server"`
 	Target     string `json:"target"`
@@ -771,4 +774,55 @@ func TestFailbackWaitsForTheCall(t *testing.T) {
 	_, _ = w.hangup(c.ID, 5*time.Second)
 	took := w.waitState("primary_registered", 5*time.Second)
 	report(t, "failback after the call ends", took, 2*rtt, "the probe with digest")
+}
+
+// TestConcurrentInviteFailover: R17 against Kamailio. With the primary
+// killed or frozen and no keep-alive to notice it first, a call's INVITE
+// finds it down: in successive mode the line registers on the backup, then
+// sends the INVITE there; in concurrent mode the backup holds a binding
+// already, and the INVITE goes at once, with no REGISTER first. Both are
+// measured in the same run.
+func TestConcurrentInviteFailover(t *testing.T) {
+	for _, fail := range [][]string{{"kill", "primary"}, {"freeze", "primary"}} {
+		for _, mode := range []string{"successive", "concurrent"} {
+			t.Run(fail[0]+"/"+mode, func(t *testing.T) {
+				w := newWorldWith(t, &world{extra: []string{"registration_mode: " + mode}})
+				if mode == "concurrent" {
+					// Both bindings up before the failure. (The two servers
+					// share one SQLite file: a server answering one of two
+					// REGISTERs at the same instant may find it locked
+					// ("database is locked" in its log), fail the digest
+					// check and challenge again; that binding then comes up
+					// after its back-off.)
+					start := time.Now()
+					for s := w.status(); len(s.Bindings) != 2 || s.Bindings[0].State != "registered" || s.Bindings[1].State != "registered"; s = w.status() {
+						if time.Since(start) > 10*time.Second {
+							t.Fatalf("the bindings are not both up: %+v", s)
+						}
+						time.Sleep(5 * time.Millisecond) // polls another process
+					}
+				}
+				before := w.saw("backup", "REGISTER", "")
+				w.kam(fail...)
+				c, setup := w.call("confirmed", 10*time.Second)
+				bound := 3 * rtt
+				if fail[0] == "freeze" {
+					bound += budget
+				}
+				report(t, fmt.Sprintf("call set-up, primary %s, %s", map[string]string{"kill": "killed", "freeze": "frozen"}[fail[0]], mode), setup, bound+2*rtt,
+					"the INVITE's budget on the primary, then (successive) REGISTER with digest, INVITE and 200")
+				registered := w.saw("backup", "REGISTER", "") - before
+				t.Logf("MEASURED %-48s %9d  (REGISTERs to the backup between the failure and the call)", "REGISTERs first, "+mode, registered)
+				switch {
+				case c.Server != 1:
+					t.Fatalf("the call went through server %d, want the backup", c.Server)
+				case mode == "concurrent" && registered != 0:
+					t.Fatalf("concurrent mode sent %d REGISTERs to the backup before the INVITE", registered)
+				case mode == "successive" && registered == 0:
+					t.Fatal("successive mode reached the backup without registering there")
+				}
+				w.hangup(c.ID, 5*time.Second)
+			})
+		}
+	}
 }

@@ -40,7 +40,8 @@ var transports = map[string]string{"0": "0 (UDP)", "1": "1 (TCP)", "3": "3 (TLS)
 var choices = map[string]map[string]string{
 	"failback_mode": {"duration": "duration (every Failback Interval)", "registration": "registration (at each refresh)",
 		"new_requests": "new_requests (with each new call or message)", "dns_ttl": "dns_ttl (when the primary's DNS records expire)"},
-	"failback_when": {"idle": "idle (never during a call)", "always": "always"},
+	"failback_when":     {"idle": "idle (never during a call)", "always": "always"},
+	"registration_mode": {"successive": "successive (one server at a time)", "concurrent": "concurrent (every server at once)"},
 }
 
 // formField is what the field templates show of one input.
@@ -366,7 +367,7 @@ var formFields = []struct{ name, setting string }{
 	{"server2_ttl", "servers[1].ttl"}, {"server2_transport", "servers[1].transport"},
 	{"enable_failback", "enable_failback"}, {"failback_interval", "failback_interval"},
 	{"signal_retry_counts", "signal_retry_counts"}, {"invite_retry_counts", "invite_retry_counts"},
-	{"failback_mode", "failback_mode"}, {"failback_when", "failback_when"},
+	{"failback_mode", "failback_mode"}, {"failback_when", "failback_when"}, {"registration_mode", "registration_mode"},
 }
 
 func (s *Server) choices(c runtime.Config) []lineChoice {
@@ -406,6 +407,7 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		"invite_retry_counts": strconv.Itoa(*l.InviteRetryCounts),
 		"failback_mode":       l.FailbackMode,
 		"failback_when":       l.FailbackWhen,
+		"registration_mode":   l.RegistrationMode,
 	}
 	for i, srv := range l.Servers[:min(2, len(l.Servers))] { // one domain name can stand for both (R20)
 		p := fmt.Sprintf("server%d_", i+1)
@@ -492,7 +494,7 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 	l.FailbackInterval = num("failback_interval", l.FailbackInterval)
 	l.SignalRetryCounts = num("signal_retry_counts", l.SignalRetryCounts)
 	l.InviteRetryCounts = num("invite_retry_counts", l.InviteRetryCounts)
-	l.FailbackMode, l.FailbackWhen = v["failback_mode"], v["failback_when"]
+	l.FailbackMode, l.FailbackWhen, l.RegistrationMode = v["failback_mode"], v["failback_when"], v["registration_mode"]
 	next.Lines[i] = l
 	return next, errs
 }

@@ -226,7 +226,7 @@ func goodForm(csrf string) url.Values {
 		"server1_addr": {"10.0.0.1"}, "server1_port": {"5060"}, "server1_ttl": {"3600"}, "server1_transport": {"0"},
 		"server2_addr": {"backup.example.com"}, "server2_port": {"5070"}, "server2_ttl": {"600"}, "server2_transport": {"1"},
 		"enable_failback": {"1"}, "failback_interval": {"900"}, "signal_retry_counts": {"4"},
-		"invite_retry_counts": {"2"}, "failback_mode": {"registration"}, "failback_when": {"always"}}
+		"invite_retry_counts": {"2"}, "failback_mode": {"registration"}, "failback_when": {"always"}, "registration_mode": {"successive"}}
 }
 
 // TestSubmitApplies: R15, a good form is applied whole: the backup and the
@@ -275,6 +275,7 @@ func TestBadFormChangesNothing(t *testing.T) {
 		{"unknown failback mode", "failback_mode", "sometimes", "is not one of duration, registration, new_requests, dns_ttl"},
 		{"dns_ttl with an address", "failback_mode", "dns_ttl", "servers[0].addr 10.0.0.1 is an address"},
 		{"unknown failback_when", "failback_when", "never", "is not idle or always"},
+		{"unknown registration mode", "registration_mode", "parallel", "is not successive or concurrent"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			form := goodForm(csrf)
