@@ -316,10 +316,20 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&o.Docs, "docs", "docs", "folder for generated diagrams and docs, under root")
 		fs.StringVar(&o.Dot, "dot", "", `Graphviz dot program ("" finds it on PATH, "-" renders no SVG)`)
 		fs.Usage = func() {
-			fmt.Fprintln(stderr, "usage: sipfailover gen [-check] [-root DIR]\n\nGenerates fsm/*_gen.go and docs/<model>.{md,dot,svg} from model/*.yaml.")
+			fmt.Fprintln(fs.Output(), "usage: sipfailover gen [-check] [-root DIR]\n\nGenerates fsm/*_gen.go and docs/<model>.{md,dot,svg} from model/*.yaml.")
 			fs.PrintDefaults()
 		}
-		if err := fs.Parse(args); err != nil {
+		err := fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		case err != nil:
+			return 2
+		case fs.NArg() > 0:
+			fmt.Fprintf(stderr, "gen: unexpected argument %q\n", fs.Arg(0))
+			fs.Usage()
 			return 2
 		}
 		res, err := Generate(o)
@@ -353,8 +363,13 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "check":
-		if len(args) == 0 {
-			fmt.Fprintln(stderr, "usage: sipfailover check MODEL.yaml...")
+		const usage = "usage: sipfailover check MODEL.yaml...\n\nValidates models and prints every problem as file:line:col."
+		switch {
+		case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+			fmt.Fprintln(stdout, usage)
+			return 0
+		case len(args) == 0:
+			fmt.Fprintln(stderr, usage)
 			return 2
 		}
 		warnings, err := Check(args...)

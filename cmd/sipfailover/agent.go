@@ -19,6 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
 	"github.com/sipfailover/sipfailover/runtime"
 )
@@ -34,8 +36,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.statusAddr, "status-addr", defaultStatusAddr, "where to serve /api/status and the call API (loopback)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "where to write the call API's control token (default: one per status address in the user's runtime folder)")
 	fs.BoolVar(&o.remote, "status-remote", false, "allow a -status-addr that is not loopback (anyone who reaches it sees the lines' status)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parse(fs, args, "run -config FILE [flags]", 0, 0, stdout, stderr); !ok {
+		return code
 	}
 	o.config = *config
 	if *config == "" {
@@ -57,6 +59,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	// sipgo logs through its own default logger: into the program's log.
+	sip.SetDefaultLogger(log.With("lib", "sipgo"))
 	if err := serve(ctx, o, hup, log); err != nil {
 		fmt.Fprintln(stderr, "run:", err)
 		return 1
@@ -309,8 +313,8 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parse(fs, args, "status [-addr HOST:PORT] [-json]", 0, 0, stdout, stderr); !ok {
+		return code
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	res, err := client.Get("http://" + *addr + "/api/status")
@@ -333,7 +337,7 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "LINE\tSTATE\tSERVER\tSINCE\tLAST FAILURE")
 	for _, s := range lines {
-		fmt.Fprintf(w, "%s\t%s\t%d %s\t%s\t%s\n", s.Line, s.State, s.Server, s.Where, s.Since.Format(time.DateTime), s.LastReason)
+		fmt.Fprintf(w, "%s\t%s\t%d %s\t%s\t%s\n", s.Line, s.State, s.Server, s.Where, s.Since.Local().Format("2006-01-02 15:04:05 MST"), s.LastReason)
 	}
 	w.Flush()
 	return 0

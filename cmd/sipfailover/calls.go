@@ -187,12 +187,8 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -addr)")
 	line := fs.String("line", "1", "the line: its number in the settings (1 and up) or its name")
 	wait := fs.Duration("wait", 3*time.Minute, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: sipfailover call [-line N] [-addr HOST:PORT] sip:user@domain")
-		return 2
+	if code, ok := parse(fs, args, "call [-line N] [-addr HOST:PORT] sip:user@domain", 1, 1, stdout, stderr); !ok {
+		return code
 	}
 	c, err := newAPIClient(*addr, *tokenFile)
 	if err != nil {
@@ -224,8 +220,8 @@ func hangupCmd(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
 	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -addr)")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the call to end")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parse(fs, args, "hangup [-addr HOST:PORT] [CALL-ID...]", 0, -1, stdout, stderr); !ok {
+		return code
 	}
 	c, err := newAPIClient(*addr, *tokenFile)
 	if err != nil {

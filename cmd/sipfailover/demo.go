@@ -4,8 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
@@ -23,7 +26,21 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	t1 := fs.Duration("t1", 100*time.Millisecond, "RFC 3261 T1 of the line")
 	keepalive := fs.Duration("keepalive", 500*time.Millisecond, "OPTIONS keep-alive interval")
 	failback := fs.Int("failback-interval", 2, "Failback Interval, seconds")
-	if err := fs.Parse(args); err != nil {
+	if code, ok := parse(fs, args, "demo [-t1 D] [-keepalive D] [-failback-interval S]", 0, 0, stdout, stderr); !ok {
+		return code
+	}
+	// The demo prints a timeline; of what sipgo logs itself (its embedded
+	// registrars' transports), errors only, to standard error.
+	sip.SetDefaultLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("lib", "sipgo"))
+	switch {
+	case *t1 < time.Millisecond || *t1 > 10*time.Second:
+		fmt.Fprintf(stderr, "demo: -t1 %v: T1 must be 1ms to 10s\n", *t1)
+		return 2
+	case *keepalive < 0:
+		fmt.Fprintf(stderr, "demo: -keepalive %v: 0 (off) or more\n", *keepalive)
+		return 2
+	case *failback < 1 || *failback > 86400:
+		fmt.Fprintf(stderr, "demo: -failback-interval %d: 1 to 86400 seconds\n", *failback)
 		return 2
 	}
 	d, err := newDemo(stdout, *t1, *keepalive, *failback)

@@ -8,16 +8,20 @@
 //	sipfailover hash-password         the bcrypt hash of a password read from stdin, for web.password_hash
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
+//	sipfailover version               the build: module version and commit
 //
 // See README.md for the rest.
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
 	"github.com/sipfailover/sipfailover/gen"
@@ -39,16 +43,32 @@ commands:
   gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
                         with -check, write nothing and print a diff if out of date
   check MODEL.yaml...   validate models and print every problem as file:line:col
+  version               print the build: module version, commit, Go version
+
+Every command takes -h.
 `
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// hashPasswordCmd prints the bcrypt hash of the first line of in.
-func hashPasswordCmd(in io.Reader, stdout, stderr io.Writer) int {
-	line, _ := bufio.NewReader(in).ReadString('\n') // a last line without a newline counts too
-	password := strings.TrimRight(line, "\r\n")
+// hashPasswordCmd prints the bcrypt hash of the first line of in, or,
+// when in is a terminal, of a password typed there without echo.
+func hashPasswordCmd(in *os.File, stdout, stderr io.Writer) int {
+	var password string
+	if fd := int(in.Fd()); term.IsTerminal(fd) {
+		fmt.Fprint(stderr, "password (not shown): ")
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "hash-password:", err)
+			return 1
+		}
+		password = string(b)
+	} else {
+		line, _ := bufio.NewReader(in).ReadString('\n') // a last line without a newline counts too
+		password = strings.TrimRight(line, "\r\n")
+	}
 	if password == "" {
 		fmt.Fprintln(stderr, "hash-password: give the password on standard input, on one line")
 		return 2
@@ -79,7 +99,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "hangup":
 		return hangupCmd(args[1:], stdout, stderr)
 	case "hash-password":
+		fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
+		if code, ok := parse(fs, args[1:], "hash-password < FILE  (or type it: it is not echoed)", 0, 0, stdout, stderr); !ok {
+			return code
+		}
 		return hashPasswordCmd(os.Stdin, stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version())
+		return 0
 	case "gen", "check":
 		return gen.Main(args[0], args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":

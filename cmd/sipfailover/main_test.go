@@ -78,3 +78,34 @@ func TestDemoReportFailsOverBound(t *testing.T) {
 		t.Fatalf("a time over its bound passed: %v\n%s", err, out.String())
 	}
 }
+
+// TestEveryCommandHelps: -h on every command prints its usage on standard
+// output and exits 0; a stray argument or a flag that cannot work is an
+// error that says so, with exit 2.
+func TestEveryCommandHelps(t *testing.T) {
+	for _, cmd := range []string{"demo", "run", "status", "call", "hangup", "hash-password", "gen", "check"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{cmd, "-h"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: sipfailover "+cmd) {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", cmd, code, out.String(), errOut.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"status", "extra"}, {"run", "-config", "x.yaml", "extra"}, {"demo", "extra"}, {"call"}, {"call", "a", "b"},
+		{"hash-password", "extra"}, {"demo", "-t1", "0"}, {"demo", "-failback-interval", "0"}, {"status", "-nonsense"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errOut.String())
+		}
+	}
+}
+
+// TestVersion: version prints the module's version and the Go version.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "-version"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{arg}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "sipfailover ") || !strings.Contains(out.String(), "go1.") {
+			t.Errorf("%s: exit %d, %q", arg, code, out.String())
+		}
+	}
+}

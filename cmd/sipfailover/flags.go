@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+)
+
+// parse parses args into fs, whose usage line is "sipfailover " + synopsis.
+// -h prints the usage on stdout (exit 0); a bad flag, fewer than minArgs
+// or more than maxArgs arguments (-1: any) print the problem and the usage
+// on stderr (exit 2). ok says whether to go on.
+func parse(fs *flag.FlagSet, args []string, synopsis string, minArgs, maxArgs int, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sipfailover %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	fs.SetOutput(io.Discard) // the problems are printed below, once
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0, false
+	case err != nil:
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	case fs.NArg() < minArgs:
+		fmt.Fprintf(stderr, "%s: missing argument\n", fs.Name())
+	case maxArgs >= 0 && fs.NArg() > maxArgs:
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(maxArgs))
+	default:
+		fs.SetOutput(stderr)
+		return 0, true
+	}
+	fs.SetOutput(stderr)
+	fs.Usage()
+	return 2, false
+}
+
+// version says which build this is: the module's version and the commit
+// it was built from, as the Go toolchain recorded them.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "sipfailover (no build information)"
+	}
+	v := info.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var commit, at, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sipfailover %s", v)
+	if commit != "" {
+		fmt.Fprintf(&b, " (commit %.12s %s%s)", commit, at, dirty)
+	}
+	fmt.Fprintf(&b, " %s", info.GoVersion)
+	return b.String()
+}
