@@ -12,7 +12,7 @@ import (
 
 // BindingModelSHA256 is the SHA-256 of model/binding.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const BindingModelSHA256 = "25aa5ca3ea1fd2a846c1b1a4935dff2c74915c5b52a8a87f8a48f88a77d6b6ac"
+const BindingModelSHA256 = "669ce57f023f52b9a0cd211098fa9c7a53c9e87b9c0170b12db2ee69925d9bbb"
 
 // BindingMachineName is the name of the model.
 const BindingMachineName = "binding"
@@ -462,7 +462,7 @@ type BindingTransition struct {
 	To         BindingState // BindingStateUnknown: stays in the state it fired in
 	Reenter    bool         // a stay that still runs exit and entry steps
 	Do         []string     // the branch's steps as written
-	Implements []string     // SPEC.md requirements and invariants
+	Implements []string     // docs/requirements.md requirements and invariants
 	Doc        string
 }
 

@@ -12,7 +12,7 @@ import (
 
 // ConcurrentModelSHA256 is the SHA-256 of model/concurrent.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const ConcurrentModelSHA256 = "fce586eadf6e2355f0cb4568e60cecfb33eb8836d1a9332c45eb6b54ab27bbca"
+const ConcurrentModelSHA256 = "fd6b1fb64ddcc13117e9be917f141f51924c736a4d72ee5fbdbed3ba4c944465"
 
 // ConcurrentMachineName is the name of the model.
 const ConcurrentMachineName = "concurrent"
@@ -339,7 +339,7 @@ type ConcurrentTransition struct {
 	To         ConcurrentState // ConcurrentStateUnknown: stays in the state it fired in
 	Reenter    bool            // a stay that still runs exit and entry steps
 	Do         []string        // the branch's steps as written
-	Implements []string        // SPEC.md requirements and invariants
+	Implements []string        // docs/requirements.md requirements and invariants
 	Doc        string
 }
 

@@ -12,7 +12,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "5062c741b9d534374919d9802f89d93583440527d45e4e61fb0e92871127d4ca"
+const LineModelSHA256 = "b28ae9c8eb421585781718a921acfb37a71d7cce0b2f2813f8253daa220cf7ae"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -643,7 +643,7 @@ type LineTransition struct {
 	To         LineState // LineStateUnknown: stays in the state it fired in
 	Reenter    bool      // a stay that still runs exit and entry steps
 	Do         []string  // the branch's steps as written
-	Implements []string  // SPEC.md requirements and invariants
+	Implements []string  // docs/requirements.md requirements and invariants
 	Doc        string
 }
 

@@ -12,7 +12,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "7245613752ac5b30a14c9d53f8a48609a3e5047821e55a509c6a4b4d6d0a0c2a"
+const RequestModelSHA256 = "a5a1b1b60df1412593fd1cdaf61563e37503f029e7fec53b60f394d51c19b1e0"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"
@@ -457,7 +457,7 @@ type RequestTransition struct {
 	To         RequestState // RequestStateUnknown: stays in the state it fired in
 	Reenter    bool         // a stay that still runs exit and entry steps
 	Do         []string     // the branch's steps as written
-	Implements []string     // SPEC.md requirements and invariants
+	Implements []string     // docs/requirements.md requirements and invariants
 	Doc        string
 }
 

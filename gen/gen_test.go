@@ -227,7 +227,7 @@ func TestRealModelDiagrams(t *testing.T) {
 }
 
 // TestTraceability checks that every requirement R3-R13 and invariant I1-I9
-// of SPEC.md shows in some model element.
+// of docs/requirements.md shows in some model element.
 func TestTraceability(t *testing.T) {
 	covered := map[string]bool{}
 	paths, _ := filepath.Glob("../model/*.yaml")
@@ -253,7 +253,7 @@ func TestTraceability(t *testing.T) {
 	}
 	for _, id := range want {
 		if !covered[id] {
-			t.Errorf("%s of SPEC.md is not named by any element of model/*.yaml", id)
+			t.Errorf("%s of docs/requirements.md is not named by any element of model/*.yaml", id)
 		}
 	}
 }

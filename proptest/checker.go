@@ -40,7 +40,7 @@ func (s Settings) timerE(n int) time.Duration {
 	return total
 }
 
-// Budget is the retry budget of server i (R3, R4): written here from SPEC.md,
+// Budget is the retry budget of server i (R3, R4): written here from docs/requirements.md,
 // not taken from the model, so that the check is a second opinion.
 func (s Settings) Budget(i int) time.Duration {
 	if i == s.Servers-1 {
@@ -139,7 +139,7 @@ func newChecker(tr *Trace) *checker {
 	return c
 }
 
-// Violation is an invariant of SPEC.md that a trace breaks.
+// Violation is an invariant of docs/requirements.md that a trace breaks.
 type Violation struct {
 	ID  string // I1 ... I10
 	At  time.Duration
@@ -333,7 +333,7 @@ func (c *checker) i4() {
 
 // RateBound is I11's bound: the most transactions a line may start on one
 // server in any minute in which the user made u requests, written here from
-// SPEC.md. 15 is a refresh every 4 s, the shortest a granted expiry allows
+// docs/requirements.md. 15 is a refresh every 4 s, the shortest a granted expiry allows
 // (5 s, refreshed at 80 %); 4 the tries of one request (a challenge, then a
 // 423 or a stale nonce twice).
 func (s Settings) RateBound(u int) int {

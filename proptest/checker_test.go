@@ -182,7 +182,7 @@ func onBackupTrace(tr *Trace) {
 
 // registerBurst adds n REGISTER transactions to the primary, half a second
 // apart from 40.5s, each answered 200: a line refreshing far too often.
-// With a Failback Interval of 60 s and a back-off base of 30 s, SPEC.md's
+// With a Failback Interval of 60 s and a back-off base of 30 s, docs/requirements.md's
 // I11 allows 4 * (15 + 1 + 4 + 0 + 1) = 84 in a minute without user
 // requests.
 func registerBurst(tr *Trace, n int) {

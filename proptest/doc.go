@@ -1,5 +1,5 @@
 // Package proptest holds the property-based tests (pgregory.net/rapid) that
-// check the invariants of SPEC.md.
+// check the invariants of docs/requirements.md.
 //
 // model_test.go, request_model_test.go and call_model_test.go drive the
 // generated machines of model/*.yaml directly, in virtual time, with random
@@ -12,7 +12,7 @@
 // runtime_test.go drives the real runtime (runtime.Line, over the simulated
 // network of runtimetest, on its virtual clock) with random server faults
 // and recoveries, user actions and time, and judges the whole trace with
-// Check after every step: I1-I10 of SPEC.md (I5 and I10 on the requests
+// Check after every step: I1-I10 of docs/requirements.md (I5 and I10 on the requests
 // and calls the user makes). A failure prints the shrunk run as a scenario
 // script for runtime/testdata, and rapid's seed.
 //

@@ -18,7 +18,7 @@ func ms(t *rapid.T, label string, lo, hi int) fsm.Duration {
 	return fsm.Duration(time.Duration(rapid.IntRange(lo, hi).Draw(t, label)) * time.Millisecond)
 }
 
-// drawLineParams draws settings within the bounds SPEC.md allows.
+// drawLineParams draws settings within the bounds docs/requirements.md allows.
 func drawLineParams(t *rapid.T) fsm.LineParams {
 	t1 := ms(t, "t1_ms", 1, 500)
 	p := fsm.LineParams{

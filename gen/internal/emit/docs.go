@@ -482,7 +482,7 @@ func Markdown(m *model.Model, modelLink string) []byte {
 	p("")
 	p("## Requirements")
 	p("")
-	p("Where each requirement and invariant of SPEC.md shows in this model.")
+	p("Where each requirement and invariant of docs/requirements.md shows in this model.")
 	p("")
 	p("| id | elements |")
 	p("|---|---|")

@@ -588,7 +588,7 @@ func (g *goGen) table() {
 	g.p("To %sState // %sStateUnknown: stays in the state it fired in", g.M, g.M)
 	g.p("Reenter bool // a stay that still runs exit and entry steps")
 	g.p("Do []string // the branch's steps as written")
-	g.p("Implements []string // SPEC.md requirements and invariants")
+	g.p("Implements []string // docs/requirements.md requirements and invariants")
 	g.p("Doc string")
 	g.p("}")
 	g.p("")

@@ -301,7 +301,7 @@ func (c *checker) steps(steps []*Step) {
 func (c *checker) requirements(ids []Ref) {
 	for _, r := range ids {
 		if !reqRE.MatchString(r.Name) {
-			c.errs.Errorf(r.Pos, "%q is not a requirement or invariant id of SPEC.md (R3, I1 ...)", r.Name)
+			c.errs.Errorf(r.Pos, "%q is not a requirement or invariant id of docs/requirements.md (R3, I1 ...)", r.Name)
 		}
 	}
 }
