@@ -438,9 +438,18 @@ func (s *scenario) step(w []string) {
 			}
 		}
 	default:
-		s.fail("unknown step %q", w[0])
+		step, ok := userSteps[w[0]]
+		if !ok {
+			s.fail("unknown step %q", w[0])
+		}
+		step(s.ensureLine())
 	}
 }
+
+// userSteps are more steps of the user, which a change to the line model
+// registers from a file of its own (README, "Change the behaviour"), so
+// that the property suite's runs with it replay here.
+var userSteps = map[string]func(*runtime.Line){}
 
 func (s *scenario) expect(w []string) {
 	s.t.Helper()

@@ -1,0 +1,231 @@
+// Package walkthrough tests the README's "Change the behaviour" example:
+// it follows the steps literally on a copy of the repository and runs the
+// tests there, so the example cannot rot.
+package walkthrough
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// snippet is one code block of the example, and the file it names.
+type snippet struct {
+	lang, path, text string
+}
+
+// snippets returns the code blocks of the README's example, each with the
+// file the text before it names (the model's blocks name model/line.yaml
+// through the section's first step).
+func snippets(t *testing.T, readme string) []snippet {
+	t.Helper()
+	start := strings.Index(readme, "### An example, step by step")
+	end := strings.Index(readme, "## Layout")
+	if start < 0 || end < start {
+		t.Fatal("README: no section \"An example, step by step\" before \"Layout\"")
+	}
+	section := readme[start:end]
+	block := regexp.MustCompile("(?s)\n   ```(yaml|go|sh|)\n(.*?)\n   ```\n")
+	path := regexp.MustCompile("`([a-z_/]+\\.(?:go|yaml))`")
+	var out []snippet
+	prev := 0
+	for _, m := range block.FindAllStringSubmatchIndex(section, -1) {
+		lang, body := section[m[2]:m[3]], section[m[4]:m[5]]
+		var lines []string
+		for _, l := range strings.Split(body, "\n") {
+			lines = append(lines, strings.TrimPrefix(l, "   "))
+		}
+		named := path.FindAllStringSubmatch(section[prev:m[0]], -1)
+		p := ""
+		if len(named) > 0 {
+			p = named[len(named)-1][1]
+		}
+		out = append(out, snippet{lang, p, strings.Join(lines, "\n") + "\n"})
+		prev = m[1]
+	}
+	return out
+}
+
+// copyRepo copies the repository at root to dir, leaving out what git
+// keeps out and what earlier test runs left.
+func copyRepo(t *testing.T, root, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() && (d.Name() == ".git" || rel == filepath.Join("proptest", "testdata", "rapid")) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addModelEntries puts each top-level section of the snippet's YAML under
+// the section of the same name in the model.
+func addModelEntries(t *testing.T, model, snip string) string {
+	t.Helper()
+	sections := regexp.MustCompile(`(?m)^([a-z_]+):\n`).FindAllStringSubmatchIndex(snip, -1)
+	for i, m := range sections {
+		name := snip[m[2]:m[3]]
+		end := len(snip)
+		if i+1 < len(sections) {
+			end = sections[i+1][0]
+		}
+		entries := snip[m[1]:end]
+		header := "\n" + name + ":\n"
+		at := strings.Index(model, header)
+		if at < 0 {
+			t.Fatalf("the model has no section %s:", name)
+		}
+		at += len(header)
+		model = model[:at] + entries + model[at:]
+	}
+	return model
+}
+
+// ignore adds event to the ignore list of state in the model.
+func ignore(t *testing.T, model, state, event string) string {
+	t.Helper()
+	at := strings.Index(model, "\n  "+state+":\n")
+	if at < 0 {
+		t.Fatalf("no state %s", state)
+	}
+	rest := model[at+1:]
+	next := regexp.MustCompile(`\n  [a-z_]+:\n|\n[a-z]`).FindStringIndex(rest[1:])
+	body := rest
+	if next != nil {
+		body = rest[:next[0]+1]
+	}
+	if i := strings.Index(body, "    ignore: ["); i >= 0 {
+		i += len("    ignore: [")
+		return model[:at+1+i] + event + ", " + model[at+1+i:]
+	}
+	line := "  " + state + ":\n"
+	return model[:at+1+len(line)] + "    ignore: [" + event + "]\n" + model[at+1+len(line):]
+}
+
+func run(t *testing.T, dir string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func must(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	out, err := run(t, dir, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// TestReadmeExample follows the README's example on a copy of the
+// repository: the model entries, the check and its ignore lists, the
+// regeneration, the runtime's and the property suite's files, and the
+// tests, which must pass with the new transitions taken on the runtime.
+func TestReadmeExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and tests a copy of the repository")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	copyRepo(t, root, dir)
+	modelPath := filepath.Join(dir, "model", "line.yaml")
+	src, err := os.ReadFile(modelPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := string(src)
+	var goFiles []snippet
+	commands := 0
+	for _, s := range snippets(t, string(readme)) {
+		switch s.lang {
+		case "yaml": // step 1
+			model = addModelEntries(t, model, s.text)
+			if err := os.WriteFile(modelPath, []byte(model), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		case "go": // steps 4 and 5, after the regeneration
+			if s.path == "" {
+				t.Fatalf("a Go block names no file:\n%s", s.text)
+			}
+			goFiles = append(goFiles, s)
+		case "sh":
+			commands++
+		}
+	}
+	if len(goFiles) != 3 || commands != 1 {
+		t.Fatalf("the example has %d Go files and %d command blocks; the test knows 3 and 1", len(goFiles), commands)
+	}
+
+	// Step 2: the check lists the states to give ignore lists; follow it
+	// until it passes.
+	unhandled := regexp.MustCompile(`state ([a-z_]+) neither handles nor ignores ([a-z._]+)`)
+	for round := 0; ; round++ {
+		out, err := run(t, dir, "go", "run", "./cmd/sipfailover", "check", "model/line.yaml")
+		if err == nil {
+			if round == 0 || !strings.Contains(out, "model/line.yaml: ok") {
+				t.Fatalf("check after %d rounds of ignore lists: %s", round, out)
+			}
+			break
+		}
+		missing := unhandled.FindAllStringSubmatch(out, -1)
+		if len(missing) == 0 || round == 5 {
+			t.Fatalf("the check fails for another reason than ignore lists:\n%s", out)
+		}
+		for _, m := range missing {
+			model = ignore(t, model, m[1], m[2])
+		}
+		if err := os.WriteFile(modelPath, []byte(model), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Step 3; then steps 4 and 5: the build asks for NotifyPaused.
+	must(t, dir, "go", "generate", "./...")
+	must(t, dir, "go", "test", "./gen", "-update")
+	if out, err := run(t, dir, "go", "build", "./..."); err == nil || !strings.Contains(out, "NotifyPaused") {
+		t.Fatalf("the build did not ask for NotifyPaused: %v\n%s", err, out)
+	}
+	for _, f := range goFiles {
+		if err := os.WriteFile(filepath.Join(dir, f.path), []byte(f.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Step 6.
+	must(t, dir, "go", "vet", "./...")
+	out := must(t, dir, "go", "test", "./gen", "./fsm", "./runtime", "./proptest")
+	t.Logf("the tests of the changed copy:\n%s", out)
+}
