@@ -168,12 +168,18 @@ func timerText(t *model.Timer) string {
 
 func mermaidID(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
+// mermaidText makes s safe in a Mermaid label without HTML entities, which
+// a renderer may print as they are: the few characters Mermaid's grammar
+// takes for its own become look-alikes.
 func mermaidText(s string) string {
-	r := strings.NewReplacer("<", "#lt;", ">", "#gt;", ";", "#59;", ":", "#58;", "\"", "#quot;", "{", "#123;", "}", "#125;")
+	r := strings.NewReplacer("<=", "≤", ">=", "≥", "<", "＜", ">", "＞", ";", ",", "\"", "”", "{", "(", "}", ")", "#", "№")
 	return r.Replace(s)
 }
 
-// Mermaid returns the model as a Mermaid stateDiagram-v2.
+// Mermaid returns the model as a Mermaid stateDiagram-v2. Every state is
+// declared with its name as its label, and what happens inside it (timers,
+// entry and exit steps, transitions that stay) goes in a note beside it, so
+// that no description takes the name's place.
 func Mermaid(m *model.Model) string {
 	var b strings.Builder
 	b.WriteString("stateDiagram-v2\n")
@@ -181,13 +187,7 @@ func Mermaid(m *model.Model) string {
 	internal := internalEdges(all)
 	order, members := clusters(m)
 	declare := func(s *model.State, indent string) {
-		id := mermaidID(s.Name)
-		if id != s.Name {
-			fmt.Fprintf(&b, "%sstate \"%s\" as %s\n", indent, s.Name, id)
-		}
-		for _, l := range stateLines(s, m, internal) {
-			fmt.Fprintf(&b, "%s%s : %s\n", indent, id, mermaidText(l))
-		}
+		fmt.Fprintf(&b, "%sstate \"%s\" as %s\n", indent, s.Name, mermaidID(s.Name))
 	}
 	for _, tag := range order {
 		fmt.Fprintf(&b, "    state %s {\n", mermaidID(tag))
@@ -216,6 +216,17 @@ func Mermaid(m *model.Model) string {
 		if s.Final {
 			fmt.Fprintf(&b, "    %s --> [*]\n", mermaidID(s.Name))
 		}
+	}
+	for _, s := range m.States {
+		lines := stateLines(s, m, internal)
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "    note right of %s\n", mermaidID(s.Name))
+		for _, l := range lines {
+			fmt.Fprintf(&b, "        %s\n", mermaidText(l))
+		}
+		b.WriteString("    end note\n")
 	}
 	return b.String()
 }

@@ -1,0 +1,142 @@
+package gen
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sipfailover/sipfailover/gen/internal/emit"
+)
+
+// mermaidJS finds the Mermaid the npm package ships (.ci/install-deps
+// mermaid installs it): $MERMAID_JS, else the install's cache folder.
+// Without it, or without Chromium, the test is skipped on a developer's
+// machine and fails in CI.
+func mermaidJS(t *testing.T) (js, browser string) {
+	t.Helper()
+	js = os.Getenv("MERMAID_JS")
+	if js == "" {
+		cache, err := os.UserCacheDir()
+		if err == nil {
+			js = filepath.Join(cache, "sipfailover", "mermaid", "node_modules", "mermaid", "dist", "mermaid.min.js")
+		}
+	}
+	missing := ""
+	if _, err := os.Stat(js); err != nil {
+		missing = "Mermaid (.ci/install-deps mermaid)"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			browser = p
+			break
+		}
+	}
+	if browser == "" {
+		missing = "Chromium (.ci/install-deps chromium)"
+	}
+	if missing != "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no %s", missing)
+		}
+		t.Skipf("no %s here", missing)
+	}
+	return js, browser
+}
+
+// TestMermaidRenders renders the Mermaid of every model with the real
+// Mermaid in headless Chromium, as a documentation site would: a parse or
+// layout error fails it, and so does a state whose name is missing from
+// the drawing.
+func TestMermaidRenders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a real browser")
+	}
+	js, browser := mermaidJS(t)
+	lib, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](string(lib)+";mermaid.initialize({startOnLoad: false}); 0")); err != nil {
+		t.Fatalf("loading Mermaid: %v", err)
+	}
+	paths, _ := filepath.Glob("../model/*.yaml")
+	if len(paths) == 0 {
+		t.Fatal("no models")
+	}
+	text := regexp.MustCompile(`>([^<>]+)<`)
+	for i, path := range paths {
+		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
+		yaml, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, l := compile("model/"+name+".yaml", yaml)
+		if l.String() != "" {
+			t.Fatalf("%s has problems:\n%s", path, l.String())
+		}
+		t.Run(name, func(t *testing.T) {
+			src := emit.Mermaid(m)
+			script := fmt.Sprintf("mermaid.render('d%d', %q).then(r => r.svg)", i, src)
+			svg, err := chromedp.Run(ctx, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatalf("Mermaid cannot draw it: %v\n%s", err, src)
+			}
+			var shown []string
+			for _, m := range text.FindAllStringSubmatch(svg, -1) {
+				shown = append(shown, strings.TrimSpace(m[1]))
+			}
+			for _, s := range m.States {
+				if !contains(shown, s.Name) {
+					t.Errorf("state %s is not named in the drawing", s.Name)
+				}
+			}
+			if dir := os.Getenv("SIPFAILOVER_DIAGRAMS"); dir != "" {
+				// A picture to look at: go test ./gen -run TestMermaidRenders
+				// with SIPFAILOVER_DIAGRAMS=DIR.
+				page := fmt.Sprintf("document.body.innerHTML = %q; 0", svg)
+				if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](page)); err != nil {
+					t.Fatal(err)
+				}
+				png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name+"-mermaid.png"), png, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, bad := range []string{"#lt;", "#gt;", "#59;", "#58;", "&amp;lt;"} {
+				if strings.Contains(svg, bad) {
+					t.Errorf("the drawing prints %q", bad)
+				}
+			}
+		})
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
