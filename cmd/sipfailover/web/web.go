@@ -34,7 +34,7 @@ import (
 var templateFS embed.FS
 
 // transports are the choices of a transport field, as the seed numbers them.
-var transports = map[string]string{"0": "0 (UDP)", "1": "1 (TCP)", "3": "3 (TLS)", "2": "2 (DNS NAPTR chooses)"}
+var transports = map[string]string{"0": "UDP", "1": "TCP", "3": "TLS", "2": "DNS NAPTR chooses"}
 
 // choices are the options of the other fields that are choices (R18).
 var choices = map[string]map[string]string{
@@ -351,8 +351,12 @@ type lineForm struct {
 	Errors  map[string]string
 	General []string // problems that belong to no field of the form
 	Saved   bool
-	Extra   int // servers past the second, kept as they are
+	Extra   int    // servers past the second, kept as they are
+	State   string // the line's registration, in words: "Registered on server 2 (UDP 10.0.0.2:5060)"
 }
+
+// sipN is the seed's label prefix for line n: SIP1 for line 1.
+func (f lineForm) SIPN() string { return fmt.Sprintf("SIP%d", f.Line) }
 
 type lineChoice struct {
 	Number int
@@ -361,6 +365,7 @@ type lineChoice struct {
 
 // formFields are the form's inputs, each with the setting it edits.
 var formFields = []struct{ name, setting string }{
+	{"user", "user"}, {"auth_user", "auth_user"}, {"password", "password"}, {"display_name", "display_name"}, {"domain", "domain"},
 	{"server1_addr", "servers[0].addr"}, {"server1_port", "servers[0].port"},
 	{"server1_ttl", "servers[0].ttl"}, {"server1_transport", "servers[0].transport"},
 	{"server2_addr", "servers[1].addr"}, {"server2_port", "servers[1].port"},
@@ -368,6 +373,48 @@ var formFields = []struct{ name, setting string }{
 	{"enable_failback", "enable_failback"}, {"failback_interval", "failback_interval"},
 	{"signal_retry_counts", "signal_retry_counts"}, {"invite_retry_counts", "invite_retry_counts"},
 	{"failback_mode", "failback_mode"}, {"failback_when", "failback_when"}, {"registration_mode", "registration_mode"},
+}
+
+// lineState says how line n (from 1) stands, in words (R14).
+func (s *Server) lineState(n int) string {
+	if s.Lines == nil {
+		return ""
+	}
+	if st := s.Lines(); n-1 < len(st) {
+		return StateWords(st[n-1])
+	}
+	return ""
+}
+
+// StateWords says in a phone user's words where a line stands; servers
+// are numbered from 1, the primary being 1 (R14).
+func StateWords(st runtime.Status) string {
+	n := st.Server + 1
+	at := ""
+	if st.ServerAddr != "" {
+		at = " (" + st.ServerAddr + ")"
+	}
+	switch st.State {
+	case "idle":
+		return "Not registered"
+	case "registering":
+		return fmt.Sprintf("Registering on server %d%s", n, at)
+	case "retrying":
+		return fmt.Sprintf("Server %d did not answer; trying server %d%s", n-1, n, at)
+	case "primary_registered":
+		return "Registered on the primary, server 1" + at
+	case "backup_registered":
+		return fmt.Sprintf("Registered on a backup, server %d%s", n, at)
+	case "probing":
+		return fmt.Sprintf("Registered on server %d%s; asking the primary whether it is back", n, at)
+	case "all_failed":
+		return "No server could be used; trying again after a pause"
+	case "failed":
+		return "Refused by the server; trying again after a pause"
+	case "unregistering":
+		return "Unregistering"
+	}
+	return st.State
 }
 
 func (s *Server) choices(c runtime.Config) []lineChoice {
@@ -405,6 +452,10 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		"failback_interval":   strconv.Itoa(*l.FailbackInterval),
 		"signal_retry_counts": strconv.Itoa(*l.SignalRetryCounts),
 		"invite_retry_counts": strconv.Itoa(*l.InviteRetryCounts),
+		"user":                l.User,
+		"auth_user":           l.AuthUser,
+		"display_name":        l.DisplayName,
+		"domain":              l.Domain,
 		"failback_mode":       l.FailbackMode,
 		"failback_when":       l.FailbackWhen,
 		"registration_mode":   l.RegistrationMode,
@@ -415,7 +466,7 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		vals[p+"ttl"], vals[p+"transport"] = strconv.Itoa(*srv.TTL), strconv.Itoa(*srv.Transport)
 	}
 	s.render(w, http.StatusOK, "line.html", lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n,
-		Values: vals, Errors: map[string]string{}, Saved: r.FormValue("saved") == "1", Extra: max(0, len(l.Servers)-2)})
+		Values: vals, Errors: map[string]string{}, Saved: r.FormValue("saved") == "1", Extra: max(0, len(l.Servers)-2), State: s.lineState(n)})
 }
 
 // submitLine applies the form to the line: every field is parsed and the
@@ -429,7 +480,7 @@ func (s *Server) submitLine(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n, Values: map[string]string{}, Errors: map[string]string{},
-		Extra: max(0, len(c.Lines[n-1].Servers)-2)}
+		Extra: max(0, len(c.Lines[n-1].Servers)-2), State: s.lineState(n)}
 	for _, f := range formFields {
 		form.Values[f.name] = strings.TrimSpace(r.PostFormValue(f.name))
 	}
@@ -495,6 +546,10 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 	l.SignalRetryCounts = num("signal_retry_counts", l.SignalRetryCounts)
 	l.InviteRetryCounts = num("invite_retry_counts", l.InviteRetryCounts)
 	l.FailbackMode, l.FailbackWhen, l.RegistrationMode = v["failback_mode"], v["failback_when"], v["registration_mode"]
+	l.User, l.AuthUser, l.DisplayName, l.Domain = v["user"], v["auth_user"], v["display_name"], v["domain"]
+	if v["password"] != "" { // empty keeps the line's: the page never shows it
+		l.Password = v["password"]
+	}
 	next.Lines[i] = l
 	return next, errs
 }

@@ -223,7 +223,7 @@ func TestSafeNext(t *testing.T) {
 
 // goodForm is line 1's form, as the page shows it, with a new backup.
 func goodForm(csrf string) url.Values {
-	return url.Values{"csrf": {csrf}, "line": {"1"},
+	return url.Values{"csrf": {csrf}, "line": {"1"}, "user": {"1001"}, "auth_user": {"1001"}, "display_name": {"Lobby"}, "domain": {""},
 		"server1_addr": {"10.0.0.1"}, "server1_port": {"5060"}, "server1_ttl": {"3600"}, "server1_transport": {"0"},
 		"server2_addr": {"backup.example.com"}, "server2_port": {"5070"}, "server2_ttl": {"600"}, "server2_transport": {"1"},
 		"enable_failback": {"1"}, "failback_interval": {"900"}, "signal_retry_counts": {"4"},
@@ -647,7 +647,7 @@ func TestLineOfOneName(t *testing.T) {
 	ts.mu.Unlock()
 	csrf := ts.login(t)
 	res, body := ts.get(t, "/line?line=1")
-	if res.StatusCode != http.StatusOK || !strings.Contains(body, `value="sip.example.com"`) || !strings.Contains(body, "2 (DNS NAPTR chooses)") {
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, `value="sip.example.com"`) || !strings.Contains(body, "DNS NAPTR chooses") {
 		t.Fatalf("GET: %d\n%s", res.StatusCode, body)
 	}
 	form := goodForm(csrf)
@@ -672,5 +672,43 @@ func TestLineOfOneName(t *testing.T) {
 	}
 	if got := ts.applied[1].Lines[0].Servers; len(got) != 2 || got[1].Addr != "backup.example.com" {
 		t.Fatalf("applied servers %+v, want the name and the backup", got)
+	}
+}
+
+// TestLinePageAsAPhoneShowsIt: the Line page has the account (user,
+// authentication user, a password that is never shown, display name,
+// domain), labels with the line's number as the seed writes SIPN (SIP2 for
+// line 2), transports by name, and the line's registration in words; a
+// password left empty keeps the line's, a new one replaces it.
+func TestLinePageAsAPhoneShowsIt(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	_, body := ts.get(t, "/line?line=2")
+	for _, want := range []string{`id="user" name="user" value="1002"`, "SIP2 User", "SIP2 Authentication User", "SIP2 Register Addr",
+		"SIP2 Backup Transport", `id="password" name="password" type="password" value=""`, ">UDP<", ">TLS<",
+		"Registered on the primary, server 1 (UDP 10.0.1.1:5060)"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "line-secret") {
+		t.Error("the page shows the password")
+	}
+	form := goodForm(csrf)
+	form.Set("display_name", "Front desk")
+	if res, _ := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit: %d", res.StatusCode)
+	}
+	form.Set("password", "new-secret")
+	if res, _ := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit: %d", res.StatusCode)
+	}
+	if a := ts.applied; len(a) != 2 || a[0].Lines[0].Password != "line-secret" || a[0].Lines[0].DisplayName != "Front desk" ||
+		a[1].Lines[0].Password != "new-secret" {
+		t.Fatalf("applied %+v", a)
+	}
+	form.Set("user", "")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `id="user-error"`) {
+		t.Errorf("an empty user: %d, no message beside the field", res.StatusCode)
 	}
 }
