@@ -432,7 +432,7 @@ func TestCallThroughBackup(t *testing.T) {
 	start := time.Now()
 	c, _ := w.call("confirmed", 10*time.Second)
 	report(t, "call set-up with the primary killed", time.Since(start), budget+3*rtt, "budget + REGISTER, INVITE round trips (R6)")
-	if c.Server != 1 {
+	if c.Server != 2 {
 		t.Fatalf("the call went through server %d, want the backup", c.Server)
 	}
 	if !w.farEndSaw("INVITE", c.ID) {
@@ -467,7 +467,7 @@ func TestByeFailsOver(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			w := newWorld(t)
 			c, _ := w.call("confirmed", 5*time.Second)
-			if c.Server != 0 {
+			if c.Server != 1 {
 				t.Fatalf("the call went through server %d, want the primary", c.Server)
 			}
 			w.kam(m.fail...)
@@ -521,7 +521,7 @@ func TestAllDownThenBack(t *testing.T) {
 func TestOverTCP(t *testing.T) {
 	w := newWorldOver(t, 1)
 	c, _ := w.call("confirmed", 5*time.Second)
-	if c.Server != 0 || !w.farEndSaw("INVITE", c.ID) {
+	if c.Server != 1 || !w.farEndSaw("INVITE", c.ID) {
 		t.Fatalf("call %+v: want it through the primary to SIPp", c)
 	}
 	w.kam("kill", "primary")
@@ -533,7 +533,7 @@ func TestOverTCP(t *testing.T) {
 	}
 	c2, took := w.call("confirmed", 5*time.Second)
 	report(t, "call set-up over TCP through the backup", took, 3*rtt, "INVITE with digest and 200 round trips")
-	if c2.Server != 1 {
+	if c2.Server != 2 {
 		t.Fatalf("the second call went through server %d, want the backup", c2.Server)
 	}
 	w.hangup(c2.ID, 5*time.Second)
@@ -564,7 +564,7 @@ func TestIncomingCall(t *testing.T) {
 		t.Fatal("the primary saw no INVITE from SIPp")
 	}
 	c := w.waitCall(id, "ended", 5*time.Second)
-	if c.Server != 0 || !strings.Contains(c.Reason, "the far end hung up") {
+	if c.Server != 1 || !strings.Contains(c.Reason, "the far end hung up") {
 		t.Fatalf("the line's side of SIPp's call: %+v", c)
 	}
 }
@@ -686,7 +686,7 @@ func TestSRVFailover(t *testing.T) {
 			start := w.kam("kill", "primary")
 			w.waitState("backup_registered", 10*time.Second)
 			report(t, "failover across SRV targets, "+tr.name, time.Since(start), keepalive+rtt, "keep-alive interval + a round trip")
-			if s := w.status(); s.Target != fmt.Sprintf("kam2.interop.test:%d", w.ports["backup"]) || s.Server != 1 {
+			if s := w.status(); s.Target != fmt.Sprintf("kam2.interop.test:%d", w.ports["backup"]) || s.Server != 2 {
 				t.Fatalf("after the kill: %+v, want the second SRV target", s)
 			}
 			w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
@@ -749,7 +749,7 @@ func TestFailbackModes(t *testing.T) {
 		c, setup := w.call("confirmed", 10*time.Second)
 		report(t, "failback, mode new_requests, from the call", time.Since(start), 3*rtt, "the probe with digest, then the INVITE")
 		report(t, "call set-up, mode new_requests", setup, 4*rtt, "probe with digest, INVITE and 200 round trips")
-		if s := w.status(); s.State != "primary_registered" || c.Server != 0 {
+		if s := w.status(); s.State != "primary_registered" || c.Server != 1 {
 			t.Fatalf("after the call: line %+v, call through server %d; want both on the primary", s, c.Server)
 		}
 		t.Logf("MEASURED %-48s %9d  (REGISTERs to the primary from its restart to failback)", "probes, mode new_requests", w.registersSince("primary", before))
@@ -814,7 +814,7 @@ func TestConcurrentInviteFailover(t *testing.T) {
 				registered := w.saw("backup", "REGISTER", "") - before
 				t.Logf("MEASURED %-48s %9d  (REGISTERs to the backup between the failure and the call)", "REGISTERs first, "+mode, registered)
 				switch {
-				case c.Server != 1:
+				case c.Server != 2:
 					t.Fatalf("the call went through server %d, want the backup", c.Server)
 				case mode == "concurrent" && registered != 0:
 					t.Fatalf("concurrent mode sent %d REGISTERs to the backup before the INVITE", registered)

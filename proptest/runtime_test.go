@@ -107,7 +107,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	}
 	calls := map[string]string{} // Call-ID -> state
 	agent := runtime.NewAgent(w.net, runtime.WithClock(w.clock), runtime.WithSeed(1), runtime.WithWatcher(func(x runtime.Transition) {
-		w.trace.Transitions = append(w.trace.Transitions, Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server})
+		w.trace.Transitions = append(w.trace.Transitions, Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server - 1})
 		w.taken[x.ID]++
 	}), runtime.WithCallWatcher(func(i runtime.CallInfo) {
 		calls[i.ID] = i.State

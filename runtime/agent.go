@@ -377,7 +377,7 @@ type Transition struct {
 	From, To   string
 	Event      string
 	ID         string // the model transition taken
-	Server     int    // the line's server after the transition
+	Server     int    // the line's server after the transition: its number in the list, from 1
 	ServerAddr string
 	Reason     string // why, for failures: "503 Service Unavailable from UDP 127.0.0.1:5070"
 	At         time.Time

@@ -58,7 +58,7 @@ type CallInfo struct {
 	Outgoing   bool      `json:"outgoing"`
 	Remote     string    `json:"remote"` // the far end's URI
 	State      string    `json:"state"`  // a state of model/call.yaml
-	Server     int       `json:"server"` // the server the dialog goes through
+	Server     int       `json:"server"` // the server the dialog goes through: its number, from 1; 0 when not in the line's list
 	ServerAddr string    `json:"server_addr"`
 	Code       int       `json:"code"`   // the INVITE's final answer, 0 before one
 	Reason     string    `json:"reason"` // why it ended, or the last answer
@@ -143,7 +143,7 @@ func (c *Call) Info() CallInfo {
 
 func (c *Call) snapshot() CallInfo {
 	i := c.info
-	i.State, i.Server, i.ServerAddr = c.m.State().String(), c.line.serverAt(c.server), c.server.String()
+	i.State, i.Server, i.ServerAddr = c.m.State().String(), c.line.serverAt(c.server)+1, c.server.String()
 	return i
 }
 

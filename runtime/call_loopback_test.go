@@ -98,7 +98,7 @@ func TestCallThroughPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCall(t, c, fsm.CallStateConfirmed, 2*time.Second)
-	if got := c.Info(); got.Server != 0 || got.Code != 200 {
+	if got := c.Info(); got.Server != 1 || got.Code != 200 {
 		t.Fatalf("call %+v, want answered 200 through the primary", got)
 	}
 	c.Hangup()
@@ -181,7 +181,7 @@ func TestByeFailsOver(t *testing.T) {
 			if want := fmt.Sprintf("<sip:%s;lr>", b.backup.Addr); len(bye.Route) != 1 || bye.Route[0] != want {
 				t.Fatalf("the BYE through the backup had Route %v, want [%s]", bye.Route, want)
 			}
-			if b.line.Status().Server != 1 {
+			if b.line.Status().Server != 2 {
 				t.Fatalf("the line is on server %d, want the backup", b.line.Status().Server)
 			}
 			registeredBefore(t, b.backup)
@@ -202,7 +202,7 @@ func TestInviteFailsOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitCall(t, c, fsm.CallStateConfirmed, 5*time.Second)
-			if got := c.Info(); got.Server != 1 {
+			if got := c.Info(); got.Server != 2 {
 				t.Fatalf("call %+v, want it through the backup", got)
 			}
 			waitPhone(t, b.phone, c.ID(), "up")
@@ -244,7 +244,7 @@ func TestLineToLineCall(t *testing.T) {
 	}
 	in := calls[0]
 	waitCall(t, in, fsm.CallStateConfirmed, 2*time.Second)
-	if info := in.Info(); info.Outgoing || info.Server != 0 {
+	if info := in.Info(); info.Outgoing || info.Server != 1 {
 		t.Fatalf("incoming call %+v, want it through the primary", info)
 	}
 	b.primary.Stop()

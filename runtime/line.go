@@ -133,7 +133,7 @@ type Status struct {
 	Line        string    `json:"line"`
 	State       string    `json:"state"`
 	Registered  bool      `json:"registered"`
-	Server      int       `json:"server"`       // index in the line's list; 0 is the primary
+	Server      int       `json:"server"`       // the server's number in the line's list, from 1: 1 is the primary
 	ServerName  string    `json:"server_name"`  // the server as configured: "pbx.example.com (SRV, auto)"
 	Target      string    `json:"target"`       // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
 	ServerAddr  string    `json:"server_addr"`  // "UDP 127.0.0.1:5060"; "" while its name is looked up
@@ -189,7 +189,7 @@ func (l *Line) Status() Status {
 	if l.cc != nil {
 		for _, b := range l.cc.bindings {
 			_, _, addr, _ := l.describe(b.server)
-			st.Bindings = append(st.Bindings, BindingStatus{Server: b.server, ServerAddr: addr, State: b.m.State().String()})
+			st.Bindings = append(st.Bindings, BindingStatus{Server: b.server + 1, ServerAddr: addr, State: b.m.State().String()})
 		}
 	}
 	return st
@@ -197,7 +197,7 @@ func (l *Line) Status() Status {
 
 // BindingStatus is one binding of a line in concurrent mode (R17).
 type BindingStatus struct {
-	Server     int    `json:"server"`
+	Server     int    `json:"server"` // the server's number, from 1
 	ServerAddr string `json:"server_addr"`
 	State      string `json:"state"` // a state of model/binding.yaml: registered, waiting ...
 }
@@ -356,10 +356,10 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	}
 	st.State = to.String()
 	st.Registered = to.HasTag(fsm.LineTagRegistered)
-	st.Server = server
+	st.Server = server + 1 // numbered from 1, as the pages and phones number them
 	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
 	t := Transition{Line: l.cfg.Name, From: from.String(), To: to.String(), Event: event,
-		ID: id, Server: server, ServerAddr: st.ServerAddr, Reason: reason, At: now}
+		ID: id, Server: server + 1, ServerAddr: st.ServerAddr, Reason: reason, At: now}
 	level := slog.LevelInfo
 	if from == to {
 		level = slog.LevelDebug // a refresh, a keep-alive: the state stays

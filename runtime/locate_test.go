@@ -263,7 +263,7 @@ func TestFailoverAcrossSRVTargets(t *testing.T) {
 			d.line.Register()
 			d.waitState("primary_registered", 5*time.Second)
 			st := d.line.Status()
-			if want := fmt.Sprintf("p1.example.test:%d", p1.Port()); st.Target != want || st.Server != 0 ||
+			if want := fmt.Sprintf("p1.example.test:%d", p1.Port()); st.Target != want || st.Server != 1 ||
 				!strings.HasPrefix(st.ServerName, "example.test (SRV") || !strings.HasSuffix(st.ServerAddr, fmt.Sprint(p1.Port())) {
 				t.Fatalf("status %+v, want target %s", st, want)
 			}
@@ -271,7 +271,7 @@ func TestFailoverAcrossSRVTargets(t *testing.T) {
 			d.line.Register() // a new round, from the first target
 			d.waitState("backup_registered", 5*time.Second)
 			st = d.line.Status()
-			if want := fmt.Sprintf("p2.example.test:%d", p2.Port()); st.Target != want || st.Server != 1 {
+			if want := fmt.Sprintf("p2.example.test:%d", p2.Port()); st.Target != want || st.Server != 2 {
 				t.Fatalf("after p1 stopped: status %+v, want the primary name's second target %s, before the backup", st, want)
 			}
 			if count(d.backup, "REGISTER") != 0 {

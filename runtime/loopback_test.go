@@ -143,7 +143,7 @@ func TestICMPUnreachableFailsOverAtOnce(t *testing.T) {
 	if took := icmp.At.Sub(start); took > 100*time.Millisecond {
 		t.Errorf("ICMP unreachable noticed after %v, want well under 100ms", took)
 	}
-	if st := b.line.Status(); st.Server != 1 || !st.Registered || st.LastFailure != "transport.icmp" {
+	if st := b.line.Status(); st.Server != 2 || !st.Registered || st.LastFailure != "transport.icmp" {
 		t.Errorf("status %+v", st)
 	}
 	if !b.backup.Registered() {
@@ -425,7 +425,7 @@ func TestMessageFailsOver(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatalf("the MESSAGE did not end; line %+v", b.line.Status())
 	}
-	if res := req.Result(); res.State != "done" || res.Code != 200 || res.Server != 1 {
+	if res := req.Result(); res.State != "done" || res.Code != 200 || res.Server != 2 {
 		t.Fatalf("result %+v", res)
 	}
 	var order []string

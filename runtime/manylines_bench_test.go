@@ -54,7 +54,7 @@ func BenchmarkManyLines(b *testing.B) {
 						}
 						time.Sleep(time.Millisecond)
 					}
-					if l.Status().Server != 0 {
+					if l.Status().Server != 1 {
 						failedOver++
 					}
 				}

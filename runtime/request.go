@@ -44,7 +44,7 @@ type RequestResult struct {
 	State  string // "done" (answered) or "failed" (no server could carry it)
 	Code   int    // the final answer's status code; 0 when none came
 	Reason string
-	Server int       // the server that answered, or the last one tried
+	Server int       // the server that answered, or the last one tried: its number, from 1
 	Ended  time.Time // by the line's clock
 }
 
@@ -195,7 +195,7 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 	}
 	r.perform(step.Effects)
 	if step.To.Final() {
-		r.result.State, r.result.Server, r.result.Ended = step.To.String(), r.m.Vars().Server, r.line.agent.clock.Now()
+		r.result.State, r.result.Server, r.result.Ended = step.To.String(), r.m.Vars().Server+1, r.line.agent.clock.Now()
 		r.end()
 	}
 }

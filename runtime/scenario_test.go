@@ -572,7 +572,7 @@ func (s *scenario) expect(w []string) {
 		info := s.call.Info()
 		switch w[1] {
 		case "server":
-			if got := serverNames[info.Server]; len(w) != 3 || got != w[2] {
+			if got := serverNames[info.Server-1]; len(w) != 3 || got != w[2] {
 				s.fail("the call goes through %s, want %s", got, strings.Join(w[2:], " "))
 			}
 		case "reason":

@@ -191,7 +191,7 @@ func TestStatusTable(t *testing.T) {
 		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0 && strings.Contains(out.String(), "backup_registered")
 	})
 	row := strings.Split(strings.TrimSpace(out.String()), "\n")[1]
-	for _, want := range []string{"line1", "backup_registered", "1 UDP 127.0.0.1:" + strconv.Itoa(rs[1].Port()), "503 Service Unavailable"} {
+	for _, want := range []string{"line1", "backup_registered", "2 UDP 127.0.0.1:" + strconv.Itoa(rs[1].Port()), "503 Service Unavailable"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("status row %q lacks %q", row, want)
 		}
@@ -226,7 +226,7 @@ func TestStatusNamesTheTarget(t *testing.T) {
 		out.Reset()
 		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0 && strings.Contains(out.String(), "primary_registered")
 	})
-	want := fmt.Sprintf("0 example.test via p1.example.test:%d at UDP 127.0.0.1:%d", rs[0].Port(), rs[0].Port())
+	want := fmt.Sprintf("1 example.test via p1.example.test:%d at UDP 127.0.0.1:%d", rs[0].Port(), rs[0].Port())
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("status\n%s\nlacks %q", out.String(), want)
 	}

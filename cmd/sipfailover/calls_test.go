@@ -59,7 +59,7 @@ func TestCallAndHangup(t *testing.T) {
 	if code := callCmd([]string{"-addr", addr, "-token-file", tok, "-line", "1", "sip:1002@127.0.0.1"}, &out, &errOut); code != 0 {
 		t.Fatalf("call exited %d: %s %s", code, out.String(), errOut.String())
 	}
-	if !strings.Contains(out.String(), "confirmed through server 0") {
+	if !strings.Contains(out.String(), "confirmed through server 1") {
 		t.Fatalf("call printed %q, want it confirmed through the primary", out.String())
 	}
 	id := strings.Fields(out.String())[1]

@@ -126,8 +126,8 @@ func (d *demoRun) since() string {
 	return fmt.Sprintf("%7.3fs", time.Since(d.start).Seconds())
 }
 
-func (d *demoRun) serverName(i int) string {
-	if i == 0 {
+func (d *demoRun) serverName(n int) string {
+	if n == 1 {
 		return "primary"
 	}
 	return "backup"
@@ -328,7 +328,7 @@ func (d *demoRun) calls() ([]measure, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info := c.Info(); info.Server != 1 {
+	if info := c.Info(); info.Server != 2 {
 		return nil, fmt.Errorf("the call went through server %d, want the backup", info.Server)
 	}
 	c.Hangup()

@@ -389,7 +389,7 @@ func (s *Server) lineState(n int) string {
 // StateWords says in a phone user's words where a line stands; servers
 // are numbered from 1, the primary being 1 (R14).
 func StateWords(st runtime.Status) string {
-	n := st.Server + 1
+	n := st.Server
 	at := ""
 	if st.ServerAddr != "" {
 		at = " (" + st.ServerAddr + ")"

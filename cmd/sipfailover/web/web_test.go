@@ -68,10 +68,10 @@ func newTestSite(t testing.TB) *testSite {
 			return nil
 		},
 		Lines: func() []runtime.Status {
-			return []runtime.Status{{Line: "lobby", State: "backup_registered", Server: 1, ServerAddr: "UDP 10.0.0.2:5060",
+			return []runtime.Status{{Line: "lobby", State: "backup_registered", Server: 2, ServerAddr: "UDP 10.0.0.2:5060",
 				Where: "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060", Since: at},
-				{Line: "gate", State: "primary_registered", ServerAddr: "UDP 10.0.1.1:5060", Since: at,
-					Bindings: []runtime.BindingStatus{{Server: 0, State: "registered"}, {Server: 1, State: "waiting"}}}}
+				{Line: "gate", State: "primary_registered", Server: 1, ServerAddr: "UDP 10.0.1.1:5060", Since: at,
+					Bindings: []runtime.BindingStatus{{Server: 1, State: "registered"}, {Server: 2, State: "waiting"}}}}
 		},
 		PasswordHash: hash,
 		Metrics:      metrics,
@@ -352,7 +352,7 @@ func TestStatusPageAndEvents(t *testing.T) {
 	ts.login(t)
 	_, body := ts.get(t, "/status")
 	for _, want := range []string{`id="state_backup_registered"`, `id="state_primary_registered"`, `data-state="backup_registered"`, "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060",
-		"bindings: 0 registered; 1 waiting;"} {
+		"bindings: 1 registered; 2 waiting;"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("status page lacks %s", want)
 		}
