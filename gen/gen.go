@@ -161,19 +161,25 @@ func Generate(o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		dotText := emit.Dot(m)
+		dotText, overview := emit.Dot(m), emit.OverviewDot(m)
 		res.Files = append(res.Files,
 			File{filepath.Join(o.FSM, name+"_gen.go"), code},
 			File{filepath.Join(o.FSM, name+"_gen_test.go"), test},
 			File{filepath.Join(o.Docs, name+".md"), emit.Markdown(m, "../"+m.Path)},
 			File{filepath.Join(o.Docs, name+".dot"), dotText},
+			File{filepath.Join(o.Docs, name+"-overview.dot"), overview},
 		)
 		if dot != "" {
-			svg, err := renderSVG(dot, dotText)
-			if err != nil {
-				return nil, fmt.Errorf("%s: rendering %s.svg: %w", m.Path, name, err)
+			for _, d := range []struct {
+				file string
+				src  []byte
+			}{{name + ".svg", dotText}, {name + "-overview.svg", overview}} {
+				svg, err := renderSVG(dot, d.src)
+				if err != nil {
+					return nil, fmt.Errorf("%s: rendering %s: %w", m.Path, d.file, err)
+				}
+				res.Files = append(res.Files, File{filepath.Join(o.Docs, d.file), svg})
 			}
-			res.Files = append(res.Files, File{filepath.Join(o.Docs, name+".svg"), svg})
 		}
 	}
 	return res, nil

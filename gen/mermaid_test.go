@@ -140,3 +140,51 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestOverviewFitsAPage: each model's overview, drawn by Graphviz, is at
+// most 900 pt wide with text of 11 pt and more: at a page width of 900 px
+// (scaled by at most 0.75) no text is smaller than 11 px.
+func TestOverviewFitsAPage(t *testing.T) {
+	dot, err := exec.LookPath("dot")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no Graphviz dot (.ci/install-deps graphviz)")
+		}
+		t.Skip("no Graphviz dot here")
+	}
+	paths, _ := filepath.Glob("../model/*.yaml")
+	size := regexp.MustCompile(`<svg width="([0-9.]+)pt"`)
+	fonts := regexp.MustCompile(`fontsize=([0-9.]+)`)
+	for _, path := range paths {
+		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
+		yaml, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, l := compile("model/"+name+".yaml", yaml)
+		if l.String() != "" {
+			t.Fatalf("%s has problems:\n%s", path, l.String())
+		}
+		src := emit.OverviewDot(m)
+		svg, err := renderSVG(dot, src)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		w := size.FindSubmatch(svg)
+		if w == nil {
+			t.Fatalf("%s: no width in the SVG", name)
+		}
+		var width float64
+		fmt.Sscan(string(w[1]), &width)
+		if width > 900 {
+			t.Errorf("%s: the overview is %.0f pt wide; at 900 px its text would be under 11 px", name, width)
+		}
+		for _, f := range fonts.FindAllSubmatch(src, -1) {
+			var pt float64
+			fmt.Sscan(string(f[1]), &pt)
+			if pt < 11 {
+				t.Errorf("%s: a font of %v pt", name, pt)
+			}
+		}
+	}
+}

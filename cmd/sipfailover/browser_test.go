@@ -67,7 +67,7 @@ func TestPagesInBrowser(t *testing.T) {
 	eventually(t, "the line registers on the primary", primary.Registered)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
-		chromedp.WindowSize(1200, 1000), chromedp.DisableGPU)
+		chromedp.WindowSize(900, 1000), chromedp.DisableGPU)
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer acancel()
 	bctx, bcancel := chromedp.NewContext(actx)

@@ -68,7 +68,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		return formField{Name: name, Label: label, Value: values[name], Err: errs[name], Options: options}
 	},
 	"diagram": func() template.HTML {
-		svg := docs.LineSVG
+		svg := docs.LineOverviewSVG
 		if i := bytes.Index(svg, []byte("<svg")); i >= 0 {
 			svg = svg[i:] // drop the XML prologue: the SVG goes inline
 		}
@@ -169,12 +169,46 @@ func (s *Server) render(w http.ResponseWriter, code int, name string, data any) 
 
 type statusData struct {
 	CSRF   string
-	Lines  []runtime.Status
+	Lines  []lineView
 	Active int // the line whose state the diagram highlights, from 0
 }
 
+// lineView is a line's status as the status page and its live updates show
+// it: the status, and its state and last failure in a phone user's words
+// (the identifiers go in tooltips).
+type lineView struct {
+	runtime.Status
+	StateText   string `json:"state_text"`
+	FailureText string `json:"failure_text"`
+}
+
+// views puts the lines' statuses in words.
+func (s *Server) views() []lineView {
+	var out []lineView
+	for _, st := range s.Lines() {
+		out = append(out, lineView{Status: st, StateText: StateWords(st), FailureText: failureWords[st.LastFailure]})
+	}
+	return out
+}
+
+// failureWords say what each failure event means, for the status page.
+var failureWords = map[string]string{
+	"resp.unavailable":    "The server answered that it is unavailable",
+	"resp.rejected":       "The server refused the registration",
+	"resp.challenge":      "The credentials were refused",
+	"transport.icmp":      "The server is unreachable",
+	"transport.tcp":       "The connection was refused or lost",
+	"timer.budget":        "No answer in time",
+	"server.held_off":     "The server asked to wait (Retry-After)",
+	"keepalive.failed":    "The keep-alive got no answer",
+	"request.unavailable": "A call or message found the server unavailable",
+	"probe.failed":        "The primary is not back yet",
+	"timer.probe":         "The primary did not answer in time",
+	"lookup.failed":       "The server's name was not found in DNS",
+}
+
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
-	lines := s.Lines()
+	lines := s.views()
 	active := 0
 	if n, err := strconv.Atoi(r.FormValue("line")); err == nil && n >= 1 && n <= len(lines) {
 		active = n - 1
@@ -202,7 +236,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		// The server has no write timeout (this stream is long); each
 		// write has its own, so a client that stops reading is dropped.
 		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		data, _ := json.Marshal(s.Lines())
+		data, _ := json.Marshal(s.views())
 		fmt.Fprintf(w, "event: status\ndata: %s\n\n", data)
 		flusher.Flush()
 		select {

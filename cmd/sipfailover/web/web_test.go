@@ -352,7 +352,8 @@ func TestStatusPageAndEvents(t *testing.T) {
 	ts.login(t)
 	_, body := ts.get(t, "/status")
 	for _, want := range []string{`id="state_backup_registered"`, `id="state_primary_registered"`, `data-state="backup_registered"`, "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060",
-		"bindings: 1 registered; 2 waiting;"} {
+		"bindings: 1 registered; 2 waiting;",
+		`title="backup_registered">Registered on a backup, server 2 (UDP 10.0.0.2:5060)`, `data-label="Last failure"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("status page lacks %s", want)
 		}
