@@ -219,7 +219,7 @@ func (l *Line) syncCallsUp() {
 
 func (c *Call) perform(effects []fsm.CallEffect) {
 	for _, e := range effects {
-		e.Run(c, c.timers.armModel, c.timers.cancel)
+		e.Run((*callActions)(c), c.timers.armModel, c.timers.cancel)
 	}
 }
 
@@ -298,16 +298,21 @@ func (c *Call) lateFinal(res *sip.Response) {
 	case c.m.State() == fsm.CallStateEnded:
 		// Given up, yet answered: take the dialog up and end it at once.
 		c.establish(t, res)
-		c.SendBye()
+		(*callActions)(c).SendBye()
 	}
 }
 
 // --- fsm.CallActions ---
 
-var _ fsm.CallActions = (*Call)(nil)
+// callActions performs the call model's actions for a Call; a type of
+// its own, so that they are not a Call's API.
+type callActions Call
+
+var _ fsm.CallActions = (*callActions)(nil)
 
 // SendInvite starts the INVITE's request machine (R6, I5).
-func (c *Call) SendInvite() {
+func (a *callActions) SendInvite() {
+	c := (*Call)(a)
 	r, err := c.line.newRequest(sip.INVITE, c.remote, "application/sdp", sdp(c.offerHost, c.dlg.callID), &c.dlg, c)
 	if err != nil {
 		c.post(fsm.CallEventInviteEnded, "INVITE: "+err.Error())
@@ -317,7 +322,8 @@ func (c *Call) SendInvite() {
 }
 
 // CancelInvite gives the INVITE up (a CANCEL once it rings).
-func (c *Call) CancelInvite() {
+func (a *callActions) CancelInvite() {
+	c := (*Call)(a)
 	if c.invite != nil {
 		c.line.postReq(c.invite, fsm.RequestEventUserCancel, "cancelled by the user")
 	}
@@ -325,7 +331,8 @@ func (c *Call) CancelInvite() {
 
 // AnswerInvite answers the delivered INVITE with 200 OK and an SDP answer,
 // and sends it again over UDP until the ACK (RFC 3261 13.3.1.4).
-func (c *Call) AnswerInvite() {
+func (a *callActions) AnswerInvite() {
+	c := (*Call)(a)
 	l, req := c.line, c.inviteReq
 	host, port := l.agent.net.Local(c.from)
 	res := sip.NewResponseFromRequest(req, 200, "OK", sdp(host, c.dlg.callID))
@@ -357,21 +364,24 @@ func (c *Call) scheduleAnswer(wait time.Duration) {
 }
 
 // StopAnswer stops sending the 200 OK again.
-func (c *Call) StopAnswer() {
+func (a *callActions) StopAnswer() {
+	c := (*Call)(a)
 	if c.retrans != nil {
 		c.retrans.Stop()
 	}
 }
 
 // SendBye starts the BYE's request machine (R7, I10).
-func (c *Call) SendBye() {
+func (a *callActions) SendBye() {
+	c := (*Call)(a)
 	if _, err := c.line.newRequest(sip.BYE, c.remoteTarget, "", nil, &c.dlg, c); err != nil {
 		c.post(fsm.CallEventByeEnded, "BYE: "+err.Error())
 	}
 }
 
 // AnswerBye answers the far end's BYE with 200 OK.
-func (c *Call) AnswerBye() {
+func (a *callActions) AnswerBye() {
+	c := (*Call)(a)
 	if c.byeReq != nil {
 		c.respond(c.byeReq, c.byeReply, 200, "OK")
 		c.byeReq, c.byeReply = nil, nil
@@ -379,7 +389,8 @@ func (c *Call) AnswerBye() {
 }
 
 // EndCall reports the call over and forgets it.
-func (c *Call) EndCall() {
+func (a *callActions) EndCall() {
+	c := (*Call)(a)
 	l := c.line
 	c.info.Ended = l.agent.clock.Now()
 	c.timers.stopAll()

@@ -374,7 +374,7 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 // perform carries out a step's effects in order.
 func (l *Line) perform(effects []fsm.LineEffect) {
 	for _, e := range effects {
-		e.Run(l, l.timers.armModel, l.timers.cancel)
+		e.Run((*lineActions)(l), l.timers.armModel, l.timers.cancel)
 	}
 }
 
@@ -751,11 +751,19 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 
 // --- fsm.LineActions ---
 
-var _ fsm.LineActions = (*Line)(nil)
+// lineActions performs the line model's actions for a Line. It is a type
+// of its own so that the actions are the machine's to call, not an
+// embedder's: a Line's methods are its API.
+type lineActions Line
+
+var _ fsm.LineActions = (*lineActions)(nil)
 
 // SendRegister sends a new REGISTER of the line's registration to the
 // current server, or posts server.held_off while its Retry-After runs.
-func (l *Line) SendRegister() { l.sendRegister(l.m.Vars().Server, -1, nil) }
+func (a *lineActions) SendRegister() {
+	l := (*Line)(a)
+	l.sendRegister(l.m.Vars().Server, -1, nil)
+}
 
 // heldOff says why server may not be tried now, "" when it may: a 503's
 // Retry-After that has not elapsed holds it off for every request of the
@@ -843,13 +851,15 @@ func refusedEvent(dst Endpoint) fsm.LineEvent {
 }
 
 // SendRegisterAuth resends the line's REGISTER with digest credentials.
-func (l *Line) SendRegisterAuth() {
+func (a *lineActions) SendRegisterAuth() {
+	l := (*Line)(a)
 	l.sendRegister(l.m.Vars().Server, l.currentExpires(), l.mainChallenge)
 }
 
 // SendRegisterAgain resends the line's REGISTER as the server asked: with
 // the Min-Expires of its 423, or credentials for its fresh nonce.
-func (l *Line) SendRegisterAgain() {
+func (a *lineActions) SendRegisterAgain() {
+	l := (*Line)(a)
 	l.sendRegister(l.m.Vars().Server, l.currentExpires(), l.mainChallenge)
 }
 
@@ -865,11 +875,15 @@ func (l *Line) currentExpires() int {
 // SendUnregister sends REGISTER with Expires 0 to the current server.
 // While the server's Retry-After runs it is not sent: server.held_off ends
 // the de-registration, and the binding is left to expire (R1).
-func (l *Line) SendUnregister() { l.sendRegister(l.m.Vars().Server, 0, nil) }
+func (a *lineActions) SendUnregister() {
+	l := (*Line)(a)
+	l.sendRegister(l.m.Vars().Server, 0, nil)
+}
 
 // AbandonRegister forgets the line's REGISTER in flight, or that it
 // waits for a lookup.
-func (l *Line) AbandonRegister() {
+func (a *lineActions) AbandonRegister() {
+	l := (*Line)(a)
 	l.finish(l.main)
 	l.waiting = false
 }
@@ -878,7 +892,8 @@ func (l *Line) AbandonRegister() {
 // budget of the current server; no answer within it is keepalive.failed.
 // One still waiting is left alone: a keep-alive interval shorter than the
 // budget must not keep a silent server from ever timing out.
-func (l *Line) SendKeepalive() {
+func (a *lineActions) SendKeepalive() {
+	l := (*Line)(a)
 	server := l.m.Vars().Server
 	l.keepalive(&l.ka, server, l.m.MaxTransmissions(), time.Duration(l.m.Budget()), l.postLine(fsm.LineEventKeepaliveFailed))
 }
@@ -918,18 +933,25 @@ func (l *Line) keepalive(slot **txn, i, maxTx int, budget time.Duration, failed 
 // primary (R10); it is retransmitted until the model's probe timer ends it.
 // The primary is the first server of the list as located now (R20): the
 // records may have changed since the line's round began.
-func (l *Line) SendProbe() {
+func (a *lineActions) SendProbe() {
+	l := (*Line)(a)
 	l.probeDlg = newDialog()
 	l.probeTargets = l.list()
 	l.sendProbe(nil)
 }
 
 // SendProbeAuth resends the probe with digest credentials.
-func (l *Line) SendProbeAuth() { l.sendProbe(l.probeChallenge) }
+func (a *lineActions) SendProbeAuth() {
+	l := (*Line)(a)
+	l.sendProbe(l.probeChallenge)
+}
 
 // SendProbeAgain resends the probe as the primary asked: with the
 // Min-Expires of its 423, or credentials for its fresh nonce.
-func (l *Line) SendProbeAgain() { l.sendProbe(l.probeChallenge) }
+func (a *lineActions) SendProbeAgain() {
+	l := (*Line)(a)
+	l.sendProbe(l.probeChallenge)
+}
 
 // sendProbe sends the probe REGISTER, answering challenge if given, else
 // with the primary's reused credentials if it has challenged before.
@@ -966,7 +988,8 @@ func (l *Line) sendProbe(challenge *sip.Response) {
 }
 
 // AbandonProbe forgets the probe, or that it waits for a lookup.
-func (l *Line) AbandonProbe() {
+func (a *lineActions) AbandonProbe() {
+	l := (*Line)(a)
 	l.finish(l.probe)
 	l.probeWaiting = false
 }
@@ -974,7 +997,8 @@ func (l *Line) AbandonProbe() {
 // AdoptProbe makes the probe's dialog the line's registration on the
 // primary (R10), and the list the probe was sent from the line's; the
 // backup's registration is kept only for DeregisterBackup.
-func (l *Line) AdoptProbe() {
+func (a *lineActions) AdoptProbe() {
+	l := (*Line)(a)
 	l.prevServer, l.prevReg, l.regServer = l.regServer, l.reg, l.probeTargets[0].ep
 	l.finish(l.probe)
 	l.reg, l.probeDlg = l.probeDlg, dialog{}
@@ -985,7 +1009,10 @@ func (l *Line) AdoptProbe() {
 // through that registration's dialog (R12). Its answer is not awaited, and
 // a lost one only leaves the binding to expire, as when the setting is off,
 // so it is never retransmitted: no server gets more than its budget (I4).
-func (l *Line) DeregisterBackup() { l.deregister(nil) }
+func (a *lineActions) DeregisterBackup() {
+	l := (*Line)(a)
+	l.deregister(nil)
+}
 
 // deregister sends the Expires 0 of DeregisterBackup, with the server's
 // reused credentials, or answering challenge.

@@ -94,7 +94,10 @@ func (l *Line) setList(list []slot) {
 }
 
 // Locate takes the line's server list anew at the start of a round (R20).
-func (l *Line) Locate() { l.setList(l.list()) }
+func (a *lineActions) Locate() {
+	l := (*Line)(a)
+	l.setList(l.list())
+}
 
 // locateServer returns where server i is. While its name is being looked
 // up it returns false, and the REGISTER waits: located sends it. A name

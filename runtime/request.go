@@ -202,7 +202,7 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 
 func (r *Request) perform(effects []fsm.RequestEffect) {
 	for _, e := range effects {
-		e.Run(r, r.timers.armModel, r.timers.cancel)
+		e.Run((*requestActions)(r), r.timers.armModel, r.timers.cancel)
 	}
 }
 
@@ -261,7 +261,11 @@ func (r *Request) answer(t *txn, res *sip.Response) {
 
 // --- fsm.RequestActions ---
 
-var _ fsm.RequestActions = (*Request)(nil)
+// requestActions performs the request model's actions for a Request; a
+// type of its own, so that they are not a Request's API.
+type requestActions Request
+
+var _ fsm.RequestActions = (*requestActions)(nil)
 
 func (r *Request) spec(server Endpoint) requestSpec {
 	s := r.line.spec(r.method, server, -1)
@@ -312,17 +316,28 @@ func (r *Request) send(challenge *sip.Response) {
 }
 
 // SendRequest sends the request to its server (a new transaction).
-func (r *Request) SendRequest() { r.challenge = nil; r.send(nil) }
+func (a *requestActions) SendRequest() {
+	r := (*Request)(a)
+	r.challenge = nil
+	r.send(nil)
+}
 
 // SendRequestAuth resends it with digest credentials for the challenge.
-func (r *Request) SendRequestAuth() { r.send(r.challenge) }
+func (a *requestActions) SendRequestAuth() {
+	r := (*Request)(a)
+	r.send(r.challenge)
+}
 
 // AbandonRequest forgets the transaction in flight.
-func (r *Request) AbandonRequest() { r.line.finish(r.tx) }
+func (a *requestActions) AbandonRequest() {
+	r := (*Request)(a)
+	r.line.finish(r.tx)
+}
 
 // SendCancel cancels the request's transaction (RFC 3261 section 9.1): the
 // same Request-URI, Call-ID, tags, CSeq number and branch.
-func (r *Request) SendCancel() {
+func (a *requestActions) SendCancel() {
+	r := (*Request)(a)
 	t := r.tx
 	if t == nil {
 		return
@@ -346,7 +361,8 @@ func (r *Request) SendCancel() {
 
 // LineFailover tells the line its server is unavailable (R6, R7, R8); in
 // concurrent mode, the binding on the request's server (R17).
-func (r *Request) LineFailover() {
+func (a *requestActions) LineFailover() {
+	r := (*Request)(a)
 	reason := fmt.Sprintf("%s: %s", r.method, r.result.Reason)
 	if cc := r.line.cc; cc != nil {
 		if b := cc.at(r.m.Vars().Server); b != nil {

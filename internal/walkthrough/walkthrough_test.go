@@ -161,6 +161,9 @@ func TestReadmeExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	if keep := os.Getenv("WALKTHROUGH_DIR"); keep != "" {
+		dir = keep // to look at the changed copy afterwards
+	}
 	copyRepo(t, root, dir)
 	modelPath := filepath.Join(dir, "model", "line.yaml")
 	src, err := os.ReadFile(modelPath)
@@ -213,11 +216,11 @@ func TestReadmeExample(t *testing.T) {
 		}
 	}
 
-	// Step 3; then steps 4 and 5: the build asks for NotifyPaused.
+	// Step 3; then steps 4 and 5: the build asks for NotifyRefresh.
 	must(t, dir, "go", "generate", "./...")
 	must(t, dir, "go", "test", "./gen", "-update")
-	if out, err := run(t, dir, "go", "build", "./..."); err == nil || !strings.Contains(out, "NotifyPaused") {
-		t.Fatalf("the build did not ask for NotifyPaused: %v\n%s", err, out)
+	if out, err := run(t, dir, "go", "build", "./..."); err == nil || !strings.Contains(out, "NotifyRefresh") {
+		t.Fatalf("the build did not ask for NotifyRefresh: %v\n%s", err, out)
 	}
 	for _, f := range goFiles {
 		if err := os.WriteFile(filepath.Join(dir, f.path), []byte(f.text), 0o644); err != nil {
