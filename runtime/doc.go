@@ -3,9 +3,10 @@
 //
 // The machine decides and the runtime performs. A Line feeds the machine
 // events (a response, an ICMP error, a timer firing) and carries out the
-// effects each step returns: it implements fsm.LineActions (send a REGISTER,
-// send the probe, adopt the probe's registration ...) and keeps the model's
-// timers on a Clock. Nothing here sleeps or reads the wall clock in its logic,
+// effects each step returns, through an unexported adapter that implements
+// fsm.LineActions (send a REGISTER, send the probe, adopt the probe's
+// registration ...), and keeps the model's timers on a Clock. A Line's
+// exported methods are its API; the actions are the machine's. Nothing here sleeps or reads the wall clock in its logic,
 // so tests run a line in virtual time.
 //
 // A line's calls (Line.Dial, and calls that any of its servers delivers)
@@ -20,10 +21,16 @@
 // sockets, shared by every line of an Agent; runtimetest.SimNetwork simulates
 // servers in virtual time for scenario and property tests. The runtime runs
 // its own non-INVITE transactions, with github.com/emiago/sipgo for the
-// messages: the model owns each request's budget and transmission cap (SPEC
-// R3, R4, I4), which sipgo's package-global transaction timers cannot give per
+// messages: the model owns each request's budget and transmission cap (R3,
+// R4, I4 of docs/requirements.md), which sipgo's package-global transaction timers cannot give per
 // line, and connected UDP sockets turn ICMP port unreachable into an
 // immediate failover (R1), which sipgo's unconnected sockets never see.
+//
+// A server given by domain name is located through DNS (RFC 3263: NAPTR,
+// SRV, A/AAAA) by the Agent, off every lock, and each address it has is a
+// server of the line (R20); Agent.Locate shows what a name stands for. A
+// line in concurrent registration mode (R17) keeps a registration on every
+// server at once (model/binding.yaml, model/concurrent.yaml).
 //
 //	network := runtime.NewSocketNetwork(nil, logger)
 //	agent := runtime.NewAgent(network, runtime.WithLogger(logger))

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -39,4 +40,34 @@ func Example() {
 	// registering        -> retrying           on transport.icmp
 	// retrying           -> backup_registered  on resp.2xx
 	// backup_registered UDP 127.0.1.2:5060 after: ICMP port unreachable from UDP 127.0.1.1:5060
+}
+
+// What a server given by name stands for: its SRV targets in priority
+// order, each address a server of the line (R20). The zone here is in
+// memory; an agent for real servers asks DNS (NewDNSResolver).
+func ExampleAgent_Locate() {
+	zone, err := runtimetest.NewZone(
+		"_sip._udp.example.com. 300 IN SRV 20 0 5060 pbx2.example.com.",
+		"_sip._udp.example.com. 300 IN SRV 10 0 5060 pbx1.example.com.",
+		"pbx1.example.com. 300 IN A 192.0.2.10",
+		"pbx2.example.com. 300 IN A 192.0.2.20",
+	)
+	if err != nil {
+		panic(err)
+	}
+	agent := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond),
+		runtime.WithResolver(zone))
+	port, udp := 0, runtime.TransportUDP
+	targets, ttl, err := agent.Locate(context.Background(), runtime.ServerConfig{Addr: "example.com", Port: &port, Transport: &udp})
+	if err != nil {
+		panic(err)
+	}
+	for _, t := range targets {
+		fmt.Println(t.Endpoint, "via", t.SRV)
+	}
+	fmt.Println("kept for", ttl)
+	// Output:
+	// UDP 192.0.2.10:5060 via pbx1.example.com:5060
+	// UDP 192.0.2.20:5060 via pbx2.example.com:5060
+	// kept for 5m0s
 }

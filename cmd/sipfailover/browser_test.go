@@ -133,6 +133,19 @@ func TestPagesInBrowser(t *testing.T) {
 	if !newBackup.Registered() {
 		t.Fatal("the line failed over, but not to the new backup")
 	}
+
+	// On a phone's screen (390 px) each line is a card, not a table row
+	// wider than the screen.
+	browse(t, bctx, "look at the status page on a phone", chromedp.EmulateViewport(390, 844), chromedp.Reload(),
+		chromedp.WaitReady(chromedp.CSS("#lines td.state")))
+	display, err := chromedp.Run(bctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("#lines td.state")).display`))
+	if err != nil || display != "block" {
+		t.Errorf("on 390 px a line's cells are displayed %q (%v), want block: a card", display, err)
+	}
+	wide, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+	if err != nil || wide {
+		t.Errorf("on 390 px the status page scrolls sideways (%v)", err)
+	}
 }
 
 // logIn opens the Line page of site, logs in with the test's password and
