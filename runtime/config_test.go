@@ -147,6 +147,7 @@ func TestLimitsAtBothEdges(t *testing.T) {
 		{"failback_mode", []string{"  failback_mode: duration\n", "  failback_mode: registration\n", "  failback_mode: new_requests\n"},
 			[]string{"  failback_mode: sometimes\n", "  failback_mode: dns_ttl\n"}, false}, // dns_ttl: the primary is an address here
 		{"failback_when", []string{"  failback_when: idle\n", "  failback_when: always\n"}, []string{"  failback_when: never\n"}, false},
+		{"registration_mode", []string{"  registration_mode: successive\n", "  registration_mode: concurrent\n"}, []string{"  registration_mode: parallel\n"}, false},
 		{"failback_interval", []string{"  failback_interval: 1\n", "  failback_interval: 86400\n"},
 			[]string{"  failback_interval: 0\n", "  failback_interval: 86401\n", "  failback_interval: 9223372037\n"}, false},
 		{"t1", []string{"  t1: 1ms\n  t2: 1ms\n"}, []string{"  t1: 999us\n"}, false},

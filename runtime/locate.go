@@ -327,6 +327,9 @@ func (lk lookup) resolve(ctx context.Context, k serverKey) ([]target, time.Durat
 	var ts []target
 	add := func(ips []net.IP, port, transport int, srv string) {
 		for _, ip := range ips {
+			if ip.IsUnspecified() || ip.IsMulticast() {
+				continue // no server can be there: a broken record, not a target
+			}
 			t := target{ep: Endpoint{Host: ip.String(), Port: port, Transport: transport, ServerName: k.tlsName}, srv: srv}
 			if !slices.ContainsFunc(ts, func(x target) bool { return x.ep == t.ep }) {
 				ts = append(ts, t)
@@ -381,8 +384,8 @@ func (lk lookup) resolve(ctx context.Context, k serverKey) ([]target, time.Durat
 		found = true
 		for _, r := range lk.orderSRV(srvs) {
 			note(&r.Hdr)
-			if r.Target == "." {
-				continue // RFC 2782: the service is decidedly not available here
+			if r.Target == "." || r.Port == 0 {
+				continue // RFC 2782: the service is decidedly not available here; port 0 is no port
 			}
 			ips, err := lk.addresses(ctx, r.Target, m.Extra, note)
 			if err != nil {

@@ -62,6 +62,12 @@ func TestLocateOrder(t *testing.T) {
 		"plain.test. 300 IN AAAA ::1",
 		"gone.test. 300 IN A 127.0.0.40",
 		"_sip._udp.gone.test. 300 IN SRV 0 0 0 .",
+		// Broken records: a target on port 0, addresses no server has.
+		"_sip._udp.broken.test. 300 IN SRV 0 0 0 pbx1.example.test.",
+		"_sip._udp.broken.test. 300 IN SRV 1 0 5060 zero.test.",
+		"_sip._udp.broken.test. 300 IN SRV 2 0 5060 pbx3.example.test.",
+		"zero.test. 300 IN A 0.0.0.0",
+		"zero.test. 300 IN AAAA ff02::1",
 	}
 	for _, tt := range []struct {
 		name    string
@@ -94,6 +100,9 @@ func TestLocateOrder(t *testing.T) {
 			[]string{"UDP 127.0.0.9:5060"}, 24 * time.Hour, nil, ""},
 		{"SRV target .: no service", server("gone.test", 0, runtime.TransportUDP), nil, 0,
 			[]string{"SRV _sip._udp.gone.test"}, `every SRV target is "."`},
+		{"broken records are no targets", server("broken.test", 0, runtime.TransportUDP),
+			[]string{"UDP 127.0.0.13:5060 via pbx3.example.test:5060"}, 300 * time.Second,
+			[]string{"SRV _sip._udp.broken.test", "A zero.test", "AAAA zero.test", "A pbx3.example.test", "AAAA pbx3.example.test"}, ""},
 		{"no such name", server("nowhere.test", 5060, runtime.TransportUDP), nil, 0,
 			[]string{"A nowhere.test", "AAAA nowhere.test"}, "nowhere.test has no address"},
 	} {

@@ -235,7 +235,7 @@ func (s *scenario) writeZone() {
 	service := map[int]string{runtime.TransportUDP: "_sip._udp", runtime.TransportTCP: "_sip._tcp", runtime.TransportTLS: "_sips._tcp"}[s.eps[0].Transport]
 	var rrs []string
 	for i, e := range s.eps {
-		rrs = append(rrs, fmt.Sprintf("%s.host. 3600 IN A %s", serverNames[i], e.Host))
+		rrs = append(rrs, fmt.Sprintf("%s.host. 604800 IN A %s", serverNames[i], e.Host))
 	}
 	for name, set := range s.records {
 		for j, target := range set.targets {
