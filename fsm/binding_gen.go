@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	looplab "github.com/looplab/fsm"
 )
@@ -522,9 +523,17 @@ type BindingMachine struct {
 	guards  BindingGuards
 	vars    BindingVars
 	state   BindingState
-	fsm     *looplab.FSM
 	effects []BindingEffect
 }
+
+// bindingEngine is the looplab machine every BindingMachine moves through: set to
+// the machine's state, then fired the branch's event. looplab keeps its
+// transition table in each of its machines; one for all keeps a fleet of
+// lines from holding thousands of copies. bindingEngineMu serialises its use.
+var (
+	bindingEngineMu sync.Mutex
+	bindingEngine   = looplab.NewFSM("idle", bindingEvents, nil)
+)
 
 // bindingEvents is the looplab wiring: one event per branch of the model.
 var bindingEvents = looplab.Events{
@@ -556,7 +565,7 @@ var bindingEvents = looplab.Events{
 // event. guards may be nil when the model has no guards.
 func NewBindingMachine(p BindingParams, guards BindingGuards) *BindingMachine {
 	return &BindingMachine{params: p, guards: guards, vars: bindingInitialVars(), state: BindingStateIdle,
-		fsm: looplab.NewFSM("idle", bindingEvents, nil), effects: make([]BindingEffect, 0, 16)}
+		effects: make([]BindingEffect, 0, 16)}
 }
 
 // Start returns the entry effects of the initial state (its timers and
@@ -585,9 +594,12 @@ func (m *BindingMachine) Params() BindingParams { return m.params }
 // expiry a server granted. Timers already armed keep their durations.
 func (m *BindingMachine) SetParams(p BindingParams) { m.params = p }
 
-// FSM returns the looplab machine that tracks the state, for inspection
-// (looplab.Visualize, Current). Firing its events directly bypasses the model.
-func (m *BindingMachine) FSM() *looplab.FSM { return m.fsm }
+// FSM returns a looplab machine in the machine's state, for inspection
+// (looplab.Visualize, Current); it is the machine's copy, and firing its
+// events changes nothing here.
+func (m *BindingMachine) FSM() *looplab.FSM {
+	return looplab.NewFSM(m.state.String(), bindingEvents, nil)
+}
 
 // Budget is budget: Time a REGISTER may take before the server counts as unavailable (R3, R4).
 func (m *BindingMachine) Budget() Duration { return m.derivedBudget(&m.vars) }
@@ -1157,7 +1169,11 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 		m.effects = m.effects[:0]
 		return BindingStep{From: m.state, To: m.state, Event: ev}, err
 	}
-	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
+	bindingEngineMu.Lock()
+	bindingEngine.SetState(m.state.String())
+	err = bindingEngine.Event(context.Background(), step.Transition)
+	bindingEngineMu.Unlock()
+	if err != nil {
 		// looplab reports a transition that stays as NoTransitionError; that is
 		// success here. It returns the error unwrapped, so a type assertion
 		// serves and costs no allocation.

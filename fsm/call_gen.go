@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	looplab "github.com/looplab/fsm"
 )
@@ -432,9 +433,17 @@ type CallMachine struct {
 	guards  CallGuards
 	vars    CallVars
 	state   CallState
-	fsm     *looplab.FSM
 	effects []CallEffect
 }
+
+// callEngine is the looplab machine every CallMachine moves through: set to
+// the machine's state, then fired the branch's event. looplab keeps its
+// transition table in each of its machines; one for all keeps a fleet of
+// lines from holding thousands of copies. callEngineMu serialises its use.
+var (
+	callEngineMu sync.Mutex
+	callEngine   = looplab.NewFSM("idle", callEvents, nil)
+)
 
 // callEvents is the looplab wiring: one event per branch of the model.
 var callEvents = looplab.Events{
@@ -459,7 +468,7 @@ var callEvents = looplab.Events{
 // event. guards may be nil when the model has no guards.
 func NewCallMachine(p CallParams, guards CallGuards) *CallMachine {
 	return &CallMachine{params: p, guards: guards, vars: callInitialVars(), state: CallStateIdle,
-		fsm: looplab.NewFSM("idle", callEvents, nil), effects: make([]CallEffect, 0, 16)}
+		effects: make([]CallEffect, 0, 16)}
 }
 
 // Start returns the entry effects of the initial state (its timers and
@@ -488,9 +497,10 @@ func (m *CallMachine) Params() CallParams { return m.params }
 // expiry a server granted. Timers already armed keep their durations.
 func (m *CallMachine) SetParams(p CallParams) { m.params = p }
 
-// FSM returns the looplab machine that tracks the state, for inspection
-// (looplab.Visualize, Current). Firing its events directly bypasses the model.
-func (m *CallMachine) FSM() *looplab.FSM { return m.fsm }
+// FSM returns a looplab machine in the machine's state, for inspection
+// (looplab.Visualize, Current); it is the machine's copy, and firing its
+// events changes nothing here.
+func (m *CallMachine) FSM() *looplab.FSM { return looplab.NewFSM(m.state.String(), callEvents, nil) }
 
 func (m *CallMachine) enterIdle(v *CallVars, transition string) error {
 	_, _ = v, transition
@@ -938,7 +948,11 @@ func (m *CallMachine) Fire(ev CallEvent) (CallStep, error) {
 		m.effects = m.effects[:0]
 		return CallStep{From: m.state, To: m.state, Event: ev}, err
 	}
-	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
+	callEngineMu.Lock()
+	callEngine.SetState(m.state.String())
+	err = callEngine.Event(context.Background(), step.Transition)
+	callEngineMu.Unlock()
+	if err != nil {
 		// looplab reports a transition that stays as NoTransitionError; that is
 		// success here. It returns the error unwrapped, so a type assertion
 		// serves and costs no allocation.

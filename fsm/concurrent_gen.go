@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	looplab "github.com/looplab/fsm"
 )
@@ -394,9 +395,17 @@ type ConcurrentMachine struct {
 	guards  ConcurrentGuards
 	vars    ConcurrentVars
 	state   ConcurrentState
-	fsm     *looplab.FSM
 	effects []ConcurrentEffect
 }
+
+// concurrentEngine is the looplab machine every ConcurrentMachine moves through: set to
+// the machine's state, then fired the branch's event. looplab keeps its
+// transition table in each of its machines; one for all keeps a fleet of
+// lines from holding thousands of copies. concurrentEngineMu serialises its use.
+var (
+	concurrentEngineMu sync.Mutex
+	concurrentEngine   = looplab.NewFSM("idle", concurrentEvents, nil)
+)
 
 // concurrentEvents is the looplab wiring: one event per branch of the model.
 var concurrentEvents = looplab.Events{
@@ -419,7 +428,7 @@ var concurrentEvents = looplab.Events{
 // event. guards may be nil when the model has no guards.
 func NewConcurrentMachine(p ConcurrentParams, guards ConcurrentGuards) *ConcurrentMachine {
 	return &ConcurrentMachine{params: p, guards: guards, vars: concurrentInitialVars(), state: ConcurrentStateIdle,
-		fsm: looplab.NewFSM("idle", concurrentEvents, nil), effects: make([]ConcurrentEffect, 0, 16)}
+		effects: make([]ConcurrentEffect, 0, 16)}
 }
 
 // Start returns the entry effects of the initial state (its timers and
@@ -448,9 +457,12 @@ func (m *ConcurrentMachine) Params() ConcurrentParams { return m.params }
 // expiry a server granted. Timers already armed keep their durations.
 func (m *ConcurrentMachine) SetParams(p ConcurrentParams) { m.params = p }
 
-// FSM returns the looplab machine that tracks the state, for inspection
-// (looplab.Visualize, Current). Firing its events directly bypasses the model.
-func (m *ConcurrentMachine) FSM() *looplab.FSM { return m.fsm }
+// FSM returns a looplab machine in the machine's state, for inspection
+// (looplab.Visualize, Current); it is the machine's copy, and firing its
+// events changes nothing here.
+func (m *ConcurrentMachine) FSM() *looplab.FSM {
+	return looplab.NewFSM(m.state.String(), concurrentEvents, nil)
+}
 
 // NoneUp is none_up: No binding is up.
 func (m *ConcurrentMachine) NoneUp() bool { return m.derivedNoneUp(&m.vars) }
@@ -893,7 +905,11 @@ func (m *ConcurrentMachine) Fire(ev ConcurrentEvent) (ConcurrentStep, error) {
 		m.effects = m.effects[:0]
 		return ConcurrentStep{From: m.state, To: m.state, Event: ev}, err
 	}
-	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
+	concurrentEngineMu.Lock()
+	concurrentEngine.SetState(m.state.String())
+	err = concurrentEngine.Event(context.Background(), step.Transition)
+	concurrentEngineMu.Unlock()
+	if err != nil {
 		// looplab reports a transition that stays as NoTransitionError; that is
 		// success here. It returns the error unwrapped, so a type assertion
 		// serves and costs no allocation.

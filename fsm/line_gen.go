@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	looplab "github.com/looplab/fsm"
 )
@@ -738,9 +739,17 @@ type LineMachine struct {
 	guards  LineGuards
 	vars    LineVars
 	state   LineState
-	fsm     *looplab.FSM
 	effects []LineEffect
 }
+
+// lineEngine is the looplab machine every LineMachine moves through: set to
+// the machine's state, then fired the branch's event. looplab keeps its
+// transition table in each of its machines; one for all keeps a fleet of
+// lines from holding thousands of copies. lineEngineMu serialises its use.
+var (
+	lineEngineMu sync.Mutex
+	lineEngine   = looplab.NewFSM("idle", lineEvents, nil)
+)
 
 // lineEvents is the looplab wiring: one event per branch of the model.
 var lineEvents = looplab.Events{
@@ -814,7 +823,7 @@ var lineEvents = looplab.Events{
 // event. guards may be nil when the model has no guards.
 func NewLineMachine(p LineParams, guards LineGuards) *LineMachine {
 	return &LineMachine{params: p, guards: guards, vars: lineInitialVars(), state: LineStateIdle,
-		fsm: looplab.NewFSM("idle", lineEvents, nil), effects: make([]LineEffect, 0, 16)}
+		effects: make([]LineEffect, 0, 16)}
 }
 
 // Start returns the entry effects of the initial state (its timers and
@@ -843,9 +852,10 @@ func (m *LineMachine) Params() LineParams { return m.params }
 // expiry a server granted. Timers already armed keep their durations.
 func (m *LineMachine) SetParams(p LineParams) { m.params = p }
 
-// FSM returns the looplab machine that tracks the state, for inspection
-// (looplab.Visualize, Current). Firing its events directly bypasses the model.
-func (m *LineMachine) FSM() *looplab.FSM { return m.fsm }
+// FSM returns a looplab machine in the machine's state, for inspection
+// (looplab.Visualize, Current); it is the machine's copy, and firing its
+// events changes nothing here.
+func (m *LineMachine) FSM() *looplab.FSM { return looplab.NewFSM(m.state.String(), lineEvents, nil) }
 
 // IsLast is is_last: The current server is the last of the list; it gets 64*T1 (R4).
 func (m *LineMachine) IsLast() bool { return m.derivedIsLast(&m.vars) }
@@ -2337,7 +2347,11 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		m.effects = m.effects[:0]
 		return LineStep{From: m.state, To: m.state, Event: ev}, err
 	}
-	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
+	lineEngineMu.Lock()
+	lineEngine.SetState(m.state.String())
+	err = lineEngine.Event(context.Background(), step.Transition)
+	lineEngineMu.Unlock()
+	if err != nil {
 		// looplab reports a transition that stays as NoTransitionError; that is
 		// success here. It returns the error unwrapped, so a type assertion
 		// serves and costs no allocation.

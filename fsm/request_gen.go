@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	looplab "github.com/looplab/fsm"
 )
@@ -518,9 +519,17 @@ type RequestMachine struct {
 	guards  RequestGuards
 	vars    RequestVars
 	state   RequestState
-	fsm     *looplab.FSM
 	effects []RequestEffect
 }
+
+// requestEngine is the looplab machine every RequestMachine moves through: set to
+// the machine's state, then fired the branch's event. looplab keeps its
+// transition table in each of its machines; one for all keeps a fleet of
+// lines from holding thousands of copies. requestEngineMu serialises its use.
+var (
+	requestEngineMu sync.Mutex
+	requestEngine   = looplab.NewFSM("idle", requestEvents, nil)
+)
 
 // requestEvents is the looplab wiring: one event per branch of the model.
 var requestEvents = looplab.Events{
@@ -552,7 +561,7 @@ var requestEvents = looplab.Events{
 // event. guards may be nil when the model has no guards.
 func NewRequestMachine(p RequestParams, guards RequestGuards) *RequestMachine {
 	return &RequestMachine{params: p, guards: guards, vars: requestInitialVars(), state: RequestStateIdle,
-		fsm: looplab.NewFSM("idle", requestEvents, nil), effects: make([]RequestEffect, 0, 16)}
+		effects: make([]RequestEffect, 0, 16)}
 }
 
 // Start returns the entry effects of the initial state (its timers and
@@ -581,9 +590,12 @@ func (m *RequestMachine) Params() RequestParams { return m.params }
 // expiry a server granted. Timers already armed keep their durations.
 func (m *RequestMachine) SetParams(p RequestParams) { m.params = p }
 
-// FSM returns the looplab machine that tracks the state, for inspection
-// (looplab.Visualize, Current). Firing its events directly bypasses the model.
-func (m *RequestMachine) FSM() *looplab.FSM { return m.fsm }
+// FSM returns a looplab machine in the machine's state, for inspection
+// (looplab.Visualize, Current); it is the machine's copy, and firing its
+// events changes nothing here.
+func (m *RequestMachine) FSM() *looplab.FSM {
+	return looplab.NewFSM(m.state.String(), requestEvents, nil)
+}
 
 // IsLast is is_last: The request's server is the last of the list; it gets 64*T1 (R4).
 func (m *RequestMachine) IsLast() bool { return m.derivedIsLast(&m.vars) }
@@ -1079,7 +1091,11 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		m.effects = m.effects[:0]
 		return RequestStep{From: m.state, To: m.state, Event: ev}, err
 	}
-	if err := m.fsm.Event(context.Background(), step.Transition); err != nil {
+	requestEngineMu.Lock()
+	requestEngine.SetState(m.state.String())
+	err = requestEngine.Event(context.Background(), step.Transition)
+	requestEngineMu.Unlock()
+	if err != nil {
 		// looplab reports a transition that stays as NoTransitionError; that is
 		// success here. It returns the error unwrapped, so a type assertion
 		// serves and costs no allocation.
