@@ -157,6 +157,12 @@ func (c *checker) everyServer() {
 		} else if tr.FailbackWhenIdle && from >= 0 && end > from {
 			from = end
 		}
+		// The window opens when the line left the primary, if it was there.
+		for _, x := range tr.Transitions {
+			if x.At <= t && x.From == "primary_registered" && x.To != x.From && from >= 0 && x.At > from {
+				from = x.At
+			}
+		}
 		bound := tr.RetryCap() + 4*(tr.Budget(0)+2*tr.RTT) + tr.RTT
 		if st, _ := c.state(t); tr.FailbackEnabled && from >= 0 && t-from > bound && st != "primary_registered" && !reported[-1] {
 			reported[-1] = true

@@ -272,6 +272,14 @@ func TestLineModel(t *testing.T) {
 				w.fire(tm)
 				step(tm.Event())
 			},
+			// The primary's records are looked up again while a call is up,
+			// which holds a dns_ttl failback back (R18).
+			"records expire during a call": func(t *rapid.T) {
+				p := m.Params()
+				p.CallsUp = true
+				m.SetParams(p)
+				step(fsm.LineEventDnsRefreshed)
+			},
 			// A call of the line gets a dialog, or the last one ends (R18).
 			"calls change": func(t *rapid.T) {
 				p := m.Params()
