@@ -5,6 +5,7 @@
 //	sipfailover status [-json]        the lines of a running agent
 //	sipfailover call [-line N] URI    place a call through a running agent
 //	sipfailover hangup [ID]           end a call (or every call) of a running agent
+//	sipfailover fleet -config FILE    many lines from one template, and a report
 //	sipfailover hash-password         the bcrypt hash of a password read from stdin, for web.password_hash
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
@@ -38,6 +39,9 @@ commands:
   call [-line N] URI    place a call from line N of a running agent and wait
                         for the answer
   hangup [ID]           end a call of a running agent (every call without ID)
+  fleet -config FILE -lines N
+                        run N lines made from the settings' first line against
+                        its servers, and report failovers, failbacks and load
   hash-password         read a password on standard input and print its bcrypt
                         hash, for the settings' web.password_hash
   gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
@@ -98,6 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return callCmd(args[1:], stdout, stderr)
 	case "hangup":
 		return hangupCmd(args[1:], stdout, stderr)
+	case "fleet":
+		return fleetCmd(args[1:], stdout, stderr)
 	case "hash-password":
 		fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 		if code, ok := parse(fs, args[1:], "hash-password < FILE  (or type it: it is not echoed)", 0, 0, stdout, stderr); !ok {

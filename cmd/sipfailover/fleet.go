@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sipfailover/sipfailover/runtime"
+)
+
+// fleetOptions are the fleet command's settings.
+type fleetOptions struct {
+	lines           int
+	userPattern     string // fmt pattern of the line's number, from 1
+	passwordPattern string // "" keeps the template's password
+	startRate       float64
+	duration        time.Duration // 0: until the context ends
+}
+
+// fleetCmd is `sipfailover fleet`: many lines from one template in one
+// process against a server pair, as a test engineer runs a fleet of phones
+// (R21), and a report at the end.
+func fleetCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fleet", flag.ContinueOnError)
+	config := fs.String("config", "", "settings file; its first line is the template of every line")
+	var o fleetOptions
+	fs.IntVar(&o.lines, "lines", 100, "how many lines (1-100000)")
+	fs.StringVar(&o.userPattern, "user-pattern", "2%04d", "the user of line i (from 1): a Go fmt pattern of i")
+	fs.StringVar(&o.passwordPattern, "password-pattern", "", "the password of line i, a Go fmt pattern of i (default: the template's)")
+	fs.Float64Var(&o.startRate, "start-rate", 50, "lines started per second, evenly spread (1-10000)")
+	fs.DurationVar(&o.duration, "for", 0, "how long to run once every line has started (default: until SIGINT or SIGTERM)")
+	if code, ok := parse(fs, args, "fleet -config FILE [-lines N] [-user-pattern P] [-for D]", 0, 0, stdout, stderr); !ok {
+		return code
+	}
+	if *config == "" {
+		fmt.Fprintln(stderr, "fleet: -config is required")
+		return 2
+	}
+	cfg, err := runtime.LoadConfig(*config)
+	if err != nil {
+		fmt.Fprintln(stderr, "fleet:", err)
+		return 1
+	}
+	f, err := newFleet(cfg, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "fleet:", err)
+		return 2
+	}
+	defer f.close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration+time.Duration(float64(o.lines)/o.startRate*float64(time.Second)))
+		defer cancel()
+	}
+	f.run(ctx)
+	f.report(stdout)
+	return 0
+}
+
+// fleet is many lines of one agent, with what the report needs: every
+// transition's time, and what each server was sent, a second at a time.
+type fleet struct {
+	opts    fleetOptions
+	network *countingNetwork
+	agent   *runtime.Agent
+	lines   []*runtime.Line
+
+	mu        sync.Mutex
+	started   time.Duration        // how long starting every line took
+	leftAt    map[string]time.Time // line -> when it left the primary
+	onBackup  map[string]time.Time // line -> when it registered on a lower-priority server
+	failovers []time.Duration      // from leaving the primary to registered elsewhere
+	backups   []time.Duration      // from registered on a backup to back on the primary
+}
+
+// newFleet builds the lines from cfg's first line: each its own name,
+// user and password from the patterns, every other setting the template's.
+func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
+	switch {
+	case o.lines < 1 || o.lines > 100000:
+		return nil, fmt.Errorf("-lines %d: 1 to 100000", o.lines)
+	case o.startRate < 1 || o.startRate > 10000:
+		return nil, fmt.Errorf("-start-rate %v: 1 to 10000 a second", o.startRate)
+	case !strings.Contains(o.userPattern, "%"):
+		return nil, fmt.Errorf("-user-pattern %q has no %% verb: every line would have the same user", o.userPattern)
+	}
+	tmpl := cfg.Lines[0]
+	var lines []runtime.LineConfig
+	for i := 1; i <= o.lines; i++ {
+		c := tmpl
+		c.Servers = slices.Clone(tmpl.Servers)
+		c.Name = fmt.Sprintf("fleet-%d", i)
+		c.User = fmt.Sprintf(o.userPattern, i)
+		c.AuthUser = c.User
+		if o.passwordPattern != "" {
+			c.Password = fmt.Sprintf(o.passwordPattern, i)
+		}
+		lines = append(lines, c)
+	}
+	fc := cfg
+	fc.Lines = lines
+	if err := fc.Validate(); err != nil {
+		return nil, err
+	}
+	tlsConf, err := cfg.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	f := &fleet{opts: o, network: &countingNetwork{SocketNetwork: runtime.NewSocketNetwork(tlsConf, nil), sent: map[string]map[int64]int{}},
+		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}}
+	f.agent = runtime.NewAgent(f.network, runtime.WithResolver(cfg.Resolver()), runtime.WithWatcher(f.note))
+	for _, c := range lines {
+		l, err := f.agent.AddLine(c)
+		if err != nil {
+			f.close()
+			return nil, err
+		}
+		f.lines = append(f.lines, l)
+	}
+	return f, nil
+}
+
+// note is the fleet's watcher: it times each failover and each stay on a
+// backup.
+func (f *fleet) note(t runtime.Transition) {
+	if t.From == t.To {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case t.From == "primary_registered":
+		f.leftAt[t.Line] = t.At
+	case t.To == "backup_registered" && t.From != "probing":
+		if left, ok := f.leftAt[t.Line]; ok {
+			f.failovers = append(f.failovers, t.At.Sub(left))
+			delete(f.leftAt, t.Line)
+		}
+		f.onBackup[t.Line] = t.At
+	case t.To == "primary_registered":
+		if since, ok := f.onBackup[t.Line]; ok {
+			f.backups = append(f.backups, t.At.Sub(since))
+			delete(f.onBackup, t.Line)
+		}
+	}
+}
+
+// run starts the lines at the start rate, waits for ctx to end, and
+// unregisters them.
+func (f *fleet) run(ctx context.Context) {
+	start := time.Now()
+	every := time.Duration(float64(time.Second) / f.opts.startRate)
+	for i, l := range f.lines {
+		if wait := time.Until(start.Add(time.Duration(i) * every)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait): // the program's pacing of its starts, not line logic
+			}
+		}
+		l.Register()
+	}
+	f.mu.Lock()
+	f.started = time.Since(start)
+	f.mu.Unlock()
+	<-ctx.Done()
+	unregisterAll(f.lines)
+}
+
+func (f *fleet) close() { f.network.Close() }
+
+// report prints what the fleet did: lines per state, the failover and
+// backup times' percentiles, and what each server was sent.
+func (f *fleet) report(w io.Writer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fmt.Fprintf(w, "fleet: %d lines, started in %v\n", len(f.lines), f.started.Round(time.Millisecond))
+	count := map[string]int{}
+	for _, l := range f.lines {
+		count[l.State().String()]++
+	}
+	var states []string
+	for s := range count {
+		states = append(states, s)
+	}
+	slices.Sort(states)
+	fmt.Fprint(w, "lines per state:")
+	for _, s := range states {
+		fmt.Fprintf(w, " %s %d", s, count[s])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "failovers: %s\n", percentiles(f.failovers))
+	fmt.Fprintf(w, "time on a backup before failback: %s\n", percentiles(f.backups))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVER\tREQUESTS\tPEAK A SECOND")
+	for _, s := range f.network.servers() {
+		total, peak := f.network.load(s)
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", s, total, peak)
+	}
+	tw.Flush()
+}
+
+// percentiles writes how many durations there are and their 50th, 90th
+// and 99th percentiles and maximum.
+func percentiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "0"
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))].Round(time.Millisecond) }
+	return fmt.Sprintf("%d, p50 %v, p90 %v, p99 %v, max %v", len(s), at(0.5), at(0.9), at(0.99), s[len(s)-1].Round(time.Millisecond))
+}
+
+// countingNetwork is the real network, counting what each server is sent
+// in each second.
+type countingNetwork struct {
+	*runtime.SocketNetwork
+	mu   sync.Mutex
+	sent map[string]map[int64]int // server -> unix second -> messages
+}
+
+// Send implements runtime.Network.
+func (n *countingNetwork) Send(dst runtime.Endpoint, msg []byte) error {
+	n.mu.Lock()
+	s := dst.String()
+	if n.sent[s] == nil {
+		n.sent[s] = map[int64]int{}
+	}
+	n.sent[s][time.Now().Unix()]++
+	n.mu.Unlock()
+	return n.SocketNetwork.Send(dst, msg)
+}
+
+func (n *countingNetwork) servers() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for s := range n.sent {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// load returns what server s was sent in all and in its busiest second.
+func (n *countingNetwork) load(s string) (total, peak int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range n.sent[s] {
+		total += c
+		peak = max(peak, c)
+	}
+	return total, peak
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+)
+
+// TestFleet: R21. Twenty lines made from one template register on the
+// primary, fail over to the backup when it dies, and fail back when it
+// returns; the report counts twenty failovers and twenty stays on the
+// backup, every line back on the primary, and what each server was sent.
+func TestFleet(t *testing.T) {
+	const n = 20
+	users := map[string]string{}
+	for i := 1; i <= n; i++ {
+		users[fmt.Sprintf("3%03d", i)] = fmt.Sprintf("pw-%d", i)
+	}
+	loc := runtimetest.NewLocation()
+	var rs []*runtimetest.Registrar
+	for _, name := range []string{"primary", "backup"} {
+		r := &runtimetest.Registrar{Name: name, Users: users, Location: loc}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+		rs = append(rs, r)
+	}
+	cfg, err := runtime.ParseConfig([]byte(fmt.Sprintf(`lines:
+  - user: template
+    t1: 20ms
+    keepalive_interval: 200ms
+    failback_interval: 1
+    servers:
+      - {addr: 127.0.0.1, port: %d}
+      - {addr: 127.0.0.1, port: %d}
+`, rs[0].Port(), rs[1].Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := newFleet(cfg, fleetOptions{lines: n, userPattern: "3%03d", passwordPattern: "pw-%d", startRate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.run(ctx); close(done) }()
+	all := func(state string) func() bool {
+		return func() bool {
+			for _, l := range f.lines {
+				if l.State().String() != state {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	eventually(t, "every line on the primary", all("primary_registered"))
+	rs[0].Stop()
+	eventually(t, "every line on the backup", all("backup_registered"))
+	if err := rs[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every line back on the primary", all("primary_registered"))
+	cancel()
+	<-done
+	var out bytes.Buffer
+	f.report(&out)
+	report := out.String()
+	t.Logf("the report:\n%s", report)
+	for _, want := range []string{"fleet: 20 lines", "failovers: 20, p50", "time on a backup before failback: 20, p50",
+		fmt.Sprintf("UDP 127.0.0.1:%d", rs[0].Port()), fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
+		if !strings.Contains(report, want) {
+			t.Errorf("the report lacks %q:\n%s", want, report)
+		}
+	}
+	if !strings.Contains(report, "lines per state: idle 20") {
+		t.Errorf("after the run every line should be unregistered:\n%s", report)
+	}
+}
+
+// TestFleetRefusesWhatCannotWork: a fleet with one user for every line, a
+// start rate of 0 or no lines is refused before anything starts.
+func TestFleetRefusesWhatCannotWork(t *testing.T) {
+	cfg, err := runtime.ParseConfig([]byte("lines:\n  - user: a\n    servers: [{addr: 127.0.0.1}, {addr: 127.0.0.2}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []fleetOptions{
+		{lines: 10, userPattern: "2000", startRate: 50},
+		{lines: 10, userPattern: "2%03d", startRate: 0},
+		{lines: 0, userPattern: "2%03d", startRate: 50},
+		{lines: 100001, userPattern: "2%03d", startRate: 50},
+	} {
+		if _, err := newFleet(cfg, o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+	if code := run([]string{"fleet", "-lines", "3"}, new(bytes.Buffer), new(bytes.Buffer)); code != 2 {
+		t.Errorf("fleet without -config: exit %d, want 2", code)
+	}
+}
