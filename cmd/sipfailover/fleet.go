@@ -38,6 +38,7 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.passwordPattern, "password-pattern", "", "the password of line i, a Go fmt pattern of i (default: the template's)")
 	fs.Float64Var(&o.startRate, "start-rate", 50, "lines started per second, evenly spread (1-10000)")
 	fs.DurationVar(&o.duration, "for", 0, "how long to run once every line has started (default: until SIGINT or SIGTERM)")
+	picture := fs.String("picture", "", "also draw the run: lines per state and requests a second per server over time (FILE.svg or FILE.png)")
 	if code, ok := parse(fs, args, "fleet -config FILE [-lines N] [-user-pattern P] [-for D]", 0, 0, stdout, stderr); !ok {
 		return code
 	}
@@ -65,6 +66,12 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	f.run(ctx)
 	f.report(stdout)
+	if *picture != "" {
+		if err := f.picture(*picture); err != nil {
+			fmt.Fprintln(stderr, "fleet:", err)
+			return 1
+		}
+	}
 	return 0
 }
 
@@ -77,6 +84,8 @@ type fleet struct {
 	lines   []*runtime.Line
 
 	mu        sync.Mutex
+	begin     time.Time            // when the first line started
+	samples   []fleetSample        // lines per state, four times a second
 	started   time.Duration        // how long starting every line took
 	leftAt    map[string]time.Time // line -> when it left the primary
 	onBackup  map[string]time.Time // line -> when it registered on a lower-priority server
@@ -156,16 +165,56 @@ func (f *fleet) note(t runtime.Transition) {
 	}
 }
 
+// fleetSample is how many lines were in each state at a moment of the run.
+type fleetSample struct {
+	at     time.Duration
+	states map[string]int
+}
+
+// sample notes how many lines are in each state now.
+func (f *fleet) sample() {
+	s := fleetSample{states: map[string]int{}}
+	for _, l := range f.lines {
+		s.states[l.State().String()]++
+	}
+	f.mu.Lock()
+	s.at = time.Since(f.begin)
+	f.samples = append(f.samples, s)
+	f.mu.Unlock()
+}
+
 // run starts the lines at the start rate, waits for ctx to end, and
-// unregisters them.
+// unregisters them; it samples the lines' states four times a second.
 func (f *fleet) run(ctx context.Context) {
 	start := time.Now()
+	f.mu.Lock()
+	f.begin = start
+	f.mu.Unlock()
+	sampling := make(chan struct{})
+	go func() {
+		defer close(sampling)
+		tick := time.NewTicker(250 * time.Millisecond) // the picture's clock, not line logic
+		defer tick.Stop()
+		for {
+			f.sample()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() {
+		<-sampling
+		f.sample() // after the de-registrations
+	}()
 	every := time.Duration(float64(time.Second) / f.opts.startRate)
+starting:
 	for i, l := range f.lines {
 		if wait := time.Until(start.Add(time.Duration(i) * every)); wait > 0 {
 			select {
 			case <-ctx.Done():
-				return
+				break starting // the lines started so far are unregistered below
 			case <-time.After(wait): // the program's pacing of its starts, not line logic
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,6 +84,22 @@ func TestFleet(t *testing.T) {
 	}
 	if !strings.Contains(report, "lines per state: idle 20") {
 		t.Errorf("after the run every line should be unregistered:\n%s", report)
+	}
+	picture := filepath.Join(t.TempDir(), "fleet.svg")
+	if err := f.picture(picture); err != nil {
+		t.Fatal(err)
+	}
+	svg, err := os.ReadFile(picture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "20 lines: how many in each state", ">idle<", "requests a second, per server", fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
+		if !bytes.Contains(svg, []byte(want)) {
+			t.Errorf("the picture lacks %q", want)
+		}
+	}
+	if err := f.picture(filepath.Join(t.TempDir(), "fleet.gif")); err == nil {
+		t.Error("a .gif picture was accepted")
 	}
 }
 
