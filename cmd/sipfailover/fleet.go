@@ -86,6 +86,7 @@ type fleet struct {
 	mu        sync.Mutex
 	begin     time.Time            // when the first line started
 	samples   []fleetSample        // lines per state, four times a second
+	ended     map[string]int       // lines per state when the run ended, before the de-registrations
 	started   time.Duration        // how long starting every line took
 	leftAt    map[string]time.Time // line -> when it left the primary
 	onBackup  map[string]time.Time // line -> when it registered on a lower-priority server
@@ -224,6 +225,10 @@ starting:
 	f.started = time.Since(start)
 	f.mu.Unlock()
 	<-ctx.Done()
+	f.sample() // how the run ended, before the de-registrations
+	f.mu.Lock()
+	f.ended = f.samples[len(f.samples)-1].states
+	f.mu.Unlock()
 	unregisterAll(f.lines)
 }
 
@@ -235,18 +240,14 @@ func (f *fleet) report(w io.Writer) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fmt.Fprintf(w, "fleet: %d lines, started in %v\n", len(f.lines), f.started.Round(time.Millisecond))
-	count := map[string]int{}
-	for _, l := range f.lines {
-		count[l.State().String()]++
-	}
 	var states []string
-	for s := range count {
+	for s := range f.ended {
 		states = append(states, s)
 	}
 	slices.Sort(states)
-	fmt.Fprint(w, "lines per state:")
+	fmt.Fprint(w, "lines per state at the end, before de-registering:")
 	for _, s := range states {
-		fmt.Fprintf(w, " %s %d", s, count[s])
+		fmt.Fprintf(w, " %s %d", s, f.ended[s])
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "failovers: %s\n", percentiles(f.failovers))

@@ -82,8 +82,13 @@ func TestFleet(t *testing.T) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}
 	}
-	if !strings.Contains(report, "lines per state: idle 20") {
-		t.Errorf("after the run every line should be unregistered:\n%s", report)
+	if !strings.Contains(report, "lines per state at the end, before de-registering: primary_registered 20\n") {
+		t.Errorf("the run ended with every line on the primary:\n%s", report)
+	}
+	for _, l := range f.lines {
+		if st := l.State().String(); st != "idle" {
+			t.Fatalf("after the run a line is %s, want every line unregistered", st)
+		}
 	}
 	picture := filepath.Join(t.TempDir(), "fleet.svg")
 	if err := f.picture(picture); err != nil {
