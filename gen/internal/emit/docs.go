@@ -3,6 +3,7 @@ package emit
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,8 +161,8 @@ func timerText(t *model.Timer) string {
 	if t.Enabled != nil {
 		s += " if " + t.Enabled.Src
 	}
-	if t.Jitter > 0 {
-		s += fmt.Sprintf(" (jitter -%d%%)", t.Jitter)
+	if t.Jitter != nil {
+		s += fmt.Sprintf(" (jitter -%s%%)", t.Jitter.Src)
 	}
 	return s
 }
@@ -404,8 +405,11 @@ func Markdown(m *model.Model, modelLink string) []byte {
 			enabled = code(t.Enabled.Src)
 		}
 		jitter := ""
-		if t.Jitter > 0 {
-			jitter = fmt.Sprintf("%d%%", t.Jitter)
+		if t.Jitter != nil {
+			jitter = t.Jitter.Src + "%"
+			if _, err := strconv.Atoi(t.Jitter.Src); err != nil {
+				jitter = code(t.Jitter.Src) + " %"
+			}
 		}
 		p("| %s | %s | %s | %s | %s | %s |", code(t.Name), code(t.Duration.Src), enabled, jitter, strings.Join(model.Names(t.Implements), ", "), cell(t.Doc))
 	}

@@ -770,7 +770,11 @@ func (g *goGen) machine() {
 // arm writes the effect that starts a timer, honouring its enabled condition.
 func (g *goGen) arm(name string) {
 	t := g.m.Timer(name)
-	eff := fmt.Sprintf("m.effects = append(m.effects, %sEffect{Kind: EffectArm, Timer: %s, After: %s, Jitter: %d})", g.M, g.timer(name), expr.Go(t.Duration.Node, g.env), t.Jitter)
+	jitter := "0"
+	if t.Jitter != nil {
+		jitter = expr.Go(t.Jitter.Node, g.env)
+	}
+	eff := fmt.Sprintf("m.effects = append(m.effects, %sEffect{Kind: EffectArm, Timer: %s, After: %s, Jitter: %s})", g.M, g.timer(name), expr.Go(t.Duration.Node, g.env), jitter)
 	if t.Enabled != nil {
 		g.p("if %s { %s }", expr.Go(t.Enabled.Node, g.env), eff)
 	} else {

@@ -252,6 +252,9 @@ func (c *checker) exprs() {
 		if t.Enabled != nil {
 			c.want(t.Enabled, c.env, expr.Bool, "enabled of timer "+t.Name)
 		}
+		if t.Jitter != nil {
+			c.want(t.Jitter, c.env, expr.Int, "jitter of timer "+t.Name)
+		}
 		c.requirements(t.Implements)
 	}
 }

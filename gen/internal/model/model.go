@@ -83,7 +83,7 @@ type Timer struct {
 	Ref
 	Duration   *Expr
 	Enabled    *Expr // nil: always enabled
-	Jitter     int   // percent: the runtime waits between (100-Jitter)% and 100% of the duration
+	Jitter     *Expr // nil: none; an int, percent: the runtime waits between (100-Jitter)% and 100% of the duration
 	Doc        string
 	Implements []Ref
 	Event      *Event

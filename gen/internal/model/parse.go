@@ -125,11 +125,9 @@ func Parse(path string, src []byte, errs *diag.List) *Model {
 			p.errs.Errorf(p.pos(n), "timer %s needs duration: a setting (param) or an expression such as 64*t1", name.Name)
 		}
 		if j := f["jitter"]; j != nil {
-			v := p.bound(j, expr.Int)
-			if v != nil && (*v < 0 || *v > 100) {
+			t.Jitter = p.expr(j)
+			if v, err := strconv.ParseInt(j.Value, 10, 64); err == nil && (v < 0 || v > 100) {
 				p.errs.Errorf(p.pos(j), "jitter is a percentage: 0 to 100")
-			} else if v != nil {
-				t.Jitter = int(*v)
 			}
 		}
 		m.Timers = append(m.Timers, t)
