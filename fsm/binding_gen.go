@@ -13,7 +13,7 @@ import (
 
 // BindingModelSHA256 is the SHA-256 of model/binding.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const BindingModelSHA256 = "669ce57f023f52b9a0cd211098fa9c7a53c9e87b9c0170b12db2ee69925d9bbb"
+const BindingModelSHA256 = "8748e5036515e0e959e00dcc0a9ec0619a67ce3130551e390fff43ca054a621b"
 
 // BindingMachineName is the name of the model.
 const BindingMachineName = "binding"
@@ -284,6 +284,10 @@ type BindingParams struct {
 	KeepaliveEnabled bool
 	// KeepaliveInterval is keepalive_interval: Period of the OPTIONS keep-alive (R5).
 	KeepaliveInterval Duration
+	// TimerSpread is timer_spread: Percent the runtime takes off the refresh, keep-alive and failback
+	// timers at random, drawn from the agent's seeded randomness, so that many lines armed at the same
+	// moment do not fire together (R21); 0, the default, fires them on time. Setting: timer_spread.
+	TimerSpread int
 	// BackoffBase is backoff_base: RFC 5626 section 4.5 base time of the back-off after a failure
 	// (R9).
 	BackoffBase Duration
@@ -321,6 +325,12 @@ func (p BindingParams) Validate() error {
 	}
 	if p.KeepaliveInterval < 1000000 {
 		errs = append(errs, &ParamError{"binding", "keepalive_interval", fmt.Sprintf("%v is below the minimum 1ms", p.KeepaliveInterval)})
+	}
+	if p.TimerSpread < 0 {
+		errs = append(errs, &ParamError{"binding", "timer_spread", fmt.Sprintf("%v is below the minimum 0", p.TimerSpread)})
+	}
+	if p.TimerSpread > 50 {
+		errs = append(errs, &ParamError{"binding", "timer_spread", fmt.Sprintf("%v is above the maximum 50", p.TimerSpread)})
 	}
 	if p.BackoffBase < 1000000 {
 		errs = append(errs, &ParamError{"binding", "backoff_base", fmt.Sprintf("%v is below the minimum 1ms", p.BackoffBase)})
@@ -653,9 +663,9 @@ func (m *BindingMachine) exitRegistering(v *BindingVars, fired BindingTimer, tra
 
 func (m *BindingMachine) enterRegistered(v *BindingVars, transition string) error {
 	m.effects = append(m.effects, BindingEffect{Kind: EffectAction, Action: BindingActionTellLine})
-	m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+	m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 	if m.params.KeepaliveEnabled {
-		m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+		m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 	}
 	_, _ = v, transition
 	return nil
@@ -770,9 +780,9 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 						return err
 					}
 					v.Failures = 0
-					m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+					m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					if m.params.KeepaliveEnabled {
-						m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+						m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 					}
 					return m.enterRegistered(v, "up")
 				}()
@@ -901,7 +911,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 				step.Transition, step.To = "refreshed", BindingStateRegistered
 				err = func() error {
 					m.effects = append(m.effects, BindingEffect{Kind: EffectCancel, Timer: BindingTimerBudget})
-					m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+					m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					return nil
 				}()
 			}
@@ -991,7 +1001,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 				err = func() error {
 					m.effects = append(m.effects, BindingEffect{Kind: EffectAction, Action: BindingActionSendKeepalive})
 					if m.params.KeepaliveEnabled {
-						m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+						m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 					}
 					return nil
 				}()

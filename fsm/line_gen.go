@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "b28ae9c8eb421585781718a921acfb37a71d7cce0b2f2813f8253daa220cf7ae"
+const LineModelSHA256 = "d4835898cd92eaf3d3e4463ea46ae8f10076f51dcf84f9ce178f82d9e423cf6a"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -369,6 +369,10 @@ type LineParams struct {
 	// where the line is; 3 dns_ttl, each time the primary's DNS records are looked up again when their
 	// TTL ends (R20). Setting: failback_mode.
 	FailbackMode int
+	// TimerSpread is timer_spread: Percent the runtime takes off the refresh, keep-alive and failback
+	// timers at random, drawn from the agent's seeded randomness, so that many lines armed at the same
+	// moment do not fire together (R21); 0, the default, fires them on time. Setting: timer_spread.
+	TimerSpread int
 	// FailbackWhenIdle is failback_when_idle: Fail back only while no call of the line is up, as desk
 	// phones do (R18): a probe that comes due during a call waits, and runs when the last call ends; a
 	// probe answered during a call is not adopted. Setting: failback_when.
@@ -433,6 +437,12 @@ func (p LineParams) Validate() error {
 	}
 	if p.FailbackMode > 3 {
 		errs = append(errs, &ParamError{"line", "failback_mode", fmt.Sprintf("%v is above the maximum 3", p.FailbackMode)})
+	}
+	if p.TimerSpread < 0 {
+		errs = append(errs, &ParamError{"line", "timer_spread", fmt.Sprintf("%v is below the minimum 0", p.TimerSpread)})
+	}
+	if p.TimerSpread > 50 {
+		errs = append(errs, &ParamError{"line", "timer_spread", fmt.Sprintf("%v is above the maximum 50", p.TimerSpread)})
 	}
 	if p.RetryCounts < 1 {
 		errs = append(errs, &ParamError{"line", "retry_counts", fmt.Sprintf("%v is below the minimum 1", p.RetryCounts)})
@@ -981,9 +991,9 @@ func (m *LineMachine) exitRetrying(v *LineVars, fired LineTimer, transition stri
 }
 
 func (m *LineMachine) enterPrimaryRegistered(v *LineVars, transition string) error {
-	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 	if m.params.KeepaliveEnabled {
-		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 	}
 	_, _ = v, transition
 	return nil
@@ -1003,7 +1013,7 @@ func (m *LineMachine) exitPrimaryRegistered(v *LineVars, fired LineTimer, transi
 
 func (m *LineMachine) enterBackupRegistered(v *LineVars, transition string) error {
 	if m.derivedByDuration(v) {
-		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFailback, After: m.params.FailbackInterval, Jitter: 0})
+		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFailback, After: m.params.FailbackInterval, Jitter: m.params.TimerSpread})
 	}
 	_, _ = v, transition
 	return nil
@@ -1285,9 +1295,9 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 						return err
 					}
 					v.Failures = 0
-					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					if m.params.KeepaliveEnabled {
-						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 					}
 					return m.enterBackupRegistered(v, "registered_backup")
 				}()
@@ -1436,7 +1446,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "refreshed", LineStatePrimaryRegistered
 				err = func() error {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
-					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					return nil
 				}()
 			}
@@ -1539,7 +1549,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				err = func() error {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendKeepalive})
 					if m.params.KeepaliveEnabled {
-						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 					}
 					return nil
 				}()
@@ -1651,7 +1661,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "refreshed", LineStateBackupRegistered
 				err = func() error {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
-					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					return nil
 				}()
 			}
@@ -1754,7 +1764,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				err = func() error {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendKeepalive})
 					if m.params.KeepaliveEnabled {
-						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 					}
 					return nil
 				}()
@@ -1915,7 +1925,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				step.Transition, step.To = "refreshed", LineStateProbing
 				err = func() error {
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
-					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: 0})
+					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					return nil
 				}()
 			}
@@ -2018,7 +2028,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 				err = func() error {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendKeepalive})
 					if m.params.KeepaliveEnabled {
-						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: 0})
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 					}
 					return nil
 				}()

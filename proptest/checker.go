@@ -28,6 +28,7 @@ type Settings struct {
 	FailbackMode      string        // duration (or ""), registration, new_requests, dns_ttl (R18)
 	FailbackWhenIdle  bool          // no failback while a call holds the line (R18)
 	RefreshBound      time.Duration // the longest the line may go between refreshes: the longest expiry it may ask
+	TimerSpread       int           // percent taken off refresh, keep-alive and failback timers at random (R21)
 }
 
 // timerE is the time from the first of n transmissions until RFC 3261 Timer
@@ -333,9 +334,9 @@ func (c *checker) i4() {
 
 // RateBound is I11's bound: the most transactions a line may start on one
 // server in any minute in which the user made u requests, written here from
-// docs/requirements.md. 15 is a refresh every 4 s, the shortest a granted expiry allows
-// (5 s, refreshed at 80 %); 4 the tries of one request (a challenge, then a
-// 423 or a stale nonce twice).
+// docs/requirements.md. A refresh every 4 s is the shortest a granted expiry
+// allows (5 s, refreshed at 80 %); 4 the tries of one request (a challenge,
+// then a 423 or a stale nonce twice).
 func (s Settings) RateBound(u int) int {
 	per := func(d time.Duration) int {
 		if d <= 0 {
@@ -343,9 +344,12 @@ func (s Settings) RateBound(u int) int {
 		}
 		return int((time.Minute + d - 1) / d)
 	}
-	n := 15 + per(s.BackoffBase/2) + per(s.Keepalive) + 1 + 2*u
+	// With timer_spread S, the refresh, keep-alive and failback periods
+	// count as (1 - S/100) of themselves (R21).
+	spread := func(d time.Duration) time.Duration { return d * time.Duration(100-s.TimerSpread) / 100 }
+	n := per(spread(4*time.Second)) + per(s.BackoffBase/2) + per(spread(s.Keepalive)) + 1 + 2*u
 	if s.FailbackEnabled {
-		n += per(s.FailbackInterval)
+		n += per(spread(s.FailbackInterval))
 	}
 	if s.FailbackEnabled && s.FailbackMode == "new_requests" {
 		n += u // a probe of the primary for each new request (R18)

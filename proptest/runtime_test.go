@@ -65,6 +65,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	}
 	when := rapid.SampledFrom([]string{"idle", "always"}).Draw(t, "failback_when")
 	inviteRetries := rapid.IntRange(1, 5).Draw(t, "invite_retry_counts")
+	spread := rapid.SampledFrom([]int{0, 0, 10, 20, 50}).Draw(t, "timer_spread")
 
 	onoff := map[bool]string{true: "on", false: "off"}
 	transport, retryMode := "udp", "time"
@@ -77,8 +78,8 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov}
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
-	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s",
-		n, transport, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode))
+	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d",
+		n, transport, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread))
 
 	tr := 0
 	if tcp {
@@ -87,14 +88,14 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	cfg := runtime.LineConfig{Name: "prop", User: "1001", Password: "secret", Domain: "example.test",
 		EnableFailback: new(map[bool]int{true: 1, false: 0}[failback]), FailbackInterval: &interval,
 		SignalRetryCounts: &retries, RetryMode: retryMode, RetryTime: runtime.Duration(retryTime),
-		FailbackMode: mode, FailbackWhen: when, InviteRetryCounts: &inviteRetries, RegistrationMode: regMode,
+		FailbackMode: mode, FailbackWhen: when, InviteRetryCounts: &inviteRetries, RegistrationMode: regMode, TimerSpread: spread,
 		T1: runtime.Duration(t1), T2: runtime.Duration(8 * t1), KeepaliveInterval: runtime.Duration(keepalive),
 		DeregisterBackupAfterFailback: map[bool]int{true: 1, false: 0}[dereg],
 		BackoffBase:                   runtime.Duration(base), BackoffMax: runtime.Duration(maxBackoff)}
 	w.trace = Trace{Settings: Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
 		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries,
-		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second}}
+		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread}}
 	for i := range n {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -34,7 +35,8 @@ type Agent struct {
 
 	maxCalls int // calls of all lines at once; more incoming ones get 486
 
-	loc locator // where the lines' servers are (R20)
+	loc  locator               // where the lines' servers are (R20)
+	pace atomic.Pointer[pacer] // new requests a second to one server (R21); nil: unbounded
 
 	mu       sync.Mutex
 	lines    []*Line
@@ -98,6 +100,7 @@ func NewAgent(n Network, opts ...Option) *Agent {
 		calls:    map[string][]*Call{},
 		maxCalls: DefaultMaxCalls,
 	}
+	a.pace.Store(newPacer(DefaultPacing))
 	a.loc = locator{agent: a, names: map[serverKey]*located{}}
 	for _, o := range opts {
 		o(a)

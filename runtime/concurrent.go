@@ -214,6 +214,15 @@ func newBinding(l *Line, i int, last bool) *binding {
 	return b
 }
 
+// budgetFromSend makes the budget of a REGISTER started since main was the
+// binding's count from its first transmission, which pacing may have put
+// off (R21).
+func (b *binding) budgetFromSend(main *txn) {
+	if b.main != main {
+		b.timers.extend(fsm.BindingTimerBudget, b.main.pending(b.line.agent.clock.Now()))
+	}
+}
+
 // stop ends the binding's timers and transactions.
 func (b *binding) stop() {
 	b.timers.stopAll()
@@ -235,9 +244,11 @@ func (b *binding) fire(ev fsm.BindingEvent, reason string) {
 	if step.Ignored {
 		return
 	}
+	main := b.main
 	for _, e := range step.Effects {
 		e.Run(b, b.timers.armModel, b.timers.cancel)
 	}
+	b.budgetFromSend(main)
 	if step.To == fsm.BindingStateWaiting && step.From != step.To {
 		st := &l.status
 		st.LastFailure, st.LastReason, st.LastFailAt = ev.String(), cmp.Or(reason, ev.String()), l.agent.clock.Now()
@@ -381,6 +392,8 @@ func (c *concurrent) located(k serverKey) {
 		default:
 			l.targets[b.server].pending, l.targets[b.server].err = false, err
 		}
+		main := b.main
 		b.send(b.expires(), nil)
+		b.budgetFromSend(main)
 	}
 }

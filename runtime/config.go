@@ -40,6 +40,17 @@ type Config struct {
 	// DNS says where servers given by name are looked up (R20); nil asks
 	// the servers of /etc/resolv.conf.
 	DNS *DNSConfig `yaml:"dns,omitempty" json:"dns,omitempty"`
+	// Pacing bounds the new requests all lines together send one server
+	// (R21); nil is DefaultPacing, a rate of 0 turns it off.
+	Pacing *Pacing `yaml:"pacing,omitempty" json:"pacing,omitempty"`
+}
+
+// PacingOrDefault is the pacing the settings ask for.
+func (c Config) PacingOrDefault() Pacing {
+	if c.Pacing == nil {
+		return DefaultPacing
+	}
+	return *c.Pacing
 }
 
 // DNSConfig is the resolver the lines' server names are looked up with.
@@ -143,6 +154,10 @@ type LineConfig struct {
 	// RegistrationMode is successive (the default, the seed's: one server at
 	// a time) or concurrent (a registration on every server at once, R17).
 	RegistrationMode string `yaml:"registration_mode,omitempty" json:"registration_mode,omitempty"`
+	// TimerSpread is the percent (0-50) taken off the refresh, keep-alive
+	// and failback timers at random, so that lines armed together do not
+	// fire together (R21); 0, the default, fires them on time.
+	TimerSpread int `yaml:"timer_spread,omitempty" json:"timer_spread,omitempty"`
 }
 
 // ServerConfig is one server of a line.
@@ -409,6 +424,12 @@ func (c Config) Validate() error {
 			if code < 300 || code > 699 || code == 401 || code == 407 {
 				bad("unavailable_codes", "%d is not a final failure code (300-699, not 401 or 407)", code)
 			}
+		}
+	}
+	if c.Pacing != nil {
+		if err := c.Pacing.Validate(); err != nil {
+			field, msg, _ := strings.Cut(err.Error(), " ")
+			probs = append(probs, Problem{"settings", -1, field, msg})
 		}
 	}
 	if c.MaxCalls < 0 || c.MaxCalls > 100000 {

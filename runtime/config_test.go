@@ -159,6 +159,7 @@ func TestLimitsAtBothEdges(t *testing.T) {
 		{"max_call_duration", []string{"  max_call_duration: 1s\n"}, []string{"  max_call_duration: 999ms\n"}, false},
 		{"max_incoming_calls", []string{"  max_incoming_calls: 0\n", "  max_incoming_calls: 1000\n"}, []string{"  max_incoming_calls: -1\n", "  max_incoming_calls: 1001\n"}, false},
 		{"enable_failback", []string{"  enable_failback: 0\n", "  enable_failback: 1\n"}, []string{"  enable_failback: 2\n", "  enable_failback: -1\n"}, false},
+		{"timer_spread", []string{"  timer_spread: 0\n", "  timer_spread: 50\n"}, []string{"  timer_spread: -1\n", "  timer_spread: 51\n"}, false},
 		{"deregister_backup_after_failback", []string{"  deregister_backup_after_failback: 1\n"}, []string{"  deregister_backup_after_failback: 2\n"}, false},
 		{"unavailable_codes", []string{"  unavailable_codes: [300, 699]\n"}, []string{"  unavailable_codes: [299]\n", "  unavailable_codes: [700]\n", "  unavailable_codes: []\n"}, false},
 	} {
@@ -188,6 +189,18 @@ func TestLimitsAtBothEdges(t *testing.T) {
 	for _, v := range []string{"max_calls: 100001\n", "max_calls: -1\n"} {
 		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err == nil {
 			t.Errorf("%q accepted", v)
+		}
+	}
+	for _, v := range []string{"pacing: {rate: 0}\n", "pacing: {rate: 0.5, burst: 1}\n", "pacing: {rate: 1000000, burst: 1000000}\n"} {
+		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err != nil {
+			t.Errorf("%q refused: %v", v, err)
+		}
+	}
+	for v, field := range map[string]string{"pacing: {rate: -1, burst: 5}\n": "pacing.rate", "pacing: {rate: 1000001, burst: 5}\n": "pacing.rate",
+		"pacing: {rate: .nan, burst: 5}\n": "pacing.rate", "pacing: {rate: 10}\n": "pacing.burst", "pacing: {rate: 10, burst: -3}\n": "pacing.burst",
+		"pacing: {rate: 10, burst: 5, bucket: 3}\n": "bucket"} {
+		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%q: got %v, want an error naming %s", v, err, field)
 		}
 	}
 }

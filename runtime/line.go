@@ -49,9 +49,10 @@ type txn struct {
 	slot       **txn // where the owner keeps it; emptied when it finishes
 	live       bool
 	refused    func(reason string)
-	owner      *Request // nil for the line's own requests
-	binding    *binding // the binding a REGISTER or keep-alive is for, in concurrent mode (R17)
-	invite     bool     // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
+	owner      *Request  // nil for the line's own requests
+	binding    *binding  // the binding a REGISTER or keep-alive is for, in concurrent mode (R17)
+	invite     bool      // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
+	firstAt    time.Time // when pacing lets it go first (R21); zero: sent at once
 }
 
 // txnID is what a response must repeat to answer a transaction's request,
@@ -373,8 +374,24 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 
 // perform carries out a step's effects in order.
 func (l *Line) perform(effects []fsm.LineEffect) {
+	main, probe := l.main, l.probe
 	for _, e := range effects {
 		e.Run((*lineActions)(l), l.timers.armModel, l.timers.cancel)
+	}
+	l.budgetsFromSend(main, probe)
+}
+
+// budgetsFromSend makes the budget of a REGISTER or probe started since
+// main and probe were the line's count from its first transmission, which
+// pacing may have put off (R21): the wait for a turn is not the server's
+// silence.
+func (l *Line) budgetsFromSend(main, probe *txn) {
+	now := l.agent.clock.Now()
+	if l.main != main {
+		l.timers.extend(fsm.LineTimerBudget, l.main.pending(now))
+	}
+	if l.probe != probe {
+		l.timers.extend(fsm.LineTimerProbe, l.probe.pending(now))
 	}
 }
 
@@ -429,8 +446,31 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
+	if wait := l.agent.pace.Load().reserve(s.dst.at(), l.agent.clock.Now()); wait > 0 {
+		t.firstAt = l.agent.clock.Now().Add(wait)
+		t.retrans = l.agent.clock.AfterFunc(wait, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if t.live {
+				l.transmit(t)
+				l.drain()
+			}
+		})
+		return t
+	}
 	l.transmit(t)
 	return t
+}
+
+// pending is how long t still waits for its first transmission, put off by
+// the agent's pacing (R21); 0 for nil or a request already sent. A budget
+// armed with the request adds it: the server's silence counts from the
+// moment the server could hear.
+func (t *txn) pending(now time.Time) time.Duration {
+	if t == nil || t.sent > 0 || t.firstAt.IsZero() {
+		return 0
+	}
+	return max(0, t.firstAt.Sub(now))
 }
 
 // postLine returns a refused callback that posts ev to the line.
@@ -916,7 +956,7 @@ func (l *Line) keepalive(slot **txn, i, maxTx int, budget time.Duration, failed 
 	if !t.live {
 		return nil
 	}
-	t.deadline = l.agent.clock.AfterFunc(budget, func() {
+	t.deadline = l.agent.clock.AfterFunc(budget+t.pending(l.agent.clock.Now()), func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if *slot == t {
@@ -1032,7 +1072,7 @@ func (l *Line) deregister(challenge *sip.Response) {
 	}
 	l.start(&l.dereg, txnDeregister, &l.prevReg, s, -1, 1, nil)
 	if t := l.dereg; t != nil {
-		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1), func() {
+		t.deadline = l.agent.clock.AfterFunc(64*time.Duration(l.cfg.T1)+t.pending(l.agent.clock.Now()), func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			if l.dereg == t {

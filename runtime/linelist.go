@@ -176,9 +176,13 @@ func (l *Line) located(k serverKey, expired bool) {
 		if st == fsm.LineStateUnregistering {
 			expires = 0
 		}
+		main := l.main
 		l.sendRegister(v.Server, expires, nil)
+		l.budgetsFromSend(main, l.probe)
 	case l.probeWaiting && st == fsm.LineStateProbing && l.keys[l.probeTargets[0].cfg] == k:
+		probe := l.probe
 		l.sendProbe(nil)
+		l.budgetsFromSend(l.main, probe)
 	case expired && k == l.keys[0] && st == fsm.LineStateBackupRegistered:
 		l.post(fsm.LineEventDnsRefreshed, "the primary's DNS records were looked up again: "+k.String())
 	}

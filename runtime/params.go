@@ -41,6 +41,7 @@ func lineParams(c LineConfig) fsm.LineParams {
 		ContactShared:           contactShared(c),
 		FailbackMode:            max(0, slices.Index(FailbackModes, c.FailbackMode)), // an unknown one is reported by Validate
 		FailbackWhenIdle:        c.FailbackWhen != "always",
+		TimerSpread:             c.TimerSpread,
 	}
 }
 
@@ -81,7 +82,7 @@ func bindingParams(c LineConfig, last bool) fsm.BindingParams {
 	return fsm.BindingParams{IsLast: last, CountMode: lp.CountMode, RetryCounts: lp.RetryCounts, RetryTime: lp.RetryTime,
 		T1: lp.T1, T2: lp.T2, RefreshInterval: lp.RefreshInterval, KeepaliveEnabled: lp.KeepaliveEnabled,
 		KeepaliveInterval: lp.KeepaliveInterval, BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax,
-		FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval}
+		FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval, TimerSpread: lp.TimerSpread}
 }
 
 // callParams maps them onto the params of model/call.yaml.
@@ -104,7 +105,7 @@ var settingOf = map[string]string{
 	"retry_time": "retry_time", "t1": "t1", "t2": "t2", "refresh_interval": "servers[0].ttl",
 	"keepalive_interval": "keepalive_interval", "backoff_base": "backoff_base", "backoff_max": "backoff_max",
 	"max_duration": "max_call_duration", "ring_timeout": "ring timeout", "invite_retry_counts": "invite_retry_counts",
-	"failback_mode": "failback_mode",
+	"failback_mode": "failback_mode", "timer_spread": "timer_spread",
 }
 
 // FailbackModes are the values of the failback_mode setting, in the order

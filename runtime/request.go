@@ -201,8 +201,12 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 }
 
 func (r *Request) perform(effects []fsm.RequestEffect) {
+	tx := r.tx
 	for _, e := range effects {
 		e.Run((*requestActions)(r), r.timers.armModel, r.timers.cancel)
+	}
+	if r.tx != tx { // its budget counts from the first transmission (R21)
+		r.timers.extend(fsm.RequestTimerBudget, r.tx.pending(r.line.agent.clock.Now()))
 	}
 }
 

@@ -205,6 +205,9 @@ func (s *scenario) configure(kv []string) {
 	cfg.RetryMode = set["retry_mode"]
 	cfg.FailbackMode, cfg.FailbackWhen, cfg.RegistrationMode = set["failback_mode"], set["failback_when"], set["registration_mode"]
 	cfg.InviteRetryCounts = num("invite_retry_counts")
+	if v := num("timer_spread"); v != nil {
+		cfg.TimerSpread = *v
+	}
 	cfg.RetryTime, cfg.T1, cfg.T2 = dur("retry_time"), dur("t1"), dur("t2")
 	cfg.KeepaliveInterval = dur("keepalive")
 	cfg.BackoffBase, cfg.BackoffMax = dur("backoff_base"), dur("backoff_max")

@@ -20,6 +20,7 @@ type timerSet[T comparable] struct {
 type setTimer struct {
 	t   Timer
 	gen uint64
+	due time.Time
 }
 
 func newTimerSet[T comparable](a *Agent, mu *sync.Mutex, fire func(T)) timerSet[T] {
@@ -41,6 +42,7 @@ func (s timerSet[T]) arm(t T, d time.Duration, jitter int) {
 	}
 	st.gen++
 	gen := st.gen
+	st.due = s.agent.clock.Now().Add(d)
 	st.t = s.agent.clock.AfterFunc(d, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -55,6 +57,14 @@ func (s timerSet[T]) arm(t T, d time.Duration, jitter int) {
 // armModel is arm with the model's duration type.
 func (s timerSet[T]) armModel(t T, after fsm.Duration, jitter int) {
 	s.arm(t, time.Duration(after), jitter)
+}
+
+// extend puts t off by d if it runs: its request waited d for its turn
+// (R21) after the timer was armed.
+func (s timerSet[T]) extend(t T, d time.Duration) {
+	if st := s.timers[t]; st != nil && st.t != nil && d > 0 {
+		s.arm(t, st.due.Sub(s.agent.clock.Now())+d, 0)
+	}
 }
 
 // cancel stops t if it runs.

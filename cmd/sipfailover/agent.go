@@ -116,7 +116,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 		Metrics: metrics,
 	}
 	agent := runtime.NewAgent(network, runtime.WithLogger(log), runtime.WithCallWatcher(api.noteCall), runtime.WithResolver(cfg.Resolver()),
-		runtime.WithMaxCalls(cmp.Or(cfg.MaxCalls, runtime.DefaultMaxCalls)),
+		runtime.WithMaxCalls(cmp.Or(cfg.MaxCalls, runtime.DefaultMaxCalls)), runtime.WithPacing(cfg.PacingOrDefault()),
 		runtime.WithWatcher(func(t runtime.Transition) {
 			metrics.Observe(t)
 			pages.Changed()
@@ -198,7 +198,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 				continue
 			}
 			warn(log, next)
-			resolverFor(agent, cfg, next)
+			agentSettings(agent, cfg, next)
 			lines = apply(agent, lines, next, log, metrics.Forget)
 			cfg = next
 			api.set(cfg, lines)
@@ -210,7 +210,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 				continue
 			}
 			log.Info("settings from the page stored", "path", path)
-			resolverFor(agent, cfg, req.next)
+			agentSettings(agent, cfg, req.next)
 			lines = apply(agent, lines, req.next, log, metrics.Forget)
 			cfg = req.next
 			api.set(cfg, lines)
@@ -276,11 +276,14 @@ func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Co
 	return out
 }
 
-// resolverFor gives the agent next's resolver when its dns block differs
-// from prev's.
-func resolverFor(agent *runtime.Agent, prev, next runtime.Config) {
+// agentSettings gives the agent next's resolver when its dns block differs
+// from prev's, and next's pacing when that differs.
+func agentSettings(agent *runtime.Agent, prev, next runtime.Config) {
 	if !reflect.DeepEqual(prev.DNS, next.DNS) {
 		agent.SetResolver(next.Resolver())
+	}
+	if prev.PacingOrDefault() != next.PacingOrDefault() {
+		agent.SetPacing(next.PacingOrDefault())
 	}
 }
 
