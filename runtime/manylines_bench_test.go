@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -10,31 +11,53 @@ import (
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
 
+// benchPacing is the fleet's pacing in BenchmarkManyLines: the primary
+// hears at most 200 new requests at once, then 2000 a second (R21, I13).
+var benchPacing = runtime.Pacing{Rate: 2000, Burst: 200}
+
 // BenchmarkManyLines registers N lines of one agent against one
-// loopback primary and backup (UDP, digest), as a fleet simulator would.
-// It reports the heap each registered line holds, the goroutines of the
-// whole process per line, and the time for all to register.
+// loopback primary and backup (UDP, digest), as a fleet simulator would,
+// every line at once, paced by benchPacing. It reports the heap each
+// registered line holds, the goroutines of the whole process per line,
+// the time for all to register, the most requests the primary heard in
+// one second (at most burst + rate), and the lines that failed over.
 func BenchmarkManyLines(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(strconv.Itoa(n)+"lines", func(b *testing.B) {
 			for b.Loop() {
-				heap, goroutines, took, failedOver := manyLines(b, n)
+				heap, goroutines, took, peak, failedOver := manyLines(b, n)
 				b.ReportMetric(heap, "heap-B/line")
 				b.ReportMetric(goroutines, "goroutines/line")
 				b.ReportMetric(took.Seconds()*1000, "ms-to-register-all")
-				// A storm of simultaneous registrations can outrun the in-process
-				// registrar; those lines fail over, as they should.
+				b.ReportMetric(float64(peak), "peak-requests-in-1s")
 				b.ReportMetric(float64(failedOver), "failed-over")
+				if limit := benchPacing.Burst + int(benchPacing.Rate); peak > limit {
+					b.Errorf("the primary heard %d requests in one second; pacing allows %d", peak, limit)
+				}
 			}
 		})
 	}
+}
+
+// peakInASecond is the most of seen that fall in one second.
+func peakInASecond(seen []runtimetest.Seen) int {
+	seen = slices.Clone(seen)
+	slices.SortFunc(seen, func(x, y runtimetest.Seen) int { return x.At.Compare(y.At) })
+	peak, i := 0, 0
+	for j := range seen {
+		for seen[j].At.Sub(seen[i].At) >= time.Second {
+			i++
+		}
+		peak = max(peak, j-i+1)
+	}
+	return peak
 }
 
 // manyLines registers n lines of one agent against a primary and a backup
 // registrar of its own, and returns the heap each registered line holds:
 // measured after the registrars are stopped and dropped, so that what they
 // keep of each registration (this process holds them too) is not counted.
-func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duration, failedOver int) {
+func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duration, peak, failedOver int) {
 	b.Helper()
 	primary := &runtimetest.Registrar{Name: "primary", User: "1001", Password: "pw"}
 	backup := &runtimetest.Registrar{Name: "backup", User: "1001", Password: "pw"}
@@ -46,7 +69,7 @@ func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duratio
 	pp, bp := primary.Port(), backup.Port()
 	network := runtime.NewSocketNetwork(nil, nil)
 	defer network.Close()
-	agent := runtime.NewAgent(network)
+	agent := runtime.NewAgent(network, runtime.WithPacing(benchPacing))
 	goruntime.GC()
 	var before, after goruntime.MemStats
 	goruntime.ReadMemStats(&before)
@@ -76,6 +99,7 @@ func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duratio
 		}
 	}
 	took = time.Since(start)
+	peak = peakInASecond(primary.Seen())
 	goroutines = float64(goruntime.NumGoroutine()-g0) / float64(n)
 	primary.Stop()
 	backup.Stop()
@@ -84,5 +108,5 @@ func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duratio
 	goruntime.ReadMemStats(&after)
 	heap = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
 	goruntime.KeepAlive(lines)
-	return heap, goroutines, took, failedOver
+	return heap, goroutines, took, peak, failedOver
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -24,6 +26,8 @@ type fleetOptions struct {
 	passwordPattern string // "" keeps the template's password
 	startRate       float64
 	duration        time.Duration // 0: until the context ends
+	spread          int           // every line's timer_spread (R21)
+	pacing          runtime.Pacing
 }
 
 // fleetCmd is `sipfailover fleet`: many lines from one template in one
@@ -38,7 +42,10 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.passwordPattern, "password-pattern", "", "the password of line i, a Go fmt pattern of i (default: the template's)")
 	fs.Float64Var(&o.startRate, "start-rate", 50, "lines started per second, evenly spread (1-10000)")
 	fs.DurationVar(&o.duration, "for", 0, "how long to run once every line has started (default: until SIGINT or SIGTERM)")
-	picture := fs.String("picture", "", "also draw the run: lines per state and requests a second per server over time (FILE.svg or FILE.png)")
+	fs.IntVar(&o.spread, "spread", 20, "percent taken off each line's refresh, keep-alive and failback timers at random (0-50), so that they do not fire together")
+	rate := fs.Float64("rate", 0, "new requests a second to one server, for all lines together (default: the settings' pacing, else 500)")
+	burst := fs.Int("burst", 0, "new requests to one server at once after a quiet spell (default: the settings' pacing, else 100)")
+	picture := fs.String("picture", "", "also draw the run: lines per state and new requests a second per server over time (FILE.svg or FILE.png)")
 	if code, ok := parse(fs, args, "fleet -config FILE [-lines N] [-user-pattern P] [-for D]", 0, 0, stdout, stderr); !ok {
 		return code
 	}
@@ -51,6 +58,15 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fleet:", err)
 		return 1
 	}
+	o.pacing = cfg.PacingOrDefault()
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "rate":
+			o.pacing.Rate = *rate
+		case "burst":
+			o.pacing.Burst = *burst
+		}
+	})
 	f, err := newFleet(cfg, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "fleet:", err)
@@ -104,6 +120,11 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 		return nil, fmt.Errorf("-start-rate %v: 1 to 10000 a second", o.startRate)
 	case !strings.Contains(o.userPattern, "%"):
 		return nil, fmt.Errorf("-user-pattern %q has no %% verb: every line would have the same user", o.userPattern)
+	case o.spread < 0 || o.spread > 50:
+		return nil, fmt.Errorf("-spread %d: 0 to 50 percent", o.spread)
+	}
+	if err := o.pacing.Validate(); err != nil {
+		return nil, fmt.Errorf("-rate/-burst: %w", err)
 	}
 	tmpl := cfg.Lines[0]
 	var lines []runtime.LineConfig
@@ -111,6 +132,7 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 		c := tmpl
 		c.Servers = slices.Clone(tmpl.Servers)
 		c.Name = fmt.Sprintf("fleet-%d", i)
+		c.TimerSpread = o.spread
 		c.User = fmt.Sprintf(o.userPattern, i)
 		c.AuthUser = c.User
 		if o.passwordPattern != "" {
@@ -127,9 +149,9 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fleet{opts: o, network: &countingNetwork{SocketNetwork: runtime.NewSocketNetwork(tlsConf, nil), sent: map[string]map[int64]int{}},
+	f := &fleet{opts: o, network: newCountingNetwork(runtime.NewSocketNetwork(tlsConf, nil)),
 		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}}
-	f.agent = runtime.NewAgent(f.network, runtime.WithResolver(cfg.Resolver()), runtime.WithWatcher(f.note))
+	f.agent = runtime.NewAgent(f.network, runtime.WithResolver(cfg.Resolver()), runtime.WithWatcher(f.note), runtime.WithPacing(o.pacing))
 	for _, c := range lines {
 		l, err := f.agent.AddLine(c)
 		if err != nil {
@@ -252,11 +274,16 @@ func (f *fleet) report(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "failovers: %s\n", percentiles(f.failovers))
 	fmt.Fprintf(w, "time on a backup before failback: %s\n", percentiles(f.backups))
+	pacing := "off"
+	if p := f.opts.pacing; p.Rate > 0 {
+		pacing = fmt.Sprintf("at most %d at once, then %v a second", p.Burst, p.Rate)
+	}
+	fmt.Fprintf(w, "new requests to each server (pacing: %s):\n", pacing)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tREQUESTS\tPEAK A SECOND")
+	fmt.Fprintln(tw, "SERVER\tMESSAGES\tNEW REQUESTS\tPEAK NEW A SECOND")
 	for _, s := range f.network.servers() {
-		total, peak := f.network.load(s)
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", s, total, peak)
+		l := f.network.load(s)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s, l.messages, l.requests, l.peak)
 	}
 	tw.Flush()
 }
@@ -273,44 +300,83 @@ func percentiles(ds []time.Duration) string {
 	return fmt.Sprintf("%d, p50 %v, p90 %v, p99 %v, max %v", len(s), at(0.5), at(0.9), at(0.99), s[len(s)-1].Round(time.Millisecond))
 }
 
-// countingNetwork is the real network, counting what each server is sent
+// countingNetwork is the real network, counting what each server is sent:
+// messages, and new requests (a branch not seen before, RFC 3261 8.1.1.7)
 // in each second.
 type countingNetwork struct {
 	*runtime.SocketNetwork
-	mu   sync.Mutex
-	sent map[string]map[int64]int // server -> unix second -> messages
+	mu       sync.Mutex
+	messages map[string]int              // server -> messages, retransmissions included
+	sent     map[string]map[int64]int    // server -> unix second -> new requests
+	branches map[string]map[string]int64 // server -> branch -> the second it was first sent
+	pruned   int64                       // the second branches were last pruned
 }
+
+func newCountingNetwork(n *runtime.SocketNetwork) *countingNetwork {
+	return &countingNetwork{SocketNetwork: n, messages: map[string]int{}, sent: map[string]map[int64]int{}, branches: map[string]map[string]int64{}}
+}
+
+// branchMemory is how long a branch is remembered: longer than any
+// transaction retransmits (64*T1 at T1 of at most a few seconds).
+const branchMemory = 600
 
 // Send implements runtime.Network.
 func (n *countingNetwork) Send(dst runtime.Endpoint, msg []byte) error {
-	n.mu.Lock()
+	now := time.Now().Unix()
 	s := dst.String()
+	n.mu.Lock()
 	if n.sent[s] == nil {
-		n.sent[s] = map[int64]int{}
+		n.sent[s], n.branches[s] = map[int64]int{}, map[string]int64{}
 	}
-	n.sent[s][time.Now().Unix()]++
+	n.messages[s]++
+	if b := branchOf(msg); b == "" {
+		n.sent[s][now]++
+	} else if _, seen := n.branches[s][b]; !seen {
+		n.branches[s][b] = now
+		n.sent[s][now]++
+	}
+	if now-n.pruned > branchMemory {
+		for _, bs := range n.branches {
+			maps.DeleteFunc(bs, func(_ string, at int64) bool { return now-at > branchMemory })
+		}
+		n.pruned = now
+	}
 	n.mu.Unlock()
 	return n.SocketNetwork.Send(dst, msg)
+}
+
+// branchOf returns the branch of a request's first Via, "" if it has none.
+func branchOf(msg []byte) string {
+	_, rest, ok := bytes.Cut(msg, []byte(";branch="))
+	if !ok {
+		return ""
+	}
+	if end := bytes.IndexAny(rest, ";, \t\r\n"); end >= 0 {
+		rest = rest[:end]
+	}
+	return string(rest)
 }
 
 func (n *countingNetwork) servers() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var out []string
-	for s := range n.sent {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(n.sent))
 }
 
-// load returns what server s was sent in all and in its busiest second.
-func (n *countingNetwork) load(s string) (total, peak int) {
+// serverLoad is what a server was sent over the run.
+type serverLoad struct {
+	messages, requests int
+	peak               int // new requests in the busiest second
+}
+
+// load returns what server s was sent.
+func (n *countingNetwork) load(s string) serverLoad {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	l := serverLoad{messages: n.messages[s]}
 	for _, c := range n.sent[s] {
-		total += c
-		peak = max(peak, c)
+		l.requests += c
+		l.peak = max(l.peak, c)
 	}
-	return total, peak
+	return l
 }

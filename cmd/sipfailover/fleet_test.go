@@ -45,7 +45,8 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := newFleet(cfg, fleetOptions{lines: n, userPattern: "3%03d", passwordPattern: "pw-%d", startRate: 200})
+	f, err := newFleet(cfg, fleetOptions{lines: n, userPattern: "3%03d", passwordPattern: "pw-%d", startRate: 200, spread: 20,
+		pacing: runtime.Pacing{Rate: 100, Burst: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +83,16 @@ func TestFleet(t *testing.T) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
 		}
 	}
+	if !strings.Contains(report, "(pacing: at most 5 at once, then 100 a second)") {
+		t.Errorf("the report does not say how requests were paced:\n%s", report)
+	}
+	// Each server's busiest second held at most the burst and a second's rate.
+	for _, r := range rs {
+		l := f.network.load(fmt.Sprintf("UDP 127.0.0.1:%d", r.Port()))
+		if l.requests == 0 || l.messages < l.requests || l.peak > 105 {
+			t.Errorf("%s: %+v, want some new requests, no more than the messages, at most 105 in a second", r.Name, l)
+		}
+	}
 	if !strings.Contains(report, "lines per state at the end, before de-registering: primary_registered 20\n") {
 		t.Errorf("the run ended with every line on the primary:\n%s", report)
 	}
@@ -98,7 +109,7 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", "20 lines: how many in each state", ">idle<", "requests a second, per server", fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
+	for _, want := range []string{"<svg", "20 lines: how many in each state", ">idle<", "new requests a second, per server", fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("the picture lacks %q", want)
 		}
@@ -120,6 +131,10 @@ func TestFleetRefusesWhatCannotWork(t *testing.T) {
 		{lines: 10, userPattern: "2%03d", startRate: 0},
 		{lines: 0, userPattern: "2%03d", startRate: 50},
 		{lines: 100001, userPattern: "2%03d", startRate: 50},
+		{lines: 10, userPattern: "2%03d", startRate: 50, spread: 51},
+		{lines: 10, userPattern: "2%03d", startRate: 50, spread: -1},
+		{lines: 10, userPattern: "2%03d", startRate: 50, pacing: runtime.Pacing{Rate: 10}},
+		{lines: 10, userPattern: "2%03d", startRate: 50, pacing: runtime.Pacing{Rate: -1, Burst: 1}},
 	} {
 		if _, err := newFleet(cfg, o); err == nil {
 			t.Errorf("%+v accepted", o)

@@ -54,7 +54,7 @@ func (f *fleet) picture(file string) error {
 	}
 
 	load := plot.New()
-	load.Title.Text = "requests a second, per server"
+	load.Title.Text = "new requests a second, per server"
 	load.X.Label.Text = "seconds"
 	load.Y.Label.Text = "requests"
 	var series []any
