@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ type fleetOptions struct {
 	duration        time.Duration // 0: until the context ends
 	spread          int           // every line's timer_spread (R21)
 	pacing          runtime.Pacing
+	progress        time.Duration // how often to print the lines per state; 0: never
 }
 
 // fleetCmd is `sipfailover fleet`: many lines from one template in one
@@ -42,6 +44,7 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.passwordPattern, "password-pattern", "", "the password of line i, a Go fmt pattern of i (default: the template's)")
 	fs.Float64Var(&o.startRate, "start-rate", 50, "lines started per second, evenly spread (1-10000)")
 	fs.DurationVar(&o.duration, "for", 0, "how long to run once every line has started (default: until SIGINT or SIGTERM)")
+	fs.DurationVar(&o.progress, "progress", 5*time.Second, "print the lines in each state this often on standard error (0: never)")
 	fs.IntVar(&o.spread, "spread", 20, "percent taken off each line's refresh, keep-alive and failback timers at random (0-50), so that they do not fire together")
 	rate := fs.Float64("rate", 0, "new requests a second to one server, for all lines together (default: the settings' pacing, else 500)")
 	burst := fs.Int("burst", 0, "new requests to one server at once after a quiet spell (default: the settings' pacing, else 100)")
@@ -73,6 +76,7 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer f.close()
+	f.progress = stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.duration > 0 {
@@ -94,10 +98,12 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 // fleet is many lines of one agent, with what the report needs: every
 // transition's time, and what each server was sent, a second at a time.
 type fleet struct {
-	opts    fleetOptions
-	network *countingNetwork
-	agent   *runtime.Agent
-	lines   []*runtime.Line
+	opts     fleetOptions
+	progress io.Writer      // where progress lines go
+	numbers  map[string]int // "UDP 192.0.2.1:5060" -> its server's number in the template, from 1
+	network  *countingNetwork
+	agent    *runtime.Agent
+	lines    []*runtime.Line
 
 	mu        sync.Mutex
 	begin     time.Time            // when the first line started
@@ -120,6 +126,8 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 		return nil, fmt.Errorf("-start-rate %v: 1 to 10000 a second", o.startRate)
 	case !strings.Contains(o.userPattern, "%"):
 		return nil, fmt.Errorf("-user-pattern %q has no %% verb: every line would have the same user", o.userPattern)
+	case o.progress < 0:
+		return nil, fmt.Errorf("-progress %v: 0 (never) or more", o.progress)
 	case o.spread < 0 || o.spread > 50:
 		return nil, fmt.Errorf("-spread %d: 0 to 50 percent", o.spread)
 	}
@@ -150,7 +158,12 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 		return nil, err
 	}
 	f := &fleet{opts: o, network: newCountingNetwork(runtime.NewSocketNetwork(tlsConf, nil)),
-		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}}
+		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}, numbers: map[string]int{}}
+	for i, sc := range tmpl.Defaults().Servers {
+		if *sc.Port != 0 {
+			f.numbers[runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport}.String()] = i + 1
+		}
+	}
 	f.agent = runtime.NewAgent(f.network, runtime.WithResolver(cfg.Resolver()), runtime.WithWatcher(f.note), runtime.WithPacing(o.pacing))
 	for _, c := range lines {
 		l, err := f.agent.AddLine(c)
@@ -195,7 +208,7 @@ type fleetSample struct {
 }
 
 // sample notes how many lines are in each state now.
-func (f *fleet) sample() {
+func (f *fleet) sample() fleetSample {
 	s := fleetSample{states: map[string]int{}}
 	for _, l := range f.lines {
 		s.states[l.State().String()]++
@@ -204,6 +217,18 @@ func (f *fleet) sample() {
 	s.at = time.Since(f.begin)
 	f.samples = append(f.samples, s)
 	f.mu.Unlock()
+	return s
+}
+
+// String is the sample as a progress line: the time and the lines in each
+// state, the states in order of their names.
+func (s fleetSample) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "fleet: %v", s.at.Round(100*time.Millisecond))
+	for _, st := range slices.Sorted(maps.Keys(s.states)) {
+		fmt.Fprintf(&b, " %s=%d", st, s.states[st])
+	}
+	return b.String()
 }
 
 // run starts the lines at the start rate, waits for ctx to end, and
@@ -218,8 +243,12 @@ func (f *fleet) run(ctx context.Context) {
 		defer close(sampling)
 		tick := time.NewTicker(250 * time.Millisecond) // the picture's clock, not line logic
 		defer tick.Stop()
+		var shown time.Duration
 		for {
-			f.sample()
+			if s := f.sample(); f.progress != nil && f.opts.progress > 0 && (shown == 0 || s.at-shown >= f.opts.progress) {
+				fmt.Fprintln(f.progress, s)
+				shown = s.at
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -280,12 +309,35 @@ func (f *fleet) report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "new requests to each server (pacing: %s):\n", pacing)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVER\tMESSAGES\tNEW REQUESTS\tPEAK NEW A SECOND")
-	for _, s := range f.network.servers() {
-		l := f.network.load(s)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", s, l.messages, l.requests, l.peak)
+	fmt.Fprintln(tw, "#\tSERVER\tMESSAGES\tNEW REQUESTS\tPEAK NEW A SECOND")
+	for _, s := range f.servers() {
+		l, n := f.network.load(s), "-" // -: a target of a name (R20)
+		if i, ok := f.numbers[s]; ok {
+			n = strconv.Itoa(i)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", n, s, l.messages, l.requests, l.peak)
 	}
 	tw.Flush()
+}
+
+// servers are the servers the fleet sent to, those of the template in its
+// order, then the targets of its names.
+func (f *fleet) servers() []string {
+	out := f.network.servers()
+	slices.SortStableFunc(out, func(a, b string) int {
+		na, oka := f.numbers[a]
+		nb, okb := f.numbers[b]
+		switch {
+		case oka && okb:
+			return na - nb
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return 0
+	})
+	return out
 }
 
 // percentiles writes how many durations there are and their 50th, 90th

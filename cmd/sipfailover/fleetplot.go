@@ -58,11 +58,25 @@ func (f *fleet) picture(file string) error {
 	load.X.Label.Text = "seconds"
 	load.Y.Label.Text = "requests"
 	var series []any
-	for _, server := range f.network.servers() {
-		series = append(series, server, f.network.perSecond(server, begin))
+	end := begin
+	if len(samples) > 0 {
+		end = begin.Add(samples[len(samples)-1].at)
+	}
+	for _, server := range f.servers() {
+		label := server
+		if n, ok := f.numbers[server]; ok {
+			label = fmt.Sprintf("server %d: %s", n, server)
+		}
+		series = append(series, label, f.network.perSecond(server, begin, end))
 	}
 	if err := plotutil.AddLines(load, series...); err != nil {
 		return err
+	}
+	// The legends go right of the curves, in room the x axes leave for them.
+	for _, p := range []*plot.Plot{states, load} {
+		p.X.Min, p.X.Max = 0, max(1, end.Sub(begin).Seconds())*1.35
+		p.Legend.Top = true
+		p.Y.Min = 0
 	}
 
 	w, h := 24*vg.Centimeter, 20*vg.Centimeter
@@ -89,17 +103,12 @@ func (f *fleet) picture(file string) error {
 }
 
 // perSecond returns what server was sent each second of the run, from
-// begin.
-func (n *countingNetwork) perSecond(server string, begin time.Time) plotter.XYs {
+// begin to end, a second with nothing sent as 0.
+func (n *countingNetwork) perSecond(server string, begin, end time.Time) plotter.XYs {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var secs []int64
-	for s := range n.sent[server] {
-		secs = append(secs, s)
-	}
-	slices.Sort(secs)
-	xy := make(plotter.XYs, 0, len(secs))
-	for _, s := range secs {
+	var xy plotter.XYs
+	for s := begin.Unix(); s <= end.Unix(); s++ {
 		xy = append(xy, plotter.XY{X: float64(s - begin.Unix()), Y: float64(n.sent[server][s])})
 	}
 	return xy
