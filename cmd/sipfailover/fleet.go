@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -48,6 +50,7 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.spread, "spread", 20, "percent taken off each line's refresh, keep-alive and failback timers at random (0-50), so that they do not fire together")
 	rate := fs.Float64("rate", 0, "new requests a second to one server, for all lines together (default: the settings' pacing, else 500)")
 	burst := fs.Int("burst", 0, "new requests to one server at once after a quiet spell (default: the settings' pacing, else 100)")
+	live := fs.String("status-addr", "", "serve the live report and picture at this loopback address (127.0.0.1:8090); default: none")
 	picture := fs.String("picture", "", "also draw the run: lines per state and new requests a second per server over time (FILE.svg or FILE.png)")
 	if code, ok := parse(fs, args, "fleet -config FILE [-lines N] [-user-pattern P] [-for D]", 0, 0, stdout, stderr); !ok {
 		return code
@@ -77,6 +80,20 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer f.close()
 	f.progress = stderr
+	if *live != "" {
+		if !loopback(*live) {
+			fmt.Fprintf(stderr, "fleet: -status-addr %s %v\n", *live, errRemote)
+			return 2
+		}
+		ln, err := net.Listen("tcp", *live)
+		if err != nil {
+			fmt.Fprintln(stderr, "fleet:", err)
+			return 1
+		}
+		srv := f.serveFleet(ln)
+		defer srv.Close()
+		fmt.Fprintf(stderr, "fleet: live report at http://%s/\n", ln.Addr())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if o.duration > 0 {
@@ -285,37 +302,91 @@ starting:
 
 func (f *fleet) close() { f.network.Close() }
 
+// fleetReport is what a fleet did, as the report prints it and the live
+// page serves it.
+type fleetReport struct {
+	Lines     int            `json:"lines"`
+	Started   string         `json:"started"` // how long starting every line took; "" while starting
+	Ended     bool           `json:"ended"`   // States are from the end of the run, before de-registering
+	States    map[string]int `json:"states"`
+	Failovers percentile     `json:"failovers"`      // from leaving the primary to registered elsewhere
+	OnBackup  percentile     `json:"time_on_backup"` // from registered on a backup to back on the primary
+	Pacing    runtime.Pacing `json:"pacing"`         // rate 0: off
+	Servers   []serverReport `json:"servers"`        // the template's in order, then targets of names
+	Elapsed   string         `json:"elapsed"`        // since the first line started
+	Spread    int            `json:"timer_spread"`   // percent
+}
+
+// percentile is a distribution of durations: how many, and their 50th,
+// 90th and 99th percentiles and maximum in milliseconds.
+type percentile struct {
+	Count int     `json:"count"`
+	MS    []int64 `json:"p50_p90_p99_max_ms,omitempty"`
+}
+
+// serverReport is what one server was sent.
+type serverReport struct {
+	Number      int    `json:"number,omitempty"` // in the template, from 1; 0 for a target of a name
+	Server      string `json:"server"`
+	Messages    int    `json:"messages"`     // retransmissions included
+	NewRequests int    `json:"new_requests"` // a branch not seen before
+	PeakASecond int    `json:"peak_new_a_second"`
+}
+
+// snapshot is the report now: the lines per state at the end of the run
+// when it has ended, else the latest sample.
+func (f *fleet) snapshot() fleetReport {
+	f.mu.Lock()
+	r := fleetReport{Lines: len(f.lines), Ended: f.ended != nil, States: f.ended, Failovers: percentiles(f.failovers),
+		OnBackup: percentiles(f.backups), Pacing: f.opts.pacing, Spread: f.opts.spread}
+	if f.started > 0 {
+		r.Started = f.started.Round(time.Millisecond).String()
+	}
+	if !f.begin.IsZero() {
+		r.Elapsed = time.Since(f.begin).Round(100 * time.Millisecond).String()
+	}
+	if r.States == nil && len(f.samples) > 0 {
+		r.States = f.samples[len(f.samples)-1].states
+	}
+	r.States = maps.Clone(r.States)
+	f.mu.Unlock()
+	for _, s := range f.servers() {
+		l := f.network.load(s)
+		r.Servers = append(r.Servers, serverReport{Number: f.numbers[s], Server: s, Messages: l.messages, NewRequests: l.requests, PeakASecond: l.peak})
+	}
+	return r
+}
+
 // report prints what the fleet did: lines per state, the failover and
 // backup times' percentiles, and what each server was sent.
-func (f *fleet) report(w io.Writer) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fmt.Fprintf(w, "fleet: %d lines, started in %v\n", len(f.lines), f.started.Round(time.Millisecond))
-	var states []string
-	for s := range f.ended {
-		states = append(states, s)
+func (f *fleet) report(w io.Writer) { f.snapshot().print(w) }
+
+func (r fleetReport) print(w io.Writer) {
+	fmt.Fprintf(w, "fleet: %d lines, started in %s\n", r.Lines, cmp.Or(r.Started, "(still starting)"))
+	when := "now"
+	if r.Ended {
+		when = "at the end, before de-registering"
 	}
-	slices.Sort(states)
-	fmt.Fprint(w, "lines per state at the end, before de-registering:")
-	for _, s := range states {
-		fmt.Fprintf(w, " %s %d", s, f.ended[s])
+	fmt.Fprintf(w, "lines per state %s:", when)
+	for _, s := range slices.Sorted(maps.Keys(r.States)) {
+		fmt.Fprintf(w, " %s %d", s, r.States[s])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "failovers: %s\n", percentiles(f.failovers))
-	fmt.Fprintf(w, "time on a backup before failback: %s\n", percentiles(f.backups))
+	fmt.Fprintf(w, "failovers: %s\n", r.Failovers)
+	fmt.Fprintf(w, "time on a backup before failback: %s\n", r.OnBackup)
 	pacing := "off"
-	if p := f.opts.pacing; p.Rate > 0 {
+	if p := r.Pacing; p.Rate > 0 {
 		pacing = fmt.Sprintf("at most %d at once, then %v a second", p.Burst, p.Rate)
 	}
 	fmt.Fprintf(w, "new requests to each server (pacing: %s):\n", pacing)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tSERVER\tMESSAGES\tNEW REQUESTS\tPEAK NEW A SECOND")
-	for _, s := range f.servers() {
-		l, n := f.network.load(s), "-" // -: a target of a name (R20)
-		if i, ok := f.numbers[s]; ok {
-			n = strconv.Itoa(i)
+	for _, s := range r.Servers {
+		n := "-" // a target of a name (R20)
+		if s.Number > 0 {
+			n = strconv.Itoa(s.Number)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", n, s, l.messages, l.requests, l.peak)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", n, s.Server, s.Messages, s.NewRequests, s.PeakASecond)
 	}
 	tw.Flush()
 }
@@ -340,16 +411,28 @@ func (f *fleet) servers() []string {
 	return out
 }
 
-// percentiles writes how many durations there are and their 50th, 90th
+// percentiles returns how many durations there are and their 50th, 90th
 // and 99th percentiles and maximum.
-func percentiles(ds []time.Duration) string {
+func percentiles(ds []time.Duration) percentile {
 	if len(ds) == 0 {
-		return "0"
+		return percentile{}
 	}
 	s := slices.Clone(ds)
 	slices.Sort(s)
-	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))].Round(time.Millisecond) }
-	return fmt.Sprintf("%d, p50 %v, p90 %v, p99 %v, max %v", len(s), at(0.5), at(0.9), at(0.99), s[len(s)-1].Round(time.Millisecond))
+	at := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	p := percentile{Count: len(s)}
+	for _, d := range []time.Duration{at(0.5), at(0.9), at(0.99), s[len(s)-1]} {
+		p.MS = append(p.MS, d.Milliseconds())
+	}
+	return p
+}
+
+func (p percentile) String() string {
+	if p.Count == 0 {
+		return "0"
+	}
+	d := func(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
+	return fmt.Sprintf("%d, p50 %v, p90 %v, p99 %v, max %v", p.Count, d(p.MS[0]), d(p.MS[1]), d(p.MS[2]), d(p.MS[3]))
 }
 
 // countingNetwork is the real network, counting what each server is sent:

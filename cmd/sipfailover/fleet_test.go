@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +69,7 @@ func TestFleet(t *testing.T) {
 		}
 	}
 	eventually(t, "every line on the primary", all("primary_registered"))
+	checkLivePage(t, f, n)
 	rs[0].Stop()
 	eventually(t, "every line on the backup", all("backup_registered"))
 	if err := rs[0].Start(); err != nil {
@@ -142,5 +147,75 @@ func TestFleetRefusesWhatCannotWork(t *testing.T) {
 	}
 	if code := run([]string{"fleet", "-lines", "3"}, new(bytes.Buffer), new(bytes.Buffer)); code != 2 {
 		t.Errorf("fleet without -config: exit %d, want 2", code)
+	}
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	if err := os.WriteFile(path, []byte("lines:\n  - user: a\n    servers: [{addr: 127.0.0.1}, {addr: 127.0.0.2}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"fleet", "-config", path, "-status-addr", "0.0.0.0:0"}, new(bytes.Buffer), &stderr); code != 2 || !strings.Contains(stderr.String(), "not a loopback address") {
+		t.Errorf("a live report off loopback: exit %d, %s", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run([]string{"fleet", "-config", path, "-rate", "10", "-burst", "0"}, new(bytes.Buffer), &stderr); code != 2 || !strings.Contains(stderr.String(), "pacing.burst") {
+		t.Errorf("-burst 0: exit %d, %s", code, stderr.String())
+	}
+}
+
+// checkLivePage reads the live report of a running fleet of n lines on
+// its page, as JSON and as pictures, and checks that a request naming
+// another host is refused.
+func checkLivePage(t *testing.T, f *fleet, n int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := f.serveFleet(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	get := func(path, host string) (int, http.Header, []byte) {
+		req, err := http.NewRequest("GET", base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header, body
+	}
+	code, _, page := get("/", "")
+	if code != 200 || !bytes.Contains(page, []byte(fmt.Sprintf("Fleet of %d lines", n))) || !bytes.Contains(page, []byte("lines per state now: primary_registered")) {
+		t.Errorf("the page: %d\n%s", code, page)
+	}
+	code, _, js := get("/report.json", "")
+	var rep fleetReport
+	if err := json.Unmarshal(js, &rep); code != 200 || err != nil {
+		t.Fatalf("report.json: %d %v\n%s", code, err, js)
+	}
+	sum := 0
+	for _, c := range rep.States {
+		sum += c
+	}
+	if rep.Lines != n || sum != n || rep.Ended || len(rep.Servers) == 0 || rep.Servers[0].Number != 1 || rep.Servers[0].NewRequests == 0 {
+		t.Errorf("report.json: %+v, want %d lines in all, running, server 1 first with requests", rep, n)
+	}
+	if code, h, png := get("/picture.png", ""); code != 200 || h.Get("Content-Type") != "image/png" || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("picture.png: %d %s, %d bytes", code, h.Get("Content-Type"), len(png))
+	}
+	if code, _, svg := get("/picture.svg", ""); code != 200 || !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("picture.svg: %d", code)
+	}
+	if code, _, _ := get("/picture.gif", ""); code != http.StatusNotFound {
+		t.Errorf("picture.gif: %d, want 404", code)
+	}
+	if code, _, _ := get("/report.json", "attacker.example:80"); code != http.StatusMisdirectedRequest {
+		t.Errorf("a request for another host: %d, want 421", code)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,14 +16,27 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// picture draws the run into file (.svg or .png): above, how many lines
-// were in each state over time; below, how many requests each server was
-// sent each second.
+// picture draws the run into file (.svg or .png).
 func (f *fleet) picture(file string) error {
 	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(file)), ".")
 	if format != "svg" && format != "png" {
 		return fmt.Errorf("-picture %s: an .svg or .png file", file)
 	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := f.draw(out, format); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// draw writes the run so far as a picture in format (svg or png): above,
+// how many lines were in each state over time; below, how many new
+// requests each server was sent each second.
+func (f *fleet) draw(out io.Writer, format string) error {
 	f.mu.Lock()
 	samples := slices.Clone(f.samples)
 	begin := f.begin
@@ -91,15 +105,8 @@ func (f *fleet) picture(file string) error {
 	for i, row := range plots {
 		row[0].Draw(cells[i][0])
 	}
-	out, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := canvas.WriteTo(out); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	_, err = canvas.WriteTo(out)
+	return err
 }
 
 // perSecond returns what server was sent each second of the run, from
