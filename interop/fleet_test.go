@@ -98,6 +98,7 @@ lines:
 		fmt.Sprintf("lines per state at the end, before de-registering: primary_registered %d\n", fleetLines),
 		fmt.Sprintf("failovers: %d, p50", fleetLines),
 		fmt.Sprintf("time on a backup before failback: %d, p50", fleetLines),
+		fmt.Sprintf("failbacks, from the probe to registered on the primary: %d, p50", fleetLines),
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q", want)

@@ -131,6 +131,8 @@ type fleet struct {
 	onBackup  map[string]time.Time // line -> when it registered on a lower-priority server
 	failovers []time.Duration      // from leaving the primary to registered elsewhere
 	backups   []time.Duration      // from registered on a backup to back on the primary
+	probeAt   map[string]time.Time // line -> when its latest failback probe started
+	failbacks []time.Duration      // from the probe that succeeded to registered on the primary
 }
 
 // newFleet builds the lines from cfg's first line: each its own name,
@@ -175,7 +177,7 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 		return nil, err
 	}
 	f := &fleet{opts: o, network: newCountingNetwork(runtime.NewSocketNetwork(tlsConf, nil)),
-		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}, numbers: map[string]int{}}
+		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}, probeAt: map[string]time.Time{}, numbers: map[string]int{}}
 	for i, sc := range tmpl.Defaults().Servers {
 		if *sc.Port != 0 {
 			f.numbers[runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport}.String()] = i + 1
@@ -193,8 +195,8 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 	return f, nil
 }
 
-// note is the fleet's watcher: it times each failover and each stay on a
-// backup.
+// note is the fleet's watcher: it times each failover, each stay on a
+// backup and each failback.
 func (f *fleet) note(t runtime.Transition) {
 	if t.From == t.To {
 		return
@@ -210,11 +212,17 @@ func (f *fleet) note(t runtime.Transition) {
 			delete(f.leftAt, t.Line)
 		}
 		f.onBackup[t.Line] = t.At
+	case t.To == "probing":
+		f.probeAt[t.Line] = t.At
 	case t.To == "primary_registered":
 		if since, ok := f.onBackup[t.Line]; ok {
 			f.backups = append(f.backups, t.At.Sub(since))
 			delete(f.onBackup, t.Line)
 		}
+		if probe, ok := f.probeAt[t.Line]; ok && t.From == "probing" {
+			f.failbacks = append(f.failbacks, t.At.Sub(probe))
+		}
+		delete(f.probeAt, t.Line)
 	}
 }
 
@@ -311,6 +319,7 @@ type fleetReport struct {
 	States    map[string]int `json:"states"`
 	Failovers percentile     `json:"failovers"`      // from leaving the primary to registered elsewhere
 	OnBackup  percentile     `json:"time_on_backup"` // from registered on a backup to back on the primary
+	Failbacks percentile     `json:"failbacks"`      // from the probe that succeeded to registered on the primary
 	Pacing    runtime.Pacing `json:"pacing"`         // rate 0: off
 	Servers   []serverReport `json:"servers"`        // the template's in order, then targets of names
 	Elapsed   string         `json:"elapsed"`        // since the first line started
@@ -338,7 +347,7 @@ type serverReport struct {
 func (f *fleet) snapshot() fleetReport {
 	f.mu.Lock()
 	r := fleetReport{Lines: len(f.lines), Ended: f.ended != nil, States: f.ended, Failovers: percentiles(f.failovers),
-		OnBackup: percentiles(f.backups), Pacing: f.opts.pacing, Spread: f.opts.spread}
+		OnBackup: percentiles(f.backups), Failbacks: percentiles(f.failbacks), Pacing: f.opts.pacing, Spread: f.opts.spread}
 	if f.started > 0 {
 		r.Started = f.started.Round(time.Millisecond).String()
 	}
@@ -374,6 +383,7 @@ func (r fleetReport) print(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "failovers: %s\n", r.Failovers)
 	fmt.Fprintf(w, "time on a backup before failback: %s\n", r.OnBackup)
+	fmt.Fprintf(w, "failbacks, from the probe to registered on the primary: %s\n", r.Failbacks)
 	pacing := "off"
 	if p := r.Pacing; p.Rate > 0 {
 		pacing = fmt.Sprintf("at most %d at once, then %v a second", p.Burst, p.Rate)

@@ -82,7 +82,7 @@ func TestFleet(t *testing.T) {
 	f.report(&out)
 	report := out.String()
 	t.Logf("the report:\n%s", report)
-	for _, want := range []string{"fleet: 20 lines", "failovers: 20, p50", "time on a backup before failback: 20, p50",
+	for _, want := range []string{"fleet: 20 lines", "failovers: 20, p50", "time on a backup before failback: 20, p50", "failbacks, from the probe to registered on the primary: 20, p50",
 		fmt.Sprintf("UDP 127.0.0.1:%d", rs[0].Port()), fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
