@@ -227,10 +227,12 @@ func TestSilentServerBudget(t *testing.T) {
 		t.Fatalf("the primary got %d transmissions, want 3", len(seen))
 	}
 	for i, want := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond} {
-		// Receipt times at the registrar jitter both ways; virtual-time
-		// scenarios check Timer E exactly.
-		gap := seen[i+1].At.Sub(seen[i].At)
-		if gap < want-5*time.Millisecond || gap > want+slack {
+		// Receipt times at the registrar lag the sends by whatever a loaded
+		// machine adds, so a gap can look short by as much as its first
+		// receipt was late: only the upper bound is a wall-clock fact here.
+		// The spacing itself is checked exactly in virtual time
+		// (testdata/r3_count_budget.txt).
+		if gap := seen[i+1].At.Sub(seen[i].At); gap > want+slack {
 			t.Errorf("gap %d is %v, want %v (Timer E)", i, gap, want)
 		}
 	}
