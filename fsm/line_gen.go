@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "d4835898cd92eaf3d3e4463ea46ae8f10076f51dcf84f9ce178f82d9e423cf6a"
+const LineModelSHA256 = "d5175d3ced238f529e2e85ec5169976b8cdc247f0a25ed1048dfcb72d913c410"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -2380,7 +2380,8 @@ var LineInvariants = [...]Invariant{
 	{ID: "I1", Doc: "With failback on and the primary up throughout, a line on a lower-priority server is back on the primary within Failback Interval + 64*T1 + one round trip (T1 stands for the round trip, as in RFC 3261).", Kind: "leads_to", Statement: "backup_registered | probing ~> primary_registered within failback_interval + 64 * t1 + t1 when failback_enabled, assuming the primary answers every REGISTER with 2xx within one round trip, and the backup stays up", Test: "TestRuntimeInvariants", Implements: []string{"R10"}},
 	{ID: "I3", Doc: "The line only ever names a server of its list, and a round always begins at the primary.", Kind: "always", Statement: "server < server_count && (!in(registering) || server == 0)", Test: "", Implements: []string{}},
 	{ID: "I6", Doc: "A registration round ends (registered, all-failed or failed) within the total of every server's budget, each counted four times because a digest challenge restarts it once and a 423 or a stale nonce twice more.", Kind: "leads_to", Statement: "registering | retrying ~> primary_registered | backup_registered | all_failed | failed | idle | unregistering within 4 * server_count * (64 * t1)", Test: "TestLineModel", Implements: []string{"R9"}},
-	{ID: "I7", Doc: "At most one failback probe is in flight, and none while failback is off.", Kind: "always", Statement: "failback_enabled || !in(probing)", Test: "", Implements: []string{"R11", "R13"}},
+	{ID: "I7", Doc: "No failback probe while failback is off; that at most one is in flight, the model checker sees in the single probe request of verify.answers.", Kind: "always", Statement: "failback_enabled || !in(probing)", Test: "", Implements: []string{"R11", "R13"}},
+	{ID: "I9", Doc: "After every server failed, or one refused the line, a new round starts only when the back-off ends or the user registers again: never at once (R9).", Kind: "only", Statement: "all_failed | failed -> registering only on timer.backoff | user.register", Test: "", Implements: []string{"R9"}},
 	{ID: "L1", Doc: "The state and the server index agree; primary_registered is on server 0, the backup states on a lower-priority server.", Kind: "always", Statement: "(!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)", Test: "", Implements: []string{"R10"}},
 }
 
@@ -2394,7 +2395,7 @@ func (m *LineMachine) CheckAlways() error {
 		errs = append(errs, &InvariantError{Machine: "line", ID: "I3", Doc: "The line only ever names a server of its list, and a round always begins at the primary.", State: m.state.String()})
 	}
 	if !(m.params.FailbackEnabled || !(m.state == LineStateProbing)) {
-		errs = append(errs, &InvariantError{Machine: "line", ID: "I7", Doc: "At most one failback probe is in flight, and none while failback is off.", State: m.state.String()})
+		errs = append(errs, &InvariantError{Machine: "line", ID: "I7", Doc: "No failback probe while failback is off; that at most one is in flight, the model checker sees in the single probe request of verify.answers.", State: m.state.String()})
 	}
 	if !((!(m.state == LineStatePrimaryRegistered) || (v.Server == 0)) && (!((m.state == LineStateBackupRegistered) || (m.state == LineStateProbing)) || (v.Server >= 1))) {
 		errs = append(errs, &InvariantError{Machine: "line", ID: "L1", Doc: "The state and the server index agree; primary_registered is on server 0, the backup states on a lower-priority server.", State: m.state.String()})

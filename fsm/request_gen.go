@@ -13,7 +13,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "a5a1b1b60df1412593fd1cdaf61563e37503f029e7fec53b60f394d51c19b1e0"
+const RequestModelSHA256 = "b654d93f2e726e4e6c9fba11beae751430d61724949c1208e09669ee662859f3"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"

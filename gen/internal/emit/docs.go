@@ -478,9 +478,15 @@ func Markdown(m *model.Model, modelLink string) []byte {
 	p("|---|---|---|---|")
 	for _, inv := range m.Invariants {
 		stmt := ""
-		if inv.Always != nil {
+		by := "`CheckAlways`, `sipfailover verify`"
+		switch {
+		case inv.Always != nil:
 			stmt = "always " + code(inv.Always.Src)
-		} else {
+		case inv.Only != nil:
+			o := inv.Only
+			stmt = fmt.Sprintf("from %s to %s only on %s", codes(model.Names(o.From)), codes(model.Names(o.To)), codes(model.Names(o.On)))
+			by = "`sipfailover verify`"
+		default:
 			lt := inv.LeadsTo
 			stmt = fmt.Sprintf("from %s reach %s within %s", codes(model.Names(lt.From)), codes(model.Names(lt.To)), code(lt.Within.Src))
 			if lt.When != nil {
@@ -489,13 +495,10 @@ func Markdown(m *model.Model, modelLink string) []byte {
 			if lt.Assumes != "" {
 				stmt += ", assuming " + cell(lt.Assumes)
 			}
-		}
-		by := "`CheckAlways`"
-		if inv.LeadsTo != nil {
-			by = "property suite (no test named yet)"
+			by = "`sipfailover verify` (untimed)"
 		}
 		if inv.Test != "" {
-			by = code(inv.Test)
+			by = code(inv.Test) + ", " + by
 		}
 		p("| %s | %s | %s | %s |", inv.ID.Name, stmt, by, cell(inv.Doc))
 	}

@@ -930,9 +930,13 @@ func (g *goGen) invariants() {
 	g.p("var %sInvariants = [...]Invariant{", g.M)
 	for _, inv := range m.Invariants {
 		kind, stmt := "always", ""
-		if inv.Always != nil {
+		switch {
+		case inv.Always != nil:
 			stmt = inv.Always.Src
-		} else {
+		case inv.Only != nil:
+			kind = "only"
+			stmt = fmt.Sprintf("%s -> %s only on %s", strings.Join(model.Names(inv.Only.From), " | "), strings.Join(model.Names(inv.Only.To), " | "), strings.Join(model.Names(inv.Only.On), " | "))
+		default:
 			kind = "leads_to"
 			stmt = fmt.Sprintf("%s ~> %s within %s", strings.Join(model.Names(inv.LeadsTo.From), " | "), strings.Join(model.Names(inv.LeadsTo.To), " | "), inv.LeadsTo.Within.Src)
 			if inv.LeadsTo.When != nil {

@@ -24,6 +24,35 @@ type Model struct {
 	States      []*State
 	Transitions []*Transition
 	Invariants  []*Invariant
+	Verify      Verify // how the model checker explores the machine's environment
+}
+
+// Verify says how the machine is checked exhaustively (verify/<machine>.pml):
+// which events answer which actions, the values each param takes, and which
+// params the runtime changes while the machine runs.
+type Verify struct {
+	Answers []*Answers
+	Domains map[string][]int64 // param -> the values it takes; default: a bool both, an int its min and the two above
+	Varies  map[string][]Ref   // param -> the actions after which the runtime may change it; "event": before any event
+	Keys    map[string]Ref     // the param names of Domains and Varies as written, for messages
+	// Requires relates the params as the runtime keeps them (line_server <
+	// server_count): only values that satisfy it are explored.
+	Requires *Expr
+}
+
+// Answers is a request the machine's actions send and the events that
+// answer it: the environment sends one of Events only while a request of
+// After is unanswered.
+type Answers struct {
+	Ref
+	After  []Ref // the actions that send the request
+	Events []Ref // the events that answer it
+	Ends   []Ref // actions that end the request unanswered: its answers are dropped
+	// Timer is the timer that gives up on the request. Under a leads-to
+	// invariant's assumption, answers come before it: it runs out only when
+	// no request of the group awaits an answer.
+	Timer  *Ref
+	Single bool // at most one in flight: an action of After while one is unanswered is a violation
 }
 
 // Ref is a name as written in the model, with its position.
@@ -156,6 +185,7 @@ type Invariant struct {
 	Doc        string
 	Always     *Expr
 	LeadsTo    *LeadsTo
+	Only       *Only
 	Test       string
 	Implements []Ref
 }
@@ -167,6 +197,19 @@ type LeadsTo struct {
 	Within  *Expr
 	When    *Expr  // params under which the invariant holds; nil: always
 	Assumes string // what the environment must do for it to hold, in words
+	Env     []Ref  // the events the environment sends while it is checked (Assumes, for the model checker); nil: every event
+	// Recurring are events the environment keeps sending while it is
+	// checked (requests keep coming, records keep expiring); Env's come a
+	// finite number of times.
+	Recurring []Ref
+	Fix       map[string]int64 // params held at a value while it is checked
+	FixKeys   map[string]Ref
+}
+
+// Only says: a transition from a From state to a To state happens only on
+// one of the events On.
+type Only struct {
+	From, To, On []Ref
 }
 
 // State returns the state named name, or nil.

@@ -17,7 +17,7 @@ import (
 // Fields lists the keys each kind of mapping accepts. The JSON Schema in
 // model/ is tested against it, so the two cannot drift apart.
 var Fields = map[string][]string{
-	"model":      {"machine", "doc", "implements", "params", "vars", "derived", "guards", "events", "timers", "actions", "states", "transitions", "invariants"},
+	"model":      {"machine", "doc", "implements", "params", "vars", "derived", "guards", "events", "timers", "actions", "states", "transitions", "invariants", "verify"},
 	"param":      {"type", "doc", "setting", "min", "max"},
 	"var":        {"type", "doc", "min", "max", "init"},
 	"derived":    {"expr", "doc"},
@@ -28,8 +28,11 @@ var Fields = map[string][]string{
 	"state":      {"doc", "initial", "final", "tags", "after", "entry", "exit", "ignore"},
 	"transition": {"id", "from", "on", "if", "to", "do", "branches", "reenter", "doc", "implements"},
 	"branch":     {"if", "to", "do"},
-	"invariant":  {"id", "doc", "always", "leads_to", "test", "implements"},
-	"leads_to":   {"from", "to", "within", "when", "assumes"},
+	"invariant":  {"id", "doc", "always", "leads_to", "only", "test", "implements"},
+	"leads_to":   {"from", "to", "within", "when", "assumes", "env", "recurring", "fix"},
+	"only":       {"from", "to", "on"},
+	"verify":     {"answers", "domains", "varies", "requires"},
+	"answers":    {"after", "events", "ends", "timer", "single"},
 }
 
 type parser struct {
@@ -151,6 +154,9 @@ func Parse(path string, src []byte, errs *diag.List) *Model {
 		if inv := p.invariant(n); inv != nil {
 			m.Invariants = append(m.Invariants, inv)
 		}
+	}
+	if vn := fields["verify"]; vn != nil {
+		p.verify(vn, &m.Verify)
 	}
 	for _, t := range m.Timers {
 		t.Event = &Event{Ref: Ref{Name: "timer." + t.Name, Pos: t.Pos}, Doc: "timer " + t.Name + " fired", Timer: t}
@@ -462,16 +468,104 @@ func (p *parser) invariant(n *yaml.Node) *Invariant {
 	}
 	if lt := f["leads_to"]; lt != nil {
 		if lf := p.mapping(lt, "leads_to"); lf != nil {
-			inv.LeadsTo = &LeadsTo{From: p.refs(lf["from"]), To: p.refs(lf["to"]), Within: p.expr(lf["within"]), When: p.expr(lf["when"]), Assumes: p.str(lf["assumes"])}
+			inv.LeadsTo = &LeadsTo{From: p.refs(lf["from"]), To: p.refs(lf["to"]), Within: p.expr(lf["within"]), When: p.expr(lf["when"]), Assumes: p.str(lf["assumes"]), Env: p.refs(lf["env"])}
+			inv.LeadsTo.Recurring = p.refs(lf["recurring"])
+			if fx := resolve(lf["fix"]); fx != nil {
+				if fx.Kind != yaml.MappingNode {
+					p.errs.Errorf(p.pos(fx), "fix: expected a mapping from param to value")
+				} else {
+					inv.LeadsTo.Fix, inv.LeadsTo.FixKeys = map[string]int64{}, map[string]Ref{}
+					for i := 0; i+1 < len(fx.Content); i += 2 {
+						k := fx.Content[i]
+						val := int64(0)
+						if v := resolve(fx.Content[i+1]); v.Value == "true" {
+							val = 1
+						} else if v.Value != "false" {
+							if x := p.bound(v, expr.Int); x != nil {
+								val = *x
+							}
+						}
+						inv.LeadsTo.Fix[k.Value], inv.LeadsTo.FixKeys[k.Value] = val, p.ref(k)
+					}
+				}
+			}
 			if len(inv.LeadsTo.From) == 0 || len(inv.LeadsTo.To) == 0 || inv.LeadsTo.Within == nil {
 				p.errs.Errorf(p.pos(lt), "leads_to needs from, to and within")
 			}
 		}
 	}
-	if (inv.Always == nil) == (inv.LeadsTo == nil) {
-		p.errs.Errorf(p.pos(n), "invariant %s needs exactly one of always and leads_to", inv.ID.Name)
+	if on := f["only"]; on != nil {
+		if of := p.mapping(on, "only"); of != nil {
+			inv.Only = &Only{From: p.refs(of["from"]), To: p.refs(of["to"]), On: p.refs(of["on"])}
+			if len(inv.Only.From) == 0 || len(inv.Only.To) == 0 || len(inv.Only.On) == 0 {
+				p.errs.Errorf(p.pos(on), "only needs from, to and on")
+			}
+		}
+	}
+	kinds := 0
+	for _, set := range []bool{inv.Always != nil, inv.LeadsTo != nil, inv.Only != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
+		p.errs.Errorf(p.pos(n), "invariant %s needs exactly one of always, leads_to and only", inv.ID.Name)
 	}
 	return inv
+}
+
+// verify reads the model's verify section.
+func (p *parser) verify(n *yaml.Node, v *Verify) {
+	f := p.mapping(n, "verify")
+	if f == nil {
+		return
+	}
+	p.each(f["answers"], "answers", func(name Ref, af map[string]*yaml.Node, an *yaml.Node) {
+		a := &Answers{Ref: name, After: p.refs(af["after"]), Events: p.refs(af["events"]), Ends: p.refs(af["ends"])}
+		a.Single = af["single"] != nil && p.boolean(af["single"])
+		if t := af["timer"]; t != nil {
+			r := p.ref(t)
+			a.Timer = &r
+		}
+		if len(a.After) == 0 || len(a.Events) == 0 {
+			p.errs.Errorf(p.pos(an), "answers %s needs after (actions) and events", name.Name)
+		}
+		v.Answers = append(v.Answers, a)
+	})
+	v.Keys = map[string]Ref{}
+	v.Requires = p.expr(f["requires"])
+	if d := resolve(f["domains"]); d != nil {
+		if d.Kind != yaml.MappingNode {
+			p.errs.Errorf(p.pos(d), "domains: expected a mapping from param to a list of values")
+		} else {
+			v.Domains = map[string][]int64{}
+			for i := 0; i+1 < len(d.Content); i += 2 {
+				k := d.Content[i]
+				v.Keys[k.Value] = p.ref(k)
+				var vals []int64
+				for _, e := range p.list(d.Content[i+1]) {
+					if x := p.bound(e, expr.Int); x != nil {
+						vals = append(vals, *x)
+					}
+				}
+				if len(vals) == 0 {
+					p.errs.Errorf(p.pos(k), "domain of %s is empty", k.Value)
+				}
+				v.Domains[k.Value] = vals
+			}
+		}
+	}
+	if d := resolve(f["varies"]); d != nil {
+		if d.Kind != yaml.MappingNode {
+			p.errs.Errorf(p.pos(d), "varies: expected a mapping from param to a list of actions (or event)")
+		} else {
+			v.Varies = map[string][]Ref{}
+			for i := 0; i+1 < len(d.Content); i += 2 {
+				v.Keys[d.Content[i].Value] = p.ref(d.Content[i])
+				v.Varies[d.Content[i].Value] = p.refs(d.Content[i+1])
+			}
+		}
+	}
 }
 
 // Describe returns a one-line description of a step, for docs.
