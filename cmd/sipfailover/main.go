@@ -9,6 +9,7 @@
 //	sipfailover hash-password         the bcrypt hash of a password read from stdin, for web.password_hash
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
+//	sipfailover verify                every reachable state of the models checked with SPIN
 //	sipfailover version               the build: module version and commit
 //
 // See README.md for the rest.
@@ -44,9 +45,11 @@ commands:
                         its servers, and report failovers, failbacks and load
   hash-password         read a password on standard input and print its bcrypt
                         hash, for the settings' web.password_hash
-  gen [-check]          regenerate fsm/*_gen.go and docs/ from model/*.yaml;
+  gen [-check]          regenerate fsm/*_gen.go, docs/ and verify/ from model/*.yaml;
                         with -check, write nothing and print a diff if out of date
   check MODEL.yaml...   validate models and print every problem as file:line:col
+  verify [-model M]     check every reachable state of the models against their
+                        invariants with the SPIN model checker (verify/*.pml)
   version               print the build: module version, commit, Go version
 
 Every command takes -h.
@@ -104,6 +107,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return hangupCmd(args[1:], stdout, stderr)
 	case "fleet":
 		return fleetCmd(args[1:], stdout, stderr)
+	case "verify":
+		return verifyCmd(args[1:], stdout, stderr)
 	case "hash-password":
 		fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 		if code, ok := parse(fs, args[1:], "hash-password < FILE  (or type it: it is not echoed)", 0, 0, stdout, stderr); !ok {
