@@ -352,6 +352,7 @@ inline fire() {
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
   fi;
   printf("STEP %d %d %d\n", prev, ev, state) /* for the trail: from, event, to */
+  ; printf("VARS challenges=%d retries=%d\n", v_challenges, v_retries)
 }
 
 inline check() {
@@ -499,6 +500,7 @@ init {
   atomic {
     start_keepalive_enabled();
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("START\n");
     enter_idle();
     check();
     run machine();
@@ -561,6 +563,7 @@ init {
   atomic {
     start_keepalive_enabled();
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("START\n");
     enter_idle();
     check();
     run machine();

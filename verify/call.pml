@@ -303,6 +303,7 @@ inline fire() {
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
   fi;
   printf("STEP %d %d %d\n", prev, ev, state) /* for the trail: from, event, to */
+  ; printf("VARS hangup_wanted=%d\n", v_hangup_wanted)
 }
 
 inline check() {
@@ -406,6 +407,7 @@ end: do
 }
 init {
   atomic {
+    printf("START\n");
     enter_idle();
     check();
     run machine();
@@ -452,6 +454,7 @@ end: do
 }
 init {
   atomic {
+    printf("START\n");
     enter_idle();
     check();
     run machine();

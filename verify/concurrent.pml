@@ -390,6 +390,7 @@ inline fire() {
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
   fi;
   printf("STEP %d %d %d\n", prev, ev, state) /* for the trail: from, event, to */
+  ; printf("VARS server=%d\n", v_server)
 }
 
 inline check() {
@@ -438,6 +439,7 @@ init {
     printf("PARAM failback_enabled %d\n", p_failback_enabled);
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);
     printf("PARAM calls_up %d\n", p_calls_up);
+    printf("START\n");
     enter_idle();
     check();
     run machine();

@@ -200,7 +200,7 @@ inline vary_before_event() {
 
 inline do_locate() {
   skip
-  ; choose_server_count()
+  ; printf("AFTER locate\n"); choose_server_count()
 }
 inline do_send_register() {
   skip
@@ -1043,6 +1043,7 @@ inline fire() {
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
   fi;
   printf("STEP %d %d %d\n", prev, ev, state) /* for the trail: from, event, to */
+  ; printf("VARS server=%d challenges=%d retries=%d probe_challenges=%d probe_retries=%d probe_wanted=%d\n", v_server, v_challenges, v_retries, v_probe_challenges, v_probe_retries, v_probe_wanted)
 }
 
 inline check() {
@@ -1247,6 +1248,7 @@ init {
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
     printf("PARAM deregister_after_failback %d\n", p_deregister_after_failback);
     printf("PARAM contact_shared %d\n", p_contact_shared);
+    printf("START\n");
     enter_idle();
     check();
     run machine();
@@ -1489,6 +1491,7 @@ init {
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
     printf("PARAM deregister_after_failback %d\n", p_deregister_after_failback);
     printf("PARAM contact_shared %d\n", p_contact_shared);
+    printf("START\n");
     enter_idle();
     check();
     run machine();
@@ -1586,6 +1589,7 @@ init {
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
     printf("PARAM deregister_after_failback %d\n", p_deregister_after_failback);
     printf("PARAM contact_shared %d\n", p_contact_shared);
+    printf("START\n");
     enter_idle();
     check();
     run machine();

@@ -479,6 +479,7 @@ inline fire() {
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
   fi;
   printf("STEP %d %d %d\n", prev, ev, state) /* for the trail: from, event, to */
+  ; printf("VARS server=%d attempts=%d challenges=%d\n", v_server, v_attempts, v_challenges)
 }
 
 inline check() {
@@ -625,6 +626,7 @@ init {
     printf("PARAM line_down %d\n", p_line_down);
     printf("PARAM line_server %d\n", p_line_server);
     printf("PARAM is_invite %d\n", p_is_invite);
+    printf("START\n");
     enter_idle();
     check();
     run machine();
@@ -693,6 +695,7 @@ init {
     printf("PARAM line_down %d\n", p_line_down);
     printf("PARAM line_server %d\n", p_line_server);
     printf("PARAM is_invite %d\n", p_is_invite);
+    printf("START\n");
     enter_idle();
     check();
     run machine();

@@ -246,3 +246,82 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SimStep is one event of a random simulation: the params the runtime set
+// before it and after it, the event, the states, and the variables after.
+type SimStep struct {
+	Before, After map[string]int64
+	From, Event   string
+	To            string
+	Vars          map[string]int64
+}
+
+// Simulate runs SPIN's random simulation of the Promela file path (its
+// safety environment) with seed, for at most steps statements, and returns
+// the initial params and the events it delivered.
+func Simulate(ctx context.Context, path string, seed, steps int) (params map[string]int64, sim []SimStep, err error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := map[string]map[string]string{"S": {}, "E": {}}
+	for _, d := range defineRE.FindAllStringSubmatch(string(src), -1) {
+		names[d[1]][d[2]] = d[3]
+	}
+	dir, err := os.MkdirTemp("", "sipfailover-simulate-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(path)), src, 0o644); err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, "spin", fmt.Sprintf("-n%d", seed), fmt.Sprintf("-u%d", steps), filepath.Base(path))
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, nil, fmt.Errorf("spin simulation: %v\n%s", err, lastLines(string(out), 20))
+	}
+	params = map[string]int64{}
+	cur := SimStep{Before: map[string]int64{}, After: map[string]int64{}}
+	after, started := false, false
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "PARAM":
+			if len(f) != 3 {
+				continue
+			}
+			v, _ := strconv.ParseInt(f[2], 10, 64)
+			switch {
+			case !started:
+				params[f[1]] = v
+			case after:
+				cur.After[f[1]] = v
+			default:
+				cur.Before[f[1]] = v
+			}
+		case "START":
+			started = true
+		case "AFTER":
+			after = true
+		case "STEP":
+			if len(f) == 4 {
+				cur.From, cur.Event, cur.To = names["S"][f[1]], names["E"][f[2]], names["S"][f[3]]
+			}
+		case "VARS":
+			cur.Vars = map[string]int64{}
+			for _, kv := range f[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				cur.Vars[k], _ = strconv.ParseInt(v, 10, 64)
+			}
+			sim = append(sim, cur)
+			cur, after = SimStep{Before: map[string]int64{}, After: map[string]int64{}}, false
+		}
+	}
+	return params, sim, nil
+}

@@ -397,7 +397,8 @@ func (g *pmlGen) program() {
 		}
 		for _, name := range sortedMapKeys(m.Verify.Varies) {
 			if slices.ContainsFunc(m.Verify.Varies[name], func(r model.Ref) bool { return r.Name == a.Name }) {
-				g.p("  ; %s()", pmlName("choose_", name))
+				// Marked: the runtime changes it after the step, not before.
+				g.p("  ; printf(\"AFTER %s\\n\"); %s()", a.Name, pmlName("choose_", name))
 			}
 		}
 		g.p("}")
@@ -527,6 +528,18 @@ func (g *pmlGen) fire() {
 	g.p("  :: else -> printf(\"VIOLATION an event in the final state %%d\\n\", state); assert(false)")
 	g.p("  fi;")
 	g.p("  printf(\"STEP %%d %%d %%d\\n\", prev, ev, state) /* for the trail: from, event, to */")
+	var names, vals []string
+	for _, v := range m.Vars {
+		if g.used[v.Name] {
+			names = append(names, v.Name+"=%d")
+			vals = append(vals, pmlName("v_", v.Name))
+		}
+	}
+	if len(names) > 0 {
+		g.p("  ; printf(\"VARS %s\\n\", %s)", strings.Join(names, " "), strings.Join(vals, ", "))
+	} else {
+		g.p("  ; printf(\"VARS\\n\")")
+	}
 	g.p("}")
 	g.p("")
 }
@@ -693,6 +706,7 @@ func (g *pmlGen) env() {
 		for _, p := range g.tracked() {
 			g.p("    printf(\"PARAM %s %%d\\n\", %s);", p.Name, pmlName("p_", p.Name))
 		}
+		g.p("    printf(\"START\\n\");")
 		g.p("    %s();", pmlName("enter_", m.Initial().Name))
 		g.p("    check();")
 		g.p("    run machine();")
