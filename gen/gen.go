@@ -100,6 +100,26 @@ func load(path, rel string, errs *diag.List) *model.Model {
 // returns it as the Promela program the model checker runs, as `gen` would
 // write it to verify/. Tests use it to check changed models.
 func Promela(path string, src []byte) ([]byte, error) {
+	m, err := parseOne(path, src)
+	if err != nil {
+		return nil, err
+	}
+	return emit.Promela(m)
+}
+
+// GoCode parses and checks the model src (named path in messages) and
+// returns the Go machine `gen` would write to fsm/<name>_gen.go. Tests
+// build the runtime with a changed model through it.
+func GoCode(path string, src []byte) ([]byte, error) {
+	m, err := parseOne(path, src)
+	if err != nil {
+		return nil, err
+	}
+	code, _, err := emit.Go(m, path)
+	return code, err
+}
+
+func parseOne(path string, src []byte) (*model.Model, error) {
 	var l diag.List
 	m := model.Parse(path, src, &l)
 	if !l.HasErrors() {
@@ -108,7 +128,7 @@ func Promela(path string, src []byte) ([]byte, error) {
 	if _, err := split(&l); err != nil {
 		return nil, err
 	}
-	return emit.Promela(m)
+	return m, nil
 }
 
 // split separates warnings from errors.

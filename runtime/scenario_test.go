@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -45,8 +46,15 @@ import (
 //	expect farend up               # the far end's latest call; also: ended, cancelled, ringing;
 //	                               # expect farend log "INVITE via primary" ... in order
 //	clear                          # forget requests and transitions so far
+//	await timer.failback           # run time until the next transition on the event
+//	expect state probing|backup_registered   # one of the states
+//	expect only all_failed registering timer.backoff|user.register
+//	                               # from those states to those only on those events
+//	expect serial primary REGISTER 32s  # its transactions of the method never overlap, one
+//	                               # unanswered in flight 32s
 //
-// With line dns=on (R20) the line's servers are the names primary.test and
+// With line servers=1 the line's one server is the name primary.test,
+// whose one SRV target is the primary. With line dns=on (R20) the line's servers are the names primary.test and
 // backup.test, each located through SRV at the server of its name at first:
 //
 //	dns primary s3,primary ttl=30  # the name's SRV targets, in priority order
@@ -63,6 +71,18 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+// TestScenarioFile runs the script -scenario names: a counterexample of
+// the model checker written as a scenario (sipfailover verify -scenarios),
+// here with the model as generated or, built with -overlay, as changed.
+func TestScenarioFile(t *testing.T) {
+	if *scenarioFile == "" {
+		t.Skip("no -scenario FILE")
+	}
+	runScenario(t, *scenarioFile)
+}
+
+var scenarioFile = flag.String("scenario", "", "a scenario script for TestScenarioFile")
+
 var serverNames = []string{"primary", "backup", "s3", "s4"}
 
 type scenario struct {
@@ -77,6 +97,7 @@ type scenario struct {
 	line    *runtime.Line
 	eps     []runtime.Endpoint
 	history []runtime.Transition
+	awaited int              // await looks at transitions from here on
 	request *runtime.Request // the latest one sent
 	call    *runtime.Call    // the latest call
 	farCall string           // the Call-ID of the far end's latest call to the line
@@ -152,6 +173,13 @@ func (s *scenario) configure(kv []string) {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &transport})
 		eps = append(eps, runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: transport})
+	}
+	if n == 1 && set["dns"] != "on" {
+		// One name with port 0, its one SRV target the primary: a line of
+		// one server (R20).
+		cfg.Servers = []runtime.ServerConfig{{Addr: "primary.test", Port: new(0), Transport: &transport}}
+		s.records = map[string]srvSet{"primary": {[]string{"primary"}, 86400}}
+		s.zone, _ = runtimetest.NewZone()
 	}
 	if set["dns"] == "on" {
 		// Two names, each located at its own server at first (R20).
@@ -421,8 +449,10 @@ func (s *scenario) step(w []string) {
 			s.fail("advance DURATION")
 		}
 		s.clock.Advance(s.at(w[1]))
+	case "await": // await EVENT [within DURATION]: time runs until the next transition on EVENT
+		s.await(w[1:])
 	case "clear":
-		s.history = nil
+		s.history, s.awaited = nil, 0
 		for _, e := range s.eps {
 			s.net.Set(e, func(sv *runtimetest.SimServer) { sv.Received = nil })
 		}
@@ -461,9 +491,54 @@ func (s *scenario) expect(w []string) {
 	}
 	st := s.ensureLine().Status()
 	switch w[0] {
-	case "state":
-		if st.State != w[1] {
+	case "state": // expect state S, or S1|S2: one of them
+		if !slices.Contains(strings.Split(w[1], "|"), st.State) {
 			s.fail("state is %s, want %s (at %v; transitions: %v)", st.State, w[1], s.now(), s.history)
+		}
+	case "only": // expect only FROM|... TO|... EVENT|...: from those states to those only on those events
+		if len(w) != 4 {
+			s.fail("expect only FROM|... TO|... EVENT|...")
+		}
+		from, to, on := strings.Split(w[1], "|"), strings.Split(w[2], "|"), strings.Split(w[3], "|")
+		for _, x := range s.history {
+			if slices.Contains(from, x.From) && slices.Contains(to, x.To) && !slices.Contains(on, x.Event) {
+				s.fail("%s -> %s on %s at %v, want only on %s", x.From, x.To, x.Event, x.At.Sub(s.start), w[3])
+			}
+		}
+	case "serial":
+		// expect serial SERVER METHOD [D]: its transactions of METHOD never
+		// overlap; one unanswered is in flight from its first send to its
+		// last retransmission, and for D after its first send (Timer F:
+		// over TCP nothing is retransmitted)
+		if len(w) != 3 && len(w) != 4 {
+			s.fail("expect serial SERVER METHOD [DURATION]")
+		}
+		var life time.Duration
+		if len(w) == 4 {
+			life = s.at(w[3])
+		}
+		type span struct {
+			branch      string
+			first, last time.Duration
+		}
+		var spans []span
+		for _, r := range s.requests(w[1], w[2]) {
+			end := r.At
+			if r.Answer == 0 {
+				end = max(end, r.At+life)
+			}
+			i := slices.IndexFunc(spans, func(x span) bool { return x.branch == r.Branch })
+			if i < 0 {
+				spans = append(spans, span{r.Branch, r.At, end})
+				continue
+			}
+			spans[i].last = max(spans[i].last, end)
+		}
+		for i := 1; i < len(spans); i++ {
+			if spans[i].first < spans[i-1].last {
+				s.fail("%s got %s %s at %v while %s, sent from %v, was in flight until %v", w[1], w[2],
+					spans[i].branch, spans[i].first, spans[i-1].branch, spans[i-1].first, spans[i-1].last)
+			}
 		}
 	case "server": // the server the line is at, by address
 		got := slices.IndexFunc(s.eps, func(e runtime.Endpoint) bool { return e.String() == st.ServerAddr })
@@ -658,6 +733,35 @@ func (s *scenario) expect(w []string) {
 		}
 	default:
 		s.fail("unknown expectation %q", w[0])
+	}
+}
+
+// await runs time until a transition on the event, one after those an
+// earlier await saw, and fails when none comes within the bound (2 hours
+// unless "within D" says) or nothing more can happen.
+func (s *scenario) await(w []string) {
+	s.t.Helper()
+	if len(w) != 1 && (len(w) != 3 || w[1] != "within") {
+		s.fail("await EVENT [within DURATION]")
+	}
+	limit := s.now() + 2*time.Hour
+	if len(w) == 3 {
+		limit = s.now() + s.at(w[2])
+	}
+	s.ensureLine()
+	for {
+		for i := s.awaited; i < len(s.history); i++ {
+			if s.history[i].Event == w[0] {
+				s.awaited = i + 1
+				return
+			}
+		}
+		if !s.clock.AdvanceToNext() {
+			s.fail("no transition on %s: nothing more happens (at %v; transitions: %v)", w[0], s.now(), s.history[s.awaited:])
+		}
+		if s.now() > limit {
+			s.fail("no transition on %s by %v (transitions: %v)", w[0], limit, s.history[s.awaited:])
+		}
 	}
 }
 

@@ -357,6 +357,9 @@ inline fire() {
 
 inline check() {
   skip
+#if defined(REACH)
+  ; if :: (REACH) -> printf("VIOLATION reached\n"); assert(false) :: else -> skip fi
+#endif
 }
 
 chan deliveries = [0] of { byte }; /* the environment hands each event to the machine */

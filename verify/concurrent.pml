@@ -396,6 +396,9 @@ inline fire() {
 inline check() {
   skip
   ; if :: (!((((v_server < p_server_count) && (!(state == S_primary_registered) || (v_server == 0))) && (!(state == S_backup_registered) || (v_server >= 1))))) -> printf("VIOLATION C1: server < server_count && (!in(primary_registered) || server == 0) && (!in(backup_registered) || server >= 1)\n"); assert(false) :: else -> skip fi
+#if defined(REACH)
+  ; if :: (REACH) -> printf("VIOLATION reached\n"); assert(false) :: else -> skip fi
+#endif
 }
 
 chan deliveries = [0] of { byte }; /* the environment hands each event to the machine */

@@ -1052,6 +1052,9 @@ inline check() {
   ; if :: (!((p_failback_enabled || !(state == S_probing)))) -> printf("VIOLATION I7: failback_enabled || !in(probing)\n"); assert(false) :: else -> skip fi
   ; if :: ((prev == S_all_failed || prev == S_failed) && (state == S_registering) && !(ev == E_timer_backoff || ev == E_user_register)) -> printf("VIOLATION I9: all_failed|failed to registering only on timer.backoff|user.register\n"); assert(false) :: else -> skip fi
   ; if :: (!(((!(state == S_primary_registered) || (v_server == 0)) && (!((state == S_backup_registered) || (state == S_probing)) || (v_server >= 1))))) -> printf("VIOLATION L1: (!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)\n"); assert(false) :: else -> skip fi
+#if defined(REACH)
+  ; if :: (REACH) -> printf("VIOLATION reached\n"); assert(false) :: else -> skip fi
+#endif
 }
 
 chan deliveries = [0] of { byte }; /* the environment hands each event to the machine */

@@ -486,6 +486,9 @@ inline check() {
   skip
   ; if :: (!((v_attempts <= p_server_count))) -> printf("VIOLATION Q1: attempts <= server_count\n"); assert(false) :: else -> skip fi
   ; if :: (!((v_server < p_server_count))) -> printf("VIOLATION Q2: server < server_count\n"); assert(false) :: else -> skip fi
+#if defined(REACH)
+  ; if :: (REACH) -> printf("VIOLATION reached\n"); assert(false) :: else -> skip fi
+#endif
 }
 
 chan deliveries = [0] of { byte }; /* the environment hands each event to the machine */

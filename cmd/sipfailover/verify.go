@@ -27,11 +27,12 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	only := fs.String("model", "", "check this model only (line, request ...)")
 	prop := fs.String("property", "", "check this property only (safety, or a leads-to invariant's id)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	scenarios := fs.String("scenarios", "", "write each counterexample of the line model as a scenario script for the runtime to this folder")
 	var o verify.Options
 	fs.IntVar(&o.Depth, "depth", 2000000, "pan's search depth bound")
 	fs.IntVar(&o.MemoryMB, "memory", 4096, "pan's memory bound, MiB")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "the time bound of each property")
-	if code, ok := parse(fs, args, "verify [-model M] [-property P] [-json]", 0, 0, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "verify [-model M] [-property P] [-json] [-scenarios DIR]", 0, 0, stdout, stderr); !ok {
 		return code
 	}
 	if err := verify.Tools(); err != nil {
@@ -69,6 +70,9 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 			if !*asJSON {
 				printResult(stdout, r)
 			}
+			if !r.Holds && *scenarios != "" {
+				writeScenario(stdout, stderr, *scenarios, r)
+			}
 		}
 	}
 	if !matched {
@@ -101,4 +105,25 @@ func printResult(w io.Writer, r verify.Result) {
 	if len(r.Trail) > 0 {
 		fmt.Fprintf(w, "  counterexample:\n    %s\n", strings.Join(r.Trail, "\n    "))
 	}
+}
+
+// writeScenario writes the counterexample r as a scenario script in dir,
+// and says how to replay it, or why it cannot be replayed.
+func writeScenario(stdout, stderr io.Writer, dir string, r verify.Result) {
+	script, err := verify.Scenario(r)
+	if err != nil {
+		fmt.Fprintf(stderr, "verify: %s: no scenario: %v\n", r.Property, err)
+		return
+	}
+	file := filepath.Join(dir, r.Model+"_"+r.ID+".txt")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return
+	}
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return
+	}
+	abs, _ := filepath.Abs(file)
+	fmt.Fprintf(stdout, "  replay on the runtime: go test ./runtime -run TestScenarioFile -args -scenario %s\n", abs)
 }

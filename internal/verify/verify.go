@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,63 @@ type Result struct {
 	MemoryMB float64 // total actual memory usage
 	Time     time.Duration
 	Trail    []string // a violation, as model steps; nil when it holds
+
+	// Counterexample is the violation as SPIN printed it, read: for a
+	// safety property the shortest one (a breadth-first search); for a
+	// leads-to invariant the cycle that never reaches Goal.
+	Counterexample *Run `json:",omitempty"`
+	// Goal is, for a leads-to invariant, the states it leads to.
+	Goal []string `json:",omitempty"`
+	// Prefix is, for a violated leads-to invariant, the shortest way to
+	// where the counterexample's obligation begins (the first state the
+	// invariant leads from, entered under its assumptions, with the same
+	// params): with it a replay need not repeat the counterexample's
+	// detours.
+	Prefix *Run `json:",omitempty"`
+}
+
+// Run is a path through a model as SPIN printed it.
+type Run struct {
+	Params    map[string]int64 // before the first event
+	Steps     []SimStep
+	Assume    int    // the first step under the invariant's assumptions; -1: none
+	Cycle     int    // the first step of the cycle that repeats forever; -1: none
+	Violation string // the assertion that failed, if one did
+}
+
+// Lines is the run as text, a line per event, with the params when they
+// change and the moments the assumptions and the cycle begin.
+func (r *Run) Lines() []string {
+	var out []string
+	last := map[string]int64{}
+	params := func(p map[string]int64) {
+		var changed []string
+		for _, k := range slices.Sorted(maps.Keys(p)) {
+			if v, ok := last[k]; !ok || v != p[k] {
+				last[k] = p[k]
+				changed = append(changed, fmt.Sprintf("%s=%d", k, p[k]))
+			}
+		}
+		if len(changed) > 0 {
+			out = append(out, "params "+strings.Join(changed, " "))
+		}
+	}
+	params(r.Params)
+	for i, s := range r.Steps {
+		if i == r.Assume {
+			out = append(out, "(from here on the environment behaves as the invariant assumes)")
+		}
+		if i == r.Cycle {
+			out = append(out, "(from here the run repeats forever)")
+		}
+		params(s.Before)
+		out = append(out, fmt.Sprintf("%s --%s--> %s", s.From, s.Event, s.To))
+		params(s.After)
+	}
+	if r.Violation != "" {
+		out = append(out, r.Violation)
+	}
+	return out
 }
 
 // Tools says whether spin and a C compiler are here, and which is missing.
@@ -152,12 +210,108 @@ func Check(ctx context.Context, path string, p Property, o Options) (Result, err
 	if res.Holds {
 		return res, nil
 	}
+	if !p.LTL {
+		// The depth-first search found a violation; a breadth-first one
+		// finds the shortest way to one, which is what a reader wants.
+		if _, err := run("cc", append([]string{"-DBFS"}, cflags...)...); err != nil {
+			return res, err
+		}
+		if _, err := run("./pan", panArgs...); err != nil {
+			return res, err
+		}
+	}
 	trail, err := run("spin", append(defs, "-t", pml)...)
 	if err != nil {
 		return res, err
 	}
-	res.Trail = readTrail(src, trail)
+	res.Counterexample = readRun(src, trail)
+	res.Trail = res.Counterexample.Lines()
+	if p.LTL {
+		var from []string
+		from, res.Goal = leadsTo(src, p.ID)
+		if res.Prefix, err = prefix(ctx, dir, pml, src, res.Counterexample, from, o); err != nil {
+			return res, fmt.Errorf("%s: the shortest way to the counterexample's cycle: %w", p, err)
+		}
+	}
 	return res, nil
+}
+
+// leadsTo reads the states a leads-to invariant leads from and to from
+// its LTL: [] ((good && (from) && (when)) -> <> (to)).
+func leadsTo(src []byte, id string) (from, to []string) {
+	m := regexp.MustCompile(`(?m)^ltl ` + regexp.QuoteMeta(id) + ` \{.*\(good && \((.*?)\) && .*-> <> \((.*)\)\) \}$`).FindSubmatch(src)
+	if m == nil {
+		return nil, nil
+	}
+	states := func(b []byte) []string {
+		var out []string
+		for _, st := range stateRE.FindAllSubmatch(b, -1) {
+			out = append(out, string(st[1]))
+		}
+		return out
+	}
+	return states(m[1]), states(m[2])
+}
+
+var stateRE = regexp.MustCompile(`state == S_(\w+)`)
+
+// prefix searches breadth-first for the shortest safety run to where
+// run's obligation begins: the first state of from that it enters under
+// the invariant's assumptions, with the same params. Which detours the
+// counterexample took to get there does not matter to the property.
+func prefix(ctx context.Context, dir, pml string, src []byte, run *Run, from []string, o Options) (*Run, error) {
+	params := maps.Clone(run.Params)
+	at := -1
+	for i, s := range run.Steps {
+		maps.Copy(params, s.Before)
+		maps.Copy(params, s.After)
+		if i >= run.Assume && run.Assume >= 0 && slices.Contains(from, s.To) {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return nil, errors.New("the counterexample never enters a state the invariant leads from")
+	}
+	conds := []string{"state == S_" + run.Steps[at].To}
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		conds = append(conds, fmt.Sprintf("p_%s == %d", k, params[k]))
+	}
+	// Defined in the source: spin hands -D options to the preprocessor
+	// through a shell.
+	reach := "reach_" + pml
+	if err := os.WriteFile(filepath.Join(dir, reach), append([]byte("#define REACH ("+strings.Join(conds, " && ")+")\n"), src...), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := func(name string, args ...string) error {
+		c := exec.CommandContext(ctx, name, args...)
+		c.Dir = dir
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v\n%s", name, err, lastLines(string(out), 20))
+		}
+		return nil
+	}
+	if err := cmd("spin", "-a", reach); err != nil {
+		return nil, err
+	}
+	if err := cmd("cc", "-DBFS", "-DSAFETY", "-O2", "-w", fmt.Sprintf("-DMEMLIM=%d", o.MemoryMB), "-DVECTORSZ=4096", "-o", "pan", "pan.c"); err != nil {
+		return nil, err
+	}
+	if err := cmd("./pan", "-n", fmt.Sprintf("-m%d", o.Depth)); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, reach+".trail")); err != nil {
+		return nil, errors.New("not reachable without the invariant's environment")
+	}
+	c := exec.CommandContext(ctx, "spin", "-t", reach)
+	c.Dir = dir
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("spin -t: %v\n%s", err, lastLines(string(out), 20))
+	}
+	r := readRun(src, string(out))
+	r.Violation = ""
+	return r, nil
 }
 
 var (
@@ -194,49 +348,58 @@ func (r *Result) read(out string) error {
 
 var defineRE = regexp.MustCompile(`(?m)^#define ([SE])_\w+ (\d+)(?: /\* (\S+) \*/)?$`)
 
-// readTrail turns spin's replay of a counterexample into model steps:
-// the params, then "from --event--> to" for each event, the start of the
-// cycle that never reaches the goal, and the violated property.
-func readTrail(src []byte, replay string) []string {
+// readRun reads what the Promela program src printed as it ran (spin's
+// simulation, or its replay of a counterexample): the params it chose,
+// each event with the params the runtime set before and after it and the
+// variables after it, the moments the assumptions and the cycle begin,
+// and the violated property.
+func readRun(src []byte, out string) *Run {
 	names := map[string]map[string]string{"S": {}, "E": {}}
 	for _, d := range defineRE.FindAllStringSubmatch(string(src), -1) {
 		names[d[1]][d[2]] = d[3]
 	}
-	name := func(kind, num string) string { return names[kind][num] }
-	var out []string
-	var params []string // changed since the last step
-	last := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(replay))
+	r := &Run{Params: map[string]int64{}, Assume: -1, Cycle: -1}
+	cur := SimStep{Before: map[string]int64{}, After: map[string]int64{}}
+	after, started := false, false
+	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
+		f := strings.Fields(line)
 		switch {
-		case strings.HasPrefix(line, "PARAM "):
-			f := strings.Fields(line)
-			if len(f) == 3 && last[f[1]] != f[2] {
-				last[f[1]] = f[2]
-				params = append(params, f[1]+"="+f[2])
+		case len(f) == 0:
+		case f[0] == "PARAM" && len(f) == 3:
+			v, _ := strconv.ParseInt(f[2], 10, 64)
+			switch {
+			case !started:
+				r.Params[f[1]] = v
+			case after:
+				cur.After[f[1]] = v
+			default:
+				cur.Before[f[1]] = v
 			}
-		case strings.HasPrefix(line, "STEP "):
-			if len(params) > 0 {
-				out = append(out, "params "+strings.Join(params, " "))
-				params = nil
+		case f[0] == "START":
+			started = true
+		case f[0] == "AFTER":
+			after = true
+		case f[0] == "STEP" && len(f) == 4:
+			cur.From, cur.Event, cur.To = names["S"][f[1]], names["E"][f[2]], names["S"][f[3]]
+		case f[0] == "VARS":
+			cur.Vars = map[string]int64{}
+			for _, kv := range f[1:] {
+				k, v, _ := strings.Cut(kv, "=")
+				cur.Vars[k], _ = strconv.ParseInt(v, 10, 64)
 			}
-			f := strings.Fields(line)
-			if len(f) == 4 {
-				out = append(out, fmt.Sprintf("%s --%s--> %s", name("S", f[1]), name("E", f[2]), name("S", f[3])))
-			}
-		case strings.HasPrefix(line, "ASSUME "):
-			out = append(out, "(from here on the environment behaves as the invariant assumes)")
+			r.Steps = append(r.Steps, cur)
+			cur, after = SimStep{Before: map[string]int64{}, After: map[string]int64{}}, false
+		case f[0] == "ASSUME":
+			r.Assume = len(r.Steps)
 		case strings.Contains(line, "START OF CYCLE"):
-			out = append(out, "(from here the run repeats forever)")
-		case strings.HasPrefix(line, "VIOLATION "):
-			out = append(out, strings.TrimPrefix(line, "VIOLATION "))
+			r.Cycle = len(r.Steps)
+		case f[0] == "VIOLATION":
+			r.Violation = strings.TrimPrefix(line, "VIOLATION ")
 		}
 	}
-	if len(params) > 0 {
-		out = append(out, "params "+strings.Join(params, " "))
-	}
-	return slices.Clip(out)
+	return r
 }
 
 func lastLines(s string, n int) string {
@@ -264,10 +427,6 @@ func Simulate(ctx context.Context, path string, seed, steps int) (params map[str
 	if err != nil {
 		return nil, nil, err
 	}
-	names := map[string]map[string]string{"S": {}, "E": {}}
-	for _, d := range defineRE.FindAllStringSubmatch(string(src), -1) {
-		names[d[1]][d[2]] = d[3]
-	}
 	dir, err := os.MkdirTemp("", "sipfailover-simulate-")
 	if err != nil {
 		return nil, nil, err
@@ -282,46 +441,6 @@ func Simulate(ctx context.Context, path string, seed, steps int) (params map[str
 	if err != nil {
 		return nil, nil, fmt.Errorf("spin simulation: %v\n%s", err, lastLines(string(out), 20))
 	}
-	params = map[string]int64{}
-	cur := SimStep{Before: map[string]int64{}, After: map[string]int64{}}
-	after, started := false, false
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		switch f[0] {
-		case "PARAM":
-			if len(f) != 3 {
-				continue
-			}
-			v, _ := strconv.ParseInt(f[2], 10, 64)
-			switch {
-			case !started:
-				params[f[1]] = v
-			case after:
-				cur.After[f[1]] = v
-			default:
-				cur.Before[f[1]] = v
-			}
-		case "START":
-			started = true
-		case "AFTER":
-			after = true
-		case "STEP":
-			if len(f) == 4 {
-				cur.From, cur.Event, cur.To = names["S"][f[1]], names["E"][f[2]], names["S"][f[3]]
-			}
-		case "VARS":
-			cur.Vars = map[string]int64{}
-			for _, kv := range f[1:] {
-				k, v, _ := strings.Cut(kv, "=")
-				cur.Vars[k], _ = strconv.ParseInt(v, 10, 64)
-			}
-			sim = append(sim, cur)
-			cur, after = SimStep{Before: map[string]int64{}, After: map[string]int64{}}, false
-		}
-	}
-	return params, sim, nil
+	r := readRun(src, string(out))
+	return r.Params, r.Steps, nil
 }

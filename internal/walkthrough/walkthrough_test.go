@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sipfailover/sipfailover/internal/verify"
 )
 
 // snippet is one code block of the example, and the file it names.
@@ -231,4 +233,21 @@ func TestReadmeExample(t *testing.T) {
 	must(t, dir, "go", "vet", "./...")
 	out := must(t, dir, "go", "test", "./gen", "./fsm", "./runtime", "./proptest")
 	t.Logf("the tests of the changed copy:\n%s", out)
+
+	// Step 7, where SPIN is installed (CI installs it): every property the
+	// README shows holds of the changed model.
+	if err := verify.Tools(); err != nil && os.Getenv("CI") == "" {
+		t.Logf("step 7 not run: %v", err)
+		return
+	}
+	out = must(t, dir, "go", "run", "./cmd/sipfailover", "verify", "-model", "line")
+	shown := regexp.MustCompile(`(?m)^   (line/\w+) .* holds$`).FindAllStringSubmatch(string(readme), -1)
+	if len(shown) == 0 {
+		t.Fatal("the README shows no verifier output")
+	}
+	for _, p := range shown {
+		if !regexp.MustCompile(`(?m)^` + p[1] + ` .* holds$`).MatchString(out) {
+			t.Errorf("%s does not hold of the changed model:\n%s", p[1], out)
+		}
+	}
 }

@@ -600,6 +600,11 @@ func (g *pmlGen) check() {
 				fmt.Sprintf("%s: %s to %s only on %s", inv.ID.Name, strings.Join(model.Names(o.From), "|"), strings.Join(model.Names(o.To), "|"), strings.Join(model.Names(o.On), "|")))
 		}
 	}
+	// A search for the shortest way to a given configuration (the start of
+	// a counterexample's cycle, to replay it): spin -DREACH=<condition>.
+	g.p("#if defined(REACH)")
+	g.violation("  ", "REACH", "reached")
+	g.p("#endif")
 	g.p("}")
 	g.p("")
 }
