@@ -13,7 +13,7 @@ import (
 
 // BindingModelSHA256 is the SHA-256 of model/binding.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const BindingModelSHA256 = "8748e5036515e0e959e00dcc0a9ec0619a67ce3130551e390fff43ca054a621b"
+const BindingModelSHA256 = "afd55aecc5d25d1a1408e6bbb88170d8a638c6b2a19e3e190533e624a3bca0a6"
 
 // BindingMachineName is the name of the model.
 const BindingMachineName = "binding"
@@ -33,7 +33,8 @@ const (
 	// there (I5).
 	BindingStateRegistered
 	// BindingStateWaiting is "waiting": The server was unavailable or refused the binding; it
-	// registers again after the back-off (R9).
+	// registers again after the back-off (R9). The line hears of it, so that a line whose every
+	// binding failed is all-failed, not registering for ever.
 	BindingStateWaiting
 	// BindingStateUnregistering is "unregistering": REGISTER with Expires 0 in flight within its
 	// budget; ends in idle whatever the answer.
@@ -234,8 +235,8 @@ const (
 	// BindingActionSendKeepalive is "send_keepalive": Send OPTIONS to the server under the budget,
 	// unless the last one still waits; fire keepalive.failed if it fails (R5).
 	BindingActionSendKeepalive
-	// BindingActionTellLine is "tell_line": The line hears that the binding came up or went down, and
-	// moves its new requests (model/concurrent.yaml).
+	// BindingActionTellLine is "tell_line": The line hears that the binding came up, went down or
+	// failed, and moves its new requests (model/concurrent.yaml).
 	BindingActionTellLine
 )
 
@@ -389,8 +390,8 @@ type BindingActions interface {
 	// SendKeepalive is send_keepalive: Send OPTIONS to the server under the budget, unless the last
 	// one still waits; fire keepalive.failed if it fails (R5).
 	SendKeepalive()
-	// TellLine is tell_line: The line hears that the binding came up or went down, and moves its new
-	// requests (model/concurrent.yaml).
+	// TellLine is tell_line: The line hears that the binding came up, went down or failed, and moves
+	// its new requests (model/concurrent.yaml).
 	TellLine()
 }
 
@@ -685,6 +686,7 @@ func (m *BindingMachine) exitRegistered(v *BindingVars, fired BindingTimer, tran
 }
 
 func (m *BindingMachine) enterWaiting(v *BindingVars, transition string) error {
+	m.effects = append(m.effects, BindingEffect{Kind: EffectAction, Action: BindingActionTellLine})
 	m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerBackoff, After: min(m.derivedRetryCap(v), shl(m.params.BackoffBase, v.Failures)), Jitter: 50})
 	_, _ = v, transition
 	return nil

@@ -115,6 +115,7 @@ inline exit_registered() {
 }
 inline enter_waiting() {
   skip
+  ; do_tell_line()
   ; t_backoff = true
 }
 inline exit_waiting() {
