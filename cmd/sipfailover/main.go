@@ -10,6 +10,7 @@
 //	sipfailover gen [-check]          regenerate fsm/ and docs/ from model/
 //	sipfailover check MODEL.yaml...   validate models only
 //	sipfailover verify                every reachable state of the models checked with SPIN
+//	sipfailover verify-capture FILE   any phone checked against the invariants from a packet capture
 //	sipfailover version               the build: module version and commit
 //
 // See README.md for the rest.
@@ -50,6 +51,9 @@ commands:
   check MODEL.yaml...   validate models and print every problem as file:line:col
   verify [-model M]     check every reachable state of the models against their
                         invariants with the SPIN model checker (verify/*.pml)
+  verify-capture FILE -servers ADDR:PORT,ADDR:PORT
+                        check any phone against the invariants from a pcap or
+                        pcapng capture of its SIP traffic, with a timeline picture
   version               print the build: module version, commit, Go version
 
 Every command takes -h.
@@ -109,6 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fleetCmd(args[1:], stdout, stderr)
 	case "verify":
 		return verifyCmd(args[1:], stdout, stderr)
+	case "verify-capture":
+		return verifyCaptureCmd(args[1:], stdout, stderr)
 	case "hash-password":
 		fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 		if code, ok := parse(fs, args[1:], "hash-password < FILE  (or type it: it is not echoed)", 0, 0, stdout, stderr); !ok {

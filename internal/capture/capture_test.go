@@ -1,0 +1,140 @@
+package capture
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// settings are the stand-in phone's: the seed's defaults with a Failback
+// Interval of 60 s.
+func settings() Settings {
+	s := DefaultSettings()
+	s.Servers = []netip.AddrPort{primary, backup}
+	s.FailbackInterval = 60 * time.Second
+	return s
+}
+
+func check(t *testing.T, name string) (*Analysis, map[string]Verdict) {
+	t.Helper()
+	a, err := Analyze(bytes.NewReader(testdataCapture(t, name)), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Problems) > 0 {
+		t.Errorf("problems reading %s: %v", name, a.Problems)
+	}
+	out := map[string]Verdict{}
+	for _, v := range a.Check() {
+		out[v.ID] = v
+	}
+	return a, out
+}
+
+// TestGoodPhone: a phone that does everything right holds every invariant
+// the capture decides, and those it cannot decide say why.
+func TestGoodPhone(t *testing.T) {
+	for _, name := range []string{"good", "good_tcp"} {
+		t.Run(name, func(t *testing.T) {
+			_, vs := check(t, name)
+			for _, v := range vs {
+				if v.Status == Violated {
+					t.Errorf("%s %s: %s %v", v.ID, v.Status, v.Why, v.Findings)
+				}
+				if v.Why == "" {
+					t.Errorf("%s says no why", v.ID)
+				}
+			}
+			want := map[string][]string{
+				"good":     {"I1", "I2", "I3", "I4", "I5", "I7", "I10", "I11"},
+				"good_tcp": {"I2", "I3", "I4", "I11"},
+			}[name]
+			for _, id := range want {
+				if vs[id].Status != Held {
+					t.Errorf("%s: %s (%s), want held", id, vs[id].Status, vs[id].Why)
+				}
+			}
+			for _, id := range []string{"I6", "I9", "I12"} {
+				if vs[id].Status != Undecidable {
+					t.Errorf("%s: %s, want not decidable", id, vs[id].Status)
+				}
+			}
+		})
+	}
+}
+
+// TestBrokenPhones: each stand-in phone that breaks an invariant on purpose
+// is flagged with that invariant and the frames that show it.
+func TestBrokenPhones(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		id     string
+		frames []int
+		msg    string
+	}{
+		{"never_fails_over", "I2", []int{3, 4, 5, 6}, "server 1 was unavailable (no answer within 3.5s); the phone registered there again instead of failing over"},
+		{"skips_primary", "I3", []int{3}, "a REGISTER to server 2 without server 1 failing first"},
+		{"retransmits_too_many", "I4", []int{1, 2, 3, 4}, "4 transmissions of one REGISTER to server 1; its budget is 3"},
+		{"invite_before_register", "I5", []int{5}, "a INVITE went to server 2 while the phone was registered on server 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, vs := check(t, c.name)
+			v := vs[c.id]
+			if v.Status != Violated || len(v.Findings) == 0 {
+				t.Fatalf("%s: %s (%s), want violated", c.id, v.Status, v.Why)
+			}
+			f := v.Findings[0]
+			if !slices.Equal(f.Frames, c.frames) || !strings.Contains(f.Msg, c.msg) || f.Line != "1001@example.test" {
+				t.Errorf("%s: %+v, want frames %v and %q", c.id, f, c.frames, c.msg)
+			}
+			for _, other := range vs {
+				if other.Status == Violated && other.ID != c.id && !(c.name == "retransmits_too_many" && other.ID == "I2") {
+					t.Errorf("also %s: %v", other.ID, other.Findings)
+				}
+			}
+		})
+	}
+}
+
+// TestInference: what the good phone's capture is read as.
+func TestInference(t *testing.T) {
+	a, _ := check(t, "good")
+	if len(a.Lines) != 1 {
+		t.Fatalf("%d lines", len(a.Lines))
+	}
+	l := a.Lines[0]
+	var got []string
+	for _, tx := range l.Txns {
+		o := a.outcome(tx)
+		got = append(got, fmt.Sprintf("%s@%d x%d %s probe=%v", tx.Method, tx.Server+1, len(tx.Sends), o.Kind, tx.Probe))
+	}
+	want := []string{
+		"REGISTER@1 x1 challenged probe=false", "REGISTER@1 x1 ok probe=false", "REGISTER@1 x3 timeout probe=false",
+		"REGISTER@2 x1 ok probe=false", "INVITE@2 x1 ok probe=false", "ACK@2 x1 sent probe=false",
+		"BYE@2 x1 ok probe=false", "REGISTER@2 x1 ok probe=false", "REGISTER@1 x1 ok probe=true", "MESSAGE@1 x1 ok probe=false",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("transactions:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(l.Bindings) != 4 {
+		t.Errorf("%d bindings, want 4", len(l.Bindings))
+	}
+	if a.Begin != t0 || a.End.Sub(a.Begin) != 90010*time.Millisecond {
+		t.Errorf("capture from %v for %v", a.Begin, a.End.Sub(a.Begin))
+	}
+}
+
+// TestUndecidable: a capture too short to see an expiry or a Failback
+// Interval says so instead of guessing.
+func TestUndecidable(t *testing.T) {
+	_, vs := check(t, "good_tcp")
+	for _, id := range []string{"I1", "I5", "I7", "I8", "I10"} {
+		if vs[id].Status != Undecidable || vs[id].Why == "" {
+			t.Errorf("%s: %s (%s), want not decidable with a reason", id, vs[id].Status, vs[id].Why)
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDamagedFiles: a file that is not a capture, or whose lengths lie,
+// is refused with the place of the damage before any frame is decoded; no
+// length in it sizes an allocation.
+func TestDamagedFiles(t *testing.T) {
+	good := testdataCapture(t, "good")
+	huge := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(huge[24+8:], 0x7fffffff) // the first frame claims 2 GiB
+	cut := good[:len(good)-7]
+	ng := []byte{0x0A, 0x0D, 0x0D, 0x0A, 0xff, 0xff, 0xff, 0x7f, 0x4D, 0x3C, 0x2B, 0x1A}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "too short"},
+		{"text", []byte(strings.Repeat("REGISTER sip:x SIP/2.0\r\n", 3)), "not a pcap or pcapng capture: magic"},
+		{"a frame of 2 GiB", huge, "pcap: frame 1 at byte 24: 2147483647 bytes captured"},
+		{"cut off", cut, "pcap: frame 22"},
+		{"a pcapng block past the end", ng, "pcapng: the block at byte 0 claims"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Analyze(bytes.NewReader(c.data), settings())
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want an error with %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestGarbageSIP: datagrams and streams that are not SIP, or SIP missing
+// what names a transaction, are problems with their frame, and the rest of
+// the capture is checked.
+func TestGarbageSIP(t *testing.T) {
+	c := newCrafter(t)
+	c.register(0, primary, "reg-1", 1, 60, false)
+	c.udp(1e9, phone, primary, "\x00\x01 garbage")
+	c.udp(2e9, phone, primary, "REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9\r\nCSeq: 1 REGISTER\r\n\r\n")
+	c.udp(3e9, phone, primary, "SIP/2.0 abc OK\r\n\r\n")
+	c.udp(4e9, phone, primary, "\r\n\r\n") // a keep-alive: no problem
+	c.tcp(5e9, phone, backup, "", true, false)
+	c.tcp(5e9, phone, backup, "OPTIONS sip:x SIP/2.0\r\nContent-Length: 99999999\r\n\r\n", false, false)
+	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range a.Problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`frame 3: not a SIP start line: "\x00\x01 garbage"`,
+		"frame 4: REGISTER without Call-ID",
+		`frame 5: status line "SIP/2.0 abc OK": no status code`,
+		"frame 8: OPTIONS without Call-ID",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(a.Lines) != 1 || len(a.Lines[0].Bindings) != 1 {
+		t.Errorf("the good REGISTER was lost: %+v", a.Lines)
+	}
+}
+
+// FuzzAnalyze: whatever the bytes, the reader and the checks end with a
+// report or an error, never a panic.
+func FuzzAnalyze(f *testing.F) {
+	for _, name := range []string{"good", "good_tcp", "invite_before_register"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name+".pcap"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Analyze(bytes.NewReader(data), settings())
+		if err != nil {
+			return
+		}
+		a.Report("fuzz")
+	})
+}
+
+// FuzzParseSIP: any message is parsed or refused, never a panic.
+func FuzzParseSIP(f *testing.F) {
+	f.Add([]byte("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nContact: <sip:a>;expires=60\r\n\r\n"))
+	f.Add([]byte("INVITE sip:a SIP/2.0\r\nv: SIP/2.0/TCP a;branch=z9\r\ni: x\r\nCSeq: 2 INVITE\r\nf: <sip:1@a>;tag=1\r\nt: <sip:2@a;x>;tag=\r\nl: 3\r\n\r\nabc"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseSIP(b)
+		if err == nil && (m.CallID == "" || m.Branch == "" || m.CSeqMethod == "") {
+			t.Errorf("accepted a message without what names its transaction: %+v", m)
+		}
+	})
+}

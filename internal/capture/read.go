@@ -1,0 +1,289 @@
+// Package capture checks a phone against the line's invariants
+// (docs/requirements.md) from a packet capture of its SIP traffic: it
+// reads pcap and pcapng files, reassembles SIP over UDP and TCP, sees the
+// servers' ICMP port unreachable and TCP resets, infers what the phone
+// did (transactions, registrations, probes, calls) and judges every
+// invariant the wire can decide. TLS is encrypted on the wire and out of
+// its reach.
+package capture
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/pcapgo"
+)
+
+// Packet is one frame of a capture that can matter to SIP.
+type Packet struct {
+	Frame    int // 1-based, as Wireshark numbers frames
+	At       time.Time
+	Src, Dst netip.AddrPort
+	Proto    string // "udp", "tcp" or "icmp"
+	Payload  []byte
+	// TCP
+	Seq           uint32
+	SYN, FIN, RST bool
+	// ICMP destination unreachable: the UDP datagram it returns.
+	OrigSrc, OrigDst netip.AddrPort
+}
+
+// Problem is a frame the reader or the SIP parser could not use.
+type Problem struct {
+	Frame int
+	Msg   string
+}
+
+func (p Problem) String() string { return fmt.Sprintf("frame %d: %s", p.Frame, p.Msg) }
+
+// maxFrame is the largest frame kept: a SIP message over UDP fits in 64 KiB,
+// and no capture tool writes frames past 256 KiB.
+const maxFrame = 256 << 10
+
+// Read reads a pcap or pcapng capture whole and returns its UDP, TCP and
+// ICMP unreachable frames. A damaged file is refused with the offset of
+// the damage before any frame is decoded; a frame that does not decode is
+// a Problem, not an error.
+func Read(r io.Reader) ([]Packet, []Problem, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 4<<30))
+	if err != nil {
+		return nil, nil, err
+	}
+	var src interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}
+	var link layers.LinkType
+	switch {
+	case len(data) >= 4 && binary.LittleEndian.Uint32(data) == 0x0A0D0D0A:
+		if err := checkNg(data); err != nil {
+			return nil, nil, err
+		}
+		ng, err := pcapgo.NewNgReader(bytes.NewReader(data), pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pcapng: %w", err)
+		}
+		src, link = ng, ng.LinkType()
+	case len(data) >= 24:
+		if err := checkPcap(data); err != nil {
+			return nil, nil, err
+		}
+		pr, err := pcapgo.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, nil, fmt.Errorf("pcap: %w", err)
+		}
+		src, link = pr, pr.LinkType()
+	default:
+		return nil, nil, errors.New("not a pcap or pcapng capture: too short")
+	}
+	d, err := newDecoder(link)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Packet
+	var problems []Problem
+	for frame := 1; ; frame++ {
+		buf, ci, err := src.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return out, problems, fmt.Errorf("frame %d: %w", frame, err)
+		}
+		p, ok, msg := d.decode(buf)
+		if msg != "" {
+			problems = append(problems, Problem{frame, msg})
+		}
+		if ok {
+			p.Frame, p.At = frame, ci.Timestamp
+			out = append(out, p)
+		}
+	}
+	return out, problems, nil
+}
+
+// checkPcap walks a classic pcap file's records and refuses one that
+// claims more bytes than a frame may have or than the file holds, so that
+// no length in a hostile file sizes an allocation.
+func checkPcap(data []byte) error {
+	var order binary.ByteOrder
+	switch binary.LittleEndian.Uint32(data) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		order = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		order = binary.BigEndian
+	default:
+		return fmt.Errorf("not a pcap or pcapng capture: magic %#08x", binary.LittleEndian.Uint32(data))
+	}
+	for off, frame := 24, 1; off < len(data); frame++ {
+		if len(data)-off < 16 {
+			return fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frame, off)
+		}
+		incl := order.Uint32(data[off+8:])
+		if incl > maxFrame || int(incl) > len(data)-off-16 {
+			return fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have or the file holds", frame, off, incl)
+		}
+		off += 16 + int(incl)
+	}
+	return nil
+}
+
+// checkNg walks a pcapng file's blocks and refuses one whose length runs
+// past the file or is not a whole number of words.
+func checkNg(data []byte) error {
+	order := binary.ByteOrder(binary.LittleEndian)
+	for off := 0; off < len(data); {
+		if len(data)-off < 12 {
+			return fmt.Errorf("pcapng: the block at byte %d is cut off", off)
+		}
+		if binary.LittleEndian.Uint32(data[off:]) == 0x0A0D0D0A {
+			switch binary.LittleEndian.Uint32(data[off+8:]) {
+			case 0x1A2B3C4D:
+				order = binary.LittleEndian
+			case 0x4D3C2B1A:
+				order = binary.BigEndian
+			default:
+				return fmt.Errorf("pcapng: section at byte %d: no byte-order magic", off)
+			}
+		}
+		n := order.Uint32(data[off+4:])
+		if n < 12 || n%4 != 0 || int(n) > len(data)-off || n > maxFrame+1024 {
+			return fmt.Errorf("pcapng: the block at byte %d claims %d bytes", off, n)
+		}
+		if order.Uint32(data[off+int(n)-4:]) != n {
+			return fmt.Errorf("pcapng: the block at byte %d does not end with its length", off)
+		}
+		if order.Uint32(data[off:]) == 6 && n >= 28 { // an enhanced packet: its captured length fits the block
+			if incl := order.Uint32(data[off+20:]); int(incl) > int(n)-32 {
+				return fmt.Errorf("pcapng: the packet at byte %d claims %d bytes in a block of %d", off, incl, n)
+			}
+		}
+		off += int(n)
+	}
+	return nil
+}
+
+// decoder turns a frame's bytes into a Packet.
+type decoder struct {
+	parser  *gopacket.DecodingLayerParser
+	decoded []gopacket.LayerType
+	eth     layers.Ethernet
+	sll     layers.LinuxSLL
+	lo      layers.Loopback
+	vlan    layers.Dot1Q
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	udp     layers.UDP
+	tcp     layers.TCP
+	icmp4   layers.ICMPv4
+	icmp6   layers.ICMPv6
+	payload gopacket.Payload
+}
+
+func newDecoder(link layers.LinkType) (*decoder, error) {
+	d := &decoder{}
+	var first gopacket.LayerType
+	switch link {
+	case layers.LinkTypeEthernet:
+		first = layers.LayerTypeEthernet
+	case layers.LinkTypeLinuxSLL:
+		first = layers.LayerTypeLinuxSLL
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		first = layers.LayerTypeLoopback
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4:
+		first = layers.LayerTypeIPv4
+	case layers.LinkTypeIPv6:
+		first = layers.LayerTypeIPv6
+	default:
+		return nil, fmt.Errorf("link type %v: this reader knows Ethernet, Linux cooked, BSD loopback and raw IP", link)
+	}
+	d.parser = gopacket.NewDecodingLayerParser(first, &d.eth, &d.sll, &d.lo, &d.vlan, &d.ip4, &d.ip6, &d.udp, &d.tcp, &d.icmp4, &d.icmp6, &d.payload)
+	d.parser.IgnoreUnsupported = true
+	return d, nil
+}
+
+// decode reads one frame; ok says it is a Packet, msg why a frame that
+// looked like one could not be read.
+func (d *decoder) decode(buf []byte) (p Packet, ok bool, msg string) {
+	defer func() {
+		if r := recover(); r != nil { // a decoder's bug must not end the check
+			ok, msg = false, fmt.Sprintf("undecodable: %v", r)
+		}
+	}()
+	d.decoded = d.decoded[:0]
+	if err := d.parser.DecodeLayers(buf, &d.decoded); err != nil {
+		var unsupported gopacket.UnsupportedLayerType
+		if !errors.As(err, &unsupported) && len(d.decoded) > 0 {
+			return p, false, fmt.Sprintf("undecodable: %v", err)
+		}
+	}
+	var src, dst netip.Addr
+	for _, t := range d.decoded {
+		switch t {
+		case layers.LayerTypeIPv4:
+			src, _ = netip.AddrFromSlice(d.ip4.SrcIP.To4())
+			dst, _ = netip.AddrFromSlice(d.ip4.DstIP.To4())
+		case layers.LayerTypeIPv6:
+			src, _ = netip.AddrFromSlice(d.ip6.SrcIP.To16())
+			dst, _ = netip.AddrFromSlice(d.ip6.DstIP.To16())
+		case layers.LayerTypeUDP:
+			p.Proto, p.Payload = "udp", d.udp.Payload
+			p.Src, p.Dst = netip.AddrPortFrom(src, uint16(d.udp.SrcPort)), netip.AddrPortFrom(dst, uint16(d.udp.DstPort))
+			return p, true, ""
+		case layers.LayerTypeTCP:
+			p.Proto, p.Payload = "tcp", d.tcp.Payload
+			p.Src, p.Dst = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(d.tcp.DstPort))
+			p.Seq, p.SYN, p.FIN, p.RST = d.tcp.Seq, d.tcp.SYN, d.tcp.FIN, d.tcp.RST
+			return p, true, ""
+		case layers.LayerTypeICMPv4:
+			if d.icmp4.TypeCode.Type() != layers.ICMPv4TypeDestinationUnreachable {
+				return p, false, ""
+			}
+			return d.unreachable(p, src, dst, d.icmp4.Payload, false)
+		case layers.LayerTypeICMPv6:
+			if d.icmp6.TypeCode.Type() != layers.ICMPv6TypeDestinationUnreachable {
+				return p, false, ""
+			}
+			// ICMPv6's payload begins with 4 unused bytes.
+			if len(d.icmp6.Payload) < 4 {
+				return p, false, "ICMPv6 unreachable without the datagram it returns"
+			}
+			return d.unreachable(p, src, dst, d.icmp6.Payload[4:], true)
+		}
+	}
+	return p, false, ""
+}
+
+// unreachable reads the UDP datagram an ICMP destination unreachable
+// returns: its IP header and the first 8 bytes after it.
+func (d *decoder) unreachable(p Packet, src, dst netip.Addr, orig []byte, v6 bool) (Packet, bool, string) {
+	p.Proto, p.Src, p.Dst = "icmp", netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
+	var osrc, odst netip.Addr
+	var rest []byte
+	switch {
+	case !v6 && len(orig) >= 20 && orig[0]>>4 == 4 && len(orig) >= int(orig[0]&0x0f)*4:
+		if orig[9] != 17 {
+			return p, false, "" // not a UDP datagram: nothing of SIP's
+		}
+		osrc, odst, rest = netip.AddrFrom4([4]byte(orig[12:16])), netip.AddrFrom4([4]byte(orig[16:20])), orig[int(orig[0]&0x0f)*4:]
+	case v6 && len(orig) >= 40 && orig[0]>>4 == 6:
+		if orig[6] != 17 {
+			return p, false, ""
+		}
+		osrc, odst, rest = netip.AddrFrom16([16]byte(orig[8:24])), netip.AddrFrom16([16]byte(orig[24:40])), orig[40:]
+	default:
+		return p, false, "ICMP unreachable with a cut-off datagram"
+	}
+	if len(rest) < 4 {
+		return p, false, "ICMP unreachable with a cut-off UDP header"
+	}
+	p.OrigSrc = netip.AddrPortFrom(osrc, binary.BigEndian.Uint16(rest))
+	p.OrigDst = netip.AddrPortFrom(odst, binary.BigEndian.Uint16(rest[2:]))
+	return p, true, ""
+}

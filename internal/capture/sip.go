@@ -1,0 +1,324 @@
+package capture
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Message is one SIP message of the capture, with what the checks read of
+// it.
+type Message struct {
+	Frame     int // where it begins
+	At        time.Time
+	Src, Dst  netip.AddrPort
+	Transport string // "udp" or "tcp"
+
+	Request bool
+	Method  string // of a request
+	Code    int    // of a response
+
+	CallID, Branch string
+	CSeq           int
+	CSeqMethod     string
+	From           string // the From's address of record: user@host
+	ToTag          bool   // in a dialog (a request) or answered by the far end
+	Expires        int    // the Expires header, else the first Contact's expires; -1: neither
+	RetryAfter     int    // seconds; 0: none
+}
+
+// parseSIP reads a SIP message's start line and the headers the checks
+// use. It refuses what is not SIP with the reason; the body is not read.
+func parseSIP(b []byte) (Message, error) {
+	m := Message{Expires: -1}
+	head, _, found := bytes.Cut(b, []byte("\r\n\r\n"))
+	if !found {
+		head = b
+	}
+	lines := strings.Split(string(head), "\r\n")
+	start := strings.Fields(lines[0])
+	switch {
+	case len(start) == 3 && strings.HasPrefix(start[0], "SIP/2.0"):
+		code, err := strconv.Atoi(start[1])
+		if err != nil || code < 100 || code > 699 {
+			return m, fmt.Errorf("status line %q: no status code", clip(lines[0]))
+		}
+		m.Code = code
+	case len(start) == 3 && start[2] == "SIP/2.0" && isToken(start[0]):
+		m.Request, m.Method = true, start[0]
+	default:
+		return m, fmt.Errorf("not a SIP start line: %q", clip(lines[0]))
+	}
+	viaSeen := false
+	var contactExpires = -1
+	for _, line := range lines[1:] {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue // a folded line or garbage: nothing the checks read
+		}
+		value = strings.TrimSpace(value)
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "via", "v":
+			if !viaSeen { // the top Via names the transaction
+				viaSeen = true
+				m.Branch = param(strings.Split(value, ",")[0], "branch")
+			}
+		case "call-id", "i":
+			m.CallID = value
+		case "cseq":
+			f := strings.Fields(value)
+			if len(f) != 2 {
+				return m, fmt.Errorf("CSeq %q", clip(value))
+			}
+			n, err := strconv.Atoi(f[0])
+			if err != nil || n < 0 {
+				return m, fmt.Errorf("CSeq %q", clip(value))
+			}
+			m.CSeq, m.CSeqMethod = n, f[1]
+		case "from", "f":
+			m.From = aor(value)
+		case "to", "t":
+			m.ToTag = param(value, "tag") != ""
+		case "expires":
+			if n, err := strconv.Atoi(value); err == nil && n >= 0 {
+				m.Expires = n
+			}
+		case "contact", "m":
+			if contactExpires < 0 {
+				if n, err := strconv.Atoi(param(value, "expires")); err == nil && n >= 0 {
+					contactExpires = n
+				}
+			}
+		case "retry-after":
+			if n, err := strconv.Atoi(strings.Fields(value + " ")[0]); err == nil && n > 0 {
+				m.RetryAfter = n
+			}
+		}
+	}
+	// A registrar says what it granted in the Contact; a client asks in
+	// either.
+	if contactExpires >= 0 && (m.Expires < 0 || !m.Request) {
+		m.Expires = contactExpires
+	}
+	switch {
+	case m.CallID == "":
+		return m, fmt.Errorf("%s without Call-ID", m.kind())
+	case m.CSeqMethod == "":
+		return m, fmt.Errorf("%s without CSeq", m.kind())
+	case m.Branch == "":
+		return m, fmt.Errorf("%s without a Via branch", m.kind())
+	}
+	return m, nil
+}
+
+func (m Message) kind() string {
+	if m.Request {
+		return m.Method
+	}
+	return strconv.Itoa(m.Code) + " response"
+}
+
+// param returns a header value's parameter name (";name=value").
+func param(value, name string) string {
+	for _, p := range strings.Split(value, ";")[1:] {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, name) {
+			v, _, _ = strings.Cut(v, ">")
+			return strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	return ""
+}
+
+// aor is the user@host of a From or To value.
+func aor(value string) string {
+	if i := strings.IndexByte(value, '<'); i >= 0 {
+		value = value[i+1:]
+		value, _, _ = strings.Cut(value, ">")
+	}
+	value, _, _ = strings.Cut(value, ";")
+	value = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(value), "sips:"), "sip:")
+	return value
+}
+
+func isToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool { return r < 'A' || r > 'Z' })
+}
+
+// clip shortens what a message quotes of hostile input.
+func clip(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
+	}
+	return s
+}
+
+// messages reads the SIP messages of the packets: one per UDP datagram
+// (keep-alive CRLFs aside), and those of each TCP stream, reassembled in
+// sequence order and split by Content-Length.
+func messages(packets []Packet) ([]Message, []Problem) {
+	var out []Message
+	var problems []Problem
+	streams := map[[2]netip.AddrPort]*stream{}
+	for i := range packets {
+		p := &packets[i]
+		switch p.Proto {
+		case "udp":
+			if len(bytes.TrimSpace(p.Payload)) == 0 {
+				continue
+			}
+			m, err := parseSIP(p.Payload)
+			if err != nil {
+				problems = append(problems, Problem{p.Frame, err.Error()})
+				continue
+			}
+			m.Frame, m.At, m.Src, m.Dst, m.Transport = p.Frame, p.At, p.Src, p.Dst, "udp"
+			out = append(out, m)
+		case "tcp":
+			key := [2]netip.AddrPort{p.Src, p.Dst}
+			s := streams[key]
+			if s == nil || p.SYN {
+				s = &stream{next: p.Seq}
+				if p.SYN {
+					s.next++
+				}
+				streams[key] = s
+			}
+			for _, m := range s.add(p, &problems) {
+				m.Src, m.Dst, m.Transport = p.Src, p.Dst, "tcp"
+				out = append(out, m)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Message) int { return a.Frame - b.Frame })
+	return out, problems
+}
+
+// maxStream bounds what one TCP stream may hold unparsed: a peer that
+// sends no message end loses its stream, not the checker's memory.
+const maxStream = 1 << 20
+
+// stream is one direction of a TCP connection being reassembled.
+type stream struct {
+	next    uint32            // the sequence number expected next
+	pending map[uint32]Packet // segments that came early
+	buf     []byte
+	frames  []frameAt // where each byte range of buf began
+}
+
+type frameAt struct {
+	off   int
+	frame int
+	at    time.Time
+}
+
+// add takes a segment and returns the messages it completes.
+func (s *stream) add(p *Packet, problems *[]Problem) []Message {
+	if len(p.Payload) == 0 {
+		return nil
+	}
+	if d := int32(p.Seq - s.next); d > 0 { // early: keep it until the gap is filled
+		if s.pending == nil {
+			s.pending = map[uint32]Packet{}
+		}
+		if len(s.pending) < 1024 {
+			s.pending[p.Seq] = *p
+		}
+		return nil
+	}
+	s.append(p)
+	for {
+		q, ok := s.pending[s.next]
+		if !ok {
+			break
+		}
+		delete(s.pending, s.next)
+		s.append(&q)
+	}
+	var out []Message
+	for {
+		// Keep-alive CRLFs between messages.
+		trim := 0
+		for trim < len(s.buf) && (s.buf[trim] == '\r' || s.buf[trim] == '\n') {
+			trim++
+		}
+		s.consume(trim)
+		end := bytes.Index(s.buf, []byte("\r\n\r\n"))
+		if end < 0 {
+			if len(s.buf) > maxStream {
+				*problems = append(*problems, Problem{s.frames[0].frame, "a TCP stream without a message end in 1 MiB; dropped"})
+				s.consume(len(s.buf))
+			}
+			return out
+		}
+		m, err := parseSIP(s.buf[:end+4])
+		length := 0
+		if err == nil {
+			length, err = contentLength(s.buf[:end])
+		}
+		if err != nil {
+			*problems = append(*problems, Problem{s.frames[0].frame, err.Error()})
+			s.consume(end + 4)
+			continue
+		}
+		if len(s.buf) < end+4+length {
+			return out // the body is still on its way
+		}
+		m.Frame, m.At = s.frames[0].frame, s.frames[0].at
+		out = append(out, m)
+		s.consume(end + 4 + length)
+	}
+}
+
+// append adds the new bytes of p, skipping what a retransmission repeats.
+func (s *stream) append(p *Packet) {
+	skip := int(s.next - p.Seq)
+	if skip >= len(p.Payload) {
+		return
+	}
+	s.frames = append(s.frames, frameAt{len(s.buf), p.Frame, p.At})
+	s.buf = append(s.buf, p.Payload[skip:]...)
+	s.next += uint32(len(p.Payload) - skip)
+}
+
+// consume drops n bytes from the front of the stream.
+func (s *stream) consume(n int) {
+	if n == 0 {
+		return
+	}
+	s.buf = s.buf[n:]
+	i := 0
+	for i+1 < len(s.frames) && s.frames[i+1].off <= n {
+		i++
+	}
+	s.frames = s.frames[i:]
+	for j := range s.frames {
+		s.frames[j].off = max(0, s.frames[j].off-n)
+	}
+	if len(s.buf) == 0 {
+		s.buf, s.frames = nil, s.frames[:0]
+	}
+}
+
+// contentLength reads a stream message's Content-Length, which TCP needs
+// to find where the message ends (RFC 3261 18.3).
+func contentLength(head []byte) (int, error) {
+	for _, line := range strings.Split(string(head), "\r\n")[1:] {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		if n := strings.ToLower(strings.TrimSpace(name)); n == "content-length" || n == "l" {
+			v, err := strconv.Atoi(strings.TrimSpace(value))
+			if err != nil || v < 0 || v > maxStream {
+				return 0, fmt.Errorf("Content-Length %q", clip(value))
+			}
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("a message over TCP without Content-Length")
+}

@@ -1,0 +1,209 @@
+package capture
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+var (
+	red    = color.RGBA{R: 220, A: 255}
+	green  = color.RGBA{G: 150, A: 255}
+	orange = color.RGBA{R: 230, G: 140, A: 255}
+	blue   = color.RGBA{B: 200, A: 255}
+	purple = color.RGBA{R: 140, B: 200, A: 255}
+	grey   = color.RGBA{R: 140, G: 140, B: 140, A: 255}
+	black  = color.RGBA{A: 255}
+)
+
+// Picture draws the capture as a timeline in format (svg or png): a lane
+// per server, the primary on top, with each request the phone sent it
+// (a triangle, small dots for retransmissions), each answer (a circle:
+// green 2xx, orange others) and each ICMP unreachable or reset (a cross);
+// above them the phone's registration as the wire shows it; and each
+// violation in red, a ring on its frames and a line across the lanes.
+func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) error {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%d SIP messages over %v", a.Messages, a.End.Sub(a.Begin).Round(time.Millisecond))
+	p.X.Label.Text = "seconds since the first frame"
+	n := len(a.Servers)
+	lane := func(server int) float64 { return float64(n - server) }
+	sec := func(t time.Time) float64 { return t.Sub(a.Begin).Seconds() }
+	phoneLane := float64(n + 1)
+
+	var ticks []plot.Tick
+	for k, s := range a.Servers {
+		name := fmt.Sprintf("server %d %s", k+1, s)
+		if k == 0 {
+			name = fmt.Sprintf("primary %s", s)
+		}
+		ticks = append(ticks, plot.Tick{Value: lane(k), Label: name})
+	}
+	ticks = append(ticks, plot.Tick{Value: phoneLane, Label: "phone registered on"})
+	p.Y.Tick.Marker = plot.ConstantTicks(ticks)
+	p.Y.Min, p.Y.Max = 0.3, phoneLane+0.7
+
+	scatter := func(xy plotter.XYs, shape draw.GlyphDrawer, c color.Color, radius vg.Length) error {
+		if len(xy) == 0 {
+			return nil
+		}
+		s, err := plotter.NewScatter(xy)
+		if err != nil {
+			return err
+		}
+		s.GlyphStyle = draw.GlyphStyle{Color: c, Radius: radius, Shape: shape}
+		p.Add(s)
+		return nil
+	}
+	type marks struct {
+		xy    plotter.XYs
+		shape draw.GlyphDrawer
+		color color.Color
+		size  vg.Length
+		label string
+	}
+	groups := []*marks{
+		{shape: draw.TriangleGlyph{}, color: blue, size: 4, label: "REGISTER"},
+		{shape: draw.TriangleGlyph{}, color: purple, size: 4, label: "failback probe"},
+		{shape: draw.TriangleGlyph{}, color: green, size: 4, label: "INVITE, ACK, BYE"},
+		{shape: draw.TriangleGlyph{}, color: grey, size: 4, label: "other request"},
+		{shape: draw.CircleGlyph{}, color: grey, size: 1.5, label: "retransmission"},
+		{shape: draw.CircleGlyph{}, color: green, size: 3, label: "2xx"},
+		{shape: draw.CircleGlyph{}, color: orange, size: 3, label: "other answer"},
+		{shape: draw.CrossGlyph{}, color: black, size: 4, label: "ICMP unreachable, reset"},
+	}
+	for _, l := range a.Lines {
+		for _, t := range l.Txns {
+			y := lane(t.Server)
+			g := groups[3]
+			switch {
+			case t.Probe:
+				g = groups[1]
+			case t.Method == "REGISTER":
+				g = groups[0]
+			case t.Method == "INVITE" || t.Method == "ACK" || t.Method == "BYE":
+				g = groups[2]
+			}
+			if t.Method != "SYN" {
+				g.xy = append(g.xy, plotter.XY{X: sec(t.start()), Y: y + 0.12})
+				for _, m := range t.Sends[1:] {
+					groups[4].xy = append(groups[4].xy, plotter.XY{X: sec(m.At), Y: y + 0.12})
+				}
+			}
+			for _, m := range t.Answers {
+				if m.Code < 200 {
+					continue
+				}
+				g := groups[6]
+				if m.Code < 300 {
+					g = groups[5]
+				}
+				g.xy = append(g.xy, plotter.XY{X: sec(m.At), Y: y - 0.12})
+			}
+			if t.Fault != nil {
+				groups[7].xy = append(groups[7].xy, plotter.XY{X: sec(t.Fault.At), Y: y - 0.12})
+			}
+		}
+	}
+	for _, g := range groups {
+		if err := scatter(g.xy, g.shape, g.color, g.size); err != nil {
+			return err
+		}
+		if len(g.xy) > 0 {
+			s, _ := plotter.NewScatter(g.xy[:1])
+			s.GlyphStyle = draw.GlyphStyle{Color: g.color, Radius: g.size, Shape: g.shape}
+			p.Legend.Add(g.label, s)
+		}
+	}
+
+	// The phone's registration: a bar per binding, at the phone's lane,
+	// coloured by server.
+	for _, l := range a.Lines {
+		for _, b := range l.Bindings {
+			until := b.Until
+			if b.Removed {
+				until = b.RemovedBefore
+			}
+			until = minTime(until, a.End)
+			line, err := plotter.NewLine(plotter.XYs{{X: sec(b.From), Y: phoneLane}, {X: sec(until), Y: phoneLane}})
+			if err != nil {
+				return err
+			}
+			line.Color = []color.Color{green, orange, purple, grey}[min(b.Server, 3)]
+			line.Width = 8
+			p.Add(line)
+			p.Add(labelAt(sec(b.From), phoneLane+0.25, fmt.Sprintf("%d", b.Server+1)))
+		}
+	}
+
+	// Violations in red: a ring on each frame shown, a line across.
+	where := map[int]plotter.XY{}
+	for _, l := range a.Lines {
+		for _, t := range l.Txns {
+			for _, m := range t.Sends {
+				where[m.Frame] = plotter.XY{X: sec(m.At), Y: lane(t.Server) + 0.12}
+			}
+			for _, m := range t.Answers {
+				where[m.Frame] = plotter.XY{X: sec(m.At), Y: lane(t.Server) - 0.12}
+			}
+			if t.Fault != nil {
+				where[t.Fault.Frame] = plotter.XY{X: sec(t.Fault.At), Y: lane(t.Server) - 0.12}
+			}
+		}
+	}
+	var rings plotter.XYs
+	for _, v := range verdicts {
+		for _, f := range v.Findings {
+			for _, fr := range f.Frames {
+				if xy, ok := where[fr]; ok {
+					rings = append(rings, xy)
+				}
+			}
+			x := f.At.Seconds()
+			line, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0.4}, {X: x, Y: phoneLane + 0.5}})
+			if err != nil {
+				return err
+			}
+			line.Color, line.Width, line.Dashes = red, 1, []vg.Length{vg.Points(3), vg.Points(2)}
+			p.Add(line)
+			p.Add(labelAt(x+0.006*a.End.Sub(a.Begin).Seconds(), 0.45, v.ID))
+		}
+	}
+	if err := scatter(rings, draw.RingGlyph{}, red, 7); err != nil {
+		return err
+	}
+	if len(rings) > 0 {
+		s, _ := plotter.NewScatter(rings[:1])
+		s.GlyphStyle = draw.GlyphStyle{Color: red, Radius: 5, Shape: draw.RingGlyph{}}
+		p.Legend.Add("violation", s)
+	}
+	p.Legend.Top = true
+	p.Legend.Left = false
+	p.Legend.XOffs = vg.Length(0)
+	p.X.Min = 0
+	p.X.Max = max(1, a.End.Sub(a.Begin).Seconds()) * 1.3 // room for the legend
+
+	canvas, err := draw.NewFormattedCanvas(26*vg.Centimeter, vg.Length(4+2*n)*vg.Centimeter, format)
+	if err != nil {
+		return err
+	}
+	p.Draw(draw.New(canvas))
+	_, err = canvas.WriteTo(out)
+	return err
+}
+
+// labelAt is a small text at x, y.
+func labelAt(x, y float64, text string) plot.Plotter {
+	l, _ := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x, Y: y}}, Labels: []string{text}})
+	for i := range l.TextStyle {
+		l.TextStyle[i].Font.Size = vg.Points(7)
+		l.TextStyle[i].Color = black
+	}
+	return l
+}
