@@ -76,6 +76,9 @@ type world struct {
 	srv    bool
 	dnsTTL int
 	extra  []string // more settings of the line, "failback_mode: registration"
+	// beforeStart runs once the ports are chosen, before any server or the
+	// agent starts (a capture of the whole story).
+	beforeStart func(*world)
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -120,6 +123,9 @@ func newWorldWith(t *testing.T, w *world) *world {
 		w.ports[n] = freePort(t)
 	}
 	t.Cleanup(func() { w.kam("stopall") })
+	if w.beforeStart != nil {
+		w.beforeStart(w)
+	}
 	w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
 	w.kam("start", "backup", fmt.Sprint(w.ports["backup"]))
 	if w.srv {

@@ -161,6 +161,20 @@ type LineTrace struct {
 	Bindings []*Binding // by time granted
 }
 
+// current is the server the line is on at t: that of the live binding
+// granted last (a phone on one server at a time leaves the old binding to
+// expire where it failed, R12); -1 when it holds none.
+func (l *LineTrace) current(t time.Time) int {
+	server := -1
+	var from time.Time
+	for _, b := range l.Bindings {
+		if b.live(t) && (server < 0 || b.From.After(from)) {
+			server, from = b.Server, b.From
+		}
+	}
+	return server
+}
+
 // liveAt reports whether the line held a binding on server at t.
 func (l *LineTrace) liveAt(server int, t time.Time) bool {
 	return slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.Server == server && b.live(t) })
@@ -296,8 +310,8 @@ func (a *Analysis) transactions(msgs []Message) {
 	slices.SortFunc(a.Lines, func(x, y *LineTrace) int { return cmp.Compare(x.AOR, y.AOR) })
 }
 
-// refusals adds, to each line of the phone, a connection it tried to open
-// to a server that the server refused (a SYN answered by a reset): over TCP
+// refusals adds, to the line it belongs to, a connection the phone tried
+// to open to a server that the server refused (a SYN answered by a reset): over TCP
 // the refused request never reaches the wire, and the refusal is all the
 // capture shows of the try (R1's transport.tcp).
 func (a *Analysis) refusals(packets []Packet) {
@@ -320,11 +334,30 @@ func (a *Analysis) refusals(packets []Packet) {
 				continue
 			}
 			delete(syns, [2]netip.AddrPort{p.Dst, p.Src})
+			// The line whose connection it reopens: the one of the phone's
+			// address that sent that server a request last, or else the
+			// first to send anything after it.
+			var owner *LineTrace
+			var last time.Time
 			for _, l := range a.Lines {
-				if !slices.ContainsFunc(l.Txns, func(t *Txn) bool { return t.Sends[0].Src.Addr() == syn.Src.Addr() }) {
-					continue
+				for _, t := range l.Txns {
+					if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.Server == a.server(syn.Dst) && t.start().Before(syn.At) && t.start().After(last) {
+						owner, last = l, t.start()
+					}
 				}
-				l.Txns = append(l.Txns, &Txn{Line: l.AOR, Server: a.server(syn.Dst), Transport: "tcp", Method: "SYN", Expires: -1,
+			}
+			if owner == nil { // its first request: the line that next sends anything
+				var first time.Time
+				for _, l := range a.Lines {
+					for _, t := range l.Txns {
+						if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.start().After(syn.At) && (owner == nil || t.start().Before(first)) {
+							owner, first = l, t.start()
+						}
+					}
+				}
+			}
+			if owner != nil {
+				owner.Txns = append(owner.Txns, &Txn{Line: owner.AOR, Server: a.server(syn.Dst), Transport: "tcp", Method: "SYN", Expires: -1,
 					Sends: []*Message{{Frame: syn.Frame, At: syn.At, Src: syn.Src, Dst: syn.Dst, Transport: "tcp", Request: true, Method: "SYN"}},
 					Fault: &Fault{p.Frame, p.At, "TCP connection refused"}})
 			}
@@ -381,14 +414,9 @@ func (a *Analysis) bind(l *LineTrace) {
 	// requests: walk them by the time of the 2xx.
 	slices.SortStableFunc(regs, func(x, y *Txn) int { return a.outcome(x).At.Compare(a.outcome(y).At) })
 	for _, t := range regs {
-		// A probe: to the primary, while the line holds a binding on a
-		// backup only.
-		if t.Server == 0 && t.Expires != 0 && !l.liveAt(0, t.start()) {
-			for k := 1; k < len(a.Servers); k++ {
-				if l.liveAt(k, t.start()) {
-					t.Probe = true
-				}
-			}
+		// A probe: to the primary, while the line is on a backup.
+		if t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
+			t.Probe = true
 		}
 		if t.Final == nil || t.Final.Code >= 300 {
 			continue

@@ -131,16 +131,14 @@ func (a *Analysis) i1() Verdict {
 	return v.done("probing periods on a backup", fmt.Sprintf("the phone is never registered on a backup for a whole Failback Interval + 64*T1 (%v) in the capture", bound))
 }
 
-// span is a time the line was registered on a backup and not on the
-// primary.
+// span is a time the line was on a backup.
 type span struct {
 	from, to time.Time
 	frame    int  // the 2xx it began with
 	open     bool // it lasts to the end of the capture
 }
 
-// onBackup returns the spans in which the line holds a binding on a
-// backup and none on the primary.
+// onBackup returns the spans in which the line is on a backup.
 func (a *Analysis) onBackup(l *LineTrace) []span {
 	var moments []time.Time
 	for _, b := range l.Bindings {
@@ -157,14 +155,13 @@ func (a *Analysis) onBackup(l *LineTrace) []span {
 		if t.After(a.End) {
 			t = a.End
 		}
-		backup := false
 		frame := 0
 		for _, b := range l.Bindings {
 			if b.Server > 0 && b.live(t) {
-				backup, frame = true, b.Frame
+				frame = b.Frame
 			}
 		}
-		on := backup && !l.liveAt(0, t) && t.Before(a.End)
+		on := l.current(t) > 0 && t.Before(a.End)
 		switch {
 		case on && cur == nil:
 			cur = &span{from: t, frame: frame}
@@ -177,8 +174,8 @@ func (a *Analysis) onBackup(l *LineTrace) []span {
 	return out
 }
 
-// i2: a REGISTER that finds its server unavailable is followed, within
-// the slack, by a REGISTER to the next server: the phone fails over
+// i2: a request that finds the line's server unavailable is followed,
+// within the slack, by a REGISTER to the next server: the phone fails over
 // instead of retrying the same server.
 func (a *Analysis) i2() Verdict {
 	v := &verdict{Verdict: Verdict{ID: "I2", Title: "fails over to the next server within the budget"}}
@@ -188,7 +185,16 @@ func (a *Analysis) i2() Verdict {
 	}
 	for _, l := range a.Lines {
 		for i, t := range l.Txns {
-			if t.Method != "REGISTER" && t.Method != "SYN" || t.Probe || t.Expires == 0 || t.Server == len(a.Servers)-1 {
+			// The registration's own requests, and any other the line sent
+			// to the server it is registered on (a keep-alive, a call's),
+			// that found the server unavailable: the line fails over (R1,
+			// R5-R8). A probe's failure keeps it where it is (R11).
+			switch {
+			case t.Probe || t.Server == len(a.Servers)-1 || t.Method == "ACK" || t.Method == "CANCEL":
+				continue
+			case t.Method == "REGISTER" && t.Expires == 0:
+				continue // a de-registration fails over nothing
+			case t.Method != "REGISTER" && t.Method != "SYN" && !l.liveAt(t.Server, t.start()):
 				continue
 			}
 			o := a.outcome(t)
@@ -232,7 +238,7 @@ func (a *Analysis) i2() Verdict {
 			}
 		}
 	}
-	return v.done("REGISTERs that found their server unavailable", "no REGISTER to a non-last server found it unavailable in the capture")
+	return v.done("requests that found their server unavailable", "no request to a non-last server the phone used found it unavailable in the capture")
 }
 
 // held reports whether server k's Retry-After ran at t: the phone may pass

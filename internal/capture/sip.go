@@ -40,9 +40,9 @@ func parseSIP(b []byte) (Message, error) {
 		head = b
 	}
 	lines := strings.Split(string(head), "\r\n")
-	start := strings.Fields(lines[0])
+	start := strings.SplitN(lines[0], " ", 3) // a reason phrase has spaces of its own
 	switch {
-	case len(start) == 3 && strings.HasPrefix(start[0], "SIP/2.0"):
+	case len(start) == 3 && start[0] == "SIP/2.0":
 		code, err := strconv.Atoi(start[1])
 		if err != nil || code < 100 || code > 699 {
 			return m, fmt.Errorf("status line %q: no status code", clip(lines[0]))
