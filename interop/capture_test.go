@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -132,4 +133,82 @@ func verdictOf(r capture.Report, id string) capture.Verdict {
 		}
 	}
 	return capture.Verdict{}
+}
+
+// TestCaptureOfBrokenPhones: SIPp as a stand-in phone that breaks an
+// invariant on purpose, against the Kamailio pair, captured by tcpdump
+// from before it starts; verify-capture flags that invariant with the
+// frames that show it.
+func TestCaptureOfBrokenPhones(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		id    string
+		story func(w *world, phone func(server, scenario string, args ...string))
+	}{
+		{"never fails over", "I2", func(w *world, phone func(string, string, ...string)) {
+			w.kam("kill", "primary")
+			phone("primary", "phone.xml", "-max_non_invite_retrans", "2")
+			phone("primary", "phone.xml", "-max_non_invite_retrans", "2")
+		}},
+		{"skips the primary", "I3", func(w *world, phone func(string, string, ...string)) {
+			phone("backup", "phone.xml")
+		}},
+		{"retransmits one time too many", "I4", func(w *world, phone func(string, string, ...string)) {
+			w.kam("freeze", "primary")
+			phone("primary", "phone.xml", "-max_non_invite_retrans", "3")
+			phone("backup", "phone.xml")
+		}},
+		{"INVITE to the backup before registering there", "I5", func(w *world, phone func(string, string, ...string)) {
+			phone("primary", "phone.xml")
+			phone("backup", "phone_invite.xml")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := &world{t: t, dir: t.TempDir(), ports: map[string]int{}}
+			for _, n := range []string{"primary", "backup", "phone"} {
+				w.ports[n] = freePort(t)
+			}
+			t.Cleanup(func() { w.kam("stopall") })
+			w.kam("start", "primary", fmt.Sprint(w.ports["primary"]))
+			w.kam("start", "backup", fmt.Sprint(w.ports["backup"]))
+			file := filepath.Join(w.dir, "phone.pcap")
+			stop := tcpdump(t, file, w.ports["primary"], w.ports["backup"])
+			here, _ := os.Getwd()
+			c.story(w, func(server, scenario string, args ...string) {
+				cmd := exec.Command("sipp", append([]string{fmt.Sprintf("127.0.0.1:%d", w.ports[server]), "-sf", filepath.Join(here, scenario),
+					"-i", "127.0.0.1", "-p", fmt.Sprint(w.ports["phone"]), "-m", "1", "-timeout", "6s", "-timeout_error", "-nostdin"}, args...)...)
+				cmd.Dir = w.dir
+				out, err := cmd.CombinedOutput() // a phone that fails its scenario is part of the story
+				t.Logf("sipp %s %s: %v (%d bytes of output)", server, scenario, err, len(out))
+			})
+			stop()
+			s := capture.DefaultSettings()
+			s.Servers = []netip.AddrPort{
+				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports["primary"])),
+				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports["backup"])),
+			}
+			s.FromBoot = true
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			a, err := capture.Analyze(f, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := a.Report(c.name)
+			v := verdictOf(r, c.id)
+			t.Logf("%d frames, %d SIP messages; %s %s: %s %+v", r.Frames, r.Messages, v.ID, v.Status, v.Why, v.Findings)
+			if v.Status != capture.Violated || len(v.Findings) == 0 || len(v.Findings[0].Frames) == 0 {
+				t.Errorf("%s: %s (%s), want violated with frames", c.id, v.Status, v.Why)
+			}
+			if keep := os.Getenv("KEEP_CAPTURE"); keep != "" {
+				data, _ := os.ReadFile(file)
+				name := "sipp_" + strings.ReplaceAll(c.name, " ", "_")
+				os.WriteFile(filepath.Join(keep, name+".pcap"), data, 0o644)
+				os.WriteFile(filepath.Join(keep, name+".servers"), []byte(fmt.Sprintf("%s,%s\n", s.Servers[0], s.Servers[1])), 0o644)
+			}
+		})
+	}
 }

@@ -188,3 +188,48 @@ func TestRuntimeCaptures(t *testing.T) {
 		})
 	}
 }
+
+// TestSIPpPhones: SIPp as a stand-in phone that breaks an invariant on
+// purpose against the Kamailio pair, as tcpdump saw it in the interop
+// suite (TestCaptureOfBrokenPhones, kept with KEEP_CAPTURE): each is
+// flagged with its invariant and the frames that show it.
+func TestSIPpPhones(t *testing.T) {
+	for _, c := range []struct {
+		name, id string
+		frames   []int
+		msg      string
+	}{
+		{"sipp_never_fails_over", "I2", []int{1, 2, 3, 5, 7}, "server 1 was unavailable (ICMP unreachable); the phone registered there again"},
+		{"sipp_skips_the_primary", "I3", []int{1}, "a REGISTER to server 2 without server 1 failing first"},
+		{"sipp_retransmits_one_time_too_many", "I4", []int{1, 2, 3, 4}, "4 transmissions of one REGISTER to server 1; its budget is 3"},
+		{"sipp_INVITE_to_the_backup_before_registering_there", "I5", []int{5}, "a INVITE went to server 2 while the phone was registered on server 1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			servers, err := os.ReadFile(filepath.Join("testdata", c.name+".servers"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := DefaultSettings()
+			for _, addr := range strings.Split(strings.TrimSpace(string(servers)), ",") {
+				s.Servers = append(s.Servers, netip.MustParseAddrPort(addr))
+			}
+			s.FromBoot = true
+			data, err := os.ReadFile(filepath.Join("testdata", c.name+".pcap"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := Analyze(bytes.NewReader(data), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range a.Check() {
+				switch {
+				case v.ID == c.id && (v.Status != Violated || !slices.Equal(v.Findings[0].Frames, c.frames) || !strings.Contains(v.Findings[0].Msg, c.msg)):
+					t.Errorf("%s: %s %+v, want violated at frames %v with %q", v.ID, v.Status, v.Findings, c.frames, c.msg)
+				case v.ID != c.id && v.Status == Violated && !(c.id == "I4" && v.ID == "I2"): // retransmitting too long fails over late too
+					t.Errorf("also %s: %+v", v.ID, v.Findings)
+				}
+			}
+		})
+	}
+}

@@ -38,6 +38,7 @@ type verdict struct {
 }
 
 func (v *verdict) violated(a *Analysis, l *LineTrace, at time.Time, frames []int, format string, args ...any) {
+	frames = slices.Compact(slices.Sorted(slices.Values(frames)))
 	v.Findings = append(v.Findings, Finding{Line: l.AOR, At: at.Sub(a.Begin), Frames: frames, Msg: fmt.Sprintf(format, args...)})
 }
 
