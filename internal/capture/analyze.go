@@ -159,6 +159,8 @@ type LineTrace struct {
 	AOR      string
 	Txns     []*Txn     // by first transmission
 	Bindings []*Binding // by time granted
+
+	dialogs map[string]int // Call-ID -> the server its dialog was set up through
 }
 
 // current is the server the line is on at t: that of the live binding

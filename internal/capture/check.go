@@ -373,10 +373,16 @@ func (a *Analysis) i5() Verdict {
 // dialogServer is the server a call's dialog was set up through: the one
 // its INVITE got a 2xx from; -1 if none.
 func (a *Analysis) dialogServer(l *LineTrace, callID string) int {
-	for _, t := range l.Txns {
-		if t.Method == "INVITE" && t.CallID == callID && !t.InDialog && t.Final != nil && t.Final.Code < 300 {
-			return t.Server
+	if l.dialogs == nil {
+		l.dialogs = map[string]int{}
+		for _, t := range l.Txns {
+			if _, seen := l.dialogs[t.CallID]; !seen && t.Method == "INVITE" && !t.InDialog && t.Final != nil && t.Final.Code < 300 {
+				l.dialogs[t.CallID] = t.Server
+			}
 		}
+	}
+	if s, ok := l.dialogs[callID]; ok {
+		return s
 	}
 	return -1
 }
@@ -499,7 +505,7 @@ func (a *Analysis) i11() Verdict {
 				}
 			}
 			v.judged++
-			lo, u0 := 0, 0
+			lo, u0, u1 := 0, 0, 0
 			for hi, t := range starts {
 				for starts[lo].start().Add(time.Minute).Before(t.start()) || starts[lo].start().Add(time.Minute).Equal(t.start()) {
 					lo++
@@ -507,12 +513,10 @@ func (a *Analysis) i11() Verdict {
 				for u0 < len(users) && !users[u0].After(t.start().Add(-time.Minute)) {
 					u0++
 				}
-				u := 0
-				for _, x := range users[u0:] {
-					if !x.After(t.start()) {
-						u++
-					}
+				for u1 < len(users) && !users[u1].After(t.start()) {
+					u1++
 				}
+				u := max(0, u1-u0) // the user's requests in the minute up to t
 				if n := hi - lo + 1; n > b.RateBound(u) {
 					v.violated(a, l, t.start(), []int{starts[lo].Sends[0].Frame, t.Sends[0].Frame},
 						"%d transactions on server %d in the minute up to %v; the bound is %d", n, s+1, t.start().Sub(a.Begin).Round(time.Millisecond), b.RateBound(u))

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"time"
 
@@ -52,7 +53,7 @@ const maxFrame = 256 << 10
 // the damage before any frame is decoded; a frame that does not decode is
 // a Problem, not an error.
 func Read(r io.Reader) ([]Packet, []Problem, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 4<<30))
+	data, err := readAll(r)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -60,6 +61,7 @@ func Read(r io.Reader) ([]Packet, []Problem, error) {
 		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}
 	var link layers.LinkType
+	frames := len(data) / 200 // a guess for pcapng, whose frames are not counted ahead
 	switch {
 	case len(data) >= 4 && binary.LittleEndian.Uint32(data) == 0x0A0D0D0A:
 		if err := checkNg(data); err != nil {
@@ -71,14 +73,14 @@ func Read(r io.Reader) ([]Packet, []Problem, error) {
 		}
 		src, link = ng, ng.LinkType()
 	case len(data) >= 24:
-		if err := checkPcap(data); err != nil {
+		n, err := checkPcap(data)
+		if err != nil {
 			return nil, nil, err
 		}
-		pr, err := pcapgo.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, nil, fmt.Errorf("pcap: %w", err)
-		}
-		src, link = pr, pr.LinkType()
+		frames = n
+		// Classic pcap is read in place: the frames are slices of data.
+		src = newPcapFrames(data)
+		link = layers.LinkType(src.(*pcapFrames).order.Uint32(data[20:]) & 0x0fffffff)
 	default:
 		return nil, nil, errors.New("not a pcap or pcapng capture: too short")
 	}
@@ -86,7 +88,7 @@ func Read(r io.Reader) ([]Packet, []Problem, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []Packet
+	out := make([]Packet, 0, frames)
 	var problems []Problem
 	for frame := 1; ; frame++ {
 		buf, ci, err := src.ReadPacketData()
@@ -108,10 +110,41 @@ func Read(r io.Reader) ([]Packet, []Problem, error) {
 	return out, problems, nil
 }
 
+// maxCapture bounds the file read: 4 GiB.
+const maxCapture = 4 << 30
+
+// readAll reads the capture whole, in one allocation when the reader
+// knows its size.
+func readAll(r io.Reader) ([]byte, error) {
+	size := int64(0)
+	switch f := r.(type) {
+	case interface{ Stat() (fs.FileInfo, error) }:
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+	case interface{ Len() int }:
+		size = int64(f.Len())
+	}
+	if size > maxCapture {
+		return nil, fmt.Errorf("%d bytes: more than the 4 GiB a capture may have here", size)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, err
+	}
+	// What the size did not say (a file still being written, a reader of
+	// unknown length).
+	more, err := io.ReadAll(io.LimitReader(r, maxCapture-size))
+	if err != nil {
+		return nil, err
+	}
+	return append(data, more...), nil
+}
+
 // checkPcap walks a classic pcap file's records and refuses one that
 // claims more bytes than a frame may have or than the file holds, so that
-// no length in a hostile file sizes an allocation.
-func checkPcap(data []byte) error {
+// no length in a hostile file sizes an allocation; it counts the frames.
+func checkPcap(data []byte) (frames int, err error) {
 	var order binary.ByteOrder
 	switch binary.LittleEndian.Uint32(data) {
 	case 0xa1b2c3d4, 0xa1b23c4d:
@@ -119,19 +152,57 @@ func checkPcap(data []byte) error {
 	case 0xd4c3b2a1, 0x4d3cb2a1:
 		order = binary.BigEndian
 	default:
-		return fmt.Errorf("not a pcap or pcapng capture: magic %#08x", binary.LittleEndian.Uint32(data))
+		return 0, fmt.Errorf("not a pcap or pcapng capture: magic %#08x", binary.LittleEndian.Uint32(data))
 	}
-	for off, frame := 24, 1; off < len(data); frame++ {
+	off := 24
+	for ; off < len(data); frames++ {
 		if len(data)-off < 16 {
-			return fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frame, off)
+			return 0, fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frames+1, off)
 		}
 		incl := order.Uint32(data[off+8:])
 		if incl > maxFrame || int(incl) > len(data)-off-16 {
-			return fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have or the file holds", frame, off, incl)
+			return 0, fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have or the file holds", frames+1, off, incl)
 		}
 		off += 16 + int(incl)
 	}
-	return nil
+	return frames, nil
+}
+
+// pcapFrames reads the frames of a classic pcap file checkPcap passed, as
+// slices of it.
+type pcapFrames struct {
+	data  []byte
+	order binary.ByteOrder
+	nanos bool
+	off   int
+}
+
+func newPcapFrames(data []byte) *pcapFrames {
+	f := &pcapFrames{data: data, off: 24, order: binary.LittleEndian}
+	switch binary.LittleEndian.Uint32(data) {
+	case 0xd4c3b2a1:
+		f.order = binary.BigEndian
+	case 0x4d3cb2a1:
+		f.order, f.nanos = binary.BigEndian, true
+	case 0xa1b23c4d:
+		f.nanos = true
+	}
+	return f
+}
+
+func (f *pcapFrames) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	if f.off >= len(f.data) {
+		return nil, gopacket.CaptureInfo{}, io.EOF
+	}
+	h := f.data[f.off : f.off+16]
+	sec, frac := int64(f.order.Uint32(h)), int64(f.order.Uint32(h[4:]))
+	if !f.nanos {
+		frac *= 1000
+	}
+	incl := int(f.order.Uint32(h[8:]))
+	frame := f.data[f.off+16 : f.off+16+incl]
+	f.off += 16 + incl
+	return frame, gopacket.CaptureInfo{Timestamp: time.Unix(sec, frac).UTC(), CaptureLength: incl, Length: int(f.order.Uint32(h[12:]))}, nil
 }
 
 // checkNg walks a pcapng file's blocks and refuses one whose length runs

@@ -61,7 +61,7 @@ func parseSIP(b []byte) (Message, error) {
 			continue // a folded line or garbage: nothing the checks read
 		}
 		value = strings.TrimSpace(value)
-		switch strings.ToLower(strings.TrimSpace(name)) {
+		switch headerName(name) {
 		case "via", "v":
 			if !viaSeen { // the top Via names the transaction
 				viaSeen = true
@@ -122,6 +122,18 @@ func (m Message) kind() string {
 	return strconv.Itoa(m.Code) + " response"
 }
 
+// headerName is the header's name in lower case, without allocating for
+// the names the checks read.
+func headerName(name string) string {
+	name = strings.TrimSpace(name)
+	for _, known := range []string{"via", "call-id", "cseq", "from", "to", "expires", "contact", "retry-after"} {
+		if strings.EqualFold(name, known) {
+			return known
+		}
+	}
+	return name // compact forms are lower case already
+}
+
 // param returns a header value's parameter name (";name=value").
 func param(value, name string) string {
 	for _, p := range strings.Split(value, ";")[1:] {
@@ -161,7 +173,7 @@ func clip(s string) string {
 // (keep-alive CRLFs aside), and those of each TCP stream, reassembled in
 // sequence order and split by Content-Length.
 func messages(packets []Packet) ([]Message, []Problem) {
-	var out []Message
+	out := make([]Message, 0, len(packets))
 	var problems []Problem
 	streams := map[[2]netip.AddrPort]*stream{}
 	for i := range packets {
