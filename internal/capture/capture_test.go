@@ -233,3 +233,26 @@ func TestSIPpPhones(t *testing.T) {
 		})
 	}
 }
+
+// TestDocsPicture: the README's timeline (docs/verify-capture.svg and
+// .png) is this capture's, as the code draws it now; -update redraws it.
+func TestDocsPicture(t *testing.T) {
+	a, _ := check(t, "invite_before_register")
+	draw := func(format string) []byte {
+		var b bytes.Buffer
+		if err := a.Picture(&b, format, a.Check()); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	svg := draw("svg")
+	path := "../../docs/verify-capture"
+	if *update {
+		os.WriteFile(path+".svg", svg, 0o644)
+		os.WriteFile(path+".png", draw("png"), 0o644)
+	}
+	old, err := os.ReadFile(path + ".svg")
+	if err != nil || !bytes.Equal(old, svg) {
+		t.Errorf("docs/verify-capture.svg is not the picture the code draws (%v): go test ./internal/capture -update", err)
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const captures = "../../internal/capture/testdata/"
+
+// TestVerifyCapture: the command on a stand-in phone's capture, the file
+// before or after the flags: exit 1 with the violation and its frames, the
+// JSON report, and the timeline picture.
+func TestVerifyCapture(t *testing.T) {
+	picture := filepath.Join(t.TempDir(), "timeline.png")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"verify-capture", captures + "skips_primary.pcap", "-servers", "127.0.0.2:5060,127.0.0.3:5060",
+		"-failback-interval", "60s", "-picture", picture}, &stdout, &stderr)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (a violation)\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"line 1001@example.test: 2 transactions", "I3   VIOLATED", "I3 at 10s, frames 3: 1001@example.test: a REGISTER to server 2 without server 1 failing first",
+		"I9   NOT DECIDABLE", "frames a second"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the report lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if png, err := os.ReadFile(picture); err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("no PNG timeline: %v", err)
+	}
+
+	stdout.Reset()
+	code = run([]string{"verify-capture", "-servers", "127.0.0.2:5060,127.0.0.3:5060", "-failback-interval", "60s", "-json", captures + "good.pcap"}, &stdout, &stderr)
+	var r struct {
+		Messages int
+		Verdicts []struct{ ID, Status string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil || code != 0 || r.Messages != 22 || len(r.Verdicts) != 12 {
+		t.Fatalf("exit %d, %v: %+v", code, err, r)
+	}
+}
+
+// TestVerifyCaptureRefuses: bad flags and files get a message that names
+// the flag, and no report.
+func TestVerifyCaptureRefuses(t *testing.T) {
+	notCapture := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(notCapture, []byte("hello, this is no capture at all"), 0o644)
+	good := captures + "good.pcap"
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{good}, 2, "-servers: give the phone's servers"},
+		{[]string{good, "-servers", "primary:5060"}, 2, `-servers: "primary:5060" is not ADDR:PORT`},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-t1", "0s"}, 2, "-t1 0s"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-retry-counts", "0"}, 2, "-retry-counts 0: 1 to 64"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-failback", "maybe"}, 2, `-failback "maybe": on or off`},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-transport", "tls"}, 2, "TLS is encrypted on the wire"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-unavailable-codes", "200"}, 2, `"200" is not a status code of 300-699`},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-picture", "x.gif"}, 2, "an .svg or .png file"},
+		{[]string{"-servers", "127.0.0.1:5060"}, 2, "missing argument"},
+		{[]string{notCapture, "-servers", "127.0.0.1:5060"}, 1, "not a pcap or pcapng capture"},
+		{[]string{"/nonexistent.pcap", "-servers", "127.0.0.1:5060"}, 1, "no such file"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"verify-capture"}, c.args...), &stdout, &stderr)
+		if code != c.code || !strings.Contains(stderr.String(), c.want) || strings.Contains(stdout.String(), "I1 ") {
+			t.Errorf("%v: exit %d, %q; want exit %d and %q", c.args, code, stderr.String(), c.code, c.want)
+		}
+	}
+}
