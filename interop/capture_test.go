@@ -86,23 +86,10 @@ func TestCaptureOfTheRuntime(t *testing.T) {
 			w.waitState("primary_registered", failback+64*t1+time.Second)
 			stop()
 
-			s := capture.DefaultSettings()
-			s.Servers = []netip.AddrPort{
-				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports["primary"])),
-				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports["backup"])),
-			}
+			s := w.captureSettings()
 			s.T1, s.T2, s.RetryCounts, s.FailbackInterval, s.Keepalive, s.BackoffBase = t1, 8*t1, 3, failback, keepalive, time.Second
-			s.Slack, s.FromBoot = 4*rtt, true
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			a, err := capture.Analyze(f, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := a.Report(tr.name)
+			s.Slack = 4 * rtt
+			r := check(t, file, s)
 			js, _ := json.MarshalIndent(r.Verdicts, "", "  ")
 			t.Logf("%d frames, %d SIP messages over %v; problems %v\n%s", r.Frames, r.Messages, r.Duration, r.Problems, js)
 			for _, v := range r.Verdicts {
@@ -124,6 +111,32 @@ func TestCaptureOfTheRuntime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// captureSettings are the seed's settings of a phone whose servers are
+// the world's primary and backup, captured from before it started.
+func (w *world) captureSettings() capture.Settings {
+	s := capture.DefaultSettings()
+	for _, n := range []string{"primary", "backup"} {
+		s.Servers = append(s.Servers, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports[n])))
+	}
+	s.FromBoot = true
+	return s
+}
+
+// check reads the capture in file and checks it with settings s.
+func check(t *testing.T, file string, s capture.Settings) capture.Report {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, err := capture.Analyze(f, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Report(filepath.Base(file))
 }
 
 func verdictOf(r capture.Report, id string) capture.Verdict {
@@ -182,22 +195,8 @@ func TestCaptureOfBrokenPhones(t *testing.T) {
 				t.Logf("sipp %s %s: %v (%d bytes of output)", server, scenario, err, len(out))
 			})
 			stop()
-			s := capture.DefaultSettings()
-			s.Servers = []netip.AddrPort{
-				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports["primary"])),
-				netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(w.ports["backup"])),
-			}
-			s.FromBoot = true
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			a, err := capture.Analyze(f, s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := a.Report(c.name)
+			s := w.captureSettings()
+			r := check(t, file, s)
 			v := verdictOf(r, c.id)
 			t.Logf("%d frames, %d SIP messages; %s %s: %s %+v", r.Frames, r.Messages, v.ID, v.Status, v.Why, v.Findings)
 			if v.Status != capture.Violated || len(v.Findings) == 0 || len(v.Findings[0].Frames) == 0 {
@@ -235,21 +234,17 @@ func TestCaptureThroughput(t *testing.T) {
 		t.Fatalf("sipp: %v\n%s", err, out[max(0, len(out)-2000):])
 	}
 	stop()
-	data, err := os.ReadFile(file)
+	st, err := os.Stat(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := capture.DefaultSettings()
 	s.Servers = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(uasPort))}
 	start := time.Now()
-	a, err := capture.Analyze(bytes.NewReader(data), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := a.Report("load")
+	r := check(t, file, s)
 	took := time.Since(start)
 	t.Logf("%d frames, %d SIP messages (%d MB) checked in %v: %.0f frames a second; I5 %s with %d findings",
-		r.Frames, r.Messages, len(data)>>20, took.Round(time.Millisecond), float64(r.Frames)/took.Seconds(), verdictOf(r, "I5").Status, len(verdictOf(r, "I5").Findings))
+		r.Frames, r.Messages, st.Size()>>20, took.Round(time.Millisecond), float64(r.Frames)/took.Seconds(), verdictOf(r, "I5").Status, len(verdictOf(r, "I5").Findings))
 	if r.Messages < 100000 {
 		t.Errorf("%d SIP messages, want at least 100,000 (did tcpdump drop some?)", r.Messages)
 	}

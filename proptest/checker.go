@@ -53,18 +53,18 @@ func (s Settings) Budget(i int) time.Duration {
 	return min(64*s.T1, s.RetryTime)
 }
 
-// budgetOf is the retry budget of server i for a request of method: an
+// BudgetOf is the retry budget of server i for a request of method: an
 // INVITE counts its own transmissions (R19).
-func (s Settings) budgetOf(method string, i int) time.Duration {
+func (s Settings) BudgetOf(method string, i int) time.Duration {
 	if method == "INVITE" && s.InviteRetryCounts > 0 {
 		s.RetryCounts = s.InviteRetryCounts
 	}
 	return s.Budget(i)
 }
 
-// transmissionsOf is the most transmissions of a request of method to a
+// TransmissionsOf is the most transmissions of a request of method to a
 // server that is not the last, in count mode (R3, R19).
-func (s Settings) transmissionsOf(method string) int {
+func (s Settings) TransmissionsOf(method string) int {
 	if method == "INVITE" && s.InviteRetryCounts > 0 {
 		return s.InviteRetryCounts
 	}
@@ -321,12 +321,12 @@ func (c *checker) i4() {
 			switch {
 			case tr.Reliable && len(rs) > 1:
 				c.report("I4", last, "%d transmissions of one %s to server %d over TCP", len(rs), rs[0].Method, s)
-			case s < tr.Servers-1 && tr.CountMode && len(rs) > tr.transmissionsOf(rs[0].Method):
-				c.report("I4", last, "%d transmissions of one %s to server %d; the budget is %d", len(rs), rs[0].Method, s, tr.transmissionsOf(rs[0].Method))
+			case s < tr.Servers-1 && tr.CountMode && len(rs) > tr.TransmissionsOf(rs[0].Method):
+				c.report("I4", last, "%d transmissions of one %s to server %d; the budget is %d", len(rs), rs[0].Method, s, tr.TransmissionsOf(rs[0].Method))
 			case last-first > 64*tr.T1:
 				c.report("I4", last, "%s to server %d retransmitted for %v, past 64*T1", rs[0].Method, s, last-first)
-			case s < tr.Servers-1 && !tr.CountMode && last-first > tr.budgetOf(rs[0].Method, s):
-				c.report("I4", last, "%s to server %d retransmitted for %v, past its %v budget", rs[0].Method, s, last-first, tr.budgetOf(rs[0].Method, s))
+			case s < tr.Servers-1 && !tr.CountMode && last-first > tr.BudgetOf(rs[0].Method, s):
+				c.report("I4", last, "%s to server %d retransmitted for %v, past its %v budget", rs[0].Method, s, last-first, tr.BudgetOf(rs[0].Method, s))
 			}
 		}
 	}

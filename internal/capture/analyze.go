@@ -52,25 +52,6 @@ func (s Settings) bounds() proptest.Settings {
 		BackoffMax: s.BackoffBase, Keepalive: s.Keepalive, RTT: s.Slack}
 }
 
-// budget is how long a request of method to server i may be retransmitted
-// before the server counts as unavailable (R3, R4, R19).
-func (s Settings) budget(method string, i int) time.Duration {
-	b := s.bounds()
-	if method == "INVITE" && s.InviteRetryCounts > 0 {
-		b.RetryCounts = s.InviteRetryCounts
-	}
-	return b.Budget(i)
-}
-
-// transmissions is the most transmissions of one request of method to a
-// non-last server in count mode.
-func (s Settings) transmissions(method string) int {
-	if method == "INVITE" && s.InviteRetryCounts > 0 {
-		return s.InviteRetryCounts
-	}
-	return s.RetryCounts
-}
-
 // Txn is one client transaction of the phone with one server: its
 // transmissions, the server's answers, and the fault that ended it.
 type Txn struct {
@@ -130,7 +111,7 @@ func (a *Analysis) outcome(t *Txn) Outcome {
 	if t.Fault != nil {
 		return Outcome{Kind: "unavailable", At: t.Fault.At, Frame: t.Fault.Frame, What: t.Fault.What}
 	}
-	budget := s.budget(t.Method, t.Server)
+	budget := s.bounds().BudgetOf(t.Method, t.Server)
 	if t.Probe {
 		budget = 64 * s.T1
 	}

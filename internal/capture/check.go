@@ -326,9 +326,9 @@ func (a *Analysis) i4() Verdict {
 			switch {
 			case t.Transport == "tcp" && len(t.Sends) > 1:
 				v.violated(a, l, last, frames(t.Sends), "%d transmissions of one %s to server %d over TCP", len(t.Sends), t.Method, t.Server+1)
-			case nonLast && a.CountMode && len(t.Sends) > a.transmissions(t.Method):
+			case nonLast && a.CountMode && len(t.Sends) > a.bounds().TransmissionsOf(t.Method):
 				v.violated(a, l, last, frames(t.Sends), "%d transmissions of one %s to server %d; its budget is %d",
-					len(t.Sends), t.Method, t.Server+1, a.transmissions(t.Method))
+					len(t.Sends), t.Method, t.Server+1, a.bounds().TransmissionsOf(t.Method))
 			case last.Sub(first) > 64*a.T1+a.Slack:
 				v.violated(a, l, last, frames(t.Sends), "%s to server %d retransmitted for %v, past 64*T1", t.Method, t.Server+1, last.Sub(first).Round(time.Millisecond))
 			case nonLast && !a.CountMode && last.Sub(first) > a.RetryTime+a.Slack:
