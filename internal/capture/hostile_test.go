@@ -3,10 +3,13 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDamagedFiles: a file that is not a capture, or whose lengths lie,
@@ -101,4 +104,33 @@ func FuzzParseSIP(f *testing.F) {
 			t.Errorf("accepted a message without what names its transaction: %+v", m)
 		}
 	})
+}
+
+// TestLostSegment: a TCP segment the capture lost costs the message it
+// was part of, named as a problem, not the rest of the stream.
+func TestLostSegment(t *testing.T) {
+	c := newCrafter(t)
+	c.tcp(0, phone, primary, "", true, false)
+	var reqs []req
+	for i := range maxPending + 3 {
+		r := c.request("OPTIONS", fmt.Sprintf("ka-%d", i), 1, -1)
+		r.transport = "TCP"
+		reqs = append(reqs, r)
+	}
+	k := [2]netip.AddrPort{phone, primary}
+	lost := reqs[0].String()
+	c.seq[k] += uint32(len(lost)) // the first message never reaches the capture
+	for i, r := range reqs[1:] {
+		c.tcp(time.Duration(i+1)*time.Millisecond, phone, primary, r.String(), false, false)
+	}
+	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Problems) != 1 || !strings.Contains(a.Problems[0].Msg, fmt.Sprintf("%d bytes of a TCP stream missing", len(lost))) {
+		t.Errorf("problems %v, want the lost segment", a.Problems)
+	}
+	if a.Messages != len(reqs)-1 {
+		t.Errorf("%d messages, want the %d after the gap", a.Messages, len(reqs)-1)
+	}
 }

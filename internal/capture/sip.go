@@ -237,10 +237,18 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 		if s.pending == nil {
 			s.pending = map[uint32]Packet{}
 		}
-		if len(s.pending) < 1024 {
-			s.pending[p.Seq] = *p
+		s.pending[p.Seq] = *p
+		if len(s.pending) < maxPending {
+			return nil
 		}
-		return nil
+		// The gap is a segment the capture lost: what was before it is
+		// gone, the stream goes on after it.
+		*problems = append(*problems, Problem{p.Frame, fmt.Sprintf("%d bytes of a TCP stream missing from the capture", minGap(s))})
+		s.buf, s.frames = nil, s.frames[:0]
+		s.next += uint32(minGap(s))
+		q := s.pending[s.next]
+		delete(s.pending, s.next)
+		p = &q
 	}
 	s.append(p)
 	for {
@@ -284,6 +292,21 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 		out = append(out, m)
 		s.consume(end + 4 + length)
 	}
+}
+
+// maxPending is how many segments past a gap a stream waits for the
+// segment that fills it.
+const maxPending = 64
+
+// minGap is how far the earliest segment waiting is past the stream.
+func minGap(s *stream) int32 {
+	gap := int32(-1)
+	for seq := range s.pending {
+		if d := int32(seq - s.next); gap < 0 || d < gap {
+			gap = d
+		}
+	}
+	return gap
 }
 
 // append adds the new bytes of p, skipping what a retransmission repeats.
