@@ -3,6 +3,8 @@ package capture
 import (
 	"bytes"
 	"fmt"
+	"image/color"
+	"image/png"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -234,25 +236,44 @@ func TestSIPpPhones(t *testing.T) {
 	}
 }
 
-// TestDocsPicture: the README's timeline (docs/verify-capture.svg and
-// .png) is this capture's, as the code draws it now; -update redraws it.
+// TestDocsPicture: the README's timeline (docs/verify-capture.png) is this
+// capture's, pixel for pixel as the code draws it now; -update redraws it.
 func TestDocsPicture(t *testing.T) {
 	a, _ := check(t, "invite_before_register")
-	draw := func(format string) []byte {
-		var b bytes.Buffer
-		if err := a.Picture(&b, format, a.Check()); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
+	var b bytes.Buffer
+	if err := a.Picture(&b, "png", a.Check()); err != nil {
+		t.Fatal(err)
 	}
-	svg := draw("svg")
-	path := "../../docs/verify-capture"
+	path := "../../docs/verify-capture.png"
 	if *update {
-		os.WriteFile(path+".svg", svg, 0o644)
-		os.WriteFile(path+".png", draw("png"), 0o644)
+		os.WriteFile(path, b.Bytes(), 0o644)
 	}
-	old, err := os.ReadFile(path + ".svg")
-	if err != nil || !bytes.Equal(old, svg) {
-		t.Errorf("docs/verify-capture.svg is not the picture the code draws (%v): go test ./internal/capture -update", err)
+	drawn, err := png.Decode(&b)
+	if err != nil {
+		t.Fatal(err)
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	kept, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.Bounds() != drawn.Bounds() {
+		t.Fatalf("docs/verify-capture.png is %v, the code draws %v: go test ./internal/capture -update", kept.Bounds(), drawn.Bounds())
+	}
+	for y := drawn.Bounds().Min.Y; y < drawn.Bounds().Max.Y; y++ {
+		for x := drawn.Bounds().Min.X; x < drawn.Bounds().Max.X; x++ {
+			if r1, g1, b1, a1 := kept.At(x, y).RGBA(); [4]uint32{r1, g1, b1, a1} != rgba(drawn.At(x, y)) {
+				t.Fatalf("docs/verify-capture.png differs from what the code draws at (%d, %d): go test ./internal/capture -update", x, y)
+			}
+		}
+	}
+}
+
+func rgba(c color.Color) [4]uint32 {
+	r, g, b, a := c.RGBA()
+	return [4]uint32{r, g, b, a}
 }
