@@ -277,3 +277,20 @@ func rgba(c color.Color) [4]uint32 {
 	r, g, b, a := c.RGBA()
 	return [4]uint32{r, g, b, a}
 }
+
+// TestAvailability: the report says when each server was found
+// unavailable, and by what.
+func TestAvailability(t *testing.T) {
+	a, _ := check(t, "invite_before_register")
+	r := a.Report("x")
+	got := fmt.Sprintf("%+v", r.Servers)
+	want := "[{Addr:127.0.0.2:5060 Transactions:2 Answered:1 Unavailable:[{At:10.001s Frame:4 What:ICMP unreachable}]} {Addr:127.0.0.3:5060 Transactions:3 Answered:3 Unavailable:[]}]"
+	if got != want {
+		t.Errorf("servers:\n%s\nwant\n%s", got, want)
+	}
+	a, _ = check(t, "never_fails_over")
+	// The third REGISTER's budget outlasts the capture.
+	if u := a.Report("x").Servers[0].Unavailable; len(u) != 2 || u[0].What != "REGISTER unanswered for 3.5s" || u[0].At != 23500*time.Millisecond {
+		t.Errorf("the silent primary: %+v", u)
+	}
+}

@@ -1,8 +1,10 @@
 package capture
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,10 +17,27 @@ type Report struct {
 	Messages  int // SIP messages
 	Duration  time.Duration
 	Transport string
-	Servers   []string
+	Servers   []ServerSummary
 	Lines     []LineSummary
 	Verdicts  []Verdict
 	Problems  []Problem `json:",omitempty"`
+}
+
+// ServerSummary is what the capture shows of one server's availability:
+// the phone's transactions with it, those it answered, and each time it
+// was found unavailable.
+type ServerSummary struct {
+	Addr         string
+	Transactions int
+	Answered     int
+	Unavailable  []Unavailability `json:",omitempty"`
+}
+
+// Unavailability is one time the server failed a request of the phone.
+type Unavailability struct {
+	At    time.Duration // since the first frame
+	Frame int           // the answer or fault; 0 when no answer came
+	What  string
 }
 
 // LineSummary is what the capture shows of one line.
@@ -34,7 +53,31 @@ func (a *Analysis) Report(name string) Report {
 	r := Report{Capture: name, Frames: a.Packets, Messages: a.Messages, Duration: a.End.Sub(a.Begin), Transport: a.Transports,
 		Verdicts: a.Check(), Problems: a.Problems}
 	for _, s := range a.Servers {
-		r.Servers = append(r.Servers, s.String())
+		r.Servers = append(r.Servers, ServerSummary{Addr: s.String()})
+	}
+	for _, l := range a.Lines {
+		for _, t := range l.Txns {
+			if t.Method == "ACK" {
+				continue
+			}
+			sv := &r.Servers[t.Server]
+			sv.Transactions++
+			if len(t.Answers) > 0 {
+				sv.Answered++
+			}
+			if o := a.outcome(t); failed(o) {
+				what := o.What
+				if o.Kind == "unavailable" && t.Final != nil {
+					what = fmt.Sprintf("%d to a %s", t.Final.Code, t.Method)
+				} else if o.Kind == "timeout" {
+					what = fmt.Sprintf("%s unanswered for %v", t.Method, a.Settings.bounds().BudgetOf(t.Method, t.Server))
+				}
+				sv.Unavailable = append(sv.Unavailable, Unavailability{At: o.At.Sub(a.Begin), Frame: o.Frame, What: what})
+			}
+		}
+	}
+	for i := range r.Servers {
+		slices.SortFunc(r.Servers[i].Unavailable, func(x, y Unavailability) int { return cmp.Compare(x.At, y.At) })
 	}
 	for _, l := range a.Lines {
 		s := LineSummary{AOR: l.AOR, Transactions: len(l.Txns), Registrations: len(l.Bindings)}
@@ -70,7 +113,22 @@ func (r Report) Write(w io.Writer) {
 		if i == 0 {
 			role = "primary"
 		}
-		fmt.Fprintf(w, "  server %d: %s (%s)\n", i+1, s, role)
+		fmt.Fprintf(w, "  server %d: %s (%s): %d transactions, %d answered", i+1, s.Addr, role, s.Transactions, s.Answered)
+		for k, u := range s.Unavailable {
+			if k == 0 {
+				fmt.Fprint(w, "; unavailable at")
+			}
+			if k == maxShown {
+				fmt.Fprintf(w, " ... (%d in all)", len(s.Unavailable))
+				break
+			}
+			frame := ""
+			if u.Frame > 0 {
+				frame = fmt.Sprintf(", frame %d", u.Frame)
+			}
+			fmt.Fprintf(w, " %v (%s%s)", u.At.Round(time.Millisecond), u.What, frame)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, l := range r.Lines {
 		fmt.Fprintf(w, "  line %s: %d transactions, %d registrations, %d failback probes\n", l.AOR, l.Transactions, l.Registrations, l.Probes)
