@@ -121,6 +121,9 @@ func concurrentMachine(t *testing.T) machine {
 // every event, so the Promela the model checker proves things of cannot
 // drift from the code that runs.
 func TestSimulationMatchesGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hundreds of SPIN simulations")
+	}
 	tools(t)
 	for _, m := range []struct {
 		name   string
