@@ -30,8 +30,8 @@ type Packet struct {
 	Proto    string // "udp", "tcp" or "icmp"
 	Payload  []byte
 	// TCP
-	Seq           uint32
-	SYN, FIN, RST bool
+	Seq      uint32
+	SYN, RST bool
 	// ICMP destination unreachable: the UDP datagram it returns.
 	OrigSrc, OrigDst netip.AddrPort
 }
@@ -310,7 +310,7 @@ func (d *decoder) decode(buf []byte) (p Packet, ok bool, msg string) {
 		case layers.LayerTypeTCP:
 			p.Proto, p.Payload = "tcp", d.tcp.Payload
 			p.Src, p.Dst = netip.AddrPortFrom(src, uint16(d.tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(d.tcp.DstPort))
-			p.Seq, p.SYN, p.FIN, p.RST = d.tcp.Seq, d.tcp.SYN, d.tcp.FIN, d.tcp.RST
+			p.Seq, p.SYN, p.RST = d.tcp.Seq, d.tcp.SYN, d.tcp.RST
 			return p, true, ""
 		case layers.LayerTypeICMPv4:
 			if d.icmp4.TypeCode.Type() != layers.ICMPv4TypeDestinationUnreachable {
