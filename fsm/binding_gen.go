@@ -13,7 +13,7 @@ import (
 
 // BindingModelSHA256 is the SHA-256 of model/binding.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const BindingModelSHA256 = "afd55aecc5d25d1a1408e6bbb88170d8a638c6b2a19e3e190533e624a3bca0a6"
+const BindingModelSHA256 = "295b80d096a826012d5d822091b17c10c65182f87197059f1963ffcc2b5a90d9"
 
 // BindingMachineName is the name of the model.
 const BindingMachineName = "binding"
@@ -97,10 +97,11 @@ const (
 	// BindingEventResp2xx is "resp.2xx": The binding's REGISTER got a 2xx; refresh_interval holds the
 	// granted expiry.
 	BindingEventResp2xx
-	// BindingEventRespChallenge is "resp.challenge": The binding's REGISTER got 401 or 407 (R1).
+	// BindingEventRespChallenge is "resp.challenge": The binding's REGISTER got 401 or 407, or a stale
+	// nonce to the server's reused credentials on the first REGISTER of an exchange (R1).
 	BindingEventRespChallenge
 	// BindingEventRespRetry is "resp.retry": The server asked for the REGISTER again, with Min-Expires
-	// (423) or a fresh nonce (stale=true) (R1).
+	// (423) or a fresh nonce (stale=true) to credentials that answered this exchange's challenge (R1).
 	BindingEventRespRetry
 	// BindingEventRespUnavailable is "resp.unavailable": The binding's REGISTER got 500, 503 or
 	// another code of the unavailable set (R1).

@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "d5175d3ced238f529e2e85ec5169976b8cdc247f0a25ed1048dfcb72d913c410"
+const LineModelSHA256 = "97f18e450ea6f4ee81c4f582422ba1251937b7e8547759db318664bf4369ec55"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -118,15 +118,16 @@ const (
 	// granted expiry.
 	LineEventResp2xx
 	// LineEventRespChallenge is "resp.challenge": The line's REGISTER got 401 or 407; it can be
-	// answered with digest credentials (R1).
+	// answered with digest credentials (R1). A stale nonce to the first REGISTER of an exchange, which
+	// carried the server's credentials reused, counts as this challenge.
 	LineEventRespChallenge
 	// LineEventRespUnavailable is "resp.unavailable": The line's REGISTER got 500, 503 or another code
 	// of the unavailable set; the runtime records a 503's Retry-After (R1).
 	LineEventRespUnavailable
 	// LineEventRespRetry is "resp.retry": The line's REGISTER got 423 Interval Too Brief with a
-	// Min-Expires the line accepts, or a 401/407 with stale=true to credentials it sent: the server
-	// asks for the same REGISTER again with a longer expiry or a fresh nonce (RFC 3261 10.2.8, RFC
-	// 7616 3.3); no new credentials are needed.
+	// Min-Expires the line accepts, or a 401/407 with stale=true to credentials that answered this
+	// exchange's challenge or stale nonce: the server asks for the same REGISTER again with a longer
+	// expiry or a fresh nonce (RFC 3261 10.2.8, RFC 7616 3.3); no new credentials are needed.
 	LineEventRespRetry
 	// LineEventRespRejected is "resp.rejected": The line's REGISTER got 403, 404 or another final
 	// failure that is not unavailability; no failover (R1).
@@ -157,10 +158,12 @@ const (
 	// LineEventProbe2xx is "probe.2xx": The failback probe REGISTER to the primary got a 2xx;
 	// refresh_interval holds the granted expiry (R10).
 	LineEventProbe2xx
-	// LineEventProbeChallenge is "probe.challenge": The failback probe got 401 or 407 (R1, R10).
+	// LineEventProbeChallenge is "probe.challenge": The failback probe got 401 or 407, or a stale
+	// nonce to the primary's reused credentials on its first REGISTER (R1, R10).
 	LineEventProbeChallenge
 	// LineEventProbeRetry is "probe.retry": The failback probe got 423 with an acceptable Min-Expires,
-	// or a stale nonce to its credentials; the primary asks for it again (R1, R10).
+	// or a stale nonce to credentials that answered its challenge; the primary asks for it again (R1,
+	// R10).
 	LineEventProbeRetry
 	// LineEventCallsEnded is "calls.ended": The last call of the line with a dialog ended (R18).
 	LineEventCallsEnded

@@ -355,7 +355,8 @@ func (b *binding) answered(t *txn, res *sip.Response, reason string) {
 		}
 		return
 	}
-	out, refresh, why := l.registerOutcome(t, res, reason)
+	v := b.m.Vars()
+	out, refresh, why := l.registerOutcome(t, res, reason, v.Challenges == 0 && v.Retries == 0)
 	switch out {
 	case outGranted:
 		if refresh > 0 {

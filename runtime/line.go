@@ -577,7 +577,8 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	}
 	switch t.kind {
 	case txnRegister:
-		out, refresh, why := l.registerOutcome(t, res, reason)
+		v := l.m.Vars()
+		out, refresh, why := l.registerOutcome(t, res, reason, v.Challenges == 0 && v.Retries == 0)
 		switch out {
 		case outGranted:
 			l.regServer = t.dst
@@ -590,7 +591,8 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 		l.post([...]fsm.LineEvent{outGranted: fsm.LineEventResp2xx, outRejected: fsm.LineEventRespRejected, outAgain: fsm.LineEventRespRetry,
 			outChallenged: fsm.LineEventRespChallenge, outUnavailable: fsm.LineEventRespUnavailable}[out], why)
 	case txnProbe:
-		out, refresh, why := l.registerOutcome(t, res, reason)
+		v := l.m.Vars()
+		out, refresh, why := l.registerOutcome(t, res, reason, v.ProbeChallenges == 0 && v.ProbeRetries == 0)
 		switch out {
 		case outGranted:
 			l.setRefresh(refresh)
@@ -677,10 +679,11 @@ const (
 )
 
 // registerOutcome judges res, a final answer to the REGISTER of t (a
-// line's, a probe's or a binding's), and returns what it means, the time
-// to refresh a granted binding at (0 for a de-registration), and the
-// reason to report.
-func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string) (outcome, time.Duration, string) {
+// line's, a probe's or a binding's; first when it began an exchange, no
+// challenge or retry answered yet), and returns what it means, the time to
+// refresh a granted binding at (0 for a de-registration), and the reason
+// to report.
+func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string, first bool) (outcome, time.Duration, string) {
 	code := res.StatusCode
 	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
 	switch {
@@ -690,7 +693,14 @@ func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string) (outcom
 			return outRejected, 0, reason + " granting expires 0: the binding was not kept"
 		}
 		return outGranted, refresh, reason
-	case challenged && t.authorized && stale(res):
+	case challenged && t.authorized && stale(res) && !first:
+		// Credentials that answered this exchange's challenge, or its
+		// stale nonce, went stale: the same REGISTER again with the fresh
+		// nonce. On the exchange's first REGISTER they were the server's
+		// latest, reused, and the stale answer is its first challenge
+		// (below): a registrar that wants a fresh nonce for every request
+		// and a longer expiry then costs a challenge and two retries, within
+		// what the models allow.
 		return outAgain, 0, reason + ": stale nonce"
 	case challenged:
 		return outChallenged, 0, reason
