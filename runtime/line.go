@@ -448,14 +448,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 	l.agent.bind(branch, l)
 	if wait := l.agent.pace.Load().reserve(s.dst.at(), l.agent.clock.Now()); wait > 0 {
 		t.firstAt = l.agent.clock.Now().Add(wait)
-		t.retrans = l.agent.clock.AfterFunc(wait, func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			if t.live {
-				l.transmit(t)
-				l.drain()
-			}
-		})
+		l.transmitAfter(t, wait)
 		return t
 	}
 	l.transmit(t)
@@ -499,6 +492,11 @@ func (l *Line) transmit(t *txn) {
 	if !t.invite {
 		t.interval = min(t.interval, time.Duration(l.cfg.T2))
 	}
+	l.transmitAfter(t, wait)
+}
+
+// transmitAfter sends t again after wait, unless it has finished by then.
+func (l *Line) transmitAfter(t *txn, wait time.Duration) {
 	t.retrans = l.agent.clock.AfterFunc(wait, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,9 @@ func TestVerifyCaptureRefuses(t *testing.T) {
 		{[]string{good, "-servers", "primary:5060"}, 2, `-servers: "primary:5060" is not ADDR:PORT`},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-t1", "0s"}, 2, "-t1 0s"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-retry-counts", "0"}, 2, "-retry-counts 0: 1 to 64"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-retry-counts", "65"}, 2, "-retry-counts 65: 1 to 64"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-invite-retry-counts", "65"}, 2, "-invite-retry-counts 65: 0 to 64"},
+		{[]string{good, "-servers", nServers(9)}, 2, "-servers: 9 servers; a line has at most 8"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-failback", "maybe"}, 2, `-failback "maybe": on or off`},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-transport", "tls"}, 2, "TLS is encrypted on the wire"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-unavailable-codes", "200"}, 2, `"200" is not a status code of 300-699`},
@@ -71,5 +75,25 @@ func TestVerifyCaptureRefuses(t *testing.T) {
 		if code != c.code || !strings.Contains(stderr.String(), c.want) || strings.Contains(stdout.String(), "I1 ") {
 			t.Errorf("%v: exit %d, %q; want exit %d and %q", c.args, code, stderr.String(), c.code, c.want)
 		}
+	}
+}
+
+// nServers is a -servers list of n loopback servers, the stand-in phone's
+// two first.
+func nServers(n int) string {
+	list := []string{"127.0.0.2:5060", "127.0.0.3:5060"}
+	for i := len(list); i < n; i++ {
+		list = append(list, fmt.Sprintf("127.0.0.%d:5060", i+2))
+	}
+	return strings.Join(list[:n], ",")
+}
+
+// TestVerifyCaptureBounds: the largest values the flags take are taken.
+func TestVerifyCaptureBounds(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"verify-capture", captures + "good.pcap", "-servers", nServers(8), "-retry-counts", "64", "-invite-retry-counts", "64",
+		"-failback-interval", "60s"}, &stdout, &stderr)
+	if code == 2 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "server 8: 127.0.0.9:5060") {
+		t.Errorf("exit %d, %q:\n%s", code, stderr.String(), stdout.String())
 	}
 }

@@ -37,6 +37,12 @@ type verdict struct {
 	unknown int // instances it could not decide
 }
 
+// undecidable says why the capture cannot decide the invariant at all.
+func (v *verdict) undecidable(why string) Verdict {
+	v.Status, v.Why = Undecidable, why
+	return v.Verdict
+}
+
 func (v *verdict) violated(a *Analysis, l *LineTrace, at time.Time, frames []int, format string, args ...any) {
 	frames = slices.Compact(slices.Sorted(slices.Values(frames)))
 	v.Findings = append(v.Findings, Finding{Line: l.AOR, At: at.Sub(a.Begin), Frames: frames, Msg: fmt.Sprintf(format, args...)})
@@ -85,12 +91,10 @@ func failed(o Outcome) bool { return o.Kind == "unavailable" || o.Kind == "timeo
 func (a *Analysis) i1() Verdict {
 	v := &verdict{Verdict: Verdict{ID: "I1", Title: "fails back to the primary when it recovers"}}
 	if !a.FailbackEnabled {
-		v.Status, v.Why = Undecidable, "failback is off in the phone's settings: nothing to fail back"
-		return v.Verdict
+		return v.undecidable("failback is off in the phone's settings: nothing to fail back")
 	}
 	if a.Concurrent {
-		v.Status, v.Why = Undecidable, "concurrent registration keeps a binding on every server; failback moves requests, not registrations"
-		return v.Verdict
+		return v.undecidable("concurrent registration keeps a binding on every server; failback moves requests, not registrations")
 	}
 	bound := a.FailbackInterval + 64*a.T1 + a.Slack
 	for _, l := range a.Lines {
@@ -181,8 +185,7 @@ func (a *Analysis) onBackup(l *LineTrace) []span {
 func (a *Analysis) i2() Verdict {
 	v := &verdict{Verdict: Verdict{ID: "I2", Title: "fails over to the next server within the budget"}}
 	if a.Concurrent {
-		v.Status, v.Why = Undecidable, "concurrent registration registers on every server at once: there is no failover of the registration"
-		return v.Verdict
+		return v.undecidable("concurrent registration registers on every server at once: there is no failover of the registration")
 	}
 	for _, l := range a.Lines {
 		for i, t := range l.Txns {
@@ -271,8 +274,7 @@ func (a *Analysis) heldBetween(l *LineTrace, lo, hi int, t time.Time) bool {
 func (a *Analysis) i3() Verdict {
 	v := &verdict{Verdict: Verdict{ID: "I3", Title: "tries the servers in priority order, skipping none"}}
 	if a.Concurrent {
-		v.Status, v.Why = Undecidable, "concurrent registration registers on every server at once"
-		return v.Verdict
+		return v.undecidable("concurrent registration registers on every server at once")
 	}
 	for _, l := range a.Lines {
 		for i, t := range l.Txns {

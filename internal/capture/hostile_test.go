@@ -134,3 +134,37 @@ func TestLostSegment(t *testing.T) {
 		t.Errorf("%d messages, want the %d after the gap", a.Messages, len(reqs)-1)
 	}
 }
+
+// TestLimitsAtTheEdge: each bound on what a hostile file may claim takes
+// the value at the bound and refuses the one past it.
+func TestLimitsAtTheEdge(t *testing.T) {
+	pcap := func(incl int) []byte {
+		b := make([]byte, 24+16+incl)
+		binary.LittleEndian.PutUint32(b, 0xa1b2c3d4)
+		binary.LittleEndian.PutUint32(b[20:], 1) // Ethernet
+		binary.LittleEndian.PutUint32(b[24+8:], uint32(incl))
+		binary.LittleEndian.PutUint32(b[24+12:], uint32(incl))
+		return b
+	}
+	if n, err := checkPcap(pcap(maxFrame)); err != nil || n != 1 {
+		t.Errorf("a frame of %d bytes: %d frames, %v; want it taken", maxFrame, n, err)
+	}
+	if _, err := checkPcap(pcap(maxFrame + 1)); err == nil {
+		t.Errorf("a frame of %d bytes taken", maxFrame+1)
+	}
+	head := func(n int) []byte { return []byte(fmt.Sprintf("OPTIONS sip:x SIP/2.0\r\nContent-Length: %d", n)) }
+	if n, err := contentLength(head(maxStream)); err != nil || n != maxStream {
+		t.Errorf("Content-Length %d: %d, %v; want it taken", maxStream, n, err)
+	}
+	if _, err := contentLength(head(maxStream + 1)); err == nil {
+		t.Errorf("Content-Length %d taken", maxStream+1)
+	}
+	if n, ok := deltaSeconds(fmt.Sprint(maxDelta)); !ok || n != maxDelta {
+		t.Errorf("delta-seconds %d: %d, %v; want it taken", maxDelta, n, ok)
+	}
+	for _, v := range []string{fmt.Sprint(maxDelta + 1), "-1", "99999999999999999999", "1e3", ""} {
+		if n, ok := deltaSeconds(v); ok {
+			t.Errorf("delta-seconds %q taken as %d", v, n)
+		}
+	}
+}

@@ -84,17 +84,17 @@ func parseSIP(b []byte) (Message, error) {
 		case "to", "t":
 			m.ToTag = param(value, "tag") != ""
 		case "expires":
-			if n, err := strconv.Atoi(value); err == nil && n >= 0 {
+			if n, ok := deltaSeconds(value); ok {
 				m.Expires = n
 			}
 		case "contact", "m":
 			if contactExpires < 0 {
-				if n, err := strconv.Atoi(param(value, "expires")); err == nil && n >= 0 {
+				if n, ok := deltaSeconds(param(value, "expires")); ok {
 					contactExpires = n
 				}
 			}
 		case "retry-after":
-			if n, err := strconv.Atoi(strings.Fields(value + " ")[0]); err == nil && n > 0 {
+			if n, ok := deltaSeconds(strings.Fields(value + " ")[0]); ok && n > 0 {
 				m.RetryAfter = n
 			}
 		}
@@ -132,6 +132,17 @@ func headerName(name string) string {
 		}
 	}
 	return name // compact forms are lower case already
+}
+
+// maxDelta is the largest delta-seconds RFC 3261 25.1 allows, 2^32 - 1; a
+// larger Expires or Retry-After is not read, so that no hostile number
+// overflows the times it is added to.
+const maxDelta = 1<<32 - 1
+
+// deltaSeconds reads an Expires or Retry-After value, 0 to maxDelta.
+func deltaSeconds(value string) (int, bool) {
+	n, err := strconv.Atoi(value)
+	return n, err == nil && n >= 0 && n <= maxDelta
 }
 
 // param returns a header value's parameter name (";name=value").

@@ -847,7 +847,7 @@ func (g *goGen) fire() {
 		g.p("case %s:", g.state(s.Name))
 		g.p("switch ev {")
 		for _, t := range m.Transitions {
-			if !slices.ContainsFunc(t.From, func(r model.Ref) bool { return r.Name == s.Name }) {
+			if !t.TakenIn(s.Name) {
 				continue
 			}
 			var on []string

@@ -505,7 +505,7 @@ func (g *pmlGen) fire() {
 		g.p("  :: state == %s ->", g.state(s.Name))
 		g.p("    if")
 		for _, t := range m.Transitions {
-			if !slices.ContainsFunc(t.From, func(r model.Ref) bool { return r.Name == s.Name }) {
+			if !t.TakenIn(s.Name) {
 				continue
 			}
 			var on []string

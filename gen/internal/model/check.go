@@ -581,7 +581,7 @@ func (c *checker) reachable() {
 			continue
 		}
 		out := slices.ContainsFunc(c.m.Transitions, func(t *Transition) bool {
-			return slices.ContainsFunc(t.From, func(r Ref) bool { return r.Name == s.Name }) &&
+			return t.TakenIn(s.Name) &&
 				slices.ContainsFunc(t.Branches, func(b *Branch) bool { return b.Target(s.Name) != s.Name })
 		})
 		if !out {

@@ -3,6 +3,8 @@
 package model
 
 import (
+	"slices"
+
 	"github.com/sipfailover/sipfailover/gen/internal/diag"
 	"github.com/sipfailover/sipfailover/gen/internal/expr"
 )
@@ -258,6 +260,11 @@ func (b *Branch) Target(from string) string {
 		return from
 	}
 	return b.To.Name
+}
+
+// TakenIn reports whether t may be taken in state: state is one of its From.
+func (t *Transition) TakenIn(state string) bool {
+	return slices.ContainsFunc(t.From, func(r Ref) bool { return r.Name == state })
 }
 
 // External reports whether taking b from state from leaves the state (runs
