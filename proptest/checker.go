@@ -514,7 +514,7 @@ func (c *checker) i10() {
 				continue
 			}
 			seen[r.CallID] = true
-			if f, seen := first[r.CallID]; !seen || r.At < f.At {
+			if f, seen := first[r.CallID]; !seen || r.At < f.At || r.At == f.At && r.Seq < f.Seq {
 				first[r.CallID], firstServer[r.CallID] = r, s
 			}
 			if s != d && !c.registeredAt(r.At, s) {

@@ -263,3 +263,37 @@ func pastBy(past bool) time.Duration {
 	}
 	return 0
 }
+
+// TestI10SameInstant: a line on the backup sets up a call there, then
+// registers on the primary again; at one instant of virtual time its BYE
+// finds the backup gone (ICMP) and goes through the primary. Which of the
+// two BYEs was the first is the order the network took them in, not the
+// order the servers are listed in.
+func TestI10SameInstant(t *testing.T) {
+	const ms = time.Millisecond
+	trace := func(byeToBackup, byeToPrimary int) *Trace {
+		tr := base()
+		onBackupTrace(tr)
+		tr.Env = append(tr.Env, EnvChange{At: 45 * s, Server: 0, Up: true}, EnvChange{At: 50 * s, Server: 1, Up: false})
+		tr.Users = append(tr.Users, 49*s)
+		tr.Transitions = append(tr.Transitions,
+			Transition{At: 49 * s, From: "backup_registered", To: "registering", Event: "user.register", ID: "register_from_backup", Server: 0},
+			Transition{At: 49*s + 20*ms, From: "registering", To: "primary_registered", Event: "resp.2xx", ID: "registered_primary", Server: 0})
+		tr.Sends[0] = append(tr.Sends[0],
+			runtimetest.SimRequest{At: 49 * s, Method: "REGISTER", CallID: "reg", Branch: "b4", Expires: 3600, Delivered: true, Answer: 401},
+			runtimetest.SimRequest{At: 49*s + 10*ms, Method: "REGISTER", CallID: "reg", Branch: "b5", Expires: 3600, Delivered: true, Answer: 200},
+			runtimetest.SimRequest{At: 50 * s, Seq: byeToPrimary, Method: "BYE", CallID: "call", Branch: "y2", Delivered: true, Answer: 200})
+		tr.Sends[1] = append(tr.Sends[1],
+			runtimetest.SimRequest{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200},
+			runtimetest.SimRequest{At: 40 * s, Method: "ACK", CallID: "call", Branch: "a1", Delivered: true},
+			runtimetest.SimRequest{At: 50 * s, Seq: byeToBackup, Method: "BYE", CallID: "call", Branch: "y1"})
+		tr.Bindings[0] = append(tr.Bindings[0], runtimetest.SimBinding{At: 49*s + 10*ms, CallID: "reg", Until: 3649 * s})
+		return tr
+	}
+	if v := Check(trace(1, 2)); len(v) > 0 {
+		t.Errorf("the BYE through the call's server first, then through the primary: reported %v", v)
+	}
+	if got := ids(Check(trace(2, 1))); !slices.Equal(got, []string{"I10"}) {
+		t.Errorf("the BYE through the primary first: reported %v, want exactly [I10]", got)
+	}
+}

@@ -88,6 +88,7 @@ type SimBinding struct {
 // SimRequest is one request sent to a simulated server.
 type SimRequest struct {
 	At         time.Duration // since the network was made
+	Seq        int           // order among all the network's requests: sends at one instant differ here
 	Method     string
 	CallID     string
 	Branch     string
@@ -113,6 +114,7 @@ type SimNetwork struct {
 	servers map[runtime.Endpoint]*SimServer
 	rng     *rand.Rand
 	calls   []*SimCall
+	sent    int // requests taken, for SimRequest.Seq
 }
 
 // NewSimNetwork returns a network on clock with the given round trip.
@@ -164,7 +166,8 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := n.Clock.Now().Sub(n.start)
-	r := SimRequest{At: now, Method: string(req.Method), Expires: -1, Request: req}
+	n.sent++
+	r := SimRequest{At: now, Seq: n.sent, Method: string(req.Method), Expires: -1, Request: req}
 	if c := req.CallID(); c != nil {
 		r.CallID = c.Value()
 	}
