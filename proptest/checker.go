@@ -703,9 +703,12 @@ func (c *checker) walk() {
 		switch {
 		case !canFailBack || tr.FailbackMode != "new_requests":
 			i1req.start = -1
-		case e.newRequest && i1req.start < 0 && c.heldUntil(0, e.at) <= e.at && s.upSince[0] < e.at:
+		case e.newRequest && i1req.start < 0 && s.state != "probing" && c.heldUntil(0, e.at) <= e.at && s.upSince[0] < e.at:
 			// The primary up before the request, not at the same instant:
-			// things at one instant have no order here.
+			// things at one instant have no order here. A request that
+			// comes while a probe is out waits for that probe and starts
+			// none (R18): the request that started the probe is the one
+			// owed a failback.
 			i1req.start = e.at
 		}
 		// I2 opens when the server of a registered line fails (not a user's

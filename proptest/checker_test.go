@@ -297,3 +297,30 @@ func TestI10SameInstant(t *testing.T) {
 		t.Errorf("the BYE through the primary first: reported %v, want exactly [I10]", got)
 	}
 }
+
+// TestI1NewRequestDuringProbe: in failback mode new_requests, a request
+// that comes while a probe is out waits for that probe (R18) and starts no
+// other. The probe went out while the primary was down and failed; the
+// primary came up in between. The request that rode on it is not owed a
+// failback; the next one, which finds no probe out, is.
+func TestI1NewRequestDuringProbe(t *testing.T) {
+	const ms = time.Millisecond
+	trace := func(second time.Duration) *Trace {
+		tr := base()
+		onBackupTrace(tr)
+		tr.FailbackMode = "new_requests"
+		tr.Env = append(tr.Env, EnvChange{At: 41 * s, Server: 0, Up: true})
+		tr.Requests = []RequestRecord{{At: 40 * s, Ended: 43500 * ms, New: true}, {At: second, Ended: 43520 * ms, New: true}}
+		tr.Transitions = append(tr.Transitions,
+			Transition{At: 40 * s, From: "backup_registered", To: "probing", Event: "request.new", ID: "request_due/1", Server: 1},
+			Transition{At: 43500 * ms, From: "probing", To: "backup_registered", Event: "timer.probe", ID: "probe_failed", Server: 1})
+		tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 40 * s, Method: "REGISTER", CallID: "probe", Branch: "p1", Expires: 3600})
+		return tr
+	}
+	if v := Check(trace(42 * s)); len(v) > 0 {
+		t.Errorf("a request while the probe was out: reported %v", v)
+	}
+	if got := ids(Check(trace(44 * s))); !slices.Equal(got, []string{"I1"}) {
+		t.Errorf("a request after the probe failed, with the primary up: reported %v, want exactly [I1]", got)
+	}
+}
