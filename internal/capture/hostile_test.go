@@ -146,10 +146,10 @@ func TestLimitsAtTheEdge(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[24+12:], uint32(incl))
 		return b
 	}
-	if n, err := checkPcap(pcap(maxFrame)); err != nil || n != 1 {
+	if _, n, err := checkPcap(pcap(maxFrame)); err != nil || n != 1 {
 		t.Errorf("a frame of %d bytes: %d frames, %v; want it taken", maxFrame, n, err)
 	}
-	if _, err := checkPcap(pcap(maxFrame + 1)); err == nil {
+	if _, _, err := checkPcap(pcap(maxFrame + 1)); err == nil {
 		t.Errorf("a frame of %d bytes taken", maxFrame+1)
 	}
 	head := func(n int) []byte { return []byte(fmt.Sprintf("OPTIONS sip:x SIP/2.0\r\nContent-Length: %d", n)) }
@@ -166,5 +166,37 @@ func TestLimitsAtTheEdge(t *testing.T) {
 		if n, ok := deltaSeconds(v); ok {
 			t.Errorf("delta-seconds %q taken as %d", v, n)
 		}
+	}
+}
+
+// TestOverlappingSegments: a message whose segments came out of order and
+// were resent in other sizes, so that a waiting segment begins inside what
+// the stream already has, is put together once, and the stream goes on.
+func TestOverlappingSegments(t *testing.T) {
+	msg := "OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/TCP a;branch=z9hG4bK1\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	next := strings.Replace(msg, "z9hG4bK1", "z9hG4bK2", 1)
+	const base = 1000
+	seg := func(frame, from, to int, text string) *Packet {
+		return &Packet{Frame: frame, Proto: "tcp", Seq: uint32(base + from), Payload: []byte(text[from:to])}
+	}
+	s := &stream{next: base}
+	var problems []Problem
+	var got []Message
+	for _, p := range []*Packet{
+		seg(1, 40, len(msg), msg), // the end, early
+		seg(2, 10, 50, msg),       // the middle, early, overlapping the end
+		seg(3, 0, 20, msg),        // the start, overlapping the middle
+	} {
+		got = append(got, s.add(p, &problems)...)
+	}
+	got = append(got, s.add(&Packet{Frame: 4, Proto: "tcp", Seq: uint32(base + len(msg)), Payload: []byte(next)}, &problems)...)
+	if len(problems) > 0 {
+		t.Errorf("problems %v", problems)
+	}
+	if len(got) != 2 || got[0].Branch != "z9hG4bK1" || got[0].Frame != 3 || got[1].Branch != "z9hG4bK2" || got[1].Frame != 4 {
+		t.Fatalf("messages %+v, want z9hG4bK1 from frame 3 and z9hG4bK2 from frame 4", got)
+	}
+	if len(s.pending) != 0 || len(s.buf) != 0 {
+		t.Errorf("%d segments still waiting, %d bytes left", len(s.pending), len(s.buf))
 	}
 }

@@ -73,14 +73,13 @@ func Read(r io.Reader) ([]Packet, []Problem, error) {
 		}
 		src, link = ng, ng.LinkType()
 	case len(data) >= 24:
-		n, err := checkPcap(data)
+		pf, n, err := checkPcap(data)
 		if err != nil {
 			return nil, nil, err
 		}
-		frames = n
 		// Classic pcap is read in place: the frames are slices of data.
-		src = newPcapFrames(data)
-		link = layers.LinkType(src.(*pcapFrames).order.Uint32(data[20:]) & 0x0fffffff)
+		src, frames = pf, n
+		link = layers.LinkType(pf.order.Uint32(data[20:]) & 0x0fffffff)
 	default:
 		return nil, nil, errors.New("not a pcap or pcapng capture: too short")
 	}
@@ -143,29 +142,29 @@ func readAll(r io.Reader) ([]byte, error) {
 
 // checkPcap walks a classic pcap file's records and refuses one that
 // claims more bytes than a frame may have or than the file holds, so that
-// no length in a hostile file sizes an allocation; it counts the frames.
-func checkPcap(data []byte) (frames int, err error) {
-	var order binary.ByteOrder
-	switch binary.LittleEndian.Uint32(data) {
+// no length in a hostile file sizes an allocation; it counts the frames and
+// returns their reader.
+func checkPcap(data []byte) (f *pcapFrames, frames int, err error) {
+	f = &pcapFrames{data: data, off: 24}
+	switch magic := binary.LittleEndian.Uint32(data); magic {
 	case 0xa1b2c3d4, 0xa1b23c4d:
-		order = binary.LittleEndian
+		f.order, f.nanos = binary.LittleEndian, magic == 0xa1b23c4d
 	case 0xd4c3b2a1, 0x4d3cb2a1:
-		order = binary.BigEndian
+		f.order, f.nanos = binary.BigEndian, magic == 0x4d3cb2a1
 	default:
-		return 0, fmt.Errorf("not a pcap or pcapng capture: magic %#08x", binary.LittleEndian.Uint32(data))
+		return nil, 0, fmt.Errorf("not a pcap or pcapng capture: magic %#08x", magic)
 	}
-	off := 24
-	for ; off < len(data); frames++ {
+	for off := 24; off < len(data); frames++ {
 		if len(data)-off < 16 {
-			return 0, fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frames+1, off)
+			return nil, 0, fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frames+1, off)
 		}
-		incl := order.Uint32(data[off+8:])
+		incl := f.order.Uint32(data[off+8:])
 		if incl > maxFrame || int(incl) > len(data)-off-16 {
-			return 0, fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have or the file holds", frames+1, off, incl)
+			return nil, 0, fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have or the file holds", frames+1, off, incl)
 		}
 		off += 16 + int(incl)
 	}
-	return frames, nil
+	return f, frames, nil
 }
 
 // pcapFrames reads the frames of a classic pcap file checkPcap passed, as
@@ -173,21 +172,8 @@ func checkPcap(data []byte) (frames int, err error) {
 type pcapFrames struct {
 	data  []byte
 	order binary.ByteOrder
-	nanos bool
+	nanos bool // the magic for nanosecond timestamps
 	off   int
-}
-
-func newPcapFrames(data []byte) *pcapFrames {
-	f := &pcapFrames{data: data, off: 24, order: binary.LittleEndian}
-	switch binary.LittleEndian.Uint32(data) {
-	case 0xd4c3b2a1:
-		f.order = binary.BigEndian
-	case 0x4d3cb2a1:
-		f.order, f.nanos = binary.BigEndian, true
-	case 0xa1b23c4d:
-		f.nanos = true
-	}
-	return f
 }
 
 func (f *pcapFrames) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {

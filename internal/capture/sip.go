@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -254,22 +255,14 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 		}
 		// The gap is a segment the capture lost: what was before it is
 		// gone, the stream goes on after it.
-		*problems = append(*problems, Problem{p.Frame, fmt.Sprintf("%d bytes of a TCP stream missing from the capture", minGap(s))})
+		gap := minGap(s)
+		*problems = append(*problems, Problem{p.Frame, fmt.Sprintf("%d bytes of a TCP stream missing from the capture", gap)})
 		s.buf, s.frames = nil, s.frames[:0]
-		s.next += uint32(minGap(s))
-		q := s.pending[s.next]
-		delete(s.pending, s.next)
-		p = &q
+		s.next += uint32(gap)
+	} else {
+		s.append(p)
 	}
-	s.append(p)
-	for {
-		q, ok := s.pending[s.next]
-		if !ok {
-			break
-		}
-		delete(s.pending, s.next)
-		s.append(&q)
-	}
+	s.drain()
 	var out []Message
 	for {
 		// Keep-alive CRLFs between messages.
@@ -309,15 +302,31 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 // segment that fills it.
 const maxPending = 64
 
-// minGap is how far the earliest segment waiting is past the stream.
+// minGap is how far the earliest segment waiting is past the stream; drain
+// leaves only segments past it.
 func minGap(s *stream) int32 {
-	gap := int32(-1)
+	gap := int32(math.MaxInt32)
 	for seq := range s.pending {
-		if d := int32(seq - s.next); gap < 0 || d < gap {
-			gap = d
-		}
+		gap = min(gap, int32(seq-s.next))
 	}
 	return gap
+}
+
+// drain appends the waiting segments the stream has reached: one that
+// begins where it ends, and one that overlaps what it has (a segment that
+// came early and was then sent again in other sizes), until none is left
+// that the stream reaches.
+func (s *stream) drain() {
+	for again := true; again; {
+		again = false
+		for seq, q := range s.pending {
+			if int32(seq-s.next) <= 0 {
+				delete(s.pending, seq)
+				s.append(&q)
+				again = true
+			}
+		}
+	}
 }
 
 // append adds the new bytes of p, skipping what a retransmission repeats.
