@@ -7,13 +7,14 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/sipfailover/sipfailover/internal/invariant"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
 
 // TestConcurrentInvariants drives the real runtime with lines in
 // concurrent registration mode (R17) over the simulated network, with the
 // same random steps as TestRuntimeInvariants (faults, recoveries, calls,
-// messages, time), and checks after every step what CheckConcurrent
+// messages, time), and checks after every step what invariant.CheckConcurrent
 // judges: new requests only to servers that hold a binding of the line,
 // a binding on every server up long enough, failback to the primary, and
 // I4 and I11. Every branch of model/concurrent.yaml must be taken.
@@ -49,7 +50,7 @@ func TestConcurrentInvariants(t *testing.T) {
 // checkConcurrent is check for a concurrent line.
 func (w *world) checkConcurrent(t *rapid.T) {
 	w.collect()
-	if v := CheckConcurrent(&w.trace); len(v) > 0 {
+	if v := invariant.CheckConcurrent(&w.trace); len(v) > 0 {
 		var b strings.Builder
 		for _, x := range v {
 			fmt.Fprintf(&b, "  %s\n", x)

@@ -11,6 +11,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/internal/invariant"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
@@ -24,7 +25,7 @@ type world struct {
 	net    *runtimetest.SimNetwork
 	eps    []runtime.Endpoint
 	line   *runtime.Line
-	trace  Trace
+	trace  invariant.Trace
 	script []string // the run as a scenario script for runtime/testdata
 	start  time.Time
 	up     []bool
@@ -92,7 +93,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		T1: runtime.Duration(t1), T2: runtime.Duration(8 * t1), KeepaliveInterval: runtime.Duration(keepalive),
 		DeregisterBackupAfterFailback: map[bool]int{true: 1, false: 0}[dereg],
 		BackoffBase:                   runtime.Duration(base), BackoffMax: runtime.Duration(maxBackoff)}
-	w.trace = Trace{Settings: Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
+	w.trace = invariant.Trace{Settings: invariant.Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
 		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries,
 		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread}}
@@ -104,11 +105,11 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
 		up := 2*rtt <= w.trace.Budget(i) // as setServer judges it
 		w.up = append(w.up, up)
-		w.trace.Env = append(w.trace.Env, EnvChange{At: 0, Server: i, Up: up})
+		w.trace.Env = append(w.trace.Env, invariant.EnvChange{At: 0, Server: i, Up: up})
 	}
 	calls := map[string]string{} // Call-ID -> state
 	agent := runtime.NewAgent(w.net, runtime.WithClock(w.clock), runtime.WithSeed(1), runtime.WithWatcher(func(x runtime.Transition) {
-		w.trace.Transitions = append(w.trace.Transitions, Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server - 1})
+		w.trace.Transitions = append(w.trace.Transitions, invariant.Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server - 1})
 		w.taken[x.ID]++
 	}), runtime.WithCallWatcher(func(i runtime.CallInfo) {
 		calls[i.ID] = i.State
@@ -117,7 +118,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 			holds = holds || st == "ringing" || st == "answering" || st == "confirmed" || st == "ending"
 		}
 		if n := len(w.trace.Holds); (n == 0 && holds) || (n > 0 && w.trace.Holds[n-1].Holds != holds) {
-			w.trace.Holds = append(w.trace.Holds, HoldChange{At: w.now(), Holds: holds})
+			w.trace.Holds = append(w.trace.Holds, invariant.HoldChange{At: w.now(), Holds: holds})
 		}
 	}))
 	line, err := agent.AddLine(cfg)
@@ -147,7 +148,7 @@ func (w *world) setServer(i int, words []string, f func(*runtimetest.SimServer))
 	})
 	if up != w.up[i] {
 		w.up[i] = up
-		w.trace.Env = append(w.trace.Env, EnvChange{At: w.now(), Server: i, Up: up})
+		w.trace.Env = append(w.trace.Env, invariant.EnvChange{At: w.now(), Server: i, Up: up})
 	}
 }
 
@@ -166,7 +167,7 @@ func sane(s *runtimetest.SimServer) bool {
 // budgets.
 func (w *world) request(isNew bool, settled func() (time.Duration, bool)) {
 	w.settled = append(w.settled, settled)
-	w.trace.Requests = append(w.trace.Requests, RequestRecord{At: w.now(), Ended: -1, New: isNew})
+	w.trace.Requests = append(w.trace.Requests, invariant.RequestRecord{At: w.now(), Ended: -1, New: isNew})
 }
 
 func (w *world) check(t *rapid.T) {
@@ -185,17 +186,26 @@ func (w *world) collect() {
 			}
 		}
 	}
-	w.trace.Sends = w.trace.Sends[:0]
-	w.trace.Bindings = w.trace.Bindings[:0]
-	for _, e := range w.eps {
-		w.trace.Sends = append(w.trace.Sends, w.net.Requests(e))
-		w.trace.Bindings = append(w.trace.Bindings, w.net.Bindings(e))
+	if w.trace.Sends == nil {
+		w.trace.Sends, w.trace.Bindings = make([][]invariant.Request, len(w.eps)), make([][]invariant.Binding, len(w.eps))
+	}
+	// What a server received or bound is only ever added to: convert what
+	// is new since the last step.
+	for i, e := range w.eps {
+		rs := w.net.Requests(e)
+		for _, r := range rs[len(w.trace.Sends[i]):] {
+			w.trace.Sends[i] = append(w.trace.Sends[i], invariant.Request{At: r.At, Seq: r.Seq, Method: r.Method, CallID: r.CallID,
+				Branch: r.Branch, Expires: r.Expires, Delivered: r.Delivered, Answer: r.Answer, RetryAfter: r.RetryAfter})
+		}
+		for _, b := range w.net.Bindings(e)[len(w.trace.Bindings[i]):] {
+			w.trace.Bindings[i] = append(w.trace.Bindings[i], invariant.Binding(b))
+		}
 	}
 }
 
-// judge fails t with what Check finds in the trace.
+// judge fails t with what invariant.Check finds in the trace.
 func (w *world) judge(t *rapid.T) {
-	if v := Check(&w.trace); len(v) > 0 {
+	if v := invariant.Check(&w.trace); len(v) > 0 {
 		var b strings.Builder
 		for _, x := range v {
 			fmt.Fprintf(&b, "  %s\n", x)

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/sipfailover/sipfailover/proptest"
+	"github.com/sipfailover/sipfailover/internal/invariant"
 )
 
 // Settings are the phone's settings the bounds come from, and its servers.
@@ -45,8 +45,8 @@ func DefaultSettings() Settings {
 
 // bounds are the settings as the property checker reads them: its budgets
 // and rate bound are the ones the runtime is held to.
-func (s Settings) bounds() proptest.Settings {
-	return proptest.Settings{Servers: len(s.Servers), CountMode: s.CountMode, RetryCounts: s.RetryCounts,
+func (s Settings) bounds() invariant.Settings {
+	return invariant.Settings{Servers: len(s.Servers), CountMode: s.CountMode, RetryCounts: s.RetryCounts,
 		InviteRetryCounts: s.InviteRetryCounts, RetryTime: s.RetryTime, T1: s.T1, T2: s.T2,
 		FailbackEnabled: s.FailbackEnabled, FailbackInterval: s.FailbackInterval, BackoffBase: s.BackoffBase,
 		BackoffMax: s.BackoffBase, Keepalive: s.Keepalive, RTT: s.Slack}

@@ -1,4 +1,4 @@
-package proptest
+package invariant
 
 import (
 	"fmt"
@@ -7,125 +7,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/fsm"
-	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
-
-// Settings are what the checker needs to know of a line's settings.
-type Settings struct {
-	Servers           int
-	Reliable          bool // TCP or TLS: one transmission per request
-	CountMode         bool
-	RetryCounts       int
-	InviteRetryCounts int // an INVITE's own transmissions (R19); 0: RetryCounts
-	RetryTime         time.Duration
-	T1, T2            time.Duration
-	FailbackEnabled   bool
-	FailbackInterval  time.Duration
-	BackoffBase       time.Duration
-	BackoffMax        time.Duration
-	Keepalive         time.Duration // 0: off
-	RTT               time.Duration // the largest round trip, delays included
-	FailbackMode      string        // duration (or ""), registration, new_requests, dns_ttl (R18)
-	FailbackWhenIdle  bool          // no failback while a call holds the line (R18)
-	RefreshBound      time.Duration // the longest the line may go between refreshes: the longest expiry it may ask
-	TimerSpread       int           // percent taken off refresh, keep-alive and failback timers at random (R21)
-}
-
-// timerE is the time from the first of n transmissions until RFC 3261 Timer
-// E fires after the last (section 17.1.2.2).
-func (s Settings) timerE(n int) time.Duration {
-	var total time.Duration
-	for k := range n {
-		total += min(s.T1<<k, s.T2)
-	}
-	return total
-}
-
-// Budget is the retry budget of server i (R3, R4): written here from docs/requirements.md,
-// not taken from the model, so that the check is a second opinion.
-func (s Settings) Budget(i int) time.Duration {
-	if i == s.Servers-1 {
-		return 64 * s.T1
-	}
-	if s.CountMode {
-		return min(64*s.T1, s.timerE(s.RetryCounts))
-	}
-	return min(64*s.T1, s.RetryTime)
-}
-
-// BudgetOf is the retry budget of server i for a request of method: an
-// INVITE counts its own transmissions (R19).
-func (s Settings) BudgetOf(method string, i int) time.Duration {
-	if method == "INVITE" && s.InviteRetryCounts > 0 {
-		s.RetryCounts = s.InviteRetryCounts
-	}
-	return s.Budget(i)
-}
-
-// TransmissionsOf is the most transmissions of a request of method to a
-// server that is not the last, in count mode (R3, R19).
-func (s Settings) TransmissionsOf(method string) int {
-	if method == "INVITE" && s.InviteRetryCounts > 0 {
-		return s.InviteRetryCounts
-	}
-	return s.RetryCounts
-}
-
-// RoundBound is how long a round through every server may take: each budget
-// four times (a digest challenge restarts it once, a 423 or a stale nonce
-// twice more) and a few round trips (I6).
-func (s Settings) RoundBound() time.Duration {
-	var total time.Duration
-	for i := range s.Servers {
-		total += 4 * (s.Budget(i) + 2*s.RTT)
-	}
-	return total
-}
-
-// Transition is one step of the line, as the runtime reported it.
-type Transition struct {
-	At       time.Duration
-	From, To string
-	Event    string
-	ID       string
-	Server   int
-}
-
-// EnvChange is a server changing behaviour: Up means it answers every
-// request, promptly and without loss.
-type EnvChange struct {
-	At     time.Duration
-	Server int
-	Up     bool
-}
-
-// Trace is what the property suite saw of one run.
-type Trace struct {
-	Settings
-	Now         time.Duration
-	Transitions []Transition
-	Sends       [][]runtimetest.SimRequest // by server
-	Bindings    [][]runtimetest.SimBinding // by server
-	Env         []EnvChange                // every server's initial behaviour at 0, then each change
-	Users       []time.Duration            // user actions
-	Requests    []RequestRecord            // out-of-dialog requests the user sent (R8)
-	Holds       []HoldChange               // when calls began and stopped holding the line (R18)
-}
-
-// RequestRecord is one request the user sent: when, and when it ended (-1
-// while it runs). New: a new request (a MESSAGE, a call's INVITE), not one
-// of a dialog.
-type RequestRecord struct {
-	At, Ended time.Duration
-	New       bool
-}
-
-// HoldChange says that from At a call of the line has a dialog (Holds), or
-// none has.
-type HoldChange struct {
-	At    time.Duration
-	Holds bool
-}
 
 // newChecker prepares the check of tr: the Retry-After each server gave.
 func newChecker(tr *Trace) *checker {
@@ -242,7 +124,7 @@ func (c *checker) i3() {
 			// (twice: a digest challenge restarts it) before the verdict.
 			passed := prevServer
 			since := x.At - 2*(c.tr.Budget(passed)+c.tr.RTT)
-			tried := slices.ContainsFunc(c.tr.Sends[passed], func(r runtimetest.SimRequest) bool {
+			tried := slices.ContainsFunc(c.tr.Sends[passed], func(r Request) bool {
 				return r.At >= since && r.At <= x.At
 			})
 			if !tried && c.heldUntil(passed, x.At) <= x.At && x.Event != "keepalive.failed" && x.Event != "request.unavailable" {
@@ -301,7 +183,7 @@ func (c *checker) i3held() {
 func (c *checker) i4() {
 	tr := c.tr
 	for s := range tr.Servers {
-		byBranch := map[string][]runtimetest.SimRequest{}
+		byBranch := map[string][]Request{}
 		var order []string
 		for _, r := range tr.Sends[s] {
 			if r.Method == "ACK" || r.Method == "CANCEL" {
@@ -330,31 +212,6 @@ func (c *checker) i4() {
 			}
 		}
 	}
-}
-
-// RateBound is I11's bound: the most transactions a line may start on one
-// server in any minute in which the user made u requests, written here from
-// docs/requirements.md. A refresh every 4 s is the shortest a granted expiry
-// allows (5 s, refreshed at 80 %); 4 the tries of one request (a challenge,
-// then a 423 or a stale nonce twice).
-func (s Settings) RateBound(u int) int {
-	per := func(d time.Duration) int {
-		if d <= 0 {
-			return 0
-		}
-		return int((time.Minute + d - 1) / d)
-	}
-	// With timer_spread S, the refresh, keep-alive and failback periods
-	// count as (1 - S/100) of themselves (R21).
-	spread := func(d time.Duration) time.Duration { return d * time.Duration(100-s.TimerSpread) / 100 }
-	n := per(spread(4*time.Second)) + per(s.BackoffBase/2) + per(spread(s.Keepalive)) + 1 + 2*u
-	if s.FailbackEnabled {
-		n += per(spread(s.FailbackInterval))
-	}
-	if s.FailbackEnabled && s.FailbackMode == "new_requests" {
-		n += u // a probe of the primary for each new request (R18)
-	}
-	return 4 * n
 }
 
 // i11: no server gets more transactions from the line in a minute than
@@ -504,7 +361,7 @@ func (c *checker) i10() {
 			}
 		}
 	}
-	first := map[string]runtimetest.SimRequest{}
+	first := map[string]Request{}
 	firstServer := map[string]int{}
 	for s, rs := range tr.Sends {
 		seen := map[string]bool{} // the server is chosen once per call and server (as in i5)
@@ -558,9 +415,9 @@ type event struct {
 	env   *EnvChange
 	user  bool
 	tr    *Transition
-	bind  *runtimetest.SimBinding // a binding granted or removed
-	srv   int                     // the server of bind
-	check bool                    // a binding expiry: a moment to look at I8
+	bind  *Binding // a binding granted or removed
+	srv   int      // the server of bind
+	check bool     // a binding expiry: a moment to look at I8
 	hold  *HoldChange
 	// newRequest: the user started a new request (R18's new_requests)
 	newRequest bool

@@ -1,12 +1,10 @@
-package proptest
+package invariant
 
 import (
 	"fmt"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
 
 const s = time.Second
@@ -22,12 +20,12 @@ func base() *Trace {
 			{At: 0, From: "idle", To: "registering", Event: "user.register", ID: "register", Server: 0},
 			{At: 20 * time.Millisecond, From: "registering", To: "primary_registered", Event: "resp.2xx", ID: "registered_primary", Server: 0},
 		},
-		Sends: [][]runtimetest.SimRequest{
+		Sends: [][]Request{
 			{{At: 0, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600, Delivered: true, Answer: 401},
 				{At: 10 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b2", Expires: 3600, Delivered: true, Answer: 200}},
 			nil,
 		},
-		Bindings: [][]runtimetest.SimBinding{{{At: 10 * time.Millisecond, CallID: "reg", Until: 3600 * s}}, nil},
+		Bindings: [][]Binding{{{At: 10 * time.Millisecond, CallID: "reg", Until: 3600 * s}}, nil},
 		Env:      []EnvChange{{At: 0, Server: 0, Up: true}, {At: 0, Server: 1, Up: true}},
 		Users:    []time.Duration{0},
 	}
@@ -68,12 +66,12 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Transitions[1] = Transition{At: 5 * s, From: "registering", To: "retrying", Event: "timer.budget", ID: "unavailable/2", Server: 1}
 			tr.Transitions = append(tr.Transitions, Transition{At: 5*s + 20*time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1})
 			tr.Sends[0] = nil
-			tr.Bindings = [][]runtimetest.SimBinding{nil, {{At: 5 * s, CallID: "reg", Until: 3600 * s}}}
+			tr.Bindings = [][]Binding{nil, {{At: 5 * s, CallID: "reg", Until: 3600 * s}}}
 			tr.Env[0].Up = false
 		}},
 		{"I4", "four transmissions of one request with Signal Retry Counts 3", func(tr *Trace) {
 			for _, at := range []time.Duration{30 * s, 30*s + 500*time.Millisecond, 31*s + 500*time.Millisecond, 33*s + 500*time.Millisecond} {
-				tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: at, Method: "OPTIONS", Branch: "ka", Delivered: true})
+				tr.Sends[0] = append(tr.Sends[0], Request{At: at, Method: "OPTIONS", Branch: "ka", Delivered: true})
 			}
 		}},
 		{"I6", "a round that never ends", func(tr *Trace) {
@@ -89,7 +87,7 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Now = 200 * s
 			tr.Bindings[0] = nil
 			tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: false}}
-			tr.Sends[1] = []runtimetest.SimRequest{{At: 3 * s, Method: "REGISTER", Branch: "b3", Expires: 3600}}
+			tr.Sends[1] = []Request{{At: 3 * s, Method: "REGISTER", Branch: "b3", Expires: 3600}}
 		}},
 		{"I7", "a probe with failback off", func(tr *Trace) {
 			tr.FailbackEnabled = false
@@ -100,8 +98,8 @@ func TestEachCheckCanFail(t *testing.T) {
 			onBackupTrace(tr)
 			tr.Transitions = append(tr.Transitions, Transition{At: 70 * s, From: "backup_registered", To: "probing", Event: "timer.failback", ID: "failback_due/1", Server: 1})
 			tr.Sends[0] = append(tr.Sends[0],
-				runtimetest.SimRequest{At: 70 * s, Method: "REGISTER", CallID: "probe1", Branch: "p1", Expires: 3600},
-				runtimetest.SimRequest{At: 71 * s, Method: "REGISTER", CallID: "probe2", Branch: "p2", Expires: 3600})
+				Request{At: 70 * s, Method: "REGISTER", CallID: "probe1", Branch: "p1", Expires: 3600},
+				Request{At: 71 * s, Method: "REGISTER", CallID: "probe2", Branch: "p2", Expires: 3600})
 			tr.Now = 72 * s
 		}},
 		{"I8", "registered on an up server whose binding expired", func(tr *Trace) {
@@ -113,16 +111,16 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Now = 200 * s
 		}},
 		{"I5", "a MESSAGE to the backup while the line is on the primary", func(tr *Trace) {
-			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "MESSAGE", CallID: "msg", Branch: "m1", Delivered: true, Answer: 200})
+			tr.Sends[1] = append(tr.Sends[1], Request{At: 50 * s, Method: "MESSAGE", CallID: "msg", Branch: "m1", Delivered: true, Answer: 200})
 		}},
 		{"I5", "an INVITE to the backup while the line is on the primary", func(tr *Trace) {
-			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+			tr.Sends[1] = append(tr.Sends[1], Request{At: 50 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
 		}},
 		{"I10", "the first BYE of a call through the primary goes to the backup", func(tr *Trace) {
 			tr.Sends[0] = append(tr.Sends[0],
-				runtimetest.SimRequest{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200},
-				runtimetest.SimRequest{At: 40 * s, Method: "ACK", CallID: "call", Branch: "a1", Delivered: true})
-			tr.Sends[1] = append(tr.Sends[1], runtimetest.SimRequest{At: 50 * s, Method: "BYE", CallID: "call", Branch: "b1", Delivered: true, Answer: 200})
+				Request{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200},
+				Request{At: 40 * s, Method: "ACK", CallID: "call", Branch: "a1", Delivered: true})
+			tr.Sends[1] = append(tr.Sends[1], Request{At: 50 * s, Method: "BYE", CallID: "call", Branch: "b1", Delivered: true, Answer: 200})
 		}},
 		{"I6", "a request that never ends", func(tr *Trace) {
 			tr.Requests = []RequestRecord{{At: 10 * s, Ended: -1}}
@@ -134,8 +132,8 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Transitions = append(tr.Transitions,
 				Transition{At: 10 * s, From: "primary_registered", To: "retrying", Event: "timer.budget", ID: "primary_lost/2", Server: 1},
 				Transition{At: 42 * s, From: "retrying", To: "all_failed", Event: "timer.budget", ID: "unavailable/1", Server: 1})
-			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 6500 * time.Millisecond, Method: "REGISTER", Branch: "b9", Expires: 3600})
-			tr.Sends[1] = []runtimetest.SimRequest{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
+			tr.Sends[0] = append(tr.Sends[0], Request{At: 6500 * time.Millisecond, Method: "REGISTER", Branch: "b9", Expires: 3600})
+			tr.Sends[1] = []Request{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
 			tr.Now = 200 * s // the bound is 142.16s from 10s
 		}},
 		{"I11", "one transaction more in a minute than the bound", func(tr *Trace) {
@@ -146,9 +144,9 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Transitions = append(tr.Transitions,
 				Transition{At: 50 * s, From: "primary_registered", To: "retrying", Event: "resp.rejected", ID: "primary_lost/2", Server: 1},
 				Transition{At: 50*s + 20*time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1})
-			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 49990 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b19", Expires: 3600, Delivered: true, Answer: 403})
-			tr.Sends[1] = []runtimetest.SimRequest{{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 200}}
-			tr.Bindings[1] = []runtimetest.SimBinding{{At: 50 * s, CallID: "reg", Until: 3650 * s}}
+			tr.Sends[0] = append(tr.Sends[0], Request{At: 49990 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b19", Expires: 3600, Delivered: true, Answer: 403})
+			tr.Sends[1] = []Request{{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 200}}
+			tr.Bindings[1] = []Binding{{At: 50 * s, CallID: "reg", Until: 3650 * s}}
 		}},
 	}
 	for _, tt := range tests {
@@ -171,12 +169,12 @@ func onBackupTrace(tr *Trace) {
 		{At: 10 * time.Millisecond, From: "registering", To: "retrying", Event: "transport.icmp", ID: "unavailable/2", Server: 1},
 		{At: 30 * time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1},
 	}
-	tr.Sends = [][]runtimetest.SimRequest{
+	tr.Sends = [][]Request{
 		{{At: 0, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600}},
 		{{At: 10 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b2", Expires: 3600, Delivered: true, Answer: 401},
 			{At: 20 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b3", Expires: 3600, Delivered: true, Answer: 200}},
 	}
-	tr.Bindings = [][]runtimetest.SimBinding{nil, {{At: 20 * time.Millisecond, CallID: "reg", Until: 3600 * s}}}
+	tr.Bindings = [][]Binding{nil, {{At: 20 * time.Millisecond, CallID: "reg", Until: 3600 * s}}}
 	tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: true}}
 }
 
@@ -189,7 +187,7 @@ func registerBurst(tr *Trace, n int) {
 	tr.BackoffBase = 30 * s
 	for k := range n {
 		at := 40*s + time.Duration(k+1)*500*time.Millisecond
-		tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: at, Method: "REGISTER", CallID: "reg",
+		tr.Sends[0] = append(tr.Sends[0], Request{At: at, Method: "REGISTER", CallID: "reg",
 			Branch: fmt.Sprintf("burst%d", k), Expires: 3600, Delivered: true, Answer: 200})
 	}
 }
@@ -215,14 +213,14 @@ func TestBoundsAreTight(t *testing.T) {
 			tr.Transitions = append(tr.Transitions,
 				Transition{At: 10 * s, From: "primary_registered", To: "retrying", Event: "timer.budget", ID: "primary_lost/2", Server: 1},
 				Transition{At: 42 * s, From: "retrying", To: "all_failed", Event: "timer.budget", ID: "unavailable/1", Server: 1})
-			tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 6500 * ms, Method: "REGISTER", Branch: "b9", Expires: 3600})
-			tr.Sends[1] = []runtimetest.SimRequest{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
+			tr.Sends[0] = append(tr.Sends[0], Request{At: 6500 * ms, Method: "REGISTER", Branch: "b9", Expires: 3600})
+			tr.Sends[1] = []Request{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
 			tr.Now = 10*s + 142160*ms + pastBy(past)
 		}},
 		{"I3", "a REGISTER as the primary's Retry-After of 10 s ends", func(tr *Trace, past bool) {
 			tr.Sends[0] = append(tr.Sends[0],
-				runtimetest.SimRequest{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 503, RetryAfter: 10},
-				runtimetest.SimRequest{At: 60*s - pastBy(past), Method: "REGISTER", CallID: "reg", Branch: "b21", Expires: 3600, Delivered: true, Answer: 200})
+				Request{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 503, RetryAfter: 10},
+				Request{At: 60*s - pastBy(past), Method: "REGISTER", CallID: "reg", Branch: "b21", Expires: 3600, Delivered: true, Answer: 200})
 		}},
 		{"I4", "Signal Retry Counts (3) transmissions of one request", func(tr *Trace, past bool) {
 			at := []time.Duration{30 * s, 30*s + 500*ms, 31*s + 500*ms}
@@ -230,7 +228,7 @@ func TestBoundsAreTight(t *testing.T) {
 				at = append(at, 33*s+500*ms)
 			}
 			for _, a := range at {
-				tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: a, Method: "OPTIONS", Branch: "ka", Delivered: true})
+				tr.Sends[0] = append(tr.Sends[0], Request{At: a, Method: "OPTIONS", Branch: "ka", Delivered: true})
 			}
 		}},
 		{"I11", "84 transactions in a minute", func(tr *Trace, past bool) {
@@ -280,14 +278,14 @@ func TestI10SameInstant(t *testing.T) {
 			Transition{At: 49 * s, From: "backup_registered", To: "registering", Event: "user.register", ID: "register_from_backup", Server: 0},
 			Transition{At: 49*s + 20*ms, From: "registering", To: "primary_registered", Event: "resp.2xx", ID: "registered_primary", Server: 0})
 		tr.Sends[0] = append(tr.Sends[0],
-			runtimetest.SimRequest{At: 49 * s, Method: "REGISTER", CallID: "reg", Branch: "b4", Expires: 3600, Delivered: true, Answer: 401},
-			runtimetest.SimRequest{At: 49*s + 10*ms, Method: "REGISTER", CallID: "reg", Branch: "b5", Expires: 3600, Delivered: true, Answer: 200},
-			runtimetest.SimRequest{At: 50 * s, Seq: byeToPrimary, Method: "BYE", CallID: "call", Branch: "y2", Delivered: true, Answer: 200})
+			Request{At: 49 * s, Method: "REGISTER", CallID: "reg", Branch: "b4", Expires: 3600, Delivered: true, Answer: 401},
+			Request{At: 49*s + 10*ms, Method: "REGISTER", CallID: "reg", Branch: "b5", Expires: 3600, Delivered: true, Answer: 200},
+			Request{At: 50 * s, Seq: byeToPrimary, Method: "BYE", CallID: "call", Branch: "y2", Delivered: true, Answer: 200})
 		tr.Sends[1] = append(tr.Sends[1],
-			runtimetest.SimRequest{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200},
-			runtimetest.SimRequest{At: 40 * s, Method: "ACK", CallID: "call", Branch: "a1", Delivered: true},
-			runtimetest.SimRequest{At: 50 * s, Seq: byeToBackup, Method: "BYE", CallID: "call", Branch: "y1"})
-		tr.Bindings[0] = append(tr.Bindings[0], runtimetest.SimBinding{At: 49*s + 10*ms, CallID: "reg", Until: 3649 * s})
+			Request{At: 40 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200},
+			Request{At: 40 * s, Method: "ACK", CallID: "call", Branch: "a1", Delivered: true},
+			Request{At: 50 * s, Seq: byeToBackup, Method: "BYE", CallID: "call", Branch: "y1"})
+		tr.Bindings[0] = append(tr.Bindings[0], Binding{At: 49*s + 10*ms, CallID: "reg", Until: 3649 * s})
 		return tr
 	}
 	if v := Check(trace(1, 2)); len(v) > 0 {
@@ -314,7 +312,7 @@ func TestI1NewRequestDuringProbe(t *testing.T) {
 		tr.Transitions = append(tr.Transitions,
 			Transition{At: 40 * s, From: "backup_registered", To: "probing", Event: "request.new", ID: "request_due/1", Server: 1},
 			Transition{At: 43500 * ms, From: "probing", To: "backup_registered", Event: "timer.probe", ID: "probe_failed", Server: 1})
-		tr.Sends[0] = append(tr.Sends[0], runtimetest.SimRequest{At: 40 * s, Method: "REGISTER", CallID: "probe", Branch: "p1", Expires: 3600})
+		tr.Sends[0] = append(tr.Sends[0], Request{At: 40 * s, Method: "REGISTER", CallID: "probe", Branch: "p1", Expires: 3600})
 		return tr
 	}
 	if v := Check(trace(42 * s)); len(v) > 0 {
