@@ -603,7 +603,7 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 			outChallenged: fsm.LineEventProbeChallenge, outUnavailable: fsm.LineEventProbeFailed}[out], why)
 	case txnKeepalive:
 		if unavailable {
-			l.post(fsm.LineEventKeepaliveFailed, reason)
+			t.refused(reason)
 		}
 	case txnDeregister:
 		// Its answer is not awaited, but a challenge is answered once, or
@@ -775,7 +775,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 		case txnProbe:
 			l.post(fsm.LineEventProbeFailed, err.Error())
 		case txnKeepalive:
-			l.post(fsm.LineEventKeepaliveFailed, err.Error())
+			t.refused(err.Error())
 		}
 	}
 	if !hit && dst.Transport != TransportUDP && l.cc != nil {
@@ -940,10 +940,19 @@ func (a *lineActions) AbandonRegister() {
 // budget of the current server; no answer within it is keepalive.failed.
 // One still waiting is left alone: a keep-alive interval shorter than the
 // budget must not keep a silent server from ever timing out.
+//
+// Its failure counts only while the line is still on that server: an
+// OPTIONS still out to a server the line has left (the user registered it
+// again elsewhere, a refresh failed over) says nothing of the server the
+// line is on now (I12).
 func (a *lineActions) SendKeepalive() {
 	l := (*Line)(a)
 	server := l.m.Vars().Server
-	l.keepalive(&l.ka, server, l.m.MaxTransmissions(), time.Duration(l.m.Budget()), l.postLine(fsm.LineEventKeepaliveFailed))
+	l.keepalive(&l.ka, server, l.m.MaxTransmissions(), time.Duration(l.m.Budget()), func(reason string) {
+		if l.m.Vars().Server == server {
+			l.post(fsm.LineEventKeepaliveFailed, reason)
+		}
+	})
 }
 
 // keepalive sends OPTIONS to server i into slot, unless the last one still
@@ -951,8 +960,11 @@ func (a *lineActions) SendKeepalive() {
 // refusal, or the server's Retry-After (every request is held off, R1). An
 // unavailable answer is failed's too (response).
 func (l *Line) keepalive(slot **txn, i, maxTx int, budget time.Duration, failed func(string)) *txn {
-	if *slot != nil {
-		return nil
+	if t := *slot; t != nil {
+		if t.server == i {
+			return nil
+		}
+		l.finish(t) // one to a server the line has left: given up
 	}
 	dst := l.server(i)
 	if held := l.heldOff(dst); held != "" {
