@@ -30,6 +30,9 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&d.RetryTime, "retry-time", d.RetryTime, "the phone's retry budget in time mode")
 	failback := fs.String("failback", "on", "the phone's Enable Failback: on or off")
 	interval := fs.Duration("failback-interval", d.FailbackInterval, "the phone's Failback Interval")
+	fs.StringVar(&d.FailbackMode, "failback-mode", d.FailbackMode, "when the phone probes the primary from a backup: duration, registration, new_requests or dns_ttl")
+	when := fs.String("failback-when", "idle", "idle (no failback while a call holds the line; it fails back when the call ends) or always")
+	backoffMax := fs.Duration("backoff-max", 0, "the phone's longest back-off after every server failed (0: -backoff-base)")
 	fs.DurationVar(&d.Keepalive, "keepalive", 0, "the phone's OPTIONS keep-alive interval (0: off)")
 	fs.DurationVar(&d.BackoffBase, "backoff-base", d.BackoffBase, "the phone's back-off after every server failed")
 	codes := fs.String("unavailable-codes", "500,503", "answers that make a server unavailable")
@@ -80,10 +83,17 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-failback %q: on or off", *failback)
 	case *mode != "successive" && *mode != "concurrent":
 		return bad("-registration-mode %q: successive or concurrent", *mode)
+	case d.FailbackMode != "duration" && d.FailbackMode != "registration" && d.FailbackMode != "new_requests" && d.FailbackMode != "dns_ttl":
+		return bad("-failback-mode %q: duration, registration, new_requests or dns_ttl", d.FailbackMode)
+	case *when != "idle" && *when != "always":
+		return bad("-failback-when %q: idle or always", *when)
+	case *backoffMax < 0:
+		return bad("-backoff-max %v: 0 or more", *backoffMax)
 	case *transport != "" && *transport != "udp" && *transport != "tcp":
 		return bad("-transport %q: udp or tcp (TLS is encrypted on the wire)", *transport)
 	}
 	d.CountMode, d.FailbackEnabled, d.Concurrent = *retryMode == "count", *failback == "on", *mode == "concurrent"
+	d.FailbackWhenIdle, d.BackoffMax = *when == "idle", *backoffMax
 	d.UnavailableCodes = nil
 	for _, c := range strings.Split(*codes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -103,16 +113,14 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	file := fs.Arg(0)
 	f, err := os.Open(file)
 	if err != nil {
-		fmt.Fprintln(stderr, "verify-capture:", err)
-		return 1
+		return bad("%v", err) // unusable input: 2, as a bad flag (1 is a violation)
 	}
 	defer f.Close()
 	start := time.Now()
 	d.Transport = *transport
 	a, err := capture.Analyze(f, d)
 	if err != nil {
-		fmt.Fprintf(stderr, "verify-capture: %s: %v\n", file, err)
-		return 1
+		return bad("%s: %v", file, err)
 	}
 	report := a.Report(file)
 	took := time.Since(start)

@@ -67,8 +67,12 @@ func TestVerifyCaptureRefuses(t *testing.T) {
 		{[]string{good, "-servers", "127.0.0.1:5060", "-unavailable-codes", "200"}, 2, `"200" is not a status code of 300-699`},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-picture", "x.gif"}, 2, "an .svg or .png file"},
 		{[]string{"-servers", "127.0.0.1:5060"}, 2, "missing argument"},
-		{[]string{notCapture, "-servers", "127.0.0.1:5060"}, 1, "not a pcap or pcapng capture"},
-		{[]string{"/nonexistent.pcap", "-servers", "127.0.0.1:5060"}, 1, "no such file"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-failback-mode", "sometimes"}, 2, `-failback-mode "sometimes": duration, registration, new_requests or dns_ttl`},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-failback-when", "never"}, 2, `-failback-when "never": idle or always`},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-backoff-max", "-1s"}, 2, "-backoff-max -1s: 0 or more"},
+		// Unusable input exits 2, as a bad flag does: 1 means a violation.
+		{[]string{notCapture, "-servers", "127.0.0.1:5060"}, 2, "not a pcap or pcapng capture"},
+		{[]string{"/nonexistent.pcap", "-servers", "127.0.0.1:5060"}, 2, "no such file"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"verify-capture"}, c.args...), &stdout, &stderr)

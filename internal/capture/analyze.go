@@ -21,10 +21,20 @@ type Settings struct {
 	RetryTime         time.Duration
 	FailbackEnabled   bool
 	FailbackInterval  time.Duration
-	Keepalive         time.Duration // 0: off
-	BackoffBase       time.Duration
-	UnavailableCodes  []int // answers that make a server unavailable (R1)
-	Concurrent        bool  // registration_mode concurrent (R17): a binding on every server at once
+	// FailbackMode is when the phone probes the primary from a backup
+	// (R18): duration (every Failback Interval; "" too), registration (at
+	// each refresh of the backup's registration), new_requests (with a new
+	// call or message) or dns_ttl (when the primary's DNS records expire).
+	FailbackMode string
+	// FailbackWhenIdle: no failback while a call holds the line (R18's
+	// failback_when idle, the default); it fails back when the call ends.
+	FailbackWhenIdle bool
+	Keepalive        time.Duration // 0: off
+	BackoffBase      time.Duration
+	BackoffMax       time.Duration // 0: BackoffBase
+	TimerSpread      int           // percent that refresh, keep-alive and failback timers may come early (R21)
+	UnavailableCodes []int         // answers that make a server unavailable (R1)
+	Concurrent       bool          // registration_mode concurrent (R17): a binding on every server at once
 	// Transport, "udp" or "tcp", keeps only that transport's messages;
 	// "" keeps both.
 	Transport string
@@ -39,7 +49,7 @@ type Settings struct {
 // DefaultSettings are the seed's defaults (docs/settings.md).
 func DefaultSettings() Settings {
 	return Settings{T1: 500 * time.Millisecond, T2: 4 * time.Second, CountMode: true, RetryCounts: 3, RetryTime: 4 * time.Second,
-		FailbackEnabled: true, FailbackInterval: 1800 * time.Second, BackoffBase: 30 * time.Second,
+		FailbackEnabled: true, FailbackInterval: 1800 * time.Second, FailbackMode: "duration", FailbackWhenIdle: true, BackoffBase: 30 * time.Second,
 		UnavailableCodes: []int{500, 503}, Slack: time.Second}
 }
 
@@ -49,7 +59,8 @@ func (s Settings) bounds() invariant.Settings {
 	return invariant.Settings{Servers: len(s.Servers), CountMode: s.CountMode, RetryCounts: s.RetryCounts,
 		InviteRetryCounts: s.InviteRetryCounts, RetryTime: s.RetryTime, T1: s.T1, T2: s.T2,
 		FailbackEnabled: s.FailbackEnabled, FailbackInterval: s.FailbackInterval, BackoffBase: s.BackoffBase,
-		BackoffMax: s.BackoffBase, Keepalive: s.Keepalive, RTT: s.Slack}
+		BackoffMax: cmp.Or(s.BackoffMax, s.BackoffBase), Keepalive: s.Keepalive, RTT: s.Slack, FailbackMode: s.FailbackMode,
+		FailbackWhenIdle: s.FailbackWhenIdle, TimerSpread: s.TimerSpread}
 }
 
 // Txn is one client transaction of the phone with one server: its
@@ -69,6 +80,12 @@ type Txn struct {
 	Final     *Message // the first final answer
 	Fault     *Fault   // ICMP unreachable or a TCP reset that ended it
 	Probe     bool     // a REGISTER to the primary while registered on a backup only
+
+	next *Txn // a REGISTER: the next one of its Call-ID to its server
+	// ownCallID: a probe with the Call-ID of the registration the line
+	// holds on its backup, which may as well be a new round under the
+	// primary's own budget (a probe's Call-ID is most often its own).
+	ownCallID bool
 }
 
 // Fault is ICMP unreachable for a datagram, or a TCP reset or refusal.
@@ -82,25 +99,43 @@ func (t *Txn) start() time.Time { return t.Sends[0].At }
 
 // Outcome is how a transaction ended, as the wire shows it.
 type Outcome struct {
-	Kind  string // ok, challenged, unavailable, rejected, timeout, pending
+	Kind  string // ok, challenged, again (a 423), unavailable, rejected, timeout, abandoned, pending; sent for an ACK
 	At    time.Time
 	Frame int // the answer or fault; 0 for a timeout
 	What  string
 }
 
-// outcome says how t ended by the end of the capture.
+// outcome says how t ended by the end of the capture. The phone's budget
+// decides it, as it decides it for the phone (R3, R4): a request that had
+// neither an answer nor a fault within its budget found its server
+// unavailable when the budget ended, whatever came later (an answer the
+// phone no longer waits for, a retransmission it should not have sent).
+// A provisional answer within the budget says the server is there: the
+// final answer may take as long as the far end rings.
 func (a *Analysis) outcome(t *Txn) Outcome {
 	s := a.Settings
 	if t.Method == "ACK" {
 		return Outcome{Kind: "sent", At: t.start()} // no answer is due
 	}
-	if t.Final != nil {
+	end := t.start().Add(a.budget(t))
+	if f := t.Fault; f != nil && !f.At.After(end) && (t.Final == nil || f.At.Before(t.Final.At)) {
+		return Outcome{Kind: "unavailable", At: f.At, Frame: f.Frame, What: f.What}
+	}
+	heard := len(t.Answers) > 0 && t.Answers[0].Code < 200 && t.Answers[0].At.Before(end) // a provisional: the server is there
+	// A REGISTER the phone sent again, with a new CSeq, before this one
+	// ended (the user asked once more): the phone dropped this one.
+	if n := t.next; n != nil && (t.Final == nil && n.start().Before(end) || t.Final != nil && n.start().Before(t.Final.At)) {
+		return Outcome{Kind: "abandoned", At: n.start(), What: "replaced by a new REGISTER before it ended"}
+	}
+	if t.Final != nil && (heard || !t.Final.At.After(end)) {
 		o := Outcome{At: t.Final.At, Frame: t.Final.Frame, What: fmt.Sprintf("%d", t.Final.Code)}
 		switch c := t.Final.Code; {
 		case c < 300:
 			o.Kind = "ok"
 		case c == 401 || c == 407:
 			o.Kind = "challenged"
+		case c == 423 && t.Method == "REGISTER":
+			o.Kind = "again" // Interval Too Brief: sent again asking longer (RFC 3261 10.2.8)
 		case c == 408 || slices.Contains(s.UnavailableCodes, c):
 			o.Kind = "unavailable"
 		default:
@@ -108,18 +143,56 @@ func (a *Analysis) outcome(t *Txn) Outcome {
 		}
 		return o
 	}
-	if t.Fault != nil {
-		return Outcome{Kind: "unavailable", At: t.Fault.At, Frame: t.Fault.Frame, What: t.Fault.What}
+	if heard {
+		return Outcome{Kind: "pending", At: a.End} // a provisional answer, and no final one yet
 	}
-	budget := s.bounds().BudgetOf(t.Method, t.Server)
-	if t.Probe {
-		budget = 64 * s.T1
+	switch {
+	case end.After(a.End):
+		return Outcome{Kind: "pending", At: a.End}
+	case a.abandoned(t):
+		return Outcome{Kind: "abandoned", At: t.Sends[len(t.Sends)-1].At, What: "given up by the phone before its budget ended"}
 	}
-	if end := t.start().Add(budget); !end.After(a.End) {
-		return Outcome{Kind: "timeout", At: end, What: fmt.Sprintf("no answer within %v", budget)}
-	}
-	return Outcome{Kind: "pending", At: a.End}
+	return Outcome{Kind: "timeout", At: end, What: fmt.Sprintf("no answer within %v", a.budget(t))}
 }
+
+// abandoned reports whether the phone gave t up before its budget ended
+// (the user hung up a call that had no answer yet: RFC 3261 9.1 allows no
+// CANCEL before a 1xx, so the phone drops the transaction). Over UDP its
+// retransmissions stop early; over TCP an INVITE has one transmission
+// either way, and the wire cannot tell a silent server from a user who
+// gave up, so such an INVITE is not taken as the server's failure.
+func (a *Analysis) abandoned(t *Txn) bool {
+	if t.Transport == "tcp" {
+		return t.Method == "INVITE"
+	}
+	// Transmissions RFC 3261 17.1.1.2 and 17.1.2.2 schedule within the
+	// budget: at 0, T1, 3*T1 ..., the interval doubling up to T2.
+	budget, due := a.budget(t), 1
+	for at, gap := time.Duration(0), a.T1; ; gap = min(2*gap, a.T2) {
+		if at += gap; at >= budget {
+			break
+		}
+		due++
+	}
+	return len(t.Sends) < due
+}
+
+// budget is how long the phone waits for an answer to t: the retry budget
+// of its server, 64*T1 for a probe (R11) but in failback mode new_requests,
+// whose probe a request waits for, at most the primary's budget (R18). A
+// probe that may be a round has the shorter of the two: its answer after
+// that binds no phone that had given it up.
+func (a *Analysis) budget(t *Txn) time.Duration {
+	if t.Probe && !t.ownCallID && a.FailbackMode != "new_requests" {
+		return 64 * a.T1
+	}
+	return a.bounds().BudgetOf(t.Method, t.Server)
+}
+
+// minGrant is the shortest grant the checks take as it is: the line's
+// own floor (R1's rogue registrar), under which refreshing in time would
+// storm the server. I8 does not judge shorter ones, which last the floor.
+const minGrant = 5 * time.Second
 
 // Binding is a registration a server granted the phone: from the 2xx until
 // it expires or is removed.
@@ -133,6 +206,17 @@ type Binding struct {
 	Refreshed     bool // a later 2xx of the same Call-ID replaced it
 	Removed       bool // an Expires 0 ended it
 	RemovedBefore time.Time
+	// Late: the 2xx came after the phone's budget for the REGISTER ended,
+	// or the phone did not take it (a probe's while a call held the line,
+	// with failback_when idle). The server holds the binding; the phone
+	// does not count itself registered there.
+	Late bool
+
+	probe bool      // granted to a failback probe
+	asked time.Time // when the REGISTER it answers was first sent
+	// stale: a refresh whose 2xx came after the phone had moved to another
+	// server (a probe answered first): the phone is not there.
+	stale bool
 }
 
 // LineTrace is what the capture shows of one line (address of record).
@@ -142,20 +226,136 @@ type LineTrace struct {
 	Bindings []*Binding // by time granted
 
 	dialogs map[string]int // Call-ID -> the server its dialog was set up through
+	holds   *[]hold        // the calls that held the line, once worked out
 }
 
-// current is the server the line is on at t: that of the live binding
-// granted last (a phone on one server at a time leaves the old binding to
-// expire where it failed, R12); -1 when it holds none.
+// current is the server the line is on at t: that of the binding granted
+// last, while it lives (a phone on one server at a time leaves the old
+// binding to expire where it failed, R12); -1 when that one ran out or was
+// removed.
 func (l *LineTrace) current(t time.Time) int {
-	server := -1
+	newest := l.newest(t)
+	if newest == nil || !newest.live(t) {
+		return -1 // the newest ran out, or was removed: an older one is a server the phone left
+	}
+	return newest.Server
+}
+
+// ownCallID reports whether t has the Call-ID of the newest binding the
+// line holds when it is sent.
+func (l *LineTrace) ownCallID(t *Txn) bool {
+	newest := l.newest(t.start())
+	return newest != nil && newest.CallID == t.CallID
+}
+
+// settled reports whether the line is on server k at t, has begun no new
+// round elsewhere since it registered there, and has not left it otherwise
+// (left).
+func (a *Analysis) settled(l *LineTrace, k int, t time.Time) bool {
+	if l.current(t) != k || a.left(l, t) {
+		return false
+	}
 	var from time.Time
+	var callID string
 	for _, b := range l.Bindings {
-		if b.live(t) && (server < 0 || b.From.After(from)) {
-			server, from = b.Server, b.From
+		if !b.Late && b.Server == k && b.live(t) && b.From.After(from) {
+			from, callID = b.From, b.CallID
 		}
 	}
-	return server
+	// A REGISTER elsewhere of its own Call-ID is a new round: it takes the
+	// line away. A probe (a Call-ID of its own) that fails leaves it where it
+	// was (R11); one that succeeds moves its newest binding.
+	// Over TCP a round's REGISTER to a server that is down shows as a
+	// refused connection.
+	return !slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		if u.Server == k || !u.start().After(from) || !u.start().Before(t) {
+			return false
+		}
+		return u.Method == "REGISTER" && u.Expires != 0 && u.CallID == callID ||
+			u.Method == "SYN" && !u.Probe && (a.carriedRegister(l, u) || a.failedJustBefore(l, k, u.start()))
+	}) && !slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		// A REGISTER there still undecided at t: a refresh, or a round
+		// that came back to it; either way the phone may be between
+		// servers.
+		return u.Method == "REGISTER" && u.Server == k && u.Expires != 0 && u.start().After(from) && u.start().Before(t) && a.outcome(u).At.After(t)
+	})
+}
+
+// failedJustBefore reports whether a request to server k failed within the
+// slack before t: what the phone sends elsewhere then is its failover.
+func (a *Analysis) failedJustBefore(l *LineTrace, k int, t time.Time) bool {
+	return slices.ContainsFunc(l.Txns, func(w *Txn) bool {
+		if w.Server != k || w.Method == "ACK" {
+			return false
+		}
+		o := a.outcome(w)
+		return failed(o) && !o.At.After(t) && t.Sub(o.At) <= a.Slack
+	})
+}
+
+// left reports whether the line, by t, left the server it holds its
+// newest binding on, though the binding still runs: it de-registered (its
+// user took it down), a REGISTER of its own there failed or was refused,
+// another request there (a keep-alive, a call's) found it unavailable, a
+// connection to it was refused, or it began a new round elsewhere with its
+// registration's Call-ID (a probe has one of its own).
+func (a *Analysis) left(l *LineTrace, t time.Time) bool {
+	k := l.current(t)
+	var from time.Time
+	var callID string
+	for _, b := range l.Bindings {
+		if !b.Late && b.Server == k && b.live(t) && b.From.After(from) {
+			from, callID = b.From, b.CallID
+		}
+	}
+	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		if u.Method == "SYN" && u.Server == k && u.start().After(from) {
+			// Over TCP its connection to the server was refused: the flow
+			// it was registered over is gone (RFC 5626).
+			return !a.outcome(u).At.After(t)
+		}
+		if u.Method != "REGISTER" && u.Method != "ACK" && u.Server == k && u.start().After(from) {
+			// A keep-alive or a request there found the server unavailable
+			// (R5-R8).
+			o := a.outcome(u)
+			return failed(o) && !o.At.After(t)
+		}
+		if u.Method != "REGISTER" || !u.start().After(from) || u.start().After(t) {
+			return false
+		}
+		switch o := a.outcome(u); {
+		case u.Server != k && !u.start().Before(t):
+			return false // at the same instant: the wire does not order them
+		case u.Expires == 0:
+			return true
+		case u.Server == k && (o.Kind == "challenged" || o.Kind == "again"):
+			// Credentials the server refused again, or a 423 the phone does
+			// not answer: it sends no more, and gives the server up.
+			return !o.At.Add(a.Slack).After(t) && !slices.ContainsFunc(l.Txns, func(r *Txn) bool {
+				return r.Method == "REGISTER" && r.Server == k && !r.start().Before(o.At) && !r.start().After(o.At.Add(a.Slack))
+			})
+		case u.Server == k:
+			return (failed(o) || o.Kind == "rejected") && !o.At.After(t)
+		default:
+			return u.CallID == callID
+		}
+	})
+}
+
+// newest is the binding the phone took last by t (of two at one instant,
+// the one it read last), leaving out a refresh answered after the phone had
+// moved elsewhere (stale); nil for none.
+func (l *LineTrace) newest(t time.Time) *Binding {
+	var newest *Binding
+	for _, b := range l.Bindings {
+		if b.Late || b.stale || b.From.After(t) {
+			continue
+		}
+		if newest == nil || b.From.After(newest.From) || b.From.Equal(newest.From) && b.Frame > newest.Frame {
+			newest = b
+		}
+	}
+	return newest
 }
 
 // liveAt reports whether the line held a binding on server at t.
@@ -180,6 +380,10 @@ type Analysis struct {
 	Lines      []*LineTrace
 	Problems   []Problem
 	Transports string // what the capture carries: udp, tcp, or "udp+tcp"
+
+	resets   map[int][]time.Time  // by server: when it reset a connection of the phone (its flow is lost, RFC 5626)
+	farByes  map[string]time.Time // Call-ID -> the first BYE a server sent the phone
+	incoming map[string]time.Time // Call-ID -> an INVITE a server sent the phone
 }
 
 // Analyze reads a capture and infers the phone's transactions and
@@ -231,6 +435,16 @@ func (a *Analysis) server(addr netip.AddrPort) int {
 	return slices.IndexFunc(a.Servers, func(s netip.AddrPort) bool { return s.Addr().Unmap() == addr.Addr().Unmap() && s.Port() == addr.Port() })
 }
 
+// phoneKey is the phone's side of a transaction: its address and port over
+// UDP, its address over TCP, where an answer may come on another
+// connection than the request (RFC 3261 18.2.2).
+func phoneKey(a netip.AddrPort, transport string) netip.AddrPort {
+	if transport == "tcp" {
+		return netip.AddrPortFrom(a.Addr(), 0)
+	}
+	return a
+}
+
 type txnKey struct {
 	phone  netip.AddrPort
 	server int
@@ -249,9 +463,12 @@ func (a *Analysis) transactions(msgs []Message) {
 		if m.Request {
 			srv := a.server(m.Dst)
 			if srv < 0 {
+				if a.server(m.Src) >= 0 { // the far end's, through a server
+					a.farRequest(m)
+				}
 				continue
 			}
-			k := txnKey{m.Src, srv, m.Branch, m.Method}
+			k := txnKey{phoneKey(m.Src, m.Transport), srv, m.Branch, m.Method}
 			t := byKey[k]
 			if t == nil {
 				t = &Txn{Line: m.From, Server: srv, Transport: m.Transport, Method: m.Method, CallID: m.CallID, Branch: m.Branch,
@@ -273,9 +490,9 @@ func (a *Analysis) transactions(msgs []Message) {
 		if srv < 0 {
 			continue
 		}
-		t := byKey[txnKey{m.Dst, srv, m.Branch, m.CSeqMethod}]
-		if t == nil || m.CallID != t.CallID {
-			continue // no request of the phone's: not its transaction
+		t := byKey[txnKey{phoneKey(m.Dst, m.Transport), srv, m.Branch, m.CSeqMethod}]
+		if t == nil || m.CallID != t.CallID || m.CSeq != t.CSeq {
+			continue // no request of the phone's: not its transaction (I11)
 		}
 		t.Answers = append(t.Answers, m)
 		if m.Code >= 200 && t.Final == nil {
@@ -291,6 +508,31 @@ func (a *Analysis) transactions(msgs []Message) {
 		a.Transports = "udp"
 	}
 	slices.SortFunc(a.Lines, func(x, y *LineTrace) int { return cmp.Compare(x.AOR, y.AOR) })
+}
+
+// farRequest notes a request a server brought the phone: a call to it,
+// and a BYE that ends a call (either's).
+func (a *Analysis) farRequest(m *Message) {
+	var seen map[string]time.Time
+	switch {
+	case m.Method == "INVITE" && !m.ToTag:
+		seen = a.incoming
+		if seen == nil {
+			a.incoming = map[string]time.Time{}
+			seen = a.incoming
+		}
+	case m.Method == "BYE":
+		seen = a.farByes
+		if seen == nil {
+			a.farByes = map[string]time.Time{}
+			seen = a.farByes
+		}
+	default:
+		return
+	}
+	if _, ok := seen[m.CallID]; !ok {
+		seen[m.CallID] = m.At
+	}
 }
 
 // refusals adds, to the line it belongs to, a connection the phone tried
@@ -339,6 +581,15 @@ func (a *Analysis) refusals(packets []Packet) {
 					}
 				}
 			}
+			if owner == nil { // nothing after it: the line that sent anything last
+				for _, l := range a.Lines {
+					for _, t := range l.Txns {
+						if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.start().Before(syn.At) && (owner == nil || t.start().After(last)) {
+							owner, last = l, t.start()
+						}
+					}
+				}
+			}
 			if owner != nil {
 				owner.Txns = append(owner.Txns, &Txn{Line: owner.AOR, Server: a.server(syn.Dst), Transport: "tcp", Method: "SYN", Expires: -1,
 					Sends: []*Message{{Frame: syn.Frame, At: syn.At, Src: syn.Src, Dst: syn.Dst, Transport: "tcp", Request: true, Method: "SYN"}},
@@ -360,25 +611,31 @@ func (a *Analysis) faults(packets []Packet) {
 		switch {
 		case p.Proto == "icmp":
 			phone, srv, what = p.OrigSrc, a.server(p.OrigDst), "ICMP unreachable"
-		case p.Proto == "tcp" && p.RST && !p.SYN:
+		case p.Proto == "tcp" && p.RST && !p.SYN && a.server(p.Src) >= 0:
 			phone, srv, what = p.Dst, a.server(p.Src), "TCP reset"
+			if a.resets == nil {
+				a.resets = map[int][]time.Time{}
+			}
+			a.resets[srv] = append(a.resets[srv], p.At)
+		case p.Proto == "tcp" && p.RST && !p.SYN:
+			// The phone reset its own connection: it gave the server up
+			// (a server that stopped reading, whose writes timed out).
+			phone, srv, what = p.Src, a.server(p.Dst), "connection reset by the phone"
 		default:
 			continue
 		}
 		if srv < 0 {
 			continue
 		}
-		var latest *Txn
+		// A reset ends the connection and every transaction on it; an
+		// ICMP port unreachable says the server's port is closed, and ends
+		// every transaction still waiting there, as the phone takes it.
 		for _, l := range a.Lines {
 			for _, t := range l.Txns {
-				if t.Server == srv && t.Sends[0].Src == phone && !t.start().After(p.At) && t.Final == nil && t.Fault == nil &&
-					(latest == nil || t.start().After(latest.start())) {
-					latest = t
+				if t.Server == srv && t.Sends[0].Src == phone && t.Sends[0].Frame < p.Frame && t.Fault == nil && (t.Final == nil || t.Final.Frame > p.Frame) {
+					t.Fault = &Fault{p.Frame, p.At, what}
 				}
 			}
-		}
-		if latest != nil {
-			latest.Fault = &Fault{p.Frame, p.At, what}
 		}
 	}
 }
@@ -388,28 +645,60 @@ func (a *Analysis) faults(packets []Packet) {
 func (a *Analysis) bind(l *LineTrace) {
 	slices.SortStableFunc(l.Txns, func(x, y *Txn) int { return x.start().Compare(y.start()) })
 	var regs []*Txn
+	last := map[[2]string]*Txn{} // Call-ID and server -> the latest REGISTER
 	for _, t := range l.Txns {
-		if t.Method == "REGISTER" {
+		if t.Method == "REGISTER" || t.Method == "SYN" {
 			regs = append(regs, t)
+		}
+		if t.Method == "REGISTER" {
+			k := [2]string{t.CallID, fmt.Sprint(t.Server)}
+			if prev := last[k]; prev != nil {
+				prev.next = t
+			}
+			last[k] = t
 		}
 	}
 	// Bindings change at answers, which come in another order than the
-	// requests: walk them by the time of the 2xx.
-	slices.SortStableFunc(regs, func(x, y *Txn) int { return a.outcome(x).At.Compare(a.outcome(y).At) })
-	for _, t := range regs {
-		// A probe: to the primary, while the line is on a backup.
-		if t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
-			t.Probe = true
+	// requests: walk them by the time of the final answer.
+	end := func(t *Txn) time.Time {
+		if t.Final != nil {
+			return t.Final.At
 		}
-		if t.Final == nil || t.Final.Code >= 300 {
+		return t.start()
+	}
+	slices.SortStableFunc(regs, func(x, y *Txn) int { return end(x).Compare(end(y)) })
+	for _, t := range regs {
+		// A probe: to the primary, while the line is on a backup. With
+		// failback off there are none: such a REGISTER is a new round (the
+		// user's), which the wire cannot tell from a probe otherwise.
+		if a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
+			t.Probe, t.ownCallID = true, l.ownCallID(t)
+		}
+		if t.Method == "SYN" || t.Final == nil || t.Final.Code >= 300 {
 			continue
 		}
+		// A 2xx after the phone's budget ended binds the phone at the
+		// server, but the phone had given up on it and is not there.
+		// So may one at the very instant the budget ended (the wire does
+		// not order one instant): taken as late, it accuses nobody.
+		late := a.outcome(t).Kind != "ok" || t.Final.At.Equal(t.start().Add(a.budget(t))) ||
+			// a probe that a new round (not a refresh on the backup)
+			// abandoned before its 2xx (R11)
+			t.Probe && slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+				return u.Method == "REGISTER" && u.CallID != t.CallID && u.Expires != 0 && u.Server != l.current(t.start()) &&
+					u.start().After(t.start()) && u.start().Before(t.Final.At)
+			})
 		granted := t.Final.Expires
-		if granted < 0 {
+		if granted < 0 || t.Expires == 0 {
+			// What the phone asked: a de-registration ends its binding,
+			// whatever a rogue server says it granted.
 			granted = t.Expires
 		}
 		if granted < 0 {
 			granted = 3600
+		}
+		if t.Expires > 0 {
+			granted = min(granted, t.Expires) // a phone refreshes by what it asked
 		}
 		for _, b := range l.Bindings {
 			if b.Server == t.Server && b.live(t.Final.At) {
@@ -420,9 +709,52 @@ func (a *Analysis) bind(l *LineTrace) {
 			}
 		}
 		if granted > 0 {
+			// A rogue grant under the floor of I8 lasts the floor for the
+			// phone: it cannot refresh faster without storming the server.
 			d := time.Duration(granted) * time.Second
 			l.Bindings = append(l.Bindings, &Binding{Line: l.AOR, Server: t.Server, CallID: t.CallID, From: t.Final.At,
-				Until: t.Final.At.Add(d), Frame: t.Final.Frame, Granted: d})
+				Until: t.Final.At.Add(max(d, minGrant)), Frame: t.Final.Frame, Granted: d, Late: late, probe: t.Probe, asked: t.start()})
+		}
+	}
+	for _, b := range l.Bindings {
+		b.stale = !b.probe && slices.ContainsFunc(l.Bindings, func(c *Binding) bool {
+			return c != b && !c.Late && c.Server != b.Server && c.From.After(b.asked) &&
+				(c.From.Before(b.From) || c.From.Equal(b.From) && c.Frame > b.Frame)
+		})
+	}
+	// A refresh sent before its binding expired keeps the phone counting
+	// itself registered there until the refresh is decided: a refresh
+	// whose budget runs past the expiry (a short grant, a slow server)
+	// does not make the phone registered nowhere in between.
+	for _, b := range l.Bindings {
+		if b.Late || b.Removed {
+			continue
+		}
+		for _, u := range regs {
+			if u.Method == "REGISTER" && u.Server == b.Server && u.CallID == b.CallID && u.Expires != 0 &&
+				u.start().After(b.From) && u.start().Before(b.Until) {
+				switch o := a.outcome(u); {
+				case o.Kind == "pending":
+					b.Until = maxTime(b.Until, a.End.Add(time.Nanosecond)) // past the end of the capture
+				case o.At.After(b.Until): // a 2xx from then on is the binding that follows it
+					b.Until = o.At
+				}
+			}
+		}
+	}
+	// A probe the primary accepted while a call held the line leaves the
+	// phone on its backup until the call ends (failback_when idle, R18).
+	if holds := a.holds(l); len(holds) > 0 {
+		for _, b := range l.Bindings {
+			if b.probe && slices.ContainsFunc(holds, func(h hold) bool { return !b.From.Before(h.from) && b.From.Before(h.to) }) {
+				b.Late = true
+			}
+		}
+	}
+	// Probes sent while a binding lived on only by its refresh.
+	for _, t := range regs {
+		if !t.Probe && a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
+			t.Probe, t.ownCallID = true, l.ownCallID(t)
 		}
 	}
 }

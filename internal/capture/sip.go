@@ -54,7 +54,7 @@ func parseSIP(b []byte) (Message, error) {
 	default:
 		return m, fmt.Errorf("not a SIP start line: %q", clip(lines[0]))
 	}
-	viaSeen := false
+	viaSeen, fromSeen, toSeen := false, false, false
 	var contactExpires = -1
 	for _, line := range lines[1:] {
 		name, value, ok := strings.Cut(line, ":")
@@ -81,9 +81,9 @@ func parseSIP(b []byte) (Message, error) {
 			}
 			m.CSeq, m.CSeqMethod = n, f[1]
 		case "from", "f":
-			m.From = aor(value)
+			m.From, fromSeen = aor(value), true
 		case "to", "t":
-			m.ToTag = param(value, "tag") != ""
+			m.ToTag, toSeen = param(value, "tag") != "", true
 		case "expires":
 			if n, ok := deltaSeconds(value); ok {
 				m.Expires = n
@@ -112,6 +112,12 @@ func parseSIP(b []byte) (Message, error) {
 		return m, fmt.Errorf("%s without CSeq", m.kind())
 	case m.Branch == "":
 		return m, fmt.Errorf("%s without a Via branch", m.kind())
+	case !fromSeen:
+		// RFC 3261 8.1.1: a phone drops such a message (I11), so the
+		// checks do not read it either.
+		return m, fmt.Errorf("%s without From", m.kind())
+	case !toSeen:
+		return m, fmt.Errorf("%s without To", m.kind())
 	}
 	return m, nil
 }
@@ -136,14 +142,22 @@ func headerName(name string) string {
 }
 
 // maxDelta is the largest delta-seconds RFC 3261 25.1 allows, 2^32 - 1; a
-// larger Expires or Retry-After is not read, so that no hostile number
-// overflows the times it is added to.
+// larger Expires or Retry-After is taken as it, as a phone takes it, so that
+// no hostile number overflows the times it is added to.
 const maxDelta = 1<<32 - 1
 
-// deltaSeconds reads an Expires or Retry-After value, 0 to maxDelta.
+// deltaSeconds reads an Expires or Retry-After value, 0 to maxDelta: a
+// string of digits too large to hold is maxDelta; anything else is not a
+// value.
 func deltaSeconds(value string) (int, bool) {
+	if value == "" || strings.TrimLeft(value, "0123456789") != "" {
+		return 0, false
+	}
 	n, err := strconv.Atoi(value)
-	return n, err == nil && n >= 0 && n <= maxDelta
+	if err != nil || n > maxDelta { // all digits: only too large to hold
+		return maxDelta, true
+	}
+	return n, true
 }
 
 // param returns a header value's parameter name (";name=value").
@@ -279,11 +293,10 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 			}
 			return out
 		}
-		m, err := parseSIP(s.buf[:end+4])
-		length := 0
-		if err == nil {
-			length, err = contentLength(s.buf[:end])
-		}
+		// The body's length first: a message the checks cannot read (an
+		// answer without To, say) still frames the stream, and its body
+		// must not be read as the next message.
+		length, err := contentLength(s.buf[:end])
 		if err != nil {
 			*problems = append(*problems, Problem{s.frames[0].frame, err.Error()})
 			s.consume(end + 4)
@@ -292,8 +305,13 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 		if len(s.buf) < end+4+length {
 			return out // the body is still on its way
 		}
-		m.Frame, m.At = s.frames[0].frame, s.frames[0].at
-		out = append(out, m)
+		m, err := parseSIP(s.buf[:end+4])
+		if err != nil {
+			*problems = append(*problems, Problem{s.frames[0].frame, err.Error()})
+		} else {
+			m.Frame, m.At = s.frames[0].frame, s.frames[0].at
+			out = append(out, m)
+		}
 		s.consume(end + 4 + length)
 	}
 }

@@ -115,6 +115,7 @@ type SimNetwork struct {
 	rng     *rand.Rand
 	calls   []*SimCall
 	sent    int // requests taken, for SimRequest.Seq
+	capture *SimCapture
 }
 
 // NewSimNetwork returns a network on clock with the given round trip.
@@ -158,9 +159,14 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	}
 	n.mu.Lock()
 	s := n.servers[where(dst)]
+	c := n.capture
+	closed := s == nil || s.Mode == SimICMP || s.Mode == SimRefused
 	n.mu.Unlock()
+	if c != nil {
+		c.sent(n, dst, msg, closed)
+	}
 	if s == nil {
-		n.at(n.RTT, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
+		n.unreachable(dst, msg, n.RTT, errICMP)
 		return nil
 	}
 	n.mu.Lock()
@@ -193,16 +199,20 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 		r.Delivered = true
 		res = prev
 	case s.Mode == SimICMP:
-		n.at(rtt, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errICMP}) })
+		n.unreachable(dst, msg, rtt, errICMP)
 	case s.Mode == SimRefused:
-		n.at(rtt, func() { n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errRefused}) })
+		n.unreachable(dst, msg, rtt, errRefused)
 	case s.Mode == SimDeaf:
 		if !s.deafPending {
 			s.deafPending = true
+			c := n.capture
 			n.at(DeafTimeout, func() {
 				n.mu.Lock()
 				s.deafPending = false
 				n.mu.Unlock()
+				if c != nil {
+					c.abort(n, dst)
+				}
 				n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errDeaf})
 			})
 		}
@@ -311,11 +321,30 @@ func (s *SimServer) useNonce(req *sip.Request) bool {
 
 func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response, rtt time.Duration) {
 	// Re-parse, as the real network does, so the runtime sees typed headers.
-	parsed, err := sip.ParseMessage([]byte(res.String()))
+	wire := []byte(res.String())
+	parsed, err := sip.ParseMessage(wire)
 	if err != nil {
 		panic(fmt.Sprintf("simnet: bad response: %v", err))
 	}
-	n.at(rtt, func() { n.handler.HandleResponse(from, parsed.(*sip.Response)) })
+	c := n.capture
+	n.at(rtt, func() {
+		if c != nil {
+			c.answered(n, from, wire)
+		}
+		n.handler.HandleResponse(from, parsed.(*sip.Response))
+	})
+}
+
+// unreachable tells the line, after rtt, that dst's port is closed: ICMP
+// port unreachable for msg over UDP, a refused or reset connection over TCP.
+func (n *SimNetwork) unreachable(dst runtime.Endpoint, msg []byte, rtt time.Duration, err error) {
+	c := n.capture
+	n.at(rtt, func() {
+		if c != nil {
+			c.unreachable(n, dst, msg)
+		}
+		n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: err})
+	})
 }
 
 func (n *SimNetwork) at(d time.Duration, f func()) { n.Clock.AfterFunc(d, f) }
