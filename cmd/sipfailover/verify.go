@@ -15,15 +15,19 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sipfailover/sipfailover/gen"
 	"github.com/sipfailover/sipfailover/internal/verify"
 )
 
-// verifyCmd is `sipfailover verify`: every model's generated Promela
-// (verify/*.pml) through SPIN, each property with its states, depth,
-// memory, time and verdict, and a violation as the model steps that make it.
+// verifyCmd is `sipfailover verify`: every model of model/ as it is on disk,
+// compiled to Promela here and now and run through SPIN, each property with
+// its states, depth, memory, time and verdict, and a violation as the model
+// steps that make it. It never reads the committed verify/*.pml: a model
+// edited without regenerating is checked as edited, and a model that does
+// not compile is refused (exit 2) with the generator's diagnostics.
 func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	dir := fs.String("dir", "verify", "the folder of the generated Promela (sipfailover gen writes it)")
+	models := fs.String("models", "model", "the folder of the models (*.yaml) to check")
 	only := fs.String("model", "", "check this model only (line, request ...)")
 	prop := fs.String("property", "", "check this property only (safety, or a leads-to invariant's id)")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
@@ -37,13 +41,18 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := verify.Tools(); err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
-		return 1
+		return 2
 	}
-	paths, _ := filepath.Glob(filepath.Join(*dir, "*.pml"))
-	slices.Sort(paths)
-	if len(paths) == 0 {
-		fmt.Fprintf(stderr, "verify: no models in %s: run sipfailover gen first\n", *dir)
-		return 1
+	dir, err := os.MkdirTemp("", "sipfailover-pml-")
+	if err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	paths, err := compileModels(*models, dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "verify:", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -53,7 +62,7 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 		props, err := verify.Properties(path)
 		if err != nil {
 			fmt.Fprintln(stderr, "verify:", err)
-			return 1
+			return 2
 		}
 		for _, p := range props {
 			if *only != "" && p.Model != *only || *prop != "" && p.ID != *prop {
@@ -88,6 +97,37 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// compileModels compiles every model in dir (*.yaml) to Promela in out, as
+// out/<file>.pml (the name verify/ has it under), and returns those files in order. A model that does
+// not parse or check is an error that names its file, line and column.
+func compileModels(dir, out string) ([]string, error) {
+	srcs, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("no models: %s has no *.yaml", dir)
+	}
+	slices.Sort(srcs)
+	var paths []string
+	for _, src := range srcs {
+		text, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		pml, err := gen.Promela(filepath.ToSlash(src), text)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(out, strings.TrimSuffix(filepath.Base(src), ".yaml")+".pml")
+		if err := os.WriteFile(path, pml, 0o644); err != nil {
+			return nil, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
 }
 
 // printResult writes one property's line, and its counterexample.

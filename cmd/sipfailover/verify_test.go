@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sipfailover/sipfailover/gen"
 	"github.com/sipfailover/sipfailover/internal/verify"
 )
 
@@ -32,16 +31,14 @@ func TestVerifyWritesScenario(t *testing.T) {
 		"  - id: retry_at_once\n    from: all_failed\n    on: request.unavailable\n    to: registering\n    doc: A bug.\n\ninvariants:\n", 1)
 	mutant = strings.Replace(mutant, "      primary.\n    after: [backoff]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
 		"      primary.\n    after: [backoff]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,", 1)
-	pml, err := gen.Promela("model/line.yaml", []byte(mutant))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The mutant is only on disk as a model, as after an edit that was not
+	// regenerated: verify must check it, not the committed verify/line.pml.
 	dir, scenarios := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "line.pml"), pml, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "line.yaml"), []byte(mutant), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"verify", "-dir", dir, "-model", "line", "-property", "safety", "-scenarios", scenarios}, &stdout, &stderr)
+	code := run([]string{"verify", "-models", dir, "-model", "line", "-property", "safety", "-scenarios", scenarios}, &stdout, &stderr)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout.String(), stderr.String())
 	}
@@ -59,5 +56,45 @@ func TestVerifyWritesScenario(t *testing.T) {
 	}
 	if !strings.HasSuffix(string(script), "request-unavailable\nadvance 1s\nexpect only all_failed|failed registering timer.backoff|user.register\n") {
 		t.Errorf("the scenario does not end in the violation and the property:\n%s", script)
+	}
+}
+
+// TestVerifyRefusesBrokenModel: a model that does not compile (a typo in a
+// state's name) is refused with exit 2 and the place of the error, before
+// anything is checked; so is a folder without models and a bad flag.
+func TestVerifyRefusesBrokenModel(t *testing.T) {
+	if err := verify.Tools(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	src, err := os.ReadFile("../../model/line.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typo := strings.Replace(string(src), "to: backup_registered", "to: backup_registerd", 1)
+	if typo == string(src) {
+		t.Fatal("the model has no transition to backup_registered to misspell")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "line.yaml"), []byte(typo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verify", "-models", dir, "-model", "line", "-property", "safety"}, "line.yaml:"},
+		{[]string{"verify", "-models", t.TempDir()}, "has no *.yaml"},
+		{[]string{"verify", "-dir", "verify"}, "-dir"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(c.args, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2\n%s%s", c.args, code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stderr.String(), c.want) || strings.Contains(stdout.String(), "holds") {
+			t.Errorf("%v: stderr lacks %q, or something was checked:\n%s%s", c.args, c.want, stdout.String(), stderr.String())
+		}
 	}
 }
