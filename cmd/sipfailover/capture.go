@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/internal/capture"
+	"github.com/sipfailover/sipfailover/runtime"
 )
 
 // verifyCaptureCmd is `sipfailover verify-capture`: a capture of any
@@ -34,14 +36,18 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	when := fs.String("failback-when", "idle", "idle (no failback while a call holds the line; it fails back when the call ends) or always")
 	backoffMax := fs.Duration("backoff-max", 0, "the phone's longest back-off after every server failed (0: -backoff-base)")
 	fs.DurationVar(&d.Keepalive, "keepalive", 0, "the phone's OPTIONS keep-alive interval (0: off)")
+	fs.IntVar(&d.TimerSpread, "timer-spread", 0, "the percent (0-50) the phone takes off its refresh, keep-alive and failback timers at random")
 	fs.DurationVar(&d.BackoffBase, "backoff-base", d.BackoffBase, "the phone's back-off after every server failed")
 	codes := fs.String("unavailable-codes", "500,503", "answers that make a server unavailable")
 	mode := fs.String("registration-mode", "successive", "successive or concurrent (a registration on every server at once)")
+	fs.StringVar(&d.Phone, "phone", "", "judge only this phone: its address of record (user@host) or its address (IP or IP:PORT); other endpoints are listed, not judged")
 	fs.BoolVar(&d.FromBoot, "boot", false, "the capture began before the phone started: what is not in it did not happen")
 	fs.DurationVar(&d.Slack, "slack", d.Slack, "what the bounds allow beyond the phone's timers: round trips and the phone's own pace")
+	settingsFile := fs.String("settings", "", "take the phone's settings from this sipfailover settings file (flags given as well override it)")
+	lineName := fs.String("line", "", "the line of -settings to take (by name; default its only line)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	picture := fs.String("picture", "", "draw the timeline to this .svg or .png file")
-	synopsis := "verify-capture FILE.pcap|FILE.pcapng -servers ADDR:PORT,ADDR:PORT [settings of the phone] [-json] [-picture FILE]"
+	synopsis := "verify-capture FILE.pcap|FILE.pcapng {-servers ADDR:PORT,ADDR:PORT [settings of the phone] | -settings FILE [-line NAME]} [-phone AOR|ADDR] [-json] [-picture FILE]"
 	// The file may come before the flags, as in the synopsis.
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		args = append(args[1:], args[0])
@@ -49,11 +55,25 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args, synopsis, 1, 1, stdout, stderr); !ok {
 		return code
 	}
-	d.FailbackInterval = *interval
 	bad := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "verify-capture: "+format+"\n", a...)
 		return 2
 	}
+	switch {
+	case *retryMode != "count" && *retryMode != "time":
+		return bad("-retry-mode %q: count or time", *retryMode)
+	case *failback != "on" && *failback != "off":
+		return bad("-failback %q: on or off", *failback)
+	case *mode != "successive" && *mode != "concurrent":
+		return bad("-registration-mode %q: successive or concurrent", *mode)
+	case *when != "idle" && *when != "always":
+		return bad("-failback-when %q: idle or always", *when)
+	case *transport != "" && *transport != "udp" && *transport != "tcp":
+		return bad("-transport %q: udp or tcp (TLS is encrypted on the wire)", *transport)
+	}
+	d.FailbackInterval, d.Transport = *interval, *transport
+	d.CountMode, d.FailbackEnabled, d.Concurrent = *retryMode == "count", *failback == "on", *mode == "concurrent"
+	d.FailbackWhenIdle, d.BackoffMax = *when == "idle", *backoffMax
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -63,6 +83,23 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 			return bad("-servers: %q is not ADDR:PORT (an IPv6 address in brackets: [::1]:5060)", s)
 		}
 		d.Servers = append(d.Servers, ap)
+	}
+	d.UnavailableCodes = nil
+	for _, c := range strings.Split(*codes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 300 || n > 699 {
+			return bad("-unavailable-codes: %q is not a status code of 300-699", c)
+		}
+		d.UnavailableCodes = append(d.UnavailableCodes, n)
+	}
+	if *settingsFile != "" {
+		fromFile, err := lineCaptureSettings(*settingsFile, *lineName)
+		if err != nil {
+			return bad("-settings: %v", err)
+		}
+		d = mergeSettings(fs, d, fromFile)
+	} else if *lineName != "" {
+		return bad("-line %s: give the settings file it is in with -settings", *lineName)
 	}
 	switch {
 	case len(d.Servers) == 0:
@@ -77,30 +114,12 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-invite-retry-counts %d: 0 to 64", d.InviteRetryCounts)
 	case d.RetryTime <= 0 || d.FailbackInterval <= 0 || d.BackoffBase <= 0 || d.Keepalive < 0 || d.Slack < 0:
 		return bad("durations must be positive (-keepalive and -slack may be 0)")
-	case *retryMode != "count" && *retryMode != "time":
-		return bad("-retry-mode %q: count or time", *retryMode)
-	case *failback != "on" && *failback != "off":
-		return bad("-failback %q: on or off", *failback)
-	case *mode != "successive" && *mode != "concurrent":
-		return bad("-registration-mode %q: successive or concurrent", *mode)
 	case d.FailbackMode != "duration" && d.FailbackMode != "registration" && d.FailbackMode != "new_requests" && d.FailbackMode != "dns_ttl":
 		return bad("-failback-mode %q: duration, registration, new_requests or dns_ttl", d.FailbackMode)
-	case *when != "idle" && *when != "always":
-		return bad("-failback-when %q: idle or always", *when)
-	case *backoffMax < 0:
-		return bad("-backoff-max %v: 0 or more", *backoffMax)
-	case *transport != "" && *transport != "udp" && *transport != "tcp":
-		return bad("-transport %q: udp or tcp (TLS is encrypted on the wire)", *transport)
-	}
-	d.CountMode, d.FailbackEnabled, d.Concurrent = *retryMode == "count", *failback == "on", *mode == "concurrent"
-	d.FailbackWhenIdle, d.BackoffMax = *when == "idle", *backoffMax
-	d.UnavailableCodes = nil
-	for _, c := range strings.Split(*codes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 300 || n > 699 {
-			return bad("-unavailable-codes: %q is not a status code of 300-699", c)
-		}
-		d.UnavailableCodes = append(d.UnavailableCodes, n)
+	case d.BackoffMax < 0:
+		return bad("-backoff-max %v: 0 or more", d.BackoffMax)
+	case d.TimerSpread < 0 || d.TimerSpread > 50:
+		return bad("-timer-spread %d: 0 to 50", d.TimerSpread)
 	}
 	format := ""
 	if *picture != "" {
@@ -117,7 +136,6 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	defer f.Close()
 	start := time.Now()
-	d.Transport = *transport
 	a, err := capture.Analyze(f, d)
 	if err != nil {
 		return bad("%s: %v", file, err)
@@ -149,4 +167,98 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// lineCaptureSettings reads line name (or the only line) of the settings
+// file path as the bounds verify-capture judges it by: the settings the
+// agent ran with, defaults filled in as the agent fills them.
+func lineCaptureSettings(path, name string) (capture.Settings, error) {
+	c, err := runtime.LoadConfig(path)
+	if err != nil {
+		return capture.Settings{}, err
+	}
+	var names []string
+	var line *runtime.LineConfig
+	for i := range c.Lines {
+		names = append(names, cmp.Or(c.Lines[i].Name, fmt.Sprintf("(line %d, no name)", i+1)))
+		if c.Lines[i].Name == name && name != "" || name == "" && len(c.Lines) == 1 {
+			line = &c.Lines[i]
+		}
+	}
+	if line == nil {
+		if name == "" {
+			return capture.Settings{}, fmt.Errorf("%s has %d lines: pick one with -line (%s)", path, len(c.Lines), strings.Join(names, ", "))
+		}
+		return capture.Settings{}, fmt.Errorf("%s has no line named %q (it has %s)", path, name, strings.Join(names, ", "))
+	}
+	l := line.Defaults()
+	s := capture.DefaultSettings()
+	transports := map[int]bool{}
+	for i, sv := range l.Servers {
+		addr, err := netip.ParseAddr(sv.Addr)
+		if err != nil {
+			return capture.Settings{}, fmt.Errorf("line %s, servers[%d]: %q is a name; the capture shows addresses: give -servers as it resolved", line.Name, i, sv.Addr)
+		}
+		if *sv.Port == 0 {
+			return capture.Settings{}, fmt.Errorf("line %s, servers[%d]: port 0 is looked up in DNS; give -servers as it resolved", line.Name, i)
+		}
+		s.Servers = append(s.Servers, netip.AddrPortFrom(addr, uint16(*sv.Port)))
+		transports[*sv.Transport] = true
+	}
+	switch {
+	case transports[runtime.TransportTLS] && len(transports) == 1:
+		return capture.Settings{}, fmt.Errorf("line %s runs over TLS, which is encrypted on the wire", line.Name)
+	case len(transports) == 1 && transports[runtime.TransportTCP]:
+		s.Transport = "tcp"
+	case len(transports) == 1 && transports[runtime.TransportUDP]:
+		s.Transport = "udp"
+	}
+	s.T1, s.T2 = time.Duration(l.T1), time.Duration(l.T2)
+	s.CountMode, s.RetryCounts, s.RetryTime = l.RetryMode == "count", *l.SignalRetryCounts, time.Duration(l.RetryTime)
+	s.InviteRetryCounts = *l.InviteRetryCounts
+	s.FailbackEnabled, s.FailbackInterval = *l.EnableFailback == 1, time.Duration(*l.FailbackInterval)*time.Second
+	s.FailbackMode, s.FailbackWhenIdle = l.FailbackMode, l.FailbackWhen != "always"
+	s.Keepalive, s.BackoffBase, s.BackoffMax = time.Duration(l.KeepaliveInterval), time.Duration(l.BackoffBase), time.Duration(l.BackoffMax)
+	s.TimerSpread, s.UnavailableCodes, s.Concurrent = l.TimerSpread, l.UnavailableCodes, l.RegistrationMode == "concurrent"
+	if l.Domain != "" {
+		s.Phone = l.User + "@" + l.Domain // its From on every server
+	}
+	return s, nil
+}
+
+// fromSettingsFile are the flags a settings file gives a value, each with
+// how to take that value; a flag given on the command line wins.
+var fromSettingsFile = map[string]func(d *capture.Settings, f capture.Settings){
+	"servers":             func(d *capture.Settings, f capture.Settings) { d.Servers = f.Servers },
+	"transport":           func(d *capture.Settings, f capture.Settings) { d.Transport = f.Transport },
+	"t1":                  func(d *capture.Settings, f capture.Settings) { d.T1 = f.T1 },
+	"t2":                  func(d *capture.Settings, f capture.Settings) { d.T2 = f.T2 },
+	"retry-mode":          func(d *capture.Settings, f capture.Settings) { d.CountMode = f.CountMode },
+	"retry-counts":        func(d *capture.Settings, f capture.Settings) { d.RetryCounts = f.RetryCounts },
+	"invite-retry-counts": func(d *capture.Settings, f capture.Settings) { d.InviteRetryCounts = f.InviteRetryCounts },
+	"retry-time":          func(d *capture.Settings, f capture.Settings) { d.RetryTime = f.RetryTime },
+	"failback":            func(d *capture.Settings, f capture.Settings) { d.FailbackEnabled = f.FailbackEnabled },
+	"failback-interval":   func(d *capture.Settings, f capture.Settings) { d.FailbackInterval = f.FailbackInterval },
+	"failback-mode":       func(d *capture.Settings, f capture.Settings) { d.FailbackMode = f.FailbackMode },
+	"failback-when":       func(d *capture.Settings, f capture.Settings) { d.FailbackWhenIdle = f.FailbackWhenIdle },
+	"backoff-base":        func(d *capture.Settings, f capture.Settings) { d.BackoffBase = f.BackoffBase },
+	"backoff-max":         func(d *capture.Settings, f capture.Settings) { d.BackoffMax = f.BackoffMax },
+	"keepalive":           func(d *capture.Settings, f capture.Settings) { d.Keepalive = f.Keepalive },
+	"unavailable-codes":   func(d *capture.Settings, f capture.Settings) { d.UnavailableCodes = f.UnavailableCodes },
+	"registration-mode":   func(d *capture.Settings, f capture.Settings) { d.Concurrent = f.Concurrent },
+	"timer-spread":        func(d *capture.Settings, f capture.Settings) { d.TimerSpread = f.TimerSpread },
+	"phone":               func(d *capture.Settings, f capture.Settings) { d.Phone = f.Phone },
+}
+
+// mergeSettings returns d with every setting the file gives (f) that no
+// flag of fs set.
+func mergeSettings(fs *flag.FlagSet, d, f capture.Settings) capture.Settings {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for name, take := range fromSettingsFile {
+		if !set[name] {
+			take(&d, f)
+		}
+	}
+	return d
 }

@@ -101,3 +101,114 @@ func TestVerifyCaptureBounds(t *testing.T) {
 		t.Errorf("exit %d, %q:\n%s", code, stderr.String(), stdout.String())
 	}
 }
+
+// deskSettings is a settings file with the stand-in phone's line of
+// good.pcap ("desk", user, Failback Interval 60 s) and another line.
+func deskSettings(t *testing.T, user string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "lines.yaml")
+	yaml := `lines:
+  - name: desk
+    user: "` + user + `"
+    password: secret
+    domain: example.test
+    failback_interval: 60
+    servers:
+      - {addr: 127.0.0.2, port: 5060}
+      - {addr: 127.0.0.3, port: 5060}
+  - name: lobby
+    user: "2001"
+    password: secret
+    servers:
+      - {addr: sip1.example.test}
+      - {addr: sip2.example.test}
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// verdictsOf runs verify-capture with -json and returns its exit code and
+// each invariant's status.
+func verdictsOf(t *testing.T, args ...string) (int, map[string]string, []byte) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(append(append([]string{"verify-capture"}, args...), "-json"), &stdout, &stderr)
+	var r struct {
+		Verdicts []struct{ ID, Status string }
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("%v: exit %d, %v\n%s", args, code, err, stderr.String())
+	}
+	status := map[string]string{}
+	for _, v := range r.Verdicts {
+		status[v.ID] = v.Status
+	}
+	return code, status, stdout.Bytes()
+}
+
+// TestVerifyCaptureSettingsFile: -settings -line judges the capture by the
+// line's own settings, as the same flags would; a flag given as well wins;
+// the line's address of record picks the phone.
+func TestVerifyCaptureSettingsFile(t *testing.T) {
+	good := captures + "good.pcap"
+	file := deskSettings(t, "1001")
+	codeFlags, byFlags, _ := verdictsOf(t, good, "-servers", "127.0.0.2:5060,127.0.0.3:5060", "-failback-interval", "60s")
+	codeFile, byFile, _ := verdictsOf(t, good, "-settings", file, "-line", "desk")
+	if codeFile != codeFlags || fmt.Sprint(byFile) != fmt.Sprint(byFlags) || byFile["I1"] != "held" {
+		t.Errorf("-settings: exit %d %v; the same by flags: exit %d %v", codeFile, byFile, codeFlags, byFlags)
+	}
+	// A flag beats the file: with servers where the phone sent nothing,
+	// nothing is decidable.
+	_, byOverride, out := verdictsOf(t, good, "-settings", file, "-line", "desk", "-servers", "127.0.0.9:5060")
+	if byOverride["I1"] == "held" || !bytes.Contains(out, []byte(`"Addr": "127.0.0.9:5060"`)) {
+		t.Errorf("-servers did not override the file:\n%s", out)
+	}
+	// The line is 1002@example.test: 1001 in the capture is another phone,
+	// listed and not judged.
+	_, byOther, out := verdictsOf(t, good, "-settings", deskSettings(t, "1002"), "-line", "desk")
+	if byOther["I1"] == "held" || !bytes.Contains(out, []byte(`"AOR": "1001@example.test"`)) || bytes.Contains(out, []byte(`"Registrations"`)) {
+		t.Errorf("another line's capture was judged, or its phone not listed:\n%s", out)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-settings", file}, "has 2 lines: pick one with -line (desk, lobby)"},
+		{[]string{"-settings", file, "-line", "hall"}, `no line named "hall" (it has desk, lobby)`},
+		{[]string{"-settings", file, "-line", "lobby"}, `"sip1.example.test" is a name`},
+		{[]string{"-settings", "/nonexistent.yaml"}, "no such file"},
+		{[]string{"-line", "desk", "-servers", "127.0.0.2:5060"}, "-line desk: give the settings file"},
+		{[]string{"-servers", "127.0.0.2:5060", "-phone", "desk phone"}, `phone "desk phone"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"verify-capture", good}, c.args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) || stdout.Len() > 0 {
+			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
+
+// TestVerifyCapturePhone: -phone by address of record or by address judges
+// that phone only and lists the others.
+func TestVerifyCapturePhone(t *testing.T) {
+	good := captures + "good.pcap"
+	servers := []string{good, "-servers", "127.0.0.2:5060,127.0.0.3:5060", "-failback-interval", "60s"}
+	for _, c := range []struct {
+		phone  string
+		judged bool
+	}{
+		{"1001@example.test", true}, {"sip:1001@EXAMPLE.test", true}, {"127.0.0.1", true},
+		{"1002@example.test", false}, {"127.0.0.5", false}, {"127.0.0.1:5999", false},
+	} {
+		_, by, out := verdictsOf(t, append(servers, "-phone", c.phone)...)
+		if judged := by["I1"] == "held"; judged != c.judged {
+			t.Errorf("-phone %s: judged %v, want %v:\n%s", c.phone, judged, c.judged, out)
+		}
+		if listed := bytes.Contains(out, []byte(`"Others"`)); listed == c.judged {
+			t.Errorf("-phone %s: the capture's phone listed as another: %v:\n%s", c.phone, listed, out)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sipfailover/sipfailover/internal/invariant"
@@ -38,6 +39,11 @@ type Settings struct {
 	// Transport, "udp" or "tcp", keeps only that transport's messages;
 	// "" keeps both.
 	Transport string
+	// Phone picks the phone to judge: its address of record (user@host,
+	// with or without sip:), its IP address, or its IP address and port.
+	// The capture's other endpoints are listed in Others, not judged. ""
+	// judges every From that sends the servers requests.
+	Phone string
 	// FromBoot says the capture began before the phone started: what is
 	// not in it did not happen.
 	FromBoot bool
@@ -378,6 +384,7 @@ type Analysis struct {
 	Packets    int // frames of UDP, TCP or ICMP unreachable
 	Messages   int // SIP messages
 	Lines      []*LineTrace
+	Others     []Endpoint // endpoints that sent the servers requests and are not the Phone
 	Problems   []Problem
 	Transports string // what the capture carries: udp, tcp, or "udp+tcp"
 
@@ -386,11 +393,73 @@ type Analysis struct {
 	incoming map[string]time.Time // Call-ID -> an INVITE a server sent the phone
 }
 
+// Endpoint is one sender of requests to the servers that is not the judged
+// phone: its address of record, where it sent from, and how many requests.
+type Endpoint struct {
+	AOR      string
+	Addr     string
+	Requests int
+}
+
+// phoneFilter is the phone that Settings.Phone names: an address of
+// record, an address and port, or an address; the zero value is every one.
+type phoneFilter struct {
+	aor  string
+	ap   netip.AddrPort
+	addr netip.Addr
+}
+
+func parsePhone(phone string) (phoneFilter, error) {
+	if phone == "" {
+		return phoneFilter{}, nil
+	}
+	if ap, err := netip.ParseAddrPort(phone); err == nil {
+		return phoneFilter{ap: ap}, nil
+	}
+	if addr, err := netip.ParseAddr(strings.Trim(phone, "[]")); err == nil {
+		return phoneFilter{addr: addr}, nil
+	}
+	aor := strings.TrimPrefix(strings.TrimPrefix(phone, "sips:"), "sip:")
+	if user, host, ok := strings.Cut(aor, "@"); !ok || user == "" || host == "" || strings.ContainsAny(aor, " ,;<>") {
+		return phoneFilter{}, fmt.Errorf("phone %q: give its address of record (user@host) or its address (IP or IP:PORT)", phone)
+	}
+	return phoneFilter{aor: aor}, nil
+}
+
+// sent reports whether a request from aor at src is the phone's.
+func (p phoneFilter) sent(aor string, src netip.AddrPort) bool {
+	switch {
+	case p.ap.IsValid():
+		return src == p.ap
+	case p.addr.IsValid():
+		return src.Addr() == p.addr
+	case p.aor != "":
+		return strings.EqualFold(aor, p.aor)
+	}
+	return true
+}
+
+// reaches reports whether a message to dst may be for the phone: by
+// address when the phone is named by one, else any.
+func (p phoneFilter) reaches(dst netip.AddrPort) bool {
+	switch {
+	case p.ap.IsValid():
+		return dst.Addr() == p.ap.Addr()
+	case p.addr.IsValid():
+		return dst.Addr() == p.addr
+	}
+	return true
+}
+
 // Analyze reads a capture and infers the phone's transactions and
 // registrations with the servers s names.
 func Analyze(r io.Reader, s Settings) (*Analysis, error) {
 	if len(s.Servers) == 0 {
 		return nil, fmt.Errorf("no servers: give the phone's servers in priority order")
+	}
+	phone, err := parsePhone(s.Phone)
+	if err != nil {
+		return nil, err
 	}
 	packets, problems, err := Read(r)
 	if err != nil {
@@ -407,7 +476,7 @@ func Analyze(r io.Reader, s Settings) (*Analysis, error) {
 			a.Begin, a.End = minTime(a.Begin, p.At), maxTime(a.End, p.At)
 		}
 	}
-	a.transactions(msgs)
+	a.transactions(msgs, phone)
 	a.refusals(packets)
 	a.faults(packets)
 	for _, l := range a.Lines {
@@ -454,18 +523,23 @@ type txnKey struct {
 
 // transactions groups the phone's requests to the servers, and their
 // answers, by transaction.
-func (a *Analysis) transactions(msgs []Message) {
+func (a *Analysis) transactions(msgs []Message, phone phoneFilter) {
 	byKey := map[txnKey]*Txn{}
 	lines := map[string]*LineTrace{}
+	others := map[Endpoint]int{}
 	transports := map[string]bool{}
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Request {
 			srv := a.server(m.Dst)
 			if srv < 0 {
-				if a.server(m.Src) >= 0 { // the far end's, through a server
+				if a.server(m.Src) >= 0 && phone.reaches(m.Dst) { // the far end's, through a server
 					a.farRequest(m)
 				}
+				continue
+			}
+			if !phone.sent(m.From, m.Src) {
+				others[Endpoint{AOR: m.From, Addr: phoneKey(m.Src, m.Transport).String()}]++
 				continue
 			}
 			k := txnKey{phoneKey(m.Src, m.Transport), srv, m.Branch, m.Method}
@@ -508,6 +582,11 @@ func (a *Analysis) transactions(msgs []Message) {
 		a.Transports = "udp"
 	}
 	slices.SortFunc(a.Lines, func(x, y *LineTrace) int { return cmp.Compare(x.AOR, y.AOR) })
+	for e, n := range others {
+		e.Requests = n
+		a.Others = append(a.Others, e)
+	}
+	slices.SortFunc(a.Others, func(x, y Endpoint) int { return cmp.Or(cmp.Compare(x.AOR, y.AOR), cmp.Compare(x.Addr, y.Addr)) })
 }
 
 // farRequest notes a request a server brought the phone: a call to it,

@@ -294,3 +294,33 @@ func TestAvailability(t *testing.T) {
 		t.Errorf("the silent primary: %+v", u)
 	}
 }
+
+// TestLateFailoverIsI2: a phone that retransmits its REGISTER to a silent
+// primary 11 times (its budget is 3) and reaches the backup 32 s later
+// failed over late: I2 is the promise that broke first, at the budget's
+// end, and I4 counts the transmissions. The primary was tried, not
+// skipped: I3 holds.
+func TestLateFailoverIsI2(t *testing.T) {
+	c := newCrafter(t)
+	c.register(0, primary, "reg-1", 1, 120, false)
+	r := c.request("REGISTER", "reg-1", 2, 120)
+	c.silent(60*time.Second, primary, r, 11, false) // its last at 60 + 32.5 s
+	c.register(92600*time.Millisecond, backup, "reg-1", 3, 120, false)
+	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := map[string]Verdict{}
+	for _, v := range a.Check() {
+		vs[v.ID] = v
+	}
+	if v := vs["I2"]; v.Status != Violated || !strings.Contains(v.Findings[0].Msg, "server 1 was unavailable") {
+		t.Errorf("I2: %s %+v, want violated: the budget ended at 63.5 s", v.Status, v.Findings)
+	}
+	if v := vs["I4"]; v.Status != Violated || !strings.Contains(v.Findings[0].Msg, "11 transmissions") {
+		t.Errorf("I4: %s %+v, want violated by 11 transmissions", v.Status, v.Findings)
+	}
+	if v := vs["I3"]; v.Status == Violated {
+		t.Errorf("I3 violated, but the phone tried the primary first: %+v", v.Findings)
+	}
+}

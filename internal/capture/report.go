@@ -19,6 +19,7 @@ type Report struct {
 	Transport string
 	Servers   []ServerSummary
 	Lines     []LineSummary
+	Others    []Endpoint `json:",omitempty"` // endpoints that are not the phone -phone names: listed, not judged
 	Verdicts  []Verdict
 	Problems  []Problem `json:",omitempty"`
 }
@@ -51,7 +52,7 @@ type LineSummary struct {
 // Report checks the capture and gathers the report.
 func (a *Analysis) Report(name string) Report {
 	r := Report{Capture: name, Frames: a.Packets, Messages: a.Messages, Duration: a.End.Sub(a.Begin), Transport: a.Transports,
-		Verdicts: a.Check(), Problems: a.Problems}
+		Verdicts: a.Check(), Problems: a.Problems, Others: a.Others}
 	for _, s := range a.Servers {
 		r.Servers = append(r.Servers, ServerSummary{Addr: s.String()})
 	}
@@ -133,8 +134,19 @@ func (r Report) Write(w io.Writer) {
 	for _, l := range r.Lines {
 		fmt.Fprintf(w, "  line %s: %d transactions, %d registrations, %d failback probes\n", l.AOR, l.Transactions, l.Registrations, l.Probes)
 	}
+	for i, e := range r.Others {
+		if i == maxShown {
+			fmt.Fprintf(w, "  ... and %d more endpoints not judged\n", len(r.Others)-maxShown)
+			break
+		}
+		fmt.Fprintf(w, "  not judged (not the phone): %s from %s, %d requests\n", e.AOR, e.Addr, e.Requests)
+	}
 	if len(r.Lines) == 0 {
-		fmt.Fprintln(w, "  no request of a phone to the servers: are -servers the servers' addresses and ports?")
+		if len(r.Others) > 0 {
+			fmt.Fprintln(w, "  no request of the phone -phone names to the servers")
+		} else {
+			fmt.Fprintln(w, "  no request of a phone to the servers: are -servers the servers' addresses and ports?")
+		}
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
