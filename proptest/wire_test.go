@@ -123,6 +123,13 @@ func (w *world) wireAgrees(t *rapid.T, pcap []byte) {
 		os.WriteFile(path, pcap, 0o644)
 	}
 	slices.Sort(wrong)
+	t.Fatalf("the capture shows violations the run's trace does not:\n%s\n\nthe report:\n%s\nthe run as a scenario:\n\n%s\n",
+		strings.Join(wrong, "\n"), w.describe(a, first), strings.Join(w.script, "\n"))
+}
+
+// describe is the capture's report, and what it and the trace show of the
+// run from 30 s before first to 5 s after it (WIRE_ALL=1: all of it).
+func (w *world) describe(a *capture.Analysis, first time.Duration) string {
 	var b strings.Builder
 	a.Report("run.pcap").Write(&b)
 	fmt.Fprintf(&b, "\nthe transactions the capture shows in the 30 s up to the first finding, and 5 s after:\n")
@@ -161,6 +168,5 @@ func (w *world) wireAgrees(t *rapid.T, pcap []byte) {
 		}
 		fmt.Fprintf(&b, "  %v %s -> %s on %s (%s) server %d\n", x.At, x.From, x.To, x.Event, x.ID, x.Server+1)
 	}
-	t.Fatalf("the capture shows violations the run's trace does not:\n%s\n\nthe report:\n%s\nthe run as a scenario:\n\n%s\n",
-		strings.Join(wrong, "\n"), b.String(), strings.Join(w.script, "\n"))
+	return b.String()
 }

@@ -124,7 +124,9 @@ func (a *Analysis) outcome(t *Txn) Outcome {
 		return Outcome{Kind: "sent", At: t.start()} // no answer is due
 	}
 	end := t.start().Add(a.budget(t))
-	if f := t.Fault; f != nil && !f.At.After(end) && (t.Final == nil || f.At.Before(t.Final.At)) {
+	// A fault and a final answer at one instant came in the order of
+	// their frames.
+	if f := t.Fault; f != nil && !f.At.After(end) && (t.Final == nil || f.At.Before(t.Final.At) || f.At.Equal(t.Final.At) && f.Frame < t.Final.Frame) {
 		return Outcome{Kind: "unavailable", At: f.At, Frame: f.Frame, What: f.What}
 	}
 	heard := len(t.Answers) > 0 && t.Answers[0].Code < 200 && t.Answers[0].At.Before(end) // a provisional: the server is there
@@ -231,8 +233,8 @@ type LineTrace struct {
 	Txns     []*Txn     // by first transmission
 	Bindings []*Binding // by time granted
 
-	dialogs map[string]int // Call-ID -> the server its dialog was set up through
-	holds   *[]hold        // the calls that held the line, once worked out
+	dialogs map[string]dialog // Call-ID -> the server its dialog was set up through, and when
+	holds   *[]hold           // the calls that held the line, once worked out
 }
 
 // current is the server the line is on at t: that of the binding granted

@@ -631,9 +631,17 @@ func (a *Analysis) i5() Verdict {
 			}
 			v.judged++
 			if l.liveAt(t.Server, t.start()) {
+				// In successive mode the phone is registered on one server
+				// at a time: a binding it left behind on another (after a
+				// failback without de-registering, R12) is not where its
+				// new requests go.
+				if cur := l.current(t.start()); !a.Concurrent && t.Method != "BYE" && cur >= 0 && cur != t.Server && a.standing(l, cur, t.start()) {
+					v.violated(a, l, t.start(), []int{t.Sends[0].Frame}, "a %s went to server %d, whose binding the phone had left behind, while it was registered on server %d",
+						t.Method, t.Server+1, cur+1)
+				}
 				continue
 			}
-			if t.Method == "BYE" && a.dialogServer(l, t.CallID) == t.Server {
+			if d, _ := a.dialogServer(l, t.CallID); t.Method == "BYE" && d == t.Server {
 				continue // I10's to judge: the dialog's server
 			}
 			registered := "nowhere"
@@ -649,11 +657,33 @@ func (a *Analysis) i5() Verdict {
 	return v.done("INVITEs, MESSAGEs and BYEs", "the phone sent no INVITE, MESSAGE or BYE to the servers")
 }
 
-// dialogServer is the server a call's dialog was set up through: the one
-// its INVITE got a 2xx from; -1 if none.
-func (a *Analysis) dialogServer(l *LineTrace, callID string) int {
+// standing reports whether the phone is settled on server k at t and
+// nothing has said since its registration there that k is unavailable: no
+// transaction with k failed or was refused, and k reset no connection.
+func (a *Analysis) standing(l *LineTrace, k int, t time.Time) bool {
+	b := l.newest(t)
+	if b == nil || !a.settled(l, k, t) {
+		return false
+	}
+	// A binding elsewhere as new as k's (a probe's 2xx at this instant, in
+	// failback mode new_requests) may have moved the phone already.
+	if slices.ContainsFunc(l.Bindings, func(o *Binding) bool { return o.Server != k && o.live(t) && !o.From.Before(b.From) }) {
+		return false
+	}
+	since := func(at time.Time) bool { return !at.Before(b.From) && !at.After(t) }
+	for _, u := range l.Txns {
+		if o := a.outcome(u); u.Server == k && (failed(o) || o.Kind == "rejected") && since(o.At) {
+			return false
+		}
+	}
+	return !slices.ContainsFunc(a.resets[k], since)
+}
+
+// dialogServer is the server a call's dialog was set up through (the one
+// its INVITE got a 2xx from; -1 if none) and when.
+func (a *Analysis) dialogServer(l *LineTrace, callID string) (int, time.Time) {
 	if l.dialogs == nil {
-		l.dialogs = map[string]int{}
+		l.dialogs = map[string]dialog{}
 		invites := map[string]bool{} // branches of INVITEs: an ACK of a failure shares its INVITE's
 		for _, t := range l.Txns {
 			if t.Method == "INVITE" {
@@ -665,19 +695,30 @@ func (a *Analysis) dialogServer(l *LineTrace, callID string) int {
 		// came after the phone had given up on that server is not.
 		for _, t := range l.Txns {
 			if _, seen := l.dialogs[t.CallID]; !seen && t.Method == "ACK" && !invites[t.Branch] {
-				l.dialogs[t.CallID] = t.Server
+				l.dialogs[t.CallID] = dialog{t.Server, t.start()}
 			}
 		}
 		for _, t := range l.Txns {
-			if _, seen := l.dialogs[t.CallID]; !seen && t.Method == "INVITE" && !t.InDialog && a.outcome(t).Kind == "ok" {
-				l.dialogs[t.CallID] = t.Server
+			if o := a.outcome(t); !seen(l.dialogs, t.CallID) && t.Method == "INVITE" && !t.InDialog && o.Kind == "ok" {
+				l.dialogs[t.CallID] = dialog{t.Server, o.At}
 			}
 		}
 	}
-	if s, ok := l.dialogs[callID]; ok {
-		return s
+	if d, ok := l.dialogs[callID]; ok {
+		return d.server, d.at
 	}
-	return -1
+	return -1, time.Time{}
+}
+
+// dialog is the server a call was set up through, and when.
+type dialog struct {
+	server int
+	at     time.Time
+}
+
+func seen(dialogs map[string]dialog, callID string) bool {
+	_, ok := dialogs[callID]
+	return ok
 }
 
 func (a *Analysis) i6() Verdict {
@@ -794,7 +835,7 @@ func (a *Analysis) i10() Verdict {
 				continue
 			}
 			seen[t.CallID] = true
-			d := a.dialogServer(l, t.CallID)
+			d, setUp := a.dialogServer(l, t.CallID)
 			if d < 0 {
 				continue // set up before the capture, or by the far end
 			}
@@ -802,15 +843,36 @@ func (a *Analysis) i10() Verdict {
 			if t.Server == d {
 				continue
 			}
-			// The dialog's server failed meanwhile, or said it was
-			// unavailable in any answer (a 503 to a retransmitted INVITE
-			// after its 2xx, say).
-			down := slices.ContainsFunc(l.Txns, func(u *Txn) bool {
-				return u.Server == d && !u.start().After(t.start()) && (failed(a.outcome(u)) ||
-					slices.ContainsFunc(u.Answers, func(m *Message) bool {
-						return slices.Contains(a.UnavailableCodes, m.Code) && !m.At.After(t.start())
-					}))
-			})
+			// The dialog's server is unavailable when the BYE is sent: the
+			// last it said of itself since the call was set up (a
+			// transaction's outcome, or an unavailable code in any answer:
+			// a 503 to a retransmitted INVITE after its 2xx, say) is a
+			// failure, or its Retry-After runs. A server that failed once
+			// and answered since is available again.
+			var last time.Time
+			down := false
+			note := func(at time.Time, failure bool) {
+				if !at.Before(setUp) && !at.After(t.start()) && !at.Before(last) {
+					last, down = at, failure
+				}
+			}
+			for _, u := range l.Txns {
+				if u.Server != d || u.Method == "ACK" {
+					continue
+				}
+				switch o := a.outcome(u); o.Kind {
+				case "ok", "challenged", "again", "rejected":
+					note(o.At, false)
+				case "unavailable", "timeout":
+					note(o.At, true)
+				}
+				for _, m := range u.Answers {
+					if slices.Contains(a.UnavailableCodes, m.Code) {
+						note(m.At, true)
+					}
+				}
+			}
+			down = down || a.held(l, d, t.start(), false)
 			if !down {
 				v.violated(a, l, t.start(), []int{t.Sends[0].Frame}, "the BYE of a call set up through server %d went to server %d", d+1, t.Server+1)
 			}

@@ -116,6 +116,18 @@ type SimNetwork struct {
 	calls   []*SimCall
 	sent    int // requests taken, for SimRequest.Seq
 	capture *SimCapture
+
+	// Tamper, when set, rewrites each request the line sends before the
+	// network takes it, and returns the sends to make instead, in order: a
+	// bug planted in the phone, for tests that its checkers catch it.
+	// Servers, the trace and the capture see only what Tamper returns.
+	Tamper func(dst runtime.Endpoint, msg []byte) []SimSend
+}
+
+// SimSend is one message sent to one endpoint.
+type SimSend struct {
+	Dst runtime.Endpoint
+	Msg []byte
 }
 
 // NewSimNetwork returns a network on clock with the given round trip.
@@ -149,6 +161,18 @@ func (n *SimNetwork) Local(runtime.Endpoint) (string, int) { return "192.0.2.10"
 
 // Send is part of runtime.Network.
 func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
+	if n.Tamper == nil {
+		return n.send(dst, msg)
+	}
+	for _, s := range n.Tamper(dst, msg) {
+		if err := n.send(s.Dst, s.Msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *SimNetwork) send(dst runtime.Endpoint, msg []byte) error {
 	parsed, err := sip.ParseMessage(msg)
 	if err != nil {
 		return fmt.Errorf("simnet: the runtime sent an unparsable message: %w", err)
