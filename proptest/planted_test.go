@@ -83,6 +83,9 @@ var plantedBugs = []planted{
 // in the phone, every run the trace finds broken, verify-capture finds
 // broken too, and each bug's own invariant is found broken from the wire.
 func TestWireCatchesPlantedBugs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("five hundred runs, one a storm of thirty REGISTERs a refresh")
+	}
 	for _, bug := range plantedBugs {
 		t.Run(bug.name, func(t *testing.T) {
 			var stats struct{ inside, wire, both int } // runs in which the bug's invariant broke
