@@ -261,6 +261,9 @@ func TestDocsPicture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if drawn.Bounds().Dx() != 900 {
+		t.Errorf("the picture is %d pixels wide, want 900", drawn.Bounds().Dx())
+	}
 	if kept.Bounds() != drawn.Bounds() {
 		t.Fatalf("docs/verify-capture.png is %v, the code draws %v: go test ./internal/capture -update", kept.Bounds(), drawn.Bounds())
 	}
@@ -322,5 +325,31 @@ func TestLateFailoverIsI2(t *testing.T) {
 	}
 	if v := vs["I3"]; v.Status == Violated {
 		t.Errorf("I3 violated, but the phone tried the primary first: %+v", v.Findings)
+	}
+}
+
+// TestPictureTellsTheStory: the picture names each judged phone's lane,
+// the server of each stay, and each violation with its invariant and words.
+func TestPictureTellsTheStory(t *testing.T) {
+	a, _ := check(t, "invite_before_register")
+	var b bytes.Buffer
+	if err := a.Picture(&b, "svg", a.Check()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1001@example.test on", "server 1", "I5: a INVITE went to server 2 while the phone was registered on"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the picture lacks %q", want)
+		}
+	}
+	// The good phone fails over when a refresh of the primary goes
+	// unanswered, and back at the probe after the Failback Interval.
+	a, _ = check(t, "good")
+	var got []string
+	for _, s := range a.Lines[0].stays(a.End) {
+		got = append(got, fmt.Sprintf("server %d from %v until %v", s.server+1, s.from.Sub(a.Begin), s.until.Sub(a.Begin)))
+	}
+	want := []string{"server 1 from 30ms until 23.61s", "server 2 from 23.61s until 1m23.61s", "server 1 from 1m23.61s until 1m30.01s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("stays:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"slices"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -22,12 +23,14 @@ var (
 	black  = color.RGBA{A: 255}
 )
 
-// Picture draws the capture as a timeline in format (svg or png): a lane
-// per server, the primary on top, with each request the phone sent it
-// (a triangle, small dots for retransmissions), each answer (a circle:
-// green 2xx, orange others) and each ICMP unreachable or reset (a cross);
-// above them the phone's registration as the wire shows it; and each
-// violation in red, a ring on its frames and a line across the lanes.
+// Picture draws the capture as a timeline in format (svg or png), 900
+// pixels wide: a lane per server, the primary on top, with each request the
+// phone sent it (a triangle, small dots for retransmissions), each answer
+// (a circle: green 2xx, orange others) and each ICMP unreachable or reset
+// (a cross); above them a lane per judged phone with where it was
+// registered, a span per stay coloured by server; and each violation in
+// red, a ring on its frames, a line across the lanes and its invariant and
+// words below them.
 func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%d SIP messages over %v", a.Messages, a.End.Sub(a.Begin).Round(time.Millisecond))
@@ -35,7 +38,9 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 	n := len(a.Servers)
 	lane := func(server int) float64 { return float64(n - server) }
 	sec := func(t time.Time) float64 { return t.Sub(a.Begin).Seconds() }
-	phoneLane := float64(n + 1)
+	// A lane per judged phone above the servers: where it is registered.
+	phoneLane := func(line int) float64 { return float64(n + 1 + line) }
+	top := phoneLane(max(len(a.Lines), 1) - 1)
 
 	var ticks []plot.Tick
 	for k, s := range a.Servers {
@@ -45,9 +50,11 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 		}
 		ticks = append(ticks, plot.Tick{Value: lane(k), Label: name})
 	}
-	ticks = append(ticks, plot.Tick{Value: phoneLane, Label: "phone registered on"})
+	for i, l := range a.Lines {
+		ticks = append(ticks, plot.Tick{Value: phoneLane(i), Label: l.AOR + " on"})
+	}
 	p.Y.Tick.Marker = plot.ConstantTicks(ticks)
-	p.Y.Min, p.Y.Max = 0.3, phoneLane+0.7
+	p.Y.Min, p.Y.Max = -0.6, top+0.7
 
 	scatter := func(xy plotter.XYs, shape draw.GlyphDrawer, c color.Color, radius vg.Length) error {
 		if len(xy) == 0 {
@@ -122,23 +129,19 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 		}
 	}
 
-	// The phone's registration: a bar per binding, at the phone's lane,
-	// coloured by server.
-	for _, l := range a.Lines {
-		for _, b := range l.Bindings {
-			until := b.Until
-			if b.Removed {
-				until = b.RemovedBefore
-			}
-			until = minTime(until, a.End)
-			line, err := plotter.NewLine(plotter.XYs{{X: sec(b.From), Y: phoneLane}, {X: sec(until), Y: phoneLane}})
+	// Where each phone is registered, as the checks read it (the newest
+	// binding it holds, while live): a span per stay, coloured by server,
+	// its number where it begins.
+	serverColor := func(k int) color.Color { return []color.Color{green, orange, purple, grey}[min(k, 3)] }
+	for i, l := range a.Lines {
+		for _, s := range l.stays(a.End) {
+			span, err := plotter.NewLine(plotter.XYs{{X: sec(s.from), Y: phoneLane(i)}, {X: sec(s.until), Y: phoneLane(i)}})
 			if err != nil {
 				return err
 			}
-			line.Color = []color.Color{green, orange, purple, grey}[min(b.Server, 3)]
-			line.Width = 8
-			p.Add(line)
-			p.Add(labelAt(sec(b.From), phoneLane+0.25, fmt.Sprintf("%d", b.Server+1)))
+			span.Color, span.Width = serverColor(s.server), 8
+			p.Add(span)
+			p.Add(labelAt(sec(s.from), phoneLane(i)+0.22, fmt.Sprintf("server %d", s.server+1)))
 		}
 	}
 
@@ -158,6 +161,7 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 		}
 	}
 	var rings plotter.XYs
+	shown := 0
 	for _, v := range verdicts {
 		for _, f := range v.Findings {
 			for _, fr := range f.Frames {
@@ -166,13 +170,17 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 				}
 			}
 			x := f.At.Seconds()
-			line, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0.4}, {X: x, Y: phoneLane + 0.5}})
+			// Each violation's words below the lanes, on one of three rows
+			// in turn so that neighbours do not overwrite each other.
+			row := -0.05 - 0.22*float64(shown%3)
+			shown++
+			line, err := plotter.NewLine(plotter.XYs{{X: x, Y: row}, {X: x, Y: top + 0.5}})
 			if err != nil {
 				return err
 			}
 			line.Color, line.Width, line.Dashes = red, 1, []vg.Length{vg.Points(3), vg.Points(2)}
 			p.Add(line)
-			p.Add(labelAt(x+0.006*a.End.Sub(a.Begin).Seconds(), 0.45, v.ID))
+			p.Add(labelAt(x+0.006*a.End.Sub(a.Begin).Seconds(), row, v.ID+": "+short(f.Msg, 60)))
 		}
 	}
 	if err := scatter(rings, draw.RingGlyph{}, red, 7); err != nil {
@@ -186,16 +194,63 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 	p.Legend.Top = true
 	p.Legend.Left = false
 	p.Legend.XOffs = vg.Length(0)
+	p.Legend.ThumbnailWidth = vg.Points(16) // wider than the largest mark: no text over a mark
+	p.Legend.Padding = vg.Points(2)
 	p.X.Min = 0
-	p.X.Max = max(1, a.End.Sub(a.Begin).Seconds()) * 1.3 // room for the legend
+	p.X.Max = max(1, a.End.Sub(a.Begin).Seconds()) * 1.35 // room for the legend
 
-	canvas, err := draw.NewFormattedCanvas(26*vg.Centimeter, vg.Length(4+2*n)*vg.Centimeter, format)
+	// 900 pixels wide at the PNG's 96 dots an inch.
+	canvas, err := draw.NewFormattedCanvas(900*vg.Inch/96, vg.Length(5+2*n+len(a.Lines))*vg.Centimeter, format)
 	if err != nil {
 		return err
 	}
 	p.Draw(draw.New(canvas))
 	_, err = canvas.WriteTo(out)
 	return err
+}
+
+// short is s cut to at most n runes, with an ellipsis when cut.
+func short(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// stay is a time the phone was registered on one server.
+type stay struct {
+	server      int
+	from, until time.Time
+}
+
+// stays are where the line was registered, as current reads it, from its
+// first binding to end: a stay per run of one server.
+func (l *LineTrace) stays(end time.Time) []stay {
+	var cuts []time.Time
+	for _, b := range l.Bindings {
+		cuts = append(cuts, b.From, b.Until)
+		if b.Removed {
+			cuts = append(cuts, b.RemovedBefore)
+		}
+	}
+	cuts = append(cuts, end)
+	slices.SortFunc(cuts, func(x, y time.Time) int { return x.Compare(y) })
+	cuts = slices.Compact(cuts)
+	var out []stay
+	for i := 0; i+1 < len(cuts) && !cuts[i].After(end); i++ {
+		from, until := cuts[i], minTime(cuts[i+1], end)
+		k := l.current(from)
+		if k < 0 || !until.After(from) {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].server == k && out[n-1].until.Equal(from) {
+			out[n-1].until = until
+			continue
+		}
+		out = append(out, stay{k, from, until})
+	}
+	return out
 }
 
 // labelAt is a small text at x, y.
