@@ -64,7 +64,7 @@ func tcpdump(t *testing.T, file string, ports ...int) (stop func()) {
 // on the primary, calls through it, the primary is killed, the line fails
 // over, calls through the backup, the primary restarts and the line fails
 // back. Every invariant the capture decides holds, and those about the
-// failover it shows (I1, I2, I3, I4, I5, I10) are decided.
+// failover it shows (I1, I2, I3, I4, I5, I10) are decided (I2 over UDP).
 func TestCaptureOfTheRuntime(t *testing.T) {
 	for _, tr := range []struct {
 		name      string
@@ -97,8 +97,11 @@ func TestCaptureOfTheRuntime(t *testing.T) {
 					t.Errorf("%s violated: %+v", v.ID, v.Findings)
 				}
 			}
+			// Over TCP the killed primary shows as a refused connection,
+			// and the wire does not say what it would have carried (a
+			// call's INVITE moves nothing): I2 may not be decidable there.
 			for _, id := range []string{"I1", "I2", "I3", "I4", "I5", "I10", "I11"} {
-				if i := verdictOf(r, id); i.Status != capture.Held {
+				if i := verdictOf(r, id); i.Status != capture.Held && !(id == "I2" && tr.transport == 1 && i.Status == capture.Undecidable) {
 					t.Errorf("%s: %s (%s), want held", id, i.Status, i.Why)
 				}
 			}

@@ -22,7 +22,7 @@ import (
 func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify-capture", flag.ContinueOnError)
 	d := capture.DefaultSettings()
-	servers := fs.String("servers", "", "the phone's servers in priority order, ADDR:PORT,ADDR:PORT (required)")
+	servers := fs.String("servers", "", "the phone's servers in priority order, ADDR:PORT,ADDR:PORT (required without -settings)")
 	transport := fs.String("transport", "", "udp or tcp: only that transport's messages (default: both; TLS is encrypted on the wire and out of reach)")
 	fs.DurationVar(&d.T1, "t1", d.T1, "the phone's RFC 3261 T1")
 	fs.DurationVar(&d.T2, "t2", d.T2, "the phone's RFC 3261 T2")

@@ -175,17 +175,21 @@ func TestRuntimeCaptures(t *testing.T) {
 			if len(a.Problems) > 0 {
 				t.Errorf("problems: %v", a.Problems)
 			}
-			held := 0
+			status := map[string]string{}
 			for _, v := range a.Check() {
-				switch v.Status {
-				case Violated:
+				status[v.ID] = v.Status
+				if v.Status == Violated {
 					t.Errorf("%s violated: %v", v.ID, v.Findings)
-				case Held:
-					held++
 				}
 			}
-			if held < 7 {
-				t.Errorf("%d invariants decided, want at least I1, I2, I3, I4, I5, I10, I11", held)
+			// As the interop suite's TestCaptureOfTheRuntime asks of them.
+			// Over TCP the dead primary shows as a refused connection, and
+			// the wire does not say what it would have carried (a call's
+			// INVITE moves nothing): I2 may not be decidable.
+			for _, id := range []string{"I1", "I2", "I3", "I4", "I5", "I10", "I11"} {
+				if status[id] != Held && !(id == "I2" && name == "runtime_tcp" && status[id] == Undecidable) {
+					t.Errorf("%s: %s, want held", id, status[id])
+				}
 			}
 		})
 	}
