@@ -398,6 +398,12 @@ func (a *Analysis) i2() Verdict {
 				v.judged++
 				continue
 			}
+			if len(want(o.At)) == 0 {
+				// The only server free is this one: a new round from the
+				// primary passes the held-off ones and lands here again (R1).
+				v.judged++
+				continue
+			}
 			shown := frames(t.Sends) // the request, and the answer or fault that failed it
 			if o.Frame > 0 {
 				shown = append(shown, o.Frame)
@@ -699,8 +705,10 @@ func (a *Analysis) dialogServer(l *LineTrace, callID string) (int, time.Time) {
 			}
 		}
 		for _, t := range l.Txns {
-			if o := a.outcome(t); !seen(l.dialogs, t.CallID) && t.Method == "INVITE" && !t.InDialog && o.Kind == "ok" {
-				l.dialogs[t.CallID] = dialog{t.Server, o.At}
+			if _, seen := l.dialogs[t.CallID]; !seen && t.Method == "INVITE" && !t.InDialog {
+				if o := a.outcome(t); o.Kind == "ok" {
+					l.dialogs[t.CallID] = dialog{t.Server, o.At}
+				}
 			}
 		}
 	}
@@ -714,11 +722,6 @@ func (a *Analysis) dialogServer(l *LineTrace, callID string) (int, time.Time) {
 type dialog struct {
 	server int
 	at     time.Time
-}
-
-func seen(dialogs map[string]dialog, callID string) bool {
-	_, ok := dialogs[callID]
-	return ok
 }
 
 func (a *Analysis) i6() Verdict {
