@@ -88,9 +88,7 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 				missed             string // the first run the capture passed
 			}
 			rapid.Check(t, func(t *rapid.T) {
-				w := newWorld(t, coverage{})
-				w.net.RTT += rttOffset
-				w.trace.RTT += rttOffset
+				w := newWireWorld(t)
 				w.net.Tamper = func(dst runtime.Endpoint, msg []byte) []runtimetest.SimSend {
 					i := slices.IndexFunc(w.eps, func(e runtime.Endpoint) bool {
 						return e.Host == dst.Host && e.Port == dst.Port && e.Transport == dst.Transport
@@ -110,28 +108,13 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 					}
 					return bug.tamper(w.eps, i, string(req.Method), cseq, toTag, msg)
 				}
-				var pcap bytes.Buffer
-				tap, err := w.net.CaptureTo(&pcap)
-				if err != nil {
-					t.Fatal(err)
-				}
-				w.do("register")
-				w.line.Register()
-				w.trace.Users = append(w.trace.Users, 0)
-				actions := runtimeActions(w)
-				delete(actions, "user registers")
-				delete(actions, "user unregisters")
-				actions[""] = func(*rapid.T) {} // the bug breaks invariants: judged at the end
-				t.Repeat(actions)
-				if err := tap.Err(); err != nil {
-					t.Fatal(err)
-				}
+				pcap := w.runOnWire(t, false) // the bug breaks invariants: judged at the end
 				w.collect()
 				// As strict as the trace: the slack a test engineer leaves for
 				// a phone's own pace is a round trip here.
 				settings := w.wireSettings()
 				settings.Slack = w.trace.RTT
-				a, err := capture.Analyze(bytes.NewReader(pcap.Bytes()), settings)
+				a, err := capture.Analyze(bytes.NewReader(pcap), settings)
 				if err != nil {
 					t.Fatalf("the run's capture: %v", err)
 				}

@@ -47,34 +47,49 @@ const rttOffset = 37 * time.Microsecond
 // all of the run rather than the time around the first finding.
 func TestWireAgreesWithTrace(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		w := newWorld(t, coverage{})
-		// Round trips a fraction of a millisecond off the whole: in virtual
-		// time an answer would otherwise often reach the line at the very
-		// instant its budget ends, an order the wire cannot see and a real
-		// network all but never gives.
-		w.net.RTT += rttOffset
-		w.trace.RTT += rttOffset
-		var pcap bytes.Buffer
-		tap, err := w.net.CaptureTo(&pcap)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.do("register")
-		w.line.Register()
-		w.trace.Users = append(w.trace.Users, 0)
-		// The user registering again or unregistering at random moments is
-		// left out: such a REGISTER to the primary from a backup looks on
-		// the wire exactly like a probe, and the capture's verdicts would
-		// rest on a guess (docs/capture.md says what the wire cannot tell).
-		actions := runtimeActions(w)
-		delete(actions, "user registers")
-		delete(actions, "user unregisters")
-		t.Repeat(actions)
-		if err := tap.Err(); err != nil {
-			t.Fatal(err)
-		}
-		w.wireAgrees(t, pcap.Bytes())
+		w := newWireWorld(t)
+		w.wireAgrees(t, w.runOnWire(t, true))
 	})
+}
+
+// newWireWorld is a world for the oracles, its round trips a fraction of a
+// millisecond off the whole: in virtual time an answer would otherwise
+// often reach the line at the very instant its budget ends, an order the
+// wire cannot see and a real network all but never gives.
+func newWireWorld(t *rapid.T) *world {
+	w := newWorld(t, coverage{})
+	w.net.RTT += rttOffset
+	w.trace.RTT += rttOffset
+	return w
+}
+
+// runOnWire registers the line, walks it at random and returns the run's
+// capture; the trace is checked after every step when judged (a correct
+// runtime), else only by the caller at the end (a bug planted). The user
+// registering again or unregistering at random moments is left out: such
+// a REGISTER to the primary from a backup looks on the wire exactly like a
+// probe, and the capture's verdicts would rest on a guess (docs/capture.md
+// says what the wire cannot tell).
+func (w *world) runOnWire(t *rapid.T, judged bool) []byte {
+	var pcap bytes.Buffer
+	tap, err := w.net.CaptureTo(&pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.do("register")
+	w.line.Register()
+	w.trace.Users = append(w.trace.Users, 0)
+	actions := runtimeActions(w)
+	delete(actions, "user registers")
+	delete(actions, "user unregisters")
+	if !judged {
+		actions[""] = func(*rapid.T) {}
+	}
+	t.Repeat(actions)
+	if err := tap.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return pcap.Bytes()
 }
 
 // wireAgrees fails t when the capture of the run shows a violation that

@@ -70,6 +70,8 @@ func TestVerifyCaptureRefuses(t *testing.T) {
 		{[]string{good, "-servers", "127.0.0.1:5060", "-failback-mode", "sometimes"}, 2, `-failback-mode "sometimes": duration, registration, new_requests or dns_ttl`},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-failback-when", "never"}, 2, `-failback-when "never": idle or always`},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-backoff-max", "-1s"}, 2, "-backoff-max -1s: 0 or more"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-timer-spread", "51"}, 2, "-timer-spread 51: 0 to 50"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-timer-spread", "-1"}, 2, "-timer-spread -1: 0 to 50"},
 		// Unusable input exits 2, as a bad flag does: 1 means a violation.
 		{[]string{notCapture, "-servers", "127.0.0.1:5060"}, 2, "not a pcap or pcapng capture"},
 		{[]string{"/nonexistent.pcap", "-servers", "127.0.0.1:5060"}, 2, "no such file"},
@@ -96,7 +98,7 @@ func nServers(n int) string {
 func TestVerifyCaptureBounds(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"verify-capture", captures + "good.pcap", "-servers", nServers(8), "-retry-counts", "64", "-invite-retry-counts", "64",
-		"-failback-interval", "60s"}, &stdout, &stderr)
+		"-failback-interval", "60s", "-timer-spread", "50"}, &stdout, &stderr)
 	if code == 2 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "server 8: 127.0.0.9:5060") {
 		t.Errorf("exit %d, %q:\n%s", code, stderr.String(), stdout.String())
 	}
