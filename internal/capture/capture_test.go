@@ -357,3 +357,41 @@ func TestPictureTellsTheStory(t *testing.T) {
 		t.Errorf("stays:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestOnlyTheFailedServerIsFree: the backup, the last server, fails while
+// the primary's Retry-After still runs, so the one server free is the
+// backup itself. A phone that registers there again holds I2; one that
+// registers nowhere breaks it, and the finding names the backup (the check
+// once indexed an empty list of servers to go to here, and panicked).
+func TestOnlyTheFailedServerIsFree(t *testing.T) {
+	for _, again := range []bool{true, false} {
+		c := newCrafter(t)
+		c.register(0, primary, "reg-1", 1, 120, false)
+		r := c.request("REGISTER", "reg-1", 2, 120)
+		c.udp(30*time.Second, phone, primary, r.String())
+		c.udp(30*time.Second+10*time.Millisecond, primary, phone, answer(r, 503, "Retry-After: 300\r\n"))
+		c.register(30100*time.Millisecond, backup, "reg-1", 3, 120, false)
+		c.silent(90*time.Second, backup, c.request("REGISTER", "reg-1", 4, 120), 11, false) // 64*T1: the last server's budget
+		if again {
+			c.register(130*time.Second, backup, "reg-1", 5, 120, false)
+		} else { // only a MESSAGE, long after: the capture outlasts the bound
+			c.udp(400*time.Second, phone, backup, c.request("MESSAGE", "msg-1", 1, -1).String())
+		}
+		a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var i2 Verdict
+		for _, v := range a.Check() {
+			if v.ID == "I2" {
+				i2 = v
+			}
+		}
+		switch {
+		case again && i2.Status != Held:
+			t.Errorf("registered on the backup again: I2 %s %+v, want held", i2.Status, i2.Findings)
+		case !again && (i2.Status != Violated || !strings.Contains(i2.Findings[0].Msg, "no REGISTER to server 2 followed")):
+			t.Errorf("registered nowhere: I2 %s %+v, want violated naming server 2", i2.Status, i2.Findings)
+		}
+	}
+}

@@ -315,17 +315,17 @@ func (a *Analysis) i2() Verdict {
 						out = append(out, k)
 					}
 				}
+				if len(out) == 0 {
+					// The only server free is this one: a new round from
+					// the primary passes the held-off ones and lands here
+					// again (R1).
+					out = append(out, t.Server)
+				}
 				return out
 			}
 			if a.firstFree(l, t.Server+1, o.At, false) < 0 && (!settled || t.Server == 0 || a.firstFree(l, 0, o.At, false) < 0) {
 				// Every server left is held off: the round ends here and the
 				// next waits for the back-off (R1, R9).
-				v.judged++
-				continue
-			}
-			if len(want(o.At)) == 0 {
-				// The only server free is this one: a new round from the
-				// primary passes the held-off ones and lands here again (R1).
 				v.judged++
 				continue
 			}
