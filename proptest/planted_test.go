@@ -2,7 +2,11 @@ package proptest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -13,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"pgregory.net/rapid"
 
+	"github.com/sipfailover/sipfailover/gen"
 	"github.com/sipfailover/sipfailover/internal/capture"
 	"github.com/sipfailover/sipfailover/internal/invariant"
 	"github.com/sipfailover/sipfailover/runtime"
@@ -80,7 +85,15 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("five hundred runs of the runtime")
 	}
-	for _, bug := range plantedBugs {
+	bugs := plantedBugs
+	if id, name, ok := strings.Cut(os.Getenv(modelBugEnv), " "); ok {
+		// Built from a model with a bug planted (TestWireCatchesModelBugs):
+		// the phone sends what its broken machine tells it to.
+		bugs = []planted{{name, id, func(eps []runtime.Endpoint, i int, _ string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
+			return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}}
+		}}}
+	}
+	for _, bug := range bugs {
 		t.Run(bug.name, func(t *testing.T) {
 			var stats struct {
 				broken, caught     int    // runs the trace finds broken, and of those the capture too
@@ -186,9 +199,80 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 			if stats.caught*10 < stats.broken*9 {
 				t.Errorf("the capture passed %d of %d runs the trace finds broken; the first:\n%s", stats.broken-stats.caught, stats.broken, stats.missed)
 			}
-			if stats.wire == 0 || stats.both*10 < stats.inside*8 {
+			if stats.inside == 0 || stats.both*10 < stats.inside*8 {
 				t.Errorf("%s: %s on the wire in %d of the %d runs the trace finds it broken", bug.name, bug.id, stats.both, stats.inside)
 			}
+		})
+	}
+}
+
+// modelBugEnv names, in a runtime built from a broken line model, the
+// invariant the bug breaks and the bug: "I2 late failover".
+const modelBugEnv = "SIPFAILOVER_MODEL_BUG"
+
+// modelBugs are bugs planted in the line model itself, so in the runtime's
+// decisions: its trace shows them as transitions, where a bug of what the
+// line sends (plantedBugs) shows only in the requests.
+var modelBugs = []struct {
+	name, id string
+	edits    [][2]string // replace the first with the second, each exactly once
+}{
+	{"late failover: a server's budget timer at three times the budget", "I2", [][2]string{
+		{"  budget:\n    duration: budget\n", "  budget:\n    duration: 3 * budget\n"},
+	}},
+	{"skipped primary: every round begins at the backup", "I3", [][2]string{
+		{"    entry: [set server = 0, set challenges = 0, set retries = 0, locate, send_register]",
+			"    entry: [set server = 1, set challenges = 0, set retries = 0, locate, send_register]"},
+	}},
+}
+
+// TestWireCatchesModelBugs is TestWireCatchesPlantedBugs with the bug in
+// the model: for each, the line's machine is generated from the broken
+// model, the runtime built with it in place of fsm/line_gen.go, and the
+// oracle's reverse run there.
+func TestWireCatchesModelBugs(t *testing.T) {
+	if os.Getenv("SIPFAILOVER_DEEP") == "" {
+		t.Skip("builds the runtime once for each bug: a deep check, run by .ci/run (SIPFAILOVER_DEEP=1)")
+	}
+	line, err := os.ReadFile("../model/line.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated, err := filepath.Abs("../fsm/line_gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bug := range modelBugs {
+		t.Run(bug.name, func(t *testing.T) {
+			src := string(line)
+			for _, e := range bug.edits {
+				if strings.Count(src, e[0]) != 1 {
+					t.Fatalf("the edit does not apply once to model/line.yaml: %q", e[0])
+				}
+				src = strings.Replace(src, e[0], e[1], 1)
+			}
+			code, err := gen.GoCode("model/line.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			broken, overlay := filepath.Join(dir, "line_gen.go"), filepath.Join(dir, "overlay.json")
+			js, _ := json.Marshal(map[string]map[string]string{"Replace": {generated: broken}})
+			if err := os.WriteFile(broken, code, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(overlay, js, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// The proportions TestWireCatchesPlantedBugs holds the capture
+			// to are met only when the trace found the bug's invariant.
+			cmd := exec.Command("go", "test", "-count=1", "-overlay", overlay, "-run", "^TestWireCatchesPlantedBugs$", "-v", ".", "-rapid.checks=300")
+			cmd.Env = append(os.Environ(), modelBugEnv+"="+bug.id+" "+bug.name)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			t.Logf("%s", regexp.MustCompile(`(?m)^.*broken in the trace in.*$`).Find(out))
 		})
 	}
 }

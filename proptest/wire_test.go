@@ -69,7 +69,9 @@ func newWireWorld(t *rapid.T) *world {
 // registering again or unregistering at random moments is left out: such
 // a REGISTER to the primary from a backup looks on the wire exactly like a
 // probe, and the capture's verdicts would rest on a guess (docs/capture.md
-// says what the wire cannot tell).
+// says what the wire cannot tell). So are the user's steps that a change to
+// the model adds (userActions): whatever they send, the wire cannot tell that
+// the user asked for it.
 func (w *world) runOnWire(t *rapid.T, judged bool) []byte {
 	var pcap bytes.Buffer
 	tap, err := w.net.CaptureTo(&pcap)
@@ -82,6 +84,9 @@ func (w *world) runOnWire(t *rapid.T, judged bool) []byte {
 	actions := runtimeActions(w)
 	delete(actions, "user registers")
 	delete(actions, "user unregisters")
+	for name := range userActions {
+		delete(actions, name)
+	}
 	if !judged {
 		actions[""] = func(*rapid.T) {}
 	}

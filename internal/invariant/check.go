@@ -35,6 +35,7 @@ func (v Violation) String() string { return fmt.Sprintf("%s at %v: %s", v.ID, v.
 func Check(tr *Trace) []Violation {
 	c := newChecker(tr)
 	c.i9()
+	c.i2steps()
 	c.i3()
 	c.i4()
 	c.i7()
@@ -99,6 +100,50 @@ func (c *checker) i9() {
 		to, err2 := fsm.ParseLineState(x.To)
 		if err1 != nil || err2 != nil || !fsm.LineAllowed(from, to) || !ids[x.ID] {
 			c.report("I9", x.At, "%s -> %s on %s by %q is not a transition of the model", x.From, x.To, x.Event, x.ID)
+		}
+	}
+}
+
+// i2steps: a REGISTER of a round that a server before the last leaves
+// without a final answer moves the line on when the server's budget ends, counted from its
+// first transmission: the line leaves the server, or one of its steps
+// restarts the budget (a challenge, a Retry-After, the user). The walk
+// bounds a whole round, which a challenge or a 423 on every server can
+// stretch to four budgets each; this bounds each step (R3-R5).
+func (c *checker) i2steps() {
+	tr := c.tr
+	for s, rs := range tr.Sends {
+		if s == tr.Servers-1 {
+			continue // the last server's failure ends the round: I6's to bound
+		}
+		answered := map[string]bool{}
+		for _, r := range rs {
+			if r.Answer >= 200 {
+				answered[r.Branch] = true
+			}
+		}
+		seen := map[string]bool{}
+		for _, r := range rs {
+			if r.Method != "REGISTER" || seen[r.Branch] {
+				continue
+			}
+			seen[r.Branch] = true
+			state, server := c.state(r.At)
+			deadline := r.At + tr.Budget(s) + tr.RTT
+			if answered[r.Branch] || !slices.Contains(trying, state) || server != s || deadline > tr.Now {
+				continue
+			}
+			stayed := tr.Now
+			i, _ := slices.BinarySearchFunc(tr.Transitions, r.At+1, func(x Transition, t time.Duration) int { return int(x.At - t) })
+			for _, x := range tr.Transitions[i:] {
+				if x.Event != "request.new" && x.Event != "calls.ended" {
+					stayed = x.At
+					break
+				}
+			}
+			if stayed > deadline {
+				c.report("I2", deadline, "REGISTER to server %d sent at %v had no final answer within its budget of %v, and the line stayed there until %v", s, r.At, tr.Budget(s), stayed)
+			}
 		}
 	}
 }

@@ -136,6 +136,18 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Sends[1] = []Request{{At: 10 * s, Method: "REGISTER", Branch: "b10", Expires: 3600}}
 			tr.Now = 200 * s // the bound is 142.16s from 10s
 		}},
+		{"I2", "the primary silent, the line leaves it 1.5 s past its budget, well within the round's bound", func(tr *Trace) {
+			tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: true}}
+			tr.Transitions = []Transition{
+				{At: 0, From: "idle", To: "registering", Event: "user.register", ID: "register", Server: 0},
+				{At: 5 * s, From: "registering", To: "retrying", Event: "timer.budget", ID: "unavailable/2", Server: 1},
+				{At: 5020 * time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Server: 1}}
+			tr.Sends[0] = []Request{{At: 0, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600},
+				{At: 500 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600},
+				{At: 1500 * time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b1", Expires: 3600}}
+			tr.Sends[1] = []Request{{At: 5 * s, Method: "REGISTER", CallID: "reg", Branch: "b2", Expires: 3600, Delivered: true, Answer: 200}}
+			tr.Bindings = [][]Binding{nil, {{At: 5010 * time.Millisecond, CallID: "reg", Until: 3600 * s}}}
+		}},
 		{"I11", "one transaction more in a minute than the bound", func(tr *Trace) {
 			registerBurst(tr, 85)
 		}},
