@@ -101,7 +101,7 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 				missed             string // the first run the capture passed
 			}
 			rapid.Check(t, func(t *rapid.T) {
-				w := newWireWorld(t)
+				w := newWireWorld(t, "successive")
 				w.net.Tamper = func(dst runtime.Endpoint, msg []byte) []runtimetest.SimSend {
 					i := slices.IndexFunc(w.eps, func(e runtime.Endpoint) bool {
 						return e.Host == dst.Host && e.Port == dst.Port && e.Transport == dst.Transport

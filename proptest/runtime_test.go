@@ -33,8 +33,9 @@ type world struct {
 	// settled, in the order of trace.Requests, tells when each user request
 	// ended: a MESSAGE answered or failed, a call answered or ended, a
 	// hang-up's call ended.
-	settled []func() (time.Duration, bool)
-	call    *runtime.Call // the latest call
+	settled    []func() (time.Duration, bool)
+	call       *runtime.Call // the latest call
+	concurrent bool          // the line in concurrent registration mode (R17)
 }
 
 // newWorld draws settings and builds the line. Its script line uses the
@@ -76,7 +77,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	if count {
 		retryMode = "count"
 	}
-	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov}
+	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent"}
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
 	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d",

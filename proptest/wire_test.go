@@ -29,7 +29,7 @@ func (w *world) wireSettings() capture.Settings {
 	c.InviteRetryCounts = s.InviteRetryCounts
 	c.FailbackEnabled, c.FailbackInterval, c.FailbackMode, c.FailbackWhenIdle = s.FailbackEnabled, s.FailbackInterval, s.FailbackMode, s.FailbackWhenIdle
 	c.Keepalive, c.BackoffBase, c.BackoffMax, c.TimerSpread = s.Keepalive, s.BackoffBase, s.BackoffMax, s.TimerSpread
-	c.FromBoot = true
+	c.FromBoot, c.Concurrent = true, w.concurrent
 	return c
 }
 
@@ -47,7 +47,17 @@ const rttOffset = 37 * time.Microsecond
 // all of the run rather than the time around the first finding.
 func TestWireAgreesWithTrace(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		w := newWireWorld(t)
+		w := newWireWorld(t, "successive")
+		w.wireAgrees(t, w.runOnWire(t, true))
+	})
+}
+
+// TestWireAgreesWithTraceConcurrent is the oracle with the line in
+// concurrent registration mode (R17), judged from inside by
+// invariant.CheckConcurrent.
+func TestWireAgreesWithTraceConcurrent(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		w := newWireWorld(t, "concurrent")
 		w.wireAgrees(t, w.runOnWire(t, true))
 	})
 }
@@ -56,8 +66,8 @@ func TestWireAgreesWithTrace(t *testing.T) {
 // millisecond off the whole: in virtual time an answer would otherwise
 // often reach the line at the very instant its budget ends, an order the
 // wire cannot see and a real network all but never gives.
-func newWireWorld(t *rapid.T) *world {
-	w := newWorld(t, coverage{})
+func newWireWorld(t *rapid.T, regMode string) *world {
+	w := newWorldIn(t, coverage{}, regMode)
 	w.net.RTT += rttOffset
 	w.trace.RTT += rttOffset
 	return w
@@ -87,8 +97,11 @@ func (w *world) runOnWire(t *rapid.T, judged bool) []byte {
 	for name := range userActions {
 		delete(actions, name)
 	}
-	if !judged {
+	switch {
+	case !judged:
 		actions[""] = func(*rapid.T) {}
+	case w.concurrent:
+		actions[""] = w.checkConcurrent
 	}
 	t.Repeat(actions)
 	if err := tap.Err(); err != nil {
@@ -102,7 +115,11 @@ func (w *world) runOnWire(t *rapid.T, judged bool) []byte {
 func (w *world) wireAgrees(t *rapid.T, pcap []byte) {
 	w.collect()
 	inside := map[string]bool{}
-	for _, v := range invariant.Check(&w.trace) {
+	check := invariant.Check
+	if w.concurrent {
+		check = invariant.CheckConcurrent
+	}
+	for _, v := range check(&w.trace) {
 		inside[v.ID] = true
 	}
 	a, err := capture.Analyze(bytes.NewReader(pcap), w.wireSettings())

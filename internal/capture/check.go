@@ -116,6 +116,18 @@ func (a *Analysis) i4() Verdict {
 	return v.done("transactions", "the phone sent no request to the servers")
 }
 
+// resend says whether t goes on with a request of the same Call-ID and
+// method that its server had just answered with a challenge or a 423: the
+// same request with credentials or a longer expiry, to the server it was
+// started on, wherever the line has gone since.
+func (a *Analysis) resend(l *LineTrace, t *Txn) bool {
+	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		o := a.outcome(u)
+		return u != t && u.Server == t.Server && u.CallID == t.CallID && u.Method == t.Method &&
+			(o.Kind == "challenged" || o.Kind == "again") && !t.start().Before(o.At) && t.start().Sub(o.At) < a.Slack+a.T1
+	})
+}
+
 // i5: a new INVITE or MESSAGE goes only to a server that holds a binding
 // of the line when it is first sent; a BYE only to one that did when its
 // call was set up or holds one now.
@@ -125,6 +137,9 @@ func (a *Analysis) i5() Verdict {
 		for _, t := range l.Txns {
 			if t.Method != "INVITE" && t.Method != "MESSAGE" && t.Method != "BYE" || t.InDialog && t.Method != "BYE" {
 				continue
+			}
+			if a.resend(l, t) {
+				continue // judged as the request it goes on with
 			}
 			v.judged++
 			if l.liveAt(t.Server, t.start()) {
@@ -299,10 +314,19 @@ func (a *Analysis) i8() Verdict {
 						(t.Expires == 0 || t.Server != b.Server && t.CallID == b.CallID)
 				})
 			// Or it tried: a refresh the server refused (a 403) was still
-			// sent in time; or its server failed.
+			// sent in time; or its server failed, by a request sent in the
+			// binding's life or one that was out when it began (a
+			// keep-alive whose budget ended after the refresh's 2xx).
 			down := slices.ContainsFunc(l.Txns, func(t *Txn) bool {
-				return t.Server == b.Server && t.start().After(b.From) && !t.start().After(b.Until) &&
-					(failed(a.outcome(t)) || a.outcome(t).Kind == "abandoned" || t.Method == "REGISTER" && t.Expires != 0)
+				if t.Server != b.Server {
+					return false
+				}
+				o := a.outcome(t)
+				if failed(o) && o.At.After(b.From) && !o.At.After(b.Until) {
+					return true
+				}
+				return t.start().After(b.From) && !t.start().After(b.Until) &&
+					(failed(o) || o.Kind == "abandoned" || t.Method == "REGISTER" && t.Expires != 0)
 			})
 			v.judged++
 			if !moved && !down {

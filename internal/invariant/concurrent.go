@@ -123,6 +123,17 @@ func (c *checker) everyServer() {
 				from = u
 			}
 		}
+		// A request of the line that failed as the line saw it (no answer
+		// within its budget, an INVITE's own being shorter; a late one; an
+		// unavailable answer) sends the binding into its back-off. The
+		// trace shows what the server sent, not what reached the line: the
+		// bound counts from the end of the latest request to s. A binding
+		// that never comes back gets no request after its last.
+		for _, r := range tr.Sends[s] {
+			if r.At <= t {
+				from = max(from, r.At+tr.BudgetOf(r.Method, s)+tr.RTT)
+			}
+		}
 		return max(from, c.heldUntil(s, t))
 	}
 	holding := func(t time.Duration) (bool, time.Duration) {
