@@ -116,16 +116,30 @@ func (a *Analysis) i4() Verdict {
 	return v.done("transactions", "the phone sent no request to the servers")
 }
 
-// resend says whether t goes on with a request of the same Call-ID and
-// method that its server had just answered with a challenge or a 423: the
-// same request with credentials or a longer expiry, to the server it was
-// started on, wherever the line has gone since.
-func (a *Analysis) resend(l *LineTrace, t *Txn) bool {
-	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
-		o := a.outcome(u)
-		return u != t && u.Server == t.Server && u.CallID == t.CallID && u.Method == t.Method &&
-			(o.Kind == "challenged" || o.Kind == "again") && !t.start().Before(o.At) && t.start().Sub(o.At) < a.Slack+a.T1
-	})
+// resends returns, for each transaction of l, whether it goes on with a
+// request of the same Call-ID and method that its server had just
+// answered with a challenge or a 423: the same request with credentials or
+// a longer expiry, to the server it was started on, wherever the line has
+// gone since.
+func (a *Analysis) resends(l *LineTrace) map[*Txn]bool {
+	type request struct {
+		callID, method string
+		server         int
+	}
+	asked := map[request][]time.Time{} // when the server asked for the request again
+	for _, u := range l.Txns {
+		if o := a.outcome(u); o.Kind == "challenged" || o.Kind == "again" {
+			k := request{u.CallID, u.Method, u.Server}
+			asked[k] = append(asked[k], o.At)
+		}
+	}
+	out := map[*Txn]bool{}
+	for _, t := range l.Txns {
+		out[t] = slices.ContainsFunc(asked[request{t.CallID, t.Method, t.Server}], func(at time.Time) bool {
+			return !t.start().Before(at) && t.start().Sub(at) < a.Slack+a.T1
+		})
+	}
+	return out
 }
 
 // i5: a new INVITE or MESSAGE goes only to a server that holds a binding
@@ -134,11 +148,12 @@ func (a *Analysis) resend(l *LineTrace, t *Txn) bool {
 func (a *Analysis) i5() Verdict {
 	v := &verdict{Verdict: Verdict{ID: "I5", Title: "sends INVITE and BYE only to a server it is registered on"}}
 	for _, l := range a.Lines {
+		resent := a.resends(l)
 		for _, t := range l.Txns {
 			if t.Method != "INVITE" && t.Method != "MESSAGE" && t.Method != "BYE" || t.InDialog && t.Method != "BYE" {
 				continue
 			}
-			if a.resend(l, t) {
+			if resent[t] {
 				continue // judged as the request it goes on with
 			}
 			v.judged++
