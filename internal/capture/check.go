@@ -333,7 +333,8 @@ func (a *Analysis) i8() Verdict {
 			// binding's life or one that was out when it began (a
 			// keep-alive whose budget ended after the refresh's 2xx).
 			down := slices.ContainsFunc(l.Txns, func(t *Txn) bool {
-				if t.Server != b.Server {
+				// (a request fails within 64*T1 of its start)
+				if t.Server != b.Server || t.start().After(b.Until) || t.start().Before(b.From.Add(-64*a.T1-a.Slack)) {
 					return false
 				}
 				o := a.outcome(t)
