@@ -50,3 +50,30 @@ func TestInvalidRequestsAreNotAccepted(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodsAreCaseSensitive: RFC 3261 7.1. RFC 4475's intmeth (3.1.1.4),
+// a valid request whose method is a mixed-case token written the same in
+// its request line and its CSeq, was refused 400 as a CSeq mismatch (the
+// parser upper-cases the request line's method only); it is a method the
+// agent does not implement. A lower-case "invite" is no INVITE either.
+func TestMethodsAreCaseSensitive(t *testing.T) {
+	const head = "Via: SIP/2.0/UDP 127.0.1.1;branch=z9hG4bKcase\nMax-Forwards: 70\nFrom: <sip:1002@example.test>;tag=t1\n" +
+		"To: <sip:1001@example.test>\nCall-ID: case\nContact: <sip:1002@127.0.1.1>\n"
+	const intmeth = "!interesting-Method0123456789_*+`.%indeed'~"
+	for _, tc := range []struct{ name, msg, want string }{
+		{"intmeth", intmeth + " sip:1001@example.test SIP/2.0\n" + head + "CSeq: 139122385 " + intmeth + "\nContent-Length: 0\n\n", "501"},
+		{"invite in lower case", "invite sip:1001@example.test SIP/2.0\n" + head + "CSeq: 1 invite\nContent-Length: 0\n\n", "501"},
+		{"CSeq in another case", "INVITE sip:1001@example.test SIP/2.0\n" + head + "CSeq: 1 invite\nContent-Length: 0\n\n", "400"},
+	} {
+		s := newSimLine(t, nil)
+		s.line.Register()
+		s.clock.Advance(time.Second)
+		replies := s.inject(0, tc.msg)
+		if len(replies) != 1 || !strings.HasPrefix(status(replies[0]), "SIP/2.0 "+tc.want+" ") {
+			t.Errorf("%s: answered %q, want one %s", tc.name, replies, tc.want)
+		}
+		if n := len(s.line.Calls()); n != 0 {
+			t.Errorf("%s: %d calls", tc.name, n)
+		}
+	}
+}
