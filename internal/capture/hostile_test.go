@@ -136,6 +136,39 @@ func TestLostSegment(t *testing.T) {
 	}
 }
 
+// TestSegmentPastTheWindow: a segment that comes more segments out of
+// order than the reader waits for is not read, and is named as such, not
+// as bytes the capture lost.
+func TestSegmentPastTheWindow(t *testing.T) {
+	c := newCrafter(t)
+	c.tcp(0, phone, primary, "", true, false)
+	var reqs []req
+	for i := range maxPending + 3 {
+		r := c.request("OPTIONS", fmt.Sprintf("ka-%d", i), 1, -1)
+		r.transport = "TCP"
+		reqs = append(reqs, r)
+	}
+	k := [2]netip.AddrPort{phone, primary}
+	first := reqs[0].String()
+	seq := c.seq[k]
+	c.seq[k] += uint32(len(first))
+	for i, r := range reqs[1:] {
+		c.tcp(time.Duration(i+1)*time.Millisecond, phone, primary, r.String(), false, false)
+	}
+	end := c.seq[k]
+	c.seq[k] = seq // the first message, at last
+	c.tcp(time.Second, phone, primary, first, false, false)
+	c.seq[k] = end
+	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d bytes of a TCP stream came more than %d segments out of order", len(first), maxPending)
+	if len(a.Problems) != 1 || !strings.Contains(a.Problems[0].Msg, want) {
+		t.Errorf("problems %v, want %q", a.Problems, want)
+	}
+}
+
 // TestLimitsAtTheEdge: each bound on what a hostile file may claim takes
 // the value at the bound and refuses the one past it.
 func TestLimitsAtTheEdge(t *testing.T) {

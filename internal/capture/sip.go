@@ -232,6 +232,21 @@ func messages(packets []Packet) ([]Message, []Problem) {
 			}
 		}
 	}
+	// A gap the reader went on past may have come after all, later than it
+	// waits: then nothing was missing, the segments were too far out of
+	// order.
+	for _, s := range streams {
+		for _, k := range s.skips {
+			gap := int(k.to - k.from)
+			switch late := min(k.late, gap); {
+			case late == gap:
+				problems[k.problem].Msg = fmt.Sprintf("%d bytes of a TCP stream came more than %d segments out of order, later than the reader waits: not read", gap, maxPending)
+			case late > 0:
+				problems[k.problem].Msg = fmt.Sprintf("%d bytes of a TCP stream missing from the capture, and %d more came more than %d segments out of order, later than the reader waits: not read",
+					gap-late, late, maxPending)
+			}
+		}
+	}
 	slices.SortStableFunc(out, func(a, b Message) int { return a.Frame - b.Frame })
 	return out, problems
 }
@@ -246,6 +261,14 @@ type stream struct {
 	pending map[uint32]Packet // segments that came early
 	buf     []byte
 	frames  []frameAt // where each byte range of buf began
+	skips   []skip    // gaps the stream went on past
+}
+
+// skip is a gap a stream went on past: bytes [from, to) of its sequence,
+// reported as problem; late counts those of its bytes that came after all.
+type skip struct {
+	from, to      uint32
+	problem, late int
 }
 
 type frameAt struct {
@@ -271,9 +294,11 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 		// gone, the stream goes on after it.
 		gap := minGap(s)
 		*problems = append(*problems, Problem{p.Frame, fmt.Sprintf("%d bytes of a TCP stream missing from the capture", gap)})
+		s.skips = append(s.skips, skip{from: s.next, to: s.next + uint32(gap), problem: len(*problems) - 1})
 		s.buf, s.frames = nil, s.frames[:0]
 		s.next += uint32(gap)
 	} else {
+		s.cameLate(p)
 		s.append(p)
 	}
 	s.drain()
@@ -343,6 +368,19 @@ func (s *stream) drain() {
 				s.append(&q)
 				again = true
 			}
+		}
+	}
+}
+
+// cameLate counts the bytes of p that fall in a gap the stream went on
+// past.
+func (s *stream) cameLate(p *Packet) {
+	from, to := p.Seq, p.Seq+uint32(len(p.Payload))
+	for i := range s.skips {
+		k := &s.skips[i]
+		lo, hi := max(int64(int32(from-k.from)), 0), min(int64(int32(to-k.from)), int64(k.to-k.from))
+		if hi > lo {
+			k.late += int(hi - lo)
 		}
 	}
 }
