@@ -86,6 +86,12 @@ func FuzzAnalyze(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	// pcapng, good and hostile (TestNgBlocksAtTheEdge)
+	frame := make([]byte, 60)
+	f.Add(ngFile(0, ngBlock(ngEnhanced, ngPacketBody(60, frame)), ngBlock(ngPacket, ngPacketBody(60, frame)), ngBlock(ngSimple, ngSimpleBody(60, frame))))
+	f.Add(ngFile(0, ngBlock(ngSimple, ngSimpleBody(0xffffffff, frame))))
+	f.Add(ngFile(0, ngBlock(ngPacket, ngPacketBody(0xffffffff, frame))))
+	f.Add(ngFile(0, ngBlock(ngEnhanced, make([]byte, 16))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Analyze(bytes.NewReader(data), settings())
 		if err != nil {
@@ -166,6 +172,86 @@ func TestSegmentPastTheWindow(t *testing.T) {
 	want := fmt.Sprintf("%d bytes of a TCP stream came more than %d segments out of order", len(first), maxPending)
 	if len(a.Problems) != 1 || !strings.Contains(a.Problems[0].Msg, want) {
 		t.Errorf("problems %v, want %q", a.Problems, want)
+	}
+}
+
+// ngFile is a little-endian pcapng file: a section, an Ethernet interface
+// with snap length snap, then the blocks.
+func ngFile(snap uint32, blocks ...[]byte) []byte {
+	shb := ngBlock(ngSection, []byte{0x4D, 0x3C, 0x2B, 0x1A, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	idb := ngBlock(ngInterface, binary.LittleEndian.AppendUint32([]byte{1, 0, 0, 0}, snap))
+	out := append(shb, idb...)
+	for _, b := range blocks {
+		out = append(out, b...)
+	}
+	return out
+}
+
+// ngBlock is a block of type typ around body (padded to a word).
+func ngBlock(typ uint32, body []byte) []byte {
+	for len(body)%4 != 0 {
+		body = append(body, 0)
+	}
+	n := uint32(len(body) + ngBlockHeader)
+	b := binary.LittleEndian.AppendUint32(nil, typ)
+	b = binary.LittleEndian.AppendUint32(b, n)
+	b = append(b, body...)
+	return binary.LittleEndian.AppendUint32(b, n)
+}
+
+// ngPacketBody is the body of an enhanced or obsolete packet block that
+// claims caplen bytes and holds data.
+func ngPacketBody(caplen uint32, data []byte) []byte {
+	b := make([]byte, 12, 20+len(data))
+	b = binary.LittleEndian.AppendUint32(b, caplen)
+	b = binary.LittleEndian.AppendUint32(b, caplen)
+	return append(b, data...)
+}
+
+// ngSimpleBody is the body of a simple packet block of a packet of orig
+// bytes that holds data.
+func ngSimpleBody(orig uint32, data []byte) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, orig), data...)
+}
+
+// TestNgBlocksAtTheEdge: each pcapng block type the reader reads is taken
+// when its fields and the packet bytes it claims fit the block exactly, and
+// refused, before any frame is decoded, one byte past that; among them the
+// small hostile files that once sized a 4 GiB buffer (a simple packet
+// claiming 4 GiB, the obsolete packet block, an enhanced packet block
+// shorter than its fields) and then said "0 frames".
+func TestNgBlocksAtTheEdge(t *testing.T) {
+	frame := make([]byte, 60)
+	packet, simple := ngPacketBody, ngSimpleBody
+	for _, c := range []struct {
+		name string
+		file []byte
+		want string // "" taken
+	}{
+		{"enhanced packet filling its block", ngFile(0, ngBlock(ngEnhanced, packet(60, frame))), ""},
+		{"enhanced packet one byte past its block", ngFile(0, ngBlock(ngEnhanced, packet(61, frame))), "claims 61 bytes"},
+		{"enhanced packet block shorter than its fields", ngFile(0, ngBlock(ngEnhanced, make([]byte, 16))), "too few for its fields"},
+		{"enhanced packet claiming 4 GiB", ngFile(0, ngBlock(ngEnhanced, packet(0xffffffff, frame))), "claims 4294967295 bytes"},
+		{"obsolete packet filling its block", ngFile(0, ngBlock(ngPacket, packet(60, frame))), ""},
+		{"obsolete packet one byte past its block", ngFile(0, ngBlock(ngPacket, packet(61, frame))), "claims 61 bytes"},
+		{"obsolete packet block shorter than its fields", ngFile(0, ngBlock(ngPacket, make([]byte, 16))), "too few for its fields"},
+		{"simple packet filling its block", ngFile(0, ngBlock(ngSimple, simple(60, frame))), ""},
+		{"simple packet one byte past its block", ngFile(0, ngBlock(ngSimple, simple(61, frame))), "claims 61 bytes"},
+		{"simple packet claiming 4 GiB", ngFile(0, ngBlock(ngSimple, simple(0xffffffff, frame))), "claims 4294967295 bytes"},
+		{"simple packet cut to the snap length", ngFile(60, ngBlock(ngSimple, simple(1500, frame))), ""},
+		{"simple packet one byte past the snap length", ngFile(61, ngBlock(ngSimple, simple(1500, frame))), "claims 61 bytes"},
+		{"simple packet block shorter than its fields", ngFile(0, ngBlock(ngSimple, nil)), "too few for its fields"},
+		{"statistics block with its fields", ngFile(0, ngBlock(ngStatistics, make([]byte, 12))), ""},
+		{"statistics block shorter than its fields", ngFile(0, ngBlock(ngStatistics, make([]byte, 8))), "too few for its fields"},
+		{"interface block shorter than its fields", ngFile(0, ngBlock(ngInterface, make([]byte, 4))), "too few for its fields"},
+	} {
+		_, _, err := Read(bytes.NewReader(c.file))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v, want it taken", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
 	}
 }
 

@@ -63,7 +63,7 @@ func Read(r io.Reader) ([]Packet, []Problem, error) {
 	var link layers.LinkType
 	frames := len(data) / 200 // a guess for pcapng, whose frames are not counted ahead
 	switch {
-	case len(data) >= 4 && binary.LittleEndian.Uint32(data) == 0x0A0D0D0A:
+	case len(data) >= 4 && binary.LittleEndian.Uint32(data) == ngSection:
 		if err := checkNg(data); err != nil {
 			return nil, nil, err
 		}
@@ -191,15 +191,34 @@ func (f *pcapFrames) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
 	return frame, gopacket.CaptureInfo{Timestamp: time.Unix(sec, frac).UTC(), CaptureLength: incl, Length: int(f.order.Uint32(h[12:]))}, nil
 }
 
+// The pcapng block types whose fields the reader reads.
+const (
+	ngInterface   = 1
+	ngPacket      = 2 // obsolete, still written by old tools
+	ngSimple      = 3
+	ngStatistics  = 5
+	ngEnhanced    = 6
+	ngSection     = 0x0A0D0D0A
+	ngBlockHeader = 12 // type, length, and the length again at the end
+)
+
+// ngFixed is how many bytes of fields each block type has before its
+// data and options.
+var ngFixed = map[uint32]int{ngSection: 16, ngInterface: 8, ngPacket: 20, ngSimple: 4, ngStatistics: 12, ngEnhanced: 20}
+
 // checkNg walks a pcapng file's blocks and refuses one whose length runs
-// past the file or is not a whole number of words.
+// past the file, is not a whole number of words, or leaves no room for its
+// block type's fields and the packet bytes they claim; so no length in a
+// hostile file sizes an allocation.
 func checkNg(data []byte) error {
 	order := binary.ByteOrder(binary.LittleEndian)
+	snap := uint32(0) // the first interface's snap length in the section: a simple packet's cap
+	interfaces := 0
 	for off := 0; off < len(data); {
-		if len(data)-off < 12 {
+		if len(data)-off < ngBlockHeader {
 			return fmt.Errorf("pcapng: the block at byte %d is cut off", off)
 		}
-		if binary.LittleEndian.Uint32(data[off:]) == 0x0A0D0D0A {
+		if binary.LittleEndian.Uint32(data[off:]) == ngSection {
 			switch binary.LittleEndian.Uint32(data[off+8:]) {
 			case 0x1A2B3C4D:
 				order = binary.LittleEndian
@@ -208,18 +227,36 @@ func checkNg(data []byte) error {
 			default:
 				return fmt.Errorf("pcapng: section at byte %d: no byte-order magic", off)
 			}
+			snap, interfaces = 0, 0
 		}
-		n := order.Uint32(data[off+4:])
-		if n < 12 || n%4 != 0 || int(n) > len(data)-off || n > maxFrame+1024 {
+		typ, n := order.Uint32(data[off:]), order.Uint32(data[off+4:])
+		if n < ngBlockHeader || n%4 != 0 || int64(n) > int64(len(data)-off) || n > maxFrame+1024 {
 			return fmt.Errorf("pcapng: the block at byte %d claims %d bytes", off, n)
 		}
 		if order.Uint32(data[off+int(n)-4:]) != n {
 			return fmt.Errorf("pcapng: the block at byte %d does not end with its length", off)
 		}
-		if order.Uint32(data[off:]) == 6 && n >= 28 { // an enhanced packet: its captured length fits the block
-			if incl := order.Uint32(data[off+20:]); int(incl) > int(n)-32 {
-				return fmt.Errorf("pcapng: the packet at byte %d claims %d bytes in a block of %d", off, incl, n)
+		room := int64(n) - ngBlockHeader - int64(ngFixed[typ]) // what is left for data and options
+		if room < 0 {
+			return fmt.Errorf("pcapng: the block of type %d at byte %d has %d bytes, too few for its fields", typ, off, n)
+		}
+		var claimed int64 // the packet bytes the block says it holds
+		switch typ {
+		case ngInterface:
+			if interfaces == 0 {
+				snap = order.Uint32(data[off+12:])
 			}
+			interfaces++
+		case ngPacket, ngEnhanced:
+			claimed = int64(order.Uint32(data[off+20:]))
+		case ngSimple:
+			claimed = int64(order.Uint32(data[off+8:])) // the packet's original length, cut to the snap length
+			if snap != 0 {
+				claimed = min(claimed, int64(snap))
+			}
+		}
+		if claimed > room {
+			return fmt.Errorf("pcapng: the packet at byte %d claims %d bytes in a block of %d", off, claimed, n)
 		}
 		off += int(n)
 	}
