@@ -45,6 +45,7 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&d.Slack, "slack", d.Slack, "what the bounds allow beyond the phone's timers: round trips and the phone's own pace")
 	settingsFile := fs.String("settings", "", "take the phone's settings from this sipfailover settings file (flags given as well override it)")
 	lineName := fs.String("line", "", "the line of -settings to take (by name; default its only line)")
+	maxMemory := fs.Int64("max-memory", capture.DefaultMaxMemory>>20, "MiB the frames to and from the servers may take once read; the capture's other frames are read and let go")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	picture := fs.String("picture", "", "draw the timeline to this .svg or .png file")
 	synopsis := "verify-capture FILE.pcap|FILE.pcapng {-servers ADDR:PORT,ADDR:PORT [settings of the phone] | -settings FILE [-line NAME]} [-phone AOR|ADDR] [-json] [-picture FILE]"
@@ -120,7 +121,10 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-backoff-max %v: 0 or more", d.BackoffMax)
 	case d.TimerSpread < 0 || d.TimerSpread > 50:
 		return bad("-timer-spread %d: 0 to 50", d.TimerSpread)
+	case *maxMemory < 1 || *maxMemory > 1<<30:
+		return bad("-max-memory %d: 1 MiB or more", *maxMemory)
 	}
+	d.MaxMemory = *maxMemory << 20
 	format := ""
 	if *picture != "" {
 		format = strings.TrimPrefix(strings.ToLower(filepath.Ext(*picture)), ".")

@@ -72,6 +72,7 @@ func TestVerifyCaptureRefuses(t *testing.T) {
 		{[]string{good, "-servers", "127.0.0.1:5060", "-backoff-max", "-1s"}, 2, "-backoff-max -1s: 0 or more"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-timer-spread", "51"}, 2, "-timer-spread 51: 0 to 50"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-timer-spread", "-1"}, 2, "-timer-spread -1: 0 to 50"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-max-memory", "0"}, 2, "-max-memory 0: 1 MiB or more"},
 		// Unusable input exits 2, as a bad flag does: 1 means a violation.
 		{[]string{notCapture, "-servers", "127.0.0.1:5060"}, 2, "not a pcap or pcapng capture"},
 		{[]string{"/nonexistent.pcap", "-servers", "127.0.0.1:5060"}, 2, "no such file"},

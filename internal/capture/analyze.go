@@ -49,7 +49,15 @@ type Settings struct {
 	// Slack is what the bounds allow beyond the phone's timers: round trips
 	// and the phone's own pace between a verdict and its next request.
 	Slack time.Duration
+	// MaxMemory bounds the bytes the frames kept for the checks may take:
+	// those to or from a server, and ICMP about them (0: DefaultMaxMemory).
+	// Other frames are read and let go.
+	MaxMemory int64
 }
+
+// DefaultMaxMemory is MaxMemory's default: 1 GiB, some 2.5 million SIP
+// messages of a usual size.
+const DefaultMaxMemory = 1 << 30
 
 // DefaultSettings are the seed's defaults (docs/settings.md).
 func DefaultSettings() Settings {
@@ -262,21 +270,17 @@ func Analyze(r io.Reader, s Settings) (*Analysis, error) {
 	if err != nil {
 		return nil, err
 	}
-	packets, problems, err := Read(r)
+	a := &Analysis{Settings: s}
+	c, err := read(r, a.ofServers, cmp.Or(s.MaxMemory, DefaultMaxMemory))
 	if err != nil {
 		return nil, err
 	}
+	packets := c.packets
 	msgs, more := messages(packets)
 	if s.Transport != "" {
 		msgs = slices.DeleteFunc(msgs, func(m Message) bool { return m.Transport != s.Transport })
 	}
-	a := &Analysis{Settings: s, Packets: len(packets), Messages: len(msgs), Problems: append(problems, more...)}
-	if len(packets) > 0 {
-		a.Begin, a.End = packets[0].At, packets[0].At
-		for _, p := range packets {
-			a.Begin, a.End = minTime(a.Begin, p.At), maxTime(a.End, p.At)
-		}
-	}
+	a.Packets, a.Messages, a.Problems, a.Begin, a.End = c.count, len(msgs), append(c.problems, more...), c.begin, c.end
 	a.transactions(msgs, phone)
 	a.refusals(packets)
 	a.faults(packets)
@@ -298,6 +302,15 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// ofServers says whether p can carry the phone's SIP with its servers: to
+// or from a server, or an ICMP unreachable about a datagram to or from one.
+func (a *Analysis) ofServers(p Packet) bool {
+	if p.Proto == "icmp" {
+		return a.server(p.OrigDst) >= 0 || a.server(p.OrigSrc) >= 0
+	}
+	return a.server(p.Src) >= 0 || a.server(p.Dst) >= 0
 }
 
 // server is the index of addr among the servers, or -1.

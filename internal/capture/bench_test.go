@@ -3,6 +3,9 @@ package capture
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,4 +37,38 @@ func BenchmarkAnalyze(b *testing.B) {
 		frames = r.Frames
 	}
 	b.ReportMetric(float64(frames)*float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// BenchmarkNonSIPFrames: a capture of one registration among 200,000 UDP
+// datagrams of another protocol (RTP, say) between other ports; what the
+// checks keep of it once read, in bytes a frame (retained-B/frame), must
+// not grow with such frames: the reader lets them go.
+func BenchmarkNonSIPFrames(b *testing.B) {
+	const n = 200000
+	c := newCrafter(&testing.T{})
+	c.register(0, primary, "reg-1", 1, 3600, false)
+	media, far := netip.MustParseAddrPort("127.0.0.1:40000"), netip.MustParseAddrPort("127.0.0.9:40002")
+	payload := strings.Repeat("\x80", 172) // an RTP packet of 20 ms of G.711
+	for i := range n {
+		c.udp(time.Second+time.Duration(i)*20*time.Millisecond, media, far, payload)
+	}
+	data := c.bytes()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	var before, after runtime.MemStats
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		a, err := Analyze(bytes.NewReader(data), settings())
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if a.Packets != n+2 || a.Messages != 2 {
+			b.Fatalf("%d frames, %d SIP messages; want %d and 2", a.Packets, a.Messages, n+2)
+		}
+		runtime.KeepAlive(a)
+	}
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "retained-B/frame")
 }

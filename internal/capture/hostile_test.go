@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -38,6 +39,28 @@ func TestDamagedFiles(t *testing.T) {
 				t.Errorf("got %v, want an error with %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestMemoryBudget: the frames kept for the checks may take MaxMemory
+// bytes; a capture whose SIP needs more is refused, naming the frame and
+// the flag, and frames between other ports do not count.
+func TestMemoryBudget(t *testing.T) {
+	c := newCrafter(t)
+	c.register(0, primary, "reg-1", 1, 3600, false)
+	for i := range 1000 {
+		c.udp(time.Second+time.Duration(i)*time.Millisecond, netip.MustParseAddrPort("127.0.0.1:40000"), netip.MustParseAddrPort("127.0.0.9:40002"), strings.Repeat("x", 1000))
+	}
+	s := settings()
+	s.MaxMemory = 4096 // the two SIP messages, not the 1 MB of the rest
+	if a, err := Analyze(bytes.NewReader(c.bytes()), s); err != nil || a.Messages != 2 {
+		t.Fatalf("within the budget: %v", err)
+	}
+	for range 10 {
+		c.register(time.Hour, primary, "reg-1", 2, 3600, false)
+	}
+	if _, err := Analyze(bytes.NewReader(c.bytes()), s); err == nil || !strings.Contains(err.Error(), "-max-memory") {
+		t.Errorf("past the budget: %v, want a refusal naming -max-memory", err)
 	}
 }
 
@@ -266,10 +289,10 @@ func TestLimitsAtTheEdge(t *testing.T) {
 		binary.LittleEndian.PutUint32(b[24+12:], uint32(incl))
 		return b
 	}
-	if _, n, err := checkPcap(pcap(maxFrame)); err != nil || n != 1 {
+	if n, err := checkPcap(bufio.NewReader(bytes.NewReader(pcap(maxFrame)))); err != nil || n != 1 {
 		t.Errorf("a frame of %d bytes: %d frames, %v; want it taken", maxFrame, n, err)
 	}
-	if _, _, err := checkPcap(pcap(maxFrame + 1)); err == nil {
+	if _, err := checkPcap(bufio.NewReader(bytes.NewReader(pcap(maxFrame + 1)))); err == nil {
 		t.Errorf("a frame of %d bytes taken", maxFrame+1)
 	}
 	head := func(n int) []byte { return []byte(fmt.Sprintf("OPTIONS sip:x SIP/2.0\r\nContent-Length: %d", n)) }

@@ -8,14 +8,16 @@
 package capture
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/netip"
+	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -48,80 +50,127 @@ func (p Problem) String() string { return fmt.Sprintf("frame %d: %s", p.Frame, p
 // and no capture tool writes frames past 256 KiB.
 const maxFrame = 256 << 10
 
-// Read reads a pcap or pcapng capture whole and returns its UDP, TCP and
-// ICMP unreachable frames. A damaged file is refused with the offset of
-// the damage before any frame is decoded; a frame that does not decode is
-// a Problem, not an error.
+// Read reads a pcap or pcapng capture and returns its UDP, TCP and ICMP
+// unreachable frames. A damaged file is refused with the place of the
+// damage before any frame is decoded; a frame that does not decode is a
+// Problem, not an error.
 func Read(r io.Reader) ([]Packet, []Problem, error) {
-	data, err := readAll(r)
-	if err != nil {
-		return nil, nil, err
+	c, err := read(r, nil, 0)
+	return c.packets, c.problems, err
+}
+
+// kept is what read kept of a capture, and what it saw of the rest.
+type kept struct {
+	packets    []Packet
+	problems   []Problem
+	count      int       // the UDP, TCP and ICMP unreachable frames, kept or not
+	begin, end time.Time // the first and last of them
+}
+
+// read reads the capture in two passes over a stream, the first checking
+// every length in it and the second decoding it: a file is never held in
+// memory whole (one that cannot seek is, within maxCapture). keep (nil:
+// all) says which packets to keep; the others cost nothing once decoded,
+// and what the kept ones hold may not pass budget bytes (0: no bound).
+func read(r io.Reader, keep func(Packet) bool, budget int64) (kept, error) {
+	var c kept
+	rs, ok := r.(io.ReadSeeker)
+	if !ok {
+		data, err := readAll(r)
+		if err != nil {
+			return c, err
+		}
+		rs = bytes.NewReader(data)
 	}
+	start, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return c, err
+	}
+	br := bufio.NewReaderSize(rs, 64<<10)
+	head, _ := br.Peek(24)
+	ng := len(head) >= 4 && binary.LittleEndian.Uint32(head) == ngSection
+	switch {
+	case ng:
+		err = checkNg(br)
+	case len(head) >= 24:
+		_, err = checkPcap(br)
+	default:
+		return c, errors.New("not a pcap or pcapng capture: too short")
+	}
+	if err != nil {
+		return c, err
+	}
+	if _, err := rs.Seek(start, io.SeekStart); err != nil {
+		return c, err
+	}
+	br.Reset(rs)
 	var src interface {
-		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+		ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
 	}
 	var link layers.LinkType
-	frames := len(data) / 200 // a guess for pcapng, whose frames are not counted ahead
-	switch {
-	case len(data) >= 4 && binary.LittleEndian.Uint32(data) == ngSection:
-		if err := checkNg(data); err != nil {
-			return nil, nil, err
-		}
-		ng, err := pcapgo.NewNgReader(bytes.NewReader(data), pcapgo.DefaultNgReaderOptions)
+	if ng {
+		r, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pcapng: %w", err)
+			return c, fmt.Errorf("pcapng: %w", err)
 		}
-		src, link = ng, ng.LinkType()
-	case len(data) >= 24:
-		pf, n, err := checkPcap(data)
+		src, link = r, r.LinkType()
+	} else {
+		var h [24]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return c, err
+		}
+		f, err := pcapHeader(h[:], br)
 		if err != nil {
-			return nil, nil, err
+			return c, err
 		}
-		// Classic pcap is read in place: the frames are slices of data.
-		src, frames = pf, n
-		link = layers.LinkType(pf.order.Uint32(data[20:]) & 0x0fffffff)
-	default:
-		return nil, nil, errors.New("not a pcap or pcapng capture: too short")
+		src, link = f, f.link
 	}
 	d, err := newDecoder(link)
 	if err != nil {
-		return nil, nil, err
+		return c, err
 	}
-	out := make([]Packet, 0, frames)
-	var problems []Problem
+	var used int64
 	for frame := 1; ; frame++ {
-		buf, ci, err := src.ReadPacketData()
+		buf, ci, err := src.ZeroCopyReadPacketData()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return out, problems, fmt.Errorf("frame %d: %w", frame, err)
+			return c, fmt.Errorf("frame %d: %w", frame, err)
 		}
 		p, ok, msg := d.decode(buf)
 		if msg != "" {
-			problems = append(problems, Problem{frame, msg})
+			c.problems = append(c.problems, Problem{frame, msg})
 		}
-		if ok {
-			p.Frame, p.At = frame, ci.Timestamp
-			out = append(out, p)
+		if !ok {
+			continue
 		}
+		p.Frame, p.At = frame, ci.Timestamp
+		if c.count == 0 {
+			c.begin, c.end = p.At, p.At
+		}
+		c.count++
+		c.begin, c.end = minTime(c.begin, p.At), maxTime(c.end, p.At)
+		if keep != nil && !keep(p) {
+			continue
+		}
+		p.Payload = bytes.Clone(p.Payload) // the frame's buffer is the reader's, and is reused
+		if used += int64(unsafe.Sizeof(p)) + int64(len(p.Payload)); budget > 0 && used > budget {
+			return c, fmt.Errorf("frame %d: the SIP traffic of the capture takes more than %d MiB to hold (-max-memory)", frame, budget>>20)
+		}
+		c.packets = append(c.packets, p)
 	}
-	return out, problems, nil
+	return c, nil
 }
 
-// maxCapture bounds the file read: 4 GiB.
+// maxCapture bounds a capture read from a stream that cannot seek: 4 GiB.
 const maxCapture = 4 << 30
 
-// readAll reads the capture whole, in one allocation when the reader
-// knows its size.
+// readAll reads a capture that cannot be read twice, in one allocation
+// when the reader knows its size.
 func readAll(r io.Reader) ([]byte, error) {
 	size := int64(0)
-	switch f := r.(type) {
-	case interface{ Stat() (fs.FileInfo, error) }:
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			size = st.Size()
-		}
-	case interface{ Len() int }:
+	if f, ok := r.(interface{ Len() int }); ok {
 		size = int64(f.Len())
 	}
 	if size > maxCapture {
@@ -131,8 +180,6 @@ func readAll(r io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(r, data); err != nil {
 		return nil, err
 	}
-	// What the size did not say (a file still being written, a reader of
-	// unknown length).
 	more, err := io.ReadAll(io.LimitReader(r, maxCapture-size))
 	if err != nil {
 		return nil, err
@@ -140,55 +187,87 @@ func readAll(r io.Reader) ([]byte, error) {
 	return append(data, more...), nil
 }
 
-// checkPcap walks a classic pcap file's records and refuses one that
-// claims more bytes than a frame may have or than the file holds, so that
-// no length in a hostile file sizes an allocation; it counts the frames and
-// returns their reader.
-func checkPcap(data []byte) (f *pcapFrames, frames int, err error) {
-	f = &pcapFrames{data: data, off: 24}
-	switch magic := binary.LittleEndian.Uint32(data); magic {
+// pcapHeader reads a classic pcap file's header h and returns the reader
+// of the frames that follow it in r.
+func pcapHeader(h []byte, r *bufio.Reader) (*pcapFrames, error) {
+	f := &pcapFrames{r: r, buf: make([]byte, 0, 2048)}
+	switch magic := binary.LittleEndian.Uint32(h); magic {
 	case 0xa1b2c3d4, 0xa1b23c4d:
 		f.order, f.nanos = binary.LittleEndian, magic == 0xa1b23c4d
 	case 0xd4c3b2a1, 0x4d3cb2a1:
 		f.order, f.nanos = binary.BigEndian, magic == 0x4d3cb2a1
 	default:
-		return nil, 0, fmt.Errorf("not a pcap or pcapng capture: magic %#08x", magic)
+		return nil, fmt.Errorf("not a pcap or pcapng capture: magic %#08x", magic)
 	}
-	for off := 24; off < len(data); frames++ {
-		if len(data)-off < 16 {
-			return nil, 0, fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frames+1, off)
-		}
-		incl := f.order.Uint32(data[off+8:])
-		if incl > maxFrame || int(incl) > len(data)-off-16 {
-			return nil, 0, fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have or the file holds", frames+1, off, incl)
-		}
-		off += 16 + int(incl)
-	}
-	return f, frames, nil
+	f.link = layers.LinkType(f.order.Uint32(h[20:]) & 0x0fffffff)
+	return f, nil
 }
 
-// pcapFrames reads the frames of a classic pcap file checkPcap passed, as
-// slices of it.
+// checkPcap reads a classic pcap file from r and refuses a record that
+// claims more bytes than a frame may have or than the file holds, so that
+// no length in a hostile file sizes an allocation.
+func checkPcap(r *bufio.Reader) (frames int, err error) {
+	var h [24]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return 0, errors.New("not a pcap or pcapng capture: too short")
+	}
+	f, err := pcapHeader(h[:], r)
+	if err != nil {
+		return 0, err
+	}
+	off := int64(24)
+	for frame := 1; ; frame++ {
+		var rec [16]byte
+		n, err := io.ReadFull(r, rec[:])
+		if err == io.EOF {
+			return frame - 1, nil
+		}
+		if err != nil || n < 16 {
+			return 0, fmt.Errorf("pcap: frame %d: its header is cut off at byte %d", frame, off)
+		}
+		incl := f.order.Uint32(rec[8:])
+		if incl > maxFrame {
+			return 0, fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than a frame may have", frame, off, incl)
+		}
+		if k, _ := r.Discard(int(incl)); k < int(incl) {
+			return 0, fmt.Errorf("pcap: frame %d at byte %d: %d bytes captured, more than the file holds", frame, off, incl)
+		}
+		off += 16 + int64(incl)
+	}
+}
+
+// pcapFrames reads the frames of a classic pcap file checkPcap passed.
 type pcapFrames struct {
-	data  []byte
+	r     *bufio.Reader
 	order binary.ByteOrder
 	nanos bool // the magic for nanosecond timestamps
-	off   int
+	link  layers.LinkType
+	buf   []byte
 }
 
-func (f *pcapFrames) ReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
-	if f.off >= len(f.data) {
-		return nil, gopacket.CaptureInfo{}, io.EOF
+// ZeroCopyReadPacketData returns the next frame, in a buffer the next call
+// reuses.
+func (f *pcapFrames) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
+	var h [16]byte
+	if _, err := io.ReadFull(f.r, h[:]); err != nil {
+		if err == io.ErrUnexpectedEOF {
+			err = errors.New("cut off")
+		}
+		return nil, gopacket.CaptureInfo{}, err
 	}
-	h := f.data[f.off : f.off+16]
-	sec, frac := int64(f.order.Uint32(h)), int64(f.order.Uint32(h[4:]))
+	sec, frac := int64(f.order.Uint32(h[:])), int64(f.order.Uint32(h[4:]))
 	if !f.nanos {
 		frac *= 1000
 	}
 	incl := int(f.order.Uint32(h[8:]))
-	frame := f.data[f.off+16 : f.off+16+incl]
-	f.off += 16 + incl
-	return frame, gopacket.CaptureInfo{Timestamp: time.Unix(sec, frac).UTC(), CaptureLength: incl, Length: int(f.order.Uint32(h[12:]))}, nil
+	if incl > maxFrame { // the file changed since it was checked
+		return nil, gopacket.CaptureInfo{}, fmt.Errorf("%d bytes captured", incl)
+	}
+	f.buf = slices.Grow(f.buf[:0], incl)[:incl]
+	if _, err := io.ReadFull(f.r, f.buf); err != nil {
+		return nil, gopacket.CaptureInfo{}, errors.New("cut off")
+	}
+	return f.buf, gopacket.CaptureInfo{Timestamp: time.Unix(sec, frac).UTC(), CaptureLength: incl, Length: int(f.order.Uint32(h[12:]))}, nil
 }
 
 // The pcapng block types whose fields the reader reads.
@@ -206,20 +285,25 @@ const (
 // data and options.
 var ngFixed = map[uint32]int{ngSection: 16, ngInterface: 8, ngPacket: 20, ngSimple: 4, ngStatistics: 12, ngEnhanced: 20}
 
-// checkNg walks a pcapng file's blocks and refuses one whose length runs
-// past the file, is not a whole number of words, or leaves no room for its
-// block type's fields and the packet bytes they claim; so no length in a
-// hostile file sizes an allocation.
-func checkNg(data []byte) error {
+// checkNg reads a pcapng file's blocks from r and refuses one whose length
+// runs past the file, is not a whole number of words, or leaves no room for
+// its block type's fields and the packet bytes they claim; so no length in
+// a hostile file sizes an allocation.
+func checkNg(r *bufio.Reader) error {
 	order := binary.ByteOrder(binary.LittleEndian)
 	snap := uint32(0) // the first interface's snap length in the section: a simple packet's cap
 	interfaces := 0
-	for off := 0; off < len(data); {
-		if len(data)-off < ngBlockHeader {
+	var block []byte
+	for off := int64(0); ; {
+		head, err := r.Peek(ngBlockHeader)
+		if len(head) == 0 && err == io.EOF {
+			return nil
+		}
+		if len(head) < ngBlockHeader {
 			return fmt.Errorf("pcapng: the block at byte %d is cut off", off)
 		}
-		if binary.LittleEndian.Uint32(data[off:]) == ngSection {
-			switch binary.LittleEndian.Uint32(data[off+8:]) {
+		if binary.LittleEndian.Uint32(head) == ngSection {
+			switch binary.LittleEndian.Uint32(head[8:]) {
 			case 0x1A2B3C4D:
 				order = binary.LittleEndian
 			case 0x4D3C2B1A:
@@ -229,11 +313,15 @@ func checkNg(data []byte) error {
 			}
 			snap, interfaces = 0, 0
 		}
-		typ, n := order.Uint32(data[off:]), order.Uint32(data[off+4:])
-		if n < ngBlockHeader || n%4 != 0 || int64(n) > int64(len(data)-off) || n > maxFrame+1024 {
+		typ, n := order.Uint32(head), order.Uint32(head[4:])
+		if n < ngBlockHeader || n%4 != 0 || n > maxFrame+1024 {
 			return fmt.Errorf("pcapng: the block at byte %d claims %d bytes", off, n)
 		}
-		if order.Uint32(data[off+int(n)-4:]) != n {
+		block = slices.Grow(block[:0], int(n))[:n]
+		if _, err := io.ReadFull(r, block); err != nil {
+			return fmt.Errorf("pcapng: the block at byte %d claims %d bytes, more than the file holds", off, n)
+		}
+		if order.Uint32(block[n-4:]) != n {
 			return fmt.Errorf("pcapng: the block at byte %d does not end with its length", off)
 		}
 		room := int64(n) - ngBlockHeader - int64(ngFixed[typ]) // what is left for data and options
@@ -244,13 +332,13 @@ func checkNg(data []byte) error {
 		switch typ {
 		case ngInterface:
 			if interfaces == 0 {
-				snap = order.Uint32(data[off+12:])
+				snap = order.Uint32(block[12:])
 			}
 			interfaces++
 		case ngPacket, ngEnhanced:
-			claimed = int64(order.Uint32(data[off+20:]))
+			claimed = int64(order.Uint32(block[20:]))
 		case ngSimple:
-			claimed = int64(order.Uint32(data[off+8:])) // the packet's original length, cut to the snap length
+			claimed = int64(order.Uint32(block[8:])) // the packet's original length, cut to the snap length
 			if snap != 0 {
 				claimed = min(claimed, int64(snap))
 			}
@@ -258,9 +346,8 @@ func checkNg(data []byte) error {
 		if claimed > room {
 			return fmt.Errorf("pcapng: the packet at byte %d claims %d bytes in a block of %d", off, claimed, n)
 		}
-		off += int(n)
+		off += int64(n)
 	}
-	return nil
 }
 
 // decoder turns a frame's bytes into a Packet.
