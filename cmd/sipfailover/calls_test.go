@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -141,6 +142,62 @@ func TestCallAPIRefusesStrangers(t *testing.T) {
 				t.Fatalf("a call was placed: %+v", s)
 			}
 		}
+	}
+}
+
+// TestControlTokenIsWhole: every endpoint of the call API, reads included
+// (the list of calls carries numbers and Call-IDs), wants the whole control
+// token: one that differs in its last character, one that has the token as
+// its prefix, the token's first half and an empty one are refused alike.
+func TestControlTokenIsWhole(t *testing.T) {
+	rs := startRegistrars(t, "p", "b")
+	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	eventually(t, "the agent serves its status port", func() bool {
+		var out, errOut bytes.Buffer
+		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0
+	})
+	tok, err := readToken(testToken(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := tok[len(tok)-1:]
+	other := map[string]string{"0": "1"}[last]
+	if other == "" {
+		other = "0"
+	}
+	do := func(method, path, token string) int {
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader(`{"line": "1", "to": "sip:900@127.0.0.1"}`)
+		}
+		req, err := http.NewRequest(method, "http://"+addr+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	endpoints := [][2]string{{"GET", "/api/calls"}, {"GET", "/api/calls/c1"}, {"POST", "/api/calls"}, {"POST", "/api/calls/c1/hangup"}}
+	for _, e := range endpoints {
+		for name, bad := range map[string]string{
+			"the last character changed": tok[:len(tok)-1] + other,
+			"the token and one more":     tok + "0",
+			"the first half":             tok[:len(tok)/2],
+			"empty":                      "",
+		} {
+			if code := do(e[0], e[1], bad); code != http.StatusUnauthorized {
+				t.Errorf("%s %s with %s: %d, want 401", e[0], e[1], name, code)
+			}
+		}
+	}
+	if code := do("GET", "/api/calls", tok); code != http.StatusOK {
+		t.Errorf("GET /api/calls with the token: %d, want 200", code)
 	}
 }
 
