@@ -123,6 +123,65 @@ func TestServeReloadAndStop(t *testing.T) {
 	}
 }
 
+// TestHalfBadSettingsChangeNothing: R2, a settings file with any problem
+// changes nothing. One good line beside a bad one is not half applied: at
+// start the agent refuses the file, naming the bad line, and registers
+// nothing; on a reload the running lines stay as they were, the good
+// line's change included.
+func TestHalfBadSettingsChangeNothing(t *testing.T) {
+	rs := startRegistrars(t, "p1", "b1", "p2", "b2", "b1new")
+	p1, b1, p2, b2, b1new := rs[0], rs[1], rs[2], rs[3], rs[4]
+	halfBad := func(line1 [2]int) string { // line 1 good, line 2 with T1 past its bound
+		s := settings(line1, [2]int{p2.Port(), b2.Port()})
+		i := strings.LastIndex(s, "t1: 20ms")
+		return s[:i] + "t1: 99h" + s[i+len("t1: 20ms"):]
+	}
+	path := filepath.Join(t.TempDir(), "lines.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	write(halfBad([2]int{p1.Port(), b1.Port()}))
+	err := serve(context.Background(), serveOptions{config: path, statusAddr: "127.0.0.1:0", tokenFile: testToken(path)}, nil, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "t1") {
+		t.Fatalf("a file with a bad line: %v, want it refused naming t1", err)
+	}
+	time.Sleep(100 * time.Millisecond) // a REGISTER on its way would arrive
+	if n, _ := registers(p1); n != 0 {
+		t.Fatalf("the good line of a refused file sent %d REGISTERs", n)
+	}
+
+	write(settings([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2.Port()}))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reload := make(chan struct{})
+	done := make(chan error, 1)
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	go func() {
+		done <- serve(ctx, serveOptions{config: path, statusAddr: "127.0.0.1:0", tokenFile: testToken(path)}, reload, slog.New(slog.NewTextHandler(logs, nil)))
+	}()
+	eventually(t, "both lines register", func() bool { return p1.Registered() && p2.Registered() })
+	n1, _ := registers(p1)
+	n2, _ := registers(p2)
+	write(halfBad([2]int{p1.Port(), b1new.Port()}))
+	reload <- struct{}{}
+	eventually(t, "the reload is refused", func() bool { return strings.Contains(logs.String(), "reload refused") })
+	time.Sleep(100 * time.Millisecond)
+	if n, _ := registers(p1); n != n1 {
+		t.Errorf("line 1 sent %d more REGISTERs after a refused reload", n-n1)
+	}
+	if n, _ := registers(p2); n != n2 {
+		t.Errorf("line 2 sent %d more REGISTERs after a refused reload", n-n2)
+	}
+	if len(b1new.Seen()) != 0 {
+		t.Error("the refused file's new backup of line 1 was taken")
+	}
+	cancel()
+	<-done
+}
+
 type lockedWriter struct {
 	mu sync.Mutex
 	w  io.Writer
