@@ -69,6 +69,14 @@ func TestEachCheckCanFail(t *testing.T) {
 			tr.Bindings = [][]Binding{nil, {{At: 5 * s, CallID: "reg", Until: 3600 * s}}}
 			tr.Env[0].Up = false
 		}},
+		{"I3", "a round that goes from the primary to server 3, skipping server 2", func(tr *Trace) {
+			onBackupTrace(tr)
+			tr.Servers = 3
+			tr.Transitions[1].Server, tr.Transitions[2].Server = 2, 2
+			tr.Sends = append([][]Request{tr.Sends[0], nil}, tr.Sends[1])
+			tr.Bindings = append([][]Binding{nil, nil}, tr.Bindings[1])
+			tr.Env = []EnvChange{{At: 0, Server: 0, Up: false}, {At: 0, Server: 1, Up: true}, {At: 0, Server: 2, Up: true}}
+		}},
 		{"I4", "four transmissions of one request with Signal Retry Counts 3", func(tr *Trace) {
 			for _, at := range []time.Duration{30 * s, 30*s + 500*time.Millisecond, 31*s + 500*time.Millisecond, 33*s + 500*time.Millisecond} {
 				tr.Sends[0] = append(tr.Sends[0], Request{At: at, Method: "OPTIONS", Branch: "ka", Delivered: true})
