@@ -13,7 +13,7 @@ import (
 
 // BindingModelSHA256 is the SHA-256 of model/binding.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const BindingModelSHA256 = "295b80d096a826012d5d822091b17c10c65182f87197059f1963ffcc2b5a90d9"
+const BindingModelSHA256 = "f0b0ce06f31bfb35b328c547b7e224193536a76bfe4f5c2356d5e53db375552a"
 
 // BindingMachineName is the name of the model.
 const BindingMachineName = "binding"
@@ -104,7 +104,7 @@ const (
 	// (423) or a fresh nonce (stale=true) to credentials that answered this exchange's challenge (R1).
 	BindingEventRespRetry
 	// BindingEventRespUnavailable is "resp.unavailable": The binding's REGISTER got 500, 503 or
-	// another code of the unavailable set (R1).
+	// another code of the unavailable set, or a 2xx that kept no binding (it granted expiry 0) (R1).
 	BindingEventRespUnavailable
 	// BindingEventRespRejected is "resp.rejected": The binding's REGISTER got 403, 404 or another
 	// final failure (R1).

@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "97f18e450ea6f4ee81c4f582422ba1251937b7e8547759db318664bf4369ec55"
+const LineModelSHA256 = "37b1b795d2c3dd9ece98a8702c8bfef60c82e4d88525b4aa0a23994de1848348"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -122,7 +122,8 @@ const (
 	// carried the server's credentials reused, counts as this challenge.
 	LineEventRespChallenge
 	// LineEventRespUnavailable is "resp.unavailable": The line's REGISTER got 500, 503 or another code
-	// of the unavailable set; the runtime records a 503's Retry-After (R1).
+	// of the unavailable set (the runtime records a 503's Retry-After), or a 2xx that kept no binding
+	// (it granted expiry 0) (R1).
 	LineEventRespUnavailable
 	// LineEventRespRetry is "resp.retry": The line's REGISTER got 423 Interval Too Brief with a
 	// Min-Expires the line accepts, or a 401/407 with stale=true to credentials that answered this
@@ -174,7 +175,8 @@ const (
 	// dialog, while the line is on a lower-priority server (R18).
 	LineEventRequestNew
 	// LineEventProbeFailed is "probe.failed": The failback probe got an unavailable or final failure
-	// answer, or a transport error, or the primary's name could not be located (R11, R20).
+	// answer (a 2xx that kept no binding among them), or a transport error, or the primary's name
+	// could not be located (R11, R20).
 	LineEventProbeFailed
 	// LineEventTimerBudget is "timer.budget": timer budget fired
 	LineEventTimerBudget

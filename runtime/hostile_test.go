@@ -228,9 +228,10 @@ func replaceHeader(res *sip.Response, name, value string) string {
 
 // TestGrantedExpiry is items 3 and 4: the expiry used is the one the server
 // granted, clamped to [5 s, the TTL asked for]; a grant of 0 is no
-// registration; and no grant makes the line send more than 15 REGISTERs a
-// minute (one every 4 s, I11), where a grant of 0, 1 or -1 made it send
-// 9-10 a second before.
+// registration, the server unavailable for it (R1): the line fails over;
+// and no grant makes the line send more than 15 REGISTERs a minute (one
+// every 4 s, I11), where a grant of 0, 1 or -1 made it send 9-10 a second
+// before.
 func TestGrantedExpiry(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -238,10 +239,11 @@ func TestGrantedExpiry(t *testing.T) {
 		state           fsm.LineState
 		refresh         time.Duration // when the first refresh goes, 0: none within the minute
 	}{
-		// A grant of 0 is a rejection: the line tries again after the
-		// back-off, randomised to 15-30 s (R1, R9), not ten times a second.
-		{"Expires 0", "0", "", fsm.LineStateFailed, 30 * time.Second},
-		{"Contact expires=0", "3600", "0", fsm.LineStateFailed, 30 * time.Second},
+		// A grant of 0: a registrar that keeps no binding cannot serve the
+		// line, which fails over to the backup and asks the primary again
+		// only with its failback probe (R1, R10), not ten times a second.
+		{"Expires 0", "0", "", fsm.LineStateBackupRegistered, 0},
+		{"Contact expires=0", "3600", "0", fsm.LineStateBackupRegistered, 0},
 		{"Expires 1", "1", "", fsm.LineStatePrimaryRegistered, 4 * time.Second},
 		{"Contact expires=1", "", "1", fsm.LineStatePrimaryRegistered, 4 * time.Second},
 		{"Expires 5, Contact without expires", "5", "", fsm.LineStatePrimaryRegistered, 4 * time.Second},

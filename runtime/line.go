@@ -688,7 +688,10 @@ func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string, first b
 	case code < 300:
 		refresh, ok := l.grant(t, res)
 		if !ok {
-			return outRejected, 0, reason + " granting expires 0: the binding was not kept"
+			// The registrar answered but keeps no binding (a full location
+			// database, a broken replication): it cannot serve the line,
+			// which goes where one can (R1).
+			return outUnavailable, 0, reason + " granting expires 0: the binding was not kept"
 		}
 		return outGranted, refresh, reason
 	case challenged && t.authorized && stale(res) && !first:

@@ -145,6 +145,10 @@ func (a *Analysis) outcome(t *Txn) Outcome {
 	if t.Final != nil && (heard || !t.Final.At.After(end)) {
 		o := Outcome{At: t.Final.At, Frame: t.Final.Frame, What: fmt.Sprintf("%d", t.Final.Code)}
 		switch c := t.Final.Code; {
+		case c < 300 && t.Method == "REGISTER" && t.Expires != 0 && t.Final.Expires == 0:
+			// The registrar answered but kept no binding: it cannot serve
+			// the phone (R1).
+			o.Kind, o.What = "unavailable", fmt.Sprintf("%d granting expires 0", c)
 		case c < 300:
 			o.Kind = "ok"
 		case c == 401 || c == 407:

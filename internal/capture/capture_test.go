@@ -395,3 +395,35 @@ func TestOnlyTheFailedServerIsFree(t *testing.T) {
 		}
 	}
 }
+
+// TestGrantZeroIsUnavailable: R1. A 2xx granting expires 0 to a REGISTER
+// that asked to keep its binding is a registrar that keeps none: the phone
+// that goes on to the backup at once is right (I2, I3 held), the one that
+// stays and asks the primary again failed to fail over (I2).
+func TestGrantZeroIsUnavailable(t *testing.T) {
+	for _, stays := range []bool{false, true} {
+		c := newCrafter(t)
+		r := c.request("REGISTER", "reg-1", 1, 120)
+		c.udp(0, phone, primary, r.String())
+		c.udp(10*time.Millisecond, primary, phone, answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=0\r\n"))
+		next := backup
+		if stays {
+			next = primary
+		}
+		c.register(20*time.Millisecond, next, "reg-1", 2, 120, false)
+		a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs := map[string]Verdict{}
+		for _, v := range a.Check() {
+			vs[v.ID] = v
+		}
+		if want := map[bool]string{false: Held, true: Violated}[stays]; vs["I2"].Status != want {
+			t.Errorf("stays %v: I2 %s %+v, want %s", stays, vs["I2"].Status, vs["I2"].Findings, want)
+		}
+		if vs["I3"].Status == Violated {
+			t.Errorf("stays %v: I3 violated: %+v", stays, vs["I3"].Findings)
+		}
+	}
+}
