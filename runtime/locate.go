@@ -88,6 +88,10 @@ const (
 	lookupTimeout = 10 * time.Second
 )
 
+// maxSRVTried bounds the SRV records of one answer whose addresses a
+// lookup asks for (R20).
+const maxSRVTried = 2 * maxServers
+
 // located is what the locator knows of one server.
 type located struct {
 	targets []target  // the last good answer; kept (served stale) while a refresh fails
@@ -364,9 +368,17 @@ func (lk lookup) resolve(ctx context.Context, k serverKey) ([]target, time.Durat
 	} else {
 		services = []service{{srvPrefix[tr] + k.addr, tr}}
 	}
+	// A line uses at most maxServers places: the targets past them are
+	// never tried, and their addresses are not asked for. Nor are those
+	// of more SRV records than twice that, whatever their addresses: an
+	// answer of 500 records costs a handful of questions, not 1,000.
 	found := false
 	var errs []error
+	tried := 0
 	for _, s := range services {
+		if len(ts) >= maxServers || tried >= maxSRVTried {
+			break
+		}
 		m, err := lk.query(ctx, s.name, dns.TypeSRV)
 		if err != nil {
 			errs = append(errs, err)
@@ -383,10 +395,14 @@ func (lk lookup) resolve(ctx context.Context, k serverKey) ([]target, time.Durat
 		}
 		found = true
 		for _, r := range lk.orderSRV(srvs) {
+			if len(ts) >= maxServers || tried >= maxSRVTried {
+				break
+			}
 			note(&r.Hdr)
 			if r.Target == "." || r.Port == 0 {
 				continue // RFC 2782: the service is decidedly not available here; port 0 is no port
 			}
+			tried++
 			ips, err := lk.addresses(ctx, r.Target, m.Extra, note)
 			if err != nil {
 				errs = append(errs, err)
@@ -395,6 +411,7 @@ func (lk lookup) resolve(ctx context.Context, k serverKey) ([]target, time.Durat
 			add(ips, int(r.Port), s.transport, strings.TrimSuffix(r.Target, ".")+":"+strconv.Itoa(int(r.Port)))
 		}
 	}
+	ts = ts[:min(len(ts), maxServers)]
 	if !found {
 		if len(errs) > 0 {
 			return nil, 0, errors.Join(errs...)

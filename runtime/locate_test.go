@@ -457,3 +457,32 @@ func TestTTLExpiryOverTheWire(t *testing.T) {
 		return false
 	})
 }
+
+// TestLargeSRVAnswerIsBounded: an SRV answer listing 500 targets made the
+// line ask A and AAAA for every one, 1,001 questions a lookup, again at
+// each TTL's end. A line uses at most 8 places: the lookup takes the first
+// 8 targets in RFC 2782 order and asks for their addresses only.
+func TestLargeSRVAnswerIsBounded(t *testing.T) {
+	records := []string{}
+	for i := range 500 {
+		records = append(records,
+			fmt.Sprintf("_sip._udp.big.test. 0 IN SRV %d 0 5060 t%d.big.test.", i, i),
+			fmt.Sprintf("t%d.big.test. 0 IN A 127.0.%d.%d", i, 1+i/250, 1+i%250))
+	}
+	z := zone(t, records...)
+	a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(z))
+	ts, _, err := a.Locate(context.Background(), server("big.test", 0, runtime.TransportUDP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 8 {
+		want = append(want, fmt.Sprintf("UDP 127.0.1.%d:5060 via t%d.big.test:5060", 1+i, i))
+	}
+	if got := targetsOf(ts); !slices.Equal(got, want) {
+		t.Errorf("targets %v, want %v", got, want)
+	}
+	if n := len(z.Queries()); n > 1+2*8 {
+		t.Errorf("%d questions for one lookup, want at most %d (the SRV, then A and AAAA of 8 targets)", n, 1+2*8)
+	}
+}
