@@ -486,3 +486,63 @@ func TestLargeSRVAnswerIsBounded(t *testing.T) {
 		t.Errorf("%d questions for one lookup, want at most %d (the SRV, then A and AAAA of 8 targets)", n, 1+2*8)
 	}
 }
+
+// fuzzResolver answers every question with the records of one message a
+// fuzzer wrote, as a hostile DNS server may, and counts the questions.
+type fuzzResolver struct {
+	answer *dns.Msg
+	asked  int
+}
+
+func (r *fuzzResolver) Exchange(_ context.Context, q *dns.Msg) (*dns.Msg, error) {
+	r.asked++
+	m := r.answer.Copy()
+	m.Id, m.Response, m.Question = q.Id, true, q.Question
+	return m, nil
+}
+
+func (r *fuzzResolver) Instant() {}
+
+// FuzzLocateAnswer: whatever records a DNS server answers with (any
+// types, names, counts and TTLs), a lookup ends without a panic, takes at
+// most 8 targets, and asks a bounded number of questions: a NAPTR, three
+// SRV names, the addresses of 16 SRV targets, and the name's own.
+func FuzzLocateAnswer(f *testing.F) {
+	seed := func(records ...string) {
+		m := new(dns.Msg)
+		for _, s := range records {
+			rr, err := dns.NewRR(s)
+			if err != nil {
+				f.Fatal(err)
+			}
+			m.Answer = append(m.Answer, rr)
+		}
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	seed(`big.test. 0 IN NAPTR 10 10 "s" "SIP+D2U" "" _sip._udp.big.test.`, "_sip._udp.big.test. 0 IN SRV 0 0 5060 big.test.", "big.test. 0 IN A 127.0.0.1")
+	var many []string
+	for i := range 300 {
+		many = append(many, fmt.Sprintf("_sip._udp.big.test. 0 IN SRV %d %d 5060 t%d.big.test.", i%3, i, i))
+	}
+	seed(many...)
+	seed("big.test. 0 IN CNAME big.test.", "big.test. 0 IN AAAA ff02::1", "big.test. 0 IN A 0.0.0.0")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m := new(dns.Msg)
+		if m.Unpack(b) != nil {
+			return
+		}
+		r := &fuzzResolver{answer: m}
+		a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(r))
+		ts, _, _ := a.Locate(context.Background(), server("big.test", 0, runtime.TransportAuto))
+		if len(ts) > 8 {
+			t.Errorf("%d targets, want at most 8", len(ts))
+		}
+		if r.asked > 1+3+2*16+2 {
+			t.Errorf("%d questions for one lookup", r.asked)
+		}
+	})
+}
