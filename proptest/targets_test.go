@@ -70,6 +70,9 @@ func TestTargetsComeAndGo(t *testing.T) {
 		zone, _ := runtimetest.NewZone()
 		rec := &recorder{Zone: zone, seq: &seq, records: map[string][]int{}, eps: eps}
 		ttl := rapid.IntRange(5, 120).Draw(t, "ttl")
+		// A large, hostile answer now and then: the real targets, then
+		// hundreds more of lower priority whose names have no address.
+		pad := rapid.SampledFrom([]int{0, 0, 50, 500}).Draw(t, "pad")
 		write := func() {
 			var rrs []string
 			for i, e := range eps {
@@ -78,6 +81,9 @@ func TestTargetsComeAndGo(t *testing.T) {
 			for name, targets := range rec.records {
 				for j, i := range targets {
 					rrs = append(rrs, fmt.Sprintf("_sip._udp.%s.test. %d IN SRV %d 0 5060 s%d.host.", name, ttl, 10*(j+1), i))
+				}
+				for k := range pad {
+					rrs = append(rrs, fmt.Sprintf("_sip._udp.%s.test. %d IN SRV %d 0 5060 pad%d.host.", name, ttl, 1000+k, k))
 				}
 			}
 			if err := zone.Set(rrs...); err != nil {
@@ -170,6 +176,11 @@ func TestTargetsComeAndGo(t *testing.T) {
 				fmt.Fprintf(&b, "  #%d %s located at %v\n", a.seq, a.name, a.addrs)
 			}
 			t.Fatalf(format+"\n%s", append(args, b.String())...)
+		}
+		// Each lookup asks its SRV name, then the addresses of at most 16
+		// of its targets (R20): never hundreds.
+		if n, lookups := len(rec.Queries()), len(rec.log); n > lookups*(1+2*16) {
+			report("%d DNS questions for %d lookups (%d padding targets)", n, lookups, pad)
 		}
 		for _, h := range history {
 			tr := h.tr
