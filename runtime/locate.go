@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
 )
 
 // Locating servers: the client side of RFC 3263 (R20). A server given as a
@@ -112,9 +113,32 @@ type located struct {
 type locator struct {
 	agent *Agent
 	res   Resolver
+	pace  *rate.Limiter // the questions to res
 
 	mu    sync.Mutex
 	names map[serverKey]*located
+}
+
+// Questions to one resolver are paced: 100 at once (a few lookups' worth),
+// then 100 a second, so that many names looked up together (a fleet's, at
+// start) come to the resolver as a stream, not a burst of thousands; a
+// lookup still ends within its 10 s with a thousand questions queued
+// before it. An InstantResolver (a zone in virtual time) is not paced.
+const (
+	questionsPerSecond = 100
+	questionsAtOnce    = 100
+)
+
+// newPace is the pace of questions to a resolver.
+func newPace() *rate.Limiter { return rate.NewLimiter(questionsPerSecond, questionsAtOnce) }
+
+// lookup returns a lookup with the locator's resolver and its pace; lc.mu
+// is held.
+func (lc *locator) lookup() lookup {
+	if lc.pace == nil {
+		lc.pace = newPace()
+	}
+	return lookup{lc.agent, lc.res, lc.pace}
 }
 
 // instant says whether lookups run inline (an InstantResolver).
@@ -229,7 +253,7 @@ func (lc *locator) expire(k serverKey) {
 func (lc *locator) start(k serverKey, e *located, notify bool) {
 	e.running = true
 	if lc.instant() {
-		ts, ttl, err := lookup{lc.agent, lc.res}.resolve(context.Background(), k)
+		ts, ttl, err := lc.lookup().resolve(context.Background(), k)
 		users, expired := lc.finish(k, e, ts, ttl, err)
 		if notify {
 			lc.mu.Unlock()
@@ -240,7 +264,7 @@ func (lc *locator) start(k serverKey, e *located, notify bool) {
 		}
 		return
 	}
-	lk := lookup{lc.agent, lc.res}
+	lk := lc.lookup()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 		ts, ttl, err := lk.resolve(ctx, k)
@@ -299,17 +323,18 @@ func (a *Agent) SetResolver(r Resolver) {
 	lc := &a.loc
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	lc.res = r
+	lc.res, lc.pace = r, newPace()
 	for _, e := range lc.names {
 		e.expires = a.clock.Now()
 	}
 }
 
-// lookup is one lookup: the resolver it asks, and the agent whose
-// randomness orders SRV records.
+// lookup is one lookup: the resolver it asks and that resolver's pace, and
+// the agent whose randomness orders SRV records.
 type lookup struct {
 	agent *Agent
 	res   Resolver
+	pace  *rate.Limiter
 }
 
 // service is one SRV name to ask and the transport its targets take.
@@ -549,6 +574,11 @@ func (lk lookup) query(ctx context.Context, name string, qtype uint16) (*dns.Msg
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), qtype)
 	what := dns.TypeToString[qtype] + " " + strings.TrimSuffix(name, ".")
+	if _, instant := lk.res.(InstantResolver); !instant {
+		if err := lk.pace.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("DNS %s: no turn to ask within the lookup's time: %w", what, err)
+		}
+	}
 	m, err := lk.res.Exchange(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("DNS %s: %w", what, err)
@@ -579,7 +609,7 @@ func (a *Agent) Locate(ctx context.Context, s ServerConfig) ([]Target, time.Dura
 		return []Target{{Endpoint: t.ep}}, maxLocateTTL, nil
 	}
 	a.loc.mu.Lock()
-	lk := lookup{a, a.loc.res}
+	lk := a.loc.lookup()
 	a.loc.mu.Unlock()
 	ts, ttl, err := lk.resolve(ctx, k)
 	var out []Target

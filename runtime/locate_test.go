@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -545,4 +546,50 @@ func FuzzLocateAnswer(f *testing.F) {
 			t.Errorf("%d questions for one lookup", r.asked)
 		}
 	})
+}
+
+// timedZone is a zone that answers at once but is no InstantResolver: the
+// agent paces its questions to it as to a DNS server. It notes when each
+// question came.
+type timedZone struct {
+	z  *runtimetest.Zone
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (r *timedZone) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	r.mu.Lock()
+	r.at = append(r.at, time.Now())
+	r.mu.Unlock()
+	return r.z.Exchange(ctx, q)
+}
+
+// TestQuestionsArePaced: names looked up together come to the resolver
+// 100 questions at once, then 100 a second: eight names of 500 SRV targets
+// each, 17 questions a lookup, take more than a third of a second where
+// they took none. (A busy machine only makes it slower.)
+func TestQuestionsArePaced(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	var records []string
+	for _, name := range names {
+		for i := range 500 {
+			records = append(records,
+				fmt.Sprintf("_sip._udp.%s.test. 60 IN SRV %d 0 5060 t%d.%s.test.", name, i, i, name),
+				fmt.Sprintf("t%d.%s.test. 60 IN A 127.0.1.%d", i, name, 1+i%250))
+		}
+	}
+	r := &timedZone{z: zone(t, records...)}
+	a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(r))
+	for _, name := range names {
+		if _, _, err := a.Locate(context.Background(), server(name+".test", 0, runtime.TransportUDP)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(r.at); n != len(names)*17 {
+		t.Fatalf("%d questions, want %d", n, len(names)*17)
+	}
+	// 100 at once, then 36 at 100 a second: the last 360 ms after the first.
+	if took := r.at[len(r.at)-1].Sub(r.at[0]); took < 300*time.Millisecond {
+		t.Errorf("%d questions in %v: not paced", len(r.at), took)
+	}
 }
