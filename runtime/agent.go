@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // Agent runs lines over one Network: many lines share its sockets, and
@@ -222,11 +223,12 @@ func (a *Agent) HandleUnparsable(from Endpoint, err error) {
 // A response without the mandatory headers is dropped here (RFC 3261 8.1.3).
 func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 	defer a.contain(from, res.StartLine())
-	if err := checkResponse(res); err != nil {
+	if err := wire.CheckResponse(res); err != nil {
 		a.counters.badResponses.Add(1)
 		a.warn(from, "bad response dropped", "status", res.StatusCode, "err", err)
 		return
 	}
+	ans := wire.ParseAnswer(res)
 	branch, _ := res.Via().Params.Get("branch")
 	a.mu.Lock()
 	l := a.branches[branch]
@@ -237,19 +239,19 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 	}
 	switch {
 	case l != nil:
-		l.response(from, branch, res)
+		l.response(from, branch, ans)
 	case c != nil && res.StatusCode >= 200 && res.CSeq().MethodName == sip.INVITE:
 		c.line.mu.Lock()
-		c.lateFinal(res)
+		c.lateFinal(ans)
 		c.line.drain()
 		c.line.mu.Unlock()
 	}
-	if l == nil && retryAfter(res) > 0 {
+	if l == nil && ans.RetryAfter > 0 {
 		// A late answer to a request a line has abandoned: a Retry-After in
 		// it still holds its server off (R1), the server asked to be left
 		// alone.
 		for _, l := range a.Lines() {
-			l.lateRetryAfter(from, res)
+			l.lateRetryAfter(from, ans)
 		}
 	}
 }
@@ -266,11 +268,11 @@ func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte
 		res.SipVersion = "SIP/2.0" // a 505 too speaks our version
 		reply([]byte(res.String()))
 	}
-	if bad := checkRequest(req); bad != nil {
+	if bad := wire.CheckRequest(req); bad != nil {
 		a.counters.badRequests.Add(1)
 		a.warn(from, "bad request refused", "method", string(req.Method), "answer", bad.Error())
 		if req.Method != sip.ACK && req.Via() != nil {
-			respond(bad.code, bad.reason)
+			respond(bad.Code, bad.Reason)
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // Call is one call of a line, placed with Line.Dial or delivered by any of
@@ -242,7 +244,7 @@ func (c *Call) requestEnded(r *Request) {
 }
 
 // provisional hears a 1xx to the INVITE.
-func (c *Call) provisional(res *sip.Response) {
+func (c *Call) provisional(res *wire.Answer) {
 	if res.StatusCode > 100 {
 		c.post(fsm.CallEventInviteProvisional, "")
 	}
@@ -251,7 +253,7 @@ func (c *Call) provisional(res *sip.Response) {
 // final hears the INVITE's final answer through t, and acknowledges it: a
 // 2xx with an ACK of its own through the dialog's route set (RFC 3261
 // 13.2.2.4), anything else with an ACK in its transaction (17.1.1.3).
-func (c *Call) final(t *txn, res *sip.Response) {
+func (c *Call) final(t *txn, res *wire.Answer) {
 	c.info.Code = res.StatusCode
 	reason := fmt.Sprintf("%d %s from %s", res.StatusCode, res.Reason, t.dst)
 	if res.StatusCode >= 300 {
@@ -264,20 +266,14 @@ func (c *Call) final(t *txn, res *sip.Response) {
 
 // establish takes the dialog from a 2xx to the INVITE sent in t and sends
 // its ACK.
-func (c *Call) establish(t *txn, res *sip.Response) {
+func (c *Call) establish(t *txn, res *wire.Answer) {
 	c.server = t.dst
 	if to := res.To(); to != nil {
 		c.remoteTag, _ = to.Params.Get("tag")
 	}
-	c.remoteTarget = c.remote
-	if ct := res.Contact(); ct != nil {
-		c.remoteTarget = ct.Address.String()
-	}
-	c.routes = nil
-	rr := res.GetHeaders("Record-Route")
-	for i := len(rr) - 1; i >= 0; i-- { // the UAC reverses them (12.1.2)
-		c.routes = append(c.routes, splitHeaderValues(rr[i].Value())...)
-	}
+	c.remoteTarget = cmp.Or(res.Target(), c.remote)
+	c.routes = slices.Clone(res.Routes)
+	slices.Reverse(c.routes) // the UAC reverses them (12.1.2)
 	spec := c.line.spec(sip.ACK, c.server, -1)
 	c.inDialog(&spec, c.server, nil)
 	c.ack, c.ackDst = c.buildAck(spec, res.CSeq().SeqNo), t.dst
@@ -287,7 +283,7 @@ func (c *Call) establish(t *txn, res *sip.Response) {
 // lateFinal hears a final answer to an INVITE transaction the call no
 // longer waits for: a retransmitted 2xx gets the ACK again; a 2xx to a
 // call the user gave up on gets an ACK and a BYE; anything else its ACK.
-func (c *Call) lateFinal(res *sip.Response) {
+func (c *Call) lateFinal(res *wire.Answer) {
 	t := c.lastInvite
 	switch {
 	case t == nil:
@@ -451,9 +447,7 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 	if ct := req.Contact(); ct != nil {
 		c.remoteTarget = ct.Address.String()
 	}
-	for _, rr := range req.GetHeaders("Record-Route") { // the UAS keeps their order (12.1.1)
-		c.routes = append(c.routes, splitHeaderValues(rr.Value())...)
-	}
+	c.routes = wire.RecordRoutes(req) // the UAS keeps their order (12.1.1)
 	c.post(fsm.CallEventIncomingInvite, "")
 	l.drain()
 }

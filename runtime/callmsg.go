@@ -3,37 +3,25 @@ package runtime
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // The messages of a call's dialog, apart from the INVITE and BYE that the
 // request machine sends: ACKs, the route set, the SDP.
 
-// ackFailure acknowledges a final failure to the INVITE sent in t: the
-// same Request-URI, Via, From, Call-ID and CSeq number, the To of the
-// answer (RFC 3261 17.1.1.3).
-func (c *Call) ackFailure(t *txn, res *sip.Response) {
-	msg, err := sip.ParseMessage(t.msg)
+// ackFailure acknowledges a final failure to the INVITE sent in t (RFC
+// 3261 17.1.1.3).
+func (c *Call) ackFailure(t *txn, res *wire.Answer) {
+	msg, err := wire.Parse(t.msg)
 	req, ok := msg.(*sip.Request)
 	if err != nil || !ok {
 		return
 	}
-	ack := sip.NewRequest(sip.ACK, req.Recipient)
-	for _, h := range []string{"Via", "Route", "From", "Call-ID"} {
-		for _, v := range req.GetHeaders(h) {
-			ack.AppendHeader(sip.NewHeader(h, v.Value()))
-		}
-	}
-	if to := res.To(); to != nil {
-		ack.AppendHeader(sip.NewHeader("To", to.Value()))
-	}
-	ack.AppendHeader(sip.NewHeader("CSeq", strconv.Itoa(int(req.CSeq().SeqNo))+" ACK"))
-	ack.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
-	c.line.agent.net.Send(t.dst, []byte(ack.String()))
+	c.line.agent.net.Send(t.dst, []byte(wire.AckOfFailure(req, res.To()).String()))
 }
 
 // buildAck writes the ACK of a 2xx: a new branch, the INVITE's CSeq
@@ -107,30 +95,6 @@ func (l *Line) routeNames(route string, e Endpoint) bool {
 		}
 	}
 	return false
-}
-
-// splitHeaderValues splits a header value that lists several entries
-// ("<sip:a;lr>, <sip:b;lr>") into them.
-func splitHeaderValues(v string) []string {
-	var out []string
-	depth, start := 0, 0
-	for i, r := range v {
-		switch r {
-		case '<':
-			depth++
-		case '>':
-			depth--
-		case ',':
-			if depth == 0 {
-				out = append(out, strings.TrimSpace(v[start:i]))
-				start = i + 1
-			}
-		}
-	}
-	if rest := strings.TrimSpace(v[start:]); rest != "" {
-		out = append(out, rest)
-	}
-	return out
 }
 
 // sdp is a minimal valid session description (RFC 4566) for an offer or

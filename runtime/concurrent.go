@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // Concurrent registration mode (R17): the line keeps a binding on every
@@ -36,8 +37,8 @@ type binding struct {
 	timers    timerSet[fsm.BindingTimer]
 	reg       dialog
 	main, ka  *txn
-	challenge *sip.Response // the last 401/407 to its REGISTER
-	waiting   bool          // its REGISTER waits for the server's lookup (R20)
+	challenge *wire.Answer // the last 401/407 to its REGISTER
+	waiting   bool         // its REGISTER waits for the server's lookup (R20)
 }
 
 func newConcurrent(l *Line) (*concurrent, error) {
@@ -307,7 +308,7 @@ func (b *binding) expires() int {
 // answering challenge if given. A server still being looked up makes it
 // wait (located sends it); one that could not be, a Retry-After, or a
 // challenge that cannot be answered is the model's event with the reason.
-func (b *binding) send(expires int, challenge *sip.Response) {
+func (b *binding) send(expires int, challenge *wire.Answer) {
 	l := b.line
 	s := l.targets[b.server]
 	b.waiting = s.pending
@@ -347,7 +348,7 @@ func (b *binding) send(expires int, challenge *sip.Response) {
 }
 
 // answered handles a final answer to the binding's REGISTER or keep-alive.
-func (b *binding) answered(t *txn, res *sip.Response, reason string) {
+func (b *binding) answered(t *txn, res *wire.Answer, reason string) {
 	l := b.line
 	if t.kind == txnKeepalive {
 		if slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // txnKind says which of a line's requests a transaction carries.
@@ -68,7 +69,7 @@ type txnID struct {
 // Call-ID, From tag, CSeq number and method as the request, from the
 // server the request went to. Anything else is someone else's answer, or a
 // forgery.
-func (t *txn) answers(from Endpoint, res *sip.Response) bool {
+func (t *txn) answers(from Endpoint, res *wire.Answer) bool {
 	tag, _ := res.From().Params.Get("tag")
 	cs := res.CSeq()
 	return res.CallID().Value() == t.id.callID && tag == t.id.tag && cs.SeqNo == t.id.cseq && cs.MethodName == t.id.method &&
@@ -103,8 +104,8 @@ type Line struct {
 	prevReg         dialog // the registration left at failback, for R12
 	main, probe, ka *txn
 	dereg           *txn
-	mainChallenge   *sip.Response // the last 401/407 to the line's REGISTER
-	probeChallenge  *sip.Response
+	mainChallenge   *wire.Answer // the last 401/407 to the line's REGISTER
+	probeChallenge  *wire.Answer
 	creds           map[serverAddr]*credentials // server -> its latest challenge, reused (RFC 7616 3.4)
 	bound           map[serverAddr]string       // server -> the Contact it holds a binding of (R12)
 	minExpires      map[serverAddr]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
@@ -527,7 +528,7 @@ func (l *Line) finish(t *txn) {
 
 // response handles an answer from the server at from, routed here by
 // branch.
-func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
+func (l *Line) response(from Endpoint, branch string, res *wire.Answer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t *txn
@@ -608,7 +609,7 @@ func (l *Line) response(from Endpoint, branch string, res *sip.Response) {
 	case txnDeregister:
 		// Its answer is not awaited, but a challenge is answered once, or
 		// the binding would stay (R12).
-		if challenged && (!t.authorized || stale(res)) {
+		if challenged && (!t.authorized || res.Stale()) {
 			l.deregister(res)
 		}
 	}
@@ -643,7 +644,7 @@ func (l *Line) transactions() []*txn {
 // lateRetryAfter takes the Retry-After of a late answer from the server at
 // from to a request of this line (its From names the line's user), when its
 // code makes that server unavailable for this line.
-func (l *Line) lateRetryAfter(from Endpoint, res *sip.Response) {
+func (l *Line) lateRetryAfter(from Endpoint, res *wire.Answer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if res.From().Address.User != l.cfg.User {
@@ -656,8 +657,8 @@ func (l *Line) lateRetryAfter(from Endpoint, res *sip.Response) {
 }
 
 // noteRetryAfter holds server off for a 503's Retry-After (R1, I3).
-func (l *Line) noteRetryAfter(res *sip.Response, server Endpoint, reason *string) {
-	if ra := retryAfter(res); ra > 0 {
+func (l *Line) noteRetryAfter(res *wire.Answer, server Endpoint, reason *string) {
+	if ra := res.RetryAfter; ra > 0 {
 		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[server.at()]) {
 			l.retryUntil[server.at()] = until // a shorter one does not cut a longer one short
 		}
@@ -681,7 +682,7 @@ const (
 // challenge or retry answered yet), and returns what it means, the time to
 // refresh a granted binding at (0 for a de-registration), and the reason
 // to report.
-func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string, first bool) (outcome, time.Duration, string) {
+func (l *Line) registerOutcome(t *txn, res *wire.Answer, reason string, first bool) (outcome, time.Duration, string) {
 	code := res.StatusCode
 	challenged := code == sip.StatusUnauthorized || code == sip.StatusProxyAuthRequired
 	switch {
@@ -694,7 +695,7 @@ func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string, first b
 			return outUnavailable, 0, reason + " granting expires 0: the binding was not kept"
 		}
 		return outGranted, refresh, reason
-	case challenged && t.authorized && stale(res) && !first:
+	case challenged && t.authorized && res.Stale() && !first:
 		// Credentials that answered this exchange's challenge, or its
 		// stale nonce, went stale: the same REGISTER again with the fresh
 		// nonce. On the exchange's first REGISTER they were the server's
@@ -721,7 +722,7 @@ func (l *Line) registerOutcome(t *txn, res *sip.Response, reason string, first b
 // before the binding expires (I8); 0 for a de-registration. It returns
 // false when the server granted 0 to a REGISTER that asked to keep the
 // binding: that is no registration.
-func (l *Line) grant(t *txn, res *sip.Response) (time.Duration, bool) {
+func (l *Line) grant(t *txn, res *wire.Answer) (time.Duration, bool) {
 	if t.expires <= 0 {
 		delete(l.bound, t.dst.at()) // a de-registration: 0 is what it asked
 		return 0, true
@@ -840,7 +841,7 @@ func (l *Line) heldOff(server Endpoint) string {
 // sends it when the answer comes (R20). While the server's Retry-After
 // runs nothing is sent: server.held_off says so (R1, I3), for the first
 // REGISTER of a round as for one that answers a challenge.
-func (l *Line) sendRegister(server, expires int, challenge *sip.Response) {
+func (l *Line) sendRegister(server, expires int, challenge *wire.Answer) {
 	dst, ok := l.locateServer(server)
 	if !ok {
 		return
@@ -876,15 +877,11 @@ const maxMinExpires = 86400
 // noteMinExpires records the Min-Expires of a 423 to the REGISTER of t, so
 // that the next REGISTER to its server asks for it (RFC 3261 10.2.8); it
 // returns why it cannot, "" when it can.
-func (l *Line) noteMinExpires(t *txn, res *sip.Response) string {
-	h := res.GetHeader("Min-Expires")
-	if h == nil {
-		return "423 without Min-Expires"
-	}
-	v, ok := parseSeconds(h.Value())
+func (l *Line) noteMinExpires(t *txn, res *wire.Answer) string {
+	v := res.MinExpires
 	switch {
-	case !ok:
-		return fmt.Sprintf("bad Min-Expires %q", h.Value())
+	case res.MinExpiresProblem != "":
+		return res.MinExpiresProblem
 	case v > maxMinExpires:
 		return fmt.Sprintf("Min-Expires %d is above the line's cap of %d s", v, maxMinExpires)
 	case v <= t.expires:
@@ -1021,7 +1018,7 @@ func (a *lineActions) SendProbeAgain() {
 // While the primary's name is being looked up, the probe waits for it; a
 // lookup that failed, or the primary's Retry-After, is probe.failed (R1,
 // I3, R20).
-func (l *Line) sendProbe(challenge *sip.Response) {
+func (l *Line) sendProbe(challenge *wire.Answer) {
 	l.probeTargets = l.expand(l.probeTargets, 0)
 	primary := l.probeTargets[0]
 	l.probeWaiting = primary.pending
@@ -1079,7 +1076,7 @@ func (a *lineActions) DeregisterBackup() {
 
 // deregister sends the Expires 0 of DeregisterBackup, with the server's
 // reused credentials, or answering challenge.
-func (l *Line) deregister(challenge *sip.Response) {
+func (l *Line) deregister(challenge *wire.Answer) {
 	server := l.prevServer
 	if server == l.regServer || l.heldOff(server) != "" {
 		// The records now put the backup first, and the line registered

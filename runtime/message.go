@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // branchMagic starts every Via branch (RFC 3261 section 8.1.1.7).
@@ -147,58 +149,19 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 // refresh more often than every 4 s (I11).
 const minExpiry = 5 * time.Second
 
-// grantedExpiry reads the expiry a 2xx to REGISTER granted the binding of
-// contact (user, host, port): the expires parameter of that binding's
-// Contact, else the Expires header, else asked (RFC 3261 10.2.4). It is
-// clamped to [minExpiry, asked]; a value that is no number, or negative,
-// is not a grant and is passed over. zero reports a grant of 0: the server
-// removed the binding the line asked to keep.
-func grantedExpiry(res *sip.Response, asked int, contact sip.Uri) (d time.Duration, zero bool) {
-	secs, found := -1, false
-	for _, h := range res.GetHeaders("Contact") {
-		for _, v := range splitHeaderValues(h.Value()) {
-			var uri sip.Uri
-			params := sip.NewParams()
-			if _, err := sip.ParseAddressValue(v, &uri, &params); err != nil || !sameContact(uri, contact) {
-				continue
-			}
-			if e, ok := params.Get("expires"); ok {
-				secs, found = parseSeconds(e)
-			}
-		}
-	}
-	if !found {
-		if h := res.GetHeader("Expires"); h != nil {
-			secs, found = parseSeconds(h.Value())
-		}
-	}
-	if !found {
+// grantedExpiry is the expiry a 2xx to REGISTER granted the binding of
+// contact (wire.Answer.Granted), else asked (RFC 3261 10.2.4), clamped to
+// [minExpiry, asked]. zero reports a grant of 0: the server removed the
+// binding the line asked to keep.
+func grantedExpiry(res *wire.Answer, asked int, contact sip.Uri) (d time.Duration, zero bool) {
+	secs, ok := res.Granted(contact)
+	if !ok {
 		secs = asked
 	}
 	if secs == 0 {
 		return 0, true
 	}
 	return min(max(time.Duration(min(secs, asked))*time.Second, minExpiry), time.Duration(asked)*time.Second), false
-}
-
-// sameContact says whether a Contact a server returned is the line's own.
-func sameContact(a, b sip.Uri) bool {
-	return a.User == b.User && strings.EqualFold(a.Host, b.Host) && a.Port == b.Port
-}
-
-// parseSeconds reads a delta-seconds value (RFC 3261 25.1); ok is false
-// for anything else, a negative number included. Values past 2^31-1 are
-// taken as that.
-func parseSeconds(v string) (int, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" || strings.TrimLeft(v, "0123456789") != "" {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(v, 10, 31)
-	if err != nil {
-		return 1<<31 - 1, true // all digits: only too large
-	}
-	return int(n), true
 }
 
 // refreshAfter is when to refresh a binding granted for d: at 80 %, and at
@@ -209,19 +172,4 @@ func refreshAfter(d time.Duration) time.Duration {
 		r = d - time.Second
 	}
 	return max(r, 100*time.Millisecond)
-}
-
-// retryAfter reads a 503's Retry-After in seconds (RFC 3261 20.33).
-func retryAfter(res *sip.Response) time.Duration {
-	h := res.GetHeader("Retry-After")
-	if h == nil {
-		return 0
-	}
-	v, _, _ := strings.Cut(strings.TrimSpace(h.Value()), ";")
-	v, _, _ = strings.Cut(strings.TrimSpace(v), " ")
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }

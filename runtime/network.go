@@ -1,16 +1,16 @@
 package runtime
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // Endpoint is one server as the network reaches it. Its Host is an IP
@@ -84,33 +84,12 @@ type Handler interface {
 
 // receive parses one datagram from the server at from and hands it to h.
 func receive(h Handler, from Endpoint, data []byte, reply func([]byte)) {
-	msg, err := parse(data)
+	msg, err := wire.Parse(data)
 	if err != nil {
 		h.HandleUnparsable(from, err)
 		return
 	}
 	dispatch(h, from, msg, reply)
-}
-
-// parse is sip.ParseMessage, with a panic of the parser on hostile bytes
-// turned into an error. The parser upper-cases a request's method, but
-// methods are case-sensitive (RFC 3261 7.1): "invite" is no INVITE, and
-// RFC 4475's intmeth names the same mixed-case method in its request line
-// and its CSeq. The request keeps its method as written.
-func parse(data []byte) (msg sip.Message, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg, err = nil, fmt.Errorf("parser panic: %v", r)
-		}
-	}()
-	msg, err = sip.ParseMessage(data)
-	if req, ok := msg.(*sip.Request); ok {
-		line := bytes.TrimLeft(data, "\r\n")
-		if i := bytes.IndexByte(line, ' '); i > 0 && strings.EqualFold(string(line[:i]), string(req.Method)) {
-			req.Method = sip.RequestMethod(line[:i])
-		}
-	}
-	return msg, err
 }
 
 // dispatch hands a parsed message to h.

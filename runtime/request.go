@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // Request is one request of a line other than its own registration, driven
@@ -33,7 +33,7 @@ type Request struct {
 	dead        []Endpoint // servers found unavailable (R7: their routes go)
 	last        Endpoint   // where it was sent last
 	tx          *txn
-	challenge   *sip.Response
+	challenge   *wire.Answer
 	timers      timerSet[fsm.RequestTimer]
 	result      RequestResult
 	done        chan struct{}
@@ -230,7 +230,7 @@ func (r *Request) end() {
 // provisional handles a 1xx: the server is alive. An INVITE stops
 // retransmitting (RFC 3261 17.1.1.2) and its call rings; a non-INVITE goes
 // on as before (17.1.2.2).
-func (r *Request) provisional(t *txn, res *sip.Response) {
+func (r *Request) provisional(t *txn, res *wire.Answer) {
 	if r.method != sip.INVITE {
 		return
 	}
@@ -242,7 +242,7 @@ func (r *Request) provisional(t *txn, res *sip.Response) {
 }
 
 // answer handles a final response to the request's transaction.
-func (r *Request) answer(t *txn, res *sip.Response) {
+func (r *Request) answer(t *txn, res *wire.Answer) {
 	code := res.StatusCode
 	r.result.Code = code
 	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, t.dst)
@@ -280,7 +280,7 @@ func (r *Request) spec(server Endpoint) requestSpec {
 	return s
 }
 
-func (r *Request) send(challenge *sip.Response) {
+func (r *Request) send(challenge *wire.Answer) {
 	l := r.line
 	server := r.m.Vars().Server
 	dst := l.server(server)
@@ -298,7 +298,7 @@ func (r *Request) send(challenge *sip.Response) {
 	s := r.spec(dst)
 	if challenge != nil {
 		ruri := s.requestURI()
-		name, val, err := answer(challenge, s.method, ruri.String(), l.cfg.AuthUser, l.cfg.Password, 1)
+		name, val, err := challenge.Credentials(s.method, ruri.String(), l.cfg.AuthUser, l.cfg.Password, 1)
 		if err != nil {
 			l.postReq(r, fsm.RequestEventRespFinal, fmt.Sprintf("cannot answer the challenge of %s: %v", dst, err))
 			return
@@ -339,27 +339,19 @@ func (a *requestActions) AbandonRequest() {
 }
 
 // SendCancel cancels the request's transaction (RFC 3261 section 9.1): the
-// same Request-URI, Call-ID, tags, CSeq number and branch.
+// same Request-URI, route, Call-ID, tags, CSeq number and branch.
 func (a *requestActions) SendCancel() {
 	r := (*Request)(a)
 	t := r.tx
 	if t == nil {
 		return
 	}
-	msg, err := sip.ParseMessage(t.msg)
+	msg, err := wire.Parse(t.msg)
 	req, ok := msg.(*sip.Request)
 	if err != nil || !ok {
 		return
 	}
-	cancel := sip.NewRequest(sip.CANCEL, req.Recipient)
-	for _, h := range []string{"Via", "From", "To", "Call-ID"} {
-		if v := req.GetHeader(h); v != nil {
-			cancel.AppendHeader(sip.NewHeader(h, v.Value()))
-		}
-	}
-	cancel.AppendHeader(sip.NewHeader("CSeq", strconv.Itoa(int(req.CSeq().SeqNo))+" CANCEL"))
-	cancel.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-	cancel.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	cancel := wire.CancelOf(req)
 	r.line.agent.net.Send(t.dst, []byte(cancel.String()))
 }
 
