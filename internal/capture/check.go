@@ -331,14 +331,19 @@ func (a *Analysis) i8() Verdict {
 			// Or it tried: a refresh the server refused (a 403) was still
 			// sent in time; or its server failed, by a request sent in the
 			// binding's life or one that was out when it began (a
-			// keep-alive whose budget ended after the refresh's 2xx).
+			// keep-alive or an INVITE whose budget ended after the
+			// refresh's 2xx).
 			down := slices.ContainsFunc(l.Txns, func(t *Txn) bool {
 				// (a request fails within 64*T1 of its start)
 				if t.Server != b.Server || t.start().After(b.Until) || t.start().Before(b.From.Add(-64*a.T1-a.Slack)) {
 					return false
 				}
 				o := a.outcome(t)
-				if failed(o) && o.At.After(b.From) && !o.At.After(b.Until) {
+				inLife := func(at time.Time) bool { return at.After(b.From) && !at.After(b.Until) }
+				// A request over TCP that the wire cannot tell failed from
+				// given up (abandoned) may have failed when its budget
+				// ended: the phone then lets the binding go.
+				if failed(o) && inLife(o.At) || o.Kind == "abandoned" && inLife(t.start().Add(a.budget(t))) {
 					return true
 				}
 				return t.start().After(b.From) && !t.start().After(b.Until) &&
