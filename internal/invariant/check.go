@@ -105,11 +105,11 @@ func (c *checker) i9() {
 }
 
 // i2steps: a REGISTER of a round that a server before the last leaves
-// without a final answer moves the line on when the server's budget ends, counted from its
-// first transmission: the line leaves the server, or one of its steps
-// restarts the budget (a challenge, a Retry-After, the user). The walk
-// bounds a whole round, which a challenge or a 423 on every server can
-// stretch to four budgets each; this bounds each step (R3-R5).
+// without a final answer moves the line on when the server's budget ends,
+// counted from its first transmission: the line leaves the server, or one
+// of its steps restarts the budget (a challenge, a Retry-After, the user).
+// The walk bounds a whole round, which a challenge or a 423 on every
+// server can stretch to four budgets each; this bounds each step (R3-R5).
 func (c *checker) i2steps() {
 	tr := c.tr
 	for s, rs := range tr.Sends {
