@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,17 +41,28 @@ func parse(fs *flag.FlagSet, args []string, synopsis string, minArgs, maxArgs in
 	return 2, false
 }
 
-// version says which build this is: the module's version and the commit
-// it was built from, as the Go toolchain recorded them.
+// releaseVersion is the version a release build names itself with:
+//
+//	go build -ldflags "-X main.releaseVersion=v0.4.0" ./cmd/sipfailover
+//
+// Without it the module's version is printed, "(devel)" in a checkout.
+var releaseVersion string
+
+// version says which build this is: its version, the commit it was built
+// from, as the Go toolchain recorded them, and the Go version.
 func version() string {
 	info, ok := debug.ReadBuildInfo()
+	return versionOf(info, ok, releaseVersion)
+}
+
+// versionOf is version with the build information and the release version
+// given: a build without its VCS stamp (-buildvcs=false, as some build
+// machines set it) says so rather than print no commit at all.
+func versionOf(info *debug.BuildInfo, ok bool, release string) string {
 	if !ok {
-		return "sipfailover (no build information)"
+		return cmp.Or(release, "sipfailover") + " (no build information)"
 	}
-	v := info.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
+	v := cmp.Or(release, info.Main.Version, "(devel)")
 	var commit, at, dirty string
 	for _, s := range info.Settings {
 		switch s.Key {
@@ -68,6 +80,8 @@ func version() string {
 	fmt.Fprintf(&b, "sipfailover %s", v)
 	if commit != "" {
 		fmt.Fprintf(&b, " (commit %.12s %s%s)", commit, at, dirty)
+	} else {
+		b.WriteString(" (unknown commit: built without version control information)")
 	}
 	fmt.Fprintf(&b, " %s", info.GoVersion)
 	return b.String()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,22 @@ func TestEveryCommandHelps(t *testing.T) {
 		if code := run(args, &out, &errOut); code != 2 || errOut.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, errOut.String())
 		}
+	}
+}
+
+// TestVersionWithoutVCS: a build without its VCS stamp says its commit is
+// unknown, and a release version given with -ldflags is the one printed.
+func TestVersionWithoutVCS(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/sipfailover/sipfailover", Version: "(devel)"}}
+	if got := versionOf(info, true, ""); got != "sipfailover (devel) (unknown commit: built without version control information) go1.26.0" {
+		t.Errorf("no VCS stamp: %q", got)
+	}
+	if got := versionOf(info, true, "v0.4.0"); !strings.HasPrefix(got, "sipfailover v0.4.0 (unknown commit") {
+		t.Errorf("a release version: %q", got)
+	}
+	info.Settings = []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.time", Value: "2026-12-07T09:00:00Z"}}
+	if got := versionOf(info, true, "v0.4.0"); got != "sipfailover v0.4.0 (commit 0123456789ab 2026-12-07T09:00:00Z) go1.26.0" {
+		t.Errorf("with a commit: %q", got)
 	}
 }
 
