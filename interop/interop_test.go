@@ -156,8 +156,12 @@ func (w *world) start(name string) []string {
 	return args
 }
 
-// kam runs interop/kam and returns the moment its control took effect
-// (it prints "at UNIX-NANOSECONDS"), or now.
+// kamAt finds the moment interop/kam says its control took effect, in
+// nanoseconds since 1970: "at 09:52:01.123456789 UTC (1796614539270430739 ns)".
+var kamAt = regexp.MustCompile(`at \S+ UTC \((\d+) ns\)`)
+
+// kam runs interop/kam and returns the moment its control took effect, or
+// now.
 func (w *world) kam(args ...string) time.Time {
 	w.t.Helper()
 	cmd := exec.Command("./kam", args...)
@@ -167,8 +171,13 @@ func (w *world) kam(args ...string) time.Time {
 		w.t.Fatalf("kam %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	var ns int64
-	if _, err := fmt.Sscanf(string(out), "at %d", &ns); err == nil {
-		return time.Unix(0, ns)
+	if m := kamAt.FindSubmatch(out); m != nil {
+		if _, err := fmt.Sscanf(string(m[1]), "%d", &ns); err == nil {
+			return time.Unix(0, ns)
+		}
+	}
+	if strings.HasPrefix(string(out), "at ") {
+		w.t.Fatalf("kam %s printed %q, not the moment in the form %s", strings.Join(args, " "), out, kamAt)
 	}
 	return time.Now()
 }
