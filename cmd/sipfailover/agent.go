@@ -314,15 +314,15 @@ func unregisterAll(lines []*runtime.Line) {
 func statusCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
+	addr := agentAddr(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parse(fs, args, "status [-addr HOST:PORT] [-json]", 0, 0, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "status [-status-addr HOST:PORT] [-json]", 0, 0, stdout, stderr); !ok {
 		return code
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	res, err := client.Get("http://" + *addr + "/api/status")
 	if err != nil {
-		fmt.Fprintln(stderr, "status: no agent answering:", err)
+		fmt.Fprintln(stderr, "status:", noAgent(*addr, err))
 		return 1
 	}
 	defer res.Body.Close()

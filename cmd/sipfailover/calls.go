@@ -183,11 +183,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func callCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("call", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
-	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -addr)")
+	addr := agentAddr(fs)
+	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -status-addr)")
 	line := fs.String("line", "1", "the line: its number in the settings (1 and up) or its name")
 	wait := fs.Duration("wait", 3*time.Minute, "how long to wait for the answer")
-	if code, ok := parse(fs, args, "call [-line N] [-addr HOST:PORT] sip:user@domain", 1, 1, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "call [-line N] [-status-addr HOST:PORT] sip:user@domain", 1, 1, stdout, stderr); !ok {
 		return code
 	}
 	c, err := newAPIClient(*addr, *tokenFile)
@@ -217,10 +217,10 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 func hangupCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hangup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", defaultStatusAddr, "the agent's -status-addr")
-	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -addr)")
+	addr := agentAddr(fs)
+	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -status-addr)")
 	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for the call to end")
-	if code, ok := parse(fs, args, "hangup [-addr HOST:PORT] [CALL-ID...]", 0, -1, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "hangup [-status-addr HOST:PORT] [CALL-ID...]", 0, -1, stdout, stderr); !ok {
 		return code
 	}
 	c, err := newAPIClient(*addr, *tokenFile)
@@ -302,7 +302,7 @@ func (c *apiClient) do(method, path string, body, out any) error {
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("no agent answering: %w", err)
+		return noAgent(c.addr, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {

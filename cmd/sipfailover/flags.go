@@ -41,6 +41,20 @@ func parse(fs *flag.FlagSet, args []string, synopsis string, minArgs, maxArgs in
 	return 2, false
 }
 
+// agentAddr defines -status-addr, the address of a running agent's status
+// port, as `run` names it, with -addr as another name for it.
+func agentAddr(fs *flag.FlagSet) *string {
+	addr := new(string)
+	fs.StringVar(addr, "status-addr", defaultStatusAddr, "the running agent's -status-addr")
+	fs.StringVar(addr, "addr", defaultStatusAddr, "the same as -status-addr")
+	return addr
+}
+
+// noAgent says that no agent answers at addr, and what to try.
+func noAgent(addr string, err error) error {
+	return fmt.Errorf("no agent answering at %s (start one with `sipfailover run`, or give the -status-addr it runs with): %w", addr, err)
+}
+
 // releaseVersion is the version a release build names itself with:
 //
 //	go build -ldflags "-X main.releaseVersion=v0.4.0" ./cmd/sipfailover

@@ -126,3 +126,29 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentAddressFlag: status, call and hangup take the agent's address
+// as run names it, -status-addr (and -addr, as before); with no agent
+// there, they say where they looked and what to try.
+func TestAgentAddressFlag(t *testing.T) {
+	addr := freeAddr(t)
+	for _, cmd := range [][]string{
+		{"status", "-status-addr", addr},
+		{"status", "-addr", addr},
+		{"call", "-status-addr", addr, "-token-file", filepath.Join(t.TempDir(), "no.token"), "sip:1002@127.0.0.1"},
+		{"hangup", "-status-addr", addr, "-token-file", filepath.Join(t.TempDir(), "no.token")},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(cmd, &out, &errOut)
+		if code != 1 {
+			t.Errorf("%q: exit %d, want 1: %s", cmd, code, errOut.String())
+			continue
+		}
+		if cmd[0] != "status" {
+			continue // no token file: refused before it asks the agent, saying so
+		}
+		if msg := errOut.String(); !strings.Contains(msg, "no agent answering at "+addr) || !strings.Contains(msg, "-status-addr") {
+			t.Errorf("%q: %q, want where it looked and what to try", cmd, msg)
+		}
+	}
+}

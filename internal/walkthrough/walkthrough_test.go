@@ -5,6 +5,7 @@ package walkthrough
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -53,33 +54,30 @@ func snippets(t *testing.T, readme string) []snippet {
 	return out
 }
 
-// copyRepo copies the repository at root to dir, leaving out what git
-// keeps out and what earlier test runs left.
+// copyRepo copies the files git tracks in the repository at root, as the
+// work tree holds them, to dir: a scratch file or what an earlier test run
+// left is no part of the walkthrough.
 func copyRepo(t *testing.T, root, dir string) {
 	t.Helper()
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v (the walkthrough copies what git tracks)", err)
+	}
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the work tree
+		}
 		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() && (d.Name() == ".git" || rel == filepath.Join("proptest", "testdata", "rapid")) {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		dst := filepath.Join(dir, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
+			t.Fatal(err)
 		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -174,9 +172,18 @@ func TestReadmeExample(t *testing.T) {
 	}
 	model := string(src)
 	var goFiles []snippet
+	var quoted []string // what the README shows the check print
 	commands := 0
 	for _, s := range snippets(t, string(readme)) {
 		switch s.lang {
+		case "":
+			if quoted == nil {
+				for _, l := range strings.Split(strings.TrimSpace(s.text), "\n") {
+					if l != "..." {
+						quoted = append(quoted, l)
+					}
+				}
+			}
 		case "yaml": // step 1
 			model = addModelEntries(t, model, s.text)
 			if err := os.WriteFile(modelPath, []byte(model), 0o644); err != nil {
@@ -209,6 +216,18 @@ func TestReadmeExample(t *testing.T) {
 		missing := unhandled.FindAllStringSubmatch(out, -1)
 		if len(missing) == 0 || round == 5 {
 			t.Fatalf("the check fails for another reason than ignore lists:\n%s", out)
+		}
+		if round == 0 {
+			// What the README shows the check print, the place aside.
+			if len(quoted) == 0 {
+				t.Fatal("the README's example shows no output of the check")
+			}
+			for _, q := range quoted {
+				re := regexp.MustCompile("(?m)^" + strings.Replace(regexp.QuoteMeta(q), "LINE:COL", `\d+:\d+`, 1) + "$")
+				if !re.MatchString(out) {
+					t.Errorf("the README quotes the check as printing %q; it printed:\n%s", q, out)
+				}
+			}
 		}
 		for _, m := range missing {
 			model = ignore(t, model, m[1], m[2])
