@@ -65,8 +65,8 @@ type CallInfo struct {
 	Code       int       `json:"code"`   // the INVITE's final answer, 0 before one
 	Reason     string    `json:"reason"` // why it ended, or the last answer
 	Started    time.Time `json:"started"`
-	Answered   time.Time `json:"answered"`
-	Ended      time.Time `json:"ended"`
+	Answered   time.Time `json:"answered,omitzero"` // absent until answered
+	Ended      time.Time `json:"ended,omitzero"`    // absent until it ends
 }
 
 // Dial places a call to target (a SIP URI) and returns at once: the INVITE

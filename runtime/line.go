@@ -72,15 +72,15 @@ type Status struct {
 	Line        string    `json:"line"`
 	State       string    `json:"state"`
 	Registered  bool      `json:"registered"`
-	Server      int       `json:"server"`       // the server's number in the line's list, from 1: 1 is the primary
-	ServerName  string    `json:"server_name"`  // the server as configured: "pbx.example.com (SRV, auto)"
-	Target      string    `json:"target"`       // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
-	ServerAddr  string    `json:"server_addr"`  // "UDP 127.0.0.1:5060"; "" while its name is looked up
-	Where       string    `json:"where"`        // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060"
-	LastFailure string    `json:"last_failure"` // the event: "transport.icmp"
-	LastReason  string    `json:"last_reason"`  // "ICMP port unreachable from UDP 127.0.0.1:5060"
-	LastFailAt  time.Time `json:"last_failure_at"`
-	Since       time.Time `json:"since"` // time of the last state change
+	Server      int       `json:"server"`                   // the server's number in the line's list, from 1: 1 is the primary
+	ServerName  string    `json:"server_name"`              // the server as configured: "pbx.example.com (SRV, auto)"
+	Target      string    `json:"target"`                   // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
+	ServerAddr  string    `json:"server_addr"`              // "UDP 127.0.0.1:5060"; "" while its name is looked up
+	Where       string    `json:"where"`                    // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060"
+	LastFailure string    `json:"last_failure"`             // the event: "transport.icmp"
+	LastReason  string    `json:"last_reason"`              // "ICMP port unreachable from UDP 127.0.0.1:5060"
+	LastFailAt  time.Time `json:"last_failure_at,omitzero"` // absent when it never failed
+	Since       time.Time `json:"since"`                    // time of the last state change
 	// Bindings are the line's registrations in concurrent mode, one a
 	// server (R17); none in successive mode.
 	Bindings []BindingStatus `json:"bindings,omitempty"`
