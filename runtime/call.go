@@ -69,11 +69,13 @@ type CallInfo struct {
 	Ended      time.Time `json:"ended,omitzero"`    // absent until it ends
 }
 
-// Dial places a call to target (a SIP URI) and returns at once: the INVITE
-// goes to the server the line is registered on, or waits until the line
-// has registered somewhere, and fails over with the line (R6). Done is
-// closed when the call ends.
+// Dial places a call to target and returns at once: a SIP URI, or a number
+// or user name (completed with the line's domain, as a phone does), or
+// user@host. The INVITE goes to the server the line is registered on, or
+// waits until the line has registered somewhere, and fails over with the
+// line (R6). Done is closed when the call ends.
 func (l *Line) Dial(target string) (*Call, error) {
+	target = l.complete(target)
 	if err := checkTarget(target); err != nil {
 		return nil, err
 	}

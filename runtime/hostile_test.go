@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -433,4 +434,35 @@ func TestRetryAfterClearedBy2xx(t *testing.T) {
 		t.Fatalf("no REGISTER to the primary after its 200: the stale Retry-After still held it off (%s)", s.line.Status().LastReason)
 	}
 	s.expectState(fsm.LineStatePrimaryRegistered)
+}
+
+// TestDialCompletesANumber: what a user dials is made a SIP URI as a phone
+// does it: a number gets the line's domain (the primary's address without
+// one), user@host the sip: scheme; a SIP URI stays; anything else is
+// refused as before.
+func TestDialCompletesANumber(t *testing.T) {
+	for _, tc := range []struct{ domain, dialed, want string }{
+		{"example.test", "1002", "sip:1002@example.test"},
+		{"example.test", " 1002 ", "sip:1002@example.test"},
+		{"", "1002", "sip:1002@127.0.1.1"},
+		{"example.test", "1002@other.test", "sip:1002@other.test"},
+		{"example.test", "1002@other.test:5070", "sip:1002@other.test:5070"},
+		{"example.test", "sips:1002@example.test", "sips:1002@example.test"},
+	} {
+		s := newSimLine(t, func(c *runtime.LineConfig) { c.Domain = tc.domain })
+		c, err := s.line.Dial(tc.dialed)
+		if err != nil {
+			t.Errorf("%q: %v", tc.dialed, err)
+			continue
+		}
+		if got := c.Info().Remote; got != tc.want {
+			t.Errorf("%q with domain %q: %q, want %q", tc.dialed, tc.domain, got, tc.want)
+		}
+	}
+	s := newSimLine(t, nil)
+	for _, bad := range []string{"", "tel:+4930123", "http://example.test"} {
+		if _, err := s.line.Dial(bad); !errors.Is(err, runtime.ErrTarget) {
+			t.Errorf("%q: %v, want ErrTarget", bad, err)
+		}
+	}
 }

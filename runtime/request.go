@@ -52,13 +52,15 @@ type RequestResult struct {
 // line's own (INVITE, BYE, ACK, CANCEL, REGISTER).
 var ErrMethod = errors.New("method not sent with Send")
 
-// Send sends an out-of-dialog request from the line to target (a SIP URI)
-// and returns at once; Done is closed when it ends (R8).
+// Send sends an out-of-dialog request from the line to target (a SIP URI,
+// or a number or user@host that the line completes as Dial does) and
+// returns at once; Done is closed when it ends (R8).
 func (l *Line) Send(method sip.RequestMethod, target, contentType string, body []byte) (*Request, error) {
 	switch method {
 	case sip.INVITE, sip.BYE, sip.ACK, sip.CANCEL, sip.REGISTER:
 		return nil, fmt.Errorf("%w: %s", ErrMethod, method)
 	}
+	target = l.complete(target)
 	if err := checkTarget(target); err != nil {
 		return nil, err
 	}
@@ -70,6 +72,24 @@ func (l *Line) Send(method sip.RequestMethod, target, contentType string, body [
 
 // ErrTarget is returned for a target that is no SIP URI with a host.
 var ErrTarget = errors.New("target is not a sip: or sips: URI with a host")
+
+// complete makes a SIP URI of what a user dials, as a phone does: a
+// number or user name gets the line's domain (or, without one, the
+// primary server's), user@host the sip: scheme. A SIP URI is left as it is.
+func (l *Line) complete(target string) string {
+	target = strings.TrimSpace(target)
+	if i := strings.IndexByte(target, ':'); target == "" || i >= 0 && !strings.Contains(target[:i], "@") {
+		return target // a URI (sip:, sips: or another scheme checkTarget refuses)
+	}
+	if !strings.Contains(target, "@") {
+		domain := l.cfg.Domain
+		if domain == "" && len(l.cfg.Servers) > 0 {
+			domain = uriHost(l.cfg.Servers[0].Addr)
+		}
+		target += "@" + domain
+	}
+	return "sip:" + target
+}
 
 // checkTarget accepts a sip: or sips: URI with a host, such as
 // sip:1002@example.com.

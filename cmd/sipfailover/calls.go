@@ -187,7 +187,7 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -status-addr)")
 	line := fs.String("line", "1", "the line: its number in the settings (1 and up) or its name")
 	wait := fs.Duration("wait", 3*time.Minute, "how long to wait for the answer")
-	if code, ok := parse(fs, args, "call [-line N] [-status-addr HOST:PORT] sip:user@domain", 1, 1, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "call [-line N] [-status-addr HOST:PORT] NUMBER|user@host|sip:user@host", 1, 1, stdout, stderr); !ok {
 		return code
 	}
 	c, err := newAPIClient(*addr, *tokenFile)

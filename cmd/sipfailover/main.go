@@ -3,7 +3,7 @@
 //	sipfailover demo                  play failover and failback on loopback
 //	sipfailover run -config FILE      the agent for real servers
 //	sipfailover status [-json]        the lines of a running agent
-//	sipfailover call [-line N] URI    place a call through a running agent
+//	sipfailover call [-line N] NUMBER|URI  place a call through a running agent
 //	sipfailover hangup [ID]           end a call (or every call) of a running agent
 //	sipfailover fleet -config FILE    many lines from one template, and a report
 //	sipfailover hash-password         the bcrypt hash of a password read from stdin, for web.password_hash
@@ -38,8 +38,8 @@ commands:
   run -config FILE      register the configured lines on real servers; SIGHUP
                         reloads the settings, SIGINT/SIGTERM de-registers
   status [-json]        print the lines of a running agent
-  call [-line N] URI    place a call from line N of a running agent and wait
-                        for the answer
+  call [-line N] NUMBER place a call from line N of a running agent (a number,
+                        user@host or sip: URI) and wait for the answer
   hangup [ID]           end a call of a running agent (every call without ID)
   fleet -config FILE -lines N
                         run N lines made from the settings' first line against
