@@ -364,9 +364,11 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&o.Docs, "docs", "docs", "folder for generated diagrams and docs, under root")
 		fs.StringVar(&o.Dot, "dot", "", `Graphviz dot program ("" finds it on PATH, "-" renders no SVG)`)
 		fs.Usage = func() {
-			fmt.Fprintln(fs.Output(), "usage: sipfailover gen [-check] [-root DIR]\n\nGenerates fsm/*_gen.go and docs/<model>.{md,dot,svg} from model/*.yaml.")
+			fmt.Fprintln(fs.Output(), "usage: sipfailover gen [-check] [-root DIR] [-models DIR] [-fsm DIR] [-docs DIR] [-dot PROGRAM]\n\n"+
+				"Generates fsm/*_gen.go, docs/<model>.{md,dot,svg} and verify/<model>.pml from model/*.yaml.\n")
 			fs.PrintDefaults()
 		}
+		fs.SetOutput(io.Discard) // the problem and the usage are printed below, once
 		err := fs.Parse(args)
 		switch {
 		case errors.Is(err, flag.ErrHelp):
@@ -374,6 +376,9 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 			fs.Usage()
 			return 0
 		case err != nil:
+			fmt.Fprintf(stderr, "gen: %v\n", err)
+			fs.SetOutput(stderr)
+			fs.Usage()
 			return 2
 		case fs.NArg() > 0:
 			fmt.Fprintf(stderr, "gen: unexpected argument %q\n", fs.Arg(0))
@@ -411,7 +416,7 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "check":
-		const usage = "usage: sipfailover check MODEL.yaml...\n\nValidates models and prints every problem as file:line:col."
+		const usage = "usage: sipfailover check MODEL.yaml...\n\nValidates models and prints every problem as file:line:col.\n"
 		switch {
 		case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
 			fmt.Fprintln(stdout, usage)

@@ -36,7 +36,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.statusAddr, "status-addr", defaultStatusAddr, "where to serve /api/status and the call API (loopback)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "where to write the call API's control token (default: one per status address in the user's runtime folder)")
 	fs.BoolVar(&o.remote, "status-remote", false, "allow a -status-addr that is not loopback (anyone who reaches it sees the lines' status)")
-	if code, ok := parse(fs, args, "run -config FILE [flags]", 0, 0, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "run -config FILE", 0, 0, stdout, stderr); !ok {
 		return code
 	}
 	o.config = *config

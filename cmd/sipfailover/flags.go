@@ -6,17 +6,85 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"runtime/debug"
 	"strings"
 )
 
-// parse parses args into fs, whose usage line is "sipfailover " + synopsis.
-// -h prints the usage on stdout (exit 0); a bad flag, fewer than minArgs
-// or more than maxArgs arguments (-1: any) print the problem and the usage
-// on stderr (exit 2). ok says whether to go on.
+// about says in a line what each command does, under its usage line.
+var about = map[string]string{
+	"demo":           "Plays failover and failback against two embedded registrars on loopback, and prints a timeline.",
+	"run":            "Registers the configured lines on real servers; SIGHUP reloads the settings, SIGINT/SIGTERM de-registers.",
+	"status":         "Prints the lines of a running agent.",
+	"call":           "Places a call from a line of a running agent and waits for the answer.",
+	"hangup":         "Ends calls of a running agent: those named, or every call without an ID.",
+	"fleet":          "Runs many lines made from the settings' first line against its servers, and reports failovers, failbacks and load.",
+	"verify":         "Checks every reachable state of the models against their invariants with the SPIN model checker.",
+	"verify-capture": "Checks any phone against the invariants from a pcap or pcapng capture of its SIP traffic.",
+	"hash-password":  "Reads a password on standard input and prints its bcrypt hash, for the settings' web.password_hash.",
+}
+
+// usageLine is "usage: sipfailover " + synopsis, with every flag of fs the
+// synopsis does not name added ([-name ARG]), wrapped at 80 columns: the
+// usage is complete whatever the synopsis lists. A flag whose usage is
+// "the same as -other" is another name of one listed.
+func usageLine(fs *flag.FlagSet, synopsis string) string {
+	words := []string{"usage: sipfailover " + synopsis}
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, "the same as -") || names(synopsis, f.Name) {
+			return
+		}
+		arg, _ := flag.UnquoteUsage(f)
+		switch arg {
+		case "":
+			words = append(words, fmt.Sprintf("[-%s]", f.Name))
+		default:
+			words = append(words, fmt.Sprintf("[-%s %s]", f.Name, cmp.Or(argNames[arg], strings.ToUpper(arg))))
+		}
+	})
+	return wrap(words, strings.Repeat(" ", len("usage: sipfailover ")+len(fs.Name())+1))
+}
+
+// argNames are the placeholders of the usage line for the flags' types.
+var argNames = map[string]string{"duration": "D", "int": "N", "uint": "N", "float": "X", "string": "VALUE"}
+
+// wrap joins words with spaces into lines of at most 80 columns (a word
+// longer than that has a line of its own), the lines after the first
+// beginning with indent.
+func wrap(words []string, indent string) string {
+	var b strings.Builder
+	col := 0
+	for i, w := range words {
+		switch {
+		case i == 0:
+		case col+1+len(w) > 80:
+			b.WriteString("\n" + indent)
+			col = len(indent)
+		default:
+			b.WriteString(" ")
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
+}
+
+// names says whether synopsis names flag -name.
+func names(synopsis, name string) bool {
+	return regexp.MustCompile(`(^|[\s\[{|])-` + regexp.QuoteMeta(name) + `($|[\s\]}|])`).MatchString(synopsis)
+}
+
+// parse parses args into fs, whose usage is usageLine(fs, synopsis) and
+// what the command does. -h prints the usage on stdout (exit 0); a bad
+// flag, fewer than minArgs or more than maxArgs arguments (-1: any) print
+// the problem and the usage on stderr (exit 2). ok says whether to go on.
 func parse(fs *flag.FlagSet, args []string, synopsis string, minArgs, maxArgs int, stdout, stderr io.Writer) (code int, ok bool) {
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sipfailover %s\n", synopsis)
+		fmt.Fprintln(fs.Output(), usageLine(fs, synopsis))
+		if a := about[fs.Name()]; a != "" {
+			fmt.Fprintf(fs.Output(), "\n%s\n\n", wrap(strings.Fields(a), ""))
+		}
 		fs.PrintDefaults()
 	}
 	fs.SetOutput(io.Discard) // the problems are printed below, once

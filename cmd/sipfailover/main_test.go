@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -149,6 +150,36 @@ func TestAgentAddressFlag(t *testing.T) {
 		}
 		if msg := errOut.String(); !strings.Contains(msg, "no agent answering at "+addr) || !strings.Contains(msg, "-status-addr") {
 			t.Errorf("%q: %q, want where it looked and what to try", cmd, msg)
+		}
+	}
+}
+
+// TestEveryUsageIsComplete: each command's -h names every flag it takes in
+// its usage lines (another name of a flag aside) and says what the command
+// does.
+func TestEveryUsageIsComplete(t *testing.T) {
+	flagLine := regexp.MustCompile(`^  -(\S+)`)
+	for _, cmd := range []string{"demo", "run", "status", "call", "hangup", "fleet", "verify", "verify-capture", "hash-password", "gen", "check"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{cmd, "-h"}, &out, &errOut); code != 0 {
+			t.Errorf("%s -h: exit %d: %s", cmd, code, errOut.String())
+			continue
+		}
+		blocks := strings.SplitN(out.String(), "\n\n", 3)
+		if len(blocks) < 2 || !strings.HasPrefix(blocks[0], "usage: sipfailover "+cmd) || strings.HasPrefix(blocks[1], "  -") || strings.TrimSpace(blocks[1]) == "" {
+			t.Errorf("%s -h: no usage line and description:\n%s", cmd, out.String())
+			continue
+		}
+		usage := blocks[0]
+		lines := strings.Split(out.String(), "\n")
+		for i, l := range lines {
+			m := flagLine.FindStringSubmatch(l)
+			if m == nil || i+1 < len(lines) && strings.Contains(lines[i+1], "the same as -") {
+				continue
+			}
+			if !names(usage, m[1]) {
+				t.Errorf("%s -h: the usage does not name -%s:\n%s", cmd, m[1], usage)
+			}
 		}
 	}
 }
