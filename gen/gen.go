@@ -364,8 +364,8 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&o.Docs, "docs", "docs", "folder for generated diagrams and docs, under root")
 		fs.StringVar(&o.Dot, "dot", "", `Graphviz dot program ("" finds it on PATH, "-" renders no SVG)`)
 		fs.Usage = func() {
-			fmt.Fprintln(fs.Output(), "usage: sipfailover gen [-check] [-root DIR] [-models DIR] [-fsm DIR] [-docs DIR] [-dot PROGRAM]\n\n"+
-				"Generates fsm/*_gen.go, docs/<model>.{md,dot,svg} and verify/<model>.pml from model/*.yaml.\n")
+			fmt.Fprint(fs.Output(), "usage: sipfailover gen [-check] [-root DIR] [-models DIR] [-fsm DIR] [-docs DIR] [-dot PROGRAM]\n\n"+
+				"Generates fsm/*_gen.go, docs/<model>.{md,dot,svg} and verify/<model>.pml from model/*.yaml.\n\n")
 			fs.PrintDefaults()
 		}
 		fs.SetOutput(io.Discard) // the problem and the usage are printed below, once
@@ -419,10 +419,10 @@ func Main(sub string, args []string, stdout, stderr io.Writer) int {
 		const usage = "usage: sipfailover check MODEL.yaml...\n\nValidates models and prints every problem as file:line:col.\n"
 		switch {
 		case len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
-			fmt.Fprintln(stdout, usage)
+			fmt.Fprint(stdout, usage)
 			return 0
 		case len(args) == 0:
-			fmt.Fprintln(stderr, usage)
+			fmt.Fprint(stderr, usage)
 			return 2
 		}
 		warnings, err := Check(args...)
