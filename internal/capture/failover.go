@@ -31,10 +31,13 @@ func (a *Analysis) i1() Verdict {
 	for _, l := range a.Lines {
 		holds := a.holds(l)
 		// No probe goes to the primary while its Retry-After runs (R1): the
-		// wait counts from its end.
+		// wait counts from its end. Any answer with one holds it, the final
+		// one or one to a retransmission after it, which may come later.
 		for _, u := range l.Txns {
-			if u.Server == 0 && u.Final != nil && u.Final.RetryAfter > 0 {
-				holds = append(holds, hold{u.Final.At, u.Final.At.Add(time.Duration(u.Final.RetryAfter) * time.Second)})
+			for _, m := range u.Answers {
+				if u.Server == 0 && m.Code >= 300 && m.RetryAfter > 0 {
+					holds = append(holds, hold{m.At, m.At.Add(time.Duration(m.RetryAfter) * time.Second)})
+				}
 			}
 		}
 		// since is when the wait for a probe began, given it began at
