@@ -200,9 +200,13 @@ func callCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "call:", err)
 		return 1
 	}
-	info, err = c.waitCall(info.ID, *wait, fsm.CallStateConfirmed, fsm.CallStateEnded)
+	id := info.ID
+	info, err = c.waitCall(id, *wait, fsm.CallStateConfirmed, fsm.CallStateEnded)
 	if err != nil {
 		fmt.Fprintln(stderr, "call:", err)
+		if info.State != "" && info.State != fsm.CallStateEnded.String() {
+			fmt.Fprintf(stderr, "call: the call goes on; end it with: sipfailover hangup %s\n", id)
+		}
 		return 1
 	}
 	printCall(stdout, info)

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sipfailover/sipfailover/runtime"
 
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
@@ -211,5 +215,28 @@ func TestRemoteStatusAddressRefused(t *testing.T) {
 	err := serve(t.Context(), serveOptions{config: path, statusAddr: "0.0.0.0:0", tokenFile: testToken(path)}, nil, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Errorf("got %v, want the address refused", err)
+	}
+}
+
+// TestCallWaitSaysHowToEnd: a call still dialing when -wait runs out goes
+// on in the agent; call says so and how to end it.
+func TestCallWaitSaysHowToEnd(t *testing.T) {
+	const token = "t0ken"
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		json.NewEncoder(w).Encode(runtime.CallInfo{ID: "c42", State: "dialing"})
+	}))
+	defer api.Close()
+	tok := filepath.Join(t.TempDir(), "control.token")
+	if err := os.WriteFile(tok, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := callCmd([]string{"-status-addr", strings.TrimPrefix(api.URL, "http://"), "-token-file", tok, "-wait", "100ms", "1002"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "still dialing after 100ms") || !strings.Contains(errOut.String(), "sipfailover hangup c42") {
+		t.Errorf("exit %d, %q; want 1, still dialing and how to end it", code, errOut.String())
 	}
 }
