@@ -13,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/sipfailover/sipfailover/runtime"
-
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 )
 
