@@ -60,7 +60,7 @@ type CallInfo struct {
 	Outgoing   bool      `json:"outgoing"`
 	Remote     string    `json:"remote"` // the far end's URI
 	State      string    `json:"state"`  // a state of model/call.yaml
-	Server     int       `json:"server"` // the server the dialog goes through: its number, from 1; 0 when not in the line's list
+	Server     int       `json:"server"` // the server the dialog goes through (once ended by a BYE, the one that answered it): its number, from 1; 0 when not in the line's list
 	ServerAddr string    `json:"server_addr"`
 	Code       int       `json:"code"`   // the INVITE's final answer, 0 before one
 	Reason     string    `json:"reason"` // why it ended, or the last answer
@@ -234,6 +234,9 @@ func (c *Call) requestEnded(r *Request) {
 	case r.method == sip.BYE && res.State == "failed":
 		c.post(fsm.CallEventByeEnded, "the BYE reached no server: "+res.Reason)
 	case r.method == sip.BYE:
+		// The call ended through the server that answered its BYE: the
+		// dialog's, or the one it failed over to (R7).
+		c.server = r.last
 		c.post(fsm.CallEventByeEnded, fmt.Sprintf("hung up (BYE answered %d by %s)", res.Code, r.last))
 	case res.Code >= 200 && res.Code < 300: // invite.answered was posted with the 2xx
 	case res.State == "failed":

@@ -184,6 +184,10 @@ func TestByeFailsOver(t *testing.T) {
 			if b.line.Status().Server != 2 {
 				t.Fatalf("the line is on server %d, want the backup", b.line.Status().Server)
 			}
+			// The call reports the server that answered its BYE.
+			if i := c.Info(); i.Server != 2 || !strings.HasSuffix(i.ServerAddr, b.backup.Addr) {
+				t.Errorf("the ended call reports server %d %s, want the backup that answered its BYE", i.Server, i.ServerAddr)
+			}
 			registeredBefore(t, b.backup)
 		})
 	}
