@@ -84,6 +84,12 @@ type Status struct {
 	// Bindings are the line's registrations in concurrent mode, one a
 	// server (R17); none in successive mode.
 	Bindings []BindingStatus `json:"bindings,omitempty"`
+	// Calls is how many calls of the line have not ended.
+	Calls int `json:"calls"`
+	// Waiting says what the line waits for before it moves, when it does:
+	// "failback waits for the calls to end" on a backup whose failback
+	// waits for idle (R18).
+	Waiting string `json:"waiting,omitempty"`
 }
 
 func newLine(a *Agent, cfg LineConfig) (*Line, error) {
@@ -125,6 +131,14 @@ func (l *Line) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.status
+	for _, c := range l.calls {
+		if !c.m.State().Final() {
+			st.Calls++
+		}
+	}
+	if state, _ := l.view(); state == fsm.LineStateBackupRegistered && *l.cfg.EnableFailback == 1 && l.cfg.FailbackWhen != "always" && l.callsUp() {
+		st.Waiting = "failback waits for the calls to end"
+	}
 	if l.cc != nil {
 		for _, b := range l.cc.bindings {
 			_, _, addr, _ := l.describe(b.server)

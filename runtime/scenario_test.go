@@ -609,6 +609,18 @@ func (s *scenario) expect(w []string) {
 		if !strings.Contains(st.LastReason, want) {
 			s.fail("last reason %q lacks %q", st.LastReason, want)
 		}
+	case "waiting": // expect waiting TEXT | none: what the status says the line waits for
+		want := strings.Join(w[1:], " ")
+		if want == "none" {
+			want = ""
+		}
+		if st.Waiting != want {
+			s.fail("the status says the line waits for %q, want %q", st.Waiting, want)
+		}
+	case "calls": // expect calls N: the calls the status counts
+		if len(w) != 2 || strconv.Itoa(st.Calls) != w[1] {
+			s.fail("the status counts %d calls, want %s", st.Calls, strings.Join(w[1:], " "))
+		}
 	case "expires":
 		if len(w) != 3 {
 			s.fail("expect expires SERVER N")

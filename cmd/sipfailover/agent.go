@@ -338,9 +338,13 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "LINE\tSTATE\tSERVER\tSINCE\tLAST FAILURE")
+	fmt.Fprintln(w, "LINE\tSTATE\tSERVER\tCALLS\tSINCE\tLAST FAILURE")
 	for _, s := range lines {
-		fmt.Fprintf(w, "%s\t%s\t%d %s\t%s\t%s\n", s.Line, s.State, s.Server, s.Where, s.Since.Local().Format("2006-01-02 15:04:05 MST"), s.LastReason)
+		state := s.State
+		if s.Waiting != "" {
+			state += " (" + s.Waiting + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d %s\t%d\t%s\t%s\n", s.Line, state, s.Server, s.Where, s.Calls, s.Since.Local().Format("2006-01-02 15:04:05 MST"), s.LastReason)
 	}
 	w.Flush()
 	return 0

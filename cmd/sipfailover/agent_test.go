@@ -249,7 +249,11 @@ func TestStatusTable(t *testing.T) {
 		out.Reset()
 		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0 && strings.Contains(out.String(), "backup_registered")
 	})
-	row := strings.Split(strings.TrimSpace(out.String()), "\n")[1]
+	table := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if !strings.Contains(table[0], "CALLS") {
+		t.Errorf("status header %q lacks CALLS", table[0])
+	}
+	row := table[1]
 	for _, want := range []string{"line1", "backup_registered", "2 UDP 127.0.0.1:" + strconv.Itoa(rs[1].Port()), "503 Service Unavailable"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("status row %q lacks %q", row, want)
