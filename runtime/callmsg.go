@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipfailover/sipfailover/runtime/locate"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -79,7 +80,7 @@ func (l *Line) routeNames(route string, e Endpoint) bool {
 	}
 	port := a.Port
 	if port == 0 {
-		port = defaultPort(e.Transport)
+		port = locate.DefaultPort(e.Transport)
 	}
 	host := strings.Trim(a.Host, "[]")
 	if port != e.Port {
@@ -90,7 +91,7 @@ func (l *Line) routeNames(route string, e Endpoint) bool {
 	}
 	for _, s := range l.targets {
 		srvHost, _, _ := strings.Cut(s.srv, ":")
-		if s.ep == e && (strings.EqualFold(host, srvHost) || strings.EqualFold(host, l.keys[s.cfg].addr)) {
+		if s.ep == e && (strings.EqualFold(host, srvHost) || strings.EqualFold(host, l.keys[s.cfg].Addr)) {
 			return true
 		}
 	}

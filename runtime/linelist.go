@@ -139,16 +139,16 @@ func (l *Line) describe(i int) (name, srv, addr, where string) {
 	name = k.String()
 	switch {
 	case s.pending:
-		return name, "", "", k.addr + " (being looked up)"
+		return name, "", "", k.Addr + " (being looked up)"
 	case s.err != nil:
-		return name, "", "", k.addr + " (not located)"
+		return name, "", "", k.Addr + " (not located)"
 	}
 	addr = s.ep.String()
 	switch {
 	case s.srv != "":
-		where = k.addr + " via " + s.srv + " at " + addr
-	case k.addr != s.ep.Host:
-		where = k.addr + " at " + addr
+		where = k.Addr + " via " + s.srv + " at " + addr
+	case k.Addr != s.ep.Host:
+		where = k.Addr + " at " + addr
 	default:
 		where = addr
 	}
@@ -223,7 +223,7 @@ func (l *Line) anyServer() Endpoint {
 func (l *Line) domainOf(dst Endpoint) string {
 	for _, s := range slices.Concat(l.targets, l.probeTargets) {
 		if s.ep == dst {
-			return uriHost(l.keys[s.cfg].addr)
+			return uriHost(l.keys[s.cfg].Addr)
 		}
 	}
 	return uriHost(dst.Host)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipfailover/sipfailover/runtime/locate"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -69,3 +70,20 @@ type stepClock struct{ now time.Time }
 
 func (c *stepClock) Now() time.Time                        { return c.now }
 func (c *stepClock) AfterFunc(time.Duration, func()) Timer { return nil }
+
+// TestServerListBound: a lookup takes no more targets than a line has
+// places, and a line no more places than the line model allows servers.
+func TestServerListBound(t *testing.T) {
+	if maxServers != locate.MaxTargets {
+		t.Errorf("a line has %d places, a lookup takes %d targets", maxServers, locate.MaxTargets)
+	}
+	p := lineParams(LineConfig{Servers: []ServerConfig{{Addr: "192.0.2.1"}, {Addr: "192.0.2.2"}}}.Defaults())
+	p.ServerCount = maxServers
+	if err := p.Validate(); err != nil {
+		t.Errorf("the line model refuses %d servers: %v", maxServers, err)
+	}
+	p.ServerCount = maxServers + 1
+	if p.Validate() == nil {
+		t.Errorf("the line model takes %d servers, more than a line has places", maxServers+1)
+	}
+}

@@ -1,4 +1,4 @@
-package runtime
+package locate
 
 import (
 	"context"
