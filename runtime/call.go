@@ -192,8 +192,11 @@ func (c *Call) fire(ev fsm.CallEvent, reason string) {
 	}
 	c.perform(step.Effects)
 	if step.From != step.To {
+		i := c.snapshot()
+		c.line.agent.log.Info("call transition", "line", c.line.cfg.Name, "call", i.ID, "remote", i.Remote, "outgoing", i.Outgoing,
+			"from", step.From.String(), "to", step.To.String(), "event", ev.String(), "server", i.Server, "addr", i.ServerAddr, "reason", i.Reason)
 		if w := c.line.agent.callWatch; w != nil {
-			w(c.snapshot())
+			w(i)
 		}
 	}
 	if holds(step.From) && !holds(step.To) && !c.line.callsUp() {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -236,11 +237,13 @@ type applyReq struct {
 
 // apply moves the agent from its lines to next's: unchanged lines are left
 // alone, changed ones are de-registered and registered anew; forget is
-// told the names of lines that are gone, for their metrics.
+// told the names of lines that are gone, for their metrics. It logs what
+// changed ("settings applied").
 func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Config, log *slog.Logger,
 	forget func(name string)) map[string]*runtime.Line {
 	out := map[string]*runtime.Line{}
 	var gone []*runtime.Line
+	var changed []string // new or changed lines, which register anew
 	for i, lc := range next.Lines {
 		key := lineKey(i, lc)
 		if old := lines[key]; old != nil && reflect.DeepEqual(old.Config(), lc.Defaults()) {
@@ -258,12 +261,17 @@ func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Co
 			continue
 		}
 		out[key] = l
+		changed = append(changed, key)
 		log.Info("reload: line (re)registers", "line", key)
 	}
-	for _, l := range lines {
+	var removed []string
+	for key, l := range lines {
 		gone = append(gone, l)
+		removed = append(removed, key)
 		forget(l.Name())
 	}
+	slices.Sort(removed)
+	log.Info("settings applied", "lines", len(next.Lines), "changed", len(changed), "changed_lines", changed, "removed", removed)
 	unregisterAll(gone)
 	for _, l := range gone {
 		agent.RemoveLine(l)

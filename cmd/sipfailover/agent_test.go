@@ -103,6 +103,10 @@ func TestServeReloadAndStop(t *testing.T) {
 	if n, _ := registers(p1); n != n1 {
 		t.Errorf("line 1 did not change but sent %d more REGISTERs", n-n1)
 	}
+	// The reload says what it did.
+	if out := logs.String(); !strings.Contains(out, "settings applied") || !strings.Contains(out, "changed=1") || !strings.Contains(out, "changed_lines=[line2]") {
+		t.Errorf("the reload's log lacks what changed:\n%s", out)
+	}
 
 	cancel()
 	select {
