@@ -200,7 +200,7 @@ var failureWords = map[string]string{
 	"transport.tcp":       "The connection was refused or lost",
 	"timer.budget":        "No answer in time",
 	"server.held_off":     "The server asked to wait (Retry-After)",
-	"keepalive.failed":    "The keep-alive got no answer",
+	"keepalive.failed":    "The keep-alive failed",
 	"request.unavailable": "A call or message found the server unavailable",
 	"probe.failed":        "The primary is not back yet",
 	"timer.probe":         "The primary did not answer in time",

@@ -69,7 +69,9 @@ func newTestSite(t testing.TB) *testSite {
 		},
 		Lines: func() []runtime.Status {
 			return []runtime.Status{{Line: "lobby", State: "backup_registered", Server: 2, ServerAddr: "UDP 10.0.0.2:5060",
-				Where: "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060", Since: at},
+				Where: "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060", Since: at,
+				LastFailure: "keepalive.failed", LastReason: "ICMP port unreachable from UDP 10.0.0.1:5060", LastFailAt: at,
+				Calls: 1, Waiting: "failback waits for the calls to end"},
 				{Line: "gate", State: "primary_registered", Server: 1, ServerAddr: "UDP 10.0.1.1:5060", Since: at,
 					Bindings: []runtime.BindingStatus{{Server: 1, State: "registered"}, {Server: 2, State: "waiting"}}}}
 		},
@@ -353,7 +355,10 @@ func TestStatusPageAndEvents(t *testing.T) {
 	_, body := ts.get(t, "/status")
 	for _, want := range []string{`id="state_backup_registered"`, `id="state_primary_registered"`, `data-state="backup_registered"`, "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060",
 		"bindings: 1 registered; 2 waiting;",
-		`title="backup_registered">Registered on a backup, server 2 (UDP 10.0.0.2:5060)`, `data-label="Last failure"`} {
+		`title="backup_registered">Registered on a backup, server 2 (UDP 10.0.0.2:5060)`, `data-label="Last failure"`,
+		// The keep-alive failed by ICMP, not silence; when, and what the line waits for.
+		">The keep-alive failed<", "ICMP port unreachable from UDP 10.0.0.1:5060", `class="failed-at"`, " ago</small>",
+		`<small class="waiting">failback waits for the calls to end</small>`, `<small class="calls">calls: 1</small>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("status page lacks %s", want)
 		}
