@@ -6,8 +6,9 @@
 // effects each step returns, through an unexported adapter that implements
 // fsm.LineActions (send a REGISTER, send the probe, adopt the probe's
 // registration ...), and keeps the model's timers on a Clock. A Line's
-// exported methods are its API; the actions are the machine's. Nothing here sleeps or reads the wall clock in its logic,
-// so tests run a line in virtual time.
+// exported methods are its API; the actions are the machine's. Nothing
+// here sleeps or reads the wall clock in its logic, so tests run a line in
+// virtual time.
 //
 // A line's calls (Line.Dial, and calls that any of its servers delivers)
 // run on the generated machine of model/call.yaml, and their INVITEs and
@@ -22,13 +23,19 @@
 // servers in virtual time for scenario and property tests. The runtime runs
 // its own non-INVITE transactions, with github.com/emiago/sipgo for the
 // messages: the model owns each request's budget and transmission cap (R3,
-// R4, I4 of docs/requirements.md), which sipgo's package-global transaction timers cannot give per
-// line, and connected UDP sockets turn ICMP port unreachable into an
-// immediate failover (R1), which sipgo's unconnected sockets never see.
+// R4, I4 of docs/requirements.md), which sipgo's package-global
+// transaction timers cannot give per line, and connected UDP sockets turn
+// ICMP port unreachable into an immediate failover (R1), which sipgo's
+// unconnected sockets never see.
 //
-// A server given by domain name is located through DNS (RFC 3263: NAPTR,
-// SRV, A/AAAA) by the Agent, off every lock, and each address it has is a
-// server of the line (R20); Agent.Locate shows what a name stands for. A
+// Below the drivers are two layers of their own: runtime/wire, the SIP
+// edge, which parses and checks every message where it enters and reads
+// each header the program acts on once, into a wire.Answer the drivers
+// read; and runtime/locate, which looks servers given by name up through
+// DNS (RFC 3263: NAPTR, SRV, A/AAAA). The Agent's locator runs those
+// lookups off every lock, keeps the answers for their TTL, and each
+// address a name has is a server of the line (R20); Agent.Locate shows
+// what a name stands for. A
 // line in concurrent registration mode (R17) keeps a registration on every
 // server at once (model/binding.yaml, model/concurrent.yaml).
 //
@@ -37,7 +44,7 @@
 //	line, err := agent.AddLine(cfg) // cfg: a runtime.LineConfig, validated here
 //	line.Register()
 //	fmt.Println(line.Status())      // state, server, last failure and reason (R14)
-//	call, err := line.Dial("sip:1002@example.com")
+//	call, err := line.Dial("1002")      // at the line's domain, as a phone dials
 //	...
 //	call.Hangup()                   // the BYE fails over if it must (R7)
 //	<-call.Done()
