@@ -567,8 +567,10 @@ func (a *Analysis) bind(l *LineTrace) {
 	for _, t := range regs {
 		// A probe: to the primary, while the line is on a backup. With
 		// failback off there are none: such a REGISTER is a new round (the
-		// user's), which the wire cannot tell from a probe otherwise.
-		if a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
+		// user's), which the wire cannot tell from a probe otherwise; nor in
+		// concurrent registration, where the primary's binding registers
+		// and refreshes on its own budget.
+		if !a.Concurrent && a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
 			t.Probe, t.ownCallID = true, l.ownCallID(t)
 		}
 		if t.Method == "SYN" || t.Final == nil || t.Final.Code >= 300 {
@@ -650,7 +652,7 @@ func (a *Analysis) bind(l *LineTrace) {
 	}
 	// Probes sent while a binding lived on only by its refresh.
 	for _, t := range regs {
-		if !t.Probe && a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
+		if !t.Probe && !a.Concurrent && a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
 			t.Probe, t.ownCallID = true, l.ownCallID(t)
 		}
 	}
