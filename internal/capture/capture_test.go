@@ -313,14 +313,7 @@ func TestLateFailoverIsI2(t *testing.T) {
 	r := c.request("REGISTER", "reg-1", 2, 120)
 	c.silent(60*time.Second, primary, r, 11, false) // its last at 60 + 32.5 s
 	c.register(92600*time.Millisecond, backup, "reg-1", 3, 120, false)
-	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs := map[string]Verdict{}
-	for _, v := range a.Check() {
-		vs[v.ID] = v
-	}
+	vs := c.verdicts()
 	if v := vs["I2"]; v.Status != Violated || !strings.Contains(v.Findings[0].Msg, "server 1 was unavailable") {
 		t.Errorf("I2: %s %+v, want violated: the budget ended at 63.5 s", v.Status, v.Findings)
 	}
@@ -377,16 +370,7 @@ func TestOnlyTheFailedServerIsFree(t *testing.T) {
 		} else { // only a MESSAGE, long after: the capture outlasts the bound
 			c.udp(400*time.Second, phone, backup, c.request("MESSAGE", "msg-1", 1, -1).String())
 		}
-		a, err := Analyze(bytes.NewReader(c.bytes()), settings())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var i2 Verdict
-		for _, v := range a.Check() {
-			if v.ID == "I2" {
-				i2 = v
-			}
-		}
+		i2 := c.verdicts()["I2"]
 		switch {
 		case again && i2.Status != Held:
 			t.Errorf("registered on the backup again: I2 %s %+v, want held", i2.Status, i2.Findings)
@@ -411,14 +395,7 @@ func TestGrantZeroIsUnavailable(t *testing.T) {
 			next = primary
 		}
 		c.register(20*time.Millisecond, next, "reg-1", 2, 120, false)
-		a, err := Analyze(bytes.NewReader(c.bytes()), settings())
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs := map[string]Verdict{}
-		for _, v := range a.Check() {
-			vs[v.ID] = v
-		}
+		vs := c.verdicts()
 		if want := map[bool]string{false: Held, true: Violated}[stays]; vs["I2"].Status != want {
 			t.Errorf("stays %v: I2 %s %+v, want %s", stays, vs["I2"].Status, vs["I2"].Findings, want)
 		}

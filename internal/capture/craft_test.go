@@ -103,6 +103,21 @@ func (c *crafter) tcp(at time.Duration, src, dst netip.AddrPort, payload string,
 
 func (c *crafter) bytes() []byte { return c.buf.Bytes() }
 
+// verdicts checks the capture crafted so far with the test settings and
+// returns each invariant's verdict by its id.
+func (c *crafter) verdicts() map[string]Verdict {
+	c.t.Helper()
+	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]Verdict{}
+	for _, v := range a.Check() {
+		out[v.ID] = v
+	}
+	return out
+}
+
 // req is a SIP request of the stand-in phone (user 1001).
 type req struct {
 	method, callID string

@@ -139,20 +139,7 @@ func FuzzParseSIP(f *testing.F) {
 // TestLostSegment: a TCP segment the capture lost costs the message it
 // was part of, named as a problem, not the rest of the stream.
 func TestLostSegment(t *testing.T) {
-	c := newCrafter(t)
-	c.tcp(0, phone, primary, "", true, false)
-	var reqs []req
-	for i := range maxPending + 3 {
-		r := c.request("OPTIONS", fmt.Sprintf("ka-%d", i), 1, -1)
-		r.transport = "TCP"
-		reqs = append(reqs, r)
-	}
-	k := [2]netip.AddrPort{phone, primary}
-	lost := reqs[0].String()
-	c.seq[k] += uint32(len(lost)) // the first message never reaches the capture
-	for i, r := range reqs[1:] {
-		c.tcp(time.Duration(i+1)*time.Millisecond, phone, primary, r.String(), false, false)
-	}
+	c, lost, _, n := withoutFirstSegment(t) // the first message never reaches the capture
 	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
 	if err != nil {
 		t.Fatal(err)
@@ -160,16 +147,17 @@ func TestLostSegment(t *testing.T) {
 	if len(a.Problems) != 1 || !strings.Contains(a.Problems[0].Msg, fmt.Sprintf("%d bytes of a TCP stream missing", len(lost))) {
 		t.Errorf("problems %v, want the lost segment", a.Problems)
 	}
-	if a.Messages != len(reqs)-1 {
-		t.Errorf("%d messages, want the %d after the gap", a.Messages, len(reqs)-1)
+	if a.Messages != n-1 {
+		t.Errorf("%d messages, want the %d after the gap", a.Messages, n-1)
 	}
 }
 
-// TestSegmentPastTheWindow: a segment that comes more segments out of
-// order than the reader waits for is not read, and is named as such, not
-// as bytes the capture lost.
-func TestSegmentPastTheWindow(t *testing.T) {
-	c := newCrafter(t)
+// withoutFirstSegment crafts a TCP stream of OPTIONS, more than the
+// reader waits for past a gap, with the segment of the first left out: it
+// returns the crafter, that first message, its sequence number and how
+// many messages the stream has.
+func withoutFirstSegment(t *testing.T) (c *crafter, first string, seq uint32, n int) {
+	c = newCrafter(t)
 	c.tcp(0, phone, primary, "", true, false)
 	var reqs []req
 	for i := range maxPending + 3 {
@@ -178,12 +166,20 @@ func TestSegmentPastTheWindow(t *testing.T) {
 		reqs = append(reqs, r)
 	}
 	k := [2]netip.AddrPort{phone, primary}
-	first := reqs[0].String()
-	seq := c.seq[k]
+	first, seq = reqs[0].String(), c.seq[k]
 	c.seq[k] += uint32(len(first))
 	for i, r := range reqs[1:] {
 		c.tcp(time.Duration(i+1)*time.Millisecond, phone, primary, r.String(), false, false)
 	}
+	return c, first, seq, len(reqs)
+}
+
+// TestSegmentPastTheWindow: a segment that comes more segments out of
+// order than the reader waits for is not read, and is named as such, not
+// as bytes the capture lost.
+func TestSegmentPastTheWindow(t *testing.T) {
+	c, first, seq, _ := withoutFirstSegment(t)
+	k := [2]netip.AddrPort{phone, primary}
 	end := c.seq[k]
 	c.seq[k] = seq // the first message, at last
 	c.tcp(time.Second, phone, primary, first, false, false)
