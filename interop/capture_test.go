@@ -86,9 +86,7 @@ func TestCaptureOfTheRuntime(t *testing.T) {
 			w.waitState("primary_registered", failback+64*t1+time.Second)
 			stop()
 
-			s := w.captureSettings()
-			s.T1, s.T2, s.RetryCounts, s.FailbackInterval, s.Keepalive, s.BackoffBase = t1, 8*t1, 3, failback, keepalive, time.Second
-			s.Slack = 4 * rtt
+			s := w.agentCaptureSettings()
 			r := check(t, file, s)
 			js, _ := json.MarshalIndent(r.Verdicts, "", "  ")
 			t.Logf("%d frames, %d SIP messages over %v; problems %v\n%s", r.Frames, r.Messages, r.Duration, r.Problems, js)
@@ -127,8 +125,19 @@ func (w *world) captureSettings() capture.Settings {
 	return s
 }
 
-// check reads the capture in file and checks it with settings s.
-func check(t *testing.T, file string, s capture.Settings) capture.Report {
+// agentCaptureSettings are the settings the world's agent runs with
+// (world.settings), as verify-capture takes them, with round trips through
+// Kamailio as the slack.
+func (w *world) agentCaptureSettings() capture.Settings {
+	s := w.captureSettings()
+	s.T1, s.T2, s.RetryCounts, s.FailbackInterval, s.Keepalive = t1, 8*t1, 3, failback, w.keepalive
+	s.BackoffBase, s.BackoffMax = time.Second, 2*time.Second
+	s.Slack = 4 * rtt
+	return s
+}
+
+// analyze reads the capture in file with settings s.
+func analyze(t *testing.T, file string, s capture.Settings) *capture.Analysis {
 	t.Helper()
 	f, err := os.Open(file)
 	if err != nil {
@@ -139,7 +148,13 @@ func check(t *testing.T, file string, s capture.Settings) capture.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return a.Report(filepath.Base(file))
+	return a
+}
+
+// check reads the capture in file and checks it with settings s.
+func check(t *testing.T, file string, s capture.Settings) capture.Report {
+	t.Helper()
+	return analyze(t, file, s).Report(filepath.Base(file))
 }
 
 func verdictOf(r capture.Report, id string) capture.Verdict {

@@ -117,18 +117,7 @@ func TestCaptureAgreesWithTheAgent(t *testing.T) {
 			time.Sleep(time.Second) // the failback's de-registration and a keep-alive on the wire
 			stop()
 
-			s := w.captureSettings()
-			s.T1, s.T2, s.RetryCounts, s.FailbackInterval, s.Keepalive, s.BackoffBase, s.BackoffMax = t1, 8*t1, 3, failback, keepalive, time.Second, 2*time.Second
-			s.Slack = 4 * rtt
-			in, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer in.Close()
-			a, err := capture.Analyze(in, s)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := analyze(t, file, w.agentCaptureSettings())
 			r := a.Report("run.pcap")
 			for _, v := range r.Verdicts {
 				if v.Status == capture.Violated {
