@@ -122,7 +122,7 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	case d.TimerSpread < 0 || d.TimerSpread > 50:
 		return bad("-timer-spread %d: 0 to 50", d.TimerSpread)
 	case *maxMemory < 1 || *maxMemory > 1<<30:
-		return bad("-max-memory %d: 1 MiB or more", *maxMemory)
+		return bad("-max-memory %d: 1 to %d MiB", *maxMemory, 1<<30)
 	}
 	d.MaxMemory = *maxMemory << 20
 	format := ""

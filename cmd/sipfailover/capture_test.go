@@ -72,7 +72,8 @@ func TestVerifyCaptureRefuses(t *testing.T) {
 		{[]string{good, "-servers", "127.0.0.1:5060", "-backoff-max", "-1s"}, 2, "-backoff-max -1s: 0 or more"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-timer-spread", "51"}, 2, "-timer-spread 51: 0 to 50"},
 		{[]string{good, "-servers", "127.0.0.1:5060", "-timer-spread", "-1"}, 2, "-timer-spread -1: 0 to 50"},
-		{[]string{good, "-servers", "127.0.0.1:5060", "-max-memory", "0"}, 2, "-max-memory 0: 1 MiB or more"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-max-memory", "0"}, 2, "-max-memory 0: 1 to 1073741824 MiB"},
+		{[]string{good, "-servers", "127.0.0.1:5060", "-max-memory", "1073741825"}, 2, "-max-memory 1073741825: 1 to 1073741824 MiB"},
 		// Unusable input exits 2, as a bad flag does: 1 means a violation.
 		{[]string{notCapture, "-servers", "127.0.0.1:5060"}, 2, "not a pcap or pcapng capture"},
 		{[]string{"/nonexistent.pcap", "-servers", "127.0.0.1:5060"}, 2, "no such file"},
@@ -95,11 +96,12 @@ func nServers(n int) string {
 	return strings.Join(list[:n], ",")
 }
 
-// TestVerifyCaptureBounds: the largest values the flags take are taken.
+// TestVerifyCaptureBounds: the largest values the flags take are taken,
+// and the smallest -max-memory.
 func TestVerifyCaptureBounds(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"verify-capture", captures + "good.pcap", "-servers", nServers(8), "-retry-counts", "64", "-invite-retry-counts", "64",
-		"-failback-interval", "60s", "-timer-spread", "50"}, &stdout, &stderr)
+		"-failback-interval", "60s", "-timer-spread", "50", "-max-memory", "1"}, &stdout, &stderr)
 	if code == 2 || stderr.Len() > 0 || !strings.Contains(stdout.String(), "server 8: 127.0.0.9:5060") {
 		t.Errorf("exit %d, %q:\n%s", code, stderr.String(), stdout.String())
 	}
