@@ -10,6 +10,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // TestFleetPacing runs a fleet, many lines of one agent, in virtual time
@@ -20,7 +21,7 @@ import (
 func TestFleetPacing(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(20, 150).Draw(t, "lines")
-		pacing := runtime.Pacing{Rate: float64(rapid.IntRange(5, 100).Draw(t, "rate")), Burst: rapid.IntRange(1, 20).Draw(t, "burst")}
+		pacing := settings.Pacing{Rate: float64(rapid.IntRange(5, 100).Draw(t, "rate")), Burst: rapid.IntRange(1, 20).Draw(t, "burst")}
 		spread := rapid.IntRange(0, 50).Draw(t, "timer_spread")
 		tcp := rapid.Bool().Draw(t, "tcp")
 		retries := rapid.IntRange(1, 3).Draw(t, "retry_counts")
@@ -38,18 +39,18 @@ func TestFleetPacing(t *testing.T) {
 		clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		start := clock.Now()
 		simnet := runtimetest.NewSimNetwork(clock, 5*time.Millisecond)
-		tr := runtime.TransportUDP
+		tr := settings.TransportUDP
 		if tcp {
-			tr = runtime.TransportTCP
+			tr = settings.TransportTCP
 		}
 		port := 5060
 		var eps []runtime.Endpoint
-		var servers []runtime.ServerConfig
+		var servers []settings.ServerConfig
 		for i := range 2 {
 			e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
 			eps = append(eps, e)
 			simnet.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
-			servers = append(servers, runtime.ServerConfig{Addr: e.Host, Port: &port, Transport: &tr, TTL: &ttl})
+			servers = append(servers, settings.ServerConfig{Addr: e.Host, Port: &port, Transport: &tr, TTL: &ttl})
 		}
 		var early []runtime.Transition // to a backup while the primary was up
 		agent := runtime.NewAgent(simnet, runtime.WithClock(clock), runtime.WithSeed(1), runtime.WithPacing(pacing),
@@ -60,9 +61,9 @@ func TestFleetPacing(t *testing.T) {
 			}))
 		lines := make([]*runtime.Line, n)
 		for i := range lines {
-			l, err := agent.AddLine(runtime.LineConfig{Name: fmt.Sprintf("fleet-%d", i+1), User: fmt.Sprintf("2%04d", i+1), Password: "secret",
+			l, err := agent.AddLine(settings.LineConfig{Name: fmt.Sprintf("fleet-%d", i+1), User: fmt.Sprintf("2%04d", i+1), Password: "secret",
 				Domain: "example.test", Servers: slices.Clone(servers), FailbackInterval: &interval, SignalRetryCounts: &retries,
-				T1: runtime.Duration(t1), KeepaliveInterval: runtime.Duration(keepalive), TimerSpread: spread})
+				T1: settings.Duration(t1), KeepaliveInterval: settings.Duration(keepalive), TimerSpread: spread})
 			if err != nil {
 				t.Fatalf("line %d: %v", i+1, err)
 			}
@@ -103,7 +104,7 @@ func TestFleetPacing(t *testing.T) {
 // transactions i <= j (a branch's first transmission), j-i+1 <= B +
 // R*(t_j - t_i). Written from docs/requirements.md, not from the runtime's
 // bucket: with a_k = k - R*t_k, the worst pair is the largest a_j - a_i.
-func paceViolation(reqs []runtimetest.SimRequest, p runtime.Pacing) string {
+func paceViolation(reqs []runtimetest.SimRequest, p settings.Pacing) string {
 	seen := map[string]bool{}
 	var at []time.Duration
 	for _, r := range reqs {

@@ -14,6 +14,7 @@ import (
 	"github.com/sipfailover/sipfailover/internal/invariant"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 var serverNames = []string{"primary", "backup", "s3", "s4"}
@@ -85,22 +86,22 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 
 	tr := 0
 	if tcp {
-		tr = runtime.TransportTCP
+		tr = settings.TransportTCP
 	}
-	cfg := runtime.LineConfig{Name: "prop", User: "1001", Password: "secret", Domain: "example.test",
+	cfg := settings.LineConfig{Name: "prop", User: "1001", Password: "secret", Domain: "example.test",
 		EnableFailback: new(map[bool]int{true: 1, false: 0}[failback]), FailbackInterval: &interval,
-		SignalRetryCounts: &retries, RetryMode: retryMode, RetryTime: runtime.Duration(retryTime),
+		SignalRetryCounts: &retries, RetryMode: retryMode, RetryTime: settings.Duration(retryTime),
 		FailbackMode: mode, FailbackWhen: when, InviteRetryCounts: &inviteRetries, RegistrationMode: regMode, TimerSpread: spread,
-		T1: runtime.Duration(t1), T2: runtime.Duration(8 * t1), KeepaliveInterval: runtime.Duration(keepalive),
+		T1: settings.Duration(t1), T2: settings.Duration(8 * t1), KeepaliveInterval: settings.Duration(keepalive),
 		DeregisterBackupAfterFailback: map[bool]int{true: 1, false: 0}[dereg],
-		BackoffBase:                   runtime.Duration(base), BackoffMax: runtime.Duration(maxBackoff)}
+		BackoffBase:                   settings.Duration(base), BackoffMax: settings.Duration(maxBackoff)}
 	w.trace = invariant.Trace{Settings: invariant.Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
 		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries,
 		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread}}
 	for i := range n {
 		port := 5060
-		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
+		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
 		e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
 		w.eps = append(w.eps, e)
 		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // BenchmarkSimulatedDay runs a line through one simulated day: OPTIONS every
@@ -19,9 +20,9 @@ func BenchmarkSimulatedDay(b *testing.B) {
 		network := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
 		port, interval := 5060, 600
 		var eps []runtime.Endpoint
-		cfg := runtime.LineConfig{User: "1001", Password: "pw", FailbackInterval: &interval, KeepaliveInterval: runtime.Duration(30 * time.Second)}
+		cfg := settings.LineConfig{User: "1001", Password: "pw", FailbackInterval: &interval, KeepaliveInterval: settings.Duration(30 * time.Second)}
 		for _, host := range []string{"127.0.1.1", "127.0.1.2"} {
-			cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: host, Port: &port})
+			cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: host, Port: &port})
 			e := runtime.Endpoint{Host: host, Port: port}
 			eps = append(eps, e)
 			network.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})

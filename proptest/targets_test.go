@@ -13,6 +13,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // answered is one SRV answer the line's agent got: when (in the order of
@@ -62,7 +63,7 @@ func TestTargetsComeAndGo(t *testing.T) {
 		simnet := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
 		var eps []runtime.Endpoint
 		for i := range n {
-			e := runtime.Endpoint{Host: fmt.Sprintf("127.0.2.%d", i+1), Port: 5060, Transport: runtime.TransportUDP}
+			e := runtime.Endpoint{Host: fmt.Sprintf("127.0.2.%d", i+1), Port: 5060, Transport: settings.TransportUDP}
 			eps = append(eps, e)
 			simnet.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
 		}
@@ -108,13 +109,13 @@ func TestTargetsComeAndGo(t *testing.T) {
 				history = append(history, seen{seq, tr})
 			}))
 		interval := rapid.IntRange(10, 300).Draw(t, "failback_interval")
-		cfg := runtime.LineConfig{Name: "srv", User: "1001", Password: "secret", Domain: "example.test",
-			Servers: []runtime.ServerConfig{
+		cfg := settings.LineConfig{Name: "srv", User: "1001", Password: "secret", Domain: "example.test",
+			Servers: []settings.ServerConfig{
 				{Addr: "primary.test", Port: new(0)},
 				{Addr: "backup.test", Port: new(0)},
 			},
-			FailbackInterval: &interval, T1: runtime.Duration(100 * time.Millisecond), T2: runtime.Duration(800 * time.Millisecond),
-			BackoffBase: runtime.Duration(5 * time.Second), BackoffMax: runtime.Duration(60 * time.Second)}
+			FailbackInterval: &interval, T1: settings.Duration(100 * time.Millisecond), T2: settings.Duration(800 * time.Millisecond),
+			BackoffBase: settings.Duration(5 * time.Second), BackoffMax: settings.Duration(60 * time.Second)}
 		line, err := agent.AddLine(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -101,7 +102,7 @@ func NewAgent(n Network, opts ...Option) *Agent {
 		calls:    map[string][]*Call{},
 		maxCalls: DefaultMaxCalls,
 	}
-	a.pace.Store(newPacer(DefaultPacing))
+	a.pace.Store(newPacer(settings.DefaultPacing))
 	a.loc = locator{agent: a, names: map[serverKey]*located{}}
 	for _, o := range opts {
 		o(a)
@@ -115,8 +116,8 @@ func NewAgent(n Network, opts ...Option) *Agent {
 }
 
 // AddLine validates cfg and adds a line, not yet registered: call Register.
-func (a *Agent) AddLine(cfg LineConfig) (*Line, error) {
-	if err := (Config{Lines: []LineConfig{cfg}}).Validate(); err != nil {
+func (a *Agent) AddLine(cfg settings.LineConfig) (*Line, error) {
+	if err := (settings.Config{Lines: []settings.LineConfig{cfg}}).Validate(); err != nil {
 		return nil, err
 	}
 	l, err := newLine(a, cfg.Defaults())

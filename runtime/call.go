@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -95,7 +96,7 @@ func (l *Line) Dial(target string) (*Call, error) {
 // held.
 func (l *Line) newCall(d dialog, remote string, outgoing bool) (*Call, error) {
 	c := &Call{line: l, dlg: d, remote: remote, done: make(chan struct{})}
-	c.m = fsm.NewCallMachine(callParams(l.cfg), nil)
+	c.m = fsm.NewCallMachine(l.cfg.CallParams(), nil)
 	c.timers = newTimerSet[fsm.CallTimer](l.agent, &l.mu, func(t fsm.CallTimer) {
 		reason := ""
 		switch t {
@@ -353,7 +354,7 @@ func (a *callActions) AnswerInvite() {
 // scheduleAnswer sends the 200 OK again over UDP at T1, 2*T1 ... capped at
 // T2 until StopAnswer.
 func (c *Call) scheduleAnswer(wait time.Duration) {
-	if c.from.Transport != TransportUDP {
+	if c.from.Transport != settings.TransportUDP {
 		return
 	}
 	l := c.line

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // BenchmarkCallFailover measures, with real sockets on loopback, what
@@ -24,9 +25,9 @@ import (
 // primary) plus the same exchange on a healthy primary (its set-up, its
 // hang-up), measured in the same run.
 func BenchmarkCallFailover(b *testing.B) {
-	cfg := func(c *runtime.LineConfig) {
-		c.T1 = runtime.Duration(500 * time.Millisecond)
-		c.T2 = runtime.Duration(4 * time.Second)
+	cfg := func(c *settings.LineConfig) {
+		c.T1 = settings.Duration(500 * time.Millisecond)
+		c.T2 = settings.Duration(4 * time.Second)
 	}
 	healthy := func(b *testing.B) (setup, hangup time.Duration) {
 		w := newCallBench(b, cfg)

@@ -11,6 +11,7 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // callBench is a bench with a far end: a phone registered as 1002 through
@@ -20,7 +21,7 @@ type callBench struct {
 	phone *runtimetest.Phone
 }
 
-func newCallBench(t testing.TB, tweak func(*runtime.LineConfig)) *callBench {
+func newCallBench(t testing.TB, tweak func(*settings.LineConfig)) *callBench {
 	t.Helper()
 	b := &callBench{bench: newBench(t, "udp", tweak), phone: &runtimetest.Phone{User: "1002", Password: "far"}}
 	if err := b.phone.Start(); err != nil {
@@ -130,16 +131,16 @@ func TestCallThroughPrimary(t *testing.T) {
 var failureModes = []struct {
 	name  string
 	fail  func(*runtimetest.Registrar)
-	bound func(cfg runtime.LineConfig) time.Duration // the protocol's bound on the detection
+	bound func(cfg settings.LineConfig) time.Duration // the protocol's bound on the detection
 }{
-	{"killed", (*runtimetest.Registrar).Stop, func(runtime.LineConfig) time.Duration { return 0 }},
+	{"killed", (*runtimetest.Registrar).Stop, func(settings.LineConfig) time.Duration { return 0 }},
 	{"silent", func(r *runtimetest.Registrar) { r.SetMode(runtimetest.Silent) }, timerETotal},
-	{"503", func(r *runtimetest.Registrar) { r.SetAnswer(503, 0) }, func(runtime.LineConfig) time.Duration { return 0 }},
+	{"503", func(r *runtimetest.Registrar) { r.SetAnswer(503, 0) }, func(settings.LineConfig) time.Duration { return 0 }},
 }
 
 // timerETotal is the budget of Signal Retry Counts transmissions on Timer
 // E (R3): the sum of the waits after each, T1 doubling up to T2.
-func timerETotal(cfg runtime.LineConfig) time.Duration {
+func timerETotal(cfg settings.LineConfig) time.Duration {
 	var total time.Duration
 	wait := time.Duration(cfg.T1)
 	for range *cfg.SignalRetryCounts {

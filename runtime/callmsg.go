@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/runtime/locate"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -62,7 +63,7 @@ func (c *Call) inDialog(s *requestSpec, server Endpoint, dead []Endpoint) {
 // routeTo is a loose Route entry naming the server at e.
 func routeTo(e Endpoint) string {
 	u := "sip:" + e.Addr()
-	if e.Transport != TransportUDP {
+	if e.Transport != settings.TransportUDP {
 		u += ";transport=" + strings.ToLower(e.TransportName())
 	}
 	return "<" + u + ";lr>"

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -42,7 +43,7 @@ type binding struct {
 }
 
 func newConcurrent(l *Line) (*concurrent, error) {
-	p := concurrentParams(l.cfg)
+	p := l.cfg.ConcurrentParams()
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("line %s: %w", l.cfg.Name, err)
 	}
@@ -196,7 +197,7 @@ func (c *concurrent) stop() {
 
 func newBinding(l *Line, i int, last bool) *binding {
 	b := &binding{line: l, server: i, reg: newDialog(), ep: l.targets[i].ep}
-	b.m = fsm.NewBindingMachine(bindingParams(l.cfg, last), nil)
+	b.m = fsm.NewBindingMachine(l.cfg.BindingParams(last), nil)
 	b.timers = newTimerSet[fsm.BindingTimer](l.agent, &l.mu, func(t fsm.BindingTimer) {
 		reason := ""
 		if t == fsm.BindingTimerBudget {
@@ -338,7 +339,7 @@ func (b *binding) send(expires int, challenge *wire.Answer) {
 		return
 	}
 	refused := fsm.BindingEventTransportTcp
-	if s.ep.Transport == TransportUDP {
+	if s.ep.Transport == settings.TransportUDP {
 		refused = fsm.BindingEventTransportIcmp
 	}
 	t := l.start(&b.main, txnRegister, &b.reg, spec, b.server, b.m.MaxTransmissions(), func(reason string) { l.postBinding(b, refused, reason) })

@@ -8,6 +8,7 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // BenchmarkDeafPrimary is the hardening issue's storm: N lines of one agent
@@ -31,13 +32,13 @@ func BenchmarkDeafPrimary(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer backup.Stop()
-			pp, bp, tcp := deaf.Port(), backup.Port(), runtime.TransportTCP
+			pp, bp, tcp := deaf.Port(), backup.Port(), settings.TransportTCP
 			for b.Loop() {
 				network := runtime.NewSocketNetwork(nil, nil)
 				agent := runtime.NewAgent(network)
 				lines := make([]*runtime.Line, n)
 				for i := range lines {
-					l, err := agent.AddLine(runtime.LineConfig{Name: "l" + strconv.Itoa(i), User: "1001", Password: "pw", Servers: []runtime.ServerConfig{
+					l, err := agent.AddLine(settings.LineConfig{Name: "l" + strconv.Itoa(i), User: "1001", Password: "pw", Servers: []settings.ServerConfig{
 						{Addr: "127.0.0.1", Port: &pp, Transport: &tcp}, {Addr: "127.0.0.1", Port: &bp, Transport: &tcp}}})
 					if err != nil {
 						b.Fatal(err)

@@ -41,7 +41,7 @@
 //
 //	network := runtime.NewSocketNetwork(nil, logger)
 //	agent := runtime.NewAgent(network, runtime.WithLogger(logger))
-//	line, err := agent.AddLine(cfg) // cfg: a runtime.LineConfig, validated here
+//	line, err := agent.AddLine(cfg) // cfg: a settings.LineConfig, validated here
 //	line.Register()
 //	fmt.Println(line.Status())      // state, server, last failure and reason (R14)
 //	call, err := line.Dial("1002")      // at the line's domain, as a phone dials

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // A line whose primary's port is closed fails over to the backup on the
@@ -15,7 +16,7 @@ func Example() {
 	clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	network := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
 	port := 5060
-	cfg := runtime.LineConfig{Name: "lobby", User: "1001", Password: "secret", Servers: []runtime.ServerConfig{
+	cfg := settings.LineConfig{Name: "lobby", User: "1001", Password: "secret", Servers: []settings.ServerConfig{
 		{Addr: "127.0.1.1", Port: &port},
 		{Addr: "127.0.1.2", Port: &port},
 	}}
@@ -57,8 +58,8 @@ func ExampleAgent_Locate() {
 	}
 	agent := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond),
 		runtime.WithResolver(zone))
-	port, udp := 0, runtime.TransportUDP
-	targets, ttl, err := agent.Locate(context.Background(), runtime.ServerConfig{Addr: "example.com", Port: &port, Transport: &udp})
+	port, udp := 0, settings.TransportUDP
+	targets, ttl, err := agent.Locate(context.Background(), settings.ServerConfig{Addr: "example.com", Port: &port, Transport: &udp})
 	if err != nil {
 		panic(err)
 	}

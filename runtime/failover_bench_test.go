@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // BenchmarkFailover measures, with real sockets on loopback, the time from
@@ -29,9 +29,9 @@ func BenchmarkFailover(b *testing.B) {
 	}
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
-			w := newBench(b, m.network, func(c *runtime.LineConfig) {
-				c.T1 = runtime.Duration(500 * time.Millisecond)
-				c.T2 = runtime.Duration(4 * time.Second)
+			w := newBench(b, m.network, func(c *settings.LineConfig) {
+				c.T1 = settings.Duration(500 * time.Millisecond)
+				c.T2 = settings.Duration(4 * time.Second)
 			})
 			m.fail(w.primary)
 			var over []time.Duration
@@ -50,7 +50,7 @@ func BenchmarkFailover(b *testing.B) {
 // (bound: the Failback Interval, 1s, plus one round trip).
 func BenchmarkFailback(b *testing.B) {
 	one := 1
-	w := newBench(b, "udp", func(c *runtime.LineConfig) { c.FailbackInterval = &one })
+	w := newBench(b, "udp", func(c *settings.LineConfig) { c.FailbackInterval = &one })
 	var over []time.Duration
 	for b.Loop() {
 		w.primary.Stop()

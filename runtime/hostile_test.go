@@ -11,6 +11,7 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // simLine is one line against two simulated servers in virtual time, for
@@ -25,13 +26,13 @@ type simLine struct {
 	log   []runtime.Transition
 }
 
-func newSimLine(t *testing.T, tweak func(*runtime.LineConfig)) *simLine {
+func newSimLine(t *testing.T, tweak func(*settings.LineConfig)) *simLine {
 	t.Helper()
 	s := &simLine{t: t, clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
 	s.net = runtimetest.NewSimNetwork(s.clock, 10*time.Millisecond)
-	cfg := runtime.LineConfig{Name: "hostile", User: "1001", Password: "secret", Domain: "example.test"}
+	cfg := settings.LineConfig{Name: "hostile", User: "1001", Password: "secret", Domain: "example.test"}
 	for _, host := range []string{"127.0.1.1", "127.0.1.2"} {
-		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: host})
+		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: host})
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -254,7 +255,7 @@ func TestGrantedExpiry(t *testing.T) {
 		{"Expires 120 is a grant", "120", "", fsm.LineStatePrimaryRegistered, 96 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSimLine(t, func(c *runtime.LineConfig) {
+			s := newSimLine(t, func(c *settings.LineConfig) {
 				c.Servers[0].TTL = new(600) // a refresh of the TTL would come after 480 s
 			})
 			s.net.Set(s.eps[0], func(sv *runtimetest.SimServer) { sv.GrantHeader, sv.GrantContact = tc.header, tc.contact })
@@ -295,9 +296,9 @@ func TestGrantedExpiry(t *testing.T) {
 // the agent at most its bound, more are answered 486 Busy Here, and a call
 // up for max_call_duration is ended with a BYE (I11).
 func TestIncomingCallsAreBounded(t *testing.T) {
-	s := newSimLine(t, func(c *runtime.LineConfig) {
+	s := newSimLine(t, func(c *settings.LineConfig) {
 		c.MaxIncomingCalls = new(2)
-		c.MaxCallDuration = runtime.Duration(time.Minute)
+		c.MaxCallDuration = settings.Duration(time.Minute)
 	})
 	s.line.Register()
 	s.clock.Advance(time.Second)
@@ -449,7 +450,7 @@ func TestDialCompletesANumber(t *testing.T) {
 		{"example.test", "1002@other.test:5070", "sip:1002@other.test:5070"},
 		{"example.test", "sips:1002@example.test", "sips:1002@example.test"},
 	} {
-		s := newSimLine(t, func(c *runtime.LineConfig) { c.Domain = tc.domain })
+		s := newSimLine(t, func(c *settings.LineConfig) { c.Domain = tc.domain })
 		c, err := s.line.Dial(tc.dialed)
 		if err != nil {
 			t.Errorf("%q: %v", tc.dialed, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // TestNeverIsAbsent: a time that has not happened (a line that never
@@ -43,8 +44,8 @@ func TestCallsAreLogged(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	agent := runtime.NewAgent(net, runtime.WithClock(clock), runtime.WithSeed(1), runtime.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
-	l, err := agent.AddLine(runtime.LineConfig{Name: "desk", User: "1001", Password: "secret", Domain: "example.test",
-		Servers: []runtime.ServerConfig{{Addr: "127.0.1.1"}, {Addr: "127.0.1.2"}}})
+	l, err := agent.AddLine(settings.LineConfig{Name: "desk", User: "1001", Password: "secret", Domain: "example.test",
+		Servers: []settings.ServerConfig{{Addr: "127.0.1.1"}, {Addr: "127.0.1.2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

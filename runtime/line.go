@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -17,7 +18,7 @@ import (
 // timers, and its requests. It implements fsm.LineActions.
 type Line struct {
 	agent *Agent
-	cfg   LineConfig
+	cfg   settings.LineConfig
 	keys  []serverKey // the configured servers, located by the agent (R20)
 
 	mu       sync.Mutex
@@ -92,14 +93,14 @@ type Status struct {
 	Waiting string `json:"waiting,omitempty"`
 }
 
-func newLine(a *Agent, cfg LineConfig) (*Line, error) {
+func newLine(a *Agent, cfg settings.LineConfig) (*Line, error) {
 	l := &Line{agent: a, cfg: cfg, retryUntil: map[serverAddr]time.Time{}, creds: map[serverAddr]*credentials{},
 		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		l.keys = append(l.keys, keyOf(s))
 	}
-	p := lineParams(cfg)
+	p := cfg.LineParams()
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("line %s: %w", cfg.Name, err)
 	}
@@ -121,7 +122,7 @@ func newLine(a *Agent, cfg LineConfig) (*Line, error) {
 }
 
 // Config returns the line's settings, defaults filled in.
-func (l *Line) Config() LineConfig { return l.cfg }
+func (l *Line) Config() settings.LineConfig { return l.cfg }
 
 // Name is the line's configured name.
 func (l *Line) Name() string { return l.cfg.Name }

@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -106,7 +107,7 @@ func (l *Line) grant(t *txn, res *wire.Answer) (time.Duration, bool) {
 		return 0, false
 	}
 	l.bound[t.dst.at()] = t.contactURI
-	return refreshAfter(d), true
+	return settings.RefreshAfter(d), true
 }
 
 // setRefresh times the line's next refresh; 0 leaves it as it is.
@@ -207,7 +208,7 @@ func (l *Line) noteMinExpires(t *txn, res *wire.Answer) string {
 }
 
 func refusedEvent(dst Endpoint) fsm.LineEvent {
-	if dst.Transport == TransportUDP {
+	if dst.Transport == settings.TransportUDP {
 		return fsm.LineEventTransportIcmp
 	}
 	return fsm.LineEventTransportTcp

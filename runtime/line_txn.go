@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -137,7 +138,7 @@ func (l *Line) transmit(t *txn) {
 		}
 		return
 	}
-	if t.dst.Transport != TransportUDP || (t.max > 0 && t.sent >= t.max) {
+	if t.dst.Transport != settings.TransportUDP || (t.max > 0 && t.sent >= t.max) {
 		return
 	}
 	wait := t.interval
@@ -298,7 +299,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ev := fsm.LineEventTransportTcp
-	if dst.Transport == TransportUDP {
+	if dst.Transport == settings.TransportUDP {
 		ev = fsm.LineEventTransportIcmp
 	}
 	hit := false
@@ -311,7 +312,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 		if b := t.binding; b != nil {
 			ev := fsm.BindingEventKeepaliveFailed
 			if t.kind == txnRegister {
-				ev = map[bool]fsm.BindingEvent{true: fsm.BindingEventTransportIcmp, false: fsm.BindingEventTransportTcp}[dst.Transport == TransportUDP]
+				ev = map[bool]fsm.BindingEvent{true: fsm.BindingEventTransportIcmp, false: fsm.BindingEventTransportTcp}[dst.Transport == settings.TransportUDP]
 			}
 			l.postBinding(b, ev, err.Error())
 			continue
@@ -319,7 +320,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 		switch t.kind {
 		case txnRequest:
 			rev := fsm.RequestEventTransportTcp
-			if dst.Transport == TransportUDP {
+			if dst.Transport == settings.TransportUDP {
 				rev = fsm.RequestEventTransportIcmp
 			}
 			l.postReq(t.owner, rev, err.Error())
@@ -331,7 +332,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 			t.refused(err.Error())
 		}
 	}
-	if !hit && dst.Transport != TransportUDP && l.cc != nil {
+	if !hit && dst.Transport != settings.TransportUDP && l.cc != nil {
 		// Nothing in flight, but a binding's connection is gone.
 		for _, b := range l.cc.bindings {
 			if b.m.State() == fsm.BindingStateRegistered && b.ep == dst {
@@ -340,7 +341,7 @@ func (l *Line) unreachable(dst Endpoint, err *TransportError) {
 			}
 		}
 	}
-	if !hit && dst.Transport != TransportUDP && l.cc == nil && l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
+	if !hit && dst.Transport != settings.TransportUDP && l.cc == nil && l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
 		// Nothing in flight, but the registration's connection is gone.
 		l.post(fsm.LineEventTransportClosed, err.Error())
 		hit = true

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // maxServers is the longest server list a line has: the line model's
@@ -88,7 +89,7 @@ func (l *Line) setList(list []slot) {
 		if s.pending || s.err != nil {
 			tr = *l.cfg.Servers[s.cfg].Transport
 		}
-		return tr != TransportUDP && tr != TransportAuto
+		return tr != settings.TransportUDP && tr != settings.TransportAuto
 	})
 	l.m.SetParams(p)
 }

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/sipfailover/sipfailover/runtime/locate"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // Locating servers (R20): runtime/locate looks names up as RFC 3263 says;
@@ -40,7 +41,7 @@ func WithResolver(r Resolver) Option { return func(a *Agent) { a.loc.res = r } }
 // serverKey is what a configured server is located by.
 type serverKey = locate.Key
 
-func keyOf(s ServerConfig) serverKey {
+func keyOf(s settings.ServerConfig) serverKey {
 	name := s.TLSServerName
 	if name == "" {
 		name = s.Addr
@@ -286,8 +287,8 @@ type Target struct {
 // answers kept for them, and returns its targets in order and how long the
 // answer may be kept: what a line configured with s would try, for
 // diagnostics and tests. SRV weights draw on the agent's randomness.
-func (a *Agent) Locate(ctx context.Context, s ServerConfig) ([]Target, time.Duration, error) {
-	s = LineConfig{Servers: []ServerConfig{s}}.Defaults().Servers[0]
+func (a *Agent) Locate(ctx context.Context, s settings.ServerConfig) ([]Target, time.Duration, error) {
+	s = settings.LineConfig{Servers: []settings.ServerConfig{s}}.Defaults().Servers[0]
 	k := keyOf(s)
 	if t, ok := literal(k); ok {
 		return []Target{{Endpoint: t.ep}}, locate.MaxTTL, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // BenchmarkLocatedFailover measures, on real loopback sockets, a manual
@@ -34,9 +35,9 @@ func BenchmarkLocatedFailover(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(stop)
-			servers := []runtime.ServerConfig{server("127.0.0.1", p1.Port(), runtime.TransportUDP), server("127.0.0.1", p2.Port(), runtime.TransportUDP)}
+			servers := []settings.ServerConfig{server("127.0.0.1", p1.Port(), settings.TransportUDP), server("127.0.0.1", p2.Port(), settings.TransportUDP)}
 			if byName {
-				servers = []runtime.ServerConfig{server("example.test", 0, runtime.TransportUDP)}
+				servers = []settings.ServerConfig{server("example.test", 0, settings.TransportUDP)}
 			}
 			w := newBenchWith(b, nil, servers, nil, runtime.WithResolver(runtime.NewDNSResolver([]string{addr})))
 			w.line.Register()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // zone returns a zone of records; the test fails on a bad one.
@@ -26,8 +27,8 @@ func zone(t testing.TB, records ...string) *runtimetest.Zone {
 	return z
 }
 
-func server(addr string, port, transport int) runtime.ServerConfig {
-	return runtime.ServerConfig{Addr: addr, Port: &port, Transport: &transport}
+func server(addr string, port, transport int) settings.ServerConfig {
+	return settings.ServerConfig{Addr: addr, Port: &port, Transport: &transport}
 }
 
 func targetsOf(ts []runtime.Target) []string {
@@ -72,39 +73,39 @@ func TestLocateOrder(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name    string
-		server  runtime.ServerConfig
+		server  settings.ServerConfig
 		want    []string
 		ttl     time.Duration
 		asked   []string // the questions, in order
 		wantErr string
 	}{
-		{"NAPTR, then SRV by priority, then A before AAAA", server("example.test", 0, runtime.TransportAuto),
+		{"NAPTR, then SRV by priority, then A before AAAA", server("example.test", 0, settings.TransportAuto),
 			[]string{"TCP 127.0.0.11:5070 via pbx1.example.test:5070", "TCP 127.0.0.12:5080 via pbx2.example.test:5080",
 				"TCP [::1]:5080 via pbx2.example.test:5080", "UDP 127.0.0.13:5090 via pbx3.example.test:5090"},
 			60 * time.Second,
 			[]string{"NAPTR example.test", "SRV _sip._tcp.example.test", "A pbx1.example.test", "AAAA pbx1.example.test",
 				"A pbx2.example.test", "AAAA pbx2.example.test", "SRV _sip._udp.example.test", "A pbx3.example.test", "AAAA pbx3.example.test"}, ""},
-		{"no NAPTR: every SRV service, UDP first", server("tls.test", 0, runtime.TransportAuto),
+		{"no NAPTR: every SRV service, UDP first", server("tls.test", 0, settings.TransportAuto),
 			[]string{"TLS 127.0.0.11:5161 via pbx1.example.test:5161"}, 60 * time.Second,
 			[]string{"NAPTR tls.test", "SRV _sip._udp.tls.test", "SRV _sip._tcp.tls.test", "SRV _sips._tcp.tls.test", "A pbx1.example.test", "AAAA pbx1.example.test"}, ""},
-		{"a transport: its SRV only", server("example.test", 0, runtime.TransportTCP),
+		{"a transport: its SRV only", server("example.test", 0, settings.TransportTCP),
 			[]string{"TCP 127.0.0.11:5070 via pbx1.example.test:5070", "TCP 127.0.0.12:5080 via pbx2.example.test:5080",
 				"TCP [::1]:5080 via pbx2.example.test:5080"}, 60 * time.Second,
 			[]string{"SRV _sip._tcp.example.test", "A pbx1.example.test", "AAAA pbx1.example.test", "A pbx2.example.test", "AAAA pbx2.example.test"}, ""},
-		{"a port: the name's addresses, no SRV", server("plain.test", 5062, runtime.TransportUDP),
+		{"a port: the name's addresses, no SRV", server("plain.test", 5062, settings.TransportUDP),
 			[]string{"UDP 127.0.0.30:5062", "UDP [::1]:5062"}, 45 * time.Second,
 			[]string{"A plain.test", "AAAA plain.test"}, ""},
-		{"no SRV records: the name on the default port", server("plain.test", 0, runtime.TransportTLS),
+		{"no SRV records: the name on the default port", server("plain.test", 0, settings.TransportTLS),
 			[]string{"TLS 127.0.0.30:5061", "TLS [::1]:5061"}, 45 * time.Second,
 			[]string{"SRV _sips._tcp.plain.test", "A plain.test", "AAAA plain.test"}, ""},
-		{"an address: no lookup", server("127.0.0.9", 0, runtime.TransportUDP),
+		{"an address: no lookup", server("127.0.0.9", 0, settings.TransportUDP),
 			[]string{"UDP 127.0.0.9:5060"}, 24 * time.Hour, nil, ""},
-		{"SRV target .: no service", server("gone.test", 0, runtime.TransportUDP), nil, 0,
+		{"SRV target .: no service", server("gone.test", 0, settings.TransportUDP), nil, 0,
 			[]string{"SRV _sip._udp.gone.test"}, `every SRV target is "."`},
-		{"broken records are no targets", server("broken.test", 0, runtime.TransportUDP),
+		{"broken records are no targets", server("broken.test", 0, settings.TransportUDP),
 			[]string{"UDP 127.0.0.13:5060 via pbx3.example.test:5060"}, 300 * time.Second,
 			[]string{"SRV _sip._udp.broken.test", "A zero.test", "AAAA zero.test", "A pbx3.example.test", "AAAA pbx3.example.test"}, ""},
-		{"no such name", server("nowhere.test", 5060, runtime.TransportUDP), nil, 0,
+		{"no such name", server("nowhere.test", 5060, settings.TransportUDP), nil, 0,
 			[]string{"A nowhere.test", "AAAA nowhere.test"}, "nowhere.test has no address"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,19 +143,19 @@ func TestLocateFailures(t *testing.T) {
 	z := zone(t, "_sip._udp.example.test. 60 IN SRV 0 0 5060 pbx.example.test.", "pbx.example.test. 60 IN A 127.0.0.1")
 	a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(z))
 	z.Fail("_sip._udp.example.test", dns.RcodeServerFailure)
-	if _, _, err := a.Locate(context.Background(), server("example.test", 0, runtime.TransportUDP)); err == nil ||
+	if _, _, err := a.Locate(context.Background(), server("example.test", 0, settings.TransportUDP)); err == nil ||
 		!strings.Contains(err.Error(), "SRV _sip._udp.example.test: SERVFAIL") {
 		t.Errorf("SERVFAIL: err %v", err)
 	}
 	z.Fail("_sip._udp.example.test", 0)
 	z.Fail("pbx.example.test", dns.RcodeRefused)
-	if _, _, err := a.Locate(context.Background(), server("example.test", 0, runtime.TransportUDP)); err == nil ||
+	if _, _, err := a.Locate(context.Background(), server("example.test", 0, settings.TransportUDP)); err == nil ||
 		!strings.Contains(err.Error(), "A pbx.example.test: REFUSED") {
 		t.Errorf("REFUSED: err %v", err)
 	}
 	z.Fail("pbx.example.test", 0)
 	z.Silence("pbx.example.test", true)
-	if _, _, err := a.Locate(context.Background(), server("example.test", 0, runtime.TransportUDP)); err == nil ||
+	if _, _, err := a.Locate(context.Background(), server("example.test", 0, settings.TransportUDP)); err == nil ||
 		!strings.Contains(err.Error(), "timeout") {
 		t.Errorf("silent: err %v", err)
 	}
@@ -176,7 +177,7 @@ func TestSRVWeights(t *testing.T) {
 			runtime.WithResolver(z), runtime.WithSeed(seed))
 		var out [][]string
 		for range n {
-			ts, _, err := a.Locate(context.Background(), server("example.test", 0, runtime.TransportUDP))
+			ts, _, err := a.Locate(context.Background(), server("example.test", 0, settings.TransportUDP))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,7 +219,7 @@ type dnsLine struct {
 // newDNSLine starts registrars p1 and p2 (the primary name's SRV targets,
 // p1 first) and the backup, a DNS server for the zone, and a line whose
 // primary is example.test (port 0: SRV) and whose backup is an address.
-func newDNSLine(t *testing.T, network, host string, tweak func(*runtime.LineConfig)) (*dnsLine, *runtimetest.Registrar, *runtimetest.Registrar) {
+func newDNSLine(t *testing.T, network, host string, tweak func(*settings.LineConfig)) (*dnsLine, *runtimetest.Registrar, *runtimetest.Registrar) {
 	t.Helper()
 	if host == "::1" {
 		if c, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
@@ -253,8 +254,8 @@ func newDNSLine(t *testing.T, network, host string, tweak func(*runtime.LineConf
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	transport := map[string]int{"udp": runtime.TransportUDP, "tcp": runtime.TransportTCP}[network]
-	b := newBenchWith(t, nil, []runtime.ServerConfig{
+	transport := map[string]int{"udp": settings.TransportUDP, "tcp": settings.TransportTCP}[network]
+	b := newBenchWith(t, nil, []settings.ServerConfig{
 		server("example.test", 0, transport),
 		server(host, regs[2].Port(), transport),
 	}, tweak, runtime.WithResolver(runtime.NewDNSResolver([]string{addr})))
@@ -269,7 +270,7 @@ func newDNSLine(t *testing.T, network, host string, tweak func(*runtime.LineConf
 func TestFailoverAcrossSRVTargets(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
-			d, p1, p2 := newDNSLine(t, network, "127.0.0.1", func(c *runtime.LineConfig) { c.FailbackInterval = new(1) })
+			d, p1, p2 := newDNSLine(t, network, "127.0.0.1", func(c *settings.LineConfig) { c.FailbackInterval = new(1) })
 			d.line.Register()
 			d.waitState("primary_registered", 5*time.Second)
 			st := d.line.Status()
@@ -353,7 +354,7 @@ lines:
 - user: a
   servers: [{addr: sip.example.test, port: 0}, {addr: sip.example.test, transport: 2}]
 `
-	_, err := runtime.ParseConfig([]byte(src))
+	_, err := settings.Parse([]byte(src))
 	if err == nil {
 		t.Fatal("accepted")
 	}
@@ -382,7 +383,7 @@ func TestOneNameLine(t *testing.T) {
 		"lines:\n- user: a\n  servers: [{addr: sip.example.test}]\n":                         false,
 		"lines:\n- user: a\n  servers: [{addr: a.test, port: 0}, {addr: b.test, port: 0}]\n": true,
 	} {
-		_, err := runtime.ParseConfig([]byte(src))
+		_, err := settings.Parse([]byte(src))
 		if (err == nil) != ok {
 			t.Errorf("%q: err %v, want accepted=%v", src, err, ok)
 		}
@@ -413,8 +414,8 @@ func TestTTLExpiryOverTheWire(t *testing.T) {
 	}
 	t.Cleanup(stop)
 	agent := runtime.NewAgent(simnet, runtime.WithClock(clock), runtime.WithResolver(runtime.NewDNSResolver([]string{addr})))
-	line, err := agent.AddLine(runtime.LineConfig{Name: "ttl", User: "1001", Servers: []runtime.ServerConfig{
-		server("example.test", 0, runtime.TransportUDP), server(backup.Host, 5060, runtime.TransportUDP)}})
+	line, err := agent.AddLine(settings.LineConfig{Name: "ttl", User: "1001", Servers: []settings.ServerConfig{
+		server("example.test", 0, settings.TransportUDP), server(backup.Host, 5060, settings.TransportUDP)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +473,7 @@ func TestLargeSRVAnswerIsBounded(t *testing.T) {
 	}
 	z := zone(t, records...)
 	a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(z))
-	ts, _, err := a.Locate(context.Background(), server("big.test", 0, runtime.TransportUDP))
+	ts, _, err := a.Locate(context.Background(), server("big.test", 0, settings.TransportUDP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +539,7 @@ func FuzzLocateAnswer(f *testing.F) {
 		}
 		r := &fuzzResolver{answer: m}
 		a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(r))
-		ts, _, _ := a.Locate(context.Background(), server("big.test", 0, runtime.TransportAuto))
+		ts, _, _ := a.Locate(context.Background(), server("big.test", 0, settings.TransportAuto))
 		if len(ts) > 8 {
 			t.Errorf("%d targets, want at most 8", len(ts))
 		}
@@ -581,7 +582,7 @@ func TestQuestionsArePaced(t *testing.T) {
 	r := &timedZone{z: zone(t, records...)}
 	a := runtime.NewAgent(runtimetest.NewSimNetwork(runtimetest.NewVirtualClock(time.Unix(0, 0)), time.Millisecond), runtime.WithResolver(r))
 	for _, name := range names {
-		if _, _, err := a.Locate(context.Background(), server(name+".test", 0, runtime.TransportUDP)); err != nil {
+		if _, _, err := a.Locate(context.Background(), server(name+".test", 0, settings.TransportUDP)); err != nil {
 			t.Fatal(err)
 		}
 	}

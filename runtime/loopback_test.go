@@ -13,6 +13,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // slack is how late a wall-clock measurement on real sockets may come on a
@@ -33,7 +34,7 @@ type bench struct {
 	changed chan struct{}
 }
 
-func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *bench {
+func newBench(t testing.TB, network string, tweak func(*settings.LineConfig)) *bench {
 	t.Helper()
 	b := &bench{t: t, changed: make(chan struct{}, 100)}
 	// The two share their registrations, as the seed's servers do, and know
@@ -56,8 +57,8 @@ func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *be
 		}
 		t.Cleanup(r.Stop)
 	}
-	transport := map[string]int{"udp": runtime.TransportUDP, "tcp": runtime.TransportTCP, "tls": runtime.TransportTLS}[network]
-	servers := []runtime.ServerConfig{
+	transport := map[string]int{"udp": settings.TransportUDP, "tcp": settings.TransportTCP, "tls": settings.TransportTLS}[network]
+	servers := []settings.ServerConfig{
 		{Addr: "127.0.0.1", Port: new(b.primary.Port()), Transport: &transport},
 		{Addr: "127.0.0.1", Port: new(b.backup.Port()), Transport: &transport},
 	}
@@ -69,12 +70,12 @@ func newBench(t testing.TB, network string, tweak func(*runtime.LineConfig)) *be
 
 // newBenchWith is a bench whose line has servers, on a network that checks
 // TLS servers against clientTLS, with the agent's opts.
-func newBenchWith(t testing.TB, clientTLS *tls.Config, servers []runtime.ServerConfig, tweak func(*runtime.LineConfig), opts ...runtime.Option) *bench {
+func newBenchWith(t testing.TB, clientTLS *tls.Config, servers []settings.ServerConfig, tweak func(*settings.LineConfig), opts ...runtime.Option) *bench {
 	t.Helper()
 	b := &bench{t: t, changed: make(chan struct{}, 100)}
-	cfg := runtime.LineConfig{
+	cfg := settings.LineConfig{
 		Name: "test", User: "1001", Password: "secret", Domain: "example.test", Servers: servers,
-		T1: runtime.Duration(20 * time.Millisecond), T2: runtime.Duration(160 * time.Millisecond),
+		T1: settings.Duration(20 * time.Millisecond), T2: settings.Duration(160 * time.Millisecond),
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -256,7 +257,7 @@ func TestTCPRefused(t *testing.T) {
 // TestWrongPasswordFails: R1, rejected credentials end in failed with a
 // clear reason: no loop, no failover.
 func TestWrongPasswordFails(t *testing.T) {
-	b := newBench(t, "udp", func(c *runtime.LineConfig) { c.Password = "wrong" })
+	b := newBench(t, "udp", func(c *settings.LineConfig) { c.Password = "wrong" })
 	b.line.Register()
 	b.waitState("failed", 2*time.Second)
 	if got := count(b.primary, "REGISTER"); got != 2 {
@@ -289,7 +290,7 @@ func Test403NoFailover(t *testing.T) {
 // the probe.
 func TestFailback(t *testing.T) {
 	one := 1
-	b := newBench(t, "udp", func(c *runtime.LineConfig) { c.FailbackInterval = &one })
+	b := newBench(t, "udp", func(c *settings.LineConfig) { c.FailbackInterval = &one })
 	b.primary.Stop()
 	b.line.Register()
 	b.waitState("backup_registered", 2*time.Second)
@@ -398,7 +399,7 @@ func TestTCPConnectTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hole.Close()
-	b := newBench(t, "tcp", func(c *runtime.LineConfig) { c.Servers[0].Port = &hole.Port })
+	b := newBench(t, "tcp", func(c *settings.LineConfig) { c.Servers[0].Port = &hole.Port })
 	start := time.Now()
 	b.line.Register()
 	b.waitState("backup_registered", 3*time.Second)
@@ -486,7 +487,7 @@ func TestServerPingAnswered(t *testing.T) {
 // TestTLSServerNameChecked: a certificate for another name is refused, even
 // from a trusted CA.
 func TestTLSServerNameChecked(t *testing.T) {
-	b := newBench(t, "tls", func(c *runtime.LineConfig) {
+	b := newBench(t, "tls", func(c *settings.LineConfig) {
 		for i := range c.Servers {
 			c.Servers[i].TLSServerName = "sip.wrong.example"
 		}

@@ -9,11 +9,12 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // benchPacing is the fleet's pacing in BenchmarkManyLines: the primary
 // hears at most 200 new requests at once, then 2000 a second (R21, I13).
-var benchPacing = runtime.Pacing{Rate: 2000, Burst: 200}
+var benchPacing = settings.Pacing{Rate: 2000, Burst: 200}
 
 // BenchmarkManyLines registers N lines of one agent against one
 // loopback primary and backup (UDP, digest), as a fleet simulator would,
@@ -76,7 +77,7 @@ func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duratio
 	g0 := goruntime.NumGoroutine()
 	lines := make([]*runtime.Line, n)
 	for i := range lines {
-		l, err := agent.AddLine(runtime.LineConfig{User: "1001", Password: "pw", Servers: []runtime.ServerConfig{
+		l, err := agent.AddLine(settings.LineConfig{User: "1001", Password: "pw", Servers: []settings.ServerConfig{
 			{Addr: "127.0.0.1", Port: &pp}, {Addr: "127.0.0.1", Port: &bp}}})
 		if err != nil {
 			b.Fatal(err)

@@ -163,13 +163,3 @@ func grantedExpiry(res *wire.Answer, asked int, contact sip.Uri) (d time.Duratio
 	}
 	return min(max(time.Duration(min(secs, asked))*time.Second, minExpiry), time.Duration(asked)*time.Second), false
 }
-
-// refreshAfter is when to refresh a binding granted for d: at 80 %, and at
-// least a second before it expires (I8).
-func refreshAfter(d time.Duration) time.Duration {
-	r := d * 4 / 5
-	if d-r < time.Second {
-		r = d - time.Second
-	}
-	return max(r, 100*time.Millisecond)
-}

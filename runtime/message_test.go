@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/runtime/locate"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -77,7 +78,7 @@ func TestServerListBound(t *testing.T) {
 	if maxServers != locate.MaxTargets {
 		t.Errorf("a line has %d places, a lookup takes %d targets", maxServers, locate.MaxTargets)
 	}
-	p := lineParams(LineConfig{Servers: []ServerConfig{{Addr: "192.0.2.1"}, {Addr: "192.0.2.2"}}}.Defaults())
+	p := settings.LineConfig{Servers: []settings.ServerConfig{{Addr: "192.0.2.1"}, {Addr: "192.0.2.2"}}}.Defaults().LineParams()
 	p.ServerCount = maxServers
 	if err := p.Validate(); err != nil {
 		t.Errorf("the line model refuses %d servers: %v", maxServers, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -19,7 +20,7 @@ import (
 type Endpoint struct {
 	Host       string
 	Port       int
-	Transport  int    // TransportUDP, TransportTCP or TransportTLS
+	Transport  int    // settings.TransportUDP, settings.TransportTCP or settings.TransportTLS
 	ServerName string // TLS: the name the certificate must carry
 }
 
@@ -39,9 +40,9 @@ func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e
 // TransportName is UDP, TCP or TLS, as Via writes it.
 func (e Endpoint) TransportName() string {
 	switch e.Transport {
-	case TransportTCP:
+	case settings.TransportTCP:
 		return "TCP"
-	case TransportTLS:
+	case settings.TransportTLS:
 		return "TLS"
 	}
 	return "UDP"
@@ -114,7 +115,7 @@ type TransportError struct {
 
 func (e *TransportError) Error() string {
 	switch {
-	case e.Dst.Transport == TransportUDP && errors.Is(e.Err, errConnRefused):
+	case e.Dst.Transport == settings.TransportUDP && errors.Is(e.Err, errConnRefused):
 		return fmt.Sprintf("ICMP port unreachable from %s", e.Dst)
 	case errors.Is(e.Err, io.EOF):
 		return fmt.Sprintf("%s: connection closed by the server", e.Dst)

@@ -8,11 +8,12 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // fleetOf builds n lines of one agent on a simulated primary and backup
 // (UDP, no challenge, TTL 100 s), in virtual time.
-func fleetOf(t *testing.T, n int, lc runtime.LineConfig, opts ...runtime.Option) (*runtimetest.VirtualClock, *runtimetest.SimNetwork, []runtime.Endpoint, []*runtime.Line) {
+func fleetOf(t *testing.T, n int, lc settings.LineConfig, opts ...runtime.Option) (*runtimetest.VirtualClock, *runtimetest.SimNetwork, []runtime.Endpoint, []*runtime.Line) {
 	t.Helper()
 	clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	simnet := runtimetest.NewSimNetwork(clock, 5*time.Millisecond)
@@ -22,7 +23,7 @@ func fleetOf(t *testing.T, n int, lc runtime.LineConfig, opts ...runtime.Option)
 		e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port}
 		eps = append(eps, e)
 		simnet.Add(&runtimetest.SimServer{Endpoint: e})
-		lc.Servers = append(lc.Servers, runtime.ServerConfig{Addr: e.Host, Port: &port, TTL: &ttl})
+		lc.Servers = append(lc.Servers, settings.ServerConfig{Addr: e.Host, Port: &port, TTL: &ttl})
 	}
 	agent := runtime.NewAgent(simnet, append([]runtime.Option{runtime.WithClock(clock), runtime.WithSeed(7)}, opts...)...)
 	var lines []*runtime.Line
@@ -59,8 +60,8 @@ func firstSends(simnet *runtimetest.SimNetwork, e runtime.Endpoint) []time.Durat
 // turn, so no line takes the wait for the primary's silence.
 func TestPacingTakesTurns(t *testing.T) {
 	one := 1
-	clock, simnet, eps, lines := fleetOf(t, 100, runtime.LineConfig{T1: runtime.Duration(20 * time.Millisecond), SignalRetryCounts: &one},
-		runtime.WithPacing(runtime.Pacing{Rate: 10, Burst: 5}))
+	clock, simnet, eps, lines := fleetOf(t, 100, settings.LineConfig{T1: settings.Duration(20 * time.Millisecond), SignalRetryCounts: &one},
+		runtime.WithPacing(settings.Pacing{Rate: 10, Burst: 5}))
 	for _, l := range lines {
 		l.Register()
 	}
@@ -90,7 +91,7 @@ func TestPacingTakesTurns(t *testing.T) {
 
 // TestPacingOff: a rate of 0 sends every REGISTER at once.
 func TestPacingOff(t *testing.T) {
-	clock, simnet, eps, lines := fleetOf(t, 300, runtime.LineConfig{}, runtime.WithPacing(runtime.Pacing{}))
+	clock, simnet, eps, lines := fleetOf(t, 300, settings.LineConfig{}, runtime.WithPacing(settings.Pacing{}))
 	for _, l := range lines {
 		l.Register()
 	}
@@ -106,7 +107,7 @@ func TestPacingOff(t *testing.T) {
 // spread over it; with 0 all at the same moment (R21).
 func TestTimerSpread(t *testing.T) {
 	for _, spread := range []int{0, 20} {
-		clock, simnet, eps, lines := fleetOf(t, 200, runtime.LineConfig{TimerSpread: spread}, runtime.WithPacing(runtime.Pacing{}))
+		clock, simnet, eps, lines := fleetOf(t, 200, settings.LineConfig{TimerSpread: spread}, runtime.WithPacing(settings.Pacing{}))
 		for _, l := range lines {
 			l.Register()
 		}

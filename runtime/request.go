@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -110,7 +111,7 @@ func checkTarget(target string) error {
 func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, body []byte, d *dialog, call *Call) (*Request, error) {
 	c := l.cfg
 	r := &Request{line: l, method: method, target: target, contentType: contentType, body: body, dlg: d, call: call, done: make(chan struct{})}
-	p := requestParams(c)
+	p := c.RequestParams()
 	p.IsInvite = method == sip.INVITE
 	if call != nil && method != sip.INVITE {
 		// Through the dialog's server, while the line's list has it; one
@@ -143,10 +144,6 @@ func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, 
 	l.drain()
 	return r, nil
 }
-
-// ringTimeout bounds how long an INVITE that got a 1xx waits for its final
-// answer; RFC 3261 Timer C is more than 3 minutes.
-const ringTimeout = 3*time.Minute + time.Second
 
 // Done is closed when the request has ended.
 func (r *Request) Done() <-chan struct{} { return r.done }
@@ -326,7 +323,7 @@ func (r *Request) send(challenge *wire.Answer) {
 		s.auth, s.authVal = name, val
 	}
 	refused := fsm.RequestEventTransportTcp
-	if dst.Transport == TransportUDP {
+	if dst.Transport == settings.TransportUDP {
 		refused = fsm.RequestEventTransportIcmp
 	}
 	t := l.start(&r.tx, txnRequest, r.dlg, s, server, r.m.MaxTransmissions(), func(reason string) { l.postReq(r, refused, reason) })

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // TestScenarios runs every script under testdata/*.txt: a failover story in
@@ -92,7 +93,7 @@ type scenario struct {
 	clock   *runtimetest.VirtualClock
 	net     *runtimetest.SimNetwork
 	start   time.Time
-	cfg     runtime.LineConfig
+	cfg     settings.LineConfig
 	auth    bool
 	line    *runtime.Line
 	eps     []runtime.Endpoint
@@ -165,25 +166,25 @@ func (s *scenario) configure(kv []string) {
 		set[k] = v
 	}
 	n, _ := strconv.Atoi(set["servers"])
-	transport := map[string]int{"udp": runtime.TransportUDP, "tcp": runtime.TransportTCP, "tls": runtime.TransportTLS}[set["transport"]]
-	cfg := runtime.LineConfig{Name: "scenario", User: "1001", Password: "secret", Domain: "example.test"}
+	transport := map[string]int{"udp": settings.TransportUDP, "tcp": settings.TransportTCP, "tls": settings.TransportTLS}[set["transport"]]
+	cfg := settings.LineConfig{Name: "scenario", User: "1001", Password: "secret", Domain: "example.test"}
 	s.eps = nil
 	var eps []runtime.Endpoint
 	for i := range n {
 		port := 5060
-		cfg.Servers = append(cfg.Servers, runtime.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &transport})
+		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &transport})
 		eps = append(eps, runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: transport})
 	}
 	if n == 1 && set["dns"] != "on" {
 		// One name with port 0, its one SRV target the primary: a line of
 		// one server (R20).
-		cfg.Servers = []runtime.ServerConfig{{Addr: "primary.test", Port: new(0), Transport: &transport}}
+		cfg.Servers = []settings.ServerConfig{{Addr: "primary.test", Port: new(0), Transport: &transport}}
 		s.records = map[string]srvSet{"primary": {[]string{"primary"}, 86400}}
 		s.zone, _ = runtimetest.NewZone()
 	}
 	if set["dns"] == "on" {
 		// Two names, each located at its own server at first (R20).
-		cfg.Servers = []runtime.ServerConfig{
+		cfg.Servers = []settings.ServerConfig{
 			{Addr: "primary.test", Port: new(0), Transport: &transport},
 			{Addr: "backup.test", Port: new(0), Transport: &transport},
 		}
@@ -201,7 +202,7 @@ func (s *scenario) configure(kv []string) {
 		}
 		return &x
 	}
-	dur := func(k string) runtime.Duration {
+	dur := func(k string) settings.Duration {
 		v, ok := set[k]
 		if !ok {
 			return 0
@@ -210,7 +211,7 @@ func (s *scenario) configure(kv []string) {
 		if err != nil {
 			s.fail("%s=%s is not a duration", k, v)
 		}
-		return runtime.Duration(d)
+		return settings.Duration(d)
 	}
 	onoff := func(k string) *int {
 		switch set[k] {
@@ -263,7 +264,7 @@ func (s *scenario) configure(kv []string) {
 // writeZone puts the scenario's records in its zone: each name's SRV
 // targets, priority 10, 20 ... in order, and an A record per server.
 func (s *scenario) writeZone() {
-	service := map[int]string{runtime.TransportUDP: "_sip._udp", runtime.TransportTCP: "_sip._tcp", runtime.TransportTLS: "_sips._tcp"}[s.eps[0].Transport]
+	service := map[int]string{settings.TransportUDP: "_sip._udp", settings.TransportTCP: "_sip._tcp", settings.TransportTLS: "_sips._tcp"}[s.eps[0].Transport]
 	var rrs []string
 	for i, e := range s.eps {
 		rrs = append(rrs, fmt.Sprintf("%s.host. 604800 IN A %s", serverNames[i], e.Host))
@@ -320,7 +321,7 @@ func (s *scenario) dnsStep(w []string) {
 
 // srvName is the SRV name the line asks for name.
 func (s *scenario) srvName(name string) string {
-	return map[int]string{runtime.TransportUDP: "_sip._udp.", runtime.TransportTCP: "_sip._tcp.", runtime.TransportTLS: "_sips._tcp."}[s.eps[0].Transport] + name
+	return map[int]string{settings.TransportUDP: "_sip._udp.", settings.TransportTCP: "_sip._tcp.", settings.TransportTLS: "_sips._tcp."}[s.eps[0].Transport] + name
 }
 
 func (s *scenario) ensureLine() *runtime.Line {

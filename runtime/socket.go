@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // SocketNetwork is the Network of real sockets. Every line of an agent
@@ -67,7 +68,7 @@ func (n *SocketNetwork) SetHandler(h Handler) { n.handler = h }
 // Local returns the local address used towards dst.
 func (n *SocketNetwork) Local(dst Endpoint) (string, int) {
 	n.mu.Lock()
-	if dst.Transport == TransportUDP {
+	if dst.Transport == settings.TransportUDP {
 		defer n.mu.Unlock()
 		if c, err := n.udpConn(dst); err == nil {
 			a := c.LocalAddr().(*net.UDPAddr)
@@ -119,7 +120,7 @@ func (n *SocketNetwork) Send(dst Endpoint, msg []byte) error {
 		n.mu.Unlock()
 		return &TransportError{dst, net.ErrClosed}
 	}
-	if dst.Transport == TransportUDP {
+	if dst.Transport == settings.TransportUDP {
 		c, err := n.udpConn(dst)
 		n.mu.Unlock()
 		if err != nil {
@@ -192,7 +193,7 @@ func (n *SocketNetwork) readListener(c *net.UDPConn) {
 		if err != nil {
 			continue
 		}
-		from := Endpoint{Host: addr.Addr().Unmap().String(), Port: int(addr.Port()), Transport: TransportUDP}
+		from := Endpoint{Host: addr.Addr().Unmap().String(), Port: int(addr.Port()), Transport: settings.TransportUDP}
 		receive(n.handler, from, buf[:k], func(b []byte) { c.WriteToUDPAddrPort(b, addr) })
 	}
 }
@@ -324,7 +325,7 @@ func (n *SocketNetwork) dial(s *stream) {
 		})
 	}
 	defer s.once.Do(func() { close(s.bound) })
-	if s.dst.Transport == TransportTLS {
+	if s.dst.Transport == settings.TransportTLS {
 		conf := n.tls.Clone()
 		conf.ServerName = s.dst.ServerName
 		d := tls.Dialer{NetDialer: &dialer, Config: conf}
@@ -387,7 +388,7 @@ func (n *SocketNetwork) drop(s *stream, err error) {
 // instead of waiting behind a dead one (TCP would retransmit into it for
 // minutes). What was in flight on it is reported as a transport failure.
 func (n *SocketNetwork) Forget(dst Endpoint) {
-	if dst.Transport == TransportUDP {
+	if dst.Transport == settings.TransportUDP {
 		return
 	}
 	n.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // failures is a runtime.Handler that records transport failures.
@@ -51,7 +52,7 @@ func TestStreamWritesNeverBlock(t *testing.T) {
 	defer network.Close()
 	h := &failures{got: make(chan struct{}, 1)}
 	network.SetHandler(h)
-	dst := runtime.Endpoint{Host: "127.0.0.1", Port: deaf.Port(), Transport: runtime.TransportTCP}
+	dst := runtime.Endpoint{Host: "127.0.0.1", Port: deaf.Port(), Transport: settings.TransportTCP}
 	msg := bytes.Repeat([]byte("x"), 1024)
 	stop := make(chan struct{})
 	refused := make(chan int, 1)
@@ -121,7 +122,7 @@ func TestTCPFirstRegisterCarriesRealPort(t *testing.T) {
 // that is refused and the line is on the backup within a round trip, not
 // at the next refresh.
 func TestTCPServerClosingIsFlowFailure(t *testing.T) {
-	b := newBench(t, "tcp", func(c *runtime.LineConfig) { c.Servers[0].TTL = new(3600) })
+	b := newBench(t, "tcp", func(c *settings.LineConfig) { c.Servers[0].TTL = new(3600) })
 	b.line.Register()
 	b.waitState("primary_registered", 10*time.Second)
 	b.primary.Stop() // closes its connections: the line's reader sees EOF
@@ -144,8 +145,8 @@ func TestTCPServerClosingIsFlowFailure(t *testing.T) {
 // TCP's retransmission. A connection whose server was found unavailable is
 // now closed, and the probe goes over a new one.
 func TestTCPConnectionRenewedAfterTimeout(t *testing.T) {
-	b := newBench(t, "tcp", func(c *runtime.LineConfig) {
-		c.KeepaliveInterval = runtime.Duration(200 * time.Millisecond)
+	b := newBench(t, "tcp", func(c *settings.LineConfig) {
+		c.KeepaliveInterval = settings.Duration(200 * time.Millisecond)
 		c.FailbackInterval = new(1)
 	})
 	b.line.Register()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 const defaultStatusAddr = "127.0.0.1:5380"
@@ -70,7 +71,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // lineKey names a line across reloads: its name, else its position.
-func lineKey(i int, c runtime.LineConfig) string {
+func lineKey(i int, c settings.LineConfig) string {
 	if c.Name != "" {
 		return c.Name
 	}
@@ -88,7 +89,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 	if !o.remote && !loopback(o.statusAddr) {
 		return fmt.Errorf("-status-addr %s %w; use -status-remote to allow it", o.statusAddr, errRemote)
 	}
-	cfg, err := runtime.LoadConfig(path)
+	cfg, err := settings.Load(path)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 	pages := &web.Server{
 		Settings: api.settings,
 		Counters: func() runtime.Counters { return api.agent.Counters() },
-		Apply: func(next runtime.Config) error {
+		Apply: func(next settings.Config) error {
 			done := make(chan error, 1)
 			select {
 			case applyReqs <- applyReq{next, done}:
@@ -167,7 +168,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 	log.Info("agent running", "lines", len(lines), "status", "http://"+ln.Addr().String()+"/api/status", "token_file", tokenFile)
 
 	if w := cfg.Web; w != nil {
-		listen := cmp.Or(w.Listen, runtime.DefaultWebListen)
+		listen := cmp.Or(w.Listen, settings.DefaultWebListen)
 		wl, err := net.Listen("tcp", listen)
 		if err != nil {
 			return fmt.Errorf("web: %w", err)
@@ -193,7 +194,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 			unregisterAll(agent.Lines())
 			return nil
 		case <-reload:
-			next, err := runtime.LoadConfig(path)
+			next, err := settings.Load(path)
 			if err != nil {
 				log.Error("reload refused; the running settings stay", "err", err)
 				continue
@@ -205,7 +206,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 			api.set(cfg, lines)
 		case req := <-applyReqs:
 			// The page's Submit: stored whole first, then applied (R15).
-			if err := runtime.SaveConfig(path, req.next); err != nil {
+			if err := settings.Save(path, req.next); err != nil {
 				log.Error("settings from the page refused; the running settings stay", "err", err)
 				req.done <- err
 				continue
@@ -231,7 +232,7 @@ type serveOptions struct {
 // applyReq is settings from the page, for the agent's loop to store and
 // apply.
 type applyReq struct {
-	next runtime.Config
+	next settings.Config
 	done chan error
 }
 
@@ -239,7 +240,7 @@ type applyReq struct {
 // alone, changed ones are de-registered and registered anew; forget is
 // told the names of lines that are gone, for their metrics. It logs what
 // changed ("settings applied").
-func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Config, log *slog.Logger,
+func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next settings.Config, log *slog.Logger,
 	forget func(name string)) map[string]*runtime.Line {
 	out := map[string]*runtime.Line{}
 	var gone []*runtime.Line
@@ -286,7 +287,7 @@ func apply(agent *runtime.Agent, lines map[string]*runtime.Line, next runtime.Co
 
 // agentSettings gives the agent next's resolver when its dns block differs
 // from prev's, and next's pacing when that differs.
-func agentSettings(agent *runtime.Agent, prev, next runtime.Config) {
+func agentSettings(agent *runtime.Agent, prev, next settings.Config) {
 	if !reflect.DeepEqual(prev.DNS, next.DNS) {
 		agent.SetResolver(next.Resolver())
 	}
@@ -296,7 +297,7 @@ func agentSettings(agent *runtime.Agent, prev, next runtime.Config) {
 }
 
 // warn logs what in the settings is valid but likely a mistake.
-func warn(log *slog.Logger, cfg runtime.Config) {
+func warn(log *slog.Logger, cfg settings.Config) {
 	for _, w := range cfg.Warnings() {
 		log.Warn("settings: " + w)
 	}

@@ -33,7 +33,7 @@ func startRegistrars(t *testing.T, names ...string) []*runtimetest.Registrar {
 	return out
 }
 
-func settings(lines ...[2]int) string {
+func settingsFile(lines ...[2]int) string {
 	var b strings.Builder
 	b.WriteString("lines:\n")
 	for i, l := range lines {
@@ -80,7 +80,7 @@ func TestServeReloadAndStop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write(settings([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2.Port()}))
+	write(settingsFile([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2.Port()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	reload := make(chan struct{})
 	done := make(chan error, 1)
@@ -95,7 +95,7 @@ func TestServeReloadAndStop(t *testing.T) {
 	write("lines: [this is not valid")
 	reload <- struct{}{}
 	eventually(t, "the bad reload is reported", func() bool { return strings.Contains(logs.String(), "reload refused") })
-	write(settings([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2new.Port()}))
+	write(settingsFile([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2new.Port()}))
 	reload <- struct{}{}
 	// Line 2 de-registers (with the nonce it holds, RFC 7616 3.4: Expires 0
 	// once) and registers anew.
@@ -136,7 +136,7 @@ func TestHalfBadSettingsChangeNothing(t *testing.T) {
 	rs := startRegistrars(t, "p1", "b1", "p2", "b2", "b1new")
 	p1, b1, p2, b2, b1new := rs[0], rs[1], rs[2], rs[3], rs[4]
 	halfBad := func(line1 [2]int) string { // line 1 good, line 2 with T1 past its bound
-		s := settings(line1, [2]int{p2.Port(), b2.Port()})
+		s := settingsFile(line1, [2]int{p2.Port(), b2.Port()})
 		i := strings.LastIndex(s, "t1: 20ms")
 		return s[:i] + "t1: 99h" + s[i+len("t1: 20ms"):]
 	}
@@ -157,7 +157,7 @@ func TestHalfBadSettingsChangeNothing(t *testing.T) {
 		t.Fatalf("the good line of a refused file sent %d REGISTERs", n)
 	}
 
-	write(settings([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2.Port()}))
+	write(settingsFile([2]int{p1.Port(), b1.Port()}, [2]int{p2.Port(), b2.Port()}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reload := make(chan struct{})
@@ -247,7 +247,7 @@ func runAgent(t *testing.T, settings string) (addr, path string) {
 func TestStatusTable(t *testing.T) {
 	rs := startRegistrars(t, "p", "b")
 	rs[0].SetAnswer(503, 0)
-	addr, _ := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	addr, _ := runAgent(t, settingsFile([2]int{rs[0].Port(), rs[1].Port()}))
 	var out, errOut bytes.Buffer
 	eventually(t, "the status shows the line on the backup", func() bool {
 		out.Reset()

@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
-	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // screenshots, when set, is the folder the browser test saves its
@@ -60,10 +60,10 @@ func TestPagesInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	webAddr := freeAddr(t)
-	settings := settings([2]int{rs[0].Port(), rs[1].Port()}) +
+	src := settingsFile([2]int{rs[0].Port(), rs[1].Port()}) +
 		"    keepalive_interval: 200ms\n" +
 		fmt.Sprintf("web:\n  listen: %s\n  password_hash: %q\n", webAddr, hash)
-	_, path := runAgent(t, settings)
+	_, path := runAgent(t, src)
 	eventually(t, "the line registers on the primary", primary.Registered)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
@@ -193,7 +193,7 @@ func TestAnotherSiteCannotChangeAnything(t *testing.T) {
 	}
 	webAddr, statusAddr := freeAddr(t), freeAddr(t)
 	path := filepath.Join(t.TempDir(), "lines.yaml")
-	src := settings([2]int{primary.Port(), backup.Port()}) + "    keepalive_interval: 200ms\n" +
+	src := settingsFile([2]int{primary.Port(), backup.Port()}) + "    keepalive_interval: 200ms\n" +
 		fmt.Sprintf("web:\n  listen: %s\n  password_hash: %q\n", webAddr, hash)
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ setTimeout(() => document.body.insertAdjacentHTML("beforeend", "<p id=done>done<
 	if n, un := registers(primary); n != n0 || un != 0 {
 		t.Fatalf("an unchanged Submit re-registered: %d REGISTERs more, %d de-registrations", n-n0, un)
 	}
-	saved, err := runtime.LoadConfig(path)
+	saved, err := settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

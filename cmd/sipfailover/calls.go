@@ -16,6 +16,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // api is the agent's call API under /api/calls, used by `sipfailover call`
@@ -24,7 +25,7 @@ type api struct {
 	agent *runtime.Agent
 
 	mu         sync.Mutex
-	cfg        runtime.Config
+	cfg        settings.Config
 	lines      map[string]*runtime.Line
 	ended      map[string]runtime.CallInfo // the latest ended calls, for whoever asks how they ended
 	endedOrder []string
@@ -34,7 +35,7 @@ type api struct {
 const maxEnded = 200
 
 // set takes the running settings and lines, after a start or a reload.
-func (a *api) set(cfg runtime.Config, lines map[string]*runtime.Line) {
+func (a *api) set(cfg settings.Config, lines map[string]*runtime.Line) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.cfg, a.lines = cfg, lines
@@ -55,7 +56,7 @@ func (a *api) statuses() []runtime.Status {
 }
 
 // settings returns the running settings.
-func (a *api) settings() runtime.Config {
+func (a *api) settings() settings.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.cfg

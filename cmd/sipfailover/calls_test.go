@@ -38,7 +38,7 @@ func TestCallAndHangup(t *testing.T) {
 	if err := phone.Register(rs[0].Addr); err != nil {
 		t.Fatal(err)
 	}
-	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	addr, path := runAgent(t, settingsFile([2]int{rs[0].Port(), rs[1].Port()}))
 	tok := testToken(path)
 	var out, errOut bytes.Buffer
 	eventually(t, "the agent answers, its line registered", func() bool {
@@ -87,7 +87,7 @@ func TestCallAndHangup(t *testing.T) {
 // control token, a JSON body, no Origin and a Host of its own.
 func TestCallAPIRefusesStrangers(t *testing.T) {
 	rs := startRegistrars(t, "p", "b")
-	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	addr, path := runAgent(t, settingsFile([2]int{rs[0].Port(), rs[1].Port()}))
 	eventually(t, "the line registers and the agent serves its status port", func() bool {
 		var out, errOut bytes.Buffer
 		return rs[0].Registered() && statusCmd([]string{"-addr", addr}, &out, &errOut) == 0
@@ -154,7 +154,7 @@ func TestCallAPIRefusesStrangers(t *testing.T) {
 // its prefix, the token's first half and an empty one are refused alike.
 func TestControlTokenIsWhole(t *testing.T) {
 	rs := startRegistrars(t, "p", "b")
-	addr, path := runAgent(t, settings([2]int{rs[0].Port(), rs[1].Port()}))
+	addr, path := runAgent(t, settingsFile([2]int{rs[0].Port(), rs[1].Port()}))
 	eventually(t, "the agent serves its status port", func() bool {
 		var out, errOut bytes.Buffer
 		return statusCmd([]string{"-addr", addr}, &out, &errOut) == 0
@@ -208,7 +208,7 @@ func TestControlTokenIsWhole(t *testing.T) {
 // unless -status-remote says so.
 func TestRemoteStatusAddressRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lines.yaml")
-	if err := os.WriteFile(path, []byte(settings([2]int{5060, 5061})), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(settingsFile([2]int{5060, 5061})), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	err := serve(t.Context(), serveOptions{config: path, statusAddr: "0.0.0.0:0", tokenFile: testToken(path)}, nil, slog.New(slog.DiscardHandler))

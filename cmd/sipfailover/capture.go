@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/internal/capture"
-	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // verifyCaptureCmd is `sipfailover verify-capture`: a capture of any
@@ -177,12 +177,12 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 // file path as the bounds verify-capture judges it by: the settings the
 // agent ran with, defaults filled in as the agent fills them.
 func lineCaptureSettings(path, name string) (capture.Settings, error) {
-	c, err := runtime.LoadConfig(path)
+	c, err := settings.Load(path)
 	if err != nil {
 		return capture.Settings{}, err
 	}
 	var names []string
-	var line *runtime.LineConfig
+	var line *settings.LineConfig
 	for i := range c.Lines {
 		names = append(names, cmp.Or(c.Lines[i].Name, fmt.Sprintf("(line %d, no name)", i+1)))
 		if c.Lines[i].Name == name && name != "" || name == "" && len(c.Lines) == 1 {
@@ -210,11 +210,11 @@ func lineCaptureSettings(path, name string) (capture.Settings, error) {
 		transports[*sv.Transport] = true
 	}
 	switch {
-	case transports[runtime.TransportTLS] && len(transports) == 1:
+	case transports[settings.TransportTLS] && len(transports) == 1:
 		return capture.Settings{}, fmt.Errorf("line %s runs over TLS, which is encrypted on the wire", line.Name)
-	case len(transports) == 1 && transports[runtime.TransportTCP]:
+	case len(transports) == 1 && transports[settings.TransportTCP]:
 		s.Transport = "tcp"
-	case len(transports) == 1 && transports[runtime.TransportUDP]:
+	case len(transports) == 1 && transports[settings.TransportUDP]:
 		s.Transport = "udp"
 	}
 	s.T1, s.T2 = time.Duration(l.T1), time.Duration(l.T2)

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // The status port serves /api/status to anyone on the machine, and the
@@ -89,7 +89,7 @@ var errRemote = errors.New("is not a loopback address; anyone on the network cou
 // loopback says whether addr (host:port) listens on loopback only.
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	return err == nil && runtime.Loopback(host)
+	return err == nil && settings.Loopback(host)
 }
 
 // guard lets a request to the call API through only with the control

@@ -13,6 +13,7 @@ import (
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // demo plays the seed's flows on loopback: a primary and a backup registrar
@@ -91,17 +92,17 @@ func newDemo(out io.Writer, t1, keepalive time.Duration, failback int) (*demoRun
 	}
 	port := func(r *runtimetest.Registrar) *int { p := r.Port(); return &p }
 	retries := 3
-	cfg := runtime.LineConfig{
+	cfg := settings.LineConfig{
 		Name: "demo", User: "1001", Password: "demo", Domain: "demo.test", DisplayName: "Demo line",
-		Servers: []runtime.ServerConfig{
+		Servers: []settings.ServerConfig{
 			{Addr: "127.0.0.1", Port: port(d.primary)},
 			{Addr: "127.0.0.1", Port: port(d.backup)},
 		},
 		FailbackInterval:  &failback,
 		SignalRetryCounts: &retries,
-		T1:                runtime.Duration(t1),
-		T2:                runtime.Duration(8 * t1),
-		KeepaliveInterval: runtime.Duration(keepalive),
+		T1:                settings.Duration(t1),
+		T2:                settings.Duration(8 * t1),
+		KeepaliveInterval: settings.Duration(keepalive),
 	}
 	// Timer E total of 3 transmissions: T1 + 2*T1 + 4*T1 (R3).
 	d.budget = 7 * t1

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // fleetOptions are the fleet command's settings.
@@ -30,7 +31,7 @@ type fleetOptions struct {
 	startRate       float64
 	duration        time.Duration // 0: until the context ends
 	spread          int           // every line's timer_spread (R21)
-	pacing          runtime.Pacing
+	pacing          settings.Pacing
 	progress        time.Duration // how often to print the lines per state; 0: never
 }
 
@@ -59,7 +60,7 @@ func fleetCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "fleet: -config is required")
 		return 2
 	}
-	cfg, err := runtime.LoadConfig(*config)
+	cfg, err := settings.Load(*config)
 	if err != nil {
 		fmt.Fprintln(stderr, "fleet:", err)
 		return 1
@@ -137,7 +138,7 @@ type fleet struct {
 
 // newFleet builds the lines from cfg's first line: each its own name,
 // user and password from the patterns, every other setting the template's.
-func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
+func newFleet(cfg settings.Config, o fleetOptions) (*fleet, error) {
 	switch {
 	case o.lines < 1 || o.lines > 100000:
 		return nil, fmt.Errorf("-lines %d: 1 to 100000", o.lines)
@@ -154,7 +155,7 @@ func newFleet(cfg runtime.Config, o fleetOptions) (*fleet, error) {
 		return nil, fmt.Errorf("-rate/-burst: %w", err)
 	}
 	tmpl := cfg.Lines[0]
-	var lines []runtime.LineConfig
+	var lines []settings.LineConfig
 	for i := 1; i <= o.lines; i++ {
 		c := tmpl
 		c.Servers = slices.Clone(tmpl.Servers)
@@ -313,17 +314,17 @@ func (f *fleet) close() { f.network.Close() }
 // fleetReport is what a fleet did, as the report prints it and the live
 // page serves it.
 type fleetReport struct {
-	Lines     int            `json:"lines"`
-	Started   string         `json:"started"` // how long starting every line took; "" while starting
-	Ended     bool           `json:"ended"`   // States are from the end of the run, before de-registering
-	States    map[string]int `json:"states"`
-	Failovers percentile     `json:"failovers"`      // from leaving the primary to registered elsewhere
-	OnBackup  percentile     `json:"time_on_backup"` // from registered on a backup to back on the primary
-	Failbacks percentile     `json:"failbacks"`      // from the probe that succeeded to registered on the primary
-	Pacing    runtime.Pacing `json:"pacing"`         // rate 0: off
-	Servers   []serverReport `json:"servers"`        // the template's in order, then targets of names
-	Elapsed   string         `json:"elapsed"`        // since the first line started
-	Spread    int            `json:"timer_spread"`   // percent
+	Lines     int             `json:"lines"`
+	Started   string          `json:"started"` // how long starting every line took; "" while starting
+	Ended     bool            `json:"ended"`   // States are from the end of the run, before de-registering
+	States    map[string]int  `json:"states"`
+	Failovers percentile      `json:"failovers"`      // from leaving the primary to registered elsewhere
+	OnBackup  percentile      `json:"time_on_backup"` // from registered on a backup to back on the primary
+	Failbacks percentile      `json:"failbacks"`      // from the probe that succeeded to registered on the primary
+	Pacing    settings.Pacing `json:"pacing"`         // rate 0: off
+	Servers   []serverReport  `json:"servers"`        // the template's in order, then targets of names
+	Elapsed   string          `json:"elapsed"`        // since the first line started
+	Spread    int             `json:"timer_spread"`   // percent
 }
 
 // percentile is a distribution of durations: how many, and their 50th,

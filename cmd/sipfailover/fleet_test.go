@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // TestFleet: R21. Twenty lines made from one template register on the
@@ -37,7 +37,7 @@ func TestFleet(t *testing.T) {
 		t.Cleanup(r.Stop)
 		rs = append(rs, r)
 	}
-	cfg, err := runtime.ParseConfig([]byte(fmt.Sprintf(`lines:
+	cfg, err := settings.Parse([]byte(fmt.Sprintf(`lines:
   - user: template
     t1: 20ms
     keepalive_interval: 200ms
@@ -50,7 +50,7 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := newFleet(cfg, fleetOptions{lines: n, userPattern: "3%03d", passwordPattern: "pw-%d", startRate: 200, spread: 20,
-		pacing: runtime.Pacing{Rate: 100, Burst: 5}})
+		pacing: settings.Pacing{Rate: 100, Burst: 5}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestFleet(t *testing.T) {
 // TestFleetRefusesWhatCannotWork: a fleet with one user for every line, a
 // start rate of 0 or no lines is refused before anything starts.
 func TestFleetRefusesWhatCannotWork(t *testing.T) {
-	cfg, err := runtime.ParseConfig([]byte("lines:\n  - user: a\n    servers: [{addr: 127.0.0.1}, {addr: 127.0.0.2}]\n"))
+	cfg, err := settings.Parse([]byte("lines:\n  - user: a\n    servers: [{addr: 127.0.0.1}, {addr: 127.0.0.2}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +138,8 @@ func TestFleetRefusesWhatCannotWork(t *testing.T) {
 		{lines: 100001, userPattern: "2%03d", startRate: 50},
 		{lines: 10, userPattern: "2%03d", startRate: 50, spread: 51},
 		{lines: 10, userPattern: "2%03d", startRate: 50, spread: -1},
-		{lines: 10, userPattern: "2%03d", startRate: 50, pacing: runtime.Pacing{Rate: 10}},
-		{lines: 10, userPattern: "2%03d", startRate: 50, pacing: runtime.Pacing{Rate: -1, Burst: 1}},
+		{lines: 10, userPattern: "2%03d", startRate: 50, pacing: settings.Pacing{Rate: 10}},
+		{lines: 10, userPattern: "2%03d", startRate: 50, pacing: settings.Pacing{Rate: -1, Burst: 1}},
 	} {
 		if _, err := newFleet(cfg, o); err == nil {
 			t.Errorf("%+v accepted", o)

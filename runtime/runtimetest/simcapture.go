@@ -12,6 +12,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // SimCapture is what a packet capture on the line's host would record of a
@@ -78,7 +79,7 @@ func (c *SimCapture) sent(n *SimNetwork, dst runtime.Endpoint, msg []byte, close
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	srv := simAddr(dst)
-	if dst.Transport != runtime.TransportTCP {
+	if dst.Transport != settings.TransportTCP {
 		c.udp(n, netip.AddrPortFrom(c.phone, udpPort), srv, msg)
 		return
 	}
@@ -110,7 +111,7 @@ func (c *SimCapture) answered(n *SimNetwork, from runtime.Endpoint, msg []byte) 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	srv := simAddr(from)
-	if from.Transport != runtime.TransportTCP {
+	if from.Transport != settings.TransportTCP {
 		c.udp(n, srv, netip.AddrPortFrom(c.phone, udpPort), msg)
 		return
 	}
@@ -133,7 +134,7 @@ func (c *SimCapture) unreachable(n *SimNetwork, dst runtime.Endpoint, msg []byte
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	srv := simAddr(dst)
-	if dst.Transport != runtime.TransportTCP {
+	if dst.Transport != settings.TransportTCP {
 		c.icmp(n, srv, netip.AddrPortFrom(c.phone, udpPort), msg)
 		return
 	}
@@ -155,7 +156,7 @@ func (c *SimCapture) abort(n *SimNetwork, dst runtime.Endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cn := c.conns[where(dst)]
-	if cn == nil || !cn.open || dst.Transport != runtime.TransportTCP {
+	if cn == nil || !cn.open || dst.Transport != settings.TransportTCP {
 		return
 	}
 	c.tcp(n, cn.local, simAddr(dst), cn.lineSeq, nil, false, true)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // testSite is the pages over fake settings: Apply records what it got.
@@ -21,8 +22,8 @@ type testSite struct {
 	srv     *httptest.Server
 	client  *http.Client
 	mu      sync.Mutex
-	cfg     runtime.Config
-	applied []runtime.Config
+	cfg     settings.Config
+	applied []settings.Config
 	now     time.Time // the pages' clock
 }
 
@@ -45,17 +46,17 @@ func newTestSite(t testing.TB) *testSite {
 		t.Fatal(err)
 	}
 	port := 5060
-	ts := &testSite{cfg: runtime.Config{Lines: []runtime.LineConfig{
-		{Name: "lobby", User: "1001", Password: "line-secret", Servers: []runtime.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "10.0.0.2", Port: &port}}},
-		{Name: "gate", User: "1002", Password: "line-secret", Servers: []runtime.ServerConfig{{Addr: "10.0.1.1"}, {Addr: "10.0.1.2"}}},
+	ts := &testSite{cfg: settings.Config{Lines: []settings.LineConfig{
+		{Name: "lobby", User: "1001", Password: "line-secret", Servers: []settings.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "10.0.0.2", Port: &port}}},
+		{Name: "gate", User: "1002", Password: "line-secret", Servers: []settings.ServerConfig{{Addr: "10.0.1.1"}, {Addr: "10.0.1.2"}}},
 	}}}
 	metrics := NewMetrics(nil)
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	metrics.Observe(runtime.Transition{Line: "lobby", From: "primary_registered", To: "retrying", Event: "transport.icmp", At: at})
 	metrics.Observe(runtime.Transition{Line: "lobby", From: "retrying", To: "backup_registered", Event: "resp.2xx", At: at.Add(time.Second)})
 	s := &Server{
-		Settings: func() runtime.Config { ts.mu.Lock(); defer ts.mu.Unlock(); return ts.cfg },
-		Apply: func(next runtime.Config) error {
+		Settings: func() settings.Config { ts.mu.Lock(); defer ts.mu.Unlock(); return ts.cfg },
+		Apply: func(next settings.Config) error {
 			ts.mu.Lock()
 			defer ts.mu.Unlock()
 			ts.applied = append(ts.applied, next)

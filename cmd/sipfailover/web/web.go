@@ -28,6 +28,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/docs"
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 //go:embed templates/*.html
@@ -79,10 +80,10 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 // Server is the pages' HTTP handler and what it needs of the agent.
 type Server struct {
 	// Settings returns the running settings.
-	Settings func() runtime.Config
+	Settings func() settings.Config
 	// Apply validates next, stores it atomically and re-registers the lines
 	// it changes; on any error nothing changes.
-	Apply func(next runtime.Config) error
+	Apply func(next settings.Config) error
 	// Lines returns every line's status.
 	Lines func() []runtime.Status
 	// PasswordHash is the bcrypt hash of the pages' password.
@@ -256,7 +257,7 @@ func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 // apiSettings returns the running settings without any password.
 func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request) {
 	c := s.Settings()
-	c.Lines = append([]runtime.LineConfig(nil), c.Lines...)
+	c.Lines = append([]settings.LineConfig(nil), c.Lines...)
 	for i := range c.Lines {
 		c.Lines[i].Password = ""
 	}
@@ -270,7 +271,7 @@ func (s *Server) apiSettings(w http.ResponseWriter, r *http.Request) {
 // changes, and the answer names each line and field; otherwise the new
 // settings are stored atomically and applied like a Submit (R15).
 func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request) {
-	var next runtime.Config
+	var next settings.Config
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&next); err != nil {
@@ -286,7 +287,7 @@ func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := next.Validate(); err != nil {
 		out := apiError{Error: "nothing changed: the settings have problems"}
-		var verr *runtime.ValidationError
+		var verr *settings.ValidationError
 		if errors.As(err, &verr) {
 			for _, p := range verr.Problems {
 				out.Problems = append(out.Problems, apiProblem{p.Line, p.Field, p.Msg})
@@ -307,7 +308,7 @@ func (s *Server) apiPutSettings(w http.ResponseWriter, r *http.Request) {
 // keptPassword is the running password of the line a PUT names: the line
 // of that name, else the line in the same place (a renamed line keeps its
 // password too).
-func keptPassword(cur []runtime.LineConfig, name string, i int) string {
+func keptPassword(cur []settings.LineConfig, name string, i int) string {
 	for _, l := range cur {
 		if name != "" && l.Name == name {
 			return l.Password
@@ -451,7 +452,7 @@ func StateWords(st runtime.Status) string {
 	return st.State
 }
 
-func (s *Server) choices(c runtime.Config) []lineChoice {
+func (s *Server) choices(c settings.Config) []lineChoice {
 	var out []lineChoice
 	for i, l := range c.Lines {
 		label := fmt.Sprintf("Line %d", i+1)
@@ -464,7 +465,7 @@ func (s *Server) choices(c runtime.Config) []lineChoice {
 }
 
 // lineNumber reads the line selector; 1 when absent.
-func lineNumber(r *http.Request, c runtime.Config) (int, bool) {
+func lineNumber(r *http.Request, c settings.Config) (int, bool) {
 	v := r.FormValue("line")
 	if v == "" {
 		return 1, true
@@ -542,7 +543,7 @@ func (s *Server) submitLine(w http.ResponseWriter, r *http.Request) {
 
 // edit returns c with line i changed as the form says, or the fields that
 // are not numbers.
-func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[string]string) {
+func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[string]string) {
 	errs := map[string]string{}
 	num := func(name string, running *int) *int {
 		n, err := strconv.Atoi(v[name])
@@ -557,9 +558,9 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 		return &n
 	}
 	next := c
-	next.Lines = append([]runtime.LineConfig(nil), c.Lines...)
+	next.Lines = append([]settings.LineConfig(nil), c.Lines...)
 	l := next.Lines[i]
-	l.Servers = append([]runtime.ServerConfig(nil), l.Servers...)
+	l.Servers = append([]settings.ServerConfig(nil), l.Servers...)
 	for j := range 2 {
 		p := fmt.Sprintf("server%d_", j+1)
 		if j == len(l.Servers) {
@@ -568,7 +569,7 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 			if v[p+"addr"] == "" {
 				break
 			}
-			l.Servers = append(l.Servers, runtime.ServerConfig{})
+			l.Servers = append(l.Servers, settings.ServerConfig{})
 		}
 		srv := l.Servers[j]
 		srv.Addr = v[p+"addr"]
@@ -592,7 +593,7 @@ func edit(c runtime.Config, i int, v map[string]string) (runtime.Config, map[str
 // form's fields; the others go to general.
 func fieldProblems(err error, i int, general *[]string) map[string]string {
 	errs := map[string]string{}
-	verr, ok := err.(*runtime.ValidationError)
+	verr, ok := err.(*settings.ValidationError)
 	if !ok {
 		*general = append(*general, err.Error())
 		return errs

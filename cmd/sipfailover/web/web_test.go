@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // TestLoginRequired: every page and the API need a session; a wrong
@@ -415,7 +416,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 func TestSubmitKeepsEveryServer(t *testing.T) {
 	ts := newTestSite(t)
 	ts.mu.Lock()
-	ts.cfg.Lines[0].Servers = append(ts.cfg.Lines[0].Servers, runtime.ServerConfig{Addr: "10.0.0.3"}, runtime.ServerConfig{Addr: "10.0.0.4"})
+	ts.cfg.Lines[0].Servers = append(ts.cfg.Lines[0].Servers, settings.ServerConfig{Addr: "10.0.0.3"}, settings.ServerConfig{Addr: "10.0.0.4"})
 	ts.mu.Unlock()
 	csrf := ts.login(t)
 	if res, body := ts.post(t, "/line", goodForm(csrf)); res.StatusCode != http.StatusOK {
@@ -496,7 +497,7 @@ func TestLimitsThroughTheAPI(t *testing.T) {
 func TestLineOfOneName(t *testing.T) {
 	ts := newTestSite(t)
 	ts.mu.Lock()
-	ts.cfg.Lines[0].Servers = []runtime.ServerConfig{{Addr: "sip.example.com", Port: new(0), Transport: new(runtime.TransportAuto)}}
+	ts.cfg.Lines[0].Servers = []settings.ServerConfig{{Addr: "sip.example.com", Port: new(0), Transport: new(settings.TransportAuto)}}
 	ts.mu.Unlock()
 	csrf := ts.login(t)
 	res, body := ts.get(t, "/line?line=1")

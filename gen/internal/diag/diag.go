@@ -5,9 +5,10 @@ package diag
 import (
 	"cmp"
 	"fmt"
-	"github.com/sipfailover/sipfailover/internal/suggest"
 	"slices"
 	"strings"
+
+	"github.com/sipfailover/sipfailover/internal/suggest"
 )
 
 // Severity says whether a diagnostic stops generation.

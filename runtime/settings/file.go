@@ -1,8 +1,12 @@
-package runtime
+package settings
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -154,4 +158,99 @@ func knownFields(n *yaml.Node, t reflect.Type, probs *[]Position) {
 			knownFields(val, ft, probs)
 		}
 	}
+}
+
+// Parse reads and validates a settings file's contents. Unknown fields
+// are errors, so that a misspelt setting is not silently ignored.
+func Parse(data []byte) (Config, error) {
+	var c Config
+	if err := decodeSettings(data, &c); err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// TLSConfig returns the client TLS settings: the CA file's roots if set.
+func (c Config) TLSConfig() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCAFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(c.TLSCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls_ca_file: %w", err)
+	}
+	conf.RootCAs = x509.NewCertPool()
+	if !conf.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls_ca_file: %s holds no PEM certificate", c.TLSCAFile)
+	}
+	return conf, nil
+}
+
+// Load reads and validates a settings file.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := Parse(data)
+	var se *SyntaxError
+	switch {
+	case errors.As(err, &se):
+		se.Path = path
+		return Config{}, se
+	case err != nil:
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Save validates c and stores it at path atomically (R15): it writes
+// a temporary file beside path, syncs it, renames it over path and syncs
+// the folder, so a crash at any moment leaves either the old settings or
+// the new ones, whole. A config with any problem is not written.
+func Save(path string, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	data, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("settings: %w", err)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // gone after the rename; removes a failed attempt
+	if info, err := os.Stat(path); err == nil {
+		f.Chmod(info.Mode().Perm()) // keep the old file's permissions: it holds passwords
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

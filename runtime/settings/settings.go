@@ -1,18 +1,12 @@
-package runtime
+package settings
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/sipfailover/sipfailover/runtime/locate"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -53,6 +47,34 @@ func (c Config) PacingOrDefault() Pacing {
 	return *c.Pacing
 }
 
+// Pacing bounds what an agent's lines together start towards one server
+// (R21): at most Burst new requests at once, then Rate a second. A request
+// beyond the bound waits for its turn before its first transmission; its
+// budget counts from that transmission, so that waiting is never taken for
+// the server's silence. Retransmissions, ACKs and responses are never held.
+type Pacing struct {
+	// Rate is new requests a second to one server; 0 turns pacing off.
+	Rate float64 `yaml:"rate" json:"rate"`
+	// Burst is how many may go at once after a quiet spell; at least 1.
+	Burst int `yaml:"burst" json:"burst"`
+}
+
+// DefaultPacing is the pacing of an agent whose settings do not say: far
+// above what a handful of lines sends, well below what a fleet of
+// thousands failing over at once would.
+var DefaultPacing = Pacing{Rate: 500, Burst: 100}
+
+// Validate says what is wrong with p, naming the field.
+func (p Pacing) Validate() error {
+	switch {
+	case p.Rate < 0 || p.Rate > 1e6 || p.Rate != p.Rate:
+		return fmt.Errorf("pacing.rate %v is outside 0 (off) to 1000000 requests a second", p.Rate)
+	case p.Rate > 0 && (p.Burst < 1 || p.Burst > 1e6):
+		return fmt.Errorf("pacing.burst %d is outside 1-1000000 (with a rate, at least one request goes at once)", p.Burst)
+	}
+	return nil
+}
+
 // DNSConfig is the resolver the lines' server names are looked up with.
 type DNSConfig struct {
 	// Servers are DNS servers, IP addresses with an optional port
@@ -63,17 +85,17 @@ type DNSConfig struct {
 }
 
 // Resolver returns the resolver the settings ask for.
-func (c Config) Resolver() *DNSResolver {
+func (c Config) Resolver() *locate.DNSResolver {
 	if c.DNS == nil {
-		return NewDNSResolver(nil)
+		return locate.NewDNSResolver(nil)
 	}
 	var servers []string
 	for _, s := range c.DNS.Servers {
-		if hp, err := ParseDNSServer(s); err == nil {
+		if hp, err := locate.ParseDNSServer(s); err == nil {
 			servers = append(servers, hp)
 		}
 	}
-	return NewDNSResolver(servers)
+	return locate.NewDNSResolver(servers)
 }
 
 // WebConfig is where the pages listen and who may use them.
@@ -283,332 +305,4 @@ func (c LineConfig) Defaults() LineConfig {
 		c.Servers[i] = s
 	}
 	return c
-}
-
-// Problem is one bad setting.
-type Problem struct {
-	Line  string // "line 1 (lobby)"; "web" for the pages' settings
-	Index int    // the line's place in the list, from 0; -1 for web
-	Field string // "servers[0].port"
-	Msg   string
-}
-
-func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Line, p.Field, p.Msg) }
-
-// ValidationError lists every bad setting of a config.
-type ValidationError struct {
-	Problems []Problem
-}
-
-func (e *ValidationError) Error() string {
-	var b strings.Builder
-	b.WriteString("invalid settings:")
-	for _, p := range e.Problems {
-		b.WriteString("\n  " + p.String())
-	}
-	return b.String()
-}
-
-// ErrNoLines is returned for a config without lines.
-var ErrNoLines = errors.New("no lines configured")
-
-// Validate checks every setting of every line (R2) and reports all problems
-// in one *ValidationError. It changes nothing.
-func (c Config) Validate() error {
-	if len(c.Lines) == 0 {
-		return ErrNoLines
-	}
-	var probs []Problem
-	names := map[string]int{}
-	for i, raw := range c.Lines {
-		l := raw.Defaults()
-		where := fmt.Sprintf("line %d", i+1)
-		if l.Name != "" {
-			where += " (" + l.Name + ")"
-			if prev, dup := names[l.Name]; dup {
-				probs = append(probs, Problem{where, i, "name", fmt.Sprintf("also the name of line %d", prev)})
-			}
-			names[l.Name] = i + 1
-		}
-		bad := func(field, format string, args ...any) {
-			probs = append(probs, Problem{where, i, field, fmt.Sprintf(format, args...)})
-		}
-		if l.User == "" {
-			bad("user", "empty: the line needs a user name")
-		}
-		if strings.ContainsAny(l.User+l.AuthUser+l.Domain, " \t\r\n<>\"@") {
-			bad("user", "user, auth_user and domain may not hold spaces, quotes, <, > or @")
-		}
-		if strings.ContainsAny(l.DisplayName, "\r\n\"") {
-			bad("display_name", "may not hold quotes or line breaks")
-		}
-		switch n := len(l.Servers); {
-		case n == 1 && net.ParseIP(l.Servers[0].Addr) == nil && *l.Servers[0].Port == 0:
-			// One domain name looked up in DNS SRV: its targets are the
-			// line's servers, primary and backups (R20).
-		case n < 2 || n > 4:
-			bad("servers", "%d servers; a line has 2 to 4 (primary first), or one domain name with port 0 whose DNS SRV targets are its servers", n)
-		}
-		for j, s := range l.Servers {
-			f := fmt.Sprintf("servers[%d].", j)
-			switch {
-			case s.Addr == "":
-				bad(f+"addr", "empty")
-			case net.ParseIP(s.Addr) == nil && !validHostname(s.Addr):
-				bad(f+"addr", "%q is neither an IP address nor a domain name", s.Addr)
-			}
-			if *s.Port < 0 || *s.Port > 65535 {
-				bad(f+"port", "%d is outside 0-65535 (0: look the name up in DNS SRV)", *s.Port)
-			}
-			switch t := *s.Transport; {
-			case t != TransportUDP && t != TransportTCP && t != TransportTLS && t != TransportAuto:
-				bad(f+"transport", "%d is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)", t)
-			case t == TransportAuto && *s.Port != 0:
-				bad(f+"transport", "2 (DNS NAPTR) looks up the transport and the port: the port must be 0 or left out")
-			case t == TransportAuto && net.ParseIP(s.Addr) != nil:
-				bad(f+"transport", "2 (DNS NAPTR) needs a domain name; %s is an address", s.Addr)
-			}
-			if *s.TTL < MinTTL || *s.TTL > MaxTTL {
-				bad(f+"ttl", "%d is outside %d-%d (seconds)", *s.TTL, MinTTL, MaxTTL)
-			}
-		}
-		if v := *l.EnableFailback; v != 0 && v != 1 {
-			bad("enable_failback", "%d is not 0 or 1", v)
-		}
-		if l.RetryMode != "count" && l.RetryMode != "time" {
-			bad("retry_mode", "%q is not count or time", l.RetryMode)
-		}
-		switch {
-		case !slices.Contains(FailbackModes, l.FailbackMode):
-			bad("failback_mode", "%q is not one of %s", l.FailbackMode, strings.Join(FailbackModes, ", "))
-		case l.FailbackMode == "dns_ttl" && len(l.Servers) > 0 && net.ParseIP(l.Servers[0].Addr) != nil:
-			bad("failback_mode", "dns_ttl tries the primary when its DNS records expire; servers[0].addr %s is an address, which has none", l.Servers[0].Addr)
-		}
-		if l.FailbackWhen != "idle" && l.FailbackWhen != "always" {
-			bad("failback_when", "%q is not idle or always", l.FailbackWhen)
-		}
-		switch {
-		case l.RegistrationMode != "successive" && l.RegistrationMode != "concurrent":
-			bad("registration_mode", "%q is not successive or concurrent", l.RegistrationMode)
-		case l.RegistrationMode == "concurrent" && l.FailbackMode != "duration":
-			bad("failback_mode", "%s: a concurrent line keeps a registration on the primary and moves back as soon as it is up; failback_mode applies to successive mode only", l.FailbackMode)
-		}
-		if len(l.Servers) > 0 {
-			// The bounds the models give the params these settings become.
-			for _, p := range modelProblems(l) {
-				bad(p[0], "%s", p[1])
-			}
-		}
-		if l.RetryMode == "time" && l.RetryTime < l.T1 {
-			bad("retry_time", "%v is below t1 (%v), the round-trip estimate: no answer could come in time", time.Duration(l.RetryTime), time.Duration(l.T1))
-		}
-		if l.T2 < l.T1 {
-			bad("t2", "%v is below t1 (%v)", time.Duration(l.T2), time.Duration(l.T1))
-		}
-		if l.BackoffMax < l.BackoffBase {
-			bad("backoff_max", "%v is below backoff_base (%v)", time.Duration(l.BackoffMax), time.Duration(l.BackoffBase))
-		}
-		if l.KeepaliveInterval < 0 {
-			bad("keepalive_interval", "%v: must be 0 (off) or positive", time.Duration(l.KeepaliveInterval))
-		}
-		if v := *l.MaxIncomingCalls; v < 0 || v > 1000 {
-			bad("max_incoming_calls", "%d is outside 0-1000", v)
-		}
-		if v := l.DeregisterBackupAfterFailback; v != 0 && v != 1 {
-			bad("deregister_backup_after_failback", "%d is not 0 or 1", v)
-		}
-		if l.UnavailableCodes != nil && len(l.UnavailableCodes) == 0 {
-			bad("unavailable_codes", "empty: no answer would make a server unavailable; leave the field out for the default 500, 503")
-		}
-		for _, code := range l.UnavailableCodes {
-			if code < 300 || code > 699 || code == 401 || code == 407 {
-				bad("unavailable_codes", "%d is not a final failure code (300-699, not 401 or 407)", code)
-			}
-		}
-	}
-	if c.Pacing != nil {
-		if err := c.Pacing.Validate(); err != nil {
-			field, msg, _ := strings.Cut(err.Error(), " ")
-			probs = append(probs, Problem{"settings", -1, field, msg})
-		}
-	}
-	if c.MaxCalls < 0 || c.MaxCalls > 100000 {
-		probs = append(probs, Problem{"settings", -1, "max_calls", fmt.Sprintf("%d is outside 1-100000", c.MaxCalls)})
-	}
-	if c.DNS != nil {
-		for i, s := range c.DNS.Servers {
-			if _, err := ParseDNSServer(s); err != nil {
-				probs = append(probs, Problem{"dns", -1, fmt.Sprintf("servers[%d]", i), err.Error()})
-			}
-		}
-	}
-	if w := c.Web; w != nil {
-		bad := func(field, format string, args ...any) {
-			probs = append(probs, Problem{"web", -1, field, fmt.Sprintf(format, args...)})
-		}
-		host, port, err := net.SplitHostPort(w.Listen)
-		switch {
-		case w.Listen != "" && (err != nil || port == ""):
-			bad("listen", "%q is not host:port", w.Listen)
-		case w.Listen != "" && !Loopback(host) && !w.AllowRemote:
-			bad("listen", "%s is not a loopback address: anyone on the network could reach the pages; set allow_remote (with tls_cert and tls_key) to mean it", w.Listen)
-		}
-		if w.AllowRemote && (w.TLSCert == "" || w.TLSKey == "") {
-			bad("tls_cert", "allow_remote serves the pages over TLS only: tls_cert and tls_key are required")
-		}
-		if (w.TLSCert == "") != (w.TLSKey == "") {
-			bad("tls_key", "tls_cert and tls_key go together")
-		}
-		if w.MetricsToken != "" && len(w.MetricsToken) < 16 {
-			bad("metrics_token", "%d characters; at least 16, or anyone may guess it", len(w.MetricsToken))
-		}
-		if !strings.HasPrefix(w.PasswordHash, "$2a$") && !strings.HasPrefix(w.PasswordHash, "$2b$") && !strings.HasPrefix(w.PasswordHash, "$2y$") {
-			bad("password_hash", "not a bcrypt hash; make one with sipfailover hash-password")
-		}
-	}
-	if len(probs) > 0 {
-		return &ValidationError{Problems: probs}
-	}
-	return nil
-}
-
-// Loopback says whether host (a name or an address) names only this
-// machine.
-func Loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func validHostname(s string) bool {
-	if len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// ParseConfig reads and validates a settings file's contents. Unknown fields
-// are errors, so that a misspelt setting is not silently ignored.
-func ParseConfig(data []byte) (Config, error) {
-	var c Config
-	if err := decodeSettings(data, &c); err != nil {
-		return Config{}, err
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, err
-	}
-	return c, nil
-}
-
-// Warnings lists settings that are valid but likely a mistake: a line
-// without a password registers only on servers that do not authenticate.
-func (c Config) Warnings() []string {
-	var out []string
-	for i, l := range c.Lines {
-		if l.Password == "" {
-			out = append(out, fmt.Sprintf("line %d%s: no password: the line can only register where no credentials are asked", i+1, nameSuffix(l.Name)))
-		}
-	}
-	return out
-}
-
-func nameSuffix(name string) string {
-	if name == "" {
-		return ""
-	}
-	return " (" + name + ")"
-}
-
-// TLSConfig returns the client TLS settings: the CA file's roots if set.
-func (c Config) TLSConfig() (*tls.Config, error) {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if c.TLSCAFile == "" {
-		return conf, nil
-	}
-	pem, err := os.ReadFile(c.TLSCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls_ca_file: %w", err)
-	}
-	conf.RootCAs = x509.NewCertPool()
-	if !conf.RootCAs.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls_ca_file: %s holds no PEM certificate", c.TLSCAFile)
-	}
-	return conf, nil
-}
-
-// LoadConfig reads and validates a settings file.
-func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Config{}, err
-	}
-	c, err := ParseConfig(data)
-	var se *SyntaxError
-	switch {
-	case errors.As(err, &se):
-		se.Path = path
-		return Config{}, se
-	case err != nil:
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
-}
-
-// SaveConfig validates c and stores it at path atomically (R15): it writes
-// a temporary file beside path, syncs it, renames it over path and syncs
-// the folder, so a crash at any moment leaves either the old settings or
-// the new ones, whole. A config with any problem is not written.
-func SaveConfig(path string, c Config) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	data, err := yaml.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("settings: %w", err)
-	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // gone after the rename; removes a failed attempt
-	if info, err := os.Stat(path); err == nil {
-		f.Chmod(info.Mode().Perm()) // keep the old file's permissions: it holds passwords
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -1,4 +1,4 @@
-package runtime
+package settings
 
 import (
 	"errors"
@@ -15,9 +15,9 @@ import (
 // settings, so that whatever the loader, the page or the API accepts, a
 // line can start with.
 
-// lineParams maps a line's settings, defaults filled in, onto the params of
+// LineParams maps a line's settings, defaults filled in, onto the params of
 // model/line.yaml.
-func lineParams(c LineConfig) fsm.LineParams {
+func (c LineConfig) LineParams() fsm.LineParams {
 	ka := time.Duration(c.KeepaliveInterval)
 	kaParam := ka // checked against the model's bound only when on
 	if ka <= 0 {
@@ -32,23 +32,23 @@ func lineParams(c LineConfig) fsm.LineParams {
 		RetryTime:               fsm.Duration(c.RetryTime),
 		T1:                      fsm.Duration(c.T1),
 		T2:                      fsm.Duration(c.T2),
-		RefreshInterval:         fsm.Duration(refreshAfter(time.Duration(seconds(*c.Servers[0].TTL)))),
+		RefreshInterval:         fsm.Duration(RefreshAfter(time.Duration(seconds(*c.Servers[0].TTL)))),
 		KeepaliveEnabled:        ka > 0,
 		KeepaliveInterval:       fsm.Duration(kaParam),
 		BackoffBase:             fsm.Duration(c.BackoffBase),
 		BackoffMax:              fsm.Duration(c.BackoffMax),
 		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
-		ContactShared:           contactShared(c),
+		ContactShared:           c.ContactShared(),
 		FailbackMode:            max(0, slices.Index(FailbackModes, c.FailbackMode)), // an unknown one is reported by Validate
 		FailbackWhenIdle:        c.FailbackWhen != "always",
 		TimerSpread:             c.TimerSpread,
 	}
 }
 
-// contactShared says whether every server of the line sees it under one
+// ContactShared says whether every server of the line sees it under one
 // Contact: UDP from the port the sockets share. A TCP or TLS connection
 // has a port, and so a Contact, of its own.
-func contactShared(c LineConfig) bool {
+func (c LineConfig) ContactShared() bool {
 	for _, s := range c.Servers {
 		if *s.Transport != TransportUDP {
 			return false
@@ -57,36 +57,36 @@ func contactShared(c LineConfig) bool {
 	return true
 }
 
-// requestParams maps them onto the params of model/request.yaml that every
+// RequestParams maps them onto the params of model/request.yaml that every
 // request of the line shares.
-func requestParams(c LineConfig) fsm.RequestParams {
+func (c LineConfig) RequestParams() fsm.RequestParams {
 	return fsm.RequestParams{
 		ServerCount: len(c.Servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
 		InviteRetryCounts: *c.InviteRetryCounts,
 		RetryTime:         fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
-		RingTimeout: fsm.Duration(ringTimeout),
+		RingTimeout: fsm.Duration(RingTimeout),
 	}
 }
 
-// concurrentParams maps them onto the params of model/concurrent.yaml
+// ConcurrentParams maps them onto the params of model/concurrent.yaml
 // (R17); the runtime sets the bindings' standing before each event.
-func concurrentParams(c LineConfig) fsm.ConcurrentParams {
+func (c LineConfig) ConcurrentParams() fsm.ConcurrentParams {
 	return fsm.ConcurrentParams{ServerCount: len(c.Servers), BestUp: len(c.Servers), FailbackEnabled: *c.EnableFailback == 1,
 		FailbackWhenIdle: c.FailbackWhen != "always"}
 }
 
-// bindingParams maps them onto the params of model/binding.yaml, for a
+// BindingParams maps them onto the params of model/binding.yaml, for a
 // binding on the last server of the list or another (R17).
-func bindingParams(c LineConfig, last bool) fsm.BindingParams {
-	lp := lineParams(c)
+func (c LineConfig) BindingParams(last bool) fsm.BindingParams {
+	lp := c.LineParams()
 	return fsm.BindingParams{IsLast: last, CountMode: lp.CountMode, RetryCounts: lp.RetryCounts, RetryTime: lp.RetryTime,
 		T1: lp.T1, T2: lp.T2, RefreshInterval: lp.RefreshInterval, KeepaliveEnabled: lp.KeepaliveEnabled,
 		KeepaliveInterval: lp.KeepaliveInterval, BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax,
 		FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval, TimerSpread: lp.TimerSpread}
 }
 
-// callParams maps them onto the params of model/call.yaml.
-func callParams(c LineConfig) fsm.CallParams {
+// CallParams maps them onto the params of model/call.yaml.
+func (c LineConfig) CallParams() fsm.CallParams {
 	return fsm.CallParams{T1: fsm.Duration(c.T1), MaxDuration: fsm.Duration(c.MaxCallDuration)}
 }
 
@@ -118,7 +118,7 @@ var FailbackModes = []string{"duration", "registration", "new_requests", "dns_tt
 func modelProblems(c LineConfig) [][2]string {
 	var out [][2]string
 	seen := map[string]bool{}
-	for _, err := range []error{lineParams(c).Validate(), requestParams(c).Validate(), callParams(c).Validate()} {
+	for _, err := range []error{c.LineParams().Validate(), c.RequestParams().Validate(), c.CallParams().Validate()} {
 		for _, e := range unjoin(err) {
 			var pe *fsm.ParamError
 			if !errors.As(e, &pe) {
@@ -147,3 +147,17 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+// RefreshAfter is when to refresh a binding granted for d: at 80 %, and at
+// least a second before it expires (I8).
+func RefreshAfter(d time.Duration) time.Duration {
+	r := d * 4 / 5
+	if d-r < time.Second {
+		r = d - time.Second
+	}
+	return max(r, 100*time.Millisecond)
+}
+
+// RingTimeout bounds how long an INVITE that got a 1xx waits for its final
+// answer; RFC 3261 Timer C is more than 3 minutes.
+const RingTimeout = 3*time.Minute + time.Second

@@ -1,4 +1,4 @@
-package runtime_test
+package settings_test
 
 import (
 	"os"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // FuzzSettings feeds the settings loader any bytes. It never panics; a
@@ -16,7 +17,7 @@ import (
 // loader accepts, a line can start with), and which saves and loads back
 // to the same effective settings.
 func FuzzSettings(f *testing.F) {
-	if src, err := os.ReadFile("../docs/lines.example.yaml"); err == nil {
+	if src, err := os.ReadFile("../../docs/lines.example.yaml"); err == nil {
 		f.Add(src)
 	}
 	for _, seed := range []string{
@@ -31,7 +32,7 @@ func FuzzSettings(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := runtime.ParseConfig(data)
+		cfg, err := settings.Parse(data)
 		if err != nil {
 			return
 		}
@@ -42,10 +43,10 @@ func FuzzSettings(f *testing.F) {
 			}
 		}
 		path := filepath.Join(t.TempDir(), "lines.yaml")
-		if err := runtime.SaveConfig(path, cfg); err != nil {
+		if err := settings.Save(path, cfg); err != nil {
 			t.Fatalf("accepted settings cannot be saved: %v", err)
 		}
-		back, err := runtime.LoadConfig(path)
+		back, err := settings.Load(path)
 		if err != nil {
 			t.Fatalf("saved settings do not load: %v", err)
 		}
@@ -56,8 +57,8 @@ func FuzzSettings(f *testing.F) {
 }
 
 // effective is what a config means: every line with its defaults.
-func effective(c runtime.Config) []runtime.LineConfig {
-	var out []runtime.LineConfig
+func effective(c settings.Config) []settings.LineConfig {
+	var out []settings.LineConfig
 	for _, l := range c.Lines {
 		out = append(out, l.Defaults())
 	}

@@ -1,4 +1,4 @@
-package runtime_test
+package settings_test
 
 import (
 	"errors"
@@ -13,17 +13,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sipfailover/sipfailover/runtime/settings"
 	"pgregory.net/rapid"
-
-	"github.com/sipfailover/sipfailover/runtime"
 )
 
 func TestExampleSettingsParse(t *testing.T) {
-	c, err := runtime.LoadConfig("../docs/lines.example.yaml")
+	c, err := settings.Load("../../docs/lines.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Lines) != 2 || *c.Lines[0].Defaults().Servers[1].Port != 5060 || *c.Lines[1].Defaults().Servers[0].Transport != runtime.TransportTLS {
+	if len(c.Lines) != 2 || *c.Lines[0].Defaults().Servers[1].Port != 5060 || *c.Lines[1].Defaults().Servers[0].Transport != settings.TransportTLS {
 		t.Fatalf("unexpected settings: %+v", c)
 	}
 }
@@ -51,8 +50,8 @@ lines:
     servers:
       - {addr: 127.0.0.1}
 `
-	_, err := runtime.ParseConfig([]byte(src))
-	var ve *runtime.ValidationError
+	_, err := settings.Parse([]byte(src))
+	var ve *settings.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("got %v, want a *ValidationError", err)
 	}
@@ -79,14 +78,14 @@ lines:
 }
 
 func TestUnknownSettingIsAnError(t *testing.T) {
-	_, err := runtime.ParseConfig([]byte("lines:\n  - user: a\n    failback_intervall: 10\n"))
+	_, err := settings.Parse([]byte("lines:\n  - user: a\n    failback_intervall: 10\n"))
 	if err == nil || !strings.Contains(err.Error(), "failback_intervall") {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestNoLines(t *testing.T) {
-	if _, err := runtime.ParseConfig([]byte("lines: []\n")); !errors.Is(err, runtime.ErrNoLines) {
+	if _, err := settings.Parse([]byte("lines: []\n")); !errors.Is(err, settings.ErrNoLines) {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -96,16 +95,16 @@ func TestNoLines(t *testing.T) {
 func TestSaveConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lines.yaml")
 	port := 5070
-	c := runtime.Config{Lines: []runtime.LineConfig{{Name: "lobby", User: "1001", Password: "pw",
-		Servers: []runtime.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "backup.example.com", Port: &port}}}}}
-	if err := runtime.SaveConfig(path, c); err != nil {
+	c := settings.Config{Lines: []settings.LineConfig{{Name: "lobby", User: "1001", Password: "pw",
+		Servers: []settings.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "backup.example.com", Port: &port}}}}}
+	if err := settings.Save(path, c); err != nil {
 		t.Fatal(err)
 	}
 	before, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := runtime.LoadConfig(path)
+	back, err := settings.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +112,9 @@ func TestSaveConfig(t *testing.T) {
 		t.Fatalf("read back %+v", got)
 	}
 	bad := c
-	bad.Lines = []runtime.LineConfig{c.Lines[0]}
-	bad.Lines[0].Servers = []runtime.ServerConfig{{Addr: ""}, {Addr: "x"}}
-	if err := runtime.SaveConfig(path, bad); err == nil {
+	bad.Lines = []settings.LineConfig{c.Lines[0]}
+	bad.Lines[0].Servers = []settings.ServerConfig{{Addr: ""}, {Addr: "x"}}
+	if err := settings.Save(path, bad); err == nil {
 		t.Fatal("a config with an empty address was saved")
 	}
 	after, _ := os.ReadFile(path)
@@ -170,36 +169,36 @@ func TestLimitsAtBothEdges(t *testing.T) {
 			return line(v, "")
 		}
 		for _, v := range tc.ok {
-			if _, err := runtime.ParseConfig([]byte(src(v))); err != nil {
+			if _, err := settings.Parse([]byte(src(v))); err != nil {
 				t.Errorf("%s: %q refused: %v", tc.field, v, err)
 			}
 		}
 		for _, v := range tc.bad {
-			_, err := runtime.ParseConfig([]byte(src(v)))
+			_, err := settings.Parse([]byte(src(v)))
 			if err == nil || !strings.Contains(err.Error(), ": "+tc.field+": ") {
 				t.Errorf("%s: %q not refused for that field: %v", tc.field, v, err)
 			}
 		}
 	}
 	for _, v := range []string{"max_calls: 100000\n", "max_calls: 1\n"} {
-		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err != nil {
+		if _, err := settings.Parse([]byte(v + line("", ""))); err != nil {
 			t.Errorf("%q refused: %v", v, err)
 		}
 	}
 	for _, v := range []string{"max_calls: 100001\n", "max_calls: -1\n"} {
-		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err == nil {
+		if _, err := settings.Parse([]byte(v + line("", ""))); err == nil {
 			t.Errorf("%q accepted", v)
 		}
 	}
 	for _, v := range []string{"pacing: {rate: 0}\n", "pacing: {rate: 0.5, burst: 1}\n", "pacing: {rate: 1000000, burst: 1000000}\n"} {
-		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err != nil {
+		if _, err := settings.Parse([]byte(v + line("", ""))); err != nil {
 			t.Errorf("%q refused: %v", v, err)
 		}
 	}
 	for v, field := range map[string]string{"pacing: {rate: -1, burst: 5}\n": "pacing.rate", "pacing: {rate: 1000001, burst: 5}\n": "pacing.rate",
 		"pacing: {rate: .nan, burst: 5}\n": "pacing.rate", "pacing: {rate: 10}\n": "pacing.burst", "pacing: {rate: 10, burst: -3}\n": "pacing.burst",
 		"pacing: {rate: 10, burst: 5, bucket: 3}\n": "bucket"} {
-		if _, err := runtime.ParseConfig([]byte(v + line("", ""))); err == nil || !strings.Contains(err.Error(), field) {
+		if _, err := settings.Parse([]byte(v + line("", ""))); err == nil || !strings.Contains(err.Error(), field) {
 			t.Errorf("%q: got %v, want an error naming %s", v, err, field)
 		}
 	}
@@ -221,7 +220,7 @@ func TestSettingsErrorsHavePlaces(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tc.src), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := runtime.LoadConfig(path)
+		_, err := settings.Load(path)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.src, err, tc.want)
 		}
@@ -230,7 +229,7 @@ func TestSettingsErrorsHavePlaces(t *testing.T) {
 
 // TestWarningForNoPassword: a line without a password loads, with a warning.
 func TestWarningForNoPassword(t *testing.T) {
-	c, err := runtime.ParseConfig([]byte("lines:\n- name: door\n  user: a\n  servers: [{addr: h1}, {addr: h2}]\n"))
+	c, err := settings.Parse([]byte("lines:\n- name: door\n  user: a\n  servers: [{addr: h1}, {addr: h2}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +254,7 @@ func TestWebListenStaysLocal(t *testing.T) {
 		"{listen: 127.0.0.1:8080, metrics_token: short, password_hash: " + hash + "}":                              "web: metrics_token: 5 characters",
 		"{listen: 127.0.0.1:8080, metrics_token: 0123456789abcdef, password_hash: " + hash + "}":                   "",
 	} {
-		_, err := runtime.ParseConfig([]byte("web: " + web + "\n" + lines))
+		_, err := settings.Parse([]byte("web: " + web + "\n" + lines))
 		switch {
 		case want == "" && err != nil:
 			t.Errorf("%s: %v", web, err)
@@ -302,16 +301,16 @@ func TestSettingsRoundTrip(t *testing.T) {
 				}
 			}
 		}
-		first, err := runtime.ParseConfig([]byte(b.String()))
+		first, err := settings.Parse([]byte(b.String()))
 		if err != nil {
 			t.Fatalf("a file within the ranges is refused: %v\n%s", err, b.String())
 		}
 		path := filepath.Join(dir, fmt.Sprintf("lines-%d.yaml", n))
-		if err := runtime.SaveConfig(path, first); err != nil {
+		if err := settings.Save(path, first); err != nil {
 			t.Fatal(err)
 		}
 		saved, _ := os.ReadFile(path)
-		second, err := runtime.LoadConfig(path)
+		second, err := settings.Load(path)
 		if err != nil {
 			t.Fatalf("the saved file does not load: %v\n%s", err, saved)
 		}
@@ -340,7 +339,7 @@ func TestSaveSurvivesAKill(t *testing.T) {
 		return
 	}
 	path := filepath.Join(t.TempDir(), "lines.yaml")
-	if err := runtime.SaveConfig(path, saveLoopConfig(0)); err != nil {
+	if err := settings.Save(path, saveLoopConfig(0)); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -353,7 +352,7 @@ func TestSaveSurvivesAKill(t *testing.T) {
 		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond) // a kill at a random moment of the loop
 		cmd.Process.Kill()
 		cmd.Wait()
-		c, err := runtime.LoadConfig(path)
+		c, err := settings.Load(path)
 		if err != nil {
 			t.Fatalf("kill %d: the file does not load: %v", i+1, err)
 		}
@@ -364,14 +363,14 @@ func TestSaveSurvivesAKill(t *testing.T) {
 }
 
 // saveLoopConfig is one of the two configs the child saves in turn.
-func saveLoopConfig(i int) runtime.Config {
+func saveLoopConfig(i int) settings.Config {
 	name := []string{"zero", "one"}[i%2]
-	return runtime.Config{Lines: []runtime.LineConfig{{Name: name, User: "1001", Password: strings.Repeat("p", 4000),
-		Servers: []runtime.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "10.0.0.2"}}}}}
+	return settings.Config{Lines: []settings.LineConfig{{Name: name, User: "1001", Password: strings.Repeat("p", 4000),
+		Servers: []settings.ServerConfig{{Addr: "10.0.0.1"}, {Addr: "10.0.0.2"}}}}}
 }
 
 func saveForever(path string) {
 	for i := 0; ; i++ {
-		runtime.SaveConfig(path, saveLoopConfig(i))
+		settings.Save(path, saveLoopConfig(i))
 	}
 }
