@@ -204,12 +204,14 @@ func (c *checker) i3held() {
 					continue
 				}
 				// A 2xx from the server ends the hold (the server is back), from
-				// when it can have arrived: one sent before the 503 may come
-				// after it.
+				// the earliest it can have arrived: as soon as the request it
+				// answers went, for a round trip can be that short. One sent
+				// before the 503 may come after it. A request's own answer
+				// excuses nothing of it.
 				end := h.until - tr.RTT
 				for _, x := range tr.Sends[s] {
-					if x.At+tr.RTT >= h.at && x.Answer >= 200 && x.Answer < 300 {
-						end = min(end, max(x.At, h.at)+tr.RTT)
+					if x.Branch != r.Branch && x.At+tr.RTT >= h.at && x.Answer >= 200 && x.Answer < 300 {
+						end = min(end, max(x.At, h.at))
 						break
 					}
 				}

@@ -242,6 +242,16 @@ func TestBoundsAreTight(t *testing.T) {
 				Request{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 503, RetryAfter: 10},
 				Request{At: 60*s - pastBy(past), Method: "REGISTER", CallID: "reg", Branch: "b21", Expires: 3600, Delivered: true, Answer: 200})
 		}},
+		{"I3", "an INVITE as soon as a 2xx that ends a Retry-After can have come", func(tr *Trace, past bool) {
+			tr.Sends[0] = append(tr.Sends[0],
+				Request{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b20", Expires: 3600, Delivered: true, Answer: 503, RetryAfter: 10},
+				// sent before the 503 can have come back; its retransmission
+				// is answered 2xx
+				Request{At: 50*s + 5*ms, Method: "REGISTER", CallID: "reg", Branch: "b21", Expires: 3600},
+				Request{At: 51 * s, Method: "REGISTER", CallID: "reg", Branch: "b21", Expires: 3600, Delivered: true, Answer: 200},
+				Request{At: 51*s - pastBy(past), Method: "INVITE", CallID: "call", Branch: "b22", Delivered: true})
+			slices.SortStableFunc(tr.Sends[0], func(a, b Request) int { return int(a.At - b.At) })
+		}},
 		{"I4", "Signal Retry Counts (3) transmissions of one request", func(tr *Trace, past bool) {
 			at := []time.Duration{30 * s, 30*s + 500*ms, 31*s + 500*ms}
 			if past {
