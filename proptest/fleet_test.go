@@ -11,6 +11,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // TestFleetPacing runs a fleet, many lines of one agent, in virtual time
@@ -44,10 +45,10 @@ func TestFleetPacing(t *testing.T) {
 			tr = settings.TransportTCP
 		}
 		port := 5060
-		var eps []runtime.Endpoint
+		var eps []transport.Endpoint
 		var servers []settings.ServerConfig
 		for i := range 2 {
-			e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
+			e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
 			eps = append(eps, e)
 			simnet.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
 			servers = append(servers, settings.ServerConfig{Addr: e.Host, Port: &port, Transport: &tr, TTL: &ttl})

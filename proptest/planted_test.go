@@ -20,8 +20,8 @@ import (
 	"github.com/sipfailover/sipfailover/gen"
 	"github.com/sipfailover/sipfailover/internal/capture"
 	"github.com/sipfailover/sipfailover/internal/invariant"
-	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // A planted bug rewrites what the line sends on its way to the network:
@@ -32,7 +32,7 @@ type planted struct {
 	id   string // the invariant it breaks
 	// tamper returns the sends to make instead of msg (a request of method,
 	// in a dialog when toTag) to server i of eps.
-	tamper func(eps []runtime.Endpoint, i int, method string, cseq uint32, toTag bool, msg []byte) []runtimetest.SimSend
+	tamper func(eps []transport.Endpoint, i int, method string, cseq uint32, toTag bool, msg []byte) []runtimetest.SimSend
 }
 
 // sentToRE finds the server a request went to in an I4, I5 or I10 of the
@@ -40,36 +40,36 @@ type planted struct {
 var sentToRE = regexp.MustCompile(`(?:went )?to server (\d+)`)
 
 // elsewhere is msg sent to the server after i instead.
-func elsewhere(eps []runtime.Endpoint, i int, msg []byte) []runtimetest.SimSend {
+func elsewhere(eps []transport.Endpoint, i int, msg []byte) []runtimetest.SimSend {
 	return []runtimetest.SimSend{{Dst: eps[(i+1)%len(eps)], Msg: msg}}
 }
 
 var plantedBugs = []planted{
-	{"every REGISTER transmission sent twice", "I4", func(eps []runtime.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
+	{"every REGISTER transmission sent twice", "I4", func(eps []transport.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
 		if method != "REGISTER" {
 			return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}}
 		}
 		return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}, {Dst: eps[i], Msg: msg}}
 	}},
-	{"a new call's INVITE to the next server", "I5", func(eps []runtime.Endpoint, i int, method string, _ uint32, toTag bool, msg []byte) []runtimetest.SimSend {
+	{"a new call's INVITE to the next server", "I5", func(eps []transport.Endpoint, i int, method string, _ uint32, toTag bool, msg []byte) []runtimetest.SimSend {
 		if method == "INVITE" && !toTag {
 			return elsewhere(eps, i, msg)
 		}
 		return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}}
 	}},
-	{"a hang-up's BYE to the next server", "I10", func(eps []runtime.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
+	{"a hang-up's BYE to the next server", "I10", func(eps []transport.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
 		if method == "BYE" {
 			return elsewhere(eps, i, msg)
 		}
 		return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}}
 	}},
-	{"every INVITE transmission sent twice", "I4", func(eps []runtime.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
+	{"every INVITE transmission sent twice", "I4", func(eps []transport.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
 		if method != "INVITE" {
 			return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}}
 		}
 		return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}, {Dst: eps[i], Msg: msg}}
 	}},
-	{"a MESSAGE to the next server", "I5", func(eps []runtime.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
+	{"a MESSAGE to the next server", "I5", func(eps []transport.Endpoint, i int, method string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
 		if method == "MESSAGE" {
 			return elsewhere(eps, i, msg)
 		}
@@ -89,7 +89,7 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 	if id, name, ok := strings.Cut(os.Getenv(modelBugEnv), " "); ok {
 		// Built from a model with a bug planted (TestWireCatchesModelBugs):
 		// the phone sends what its broken machine tells it to.
-		bugs = []planted{{name, id, func(eps []runtime.Endpoint, i int, _ string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
+		bugs = []planted{{name, id, func(eps []transport.Endpoint, i int, _ string, _ uint32, _ bool, msg []byte) []runtimetest.SimSend {
 			return []runtimetest.SimSend{{Dst: eps[i], Msg: msg}}
 		}}}
 	}
@@ -102,8 +102,8 @@ func TestWireCatchesPlantedBugs(t *testing.T) {
 			}
 			rapid.Check(t, func(t *rapid.T) {
 				w := newWireWorld(t, "successive")
-				w.net.Tamper = func(dst runtime.Endpoint, msg []byte) []runtimetest.SimSend {
-					i := slices.IndexFunc(w.eps, func(e runtime.Endpoint) bool {
+				w.net.Tamper = func(dst transport.Endpoint, msg []byte) []runtimetest.SimSend {
+					i := slices.IndexFunc(w.eps, func(e transport.Endpoint) bool {
 						return e.Host == dst.Host && e.Port == dst.Port && e.Transport == dst.Transport
 					})
 					parsed, err := sip.ParseMessage(msg)

@@ -15,6 +15,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 var serverNames = []string{"primary", "backup", "s3", "s4"}
@@ -24,7 +25,7 @@ var serverNames = []string{"primary", "backup", "s3", "s4"}
 type world struct {
 	clock  *runtimetest.VirtualClock
 	net    *runtimetest.SimNetwork
-	eps    []runtime.Endpoint
+	eps    []transport.Endpoint
 	line   *runtime.Line
 	trace  invariant.Trace
 	script []string // the run as a scenario script for runtime/testdata
@@ -71,9 +72,9 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	spread := rapid.SampledFrom([]int{0, 0, 10, 20, 50}).Draw(t, "timer_spread")
 
 	onoff := map[bool]string{true: "on", false: "off"}
-	transport, retryMode := "udp", "time"
+	trName, retryMode := "udp", "time"
 	if tcp {
-		transport = "tcp"
+		trName = "tcp"
 	}
 	if count {
 		retryMode = "count"
@@ -82,7 +83,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
 	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d",
-		n, transport, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread))
+		n, trName, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread))
 
 	tr := 0
 	if tcp {
@@ -102,7 +103,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	for i := range n {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
-		e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
+		e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
 		w.eps = append(w.eps, e)
 		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
 		up := 2*rtt <= w.trace.Budget(i) // as setServer judges it

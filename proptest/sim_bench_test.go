@@ -9,6 +9,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // BenchmarkSimulatedDay runs a line through one simulated day: OPTIONS every
@@ -19,11 +20,11 @@ func BenchmarkSimulatedDay(b *testing.B) {
 		clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		network := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
 		port, interval := 5060, 600
-		var eps []runtime.Endpoint
+		var eps []transport.Endpoint
 		cfg := settings.LineConfig{User: "1001", Password: "pw", FailbackInterval: &interval, KeepaliveInterval: settings.Duration(30 * time.Second)}
 		for _, host := range []string{"127.0.1.1", "127.0.1.2"} {
 			cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: host, Port: &port})
-			e := runtime.Endpoint{Host: host, Port: port}
+			e := transport.Endpoint{Host: host, Port: port}
 			eps = append(eps, e)
 			network.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
 		}

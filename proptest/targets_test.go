@@ -14,6 +14,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // answered is one SRV answer the line's agent got: when (in the order of
@@ -31,7 +32,7 @@ type recorder struct {
 	*runtimetest.Zone
 	seq     *int
 	records map[string][]int // name -> its SRV targets, server numbers in priority order
-	eps     []runtime.Endpoint
+	eps     []transport.Endpoint
 	log     []answered
 }
 
@@ -61,9 +62,9 @@ func TestTargetsComeAndGo(t *testing.T) {
 		clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		start := clock.Now()
 		simnet := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
-		var eps []runtime.Endpoint
+		var eps []transport.Endpoint
 		for i := range n {
-			e := runtime.Endpoint{Host: fmt.Sprintf("127.0.2.%d", i+1), Port: 5060, Transport: settings.TransportUDP}
+			e := transport.Endpoint{Host: fmt.Sprintf("127.0.2.%d", i+1), Port: 5060, Transport: settings.TransportUDP}
 			eps = append(eps, e)
 			simnet.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
 		}

@@ -15,13 +15,14 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
 // Agent runs lines over one Network: many lines share its sockets, and
 // responses reach their line through the Via branch.
 type Agent struct {
-	net   Network
+	net   transport.Network
 	clock Clock
 	log   *slog.Logger
 	watch func(Transition)
@@ -92,7 +93,7 @@ func WithCallWatcher(f func(CallInfo)) Option { return func(a *Agent) { a.callWa
 func WithAnswer(f func(line, caller string) int) Option { return func(a *Agent) { a.answerPolicy = f } }
 
 // NewAgent returns an agent that sends over n.
-func NewAgent(n Network, opts ...Option) *Agent {
+func NewAgent(n transport.Network, opts ...Option) *Agent {
 	a := &Agent{
 		net:      n,
 		clock:    RealClock{},
@@ -190,7 +191,7 @@ func (a *Agent) Counters() Counters { return a.counters.snapshot() }
 
 // warn logs bad input from a source, a few lines a minute at most per
 // source; the counters count it all.
-func (a *Agent) warn(from Endpoint, msg string, args ...any) {
+func (a *Agent) warn(from transport.Endpoint, msg string, args ...any) {
 	if a.logLimit.allow(from.Host) {
 		a.log.Warn(msg, append([]any{"from", from.String()}, args...)...)
 	}
@@ -199,7 +200,7 @@ func (a *Agent) warn(from Endpoint, msg string, args ...any) {
 // contain stops a panic in the handling of one message from taking the
 // process, and every other line, with it (I11). It is a safety net: the
 // edge checks are the fix, and each panic counted here is a bug.
-func (a *Agent) contain(from Endpoint, what string) {
+func (a *Agent) contain(from transport.Endpoint, what string) {
 	if r := recover(); r != nil {
 		a.counters.panics.Add(1)
 		a.log.Error("panic while handling a message; message dropped", "from", from.String(), "message", what, "panic", fmt.Sprint(r),
@@ -210,19 +211,19 @@ func (a *Agent) contain(from Endpoint, what string) {
 // Receive takes one message as it came from the server at from: it is
 // parsed, checked and handed on as a Network would (reply answers a
 // request the way it came). A Network of an embedder's own can call it.
-func (a *Agent) Receive(from Endpoint, data []byte, reply func([]byte)) {
-	receive(a, from, data, reply)
+func (a *Agent) Receive(from transport.Endpoint, data []byte, reply func([]byte)) {
+	transport.Receive(a, from, data, reply)
 }
 
 // HandleUnparsable counts bytes that are no SIP message.
-func (a *Agent) HandleUnparsable(from Endpoint, err error) {
+func (a *Agent) HandleUnparsable(from transport.Endpoint, err error) {
 	a.counters.unparsable.Add(1)
 	a.warn(from, "unparsable message dropped", "err", err)
 }
 
 // HandleResponse routes a response to the line whose request it answers.
 // A response without the mandatory headers is dropped here (RFC 3261 8.1.3).
-func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
+func (a *Agent) HandleResponse(from transport.Endpoint, res *sip.Response) {
 	defer a.contain(from, res.StartLine())
 	if err := wire.CheckResponse(res); err != nil {
 		a.counters.badResponses.Add(1)
@@ -230,18 +231,17 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 		return
 	}
 	ans := wire.ParseAnswer(res)
-	branch, _ := res.Via().Params.Get("branch")
 	a.mu.Lock()
-	l := a.branches[branch]
+	l := a.branches[ans.Branch]
 	a.mu.Unlock()
 	var c *Call
 	if l == nil {
-		c = a.findCall(res, fromTag(res), "")
+		c = a.findCall(ans.CallID, ans.FromTag, "")
 	}
 	switch {
 	case l != nil:
-		l.response(from, branch, ans)
-	case c != nil && res.StatusCode >= 200 && res.CSeq().MethodName == sip.INVITE:
+		l.response(from, ans)
+	case c != nil && res.StatusCode >= 200 && ans.Method == sip.INVITE:
 		c.line.mu.Lock()
 		c.lateFinal(ans)
 		c.line.drain()
@@ -262,12 +262,10 @@ func (a *Agent) HandleResponse(from Endpoint, res *sip.Response) {
 // A request without the mandatory headers, or of another SIP version, is
 // answered 400 or 505 here and reaches no line (RFC 3261 8.2); an ACK,
 // which has no answer, is dropped.
-func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte)) {
+func (a *Agent) HandleRequest(from transport.Endpoint, req *sip.Request, reply func([]byte)) {
 	defer a.contain(from, req.StartLine())
 	respond := func(code int, reason string) {
-		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		res.SipVersion = "SIP/2.0" // a 505 too speaks our version
-		reply([]byte(res.String()))
+		reply([]byte(wire.Reply(req, code, reason, "", nil).String()))
 	}
 	if bad := wire.CheckRequest(req); bad != nil {
 		a.counters.badRequests.Add(1)
@@ -277,7 +275,8 @@ func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte
 		}
 		return
 	}
-	c := a.findCall(req, toTag(req), fromTag(req))
+	callID, fromTag, toTag := wire.DialogOf(req)
+	c := a.findCall(callID, toTag, fromTag)
 	switch {
 	case c != nil:
 		c.inDialogRequest(from, req, reply)
@@ -299,7 +298,7 @@ func (a *Agent) HandleRequest(from Endpoint, req *sip.Request, reply func([]byte
 
 // lineFor picks the line an incoming INVITE is for: one that has from among
 // its servers and whose user the Request-URI (else the To) names.
-func (a *Agent) lineFor(from Endpoint, req *sip.Request) *Line {
+func (a *Agent) lineFor(from transport.Endpoint, req *sip.Request) *Line {
 	var users []string
 	users = append(users, req.Recipient.User)
 	if to := req.To(); to != nil {
@@ -319,36 +318,15 @@ func (a *Agent) lineFor(from Endpoint, req *sip.Request) *Line {
 // findCall finds the call a message belongs to: by its Call-ID and our
 // tag (in local), or, for a call whose answer has not reached the far end
 // (a retransmitted INVITE carries no To tag), by the far end's tag.
-func (a *Agent) findCall(m sip.Message, localTag, remoteTag string) *Call {
-	cid := m.CallID()
-	if cid == nil {
-		return nil
-	}
+func (a *Agent) findCall(callID, localTag, remoteTag string) *Call {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, c := range a.calls[cid.Value()] {
+	for _, c := range a.calls[callID] {
 		if (localTag != "" && c.dlg.tag == localTag) || (localTag == "" && remoteTag != "" && !c.info.Outgoing && c.remoteTag == remoteTag) {
 			return c
 		}
 	}
 	return nil
-}
-
-// fromTag and toTag read a message's tags; "" when there is none.
-func fromTag(m interface{ From() *sip.FromHeader }) string {
-	if h := m.From(); h != nil {
-		t, _ := h.Params.Get("tag")
-		return t
-	}
-	return ""
-}
-
-func toTag(m interface{ To() *sip.ToHeader }) string {
-	if h := m.To(); h != nil {
-		t, _ := h.Params.Get("tag")
-		return t
-	}
-	return ""
 }
 
 func (a *Agent) fileCall(c *Call) {
@@ -370,7 +348,7 @@ func (a *Agent) dropCall(c *Call) {
 }
 
 // HandleUnreachable tells every line with a request in flight to dst.
-func (a *Agent) HandleUnreachable(dst Endpoint, err *TransportError) {
+func (a *Agent) HandleUnreachable(dst transport.Endpoint, err *transport.Error) {
 	defer a.contain(dst, "unreachable: "+err.Error())
 	for _, l := range a.Lines() {
 		l.unreachable(dst, err)

@@ -21,7 +21,7 @@ type credentials struct {
 // cannot be answered (an unknown algorithm, a missing header); credentials
 // that cannot be reused are forgotten and the request goes without.
 func (l *Line) authorize(s *requestSpec, challenge *wire.Answer) error {
-	server := s.dst.at()
+	server := addrOf(s.dst)
 	if challenge != nil {
 		l.creds[server] = &credentials{challenge: challenge}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -30,20 +31,20 @@ type Call struct {
 	dlg          dialog // Call-ID, our tag, our CSeq
 	remote       string // the far end's URI: To of our INVITE, From of theirs
 	remoteTag    string
-	remoteTarget string   // the far end's Contact
-	routes       []string // the route set, in the order Route headers take
-	server       Endpoint // the server the dialog goes through (R16, I10)
+	remoteTarget string             // the far end's Contact
+	routes       []string           // the route set, in the order Route headers take
+	server       transport.Endpoint // the server the dialog goes through (R16, I10)
 	info         CallInfo
 
 	invite     *Request // an outgoing call's INVITE
 	lastInvite *txn     // its latest transaction, for the ACK of a late final answer
 	ack        []byte   // the ACK of our 2xx, sent again if the 2xx is
-	ackDst     Endpoint
+	ackDst     transport.Endpoint
 
 	// A delivered call: its INVITE, our 200 OK (sent again until the ACK,
 	// RFC 3261 13.3.1.4), and the far end's BYE while it is answered.
 	inviteReq *sip.Request
-	from      Endpoint
+	from      transport.Endpoint
 	reply     func([]byte)
 	answer    []byte
 	retrans   Timer
@@ -277,15 +278,13 @@ func (c *Call) final(t *txn, res *wire.Answer) {
 // its ACK.
 func (c *Call) establish(t *txn, res *wire.Answer) {
 	c.server = t.dst
-	if to := res.To(); to != nil {
-		c.remoteTag, _ = to.Params.Get("tag")
-	}
+	c.remoteTag = res.ToTag
 	c.remoteTarget = cmp.Or(res.Target(), c.remote)
 	c.routes = slices.Clone(res.Routes)
 	slices.Reverse(c.routes) // the UAC reverses them (12.1.2)
 	spec := c.line.spec(sip.ACK, c.server, -1)
 	c.inDialog(&spec, c.server, nil)
-	c.ack, c.ackDst = c.buildAck(spec, res.CSeq().SeqNo), t.dst
+	c.ack, c.ackDst = c.buildAck(spec, res.CSeq), t.dst
 	c.line.agent.net.Send(c.ackDst, c.ack)
 }
 
@@ -340,10 +339,9 @@ func (a *callActions) AnswerInvite() {
 	c := (*Call)(a)
 	l, req := c.line, c.inviteReq
 	host, port := l.agent.net.Local(c.from)
-	res := sip.NewResponseFromRequest(req, 200, "OK", sdp(host, c.dlg.callID))
-	res.To().Params.Add("tag", c.dlg.tag)
+	res := wire.Reply(req, 200, "OK", c.dlg.tag, sdp(host, c.dlg.callID))
 	res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s;transport=%s>", l.cfg.User,
-		Endpoint{Host: host, Port: port}.Addr(), strings.ToLower(c.from.TransportName()))))
+		transport.Endpoint{Host: host, Port: port}.Addr(), strings.ToLower(c.from.TransportName()))))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	c.answer = []byte(res.String())
 	c.info.Code = 200
@@ -415,16 +413,15 @@ func (a *callActions) EndCall() {
 // incoming answers an INVITE that the server at from delivered for this
 // line (R5: from any of its servers). The agent's answer policy decides:
 // 200 with an SDP answer, or a rejection.
-func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
+func (l *Line) incoming(from transport.Endpoint, req *sip.Request, reply func([]byte)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.serverAt(from) < 0 {
-		reply([]byte(sip.NewResponseFromRequest(req, 403, "Forbidden", nil).String()))
+		reply([]byte(wire.Reply(req, 403, "Forbidden", "", nil).String()))
 		return
 	}
-	fromHdr := req.From()
-	remoteTag, _ := fromHdr.Params.Get("tag")
-	remote := fromHdr.Address.String()
+	callID, remoteTag, _ := wire.DialogOf(req)
+	remote := req.From().Address.String()
 	code := 200
 	if policy := l.agent.answerPolicy; policy != nil {
 		code = policy(l.cfg.Name, remote)
@@ -441,14 +438,12 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 	}
 	tag := randomToken(6)
 	if code >= 300 {
-		res := sip.NewResponseFromRequest(req, code, rejectReasons[code], nil)
-		res.To().Params.Add("tag", tag)
-		reply([]byte(res.String()))
+		reply([]byte(wire.Reply(req, code, rejectReasons[code], tag, nil).String()))
 		return
 	}
-	c, err := l.newCall(dialog{callID: req.CallID().Value(), tag: tag}, remote, false)
+	c, err := l.newCall(dialog{callID: callID, tag: tag}, remote, false)
 	if err != nil {
-		reply([]byte(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil).String()))
+		reply([]byte(wire.Reply(req, 500, "Server Internal Error", "", nil).String()))
 		return
 	}
 	c.server, c.remoteTag, c.from, c.reply, c.inviteReq = from, remoteTag, from, reply, req
@@ -463,17 +458,11 @@ func (l *Line) incoming(from Endpoint, req *sip.Request, reply func([]byte)) {
 
 // respond answers a request of the call's dialog, with our tag in To.
 func (c *Call) respond(req *sip.Request, reply func([]byte), code int, reason string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if to := res.To(); to != nil {
-		if _, ok := to.Params.Get("tag"); !ok {
-			to.Params.Add("tag", c.dlg.tag)
-		}
-	}
-	reply([]byte(res.String()))
+	reply([]byte(wire.Reply(req, code, reason, c.dlg.tag, nil).String()))
 }
 
 // inDialogRequest handles a request of the call's dialog from a server.
-func (c *Call) inDialogRequest(from Endpoint, req *sip.Request, reply func([]byte)) {
+func (c *Call) inDialogRequest(from transport.Endpoint, req *sip.Request, reply func([]byte)) {
 	l := c.line
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -483,7 +472,7 @@ func (c *Call) inDialogRequest(from Endpoint, req *sip.Request, reply func([]byt
 		l.drain()
 	case c.m.State().Final():
 		c.respond(req, reply, 481, "Call/Transaction Does Not Exist")
-	case req.Method == sip.INVITE && c.answer != nil && req.CSeq().SeqNo == c.inviteReq.CSeq().SeqNo:
+	case req.Method == sip.INVITE && c.answer != nil && req.CSeq().SeqNo == c.inviteReq.CSeq().SeqNo: // typed by the edge's checks
 		reply(c.answer) // a retransmission of the INVITE we answered
 	case req.Method == sip.BYE:
 		c.byeReq, c.byeReply = req, reply

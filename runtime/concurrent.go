@@ -10,6 +10,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -32,8 +33,8 @@ type concurrent struct {
 // implements fsm.BindingActions.
 type binding struct {
 	line      *Line
-	server    int      // its place in line.targets
-	ep        Endpoint // its server; the zero Endpoint while the server's name is looked up
+	server    int                // its place in line.targets
+	ep        transport.Endpoint // its server; the zero transport.Endpoint while the server's name is looked up
 	m         *fsm.BindingMachine
 	timers    timerSet[fsm.BindingTimer]
 	reg       dialog
@@ -148,7 +149,7 @@ func (c *concurrent) RegisterAll() {
 	c.bindings = nil
 	for i, s := range l.targets {
 		last := i == len(l.targets)-1
-		j := slices.IndexFunc(old, func(b *binding) bool { return b != nil && s.ep != (Endpoint{}) && b.ep == s.ep })
+		j := slices.IndexFunc(old, func(b *binding) bool { return b != nil && s.ep != (transport.Endpoint{}) && b.ep == s.ep })
 		if j < 0 {
 			c.bindings = append(c.bindings, newBinding(l, i, last))
 			continue
@@ -331,7 +332,7 @@ func (b *binding) send(expires int, challenge *wire.Answer) {
 		expires = l.ttlOf(s)
 	}
 	spec := l.spec(sip.REGISTER, s.ep, expires)
-	spec.stale = l.bound[s.ep.at()]
+	spec.stale = l.bound[addrOf(s.ep)]
 	b.challenge = nil
 	if err := l.authorize(&spec, challenge); err != nil {
 		l.finish(b.main)

@@ -9,6 +9,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // BenchmarkDeafPrimary is the hardening issue's storm: N lines of one agent
@@ -34,7 +35,7 @@ func BenchmarkDeafPrimary(b *testing.B) {
 			defer backup.Stop()
 			pp, bp, tcp := deaf.Port(), backup.Port(), settings.TransportTCP
 			for b.Loop() {
-				network := runtime.NewSocketNetwork(nil, nil)
+				network := transport.NewSocketNetwork(nil, nil)
 				agent := runtime.NewAgent(network)
 				lines := make([]*runtime.Line, n)
 				for i := range lines {

@@ -18,28 +18,32 @@
 // server its call was set up through (I10), and when that server is
 // unavailable the line fails over first (R6, R7, R8).
 //
-// Requests travel over a Network. SocketNetwork uses real UDP, TCP and TLS
-// sockets, shared by every line of an Agent; runtimetest.SimNetwork simulates
-// servers in virtual time for scenario and property tests. The runtime runs
-// its own non-INVITE transactions, with github.com/emiago/sipgo for the
-// messages: the model owns each request's budget and transmission cap (R3,
-// R4, I4 of docs/requirements.md), which sipgo's package-global
-// transaction timers cannot give per line, and connected UDP sockets turn
-// ICMP port unreachable into an immediate failover (R1), which sipgo's
-// unconnected sockets never see.
+// The drivers stand on four packages of their own, each below them:
 //
-// Below the drivers are two layers of their own: runtime/wire, the SIP
-// edge, which parses and checks every message where it enters and reads
-// each header the program acts on once, into a wire.Answer the drivers
-// read; and runtime/locate, which looks servers given by name up through
-// DNS (RFC 3263: NAPTR, SRV, A/AAAA). The Agent's locator runs those
-// lookups off every lock, keeps the answers for their TTL, and each
-// address a name has is a server of the line (R20); Agent.Locate shows
-// what a name stands for. A
-// line in concurrent registration mode (R17) keeps a registration on every
+//   - runtime/transport carries the bytes: connected UDP sockets that see
+//     ICMP, TCP and TLS streams, one shared local port. Its Network is the
+//     seam that runtimetest.SimNetwork fills in virtual time for tests.
+//   - runtime/wire is the SIP edge: it parses and checks every message
+//     where it enters and reads each header the program acts on once, into
+//     a wire.Answer the drivers read; they never read a header by name.
+//   - runtime/locate looks servers given by name up in DNS (RFC 3263:
+//     NAPTR, SRV, A/AAAA); the Agent's locator runs those lookups off every
+//     lock and keeps the answers for their TTL, and each address a name has
+//     is a server of the line (R20). Agent.Locate shows what a name stands
+//     for.
+//   - runtime/settings is the settings file, its checks, and the mapping
+//     of a line's settings onto the models' params.
+//
+// The runtime runs its own non-INVITE transactions, with
+// github.com/emiago/sipgo for the messages: the model owns each request's
+// budget and transmission cap (R3, R4, I4 of docs/requirements.md), which
+// sipgo's package-global transaction timers cannot give per line, and
+// connected UDP sockets turn ICMP port unreachable into an immediate
+// failover (R1), which sipgo's unconnected sockets never see. A line in
+// concurrent registration mode (R17) keeps a registration on every
 // server at once (model/binding.yaml, model/concurrent.yaml).
 //
-//	network := runtime.NewSocketNetwork(nil, logger)
+//	network := transport.NewSocketNetwork(nil, logger)
 //	agent := runtime.NewAgent(network, runtime.WithLogger(logger))
 //	line, err := agent.AddLine(cfg) // cfg: a settings.LineConfig, validated here
 //	line.Register()

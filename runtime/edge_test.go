@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,13 +12,14 @@ import (
 // TestHeadersAreReadAtTheEdge: the drivers (this package) read no header
 // by name; runtime/wire parses every header the program acts on, once,
 // where a message enters (an Answer), and builds the messages that repeat
-// a request's headers. A GetHeader here is a header parsed a second time.
+// a request's headers or answer one. A GetHeader, or a parameter read off
+// a header, here is a header parsed a second time.
 func TestHeadersAreReadAtTheEdge(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := regexp.MustCompile(`\.GetHeaders?\(|sip\.ParseMessage\(`)
+	read := regexp.MustCompile(`\.GetHeaders?\(|sip\.ParseMessage\(|\.Params\.Get\(|sip\.NewResponseFromRequest\(`)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -31,5 +33,26 @@ func TestHeadersAreReadAtTheEdge(t *testing.T) {
 				t.Errorf("%s:%d: %s (a header read past the edge: parse it in runtime/wire)", f, i+1, strings.TrimSpace(line))
 			}
 		}
+	}
+}
+
+// TestFilesStaySmall: no source file of the runtime's packages passes 700
+// lines, so that each stays one concern a newcomer reads in a sitting.
+func TestFilesStaySmall(t *testing.T) {
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(string(src), "\n"); n > 700 {
+			t.Errorf("runtime/%s: %d lines, more than 700: split it by concern", path, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

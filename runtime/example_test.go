@@ -8,6 +8,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // A line whose primary's port is closed fails over to the backup on the
@@ -20,8 +21,8 @@ func Example() {
 		{Addr: "127.0.1.1", Port: &port},
 		{Addr: "127.0.1.2", Port: &port},
 	}}
-	network.Add(&runtimetest.SimServer{Endpoint: runtime.Endpoint{Host: "127.0.1.1", Port: port}, Mode: runtimetest.SimICMP})
-	network.Add(&runtimetest.SimServer{Endpoint: runtime.Endpoint{Host: "127.0.1.2", Port: port}, Auth: true})
+	network.Add(&runtimetest.SimServer{Endpoint: transport.Endpoint{Host: "127.0.1.1", Port: port}, Mode: runtimetest.SimICMP})
+	network.Add(&runtimetest.SimServer{Endpoint: transport.Endpoint{Host: "127.0.1.2", Port: port}, Auth: true})
 
 	agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithWatcher(func(t runtime.Transition) {
 		if t.From != t.To {

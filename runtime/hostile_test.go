@@ -12,6 +12,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // simLine is one line against two simulated servers in virtual time, for
@@ -22,7 +23,7 @@ type simLine struct {
 	net   *runtimetest.SimNetwork
 	agent *runtime.Agent
 	line  *runtime.Line
-	eps   []runtime.Endpoint
+	eps   []transport.Endpoint
 	log   []runtime.Transition
 }
 
@@ -38,7 +39,7 @@ func newSimLine(t *testing.T, tweak func(*settings.LineConfig)) *simLine {
 		tweak(&cfg)
 	}
 	for _, sc := range cfg.Defaults().Servers {
-		e := runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport, ServerName: sc.Addr}
+		e := transport.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport, ServerName: sc.Addr}
 		s.eps = append(s.eps, e)
 		s.net.Add(&runtimetest.SimServer{Endpoint: e})
 	}
@@ -189,19 +190,22 @@ func TestResponseMatching(t *testing.T) {
 		res.AppendHeader(sip.NewHeader("Expires", "3600"))
 		return res
 	}
-	bad := map[string]func() (runtime.Endpoint, string){
-		"without CSeq":    func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("CSeq"); return s.eps[0], r.String() },
-		"without Call-ID": func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("Call-ID"); return s.eps[0], r.String() },
-		"without From":    func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("From"); return s.eps[0], r.String() },
-		"without To":      func() (runtime.Endpoint, string) { r := ok(); r.RemoveHeader("To"); return s.eps[0], r.String() },
-		"another Call-ID": func() (runtime.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "Call-ID", "forged") },
-		"CSeq of INVITE":  func() (runtime.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "CSeq", "1 INVITE") },
-		"another CSeq":    func() (runtime.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "CSeq", "99 REGISTER") },
-		"another From tag": func() (runtime.Endpoint, string) {
+	bad := map[string]func() (transport.Endpoint, string){
+		"without CSeq":    func() (transport.Endpoint, string) { r := ok(); r.RemoveHeader("CSeq"); return s.eps[0], r.String() },
+		"without Call-ID": func() (transport.Endpoint, string) { r := ok(); r.RemoveHeader("Call-ID"); return s.eps[0], r.String() },
+		"without From":    func() (transport.Endpoint, string) { r := ok(); r.RemoveHeader("From"); return s.eps[0], r.String() },
+		"without To":      func() (transport.Endpoint, string) { r := ok(); r.RemoveHeader("To"); return s.eps[0], r.String() },
+		"another Call-ID": func() (transport.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "Call-ID", "forged") },
+		"CSeq of INVITE":  func() (transport.Endpoint, string) { r := ok(); return s.eps[0], replaceHeader(r, "CSeq", "1 INVITE") },
+		"another CSeq": func() (transport.Endpoint, string) {
+			r := ok()
+			return s.eps[0], replaceHeader(r, "CSeq", "99 REGISTER")
+		},
+		"another From tag": func() (transport.Endpoint, string) {
 			r := ok()
 			return s.eps[0], replaceHeader(r, "From", "<sip:1001@example.test>;tag=forged")
 		},
-		"another port": func() (runtime.Endpoint, string) {
+		"another port": func() (transport.Endpoint, string) {
 			e := s.eps[0]
 			e.Port++
 			return e, ok().String()

@@ -11,6 +11,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // TestNeverIsAbsent: a time that has not happened (a line that never
@@ -40,7 +41,7 @@ func TestCallsAreLogged(t *testing.T) {
 	clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	net := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
 	for _, host := range []string{"127.0.1.1", "127.0.1.2"} {
-		net.Add(&runtimetest.SimServer{Endpoint: runtime.Endpoint{Host: host, Port: 5060}})
+		net.Add(&runtimetest.SimServer{Endpoint: transport.Endpoint{Host: host, Port: 5060}})
 	}
 	var logs bytes.Buffer
 	agent := runtime.NewAgent(net, runtime.WithClock(clock), runtime.WithSeed(1), runtime.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))

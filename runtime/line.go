@@ -11,6 +11,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -48,8 +49,8 @@ type Line struct {
 	bound           map[serverAddr]string       // server -> the Contact it holds a binding of (R12)
 	minExpires      map[serverAddr]int          // server -> the Min-Expires of its 423 (RFC 3261 10.2.8)
 	retryUntil      map[serverAddr]time.Time    // server -> end of its 503 Retry-After (R1, I3)
-	regServer       Endpoint                    // the server the line's registration is on
-	prevServer      Endpoint                    // the server left at failback, for R12
+	regServer       transport.Endpoint          // the server the line's registration is on
+	prevServer      transport.Endpoint          // the server left at failback, for R12
 	status          Status
 }
 

@@ -60,7 +60,7 @@ func (l *Line) sendProbe(challenge *wire.Answer) {
 		return
 	}
 	s := l.spec(sip.REGISTER, primary.ep, l.ttlOf(primary))
-	s.stale = l.bound[primary.ep.at()]
+	s.stale = l.bound[addrOf(primary.ep)]
 	l.probeChallenge = nil
 	if err := l.authorize(&s, challenge); err != nil {
 		l.finish(l.probe)
@@ -108,8 +108,8 @@ func (l *Line) deregister(challenge *wire.Answer) {
 		return
 	}
 	s := l.spec(sip.REGISTER, server, 0)
-	s.stale = l.bound[server.at()]
-	delete(l.bound, server.at()) // its answer is not awaited
+	s.stale = l.bound[addrOf(server)]
+	delete(l.bound, addrOf(server)) // its answer is not awaited
 	if l.authorize(&s, challenge) != nil {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -19,10 +20,10 @@ import (
 // lateRetryAfter takes the Retry-After of a late answer from the server at
 // from to a request of this line (its From names the line's user), when its
 // code makes that server unavailable for this line.
-func (l *Line) lateRetryAfter(from Endpoint, res *wire.Answer) {
+func (l *Line) lateRetryAfter(from transport.Endpoint, res *wire.Answer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if res.From().Address.User != l.cfg.User {
+	if res.FromUser != l.cfg.User {
 		return
 	}
 	if l.serverAt(from) >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {
@@ -32,10 +33,10 @@ func (l *Line) lateRetryAfter(from Endpoint, res *wire.Answer) {
 }
 
 // noteRetryAfter holds server off for a 503's Retry-After (R1, I3).
-func (l *Line) noteRetryAfter(res *wire.Answer, server Endpoint, reason *string) {
+func (l *Line) noteRetryAfter(res *wire.Answer, server transport.Endpoint, reason *string) {
 	if ra := res.RetryAfter; ra > 0 {
-		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[server.at()]) {
-			l.retryUntil[server.at()] = until // a shorter one does not cut a longer one short
+		if until := l.agent.clock.Now().Add(ra); until.After(l.retryUntil[addrOf(server)]) {
+			l.retryUntil[addrOf(server)] = until // a shorter one does not cut a longer one short
 		}
 		*reason += fmt.Sprintf(" (Retry-After %v)", ra)
 	}
@@ -99,14 +100,14 @@ func (l *Line) registerOutcome(t *txn, res *wire.Answer, reason string, first bo
 // binding: that is no registration.
 func (l *Line) grant(t *txn, res *wire.Answer) (time.Duration, bool) {
 	if t.expires <= 0 {
-		delete(l.bound, t.dst.at()) // a de-registration: 0 is what it asked
+		delete(l.bound, addrOf(t.dst)) // a de-registration: 0 is what it asked
 		return 0, true
 	}
 	d, zero := grantedExpiry(res, t.expires, t.contact)
 	if zero {
 		return 0, false
 	}
-	l.bound[t.dst.at()] = t.contactURI
+	l.bound[addrOf(t.dst)] = t.contactURI
 	return settings.RefreshAfter(d), true
 }
 
@@ -136,13 +137,13 @@ func (a *lineActions) SendRegister() {
 // heldOff says why server may not be tried now, "" when it may: a 503's
 // Retry-After that has not elapsed holds it off for every request of the
 // line, probes included (R1, I3).
-func (l *Line) heldOff(server Endpoint) string {
-	until, ok := l.retryUntil[server.at()]
+func (l *Line) heldOff(server transport.Endpoint) string {
+	until, ok := l.retryUntil[addrOf(server)]
 	if !ok {
 		return ""
 	}
 	if !l.agent.clock.Now().Before(until) {
-		delete(l.retryUntil, server.at())
+		delete(l.retryUntil, addrOf(server))
 		return ""
 	}
 	return fmt.Sprintf("%s: Retry-After until %s", server, until.Format(time.TimeOnly))
@@ -171,7 +172,7 @@ func (l *Line) sendRegister(server, expires int, challenge *wire.Answer) {
 		expires = l.ttl(server)
 	}
 	s := l.spec(sip.REGISTER, dst, expires)
-	s.stale = l.bound[dst.at()]
+	s.stale = l.bound[addrOf(dst)]
 	l.mainChallenge = nil
 	if err := l.authorize(&s, challenge); err != nil {
 		l.finish(l.main)
@@ -185,7 +186,7 @@ func (l *Line) sendRegister(server, expires int, challenge *wire.Answer) {
 // of its 423 when that is longer.
 func (l *Line) ttl(i int) int { return l.ttlOf(l.targets[i]) }
 
-func (l *Line) ttlOf(s slot) int { return max(*l.cfg.Servers[s.cfg].TTL, l.minExpires[s.ep.at()]) }
+func (l *Line) ttlOf(s slot) int { return max(*l.cfg.Servers[s.cfg].TTL, l.minExpires[addrOf(s.ep)]) }
 
 // maxMinExpires is the longest Min-Expires a 423 may ask for (a day).
 const maxMinExpires = 86400
@@ -203,11 +204,11 @@ func (l *Line) noteMinExpires(t *txn, res *wire.Answer) string {
 	case v <= t.expires:
 		return fmt.Sprintf("Min-Expires %d is no longer than the %d s asked", v, t.expires)
 	}
-	l.minExpires[t.dst.at()] = v
+	l.minExpires[addrOf(t.dst)] = v
 	return ""
 }
 
-func refusedEvent(dst Endpoint) fsm.LineEvent {
+func refusedEvent(dst transport.Endpoint) fsm.LineEvent {
 	if dst.Transport == settings.TransportUDP {
 		return fsm.LineEventTransportIcmp
 	}

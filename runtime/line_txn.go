@@ -10,6 +10,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -34,7 +35,7 @@ const (
 // the model's timers give the verdict.
 type txn struct {
 	kind       txnKind
-	dst        Endpoint
+	dst        transport.Endpoint
 	server     int
 	branch     string
 	id         txnID
@@ -70,17 +71,15 @@ type txnID struct {
 // Call-ID, From tag, CSeq number and method as the request, from the
 // server the request went to. Anything else is someone else's answer, or a
 // forgery.
-func (t *txn) answers(from Endpoint, res *wire.Answer) bool {
-	tag, _ := res.From().Params.Get("tag")
-	cs := res.CSeq()
-	return res.CallID().Value() == t.id.callID && tag == t.id.tag && cs.SeqNo == t.id.cseq && cs.MethodName == t.id.method &&
+func (t *txn) answers(from transport.Endpoint, res *wire.Answer) bool {
+	return res.CallID == t.id.callID && res.FromTag == t.id.tag && res.CSeq == t.id.cseq && res.Method == t.id.method &&
 		from.Host == t.dst.Host && from.Port == t.dst.Port && from.Transport == t.dst.Transport
 }
 
 // spec is a request of method from the line to dst, from the local address
 // the network sends from, in the line's domain (or the server's when it has
 // none); expires -1 for no Expires.
-func (l *Line) spec(method sip.RequestMethod, dst Endpoint, expires int) requestSpec {
+func (l *Line) spec(method sip.RequestMethod, dst transport.Endpoint, expires int) requestSpec {
 	host, port := l.agent.net.Local(dst)
 	domain := l.cfg.Domain
 	if domain == "" {
@@ -100,7 +99,7 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
-	if wait := l.agent.pace.Load().reserve(s.dst.at(), l.agent.clock.Now()); wait > 0 {
+	if wait := l.agent.pace.Load().reserve(addrOf(s.dst), l.agent.clock.Now()); wait > 0 {
 		t.firstAt = l.agent.clock.Now().Add(wait)
 		l.transmitAfter(t, wait)
 		return t
@@ -179,14 +178,14 @@ func (l *Line) finish(t *txn) {
 	}
 }
 
-// response handles an answer from the server at from, routed here by
+// response handles an answer from the server at from, routed here by its
 // branch.
-func (l *Line) response(from Endpoint, branch string, res *wire.Answer) {
+func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var t *txn
 	for _, c := range l.transactions() {
-		if c.branch == branch {
+		if c.branch == res.Branch {
 			t = c
 		}
 	}
@@ -196,7 +195,7 @@ func (l *Line) response(from Endpoint, branch string, res *wire.Answer) {
 	if !t.answers(from, res) {
 		l.agent.counters.unmatched.Add(1)
 		l.agent.log.Debug("response matches no transaction; dropped", "line", l.cfg.Name, "from", from.String(),
-			"status", res.StatusCode, "call_id", res.CallID().Value(), "cseq", res.CSeq().Value())
+			"status", res.StatusCode, "call_id", res.CallID, "cseq", res.CSeq, "method", res.Method)
 		return
 	}
 	if res.StatusCode < 200 {
@@ -208,7 +207,7 @@ func (l *Line) response(from Endpoint, branch string, res *wire.Answer) {
 	}
 	l.finish(t)
 	if res.StatusCode < 300 {
-		delete(l.retryUntil, t.dst.at()) // the server is back: its Retry-After is over
+		delete(l.retryUntil, addrOf(t.dst)) // the server is back: its Retry-After is over
 	}
 	if t.owner != nil {
 		t.owner.answer(t, res)
@@ -295,7 +294,7 @@ func (l *Line) transactions() []*txn {
 }
 
 // unreachable handles ICMP unreachable or a failed connection to dst.
-func (l *Line) unreachable(dst Endpoint, err *TransportError) {
+func (l *Line) unreachable(dst transport.Endpoint, err *transport.Error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ev := fsm.LineEventTransportTcp

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // maxServers is the longest server list a line has: the line model's
@@ -46,7 +47,7 @@ func fresh(list []slot, ts []target, cfg, room int) []slot {
 		if len(out) == room {
 			break
 		}
-		if !slices.ContainsFunc(list, func(s slot) bool { return s.ep.at() == t.ep.at() }) {
+		if !slices.ContainsFunc(list, func(s slot) bool { return addrOf(s.ep) == addrOf(t.ep) }) {
 			out = append(out, slot{target: t, cfg: cfg})
 		}
 	}
@@ -103,27 +104,27 @@ func (a *lineActions) Locate() {
 // locateServer returns where server i is. While its name is being looked
 // up it returns false, and the REGISTER waits: located sends it. A name
 // that could not be located posts lookup.failed with the resolver's reason.
-func (l *Line) locateServer(i int) (Endpoint, bool) {
+func (l *Line) locateServer(i int) (transport.Endpoint, bool) {
 	l.setList(l.expand(l.targets, i))
 	s := l.targets[i]
 	l.waiting = s.pending
 	switch {
 	case s.pending:
 		l.finish(l.main)
-		return Endpoint{}, false
+		return transport.Endpoint{}, false
 	case s.err != nil:
 		l.finish(l.main)
 		l.post(fsm.LineEventLookupFailed, s.err.Error())
-		return Endpoint{}, false
+		return transport.Endpoint{}, false
 	}
 	return s.ep, true
 }
 
-// server returns server i's endpoint; the zero Endpoint while it is not
+// server returns server i's endpoint; the zero transport.Endpoint while it is not
 // located.
-func (l *Line) server(i int) Endpoint {
+func (l *Line) server(i int) transport.Endpoint {
 	if i < 0 || i >= len(l.targets) {
-		return Endpoint{}
+		return transport.Endpoint{}
 	}
 	return l.targets[i].ep
 }
@@ -203,25 +204,25 @@ func (l *Line) lastOfName(i int) (serverKey, bool) {
 // anyServer returns the line's current server if it is located, else the
 // first located one: where the line's address is taken from before a
 // call's INVITE goes anywhere.
-func (l *Line) anyServer() Endpoint {
-	if _, server := l.view(); l.server(server) != (Endpoint{}) {
+func (l *Line) anyServer() transport.Endpoint {
+	if _, server := l.view(); l.server(server) != (transport.Endpoint{}) {
 		return l.server(server)
 	}
-	if e := l.server(l.m.Vars().Server); e != (Endpoint{}) {
+	if e := l.server(l.m.Vars().Server); e != (transport.Endpoint{}) {
 		return e
 	}
 	for _, s := range l.targets {
-		if s.ep != (Endpoint{}) {
+		if s.ep != (transport.Endpoint{}) {
 			return s.ep
 		}
 	}
-	return Endpoint{Host: "127.0.0.1", Port: 5060}
+	return transport.Endpoint{Host: "127.0.0.1", Port: 5060}
 }
 
 // domainOf is the domain of the line's address of record when the
 // settings give none: the server's name as configured (a domain located
 // through DNS, not the address it was located at), else its address.
-func (l *Line) domainOf(dst Endpoint) string {
+func (l *Line) domainOf(dst transport.Endpoint) string {
 	for _, s := range slices.Concat(l.targets, l.probeTargets) {
 		if s.ep == dst {
 			return uriHost(l.keys[s.cfg].Addr)
@@ -229,3 +230,13 @@ func (l *Line) domainOf(dst Endpoint) string {
 	}
 	return uriHost(dst.Host)
 }
+
+// serverAddr is a server as the line keeps what it knows of it: its
+// address, port and transport, whatever name it was reached by.
+type serverAddr struct {
+	host            string
+	port, transport int
+}
+
+// addrOf is the serverAddr of e.
+func addrOf(e transport.Endpoint) serverAddr { return serverAddr{e.Host, e.Port, e.Transport} }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime/locate"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // Locating servers (R20): runtime/locate looks names up as RFC 3263 says;
@@ -51,13 +52,13 @@ func keyOf(s settings.ServerConfig) serverKey {
 
 // target is one located address of a server.
 type target struct {
-	ep  Endpoint
+	ep  transport.Endpoint
 	srv string // the SRV target and port it came from ("pbx1.example.com:5060"), "" for none
 }
 
 // targetOf is a located target as the network reaches it.
 func targetOf(t locate.Target) target {
-	return target{ep: Endpoint{Host: t.Host, Port: t.Port, Transport: t.Transport, ServerName: t.ServerName}, srv: t.SRV}
+	return target{ep: transport.Endpoint{Host: t.Host, Port: t.Port, Transport: t.Transport, ServerName: t.ServerName}, srv: t.SRV}
 }
 
 // targetsOf is targetOf of each of ts.
@@ -279,7 +280,7 @@ func (a *Agent) SetResolver(r Resolver) {
 
 // Target is one located address of a server (R20).
 type Target struct {
-	Endpoint
+	transport.Endpoint
 	SRV string // the SRV target and port it came from, "pbx1.example.com:5060"; "" for none
 }
 

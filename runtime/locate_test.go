@@ -15,6 +15,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // zone returns a zone of records; the test fails on a bad one.
@@ -400,8 +401,8 @@ func TestOneNameLine(t *testing.T) {
 func TestTTLExpiryOverTheWire(t *testing.T) {
 	clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	simnet := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
-	a, b, backup := runtime.Endpoint{Host: "127.0.3.1", Port: 5060}, runtime.Endpoint{Host: "127.0.3.2", Port: 5060}, runtime.Endpoint{Host: "127.0.3.3", Port: 5060}
-	for _, e := range []runtime.Endpoint{a, b, backup} {
+	a, b, backup := transport.Endpoint{Host: "127.0.3.1", Port: 5060}, transport.Endpoint{Host: "127.0.3.2", Port: 5060}, transport.Endpoint{Host: "127.0.3.3", Port: 5060}
+	for _, e := range []transport.Endpoint{a, b, backup} {
 		simnet.Add(&runtimetest.SimServer{Endpoint: e})
 	}
 	records := func(host string) []string {

@@ -14,6 +14,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // slack is how late a wall-clock measurement on real sockets may come on a
@@ -26,7 +27,7 @@ type bench struct {
 	t       testing.TB
 	primary *runtimetest.Registrar
 	backup  *runtimetest.Registrar
-	net     *runtime.SocketNetwork
+	net     *transport.SocketNetwork
 	agent   *runtime.Agent
 	line    *runtime.Line
 	mu      sync.Mutex
@@ -80,7 +81,7 @@ func newBenchWith(t testing.TB, clientTLS *tls.Config, servers []settings.Server
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	b.net = runtime.NewSocketNetwork(clientTLS, nil)
+	b.net = transport.NewSocketNetwork(clientTLS, nil)
 	t.Cleanup(func() { b.net.Close() })
 	opts = append([]runtime.Option{runtime.WithSeed(1), runtime.WithWatcher(func(tr runtime.Transition) {
 		b.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // benchPacing is the fleet's pacing in BenchmarkManyLines: the primary
@@ -68,7 +69,7 @@ func manyLines(b *testing.B, n int) (heap, goroutines float64, took time.Duratio
 		}
 	}
 	pp, bp := primary.Port(), backup.Port()
-	network := runtime.NewSocketNetwork(nil, nil)
+	network := transport.NewSocketNetwork(nil, nil)
 	defer network.Close()
 	agent := runtime.NewAgent(network, runtime.WithPacing(benchPacing))
 	goruntime.GC()

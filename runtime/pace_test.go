@@ -9,18 +9,19 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // fleetOf builds n lines of one agent on a simulated primary and backup
 // (UDP, no challenge, TTL 100 s), in virtual time.
-func fleetOf(t *testing.T, n int, lc settings.LineConfig, opts ...runtime.Option) (*runtimetest.VirtualClock, *runtimetest.SimNetwork, []runtime.Endpoint, []*runtime.Line) {
+func fleetOf(t *testing.T, n int, lc settings.LineConfig, opts ...runtime.Option) (*runtimetest.VirtualClock, *runtimetest.SimNetwork, []transport.Endpoint, []*runtime.Line) {
 	t.Helper()
 	clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	simnet := runtimetest.NewSimNetwork(clock, 5*time.Millisecond)
 	port, ttl := 5060, 100
-	var eps []runtime.Endpoint
+	var eps []transport.Endpoint
 	for i := range 2 {
-		e := runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port}
+		e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port}
 		eps = append(eps, e)
 		simnet.Add(&runtimetest.SimServer{Endpoint: e})
 		lc.Servers = append(lc.Servers, settings.ServerConfig{Addr: e.Host, Port: &port, TTL: &ttl})
@@ -42,7 +43,7 @@ func fleetOf(t *testing.T, n int, lc settings.LineConfig, opts ...runtime.Option
 
 // firstSends returns when each new transaction to e was first sent, since
 // the network was made.
-func firstSends(simnet *runtimetest.SimNetwork, e runtime.Endpoint) []time.Duration {
+func firstSends(simnet *runtimetest.SimNetwork, e transport.Endpoint) []time.Duration {
 	seen := map[string]bool{}
 	var out []time.Duration
 	for _, r := range simnet.Requests(e) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
@@ -30,9 +31,9 @@ type Request struct {
 	contentType string
 	body        []byte
 	dlg         *dialog
-	call        *Call      // the call an INVITE or BYE belongs to; nil for R8
-	dead        []Endpoint // servers found unavailable (R7: their routes go)
-	last        Endpoint   // where it was sent last
+	call        *Call                // the call an INVITE or BYE belongs to; nil for R8
+	dead        []transport.Endpoint // servers found unavailable (R7: their routes go)
+	last        transport.Endpoint   // where it was sent last
 	tx          *txn
 	challenge   *wire.Answer
 	timers      timerSet[fsm.RequestTimer]
@@ -288,7 +289,7 @@ type requestActions Request
 
 var _ fsm.RequestActions = (*requestActions)(nil)
 
-func (r *Request) spec(server Endpoint) requestSpec {
+func (r *Request) spec(server transport.Endpoint) requestSpec {
 	s := r.line.spec(r.method, server, -1)
 	s.target, s.contentType, s.body = r.target, r.contentType, r.body
 	if r.call != nil && r.method != sip.INVITE {
@@ -302,7 +303,7 @@ func (r *Request) send(challenge *wire.Answer) {
 	server := r.m.Vars().Server
 	dst := l.server(server)
 	r.last = dst
-	if dst == (Endpoint{}) { // not located: the line is on none of its targets
+	if dst == (transport.Endpoint{}) { // not located: the line is on none of its targets
 		l.finish(r.tx)
 		l.postReq(r, fsm.RequestEventServerHeldOff, fmt.Sprintf("%s: server %d of the line is not located", r.method, server))
 		return

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // The expectations of a scenario script (expect ...), and the readers of
@@ -71,7 +72,7 @@ func (s *scenario) expect(w []string) {
 			}
 		}
 	case "server": // the server the line is at, by address
-		got := slices.IndexFunc(s.eps, func(e runtime.Endpoint) bool { return e.String() == st.ServerAddr })
+		got := slices.IndexFunc(s.eps, func(e transport.Endpoint) bool { return e.String() == st.ServerAddr })
 		if got < 0 || serverNames[got] != w[1] {
 			s.fail("server is %q (%s), want %s", st.ServerAddr, st.Target, w[1])
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // TestScenarios runs every script under testdata/*.txt: a failover story in
@@ -96,7 +97,7 @@ type scenario struct {
 	cfg     settings.LineConfig
 	auth    bool
 	line    *runtime.Line
-	eps     []runtime.Endpoint
+	eps     []transport.Endpoint
 	history []runtime.Transition
 	awaited int              // await looks at transitions from here on
 	request *runtime.Request // the latest one sent
@@ -166,27 +167,27 @@ func (s *scenario) configure(kv []string) {
 		set[k] = v
 	}
 	n, _ := strconv.Atoi(set["servers"])
-	transport := map[string]int{"udp": settings.TransportUDP, "tcp": settings.TransportTCP, "tls": settings.TransportTLS}[set["transport"]]
+	tr := map[string]int{"udp": settings.TransportUDP, "tcp": settings.TransportTCP, "tls": settings.TransportTLS}[set["transport"]]
 	cfg := settings.LineConfig{Name: "scenario", User: "1001", Password: "secret", Domain: "example.test"}
 	s.eps = nil
-	var eps []runtime.Endpoint
+	var eps []transport.Endpoint
 	for i := range n {
 		port := 5060
-		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &transport})
-		eps = append(eps, runtime.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: transport})
+		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr})
+		eps = append(eps, transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr})
 	}
 	if n == 1 && set["dns"] != "on" {
 		// One name with port 0, its one SRV target the primary: a line of
 		// one server (R20).
-		cfg.Servers = []settings.ServerConfig{{Addr: "primary.test", Port: new(0), Transport: &transport}}
+		cfg.Servers = []settings.ServerConfig{{Addr: "primary.test", Port: new(0), Transport: &tr}}
 		s.records = map[string]srvSet{"primary": {[]string{"primary"}, 86400}}
 		s.zone, _ = runtimetest.NewZone()
 	}
 	if set["dns"] == "on" {
 		// Two names, each located at its own server at first (R20).
 		cfg.Servers = []settings.ServerConfig{
-			{Addr: "primary.test", Port: new(0), Transport: &transport},
-			{Addr: "backup.test", Port: new(0), Transport: &transport},
+			{Addr: "primary.test", Port: new(0), Transport: &tr},
+			{Addr: "backup.test", Port: new(0), Transport: &tr},
 		}
 		s.records = map[string]srvSet{"primary": {[]string{"primary"}, 60}, "backup": {[]string{"backup"}, 60}}
 		s.zone, _ = runtimetest.NewZone()

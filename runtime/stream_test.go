@@ -12,22 +12,22 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
-	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
-// failures is a runtime.Handler that records transport failures.
+// failures is a transport.Handler that records transport failures.
 type failures struct {
 	mu   sync.Mutex
-	errs []*runtime.TransportError
+	errs []*transport.Error
 	got  chan struct{}
 }
 
-func (f *failures) HandleResponse(runtime.Endpoint, *sip.Response)             {}
-func (f *failures) HandleRequest(runtime.Endpoint, *sip.Request, func([]byte)) {}
-func (f *failures) HandleUnparsable(runtime.Endpoint, error)                   {}
-func (f *failures) HandleUnreachable(_ runtime.Endpoint, err *runtime.TransportError) {
+func (f *failures) HandleResponse(transport.Endpoint, *sip.Response)             {}
+func (f *failures) HandleRequest(transport.Endpoint, *sip.Request, func([]byte)) {}
+func (f *failures) HandleUnparsable(transport.Endpoint, error)                   {}
+func (f *failures) HandleUnreachable(_ transport.Endpoint, err *transport.Error) {
 	f.mu.Lock()
 	f.errs = append(f.errs, err)
 	f.mu.Unlock()
@@ -48,11 +48,11 @@ func TestStreamWritesNeverBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer deaf.Close()
-	network := runtime.NewSocketNetwork(nil, nil)
+	network := transport.NewSocketNetwork(nil, nil)
 	defer network.Close()
 	h := &failures{got: make(chan struct{}, 1)}
 	network.SetHandler(h)
-	dst := runtime.Endpoint{Host: "127.0.0.1", Port: deaf.Port(), Transport: settings.TransportTCP}
+	dst := transport.Endpoint{Host: "127.0.0.1", Port: deaf.Port(), Transport: settings.TransportTCP}
 	msg := bytes.Repeat([]byte("x"), 1024)
 	stop := make(chan struct{})
 	refused := make(chan int, 1)

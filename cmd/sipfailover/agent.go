@@ -25,6 +25,7 @@ import (
 	"github.com/sipfailover/sipfailover/cmd/sipfailover/web"
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 const defaultStatusAddr = "127.0.0.1:5380"
@@ -98,7 +99,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 	if err != nil {
 		return err
 	}
-	network := runtime.NewSocketNetwork(tlsConf, log)
+	network := transport.NewSocketNetwork(tlsConf, log)
 	defer network.Close()
 	api := &api{ended: map[string]runtime.CallInfo{}}
 	metrics := web.NewMetrics(nil)

@@ -14,6 +14,7 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // demo plays the seed's flows on loopback: a primary and a backup registrar
@@ -61,7 +62,7 @@ type demoRun struct {
 	out              io.Writer
 	primary, backup  *runtimetest.Registrar
 	phone            *runtimetest.Phone
-	net              *runtime.SocketNetwork
+	net              *transport.SocketNetwork
 	line             *runtime.Line
 	start            time.Time
 	t1, keepalive    time.Duration
@@ -106,7 +107,7 @@ func newDemo(out io.Writer, t1, keepalive time.Duration, failback int) (*demoRun
 	}
 	// Timer E total of 3 transmissions: T1 + 2*T1 + 4*T1 (R3).
 	d.budget = 7 * t1
-	d.net = runtime.NewSocketNetwork(nil, nil)
+	d.net = transport.NewSocketNetwork(nil, nil)
 	agent := runtime.NewAgent(d.net, runtime.WithWatcher(d.print), runtime.WithCallWatcher(d.printCall))
 	line, err := agent.AddLine(cfg)
 	if err != nil {

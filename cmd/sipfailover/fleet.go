@@ -21,6 +21,7 @@ import (
 
 	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // fleetOptions are the fleet command's settings.
@@ -177,11 +178,11 @@ func newFleet(cfg settings.Config, o fleetOptions) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fleet{opts: o, network: newCountingNetwork(runtime.NewSocketNetwork(tlsConf, nil)),
+	f := &fleet{opts: o, network: newCountingNetwork(transport.NewSocketNetwork(tlsConf, nil)),
 		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}, probeAt: map[string]time.Time{}, numbers: map[string]int{}}
 	for i, sc := range tmpl.Defaults().Servers {
 		if *sc.Port != 0 {
-			f.numbers[runtime.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport}.String()] = i + 1
+			f.numbers[transport.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport}.String()] = i + 1
 		}
 	}
 	f.agent = runtime.NewAgent(f.network, runtime.WithResolver(cfg.Resolver()), runtime.WithWatcher(f.note), runtime.WithPacing(o.pacing))
@@ -450,7 +451,7 @@ func (p percentile) String() string {
 // messages, and new requests (a branch not seen before, RFC 3261 8.1.1.7)
 // in each second.
 type countingNetwork struct {
-	*runtime.SocketNetwork
+	*transport.SocketNetwork
 	mu       sync.Mutex
 	messages map[string]int              // server -> messages, retransmissions included
 	sent     map[string]map[int64]int    // server -> unix second -> new requests
@@ -458,7 +459,7 @@ type countingNetwork struct {
 	pruned   int64                       // the second branches were last pruned
 }
 
-func newCountingNetwork(n *runtime.SocketNetwork) *countingNetwork {
+func newCountingNetwork(n *transport.SocketNetwork) *countingNetwork {
 	return &countingNetwork{SocketNetwork: n, messages: map[string]int{}, sent: map[string]map[int64]int{}, branches: map[string]map[string]int64{}}
 }
 
@@ -466,8 +467,8 @@ func newCountingNetwork(n *runtime.SocketNetwork) *countingNetwork {
 // transaction retransmits (64*T1 at T1 of at most a few seconds).
 const branchMemory = 600
 
-// Send implements runtime.Network.
-func (n *countingNetwork) Send(dst runtime.Endpoint, msg []byte) error {
+// Send implements transport.Network.
+func (n *countingNetwork) Send(dst transport.Endpoint, msg []byte) error {
 	now := time.Now().Unix()
 	s := dst.String()
 	n.mu.Lock()

@@ -2,7 +2,7 @@
 // built on it, as net/http/httptest does for net/http:
 //
 //   - VirtualClock, a runtime.Clock whose time moves only when told;
-//   - SimNetwork, a runtime.Network of simulated servers in virtual time
+//   - SimNetwork, a transport.Network of simulated servers in virtual time
 //     (up, ICMP unreachable, refusing, silent, answering 503 with
 //     Retry-After, rejecting credentials);
 //   - Registrar, a real SIP registrar with digest authentication on

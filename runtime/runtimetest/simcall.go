@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // FarEndHost is where the simulated far end of calls lives, behind every
@@ -22,7 +21,7 @@ type SimCall struct {
 	Incoming bool     // the far end called the line
 	State    string   // "ringing", "up", "ended" or "cancelled"
 	Log      []string // "INVITE via primary", "ACK via primary", "BYE via backup" ...
-	Via      runtime.Endpoint
+	Via      transport.Endpoint
 
 	farTag, lineTag string
 	lineContact     string
@@ -93,7 +92,7 @@ func (n *SimNetwork) answer(s *SimServer, req *sip.Request, c *SimCall) *sip.Res
 	return res
 }
 
-func recordRoute(e runtime.Endpoint) string {
+func recordRoute(e transport.Endpoint) string {
 	return fmt.Sprintf("<sip:%s;lr>", e.Addr())
 }
 
@@ -121,7 +120,7 @@ func (n *SimNetwork) Calls() []SimCall {
 // CallLine makes the far end call user through the server at via: the
 // INVITE reaches the line after a round trip, and the far end acknowledges
 // the line's 200 OK. It returns the call's Call-ID.
-func (n *SimNetwork) CallLine(via runtime.Endpoint, user, domain string) string {
+func (n *SimNetwork) CallLine(via transport.Endpoint, user, domain string) string {
 	n.mu.Lock()
 	c := &SimCall{CallID: fmt.Sprintf("in%d@%s", len(n.calls)+1, FarEndHost), Incoming: true, State: "ringing",
 		farTag: "far" + strconv.Itoa(len(n.calls)+1), Via: via, cseq: 1}
@@ -139,7 +138,7 @@ func (n *SimNetwork) CallLine(via runtime.Endpoint, user, domain string) string 
 
 // HangUp makes the far end send a BYE for the call through the server at
 // via (the dialog's own, or another when it is down).
-func (n *SimNetwork) HangUp(callID string, via runtime.Endpoint) error {
+func (n *SimNetwork) HangUp(callID string, via transport.Endpoint) error {
 	n.mu.Lock()
 	c := n.call(callID)
 	if c == nil || c.State != "up" {

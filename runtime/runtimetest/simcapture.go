@@ -11,8 +11,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // SimCapture is what a packet capture on the line's host would record of a
@@ -30,7 +30,7 @@ type SimCapture struct {
 	w     *pcapgo.Writer
 	err   error
 	phone netip.Addr
-	conns map[runtime.Endpoint]*simConn
+	conns map[transport.Endpoint]*simConn
 	port  uint16 // the next ephemeral port of a TCP connection
 }
 
@@ -46,8 +46,8 @@ type simConn struct {
 // CaptureTo starts recording the network's traffic to w as a pcap file
 // (Ethernet, nanosecond times); Err says whether every frame was written.
 func (n *SimNetwork) CaptureTo(w io.Writer) (*SimCapture, error) {
-	c := &SimCapture{w: pcapgo.NewWriterNanos(w), conns: map[runtime.Endpoint]*simConn{}, port: 40000}
-	host, _ := n.Local(runtime.Endpoint{})
+	c := &SimCapture{w: pcapgo.NewWriterNanos(w), conns: map[transport.Endpoint]*simConn{}, port: 40000}
+	host, _ := n.Local(transport.Endpoint{})
 	c.phone = netip.MustParseAddr(host)
 	if err := c.w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (c *SimCapture) Err() error { return c.err }
 const udpPort = 5060
 
 // server is the address of a simulated server's endpoint.
-func simAddr(e runtime.Endpoint) netip.AddrPort {
+func simAddr(e transport.Endpoint) netip.AddrPort {
 	a, err := netip.ParseAddr(e.Host)
 	if err != nil {
 		a = netip.MustParseAddr("198.51.100.1") // a server by name: the documentation range
@@ -75,7 +75,7 @@ func simAddr(e runtime.Endpoint) netip.AddrPort {
 
 // sent records a message the line sends to dst. closed says the server's
 // port is closed: over TCP, a new connection goes no further than its SYN.
-func (c *SimCapture) sent(n *SimNetwork, dst runtime.Endpoint, msg []byte, closed bool) {
+func (c *SimCapture) sent(n *SimNetwork, dst transport.Endpoint, msg []byte, closed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	srv := simAddr(dst)
@@ -107,7 +107,7 @@ func (c *SimCapture) sent(n *SimNetwork, dst runtime.Endpoint, msg []byte, close
 }
 
 // answered records an answer from the server at from reaching the line.
-func (c *SimCapture) answered(n *SimNetwork, from runtime.Endpoint, msg []byte) {
+func (c *SimCapture) answered(n *SimNetwork, from transport.Endpoint, msg []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	srv := simAddr(from)
@@ -130,7 +130,7 @@ func (c *SimCapture) answered(n *SimNetwork, from runtime.Endpoint, msg []byte) 
 
 // unreachable records how a closed port answers the line: ICMP port
 // unreachable for a datagram (msg, the one it returns), a reset over TCP.
-func (c *SimCapture) unreachable(n *SimNetwork, dst runtime.Endpoint, msg []byte) {
+func (c *SimCapture) unreachable(n *SimNetwork, dst transport.Endpoint, msg []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	srv := simAddr(dst)
@@ -152,7 +152,7 @@ func (c *SimCapture) unreachable(n *SimNetwork, dst runtime.Endpoint, msg []byte
 
 // abort records the line giving up a connection whose writes timed out:
 // it resets it.
-func (c *SimCapture) abort(n *SimNetwork, dst runtime.Endpoint) {
+func (c *SimCapture) abort(n *SimNetwork, dst transport.Endpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cn := c.conns[where(dst)]

@@ -12,8 +12,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
 // SimMode is how a simulated server behaves.
@@ -39,13 +38,13 @@ const (
 )
 
 // DeafTimeout is how long a write to a SimDeaf server waits before the
-// connection is reported unreachable, as runtime.SocketNetwork's write
+// connection is reported unreachable, as transport.SocketNetwork's write
 // deadline does.
 const DeafTimeout = 3 * time.Second
 
 // SimServer is one simulated server.
 type SimServer struct {
-	Endpoint   runtime.Endpoint
+	Endpoint   transport.Endpoint
 	Mode       SimMode
 	Code       int // for SimAnswer
 	RetryAfter int // seconds, for SimAnswer
@@ -101,7 +100,7 @@ type SimRequest struct {
 	Request    *sip.Request // the request as the server parsed it
 }
 
-// SimNetwork is a runtime.Network in virtual time: requests reach simulated
+// SimNetwork is a transport.Network in virtual time: requests reach simulated
 // servers, and their answers, ICMP errors and refusals come back after RTT
 // on the clock, on the goroutine that advances it. Runs are deterministic.
 type SimNetwork struct {
@@ -110,8 +109,8 @@ type SimNetwork struct {
 
 	mu      sync.Mutex
 	start   time.Time
-	handler runtime.Handler
-	servers map[runtime.Endpoint]*SimServer
+	handler transport.Handler
+	servers map[transport.Endpoint]*SimServer
 	rng     *rand.Rand
 	calls   []*SimCall
 	sent    int // requests taken, for SimRequest.Seq
@@ -121,25 +120,25 @@ type SimNetwork struct {
 	// network takes it, and returns the sends to make instead, in order: a
 	// bug planted in the phone, for tests that its checkers catch it.
 	// Servers, the trace and the capture see only what Tamper returns.
-	Tamper func(dst runtime.Endpoint, msg []byte) []SimSend
+	Tamper func(dst transport.Endpoint, msg []byte) []SimSend
 }
 
 // SimSend is one message sent to one endpoint.
 type SimSend struct {
-	Dst runtime.Endpoint
+	Dst transport.Endpoint
 	Msg []byte
 }
 
 // NewSimNetwork returns a network on clock with the given round trip.
 func NewSimNetwork(clock *VirtualClock, rtt time.Duration) *SimNetwork {
-	return &SimNetwork{Clock: clock, RTT: rtt, start: clock.Now(), servers: map[runtime.Endpoint]*SimServer{},
+	return &SimNetwork{Clock: clock, RTT: rtt, start: clock.Now(), servers: map[transport.Endpoint]*SimServer{},
 		rng: rand.New(rand.NewPCG(1, 2))}
 }
 
 // where is the key of an endpoint: host, port and transport (not the TLS
 // server name, which only a certificate check reads).
-func where(e runtime.Endpoint) runtime.Endpoint {
-	return runtime.Endpoint{Host: e.Host, Port: e.Port, Transport: e.Transport}
+func where(e transport.Endpoint) transport.Endpoint {
+	return transport.Endpoint{Host: e.Host, Port: e.Port, Transport: e.Transport}
 }
 
 // Add places a server at its endpoint.
@@ -149,18 +148,18 @@ func (n *SimNetwork) Add(s *SimServer) {
 	n.servers[where(s.Endpoint)] = s
 }
 
-// Forget is part of runtime.Network; simulated servers hold no
+// Forget is part of transport.Network; simulated servers hold no
 // connections.
-func (n *SimNetwork) Forget(runtime.Endpoint) {}
+func (n *SimNetwork) Forget(transport.Endpoint) {}
 
-// SetHandler is part of runtime.Network.
-func (n *SimNetwork) SetHandler(h runtime.Handler) { n.handler = h }
+// SetHandler is part of transport.Network.
+func (n *SimNetwork) SetHandler(h transport.Handler) { n.handler = h }
 
-// Local is part of runtime.Network.
-func (n *SimNetwork) Local(runtime.Endpoint) (string, int) { return "192.0.2.10", 5060 }
+// Local is part of transport.Network.
+func (n *SimNetwork) Local(transport.Endpoint) (string, int) { return "192.0.2.10", 5060 }
 
-// Send is part of runtime.Network.
-func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
+// Send is part of transport.Network.
+func (n *SimNetwork) Send(dst transport.Endpoint, msg []byte) error {
 	if n.Tamper == nil {
 		return n.send(dst, msg)
 	}
@@ -172,7 +171,7 @@ func (n *SimNetwork) Send(dst runtime.Endpoint, msg []byte) error {
 	return nil
 }
 
-func (n *SimNetwork) send(dst runtime.Endpoint, msg []byte) error {
+func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
 	parsed, err := sip.ParseMessage(msg)
 	if err != nil {
 		return fmt.Errorf("simnet: the runtime sent an unparsable message: %w", err)
@@ -237,7 +236,7 @@ func (n *SimNetwork) send(dst runtime.Endpoint, msg []byte) error {
 				if c != nil {
 					c.abort(n, dst)
 				}
-				n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: errDeaf})
+				n.handler.HandleUnreachable(dst, &transport.Error{Dst: dst, Err: errDeaf})
 			})
 		}
 	case lost:
@@ -343,7 +342,7 @@ func (s *SimServer) useNonce(req *sip.Request) bool {
 	return false
 }
 
-func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response, rtt time.Duration) {
+func (n *SimNetwork) reply(from transport.Endpoint, res *sip.Response, rtt time.Duration) {
 	// Re-parse, as the real network does, so the runtime sees typed headers.
 	wire := []byte(res.String())
 	parsed, err := sip.ParseMessage(wire)
@@ -361,13 +360,13 @@ func (n *SimNetwork) reply(from runtime.Endpoint, res *sip.Response, rtt time.Du
 
 // unreachable tells the line, after rtt, that dst's port is closed: ICMP
 // port unreachable for msg over UDP, a refused or reset connection over TCP.
-func (n *SimNetwork) unreachable(dst runtime.Endpoint, msg []byte, rtt time.Duration, err error) {
+func (n *SimNetwork) unreachable(dst transport.Endpoint, msg []byte, rtt time.Duration, err error) {
 	c := n.capture
 	n.at(rtt, func() {
 		if c != nil {
 			c.unreachable(n, dst, msg)
 		}
-		n.handler.HandleUnreachable(dst, &runtime.TransportError{Dst: dst, Err: err})
+		n.handler.HandleUnreachable(dst, &transport.Error{Dst: dst, Err: err})
 	})
 }
 
@@ -381,7 +380,7 @@ func (n *SimNetwork) Seed(seed uint64) {
 }
 
 // Bindings returns the bindings the server at e granted or removed.
-func (n *SimNetwork) Bindings(e runtime.Endpoint) []SimBinding {
+func (n *SimNetwork) Bindings(e transport.Endpoint) []SimBinding {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if s := n.servers[where(e)]; s != nil {
@@ -391,14 +390,14 @@ func (n *SimNetwork) Bindings(e runtime.Endpoint) []SimBinding {
 }
 
 // Server returns the server at e.
-func (n *SimNetwork) Server(e runtime.Endpoint) *SimServer {
+func (n *SimNetwork) Server(e transport.Endpoint) *SimServer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.servers[where(e)]
 }
 
 // Requests returns what the server at e received.
-func (n *SimNetwork) Requests(e runtime.Endpoint) []SimRequest {
+func (n *SimNetwork) Requests(e transport.Endpoint) []SimRequest {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if s := n.servers[where(e)]; s != nil {
@@ -408,7 +407,7 @@ func (n *SimNetwork) Requests(e runtime.Endpoint) []SimRequest {
 }
 
 // Set changes a server's behaviour.
-func (n *SimNetwork) Set(e runtime.Endpoint, f func(*SimServer)) {
+func (n *SimNetwork) Set(e transport.Endpoint, f func(*SimServer)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if s := n.servers[where(e)]; s != nil {

@@ -7,14 +7,15 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/runtime/locate"
+	"github.com/sipfailover/sipfailover/runtime/transport"
 	"go.yaml.in/yaml/v3"
 )
 
 // Transport codes, as the seed's settings number them.
 const (
-	TransportUDP = 0 // SIPN Transport 0
-	TransportTCP = 1 // SIPN Transport 1
-	TransportTLS = 3 // SIPN Transport 3
+	TransportUDP = transport.UDP // SIPN Transport 0
+	TransportTCP = transport.TCP // SIPN Transport 1
+	TransportTLS = transport.TLS // SIPN Transport 3
 	// TransportAuto lets the domain's NAPTR records choose (RFC 3263 4.1),
 	// for a server given by name with port 0; the seed leaves 2 unused.
 	TransportAuto = 2

@@ -32,6 +32,15 @@ type Answer struct {
 	// Routes are the Record-Route entries in the order of the message.
 	Routes []string
 
+	// What the answer repeats of its request (RFC 3261 8.1.3.3): the top
+	// Via's branch, the Call-ID, the From tag and user, the To tag (""
+	// for none), and the CSeq.
+	Branch, CallID string
+	FromTag, ToTag string
+	FromUser       string
+	CSeq           uint32
+	Method         sip.RequestMethod
+
 	expires  string    // the Expires header's value; "" when absent
 	contacts []contact // every Contact entry
 }
@@ -44,9 +53,13 @@ type contact struct {
 	hasExpires bool
 }
 
-// ParseAnswer reads res, a response that CheckResponse passed.
+// ParseAnswer reads res, a response that CheckResponse passed (so its
+// Via, From, To, Call-ID and CSeq are there).
 func ParseAnswer(res *sip.Response) *Answer {
-	a := &Answer{Response: res, Routes: RecordRoutes(res)}
+	a := &Answer{Response: res, Routes: RecordRoutes(res), FromUser: res.From().Address.User,
+		CSeq: res.CSeq().SeqNo, Method: res.CSeq().MethodName}
+	a.Branch, _ = res.Via().Params.Get("branch")
+	a.CallID, a.FromTag, a.ToTag = DialogOf(res)
 	if h := res.GetHeader("Retry-After"); h != nil {
 		v, _, _ := strings.Cut(strings.TrimSpace(h.Value()), ";")
 		v, _, _ = strings.Cut(strings.TrimSpace(v), " ")
@@ -82,6 +95,15 @@ func ParseAnswer(res *sip.Response) *Answer {
 		}
 	}
 	return a
+}
+
+// DialogOf reads what names the dialog of m, a message that passed
+// CheckRequest or CheckResponse: its Call-ID, its From tag and its To tag
+// ("" for a tag it lacks).
+func DialogOf(m sip.Message) (callID, fromTag, toTag string) {
+	fromTag, _ = m.From().Params.Get("tag")
+	toTag, _ = m.To().Params.Get("tag")
+	return m.CallID().Value(), fromTag, toTag
 }
 
 // Stale says whether a challenge to a request that carried credentials

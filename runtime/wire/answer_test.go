@@ -135,3 +135,50 @@ func TestAckAndCancel(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswerNamesItsRequest: what a response repeats of its request is
+// read once, into the Answer, for the drivers to match it by.
+func TestAnswerNamesItsRequest(t *testing.T) {
+	a := answerOf(t, "200 OK", "")
+	got := [...]string{a.Branch, a.CallID, a.FromTag, a.ToTag, a.FromUser, string(a.Method)}
+	want := [...]string{"z9hG4bKx", "c", "1", "2", "a", "REGISTER"}
+	if got != want || a.CSeq != 1 {
+		t.Errorf("answer names %q CSeq %d, want %q CSeq 1", got, a.CSeq, want)
+	}
+	m, err := Parse([]byte("SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKy\r\n" +
+		"From: <sip:b@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: d\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if callID, from, to := DialogOf(m); callID != "d" || from != "9" || to != "" {
+		t.Errorf("dialog %q %q %q, want d 9 and no To tag", callID, from, to)
+	}
+}
+
+// TestReply: an answer carries our tag where the request had none, keeps
+// the request's where it had one, speaks SIP/2.0 to any version, and can
+// answer a request that lacks a To.
+func TestReply(t *testing.T) {
+	req := func(to string) *sip.Request {
+		m, err := Parse([]byte("INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKr\r\nMax-Forwards: 70\r\n" +
+			"From: <sip:b@h>;tag=9\r\n" + to + "Call-ID: d\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*sip.Request)
+	}
+	for _, c := range []struct {
+		to, tag, want string
+	}{
+		{"To: <sip:a@h>\r\n", "ours", "ours"},
+		{"To: <sip:a@h>;tag=theirs\r\n", "ours", "theirs"},
+	} {
+		res := Reply(req(c.to), 200, "OK", c.tag, nil)
+		if _, _, to := DialogOf(res); to != c.want || res.SipVersion != "SIP/2.0" {
+			t.Errorf("%q: To tag %q in %s, want %q", c.to, to, res.SipVersion, c.want)
+		}
+	}
+	if res := Reply(req(""), 400, "Missing or Bad To", "ours", nil); res.StatusCode != 400 || res.To() != nil {
+		t.Errorf("a request without To: %s", res.StartLine())
+	}
+}

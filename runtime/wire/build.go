@@ -6,6 +6,22 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
+// Reply is the answer code to req (RFC 3261 8.2.6): its Via, From,
+// Call-ID and CSeq, its To with tag as the To tag when the request's To
+// has none (sipgo's own random tag otherwise), and our SIP version even
+// where the request spoke another (a 505). It answers a request that
+// failed CheckRequest too: a 400 for one without a To has none.
+func Reply(req *sip.Request, code int, reason, tag string, body []byte) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	res.SipVersion = "SIP/2.0"
+	if to := req.To(); to != nil && tag != "" {
+		if _, tagged := to.Params.Get("tag"); !tagged {
+			res.To().Params.Add("tag", tag) // replaces sipgo's
+		}
+	}
+	return res
+}
+
 // AckOfFailure is the ACK of a final failure to invite (RFC 3261
 // 17.1.1.3): the same Request-URI, top Via, Route, From, Call-ID and CSeq
 // number, and the To of the answer.
