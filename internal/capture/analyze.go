@@ -259,7 +259,9 @@ type Analysis struct {
 	Problems   []Problem
 	Transports string // what the capture carries: udp, tcp, or "udp+tcp"
 
-	resets   map[int][]time.Time  // by server: when it reset a connection of the phone (its flow is lost, RFC 5626)
+	resets   map[int][]time.Time  // by server: when the phone's flow to it was lost (RFC 5626): a reset, or a flow keep-alive failed
+	flowLost map[int][]time.Time  // by server: when a flow keep-alive failed (the phone leaves the server for it)
+	tcpFlows bool                 // the phone sends flow keep-alives over TCP: a connection may be a keep-alive's
 	farByes  map[string]time.Time // Call-ID -> the first BYE a server sent the phone
 	incoming map[string]time.Time // Call-ID -> an INVITE a server sent the phone
 }
@@ -280,7 +282,7 @@ func Analyze(r io.Reader, s Settings) (*Analysis, error) {
 		return nil, err
 	}
 	packets := c.packets
-	msgs, more := messages(packets)
+	msgs, flows, more := messages(packets)
 	if s.Transport != "" {
 		msgs = slices.DeleteFunc(msgs, func(m Message) bool { return m.Transport != s.Transport })
 	}
@@ -288,6 +290,7 @@ func Analyze(r io.Reader, s Settings) (*Analysis, error) {
 	a.transactions(msgs, phone)
 	a.refusals(packets)
 	a.faults(packets)
+	a.flowLosses(flows, packets)
 	for _, l := range a.Lines {
 		a.bind(l)
 	}
@@ -508,6 +511,14 @@ func (a *Analysis) faults(packets []Packet) {
 		switch {
 		case p.Proto == "icmp":
 			phone, srv, what = p.OrigSrc, a.server(p.OrigDst), "ICMP unreachable"
+			if srv >= 0 {
+				// The server's port is closed: whatever the datagram was
+				// (an ACK, a keep-alive), the phone's flow there is lost.
+				if a.resets == nil {
+					a.resets = map[int][]time.Time{}
+				}
+				a.resets[srv] = append(a.resets[srv], p.At)
+			}
 		case p.Proto == "tcp" && p.RST && !p.SYN && a.server(p.Src) >= 0:
 			phone, srv, what = p.Dst, a.server(p.Src), "TCP reset"
 			if a.resets == nil {

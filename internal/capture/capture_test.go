@@ -404,3 +404,30 @@ func TestGrantZeroIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestWhileItsRefreshWaits: I5 holds a phone to servers it is
+// registered on, and a binding whose time ran out while its refresh (sent
+// in time) still waits for an answer is one the phone cannot know it lost:
+// a MESSAGE there then is no violation, though the refresh's retransmissions
+// stop when the MESSAGE's 503 gives the server up (concurrent mode) and
+// the wire shows that first. Without the refresh it is one.
+func TestRequestWhileItsRefreshWaits(t *testing.T) {
+	const s = time.Second
+	for _, refresh := range []bool{true, false} {
+		c := newCrafter(t)
+		c.register(0, primary, "reg", 1, 5, false)
+		if refresh {
+			r := c.request("REGISTER", "reg", 2, 5)
+			c.udp(4*s, phone, primary, r.String())
+			c.udp(4*s+500*time.Millisecond, phone, primary, r.String())
+		}
+		m := c.request("MESSAGE", "msg", 1, -1)
+		c.udp(5*s+200*time.Millisecond, phone, primary, m.String())
+		c.udp(5*s+210*time.Millisecond, primary, phone, answer(m, 503, ""))
+		c.register(20*s, backup, "reg", 3, 5, false) // the capture goes on: the refresh was given up
+		want := map[bool]string{true: Held, false: Violated}[refresh]
+		if v := c.verdicts()["I5"]; v.Status != want {
+			t.Errorf("refresh %v: I5 %s (%s %v), want %s", refresh, v.Status, v.Why, v.Findings, want)
+		}
+	}
+}

@@ -171,6 +171,9 @@ func (a *Analysis) i5() Verdict {
 			if d, _ := a.dialogServer(l, t.CallID); t.Method == "BYE" && d == t.Server {
 				continue // I10's to judge: the dialog's server
 			}
+			if a.refreshing(l, t.Server, t.start()) {
+				continue // its binding ran out while its refresh waits: the phone cannot know yet
+			}
 			registered := "nowhere"
 			for k := range a.Servers {
 				if l.liveAt(k, t.start()) {
@@ -182,6 +185,27 @@ func (a *Analysis) i5() Verdict {
 		}
 	}
 	return v.done("INVITEs, MESSAGEs and BYEs", "the phone sent no INVITE, MESSAGE or BYE to the servers")
+}
+
+// refreshing reports whether, at t, a REGISTER refreshing a binding the
+// line held on server k (sent while the binding ran) still waits for its
+// outcome: until then the phone is registered there as far as it can
+// know, though the binding's time has run out.
+func (a *Analysis) refreshing(l *LineTrace, k int, t time.Time) bool {
+	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		// Until its final answer, or its budget's end: a phone that gave
+		// it up sooner (the request that found the server gone, in
+		// concurrent mode) stops retransmitting, which the wire shows
+		// before the reason does.
+		end := u.start().Add(a.budget(u))
+		if u.Final != nil {
+			end = u.Final.At
+		}
+		if u.Method != "REGISTER" || u.Server != k || u.Expires == 0 || u.start().After(t) || end.Before(t) {
+			return false
+		}
+		return slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.Server == k && b.live(u.start()) })
+	})
 }
 
 // standing reports whether the phone is settled on server k at t and

@@ -368,6 +368,12 @@ func (a *Analysis) i2() Verdict {
 					"server %d was unavailable (%s) and no REGISTER to server %d followed", t.Server+1, o.What, want(o.At)[0]+1)
 			case next.Server == t.Server && t.Server > 0 && a.firstFree(l, 0, next.start(), false) == t.Server:
 				v.judged++ // a new round passed every server before it: their Retry-After runs (R1)
+			case next.Server == t.Server && t.Method == "SYN" && a.tcpFlows:
+				// A phone that keeps its flows alive over TCP opens
+				// connections for keep-alives too: a refused one may have
+				// been a keep-alive's, and the REGISTER after it a new
+				// round's (R9). The wire does not say.
+				v.unknown++
 			case next.Server == t.Server:
 				v.judged++
 				v.violated(a, l, next.start(), append(shown, next.Sends[0].Frame),

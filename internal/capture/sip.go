@@ -195,17 +195,23 @@ func clip(s string) string {
 	return s
 }
 
-// messages reads the SIP messages of the packets: one per UDP datagram
-// (keep-alive CRLFs aside), and those of each TCP stream, reassembled in
-// sequence order and split by Content-Length.
-func messages(packets []Packet) ([]Message, []Problem) {
+// messages reads the SIP messages of the packets: one per UDP datagram,
+// and those of each TCP stream, reassembled in sequence order and split by
+// Content-Length; and the flow keep-alives between them (RFC 5626 4.4):
+// STUN and CRLF datagrams, CRLFs between a stream's messages.
+func messages(packets []Packet) ([]Message, []flowPacket, []Problem) {
 	out := make([]Message, 0, len(packets))
+	var flows []flowPacket
 	var problems []Problem
 	streams := map[[2]netip.AddrPort]*stream{}
 	for i := range packets {
 		p := &packets[i]
 		switch p.Proto {
 		case "udp":
+			if f, ok := flowDatagram(p); ok {
+				flows = append(flows, f)
+				continue
+			}
 			if len(bytes.TrimSpace(p.Payload)) == 0 {
 				continue
 			}
@@ -230,6 +236,10 @@ func messages(packets []Packet) ([]Message, []Problem) {
 				m.Src, m.Dst, m.Transport = p.Src, p.Dst, "tcp"
 				out = append(out, m)
 			}
+			for _, f := range s.crlfs {
+				flows = append(flows, flowPacket{Frame: f.frame, At: f.at, Src: p.Src, Dst: p.Dst, Transport: "tcp"})
+			}
+			s.crlfs = s.crlfs[:0]
 		}
 	}
 	// A gap the reader went on past may have come after all, later than it
@@ -248,7 +258,7 @@ func messages(packets []Packet) ([]Message, []Problem) {
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Message) int { return a.Frame - b.Frame })
-	return out, problems
+	return out, flows, problems
 }
 
 // maxStream bounds what one TCP stream may hold unparsed: a peer that
@@ -262,6 +272,7 @@ type stream struct {
 	buf     []byte
 	frames  []frameAt // where each byte range of buf began
 	skips   []skip    // gaps the stream went on past
+	crlfs   []frameAt // keep-alive CRLFs read between messages, not yet taken
 }
 
 // skip is a gap a stream went on past: bytes [from, to) of its sequence,
@@ -304,10 +315,14 @@ func (s *stream) add(p *Packet, problems *[]Problem) []Message {
 	s.drain()
 	var out []Message
 	for {
-		// Keep-alive CRLFs between messages.
+		// Keep-alive CRLFs between messages: a ping or a pong (RFC 5626
+		// 4.4.1).
 		trim := 0
 		for trim < len(s.buf) && (s.buf[trim] == '\r' || s.buf[trim] == '\n') {
 			trim++
+		}
+		if trim > 0 {
+			s.crlfs = append(s.crlfs, s.frames[0])
 		}
 		s.consume(trim)
 		end := bytes.Index(s.buf, []byte("\r\n\r\n"))

@@ -75,7 +75,8 @@ func (a *Analysis) failedJustBefore(l *LineTrace, k int, t time.Time) bool {
 // left reports whether the line, by t, left the server it holds its
 // newest binding on, though the binding still runs: it de-registered (its
 // user took it down), a REGISTER of its own there failed or was refused,
-// another request there (a keep-alive, a call's) found it unavailable, a
+// another request there (a keep-alive, a call's) or a flow keep-alive
+// found it unavailable, a
 // connection to it was refused, or it began a new round elsewhere with its
 // registration's Call-ID (a probe has one of its own).
 func (a *Analysis) left(l *LineTrace, t time.Time) bool {
@@ -86,6 +87,9 @@ func (a *Analysis) left(l *LineTrace, t time.Time) bool {
 		if !b.Late && b.Server == k && b.live(t) && b.From.After(from) {
 			from, callID = b.From, b.CallID
 		}
+	}
+	if slices.ContainsFunc(a.flowLost[k], func(at time.Time) bool { return at.After(from) && !at.After(t) }) {
+		return true // a flow keep-alive found the server unavailable (R1, R5)
 	}
 	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
 		if u.Method == "SYN" && u.Server == k && u.start().After(from) {

@@ -16,6 +16,7 @@ type Settings struct {
 	BackoffBase       time.Duration
 	BackoffMax        time.Duration
 	Keepalive         time.Duration // 0: off
+	FlowKeepalive     time.Duration // the flow keep-alive's interval (nat_keepalive_interval); 0: off
 	RTT               time.Duration // the largest round trip, delays included
 	FailbackMode      string        // duration (or ""), registration, new_requests, dns_ttl (R18)
 	FailbackWhenIdle  bool          // no failback while a call holds the line (R18)
@@ -74,6 +75,18 @@ func (s Settings) RoundBound() time.Duration {
 	return total
 }
 
+// FlowBound is I11's bound on flow keep-alive packets, counted apart from
+// transactions: the most one server gets in any minute. One keep-alive
+// waits at least 80 % of the interval after the last (RFC 5626 4.4.1), and
+// a STUN request goes at most five times (at 0, 0.5, 1.5, 3.5 and 7.5 s).
+func (s Settings) FlowBound() int {
+	if s.FlowKeepalive <= 0 {
+		return 0
+	}
+	every := s.FlowKeepalive * 4 / 5
+	return 5 * (int((time.Minute+every-1)/every) + 1)
+}
+
 // RateBound is I11's bound: the most transactions a line may start on one
 // server in any minute in which the user made u requests, written here from
 // docs/requirements.md. A refresh every 4 s is the shortest a granted expiry
@@ -90,6 +103,9 @@ func (s Settings) RateBound(u int) int {
 	// count as (1 - S/100) of themselves (R21).
 	spread := func(d time.Duration) time.Duration { return d * time.Duration(100-s.TimerSpread) / 100 }
 	n := per(spread(4*time.Second)) + per(s.BackoffBase/2) + per(spread(s.Keepalive)) + 1 + 2*u
+	// A flow keep-alive that finds a server alive while all failed starts
+	// a round at most once an interval, drawn in 80-100 % of it (R9).
+	n += per(s.FlowKeepalive * 4 / 5)
 	if s.FailbackEnabled {
 		n += per(spread(s.FailbackInterval))
 	}

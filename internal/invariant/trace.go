@@ -24,12 +24,13 @@ type Trace struct {
 	Settings
 	Now         time.Duration
 	Transitions []Transition
-	Sends       [][]Request     // by server: every request it received, delivered or not
-	Bindings    [][]Binding     // by server: every binding it granted or removed
-	Env         []EnvChange     // every server's initial behaviour at 0, then each change
-	Users       []time.Duration // user actions
-	Requests    []RequestRecord // out-of-dialog requests the user sent (R8)
-	Holds       []HoldChange    // when calls began and stopped holding the line (R18)
+	Sends       [][]Request       // by server: every request it received, delivered or not
+	Keepalives  [][]time.Duration // by server: when each flow keep-alive packet went to it (no request)
+	Bindings    [][]Binding       // by server: every binding it granted or removed
+	Env         []EnvChange       // every server's initial behaviour at 0, then each change
+	Users       []time.Duration   // user actions
+	Requests    []RequestRecord   // out-of-dialog requests the user sent (R8)
+	Holds       []HoldChange      // when calls began and stopped holding the line (R18)
 }
 
 // RequestRecord is one request the user sent: when, and when it ended (-1
