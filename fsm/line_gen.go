@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "37b1b795d2c3dd9ece98a8702c8bfef60c82e4d88525b4aa0a23994de1848348"
+const LineModelSHA256 = "d8fa6c2eca24d6f6f2c29589a8a25cd6842e14ffc2ae2136b46d2a256e8158b5"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -45,7 +45,7 @@ const (
 	LineStateProbing
 	// LineStateAllFailed is "all_failed": Every server was tried in priority order and none could be
 	// used (R9); requests fail with a reason. After a jittered back-off the line starts again from the
-	// primary.
+	// primary, or sooner when the flow keep-alive finds a server alive.
 	LineStateAllFailed
 	// LineStateFailed is "failed": A server refused the line for a reason failover cannot fix (403,
 	// 404, another final failure, or credentials rejected after a challenge); reported to the user.
@@ -153,6 +153,15 @@ const (
 	// LineEventKeepaliveFailed is "keepalive.failed": The OPTIONS keep-alive to the current server got
 	// no answer within the budget, or an unavailable answer (R5).
 	LineEventKeepaliveFailed
+	// LineEventFlowLost is "flow.lost": The flow keep-alive to the current server got no answer within
+	// 10 s from a server that answered one on this flow before (RFC 5626 4.4.1): the server is
+	// unavailable (R1, R5). A server that never answers keep-alives is never failed for its silence;
+	// ICMP and a reset come as transport.icmp and transport.closed.
+	LineEventFlowLost
+	// LineEventFlowAlive is "flow.alive": While every server failed, one gave a sign of life to a flow
+	// keep-alive: a STUN answer or a pong where it gave none before, or a TCP connection accepted
+	// (R9).
+	LineEventFlowAlive
 	// LineEventRequestUnavailable is "request.unavailable": An INVITE, BYE or other request found the
 	// current server unavailable; the line fails over (R6, R7, R8).
 	LineEventRequestUnavailable
@@ -184,6 +193,8 @@ const (
 	LineEventTimerRefresh
 	// LineEventTimerKeepalive is "timer.keepalive": timer keepalive fired
 	LineEventTimerKeepalive
+	// LineEventTimerFlow is "timer.flow": timer flow fired
+	LineEventTimerFlow
 	// LineEventTimerFailback is "timer.failback": timer failback fired
 	LineEventTimerFailback
 	// LineEventTimerProbe is "timer.probe": timer probe fired
@@ -192,7 +203,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "flow.lost", "flow.alive", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.flow", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -225,6 +236,10 @@ const (
 	LineTimerRefresh
 	// LineTimerKeepalive is "keepalive": Time to send the next OPTIONS keep-alive.
 	LineTimerKeepalive
+	// LineTimerFlow is "flow": Time to send the next flow keep-alive: to the current server while
+	// registered, to every server while all failed; drawn in 80-100 % of flow_interval each time (RFC
+	// 5626 4.4.1), so that a fleet does not send together.
+	LineTimerFlow
 	// LineTimerFailback is "failback": Time to probe the primary while registered on a lower-priority
 	// server; armed in failback mode duration only, never with failback off.
 	LineTimerFailback
@@ -237,7 +252,7 @@ const (
 	LineTimerBackoff
 )
 
-var lineTimerNames = [...]string{"unknown", "budget", "refresh", "keepalive", "failback", "probe", "backoff"}
+var lineTimerNames = [...]string{"unknown", "budget", "refresh", "keepalive", "flow", "failback", "probe", "backoff"}
 
 // String returns the name used in the model.
 func (x LineTimer) String() string {
@@ -266,6 +281,8 @@ func (t LineTimer) Event() LineEvent {
 		return LineEventTimerRefresh
 	case LineTimerKeepalive:
 		return LineEventTimerKeepalive
+	case LineTimerFlow:
+		return LineEventTimerFlow
 	case LineTimerFailback:
 		return LineEventTimerFailback
 	case LineTimerProbe:
@@ -311,6 +328,15 @@ const (
 	// budget, unless the last one is still waiting for its answer; fire keepalive.failed if it fails,
 	// or instead of sending while the server's Retry-After runs (R1).
 	LineActionSendKeepalive
+	// LineActionSendFlowKeepalive is "send_flow_keepalive": Send a flow keep-alive to server `server`
+	// (CRLFCRLF on its connection, a STUN Binding request over UDP, or a bare CRLF datagram in
+	// nat_keepalive_mode crlf): no SIP transaction. Once the server has answered one on this flow,
+	// fire flow.lost if this one gets no answer within 10 s (STUN sent again at 0.5, 1.5, 3.5 and 7.5
+	// s, RFC 5389 7.2.1).
+	LineActionSendFlowKeepalive
+	// LineActionSendFlowProbes is "send_flow_probes": Send a flow keep-alive to every server of the
+	// list, in priority order; fire flow.alive at the first sign of life from one of them (R9).
+	LineActionSendFlowProbes
 	// LineActionSendProbe is "send_probe": Send an independent REGISTER to the primary, with its own
 	// Call-ID (a new registration dialog), retransmitted per RFC 3261; the line's registration on the
 	// backup is not touched (R10). While the primary's Retry-After runs, fire probe.failed instead of
@@ -334,7 +360,7 @@ const (
 	LineActionDeregisterBackup
 )
 
-var lineActionNames = [...]string{"unknown", "locate", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_probe", "send_probe_auth", "send_probe_again", "abandon_probe", "adopt_probe", "deregister_backup"}
+var lineActionNames = [...]string{"unknown", "locate", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_flow_keepalive", "send_flow_probes", "send_probe", "send_probe_auth", "send_probe_again", "abandon_probe", "adopt_probe", "deregister_backup"}
 
 // String returns the name used in the model.
 func (x LineAction) String() string {
@@ -405,6 +431,13 @@ type LineParams struct {
 	KeepaliveEnabled bool
 	// KeepaliveInterval is keepalive_interval: Period of the OPTIONS keep-alive (R5).
 	KeepaliveInterval Duration
+	// FlowEnabled is flow_enabled: Send flow keep-alives (RFC 5626 4.4: CRLFCRLF on a TCP or TLS
+	// connection, a STUN Binding request over UDP): no SIP transaction, so they cost a server nothing
+	// it logs (R1, R5, R9).
+	FlowEnabled bool
+	// FlowInterval is flow_interval: The period of the flow keep-alive (nat_keepalive_interval); each
+	// wait is drawn in 80-100 % of it (RFC 5626 4.4.1).
+	FlowInterval Duration
 	// BackoffBase is backoff_base: RFC 5626 section 4.5 base time of the all-failed back-off (R9).
 	BackoffBase Duration
 	// BackoffMax is backoff_max: RFC 5626 section 4.5 maximum of the all-failed back-off (R9).
@@ -469,6 +502,12 @@ func (p LineParams) Validate() error {
 	}
 	if p.KeepaliveInterval < 1000000 {
 		errs = append(errs, &ParamError{"line", "keepalive_interval", fmt.Sprintf("%v is below the minimum 1ms", p.KeepaliveInterval)})
+	}
+	if p.FlowInterval < 1000000000 {
+		errs = append(errs, &ParamError{"line", "flow_interval", fmt.Sprintf("%v is below the minimum 1s", p.FlowInterval)})
+	}
+	if p.FlowInterval > 3600000000000 {
+		errs = append(errs, &ParamError{"line", "flow_interval", fmt.Sprintf("%v is above the maximum 1h", p.FlowInterval)})
 	}
 	if p.BackoffBase < 1000000 {
 		errs = append(errs, &ParamError{"line", "backoff_base", fmt.Sprintf("%v is below the minimum 1ms", p.BackoffBase)})
@@ -545,6 +584,14 @@ type LineActions interface {
 	// the last one is still waiting for its answer; fire keepalive.failed if it fails, or instead of
 	// sending while the server's Retry-After runs (R1).
 	SendKeepalive()
+	// SendFlowKeepalive is send_flow_keepalive: Send a flow keep-alive to server `server` (CRLFCRLF on
+	// its connection, a STUN Binding request over UDP, or a bare CRLF datagram in nat_keepalive_mode
+	// crlf): no SIP transaction. Once the server has answered one on this flow, fire flow.lost if this
+	// one gets no answer within 10 s (STUN sent again at 0.5, 1.5, 3.5 and 7.5 s, RFC 5389 7.2.1).
+	SendFlowKeepalive()
+	// SendFlowProbes is send_flow_probes: Send a flow keep-alive to every server of the list, in
+	// priority order; fire flow.alive at the first sign of life from one of them (R9).
+	SendFlowProbes()
 	// SendProbe is send_probe: Send an independent REGISTER to the primary, with its own Call-ID (a
 	// new registration dialog), retransmitted per RFC 3261; the line's registration on the backup is
 	// not touched (R10). While the primary's Retry-After runs, fire probe.failed instead of sending:
@@ -585,6 +632,10 @@ func (a LineAction) Perform(impl LineActions) {
 		impl.AbandonRegister()
 	case LineActionSendKeepalive:
 		impl.SendKeepalive()
+	case LineActionSendFlowKeepalive:
+		impl.SendFlowKeepalive()
+	case LineActionSendFlowProbes:
+		impl.SendFlowProbes()
 	case LineActionSendProbe:
 		impl.SendProbe()
 	case LineActionSendProbeAuth:
@@ -666,9 +717,9 @@ type LineTransition struct {
 // LineTransitions is the model's transition table, one entry per branch.
 var LineTransitions = [...]LineTransition{
 	{ID: "register", From: []LineState{LineStateIdle, LineStateAllFailed, LineStateFailed, LineStatePrimaryRegistered, LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventUserRegister}, Guard: "", To: LineStateRegistering, Reenter: true, Do: []string{"set failures = 0"}, Implements: []string{"R5", "I3"}, Doc: "A manual registration starts from the primary (R5)."},
-	{ID: "register_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserRegister}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"set failures = 0", "abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R5", "I3"}, Doc: "A manual registration while on a lower-priority server starts from the primary (R5)."},
+	{ID: "register_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserRegister}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"set failures = 0", "abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register"}, Implements: []string{"R5", "I3"}, Doc: "A manual registration while on a lower-priority server starts from the primary (R5)."},
 	{ID: "registered_primary", From: []LineState{LineStateRegistering}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"set failures = 0"}, Implements: []string{"R5"}, Doc: "The primary accepted the registration (R5)."},
-	{ID: "registered_backup", From: []LineState{LineStateRetrying}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"set failures = 0", "arm refresh", "arm keepalive"}, Implements: []string{"R5", "I2"}, Doc: "A lower-priority server accepted the registration; failover is complete (R5)."},
+	{ID: "registered_backup", From: []LineState{LineStateRetrying}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"set failures = 0", "arm refresh", "arm keepalive", "arm flow"}, Implements: []string{"R5", "I2"}, Doc: "A lower-priority server accepted the registration; failover is complete (R5)."},
 	{ID: "challenged/1", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A 401/407 is answered once with digest credentials, sent to the same server with a new budget; a second challenge means the credentials were rejected: authentication failed, no failover (R1)."},
 	{ID: "challenged/2", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 401/407 is answered once with digest credentials, sent to the same server with a new budget; a second challenge means the credentials were rejected: authentication failed, no failover (R1)."},
 	{ID: "asked_again/1", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set retries = retries + 1", "cancel budget", "arm budget", "send_register_again"}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
@@ -682,17 +733,18 @@ var LineTransitions = [...]LineTransition{
 	{ID: "refresh_backup/3", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5", "R18"}, Doc: "Refresh the registration on the lower-priority server (I8); in failback mode registration, probe the primary at the same time, or once the line's last call has ended (R18)."},
 	{ID: "refreshed", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventResp2xx}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"cancel budget", "arm refresh"}, Implements: []string{"I8"}, Doc: "The refresh succeeded; the next one is timed from the expiry just granted (I8)."},
 	{ID: "refresh_challenged/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "cancel budget", "arm budget", "send_register_auth"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
-	{ID: "refresh_challenged/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
+	{ID: "refresh_challenged/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespChallenge}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "A challenge on refresh is answered once; a second means authentication failed (R1)."},
 	{ID: "refresh_asked_again/1", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRetry}, Guard: "retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set retries = retries + 1", "cancel budget", "arm budget", "send_register_again"}, Implements: []string{"R1", "I8", "I11"}, Doc: "A refresh the server asked for again (423, stale nonce) is sent again at most twice (R1, I8)."},
-	{ID: "refresh_asked_again/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRetry}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1", "I8", "I11"}, Doc: "A refresh the server asked for again (423, stale nonce) is sent again at most twice (R1, I8)."},
-	{ID: "refresh_rejected", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "The server refused the refresh with a final failure; reported, no failover (R1)."},
+	{ID: "refresh_asked_again/2", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRetry}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register"}, Implements: []string{"R1", "I8", "I11"}, Doc: "A refresh the server asked for again (423, stale nonce) is sent again at most twice (R1, I8)."},
+	{ID: "refresh_rejected", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register"}, Implements: []string{"R1"}, Doc: "The server refused the refresh with a final failure; reported, no failover (R1)."},
 	{ID: "flow_lost", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTransportClosed}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"R1", "R5"}, Doc: "The server closed the registration's connection (RFC 5626 4.4.1): register again at once over a new one, under the retry budget. A server that died refuses the new connection and is unavailable within a round trip; one that only closed an idle connection keeps the line."},
 	{ID: "keepalive", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerKeepalive}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_keepalive", "arm keepalive"}, Implements: []string{"R5"}, Doc: "Send the OPTIONS keep-alive to the current server (R5)."},
-	{ID: "primary_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "is_last", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
-	{ID: "primary_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = 1"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
-	{ID: "backup_lost", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register", "set probe_wanted = 0"}, Implements: []string{"R13", "R5", "I2"}, Doc: "The lower-priority server became unavailable: start again from the primary, as when failback is off (R13)."},
+	{ID: "flow_keepalive", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerFlow}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_flow_keepalive", "arm flow"}, Implements: []string{"R1", "R5"}, Doc: "Send the flow keep-alive to the current server (R1, R5)."},
+	{ID: "primary_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "is_last", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
+	{ID: "primary_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = 1"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
+	{ID: "backup_lost", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register", "set probe_wanted = 0"}, Implements: []string{"R13", "R5", "I2"}, Doc: "The lower-priority server became unavailable: start again from the primary, as when failback is off (R13)."},
 	{ID: "unregister", From: []LineState{LineStateRegistering, LineStateRetrying, LineStatePrimaryRegistered}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{}, Implements: []string{"R5"}, Doc: "Remove the registration from the current server."},
-	{ID: "unregister_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel budget", "abandon_register"}, Implements: []string{"R5"}, Doc: "Remove the registration from the lower-priority server, dropping any probe."},
+	{ID: "unregister_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register"}, Implements: []string{"R5"}, Doc: "Remove the registration from the lower-priority server, dropping any probe."},
 	{ID: "unregister_idle", From: []LineState{LineStateAllFailed, LineStateFailed}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "Nothing is registered; stop trying."},
 	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
 	{ID: "failback_due/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "may_probe", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R10", "R18", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10), or, while a call of the line is up and failback waits for idle, once the last call has ended (R18)."},
@@ -714,6 +766,8 @@ var LineTransitions = [...]LineTransition{
 	{ID: "probe_failed", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeFailed, LineEventTimerProbe}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R11", "I7"}, Doc: "The primary is still unavailable (no answer by 64*T1, or a failure): stay on the backup and start the failback timer again (R11)."},
 	{ID: "retry_after_failure", From: []LineState{LineStateFailed}, On: []LineEvent{LineEventTimerBackoff}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R9"}, Doc: "After the back-off, try again from the primary: a final failure is reported, not kept for ever (R1, R9). Each failure in a row doubles the wait."},
 	{ID: "retry_round", From: []LineState{LineStateAllFailed}, On: []LineEvent{LineEventTimerBackoff}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{}, Implements: []string{"R9", "I6"}, Doc: "After the jittered back-off, start a new round from the primary (R9)."},
+	{ID: "flow_probes", From: []LineState{LineStateAllFailed}, On: []LineEvent{LineEventTimerFlow}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_flow_probes", "arm flow"}, Implements: []string{"R9"}, Doc: "While every server is down, send each a flow keep-alive at the flow interval: a packet, no transaction (R9)."},
+	{ID: "server_alive", From: []LineState{LineStateAllFailed}, On: []LineEvent{LineEventFlowAlive}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{}, Implements: []string{"R9"}, Doc: "A server answered a flow keep-alive, as it had not before: end the back-off and start a round from the primary at once. The round's REGISTERs are bounded as every round's; the keep-alive only moves their start forward (R9, I11)."},
 }
 
 var lineAllowed = [10][10]bool{
@@ -723,7 +777,7 @@ var lineAllowed = [10][10]bool{
 	LineStatePrimaryRegistered: {LineStateRegistering: true, LineStateRetrying: true, LineStatePrimaryRegistered: true, LineStateAllFailed: true, LineStateFailed: true, LineStateUnregistering: true},
 	LineStateBackupRegistered:  {LineStateRegistering: true, LineStateBackupRegistered: true, LineStateProbing: true, LineStateFailed: true, LineStateUnregistering: true},
 	LineStateProbing:           {LineStateRegistering: true, LineStatePrimaryRegistered: true, LineStateBackupRegistered: true, LineStateProbing: true, LineStateFailed: true, LineStateUnregistering: true},
-	LineStateAllFailed:         {LineStateIdle: true, LineStateRegistering: true},
+	LineStateAllFailed:         {LineStateIdle: true, LineStateRegistering: true, LineStateAllFailed: true},
 	LineStateFailed:            {LineStateIdle: true, LineStateRegistering: true},
 	LineStateUnregistering:     {LineStateIdle: true, LineStateRegistering: true, LineStateFailed: true, LineStateUnregistering: true},
 }
@@ -806,6 +860,9 @@ var lineEvents = looplab.Events{
 	{Name: "keepalive", Src: []string{"primary_registered"}, Dst: "primary_registered"},
 	{Name: "keepalive", Src: []string{"backup_registered"}, Dst: "backup_registered"},
 	{Name: "keepalive", Src: []string{"probing"}, Dst: "probing"},
+	{Name: "flow_keepalive", Src: []string{"primary_registered"}, Dst: "primary_registered"},
+	{Name: "flow_keepalive", Src: []string{"backup_registered"}, Dst: "backup_registered"},
+	{Name: "flow_keepalive", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "primary_lost/1", Src: []string{"primary_registered"}, Dst: "all_failed"},
 	{Name: "primary_lost/2", Src: []string{"primary_registered"}, Dst: "retrying"},
 	{Name: "backup_lost", Src: []string{"backup_registered", "probing"}, Dst: "registering"},
@@ -832,6 +889,8 @@ var lineEvents = looplab.Events{
 	{Name: "probe_failed", Src: []string{"probing"}, Dst: "backup_registered"},
 	{Name: "retry_after_failure", Src: []string{"failed"}, Dst: "registering"},
 	{Name: "retry_round", Src: []string{"all_failed"}, Dst: "registering"},
+	{Name: "flow_probes", Src: []string{"all_failed"}, Dst: "all_failed"},
+	{Name: "server_alive", Src: []string{"all_failed"}, Dst: "registering"},
 }
 
 // NewLineMachine returns a machine in state idle. Call Start before the first
@@ -1000,6 +1059,9 @@ func (m *LineMachine) enterPrimaryRegistered(v *LineVars, transition string) err
 	if m.params.KeepaliveEnabled {
 		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 	}
+	if m.params.FlowEnabled {
+		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+	}
 	_, _ = v, transition
 	return nil
 }
@@ -1011,6 +1073,9 @@ func (m *LineMachine) exitPrimaryRegistered(v *LineVars, fired LineTimer, transi
 	}
 	if fired != LineTimerKeepalive {
 		m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+	}
+	if fired != LineTimerFlow {
+		m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 	}
 	_, _ = v, transition
 	return nil
@@ -1051,6 +1116,9 @@ func (m *LineMachine) exitProbing(v *LineVars, fired LineTimer, transition strin
 
 func (m *LineMachine) enterAllFailed(v *LineVars, transition string) error {
 	m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerBackoff, After: min(m.params.BackoffMax, shl(m.params.BackoffBase, v.Failures)), Jitter: 50})
+	if m.params.FlowEnabled {
+		m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+	}
 	_, _ = v, transition
 	return nil
 }
@@ -1058,6 +1126,9 @@ func (m *LineMachine) enterAllFailed(v *LineVars, transition string) error {
 func (m *LineMachine) exitAllFailed(v *LineVars, fired LineTimer, transition string) error {
 	if fired != LineTimerBackoff {
 		m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBackoff})
+	}
+	if fired != LineTimerFlow {
+		m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 	}
 	_, _ = v, transition
 	return nil
@@ -1112,6 +1183,8 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		fired = LineTimerRefresh
 	case LineEventTimerKeepalive:
 		fired = LineTimerKeepalive
+	case LineEventTimerFlow:
+		fired = LineTimerFlow
 	case LineEventTimerFailback:
 		fired = LineTimerFailback
 	case LineEventTimerProbe:
@@ -1136,7 +1209,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1272,7 +1345,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1303,6 +1376,9 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerRefresh, After: m.params.RefreshInterval, Jitter: m.params.TimerSpread})
 					if m.params.KeepaliveEnabled {
 						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
+					}
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
 					}
 					return m.enterBackupRegistered(v, "registered_backup")
 				}()
@@ -1413,7 +1489,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1480,6 +1556,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_challenged/2")
@@ -1510,6 +1587,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_asked_again/2")
@@ -1527,6 +1605,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_rejected")
@@ -1559,7 +1638,19 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return nil
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable:
+		case LineEventTimerFlow:
+			// Transition flow_keepalive: Send the flow keep-alive to the current server (R1, R5).
+			{
+				step.Transition, step.To = "flow_keepalive", LineStatePrimaryRegistered
+				err = func() error {
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendFlowKeepalive})
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+					}
+					return nil
+				}()
+			}
+		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
 			// Transition primary_lost: The primary became unavailable: a refresh failed, the keep-alive timed
 			// out, or a call's request found it down. Fail over to the next server (R5, R6, R7).
 			if m.derivedIsLast(v) {
@@ -1598,7 +1689,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1617,6 +1708,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterRegistering(v, "register_from_backup")
@@ -1695,6 +1787,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_challenged/2")
@@ -1725,6 +1818,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_asked_again/2")
@@ -1742,6 +1836,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_rejected")
@@ -1774,7 +1869,19 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return nil
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable:
+		case LineEventTimerFlow:
+			// Transition flow_keepalive: Send the flow keep-alive to the current server (R1, R5).
+			{
+				step.Transition, step.To = "flow_keepalive", LineStateBackupRegistered
+				err = func() error {
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendFlowKeepalive})
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+					}
+					return nil
+				}()
+			}
+		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
 			// Transition backup_lost: The lower-priority server became unavailable: start again from the
 			// primary, as when failback is off (R13).
 			{
@@ -1786,6 +1893,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					v.ProbeWanted = 0
@@ -1804,6 +1912,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterUnregistering(v, "unregister_from_backup")
@@ -1886,7 +1995,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return nil
 				}()
 			}
-		case LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventFlowAlive, LineEventLookupFailed, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1905,6 +2014,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterRegistering(v, "register_from_backup")
@@ -1959,6 +2069,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_challenged/2")
@@ -1989,6 +2100,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_asked_again/2")
@@ -2006,6 +2118,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterFailed(v, "refresh_rejected")
@@ -2038,7 +2151,19 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return nil
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable:
+		case LineEventTimerFlow:
+			// Transition flow_keepalive: Send the flow keep-alive to the current server (R1, R5).
+			{
+				step.Transition, step.To = "flow_keepalive", LineStateProbing
+				err = func() error {
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendFlowKeepalive})
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+					}
+					return nil
+				}()
+			}
+		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
 			// Transition backup_lost: The lower-priority server became unavailable: start again from the
 			// primary, as when failback is off (R13).
 			{
@@ -2050,6 +2175,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					v.ProbeWanted = 0
@@ -2068,6 +2194,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerRefresh})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerKeepalive})
+					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerFlow})
 					m.effects = append(m.effects, LineEffect{Kind: EffectCancel, Timer: LineTimerBudget})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					return m.enterUnregistering(v, "unregister_from_backup")
@@ -2183,7 +2310,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterBackupRegistered(v, "probe_failed")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed:
+		case LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2223,7 +2350,33 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_round")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow:
+			// Transition flow_probes: While every server is down, send each a flow keep-alive at the flow
+			// interval: a packet, no transaction (R9).
+			{
+				step.Transition, step.To = "flow_probes", LineStateAllFailed
+				err = func() error {
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionSendFlowProbes})
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, LineEffect{Kind: EffectArm, Timer: LineTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+					}
+					return nil
+				}()
+			}
+		case LineEventFlowAlive:
+			// Transition server_alive: A server answered a flow keep-alive, as it had not before: end the
+			// back-off and start a round from the primary at once. The round's REGISTERs are bounded as every
+			// round's; the keep-alive only moves their start forward (R9, I11).
+			{
+				step.Transition, step.To = "server_alive", LineStateRegistering
+				err = func() error {
+					if err := m.exitAllFailed(v, fired, "server_alive"); err != nil {
+						return err
+					}
+					return m.enterRegistering(v, "server_alive")
+				}()
+			}
+		case LineEventFlowLost, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2269,7 +2422,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_after_failure")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2350,7 +2503,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterIdle(v, "unregistered")
 				}()
 			}
-		case LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventTransportClosed, LineEventUserUnregister, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2386,7 +2539,7 @@ var LineInvariants = [...]Invariant{
 	{ID: "I3", Doc: "The line only ever names a server of its list, and a round always begins at the primary.", Kind: "always", Statement: "server < server_count && (!in(registering) || server == 0)", Test: "", Implements: []string{}},
 	{ID: "I6", Doc: "A registration round ends (registered, all-failed or failed) within the total of every server's budget, each counted four times because a digest challenge restarts it once and a 423 or a stale nonce twice more.", Kind: "leads_to", Statement: "registering | retrying ~> primary_registered | backup_registered | all_failed | failed | idle | unregistering within 4 * server_count * (64 * t1)", Test: "TestLineModel", Implements: []string{"R9"}},
 	{ID: "I7", Doc: "No failback probe while failback is off; that at most one is in flight, the model checker sees in the single probe request of verify.answers.", Kind: "always", Statement: "failback_enabled || !in(probing)", Test: "", Implements: []string{"R11", "R13"}},
-	{ID: "I9", Doc: "After every server failed, or one refused the line, a new round starts only when the back-off ends or the user registers again: never at once (R9).", Kind: "only", Statement: "all_failed | failed -> registering only on timer.backoff | user.register", Test: "", Implements: []string{"R9"}},
+	{ID: "I9", Doc: "After every server failed, or one refused the line, a new round starts only when the back-off ends, the user registers again, or (all failed) a flow keep-alive finds a server alive that was not: never at once (R9).", Kind: "only", Statement: "all_failed | failed -> registering only on timer.backoff | user.register | flow.alive", Test: "", Implements: []string{"R9"}},
 	{ID: "L1", Doc: "The state and the server index agree; primary_registered is on server 0, the backup states on a lower-priority server.", Kind: "always", Statement: "(!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)", Test: "", Implements: []string{"R10"}},
 }
 

@@ -87,6 +87,9 @@ type world struct {
 	// beforeStart runs once the ports are chosen, before any server or the
 	// agent starts (a capture of the whole story).
 	beforeStart func(*world)
+	// backoff is the all-failed back-off's base and maximum (R9); zero for
+	// 1 s and 2 s.
+	backoff [2]time.Duration
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -210,10 +213,10 @@ func (w *world) settings() string {
     signal_retry_counts: 3
     keepalive_interval: %v
     failback_interval: %d
-    backoff_base: 1s
-    backoff_max: 2s
+    backoff_base: %v
+    backoff_max: %v
 %s    servers:
-`, t1, 8*t1, w.keepalive, int(failback/time.Second), extra) + servers
+`, t1, 8*t1, w.keepalive, int(failback/time.Second), cmp.Or(w.backoff[0], time.Second), cmp.Or(w.backoff[1], 2*time.Second), extra) + servers
 }
 
 func (w *world) startAgent() {
@@ -259,6 +262,10 @@ type status struct {
 	Target     string `json:"target"`
 	Where      string `json:"where"`
 	LastReason string `json:"last_reason"`
+	LastEvent  string `json:"last_failure"`
+	// The flow keep-alives (RFC 5626 4.4).
+	FlowSent     int       `json:"flow_keepalives_sent"`
+	FlowAnswered time.Time `json:"flow_keepalive_answered_at"`
 }
 
 type callInfo struct {

@@ -33,6 +33,8 @@ func drawLineParams(t *rapid.T) fsm.LineParams {
 		RefreshInterval:         ms(t, "refresh_interval_ms", 1, 3600_000),
 		KeepaliveEnabled:        rapid.Bool().Draw(t, "keepalive_enabled"),
 		KeepaliveInterval:       ms(t, "keepalive_interval_ms", 1, 120_000),
+		FlowEnabled:             rapid.Bool().Draw(t, "flow_enabled"),
+		FlowInterval:            ms(t, "flow_interval_ms", 1000, 120_000),
 		BackoffBase:             ms(t, "backoff_base_ms", 1, 60_000),
 		BackoffMax:              ms(t, "backoff_max_ms", 60_000, 1800_000),
 		DeregisterAfterFailback: rapid.Bool().Draw(t, "deregister_after_failback"),

@@ -70,6 +70,8 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	when := rapid.SampledFrom([]string{"idle", "always"}).Draw(t, "failback_when")
 	inviteRetries := rapid.IntRange(1, 5).Draw(t, "invite_retry_counts")
 	spread := rapid.SampledFrom([]int{0, 0, 10, 20, 50}).Draw(t, "timer_spread")
+	flow := time.Duration(rapid.SampledFrom([]int{0, 5, 30, 30}).Draw(t, "nat_keepalive_s")) * time.Second
+	natMode := rapid.SampledFrom([]string{"auto", "auto", "crlf"}).Draw(t, "nat_mode")
 
 	onoff := map[bool]string{true: "on", false: "off"}
 	trName, retryMode := "udp", "time"
@@ -82,8 +84,8 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent"}
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
-	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d",
-		n, trName, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread))
+	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d nat_keepalive=%v nat_mode=%s",
+		n, trName, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread, flow, natMode))
 
 	tr := 0
 	if tcp {
@@ -95,17 +97,22 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		FailbackMode: mode, FailbackWhen: when, InviteRetryCounts: &inviteRetries, RegistrationMode: regMode, TimerSpread: spread,
 		T1: settings.Duration(t1), T2: settings.Duration(8 * t1), KeepaliveInterval: settings.Duration(keepalive),
 		DeregisterBackupAfterFailback: map[bool]int{true: 1, false: 0}[dereg],
-		BackoffBase:                   settings.Duration(base), BackoffMax: settings.Duration(maxBackoff)}
+		BackoffBase:                   settings.Duration(base), BackoffMax: settings.Duration(maxBackoff),
+		NATKeepaliveInterval: new(settings.Duration(flow)), NATKeepaliveMode: natMode}
 	w.trace = invariant.Trace{Settings: invariant.Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
-		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries,
+		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries, FlowKeepalive: flow,
 		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread}}
 	for i := range n {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
 		e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
 		w.eps = append(w.eps, e)
-		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true})
+		answers := rapid.Bool().Draw(t, "flow_answers")
+		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true, Flow: answers})
+		if answers {
+			w.script = append(w.script, fmt.Sprintf("server %s flow on", serverNames[i]))
+		}
 		up := 2*rtt <= w.trace.Budget(i) // as setServer judges it
 		w.up = append(w.up, up)
 		w.trace.Env = append(w.trace.Env, invariant.EnvChange{At: 0, Server: i, Up: up})
@@ -191,6 +198,7 @@ func (w *world) collect() {
 	}
 	if w.trace.Sends == nil {
 		w.trace.Sends, w.trace.Bindings = make([][]invariant.Request, len(w.eps)), make([][]invariant.Binding, len(w.eps))
+		w.trace.Keepalives = make([][]time.Duration, len(w.eps))
 	}
 	// What a server received or bound is only ever added to: convert what
 	// is new since the last step.
@@ -200,6 +208,7 @@ func (w *world) collect() {
 			w.trace.Sends[i] = append(w.trace.Sends[i], invariant.Request{At: r.At, Seq: r.Seq, Method: r.Method, CallID: r.CallID,
 				Branch: r.Branch, Expires: r.Expires, Delivered: r.Delivered, Answer: r.Answer, RetryAfter: r.RetryAfter})
 		}
+		w.trace.Keepalives[i] = append(w.trace.Keepalives[i][:0], w.net.Server(e).Keepalives...)
 		for _, b := range w.net.Bindings(e)[len(w.trace.Bindings[i]):] {
 			w.trace.Bindings[i] = append(w.trace.Bindings[i], invariant.Binding(b))
 		}
@@ -302,6 +311,12 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			w.setServer(i, []string{strings.Join(words, " ")}, f)
+		},
+		"server flow": func(t *rapid.T) {
+			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")
+			words := []string{"flow", rapid.SampledFrom([]string{"on", "off"}).Draw(t, "flow")}
+			f, _ := runtimetest.ParseSimRogue(words)
 			w.setServer(i, []string{strings.Join(words, " ")}, f)
 		},
 		"server fails": func(t *rapid.T) {

@@ -135,6 +135,7 @@ func (a *Agent) AddLine(cfg settings.LineConfig) (*Line, error) {
 func (a *Agent) RemoveLine(l *Line) {
 	l.mu.Lock()
 	l.timers.stopAll()
+	l.stopFlows()
 	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
 		l.finish(t)
 	}
@@ -347,7 +348,17 @@ func (a *Agent) dropCall(c *Call) {
 	a.mu.Unlock()
 }
 
-// HandleUnreachable tells every line with a request in flight to dst.
+// HandleFlow hands an answer to a flow keep-alive to the lines that have
+// the server at from; each takes it only for a keep-alive of its own.
+func (a *Agent) HandleFlow(from transport.Endpoint, ans transport.FlowAnswer) {
+	defer a.contain(from, "flow keep-alive answer")
+	for _, l := range a.Lines() {
+		l.flowAnswer(from, ans)
+	}
+}
+
+// HandleUnreachable tells every line with a request or keep-alive in
+// flight to dst.
 func (a *Agent) HandleUnreachable(dst transport.Endpoint, err *transport.Error) {
 	defer a.contain(dst, "unreachable: "+err.Error())
 	for _, l := range a.Lines() {

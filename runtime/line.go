@@ -51,6 +51,7 @@ type Line struct {
 	retryUntil      map[serverAddr]time.Time    // server -> end of its 503 Retry-After (R1, I3)
 	regServer       transport.Endpoint          // the server the line's registration is on
 	prevServer      transport.Endpoint          // the server left at failback, for R12
+	flows           flows                       // the flow keep-alives (RFC 5626 4.4)
 	status          Status
 }
 
@@ -92,11 +93,18 @@ type Status struct {
 	// "failback waits for the calls to end" on a backup whose failback
 	// waits for idle (R18).
 	Waiting string `json:"waiting,omitempty"`
+	// The flow keep-alives (RFC 5626 4.4): how many the line sent, how
+	// many a server that had answered left unanswered, and when one was
+	// last answered, with its round trip: a cheap health signal.
+	FlowKeepalivesSent uint64        `json:"flow_keepalives_sent"`
+	FlowKeepalivesLost uint64        `json:"flow_keepalives_lost"`
+	FlowAnsweredAt     time.Time     `json:"flow_keepalive_answered_at,omitzero"`
+	FlowRTT            time.Duration `json:"flow_keepalive_rtt_ns,omitempty"`
 }
 
 func newLine(a *Agent, cfg settings.LineConfig) (*Line, error) {
 	l := &Line{agent: a, cfg: cfg, retryUntil: map[serverAddr]time.Time{}, creds: map[serverAddr]*credentials{},
-		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
+		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}, flows: newFlows()}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		l.keys = append(l.keys, keyOf(s))
@@ -133,6 +141,8 @@ func (l *Line) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.status
+	st.FlowKeepalivesSent, st.FlowKeepalivesLost = l.flows.sent, l.flows.lost
+	st.FlowAnsweredAt, st.FlowRTT = l.flows.lastAnswered, l.flows.rtt
 	for _, c := range l.calls {
 		if !c.m.State().Final() {
 			st.Calls++
@@ -261,15 +271,17 @@ func (l *Line) drain() {
 			continue
 		}
 		l.perform(step.Effects)
+		l.flowStep(step.From, step.To)
 		// The line's server failed (not the probe's): the line moves on.
 		moved := slices.Contains(failureEvents, step.Event) && step.Event != fsm.LineEventProbeFailed &&
 			step.Event != fsm.LineEventTimerProbe && (step.From.HasTag(fsm.LineTagTrying) || step.From.HasTag(fsm.LineTagRegistered))
+		l.report(step, p.reason)
 		if moved && last {
 			// Every target of the name has failed this round: look its
-			// records up again (R20).
+			// records up again (R20), once the step is reported, for the
+			// round it began has taken its list.
 			l.agent.loc.expire(name)
 		}
-		l.report(step, p.reason)
 		l.tellRequests(step.From, step.To, false)
 	}
 }
@@ -280,7 +292,7 @@ func FailureEvents() []fsm.LineEvent { return slices.Clone(failureEvents) }
 
 var failureEvents = []fsm.LineEvent{
 	fsm.LineEventRespUnavailable, fsm.LineEventRespRejected, fsm.LineEventTransportIcmp, fsm.LineEventTransportTcp,
-	fsm.LineEventTimerBudget, fsm.LineEventServerHeldOff, fsm.LineEventKeepaliveFailed, fsm.LineEventRequestUnavailable,
+	fsm.LineEventTimerBudget, fsm.LineEventServerHeldOff, fsm.LineEventKeepaliveFailed, fsm.LineEventFlowLost, fsm.LineEventRequestUnavailable,
 	fsm.LineEventProbeFailed, fsm.LineEventTimerProbe,
 }
 

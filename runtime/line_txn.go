@@ -331,6 +331,9 @@ func (l *Line) unreachable(dst transport.Endpoint, err *transport.Error) {
 			t.refused(err.Error())
 		}
 	}
+	if l.flowUnreachable(dst, err, !hit) {
+		hit = true
+	}
 	if !hit && dst.Transport != settings.TransportUDP && l.cc != nil {
 		// Nothing in flight, but a binding's connection is gone.
 		for _, b := range l.cc.bindings {

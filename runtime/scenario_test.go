@@ -28,6 +28,7 @@ import (
 //	server primary silent          # up | icmp | refused | silent | reject-auth | answer 503 [retry-after 30]
 //	server backup drop 30%         # lose 30 % of requests (seeded); also: delay 200ms
 //	server primary min-expires 7200  # a rogue server; also grant header|contact V, nonce-life N, mangle HEADER, sane
+//	server primary flow on         # it answers flow keep-alives (STUN, pongs); line nat_keepalive=30s nat_mode=auto
 //	register                       # also: unregister, request-unavailable
 //	send MESSAGE sip:1002@example.test   # an out-of-dialog request (R8)
 //	advance 3.5s
@@ -240,6 +241,11 @@ func (s *scenario) configure(kv []string) {
 	}
 	cfg.RetryTime, cfg.T1, cfg.T2 = dur("retry_time"), dur("t1"), dur("t2")
 	cfg.KeepaliveInterval = dur("keepalive")
+	if _, ok := set["nat_keepalive"]; ok {
+		d := dur("nat_keepalive")
+		cfg.NATKeepaliveInterval = &d
+	}
+	cfg.NATKeepaliveMode = set["nat_mode"]
 	cfg.BackoffBase, cfg.BackoffMax = dur("backoff_base"), dur("backoff_max")
 	if ttl := num("ttl"); ttl != nil {
 		for i := range cfg.Servers {
@@ -378,7 +384,7 @@ func (s *scenario) step(w []string) {
 			d := s.at(w[len(w)-1])
 			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Ring = d })
 			return
-		case "grant", "min-expires", "nonce-life", "mangle", "sane": // a rogue server: see runtimetest.ParseSimRogue
+		case "grant", "min-expires", "nonce-life", "mangle", "sane", "flow": // see runtimetest.ParseSimRogue
 			f, err := runtimetest.ParseSimRogue(w[2:])
 			if err != nil {
 				s.fail("%v", err)

@@ -27,6 +27,7 @@ type failures struct {
 func (f *failures) HandleResponse(transport.Endpoint, *sip.Response)             {}
 func (f *failures) HandleRequest(transport.Endpoint, *sip.Request, func([]byte)) {}
 func (f *failures) HandleUnparsable(transport.Endpoint, error)                   {}
+func (f *failures) HandleFlow(transport.Endpoint, transport.FlowAnswer)          {}
 func (f *failures) HandleUnreachable(_ transport.Endpoint, err *transport.Error) {
 	f.mu.Lock()
 	f.errs = append(f.errs, err)

@@ -33,20 +33,23 @@
 #define E_lookup_failed 11 /* lookup.failed */
 #define E_server_held_off 12 /* server.held_off */
 #define E_keepalive_failed 13 /* keepalive.failed */
-#define E_request_unavailable 14 /* request.unavailable */
-#define E_probe_2xx 15 /* probe.2xx */
-#define E_probe_challenge 16 /* probe.challenge */
-#define E_probe_retry 17 /* probe.retry */
-#define E_calls_ended 18 /* calls.ended */
-#define E_dns_refreshed 19 /* dns.refreshed */
-#define E_request_new 20 /* request.new */
-#define E_probe_failed 21 /* probe.failed */
-#define E_timer_budget 22 /* timer.budget */
-#define E_timer_refresh 23 /* timer.refresh */
-#define E_timer_keepalive 24 /* timer.keepalive */
-#define E_timer_failback 25 /* timer.failback */
-#define E_timer_probe 26 /* timer.probe */
-#define E_timer_backoff 27 /* timer.backoff */
+#define E_flow_lost 14 /* flow.lost */
+#define E_flow_alive 15 /* flow.alive */
+#define E_request_unavailable 16 /* request.unavailable */
+#define E_probe_2xx 17 /* probe.2xx */
+#define E_probe_challenge 18 /* probe.challenge */
+#define E_probe_retry 19 /* probe.retry */
+#define E_calls_ended 20 /* calls.ended */
+#define E_dns_refreshed 21 /* dns.refreshed */
+#define E_request_new 22 /* request.new */
+#define E_probe_failed 23 /* probe.failed */
+#define E_timer_budget 24 /* timer.budget */
+#define E_timer_refresh 25 /* timer.refresh */
+#define E_timer_keepalive 26 /* timer.keepalive */
+#define E_timer_flow 27 /* timer.flow */
+#define E_timer_failback 28 /* timer.failback */
+#define E_timer_probe 29 /* timer.probe */
+#define E_timer_backoff 30 /* timer.backoff */
 
 byte state = S_idle;
 byte ev; /* the event being delivered */
@@ -57,6 +60,7 @@ byte p_failback_mode;
 bool p_failback_when_idle;
 bool p_calls_up;
 bool p_keepalive_enabled;
+bool p_flow_enabled;
 bool p_deregister_after_failback;
 bool p_contact_shared;
 byte v_server = 0;
@@ -69,11 +73,14 @@ byte v_probe_wanted = 0;
 bool t_budget; /* armed */
 bool t_refresh; /* armed */
 bool t_keepalive; /* armed */
+bool t_flow; /* armed */
 bool t_failback; /* armed */
 bool t_probe; /* armed */
 bool t_backoff; /* armed */
 bool pend_register; /* a request of register unanswered */
 bool pend_keepalive; /* a request of keepalive unanswered */
+bool pend_flow; /* a request of flow unanswered */
+bool pend_flow_probes; /* a request of flow_probes unanswered */
 bool pend_probe; /* a request of probe unanswered */
 
 #define d_is_last ((v_server == (p_server_count - 1)))
@@ -170,6 +177,16 @@ inline start_keepalive_enabled() {
   fi
 #endif
 }
+inline start_flow_enabled() {
+#ifdef FIX_flow_enabled
+  p_flow_enabled = FIX_flow_enabled
+#else
+  if
+  :: true -> p_flow_enabled = false
+  :: true -> p_flow_enabled = true
+  fi
+#endif
+}
 inline start_deregister_after_failback() {
 #ifdef FIX_deregister_after_failback
   p_deregister_after_failback = FIX_deregister_after_failback
@@ -225,6 +242,14 @@ inline do_abandon_register() {
 inline do_send_keepalive() {
   skip
   ; pend_keepalive = true
+}
+inline do_send_flow_keepalive() {
+  skip
+  ; pend_flow = true
+}
+inline do_send_flow_probes() {
+  skip
+  ; pend_flow_probes = true
 }
 inline do_send_probe() {
   skip
@@ -289,12 +314,14 @@ inline enter_primary_registered() {
   skip
   ; t_refresh = true
   ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
+  ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
 }
 inline exit_primary_registered() {
   skip
   ; t_budget = false
   ; t_refresh = false
   ; t_keepalive = false
+  ; t_flow = false
 }
 inline enter_backup_registered() {
   skip
@@ -318,10 +345,12 @@ inline exit_probing() {
 inline enter_all_failed() {
   skip
   ; t_backoff = true
+  ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
 }
 inline exit_all_failed() {
   skip
   ; t_backoff = false
+  ; t_flow = false
 }
 inline enter_failed() {
   skip
@@ -355,7 +384,7 @@ inline fire() {
       ; exit_idle()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_user_unregister || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_user_unregister || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in idle\n", ev); assert(false)
     fi
   :: state == S_registering ->
@@ -425,7 +454,7 @@ inline fire() {
       ; exit_registering()
       ; state = S_unregistering
       ; enter_unregistering()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in registering\n", ev); assert(false)
     fi
   :: state == S_retrying ->
@@ -440,6 +469,7 @@ inline fire() {
       ; exit_retrying()
       ; t_refresh = true
       ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
       ; state = S_backup_registered
       ; enter_backup_registered()
     :: ev == E_resp_challenge -> /* challenged */
@@ -497,7 +527,7 @@ inline fire() {
       ; exit_retrying()
       ; state = S_unregistering
       ; enter_unregistering()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in retrying\n", ev); assert(false)
     fi
   :: state == S_primary_registered ->
@@ -532,6 +562,7 @@ inline fire() {
          ; do_abandon_probe()
          ; t_refresh = false
          ; t_keepalive = false
+         ; t_flow = false
          ; t_budget = false
          ; do_abandon_register()
          ; state = S_failed
@@ -552,6 +583,7 @@ inline fire() {
          ; do_abandon_probe()
          ; t_refresh = false
          ; t_keepalive = false
+         ; t_flow = false
          ; t_budget = false
          ; do_abandon_register()
          ; state = S_failed
@@ -563,6 +595,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_failed
@@ -577,7 +610,11 @@ inline fire() {
       skip
       ; do_send_keepalive()
       ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
-    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable -> /* primary_lost */
+    :: ev == E_timer_flow -> /* flow_keepalive */
+      skip
+      ; do_send_flow_keepalive()
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
+    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* primary_lost */
       if
       :: (d_is_last) ->
          skip
@@ -598,7 +635,7 @@ inline fire() {
       ; exit_primary_registered()
       ; state = S_unregistering
       ; enter_unregistering()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in primary_registered\n", ev); assert(false)
     fi
   :: state == S_backup_registered ->
@@ -609,6 +646,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_registering
@@ -661,6 +699,7 @@ inline fire() {
          ; do_abandon_probe()
          ; t_refresh = false
          ; t_keepalive = false
+         ; t_flow = false
          ; t_budget = false
          ; do_abandon_register()
          ; state = S_failed
@@ -681,6 +720,7 @@ inline fire() {
          ; do_abandon_probe()
          ; t_refresh = false
          ; t_keepalive = false
+         ; t_flow = false
          ; t_budget = false
          ; do_abandon_register()
          ; state = S_failed
@@ -692,6 +732,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_failed
@@ -706,12 +747,17 @@ inline fire() {
       skip
       ; do_send_keepalive()
       ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
-    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable -> /* backup_lost */
+    :: ev == E_timer_flow -> /* flow_keepalive */
+      skip
+      ; do_send_flow_keepalive()
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
+    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* backup_lost */
       skip
       ; exit_backup_registered()
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; v_probe_wanted = 0
@@ -723,6 +769,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_unregistering
@@ -776,7 +823,7 @@ inline fire() {
       :: else ->
          skip
       fi
-    :: ev == E_lookup_failed || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_flow_alive || ev == E_lookup_failed || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in backup_registered\n", ev); assert(false)
     fi
   :: state == S_probing ->
@@ -787,6 +834,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_registering
@@ -816,6 +864,7 @@ inline fire() {
          ; do_abandon_probe()
          ; t_refresh = false
          ; t_keepalive = false
+         ; t_flow = false
          ; t_budget = false
          ; do_abandon_register()
          ; state = S_failed
@@ -836,6 +885,7 @@ inline fire() {
          ; do_abandon_probe()
          ; t_refresh = false
          ; t_keepalive = false
+         ; t_flow = false
          ; t_budget = false
          ; do_abandon_register()
          ; state = S_failed
@@ -847,6 +897,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_failed
@@ -861,12 +912,17 @@ inline fire() {
       skip
       ; do_send_keepalive()
       ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
-    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable -> /* backup_lost */
+    :: ev == E_timer_flow -> /* flow_keepalive */
+      skip
+      ; do_send_flow_keepalive()
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
+    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* backup_lost */
       skip
       ; exit_probing()
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; v_probe_wanted = 0
@@ -878,6 +934,7 @@ inline fire() {
       ; do_abandon_probe()
       ; t_refresh = false
       ; t_keepalive = false
+      ; t_flow = false
       ; t_budget = false
       ; do_abandon_register()
       ; state = S_unregistering
@@ -952,7 +1009,7 @@ inline fire() {
       ; do_abandon_probe()
       ; state = S_backup_registered
       ; enter_backup_registered()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed -> skip /* ignored */
+    :: ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in probing\n", ev); assert(false)
     fi
   :: state == S_all_failed ->
@@ -972,7 +1029,16 @@ inline fire() {
       ; exit_all_failed()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow -> /* flow_probes */
+      skip
+      ; do_send_flow_probes()
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
+    :: ev == E_flow_alive -> /* server_alive */
+      skip
+      ; exit_all_failed()
+      ; state = S_registering
+      ; enter_registering()
+    :: ev == E_flow_lost || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in all_failed\n", ev); assert(false)
     fi
   :: state == S_failed ->
@@ -992,7 +1058,7 @@ inline fire() {
       ; exit_failed()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in failed\n", ev); assert(false)
     fi
   :: state == S_unregistering ->
@@ -1037,7 +1103,7 @@ inline fire() {
       ; exit_unregistering()
       ; state = S_idle
       ; enter_idle()
-    :: ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_transport_closed || ev == E_user_unregister || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_transport_closed || ev == E_user_unregister || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in unregistering\n", ev); assert(false)
     fi
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
@@ -1050,7 +1116,7 @@ inline check() {
   skip
   ; if :: (!(((v_server < p_server_count) && (!(state == S_registering) || (v_server == 0))))) -> printf("VIOLATION I3: server < server_count && (!in(registering) || server == 0)\n"); assert(false) :: else -> skip fi
   ; if :: (!((p_failback_enabled || !(state == S_probing)))) -> printf("VIOLATION I7: failback_enabled || !in(probing)\n"); assert(false) :: else -> skip fi
-  ; if :: ((prev == S_all_failed || prev == S_failed) && (state == S_registering) && !(ev == E_timer_backoff || ev == E_user_register)) -> printf("VIOLATION I9: all_failed|failed to registering only on timer.backoff|user.register\n"); assert(false) :: else -> skip fi
+  ; if :: ((prev == S_all_failed || prev == S_failed) && (state == S_registering) && !(ev == E_timer_backoff || ev == E_user_register || ev == E_flow_alive)) -> printf("VIOLATION I9: all_failed|failed to registering only on timer.backoff|user.register|flow.alive\n"); assert(false) :: else -> skip fi
   ; if :: (!(((!(state == S_primary_registered) || (v_server == 0)) && (!((state == S_backup_registered) || (state == S_probing)) || (v_server >= 1))))) -> printf("VIOLATION L1: (!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)\n"); assert(false) :: else -> skip fi
 #if defined(REACH)
   ; if :: (REACH) -> printf("VIOLATION reached\n"); assert(false) :: else -> skip fi
@@ -1069,7 +1135,7 @@ bool calm; /* and the events that come a finite number of times have stopped */
 proctype chaos() {
 end: do
   :: atomic {
-       !good && !final && (true || true || true || true || true || true || true || pend_register || pend_keepalive || pend_probe || t_budget || t_refresh || t_keepalive || t_failback || t_probe || t_backoff) ->
+       !good && !final && (true || true || true || true || true || true || true || pend_register || pend_keepalive || pend_flow || pend_flow_probes || pend_probe || t_budget || t_refresh || t_keepalive || t_flow || t_failback || t_probe || t_backoff) ->
        if
        :: true ->
           ev = E_user_register
@@ -1103,6 +1169,16 @@ end: do
           if
           :: ev = E_keepalive_failed
           fi
+       :: pend_flow ->
+          pend_flow = false;
+          if
+          :: ev = E_flow_lost
+          fi
+       :: pend_flow_probes ->
+          pend_flow_probes = false;
+          if
+          :: ev = E_flow_alive
+          fi
        :: pend_probe ->
           pend_probe = false;
           if
@@ -1117,6 +1193,8 @@ end: do
           t_refresh = false; ev = E_timer_refresh
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        :: t_failback ->
           t_failback = false; ev = E_timer_failback
        :: t_probe ->
@@ -1157,6 +1235,17 @@ end: do
        if
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       fi;
+       deliveries ! ev }
+  od
+}
+proctype timer_flow() {
+end: do
+  :: atomic {
+       good && !final && (t_flow) ->
+       if
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        fi;
        deliveries ! ev }
   od
@@ -1241,6 +1330,7 @@ init {
     start_failback_when_idle();
     start_calls_up();
     start_keepalive_enabled();
+    start_flow_enabled();
     start_deregister_after_failback();
     start_contact_shared();
     printf("PARAM server_count %d\n", p_server_count);
@@ -1249,6 +1339,7 @@ init {
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);
     printf("PARAM calls_up %d\n", p_calls_up);
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("PARAM flow_enabled %d\n", p_flow_enabled);
     printf("PARAM deregister_after_failback %d\n", p_deregister_after_failback);
     printf("PARAM contact_shared %d\n", p_contact_shared);
     printf("START\n");
@@ -1259,6 +1350,7 @@ init {
     run timer_budget();
     run timer_refresh();
     run timer_keepalive();
+    run timer_flow();
     run timer_failback();
     run timer_probe();
     run answer_register();
@@ -1274,7 +1366,7 @@ bool calm; /* and the events that come a finite number of times have stopped */
 proctype chaos() {
 end: do
   :: atomic {
-       !good && !final && (true || true || true || true || true || true || true || pend_register || pend_keepalive || pend_probe || t_budget || t_refresh || t_keepalive || t_failback || t_probe || t_backoff) ->
+       !good && !final && (true || true || true || true || true || true || true || pend_register || pend_keepalive || pend_flow || pend_flow_probes || pend_probe || t_budget || t_refresh || t_keepalive || t_flow || t_failback || t_probe || t_backoff) ->
        if
        :: true ->
           ev = E_user_register
@@ -1308,6 +1400,16 @@ end: do
           if
           :: ev = E_keepalive_failed
           fi
+       :: pend_flow ->
+          pend_flow = false;
+          if
+          :: ev = E_flow_lost
+          fi
+       :: pend_flow_probes ->
+          pend_flow_probes = false;
+          if
+          :: ev = E_flow_alive
+          fi
        :: pend_probe ->
           pend_probe = false;
           if
@@ -1322,6 +1424,8 @@ end: do
           t_refresh = false; ev = E_timer_refresh
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        :: t_failback ->
           t_failback = false; ev = E_timer_failback
        :: t_probe ->
@@ -1362,6 +1466,17 @@ end: do
        if
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       fi;
+       deliveries ! ev }
+  od
+}
+proctype timer_flow() {
+end: do
+  :: atomic {
+       good && !final && (t_flow) ->
+       if
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        fi;
        deliveries ! ev }
   od
@@ -1435,6 +1550,34 @@ end: do
        deliveries ! ev }
   od
 }
+proctype answer_flow() {
+end: do
+  :: atomic {
+       good && !final && (pend_flow) ->
+       if
+       :: pend_flow ->
+          pend_flow = false;
+          if
+          :: ev = E_flow_lost
+          fi
+       fi;
+       deliveries ! ev }
+  od
+}
+proctype answer_flow_probes() {
+end: do
+  :: atomic {
+       good && !final && (pend_flow_probes) ->
+       if
+       :: pend_flow_probes ->
+          pend_flow_probes = false;
+          if
+          :: ev = E_flow_alive
+          fi
+       fi;
+       deliveries ! ev }
+  od
+}
 proctype answer_probe() {
 end: do
   :: atomic {
@@ -1484,6 +1627,7 @@ init {
     start_failback_when_idle();
     start_calls_up();
     start_keepalive_enabled();
+    start_flow_enabled();
     start_deregister_after_failback();
     start_contact_shared();
     printf("PARAM server_count %d\n", p_server_count);
@@ -1492,6 +1636,7 @@ init {
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);
     printf("PARAM calls_up %d\n", p_calls_up);
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("PARAM flow_enabled %d\n", p_flow_enabled);
     printf("PARAM deregister_after_failback %d\n", p_deregister_after_failback);
     printf("PARAM contact_shared %d\n", p_contact_shared);
     printf("START\n");
@@ -1502,11 +1647,14 @@ init {
     run timer_budget();
     run timer_refresh();
     run timer_keepalive();
+    run timer_flow();
     run timer_failback();
     run timer_probe();
     run timer_backoff();
     run answer_register();
     run answer_keepalive();
+    run answer_flow();
+    run answer_flow_probes();
     run answer_probe();
     run events();
   }
@@ -1516,7 +1664,7 @@ ltl I6 { (<> calm) -> [] ((good && (state == S_registering || state == S_retryin
 proctype env() { /* any event at any time, answers to requests only */
 end: do
   :: atomic {
-       !final && (true || true || true || true || true || true || true || pend_register || pend_keepalive || pend_probe || t_budget || t_refresh || t_keepalive || t_failback || t_probe || t_backoff) ->
+       !final && (true || true || true || true || true || true || true || pend_register || pend_keepalive || pend_flow || pend_flow_probes || pend_probe || t_budget || t_refresh || t_keepalive || t_flow || t_failback || t_probe || t_backoff) ->
        if
        :: true ->
           ev = E_user_register
@@ -1550,6 +1698,16 @@ end: do
           if
           :: ev = E_keepalive_failed
           fi
+       :: pend_flow ->
+          pend_flow = false;
+          if
+          :: ev = E_flow_lost
+          fi
+       :: pend_flow_probes ->
+          pend_flow_probes = false;
+          if
+          :: ev = E_flow_alive
+          fi
        :: pend_probe ->
           pend_probe = false;
           if
@@ -1564,6 +1722,8 @@ end: do
           t_refresh = false; ev = E_timer_refresh
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        :: t_failback ->
           t_failback = false; ev = E_timer_failback
        :: t_probe ->
@@ -1582,6 +1742,7 @@ init {
     start_failback_when_idle();
     start_calls_up();
     start_keepalive_enabled();
+    start_flow_enabled();
     start_deregister_after_failback();
     start_contact_shared();
     printf("PARAM server_count %d\n", p_server_count);
@@ -1590,6 +1751,7 @@ init {
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);
     printf("PARAM calls_up %d\n", p_calls_up);
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("PARAM flow_enabled %d\n", p_flow_enabled);
     printf("PARAM deregister_after_failback %d\n", p_deregister_after_failback);
     printf("PARAM contact_shared %d\n", p_contact_shared);
     printf("START\n");

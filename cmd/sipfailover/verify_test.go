@@ -29,8 +29,8 @@ func TestVerifyWritesScenario(t *testing.T) {
 	}
 	mutant := strings.Replace(string(src), "\ninvariants:\n",
 		"  - id: retry_at_once\n    from: all_failed\n    on: request.unavailable\n    to: registering\n    doc: A bug.\n\ninvariants:\n", 1)
-	mutant = strings.Replace(mutant, "      primary.\n    after: [backoff]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
-		"      primary.\n    after: [backoff]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,", 1)
+	mutant = strings.Replace(mutant, "      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
+		"      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,", 1)
 	// The mutant is only on disk as a model, as after an edit that was not
 	// regenerated: verify must check it, not the committed verify/line.pml.
 	dir, scenarios := t.TempDir(), t.TempDir()
@@ -44,7 +44,7 @@ func TestVerifyWritesScenario(t *testing.T) {
 	}
 	file := filepath.Join(scenarios, "line_safety.txt")
 	for _, want := range []string{"line/safety", "VIOLATED", "all_failed --request.unavailable--> registering",
-		"I9: all_failed|failed to registering only on timer.backoff|user.register",
+		"I9: all_failed|failed to registering only on timer.backoff|user.register|flow.alive",
 		"replay on the runtime: go test ./runtime -run TestScenarioFile -args -scenario " + file} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, stdout.String())
@@ -54,7 +54,7 @@ func TestVerifyWritesScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasSuffix(string(script), "request-unavailable\nadvance 1s\nexpect only all_failed|failed registering timer.backoff|user.register\n") {
+	if !strings.HasSuffix(string(script), "request-unavailable\nadvance 1s\nexpect only all_failed|failed registering timer.backoff|user.register|flow.alive\n") {
 		t.Errorf("the scenario does not end in the violation and the property:\n%s", script)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/stun/v3"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 )
 
@@ -74,6 +76,13 @@ type SimServer struct {
 	Ring        time.Duration            // an INVITE rings (180) this long before the far end answers
 	Received    []SimRequest             // every request sent to the server, delivered or not
 	Bindings    []SimBinding             // every binding the server granted or removed
+	// Flow, when set, answers flow keep-alives while the server is up, as
+	// a registrar that multiplexes STUN on its SIP port and pongs CRLF
+	// pings does (RFC 5626 4.4); without it they go unanswered.
+	Flow bool
+	// Keepalives are when each flow keep-alive reached the server, or was
+	// refused: packets, not requests (I11 counts them apart).
+	Keepalives []time.Duration
 }
 
 // SimBinding is a registration a server accepted: until Until (zero
@@ -172,6 +181,10 @@ func (n *SimNetwork) Send(dst transport.Endpoint, msg []byte) error {
 }
 
 func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
+	if transport.IsKeepalive(msg) {
+		n.keepalive(dst, msg)
+		return nil
+	}
 	parsed, err := sip.ParseMessage(msg)
 	if err != nil {
 		return fmt.Errorf("simnet: the runtime sent an unparsable message: %w", err)
@@ -314,6 +327,56 @@ func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
 	}
 	s.Received = append(s.Received, r)
 	return nil
+}
+
+// keepalive takes a flow keep-alive to dst: a closed port draws ICMP or a
+// refusal as a request does; a server up with Flow set answers it after
+// the round trip (a STUN success with the request's transaction ID, or a
+// pong); a TCP or TLS server that is not closed accepts the connection.
+func (n *SimNetwork) keepalive(dst transport.Endpoint, msg []byte) {
+	n.mu.Lock()
+	s := n.servers[where(dst)]
+	c := n.capture
+	closed := s == nil || s.Mode == SimICMP || s.Mode == SimRefused
+	n.mu.Unlock()
+	if c != nil {
+		c.sent(n, dst, msg, closed)
+	}
+	if s == nil {
+		n.unreachable(dst, msg, n.RTT, errICMP)
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s.Keepalives = append(s.Keepalives, n.Clock.Now().Sub(n.start))
+	rtt := n.RTT + s.Delay
+	switch {
+	case s.Mode == SimICMP:
+		n.unreachable(dst, msg, rtt, errICMP)
+		return
+	case s.Mode == SimRefused:
+		n.unreachable(dst, msg, rtt, errRefused)
+		return
+	case dst.Transport != transport.UDP:
+		n.at(rtt/2, func() { n.handler.HandleFlow(dst, transport.FlowAnswer{Kind: transport.Accepted}) })
+	}
+	if !s.Flow || s.Mode == SimSilent || s.Mode == SimDeaf || (s.Drop > 0 && n.rng.IntN(100) < s.Drop) {
+		return
+	}
+	ans := transport.FlowAnswer{Kind: transport.Pong}
+	answer := []byte("\r\n")
+	if dst.Transport == transport.UDP {
+		if answer = transport.STUNSuccessTo(msg, stun.XORMappedAddress{IP: net.IPv4(192, 0, 2, 10), Port: 5060}); answer == nil {
+			return // a bare CRLF datagram: nobody answers it
+		}
+		ans = transport.FlowAnswer{Kind: transport.STUNSuccess, TxID: [12]byte(answer[8:20])}
+	}
+	n.at(rtt, func() {
+		if c != nil {
+			c.answered(n, dst, answer)
+		}
+		n.handler.HandleFlow(dst, ans)
+	})
 }
 
 func challengeFor(req *sip.Request, nonce string, stale bool) *sip.Response {
@@ -468,6 +531,7 @@ func ParseSimMode(words []string) (SimMode, int, int, error) {
 //	nonce-life N                       a nonce is good for N requests, then stale
 //	mangle HEADER                      every answer lacks HEADER
 //	sane                               none of these
+//	flow on | flow off                 flow keep-alives answered or not (Flow)
 func ParseSimRogue(words []string) (func(*SimServer), error) {
 	num := func() (int, error) {
 		if len(words) != 2 {
@@ -498,6 +562,8 @@ func ParseSimRogue(words []string) (func(*SimServer), error) {
 		return func(s *SimServer) { s.NonceLife = v }, err
 	case words[0] == "mangle" && len(words) == 2:
 		return func(s *SimServer) { s.Mangle = words[1] }, nil
+	case words[0] == "flow" && len(words) == 2 && (words[1] == "on" || words[1] == "off"):
+		return func(s *SimServer) { s.Flow = words[1] == "on" }, nil
 	}
-	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane)", strings.Join(words, " "))
+	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane, flow on|off)", strings.Join(words, " "))
 }

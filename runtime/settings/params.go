@@ -23,6 +23,11 @@ func (c LineConfig) LineParams() fsm.LineParams {
 	if ka <= 0 {
 		kaParam = time.Millisecond
 	}
+	flow := time.Duration(*c.NATKeepaliveInterval)
+	flowParam := flow // checked against the model's bounds only when on
+	if flow == 0 {
+		flowParam = time.Second
+	}
 	return fsm.LineParams{
 		ServerCount:             len(c.Servers),
 		FailbackEnabled:         *c.EnableFailback == 1,
@@ -35,6 +40,8 @@ func (c LineConfig) LineParams() fsm.LineParams {
 		RefreshInterval:         fsm.Duration(RefreshAfter(time.Duration(seconds(*c.Servers[0].TTL)))),
 		KeepaliveEnabled:        ka > 0,
 		KeepaliveInterval:       fsm.Duration(kaParam),
+		FlowEnabled:             flow != 0,
+		FlowInterval:            fsm.Duration(flowParam),
 		BackoffBase:             fsm.Duration(c.BackoffBase),
 		BackoffMax:              fsm.Duration(c.BackoffMax),
 		DeregisterAfterFailback: c.DeregisterBackupAfterFailback == 1,
@@ -103,7 +110,7 @@ func seconds(n int) fsm.Duration {
 var settingOf = map[string]string{
 	"server_count": "servers", "failback_interval": "failback_interval", "retry_counts": "signal_retry_counts",
 	"retry_time": "retry_time", "t1": "t1", "t2": "t2", "refresh_interval": "servers[0].ttl",
-	"keepalive_interval": "keepalive_interval", "backoff_base": "backoff_base", "backoff_max": "backoff_max",
+	"keepalive_interval": "keepalive_interval", "flow_interval": "nat_keepalive_interval", "backoff_base": "backoff_base", "backoff_max": "backoff_max",
 	"max_duration": "max_call_duration", "ring_timeout": "ring timeout", "invite_retry_counts": "invite_retry_counts",
 	"failback_mode": "failback_mode", "timer_spread": "timer_spread",
 }

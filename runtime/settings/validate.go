@@ -137,6 +137,9 @@ func (c Config) Validate() error {
 		if l.KeepaliveInterval < 0 {
 			bad("keepalive_interval", "%v: must be 0 (off) or positive", time.Duration(l.KeepaliveInterval))
 		}
+		if l.NATKeepaliveMode != "auto" && l.NATKeepaliveMode != "crlf" {
+			bad("nat_keepalive_mode", "%q is not auto (STUN over UDP) or crlf", l.NATKeepaliveMode)
+		}
 		if v := *l.MaxIncomingCalls; v < 0 || v > 1000 {
 			bad("max_incoming_calls", "%d is outside 0-1000", v)
 		}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/stun/v3"
 
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
@@ -78,10 +79,25 @@ type Handler interface {
 	// HandleUnparsable reports bytes from the server at from that are no
 	// SIP message.
 	HandleUnparsable(from Endpoint, err error)
+	// HandleFlow is an answer to a flow keep-alive from the server at from:
+	// a pong, a STUN Binding success, or a connection accepted.
+	HandleFlow(from Endpoint, a FlowAnswer)
 }
 
-// Receive parses one datagram from the server at from and hands it to h.
+// Receive parses one datagram from the server at from and hands it to h:
+// a SIP message, or the answer to a flow keep-alive. A STUN message that
+// answers nothing of ours, and a datagram of CRLFs (a server's own
+// keep-alive), are dropped.
 func Receive(h Handler, from Endpoint, data []byte, reply func([]byte)) {
+	if stun.IsMessage(data) {
+		if a, ok := flowAnswer(data); ok {
+			h.HandleFlow(from, a)
+		}
+		return
+	}
+	if n, rest := pongs(data); n > 0 && len(rest) == 0 {
+		return
+	}
 	msg, err := wire.Parse(data)
 	if err != nil {
 		h.HandleUnparsable(from, err)

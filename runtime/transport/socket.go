@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -340,23 +341,40 @@ func (n *SocketNetwork) dial(s *stream) {
 	}
 	s.connected(n, conn)
 	close(s.ready)
+	n.handler.HandleFlow(s.dst, FlowAnswer{Kind: Accepted})
 	parser := sip.NewParser().NewSIPStream()
 	buf := make([]byte, 65535)
+	between := true // at a message boundary: CRLFs here are pongs
 	for {
 		k, err := conn.Read(buf)
 		if err != nil {
 			n.drop(s, err)
 			return
 		}
-		perr := parser.ParseSIPStream(buf[:k], func(msg sip.Message) {
+		parser.Write(buf[:k])
+		for {
+			if between {
+				if pongsIn(parser.Buffer()) > 0 {
+					n.handler.HandleFlow(s.dst, FlowAnswer{Kind: Pong})
+				}
+				if b := parser.Buffer().Bytes(); len(b) == 0 || string(b) == "\r" {
+					break // the rest of a CRLF, or a message, is still to come
+				}
+			}
+			msg, _, perr := parser.ParseNext()
+			if errors.Is(perr, io.ErrUnexpectedEOF) {
+				between = false
+				break
+			}
+			if perr != nil {
+				// The stream's framing is lost (RFC 3261 18.3): close it; the
+				// next request opens a new connection.
+				n.handler.HandleUnparsable(s.dst, perr)
+				n.drop(s, fmt.Errorf("unparsable stream: %w", perr))
+				return
+			}
+			between = true
 			dispatch(n.handler, s.dst, msg, func(b []byte) { s.write(n, b) })
-		})
-		if perr != nil && !errors.Is(perr, sip.ErrParseSipPartial) {
-			// The stream's framing is lost (RFC 3261 18.3): close it; the
-			// next request opens a new connection.
-			n.handler.HandleUnparsable(s.dst, perr)
-			n.drop(s, fmt.Errorf("unparsable stream: %w", perr))
-			return
 		}
 	}
 }

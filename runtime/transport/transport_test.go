@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/stun/v3"
 
 	"github.com/sipfailover/sipfailover/runtime/transport"
 )
@@ -19,16 +20,18 @@ type heard struct {
 	responses   chan *sip.Response
 	unparsable  chan error
 	unreachable chan *transport.Error
+	flows       chan transport.FlowAnswer
 }
 
 func newHeard() *heard {
-	return &heard{make(chan *sip.Response, 4), make(chan error, 4), make(chan *transport.Error, 4)}
+	return &heard{make(chan *sip.Response, 4), make(chan error, 4), make(chan *transport.Error, 4), make(chan transport.FlowAnswer, 4)}
 }
 
 func (h *heard) HandleResponse(_ transport.Endpoint, r *sip.Response)         { h.responses <- r }
 func (h *heard) HandleRequest(transport.Endpoint, *sip.Request, func([]byte)) {}
 func (h *heard) HandleUnparsable(_ transport.Endpoint, err error)             { h.unparsable <- err }
 func (h *heard) HandleUnreachable(_ transport.Endpoint, err *transport.Error) { h.unreachable <- err }
+func (h *heard) HandleFlow(_ transport.Endpoint, a transport.FlowAnswer)      { h.flows <- a }
 
 // wait gives a loopback packet time to come back: generous, for a loaded
 // machine; a test that gets its answer moves on at once.
@@ -131,4 +134,126 @@ func TestErrorsReadAsAPersonSaysThem(t *testing.T) {
 			t.Errorf("%v: %q, want %q", c.err.Err, got, c.want)
 		}
 	}
+}
+
+// TestSTUNKeepalive: R1, a STUN Binding request goes out over UDP and its
+// success response comes back to the handler with the request's
+// transaction ID; a STUN message that is no success response is dropped,
+// and neither is taken for SIP.
+func TestSTUNKeepalive(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	n := transport.NewSocketNetwork(nil, nil)
+	defer n.Close()
+	h := newHeard()
+	n.SetHandler(h)
+	dst := transport.Endpoint{Host: "127.0.0.1", Port: srv.LocalAddr().(*net.UDPAddr).Port, Transport: transport.UDP}
+	msg, id := transport.STUNRequest()
+	if !transport.IsKeepalive(msg) {
+		t.Fatal("a STUN Binding request is not taken for a keep-alive")
+	}
+	if err := n.Send(dst, msg); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	srv.SetReadDeadline(time.Now().Add(wait))
+	k, from, err := srv.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := transport.STUNSuccessTo(buf[:k], stun.XORMappedAddress{IP: from.IP, Port: from.Port})
+	if res == nil {
+		t.Fatal("the server could not read the request as a STUN Binding request")
+	}
+	bindingError := stun.MustBuild(stun.NewTransactionIDSetter(id), stun.NewType(stun.MethodBinding, stun.ClassErrorResponse)).Raw
+	for _, b := range [][]byte{bindingError, res} {
+		if _, err := srv.WriteToUDP(b, from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case a := <-h.flows:
+		if a.Kind != transport.STUNSuccess || a.TxID != id {
+			t.Errorf("flow answer %v %x, want STUN success %x", a.Kind, a.TxID, id)
+		}
+	case <-time.After(wait):
+		t.Fatal("the STUN answer never reached the handler")
+	}
+	select {
+	case a := <-h.flows:
+		t.Errorf("a second flow answer: %v", a.Kind)
+	case err := <-h.unparsable:
+		t.Errorf("STUN taken for SIP: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestPongsOnAStream: R1, a CRLFCRLF ping goes out on the TCP connection;
+// the server's CRLF pong reaches the handler as one, alone or after a
+// message in the same segment, and the message around it is read whole.
+func TestPongsOnAStream(t *testing.T) {
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	n := transport.NewSocketNetwork(nil, nil)
+	defer n.Close()
+	h := newHeard()
+	n.SetHandler(h)
+	dst := transport.Endpoint{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Transport: transport.TCP}
+	if err := n.Send(dst, transport.Ping); err != nil {
+		t.Fatal(err)
+	}
+	ln.SetDeadline(time.Now().Add(wait))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(wait))
+	ping := make([]byte, 4)
+	if _, err := io.ReadFull(conn, ping); err != nil || string(ping) != "\r\n\r\n" {
+		t.Fatalf("the server read %q (%v), want CRLFCRLF", ping, err)
+	}
+	next := func(want transport.FlowKind) {
+		t.Helper()
+		select {
+		case a := <-h.flows:
+			if a.Kind != want {
+				t.Errorf("flow answer %v, want %v", a.Kind, want)
+			}
+		case <-time.After(wait):
+			t.Fatalf("no %v reached the handler", want)
+		}
+	}
+	next(transport.Accepted)
+	conn.Write([]byte("\r\n"))
+	next(transport.Pong)
+	ok := "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKt\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:a@h>\r\n" +
+		"Call-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	conn.Write([]byte(ok + "\r\n"))
+	select {
+	case r := <-h.responses:
+		if r.CallID().Value() != "c" {
+			t.Errorf("response for call %q, want c", r.CallID().Value())
+		}
+	case <-time.After(wait):
+		t.Fatal("the 200 never reached the handler")
+	}
+	conn.Write([]byte(ok)) // the next message reads whole after the pong
+	select {
+	case r := <-h.responses:
+		if r.StatusCode != 200 {
+			t.Errorf("response %d after the pong, want 200", r.StatusCode)
+		}
+	case err := <-h.unparsable:
+		t.Fatalf("the message after a pong did not parse: %v", err)
+	case <-time.After(wait):
+		t.Fatal("the message after a pong never reached the handler")
+	}
+	next(transport.Pong)
 }

@@ -1,0 +1,72 @@
+package runtime_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v3"
+
+	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/runtimetest"
+	"github.com/sipfailover/sipfailover/runtime/settings"
+	"github.com/sipfailover/sipfailover/runtime/transport"
+)
+
+// TestForgedSTUNAnswerIsIgnored: R1, a STUN answer counts only with the
+// transaction ID of the keep-alive it answers. A primary that answered its
+// keep-alives falls silent, and someone answers each new one with another
+// ID: the line fails over all the same. The same answers with the right ID
+// keep it there, so the forgery is what the line refuses.
+func TestForgedSTUNAnswerIsIgnored(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		forged bool
+		leaves bool // the line leaves the primary
+	}{
+		{"forged", true, true},
+		{"genuine", false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			network := runtimetest.NewSimNetwork(clock, time.Millisecond)
+			primary := transport.Endpoint{Host: "192.0.2.1", Port: 5060, Transport: transport.UDP}
+			backup := transport.Endpoint{Host: "192.0.2.2", Port: 5060, Transport: transport.UDP}
+			network.Add(&runtimetest.SimServer{Endpoint: primary, Flow: true})
+			network.Add(&runtimetest.SimServer{Endpoint: backup})
+			agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithSeed(1))
+			port := 5060
+			line, err := agent.AddLine(settings.LineConfig{Name: "l", User: "1001", Password: "pw",
+				Servers: []settings.ServerConfig{{Addr: primary.Host, Port: &port}, {Addr: backup.Host, Port: &port}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line.Register()
+			clock.Advance(31 * time.Second) // the first keep-alive went and was answered
+			if st := line.Status(); st.State != "primary_registered" || st.FlowAnsweredAt.IsZero() {
+				t.Fatalf("before the fault: %s, keep-alive answered at %v", st.State, st.FlowAnsweredAt)
+			}
+			network.Set(primary, func(s *runtimetest.SimServer) { s.Mode = runtimetest.SimSilent })
+			network.Tamper = func(dst transport.Endpoint, msg []byte) []runtimetest.SimSend {
+				if dst.Addr() == primary.Addr() && stun.IsMessage(msg) {
+					var id [12]byte
+					copy(id[:], msg[8:20])
+					if c.forged {
+						id[0] ^= 0xff
+					}
+					clock.AfterFunc(time.Millisecond, func() {
+						agent.HandleFlow(dst, transport.FlowAnswer{Kind: transport.STUNSuccess, TxID: id})
+					})
+				}
+				return []runtimetest.SimSend{{Dst: dst, Msg: msg}}
+			}
+			clock.Advance(45 * time.Second)
+			st := line.Status()
+			if left := st.State != "primary_registered"; left != c.leaves {
+				t.Fatalf("%s answers: the line is %s on server %d (%s), want it to leave the primary: %v", c.name, st.State, st.Server, st.LastReason, c.leaves)
+			}
+			if c.forged && (st.LastFailure != "flow.lost" || st.FlowKeepalivesLost != 1) {
+				t.Errorf("forged answers: last failure %s (%s), %d keep-alives lost; want flow.lost, 1", st.LastFailure, st.LastReason, st.FlowKeepalivesLost)
+			}
+		})
+	}
+}
