@@ -95,12 +95,13 @@ func (m *Metrics) Forget(line string) {
 }
 
 // Handler serves the metrics in Prometheus' text format, with the Go
-// runtime's and the process's own (client_golang's collectors) and, when
-// counters is set, what the agent dropped at its edge (I11).
-func (m *Metrics) Handler(counters func() runtime.Counters) http.Handler {
+// runtime's and the process's own (client_golang's collectors); when
+// counters is set, what the agent dropped at its edge (I11); when lines
+// is set, each line's flow keep-alives (RFC 5626 4.4).
+func (m *Metrics) Handler(counters func() runtime.Counters, lines func() []runtime.Status) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		&lineCollector{m: m}, &edgeCollector{counters: counters})
+		&lineCollector{m: m}, &edgeCollector{counters: counters}, &flowCollector{lines: lines})
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
@@ -121,7 +122,38 @@ var (
 		"Messages whose handling panicked and was stopped there; each one is a bug (I11).", nil, nil)
 	descRejectedCalls = prometheus.NewDesc("sipfailover_rejected_calls_total",
 		"Incoming calls answered 486 for a call limit (I11).", nil, nil)
+	descFlowSent = prometheus.NewDesc("sipfailover_flow_keepalives_total",
+		"Flow keep-alives a line sent (RFC 5626 4.4): packets, no SIP transaction.", []string{"line"}, nil)
+	descFlowLost = prometheus.NewDesc("sipfailover_flow_keepalives_lost_total",
+		"Flow keep-alives left unanswered by a server that had answered one before (R1).", []string{"line"}, nil)
+	descFlowRTT = prometheus.NewDesc("sipfailover_flow_keepalive_rtt_seconds",
+		"The round trip of a line's last answered flow keep-alive; absent until one is answered.", []string{"line"}, nil)
+	descFlowAnswered = prometheus.NewDesc("sipfailover_flow_keepalive_answered_timestamp_seconds",
+		"When a line's flow keep-alive was last answered, in Unix seconds; absent until one is.", []string{"line"}, nil)
 )
+
+// flowCollector reads the lines' flow keep-alives at each scrape.
+type flowCollector struct{ lines func() []runtime.Status }
+
+func (c *flowCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFlowSent, descFlowLost, descFlowRTT, descFlowAnswered} {
+		ch <- d
+	}
+}
+
+func (c *flowCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.lines == nil {
+		return
+	}
+	for _, st := range c.lines() {
+		ch <- prometheus.MustNewConstMetric(descFlowSent, prometheus.CounterValue, float64(st.FlowKeepalivesSent), st.Line)
+		ch <- prometheus.MustNewConstMetric(descFlowLost, prometheus.CounterValue, float64(st.FlowKeepalivesLost), st.Line)
+		if !st.FlowAnsweredAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descFlowRTT, prometheus.GaugeValue, st.FlowRTT.Seconds(), st.Line)
+			ch <- prometheus.MustNewConstMetric(descFlowAnswered, prometheus.GaugeValue, float64(st.FlowAnsweredAt.UnixNano())/1e9, st.Line)
+		}
+	}
+}
 
 // lineCollector reads the lines' counters at each scrape.
 type lineCollector struct{ m *Metrics }

@@ -67,7 +67,8 @@ func newTestSite(t testing.TB) *testSite {
 			return []runtime.Status{{Line: "lobby", State: "backup_registered", Server: 2, ServerAddr: "UDP 10.0.0.2:5060",
 				Where: "backup.example.test via b1.example.test:5060 at UDP 10.0.0.2:5060", Since: at,
 				LastFailure: "keepalive.failed", LastReason: "ICMP port unreachable from UDP 10.0.0.1:5060", LastFailAt: at,
-				Calls: 1, Waiting: "failback waits for the calls to end"},
+				Calls: 1, Waiting: "failback waits for the calls to end",
+				FlowKeepalivesSent: 12, FlowKeepalivesLost: 1, FlowAnsweredAt: at, FlowRTT: 25 * time.Millisecond},
 				{Line: "gate", State: "primary_registered", Server: 1, ServerAddr: "UDP 10.0.1.1:5060", Since: at,
 					Bindings: []runtime.BindingStatus{{Server: 1, State: "registered"}, {Server: 2, State: "waiting"}}}}
 		},

@@ -54,6 +54,7 @@ type formField struct {
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"since": func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
 	"inc":   func(i int) int { return i + 1 },
+	"ms":    func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"dict": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -139,7 +140,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("PUT /api/settings", s.auth(http.HandlerFunc(s.apiPutSettings)))
 	mux.Handle("GET /api/csrf", s.auth(http.HandlerFunc(s.apiCSRF)))
 	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.scraper(s.Metrics.Handler(s.Counters)))
+		mux.Handle("GET /metrics", s.scraper(s.Metrics.Handler(s.Counters, s.Lines)))
 	}
 	return securityHeaders(mux)
 }

@@ -188,10 +188,17 @@ func TestAPIAndMetrics(t *testing.T) {
 		`sipfailover_failbacks_total{line="lobby"} 0`,
 		`sipfailover_state_seconds_total{line="lobby",state="retrying"} 1`,
 		`sipfailover_request_failures_total{line="lobby",reason="transport.icmp"} 1`,
+		`sipfailover_flow_keepalives_total{line="lobby"} 12`,
+		`sipfailover_flow_keepalives_lost_total{line="lobby"} 1`,
+		`sipfailover_flow_keepalive_rtt_seconds{line="lobby"} 0.025`,
+		`sipfailover_flow_keepalives_total{line="gate"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s:\n%s", want, body)
 		}
+	}
+	if strings.Contains(body, `sipfailover_flow_keepalive_rtt_seconds{line="gate"}`) {
+		t.Error("/metrics has a keep-alive round trip for a line none of whose keep-alives was answered")
 	}
 }
 
@@ -206,7 +213,9 @@ func TestStatusPageAndEvents(t *testing.T) {
 		`title="backup_registered">Registered on a backup, server 2 (UDP 10.0.0.2:5060)`, `data-label="Last failure"`,
 		// The keep-alive failed by ICMP, not silence; when, and what the line waits for.
 		">The keep-alive failed<", "ICMP port unreachable from UDP 10.0.0.1:5060", `class="failed-at"`, " ago</small>",
-		`<small class="waiting">failback waits for the calls to end</small>`, `<small class="calls">calls: 1</small>`} {
+		`<small class="waiting">failback waits for the calls to end</small>`, `<small class="calls">calls: 1</small>`,
+		// The flow keep-alive's health: answered when, and in how long.
+		`title="flow keep-alives: 12 sent, 1 lost">keep-alive answered `, ` ago in 25ms</small>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("status page lacks %s", want)
 		}
@@ -433,7 +442,7 @@ func TestSubmitKeepsEveryServer(t *testing.T) {
 func TestMetricsForgetRemovedLines(t *testing.T) {
 	m := NewMetrics(nil)
 	m.Observe(runtime.Transition{Line: "gone", From: "idle", To: "registering", Event: "user.register", At: time.Now()})
-	srv := httptest.NewServer(m.Handler(nil))
+	srv := httptest.NewServer(m.Handler(nil, nil))
 	defer srv.Close()
 	scrape := func() string {
 		res, err := http.Get(srv.URL)
