@@ -431,3 +431,24 @@ func TestRequestWhileItsRefreshWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestUnansweredInviteHoldsNothing: R18, in failback_when idle a call
+// holds the phone on its backup, but an INVITE nobody answered has no
+// dialog and holds nothing. The phone dials through its primary, which is
+// dead; it fails over, later fails back on a probe's 2xx, and lets the
+// backup's binding run out: I8 holds. Were the unanswered INVITE a call,
+// the probe could not have moved the phone, and the binding run out would
+// be a violation.
+func TestUnansweredInviteHoldsNothing(t *testing.T) {
+	const s = time.Second
+	c := newCrafter(t)
+	c.register(0, primary, "reg", 1, 60, false)
+	inv := c.request("INVITE", "call", 1, -1)
+	c.udp(2*s, phone, primary, inv.String()) // no answer, and given up
+	c.register(3*s, backup, "reg", 2, 60, false)
+	c.register(10*s, primary, "probe", 1, 60, false)
+	c.udp(68*s, phone, primary, c.request("OPTIONS", "later", 1, -1).String()) // the capture goes on past the backup's expiry
+	if v := c.verdicts()["I8"]; v.Status != Held {
+		t.Errorf("I8 %s (%s %v), want held", v.Status, v.Why, v.Findings)
+	}
+}

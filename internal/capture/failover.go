@@ -164,6 +164,17 @@ func (a *Analysis) holds(l *LineTrace) []hold {
 			out = append(out, hold{t.start(), t.Final.At})
 			continue
 		}
+		if t.Final == nil {
+			// An INVITE nobody answered has no dialog, and holds nothing;
+			// one that rang and was given up holds until then.
+			if len(t.Answers) == 0 {
+				continue
+			}
+			if o := a.outcome(t); o.Kind != "pending" {
+				out = append(out, hold{t.start(), o.At})
+				continue
+			}
+		}
 		out = append(out, hold{t.start(), end(t.CallID, t.start())})
 	}
 	for callID, at := range a.incoming { // the capture does not say to which of the phone's lines
