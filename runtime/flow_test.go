@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -68,5 +69,52 @@ func TestForgedSTUNAnswerIsIgnored(t *testing.T) {
 				t.Errorf("forged answers: last failure %s (%s), %d keep-alives lost; want flow.lost, 1", st.LastFailure, st.LastReason, st.FlowKeepalivesLost)
 			}
 		})
+	}
+}
+
+// TestSTUNRetransmissions: R1, a STUN keep-alive that gets no answer goes
+// again as RFC 5389 7.2.1 says (RTO 500 ms, doubling) within its 10 s wait:
+// at 0, 0.5, 1.5, 3.5 and 7.5 s, and no more; the next waits for the
+// interval. Over TCP a ping goes once.
+func TestSTUNRetransmissions(t *testing.T) {
+	for _, c := range []struct {
+		transport int
+		want      []time.Duration
+	}{
+		{transport.UDP, []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond, 7500 * time.Millisecond}},
+		{transport.TCP, []time.Duration{0}},
+	} {
+		clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		network := runtimetest.NewSimNetwork(clock, time.Millisecond)
+		primary := transport.Endpoint{Host: "192.0.2.1", Port: 5060, Transport: c.transport}
+		backup := transport.Endpoint{Host: "192.0.2.2", Port: 5060, Transport: c.transport}
+		network.Add(&runtimetest.SimServer{Endpoint: primary})
+		network.Add(&runtimetest.SimServer{Endpoint: backup})
+		agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithSeed(1))
+		port := 5060
+		line, err := agent.AddLine(settings.LineConfig{Name: "l", User: "1001", Password: "pw",
+			Servers: []settings.ServerConfig{{Addr: primary.Host, Port: &port, Transport: &c.transport}, {Addr: backup.Host, Port: &port, Transport: &c.transport}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line.Register()
+		clock.Advance(40 * time.Second) // one keep-alive, unanswered, and its wait
+		ks := network.Server(primary).Keepalives
+		if len(ks) < len(c.want) {
+			t.Fatalf("transport %d: keep-alives at %v, want %d", c.transport, ks, len(c.want))
+		}
+		var got []time.Duration
+		for _, k := range ks[:len(c.want)] {
+			got = append(got, k-ks[0])
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("transport %d: the first keep-alive went at %v after it, want %v", c.transport, got, c.want)
+		}
+		if len(ks) > len(c.want) && ks[len(c.want)]-ks[0] < 24*time.Second {
+			t.Errorf("transport %d: a keep-alive at %v, before the interval's 80 %% (24 s)", c.transport, ks[len(c.want)]-ks[0])
+		}
+		if st := line.Status(); st.State != "primary_registered" || st.FlowKeepalivesLost != 0 {
+			t.Errorf("transport %d: %s, %d keep-alives lost: a server that never answered is not failed for it", c.transport, st.State, st.FlowKeepalivesLost)
+		}
 	}
 }

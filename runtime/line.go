@@ -104,7 +104,7 @@ type Status struct {
 
 func newLine(a *Agent, cfg settings.LineConfig) (*Line, error) {
 	l := &Line{agent: a, cfg: cfg, retryUntil: map[serverAddr]time.Time{}, creds: map[serverAddr]*credentials{},
-		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}, flows: newFlows()}
+		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
 	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		l.keys = append(l.keys, keyOf(s))

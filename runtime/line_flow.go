@@ -27,13 +27,14 @@ var stunResends = []time.Duration{500 * time.Millisecond, 1500 * time.Millisecon
 
 // flowPing is one keep-alive waiting for its answer.
 type flowPing struct {
-	dst    transport.Endpoint
-	stun   bool     // a STUN Binding request, answered with id
-	id     [12]byte // its transaction ID
-	answer bool     // an answer is expected: not so for a bare CRLF datagram
-	probe  bool     // sent while every server failed (send_flow_probes)
-	sent   time.Time
-	timers []Timer
+	dst      transport.Endpoint
+	stun     bool     // a STUN Binding request, answered with id
+	id       [12]byte // its transaction ID
+	answer   bool     // an answer is expected: not so for a bare CRLF datagram
+	probe    bool     // sent while every server failed (send_flow_probes)
+	sent     time.Time
+	deadline Timer // flowWait after it went
+	resend   Timer // a STUN request's next retransmission
 }
 
 // What a server's latest keep-alive found.
@@ -53,10 +54,6 @@ type flows struct {
 	sent, lost   uint64
 	lastAnswered time.Time
 	rtt          time.Duration
-}
-
-func newFlows() flows {
-	return flows{pings: map[serverAddr]*flowPing{}, answered: map[serverAddr]bool{}, last: map[serverAddr]string{}}
 }
 
 // SendFlowKeepalive sends a flow keep-alive to the current server.
@@ -95,26 +92,21 @@ func (l *Line) flowPing(dst transport.Endpoint, probe bool) {
 	default:
 		msg, p.id = transport.STUNRequest()
 		p.stun = true
-		for _, d := range stunResends {
-			p.timers = append(p.timers, l.agent.clock.AfterFunc(d, func() {
-				l.mu.Lock()
-				defer l.mu.Unlock()
-				if l.flows.pings[at] == p {
-					l.agent.net.Send(dst, msg)
-				}
-			}))
-		}
+		l.stunResend(p, msg, 0)
+	}
+	if l.flows.pings == nil { // made at the first keep-alive: a line without one costs nothing
+		l.flows.pings, l.flows.answered, l.flows.last = map[serverAddr]*flowPing{}, map[serverAddr]bool{}, map[serverAddr]string{}
 	}
 	l.flows.pings[at] = p
 	l.flows.sent++
-	p.timers = append(p.timers, l.agent.clock.AfterFunc(flowWait, func() {
+	p.deadline = l.agent.clock.AfterFunc(flowWait, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.flows.pings[at] == p {
 			l.flowUnanswered(p)
 			l.drain()
 		}
-	}))
+	})
 	if err := l.agent.net.Send(dst, msg); err != nil {
 		var te *transport.Error
 		if !errors.As(err, &te) {
@@ -124,10 +116,32 @@ func (l *Line) flowPing(dst transport.Endpoint, probe bool) {
 	}
 }
 
+// stunResend sends p's STUN request again at the k-th of stunResends,
+// while it waits: one timer at a time.
+func (l *Line) stunResend(p *flowPing, msg []byte, k int) {
+	if k >= len(stunResends) {
+		return
+	}
+	wait := stunResends[k]
+	if k > 0 {
+		wait -= stunResends[k-1]
+	}
+	p.resend = l.agent.clock.AfterFunc(wait, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.flows.pings[addrOf(p.dst)] == p {
+			l.agent.net.Send(p.dst, msg)
+			l.stunResend(p, msg, k+1)
+		}
+	})
+}
+
 // endPing forgets p and stops its timers.
 func (l *Line) endPing(p *flowPing) {
-	for _, t := range p.timers {
-		t.Stop()
+	for _, t := range []Timer{p.deadline, p.resend} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	delete(l.flows.pings, addrOf(p.dst))
 }

@@ -76,7 +76,7 @@ func (a *Analysis) flowLosses(flows []flowPacket, packets []Packet) {
 			a.lose(srv, packets[fault].At)
 		case answer >= 0:
 			answered[srv] = true
-		case answered[srv] && f.At.Add(flowWait).Before(a.End):
+		case answered[srv] && !f.At.Add(flowWait).After(a.End):
 			a.lose(srv, f.At.Add(flowWait))
 			answered[srv] = false
 		}
