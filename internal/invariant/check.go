@@ -1,6 +1,7 @@
 package invariant
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -198,6 +199,32 @@ func (c *checker) i3() {
 func (c *checker) i3held() {
 	tr := c.tr
 	for s, holds := range c.holds {
+		// A 503 that can come after the request's budget ended finds no
+		// transaction waiting for it, and holds nothing off.
+		if tr.RTT >= tr.Budget(s) {
+			continue
+		}
+		// A 2xx from the server ends a hold (the server is back), from the
+		// earliest it can have arrived: as soon as the request it answers
+		// went, for a round trip can be that short. One sent before the 503
+		// may come after it. A request's own answer excuses nothing of it:
+		// each hold keeps the first two 2xx of different transactions.
+		type ender struct {
+			at     time.Duration
+			branch string
+		}
+		ends := make([][]ender, len(holds))
+		for i, h := range holds {
+			j, _ := slices.BinarySearchFunc(tr.Sends[s], h.at-tr.RTT, func(x Request, t time.Duration) int { return cmp.Compare(x.At, t) })
+			for _, x := range tr.Sends[s][j:] {
+				if x.At+tr.RTT >= h.at && x.Answer >= 200 && x.Answer < 300 && (len(ends[i]) == 0 || ends[i][0].branch != x.Branch) {
+					ends[i] = append(ends[i], ender{max(x.At, h.at), x.Branch})
+					if len(ends[i]) == 2 {
+						break
+					}
+				}
+			}
+		}
 		seen := map[string]bool{}
 		for _, r := range tr.Sends[s] {
 			first := !seen[r.Branch]
@@ -205,21 +232,11 @@ func (c *checker) i3held() {
 			if !first || r.Method == "ACK" || r.Method == "CANCEL" {
 				continue
 			}
-			for _, h := range holds {
-				// A 503 that can come after the request's budget ended finds
-				// no transaction waiting for it, and holds nothing off.
-				if tr.RTT >= tr.Budget(s) {
-					continue
-				}
-				// A 2xx from the server ends the hold (the server is back), from
-				// the earliest it can have arrived: as soon as the request it
-				// answers went, for a round trip can be that short. One sent
-				// before the 503 may come after it. A request's own answer
-				// excuses nothing of it.
+			for i, h := range holds {
 				end := h.until - tr.RTT
-				for _, x := range tr.Sends[s] {
-					if x.Branch != r.Branch && x.At+tr.RTT >= h.at && x.Answer >= 200 && x.Answer < 300 {
-						end = min(end, max(x.At, h.at))
+				for _, e := range ends[i] {
+					if e.branch != r.Branch {
+						end = min(end, e.at)
 						break
 					}
 				}
