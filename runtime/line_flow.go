@@ -15,14 +15,16 @@ import (
 // goes to the current server, and a server that answered one on this flow
 // and then leaves one unanswered is unavailable (flow.lost); one that never
 // answers is never failed for its silence. While every server failed it
-// goes to each, and the first sign of life from one that gave none ends
-// the back-off (flow.alive).
+// goes to each, and a sign of life its latest keep-alive there did not find
+// (a port open again, an answer again) ends the back-off (flow.alive).
 
 // flowWait is how long a keep-alive waits for its answer: RFC 5626
 // 4.4.1's wait for a pong, within which a STUN request is sent again as
 // RFC 5389 7.2.1 says (RTO 500 ms, doubling): at 0, 0.5, 1.5, 3.5 and 7.5 s.
 const flowWait = 10 * time.Second
 
+// stunResends are when a STUN keep-alive goes again, counted from its first
+// transmission, while no answer came.
 var stunResends = []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond, 7500 * time.Millisecond}
 
 // flowPing is one keep-alive waiting for its answer.

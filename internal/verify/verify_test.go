@@ -92,8 +92,8 @@ func TestMutantsAreCaught(t *testing.T) {
 			name: "no failback: the probe's 2xx is ignored",
 			edits: [][2]string{
 				{"  - id: failback\n    from: probing\n    on: probe.2xx\n", "  - id: failback\n    from: probing\n    on: calls.ended\n"},
-				{"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed]",
-					"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [probe.2xx, dns.refreshed, request.new, lookup.failed]"},
+				{"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [flow.alive, calls.ended, dns.refreshed, request.new, lookup.failed]",
+					"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [flow.alive, probe.2xx, dns.refreshed, request.new, lookup.failed]"},
 			},
 			prop:  "I1",
 			trail: "(from here the run repeats forever)",
@@ -101,18 +101,18 @@ func TestMutantsAreCaught(t *testing.T) {
 		{
 			name: "all-failed retries at once when a call fails, without the back-off",
 			edits: [][2]string{
-				{"      primary.\n    after: [backoff]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
-					"      primary.\n    after: [backoff]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,"},
+				{"      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
+					"      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,"},
 				{"\ninvariants:\n", "  - id: retry_at_once\n    from: all_failed\n    on: request.unavailable\n    to: registering\n    doc: A bug.\n\ninvariants:\n"},
 			},
 			prop:  "safety",
-			trail: "I9: all_failed|failed to registering only on timer.backoff|user.register",
+			trail: "I9: all_failed|failed to registering only on timer.backoff|user.register|flow.alive",
 		},
 		{
 			name: "two probes: another one when the last call ends",
 			edits: [][2]string{
-				{"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [calls.ended, dns.refreshed, request.new, lookup.failed]",
-					"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [dns.refreshed, request.new, lookup.failed]"},
+				{"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [flow.alive, calls.ended, dns.refreshed, request.new, lookup.failed]",
+					"    entry: [set probe_challenges = 0, set probe_retries = 0, send_probe]\n    ignore: [flow.alive, dns.refreshed, request.new, lookup.failed]"},
 				{"\ninvariants:\n", "  - id: probe_again\n    from: probing\n    on: calls.ended\n    do: [send_probe]\n    doc: A bug.\n\ninvariants:\n"},
 			},
 			prop:  "safety",
