@@ -7,8 +7,10 @@
 
 #if defined(PROP_I1)
 #define FIX_calls_up 0
+#define FIX_flow_enabled 0
 #elif defined(PROP_I6)
 #define FIX_calls_up 0
+#define FIX_flow_enabled 0
 #endif
 
 #define S_idle 0 /* idle */
@@ -182,7 +184,6 @@ inline start_flow_enabled() {
   p_flow_enabled = FIX_flow_enabled
 #else
   if
-  :: true -> p_flow_enabled = false
   :: true -> p_flow_enabled = true
   fi
 #endif
