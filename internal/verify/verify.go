@@ -229,7 +229,7 @@ func Check(ctx context.Context, path string, p Property, o Options) (Result, err
 	if p.LTL {
 		var from []string
 		from, res.Goal = leadsTo(src, p.ID)
-		if res.Prefix, err = prefix(ctx, dir, pml, src, res.Counterexample, from, o); err != nil {
+		if res.Prefix, err = prefix(ctx, dir, pml, src, res.Counterexample, from, fixes(src, p.ID), o); err != nil {
 			return res, fmt.Errorf("%s: the shortest way to the counterexample's cycle: %w", p, err)
 		}
 	}
@@ -255,11 +255,30 @@ func leadsTo(src []byte, id string) (from, to []string) {
 
 var stateRE = regexp.MustCompile(`state == S_(\w+)`)
 
+// fixes are the params a leads-to invariant holds while it is checked,
+// as the Promela source defines them for it ("#define FIX_calls_up 0").
+func fixes(src []byte, id string) []string {
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.Contains(line, "defined(PROP_"):
+			in = strings.Contains(line, "defined(PROP_"+id+")")
+		case strings.HasPrefix(line, "#endif"):
+			in = false
+		case in && strings.HasPrefix(line, "#define FIX_"):
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
 // prefix searches breadth-first for the shortest safety run to where
 // run's obligation begins: the first state of from that it enters under
-// the invariant's assumptions, with the same params. Which detours the
-// counterexample took to get there does not matter to the property.
-func prefix(ctx context.Context, dir, pml string, src []byte, run *Run, from []string, o Options) (*Run, error) {
+// the invariant's assumptions (its fixed params among them), with the
+// same params. Which detours the counterexample took to get there does
+// not matter to the property.
+func prefix(ctx context.Context, dir, pml string, src []byte, run *Run, from, fixed []string, o Options) (*Run, error) {
 	params := maps.Clone(run.Params)
 	at := -1
 	for i, s := range run.Steps {
@@ -280,7 +299,8 @@ func prefix(ctx context.Context, dir, pml string, src []byte, run *Run, from []s
 	// Defined in the source: spin hands -D options to the preprocessor
 	// through a shell.
 	reach := "reach_" + pml
-	if err := os.WriteFile(filepath.Join(dir, reach), append([]byte("#define REACH ("+strings.Join(conds, " && ")+")\n"), src...), 0o644); err != nil {
+	head := strings.Join(append(fixed, "#define REACH ("+strings.Join(conds, " && ")+")"), "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, reach), append([]byte(head), src...), 0o644); err != nil {
 		return nil, err
 	}
 	cmd := func(name string, args ...string) error {
