@@ -260,6 +260,7 @@ func TestReadmeExample(t *testing.T) {
 		return
 	}
 	out = must(t, dir, "go", "run", "./cmd/sipfailover", "verify", "-model", "line")
+	t.Logf("the verifier on the changed model:\n%s", out)
 	shown := regexp.MustCompile(`(?m)^   (line/\w+) .* holds$`).FindAllStringSubmatch(string(readme), -1)
 	if len(shown) == 0 {
 		t.Fatal("the README shows no verifier output")
