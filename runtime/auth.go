@@ -11,7 +11,7 @@ import (
 // 3.4), so a refresh costs one transaction instead of two until the server
 // says the nonce is stale.
 type credentials struct {
-	challenge *wire.Answer // the 401 or 407
+	challenge *wire.Answer // the 401 or 407, its challenge alone (Answer.Challenged)
 	nc        int          // the nonce count last used
 }
 
@@ -23,7 +23,7 @@ type credentials struct {
 func (l *Line) authorize(s *requestSpec, challenge *wire.Answer) error {
 	server := addrOf(s.dst)
 	if challenge != nil {
-		l.creds[server] = &credentials{challenge: challenge}
+		l.creds[server] = &credentials{challenge: challenge.Challenged()}
 	}
 	c := l.creds[server]
 	if c == nil {

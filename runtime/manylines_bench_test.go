@@ -33,8 +33,11 @@ func BenchmarkManyLines(b *testing.B) {
 				b.ReportMetric(took.Seconds()*1000, "ms-to-register-all")
 				b.ReportMetric(float64(peak), "peak-requests-in-1s")
 				b.ReportMetric(float64(failedOver), "failed-over")
-				if limit := benchPacing.Burst + int(benchPacing.Rate); peak > limit {
-					b.Errorf("the primary heard %d requests in one second; pacing allows %d", peak, limit)
+				// Pacing bounds what the agent sends in any second; the
+				// primary hears it with each datagram's own delay, so a
+				// second of its arrivals may hold 10 ms more of sending.
+				if limit := benchPacing.Burst + int(benchPacing.Rate*1.01); peak > limit {
+					b.Errorf("the primary heard %d requests in one second; pacing allows %d, and 10 ms of transit", peak, limit)
 				}
 			}
 		})

@@ -106,6 +106,13 @@ func DialogOf(m sip.Message) (callID, fromTag, toTag string) {
 	return m.CallID().Value(), fromTag, toTag
 }
 
+// Challenged is the part of a that later requests reuse (RFC 7616 3.4):
+// its digest challenge and the header that answers it, without the
+// message, for a line to keep as long as the server's nonce lasts.
+func (a *Answer) Challenged() *Answer {
+	return &Answer{Challenge: a.Challenge, ChallengeErr: a.ChallengeErr, AuthHeader: a.AuthHeader}
+}
+
 // Stale says whether a challenge to a request that carried credentials
 // says only that their nonce expired (stale=true, RFC 7616 3.3): the
 // credentials were right, and the request goes again with the new nonce.
@@ -167,6 +174,9 @@ func (a *Answer) Credentials(method sip.RequestMethod, uri, user, password strin
 	if a.Challenge == nil {
 		if a.ChallengeErr != nil {
 			return "", "", a.ChallengeErr
+		}
+		if a.Response == nil {
+			return "", "", fmt.Errorf("no challenge")
 		}
 		return "", "", fmt.Errorf("%d is no challenge", a.StatusCode)
 	}

@@ -182,3 +182,22 @@ func TestReply(t *testing.T) {
 		t.Errorf("a request without To: %s", res.StartLine())
 	}
 }
+
+// TestChallengedKeepsOnlyTheChallenge: what a line keeps of a 401 to
+// answer later requests with answers them as the whole answer does, and
+// holds no message.
+func TestChallengedKeepsOnlyTheChallenge(t *testing.T) {
+	a := answerOf(t, "401 Unauthorized", "WWW-Authenticate: Digest realm=\"r\", nonce=\"n1\", algorithm=MD5\r\n")
+	kept := a.Challenged()
+	if kept.Response != nil || kept.Routes != nil || kept.CallID != "" {
+		t.Errorf("the kept challenge holds more than the challenge: %+v", kept)
+	}
+	name, v1, err := a.Credentials(sip.REGISTER, "sip:h", "u", "p", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name2, v2, err := kept.Credentials(sip.REGISTER, "sip:h", "u", "p", 1)
+	if err != nil || name2 != name || !strings.HasPrefix(v2, `Digest username="u", realm="r", nonce="n1"`) || !strings.HasPrefix(v1, `Digest username="u", realm="r", nonce="n1"`) {
+		t.Errorf("kept credentials %s %q (%v), want %s as the answer gives: %q", name2, v2, err, name, v1)
+	}
+}
