@@ -193,16 +193,8 @@ func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
 	if !ok {
 		return fmt.Errorf("simnet: the runtime sent a response")
 	}
-	n.mu.Lock()
-	s := n.servers[where(dst)]
-	c := n.capture
-	closed := s == nil || s.Mode == SimICMP || s.Mode == SimRefused
-	n.mu.Unlock()
-	if c != nil {
-		c.sent(n, dst, msg, closed)
-	}
+	s := n.arrive(dst, msg)
 	if s == nil {
-		n.unreachable(dst, msg, n.RTT, errICMP)
 		return nil
 	}
 	n.mu.Lock()
@@ -329,11 +321,9 @@ func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
 	return nil
 }
 
-// keepalive takes a flow keep-alive to dst: a closed port draws ICMP or a
-// refusal as a request does; a server up with Flow set answers it after
-// the round trip (a STUN success with the request's transaction ID, or a
-// pong); a TCP or TLS server that is not closed accepts the connection.
-func (n *SimNetwork) keepalive(dst transport.Endpoint, msg []byte) {
+// arrive puts what the line sends dst in the capture, and returns dst's
+// server; none at that address is a closed port, which draws ICMP.
+func (n *SimNetwork) arrive(dst transport.Endpoint, msg []byte) *SimServer {
 	n.mu.Lock()
 	s := n.servers[where(dst)]
 	c := n.capture
@@ -344,6 +334,17 @@ func (n *SimNetwork) keepalive(dst transport.Endpoint, msg []byte) {
 	}
 	if s == nil {
 		n.unreachable(dst, msg, n.RTT, errICMP)
+	}
+	return s
+}
+
+// keepalive takes a flow keep-alive to dst: a closed port draws ICMP or a
+// refusal as a request does; a server up with Flow set answers it after
+// the round trip (a STUN success with the request's transaction ID, or a
+// pong); a TCP or TLS server that is not closed accepts the connection.
+func (n *SimNetwork) keepalive(dst transport.Endpoint, msg []byte) {
+	s := n.arrive(dst, msg)
+	if s == nil {
 		return
 	}
 	n.mu.Lock()
@@ -371,6 +372,7 @@ func (n *SimNetwork) keepalive(dst transport.Endpoint, msg []byte) {
 		}
 		ans = transport.FlowAnswer{Kind: transport.STUNSuccess, TxID: [12]byte(answer[8:20])}
 	}
+	c := n.capture
 	n.at(rtt, func() {
 		if c != nil {
 			c.answered(n, dst, answer)

@@ -33,6 +33,23 @@ func (h *heard) HandleUnparsable(_ transport.Endpoint, err error)             { 
 func (h *heard) HandleUnreachable(_ transport.Endpoint, err *transport.Error) { h.unreachable <- err }
 func (h *heard) HandleFlow(_ transport.Endpoint, a transport.FlowAnswer)      { h.flows <- a }
 
+// udpPeer is a UDP socket on loopback standing for a server, and a
+// network that sends it, its handler and the server's endpoint; closed
+// when the test ends.
+func udpPeer(t *testing.T) (*net.UDPConn, *transport.SocketNetwork, *heard, transport.Endpoint) {
+	t.Helper()
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	n := transport.NewSocketNetwork(nil, nil)
+	t.Cleanup(func() { n.Close() })
+	h := newHeard()
+	n.SetHandler(h)
+	return srv, n, h, transport.Endpoint{Host: "127.0.0.1", Port: srv.LocalAddr().(*net.UDPAddr).Port, Transport: transport.UDP}
+}
+
 // wait gives a loopback packet time to come back: generous, for a loaded
 // machine; a test that gets its answer moves on at once.
 const wait = 10 * time.Second
@@ -72,16 +89,7 @@ func TestClosedUDPPortIsUnreachable(t *testing.T) {
 // handler parsed, and bytes that are no SIP message are reported as such,
 // never handed on as a message.
 func TestDatagramsAreParsedAtTheEdge(t *testing.T) {
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	n := transport.NewSocketNetwork(nil, nil)
-	defer n.Close()
-	h := newHeard()
-	n.SetHandler(h)
-	dst := transport.Endpoint{Host: "127.0.0.1", Port: srv.LocalAddr().(*net.UDPAddr).Port, Transport: transport.UDP}
+	srv, n, h, dst := udpPeer(t)
 	if err := n.Send(dst, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
@@ -141,16 +149,7 @@ func TestErrorsReadAsAPersonSaysThem(t *testing.T) {
 // transaction ID; a STUN message that is no success response is dropped,
 // and neither is taken for SIP.
 func TestSTUNKeepalive(t *testing.T) {
-	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	n := transport.NewSocketNetwork(nil, nil)
-	defer n.Close()
-	h := newHeard()
-	n.SetHandler(h)
-	dst := transport.Endpoint{Host: "127.0.0.1", Port: srv.LocalAddr().(*net.UDPAddr).Port, Transport: transport.UDP}
+	srv, n, h, dst := udpPeer(t)
 	msg, id := transport.STUNRequest()
 	if !transport.IsKeepalive(msg) {
 		t.Fatal("a STUN Binding request is not taken for a keep-alive")
