@@ -324,33 +324,10 @@ func (c *checker) i11() {
 	}
 }
 
-// i11flow: flow keep-alives are packets, not transactions, and bounded
-// apart: at most FlowBound to one server in any minute (I11).
-func (c *checker) i11flow() {
-	bound := c.tr.FlowBound()
-	for srv, ks := range c.tr.Keepalives {
-		if bound == 0 && len(ks) > 0 {
-			c.report("I11", ks[0], "a flow keep-alive to server %d with the flow keep-alive off", srv)
-			continue
-		}
-		for i, at := range ks {
-			j, _ := slices.BinarySearch(ks, at+time.Minute)
-			if n := j - i; n > bound {
-				c.report("I11", at, "%d flow keep-alives to server %d in the minute from %v; the bound is %d", n, srv, at, bound)
-				return
-			}
-		}
-	}
-}
-
 // unavailability are the line events that say its server is unavailable
 // (R1): the only reasons, besides failback and the user, to leave it.
 var unavailability = []string{"resp.unavailable", "transport.icmp", "transport.tcp", "timer.budget", "server.held_off",
 	"keepalive.failed", "flow.lost", "request.unavailable"}
-
-// flowWait is how long a flow keep-alive waits for its answer (R5): 10 s,
-// as RFC 5626 4.4.1 waits for a pong.
-const flowWait = 10 * time.Second
 
 // i12: a registered line moves to another server only when its server was
 // unavailable, for failback, or because the user asked.
