@@ -266,7 +266,11 @@ func TestWireCatchesModelBugs(t *testing.T) {
 			}
 			// The proportions TestWireCatchesPlantedBugs holds the capture
 			// to are met only when the trace found the bug's invariant.
-			cmd := exec.Command("go", "test", "-count=1", "-overlay", overlay, "-run", "^TestWireCatchesPlantedBugs$", "-v", ".", "-rapid.checks=300")
+			// A thousand runs: the wire cannot see every late failover (one
+			// whose cause was a request the capture shows no answer to, one at
+			// the capture's end), and at a few hundred the share it sees
+			// varies by several in a hundred from seed to seed.
+			cmd := exec.Command("go", "test", "-count=1", "-overlay", overlay, "-run", "^TestWireCatchesPlantedBugs$", "-v", ".", "-rapid.checks=1000")
 			cmd.Env = append(os.Environ(), modelBugEnv+"="+bug.id+" "+bug.name)
 			out, err := cmd.CombinedOutput()
 			if err != nil {

@@ -106,7 +106,10 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	for i := range n {
 		port := 5060
 		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
-		e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr}
+		// As the line locates it: the name a TLS certificate would carry
+		// is the configured address. A planted bug's sends go to these, and
+		// an unreachable one must be reported as the line knows it.
+		e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr, ServerName: fmt.Sprintf("127.0.1.%d", i+1)}
 		w.eps = append(w.eps, e)
 		answers := rapid.Bool().Draw(t, "flow_answers")
 		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true, Flow: answers})

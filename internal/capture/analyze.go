@@ -654,9 +654,13 @@ func (a *Analysis) bind(l *LineTrace) {
 	}
 	// A probe the primary accepted while a call held the line leaves the
 	// phone on its backup until the call ends (failback_when idle, R18).
+	// A call placed through the primary at the instant of the probe's 2xx
+	// came after it: the phone had failed back when it placed it.
 	if holds := a.holds(l); len(holds) > 0 {
 		for _, b := range l.Bindings {
-			if b.probe && slices.ContainsFunc(holds, func(h hold) bool { return !b.From.Before(h.from) && b.From.Before(h.to) }) {
+			if b.probe && slices.ContainsFunc(holds, func(h hold) bool {
+				return !b.From.Before(h.from) && b.From.Before(h.to) && !(b.From.Equal(h.from) && h.via == b.Server)
+			}) {
 				b.Late = true
 			}
 		}

@@ -452,3 +452,35 @@ func TestUnansweredInviteHoldsNothing(t *testing.T) {
 		t.Errorf("I8 %s (%s %v), want held", v.Status, v.Why, v.Findings)
 	}
 }
+
+// TestCallAtTheFailbackInstant: with failback_when idle, a probe the
+// primary accepts while a call holds the line leaves the phone on its
+// backup. A call placed through the primary at the very instant of the
+// probe's 2xx was placed after it, on the primary the phone had failed back
+// to: the backup's registration, which the phone then lets run out, is no
+// refresh owed (I8).
+func TestCallAtTheFailbackInstant(t *testing.T) {
+	const s = time.Second
+	cr := newCrafter(t)
+	cr.register(0, backup, "reg", 1, 120, false)
+	probe := cr.request("REGISTER", "probe", 1, 3600)
+	cr.udp(60*s, phone, primary, probe.String())
+	at := 60*s + 10*time.Millisecond
+	cr.udp(at, primary, phone, answer(probe, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n"))
+	cr.call(at, 70*s, primary, "call")
+	m := cr.request("MESSAGE", "msg", 1, -1)
+	cr.udp(200*s, phone, primary, m.String())
+	cr.udp(200*s+10*time.Millisecond, primary, phone, answer(m, 200, ""))
+
+	st := settings()
+	st.FailbackWhenIdle = true
+	a, err := Analyze(bytes.NewReader(cr.bytes()), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range a.Check() {
+		if v.Status == Violated {
+			t.Errorf("%s violated: %v", v.ID, v.Findings)
+		}
+	}
+}

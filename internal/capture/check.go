@@ -356,8 +356,11 @@ func (a *Analysis) i8() Verdict {
 			// sent in time; or its server failed, by a request sent in the
 			// binding's life or one that was out when it began (a
 			// keep-alive or an INVITE whose budget ended after the
-			// refresh's 2xx).
-			down := slices.ContainsFunc(l.Txns, func(t *Txn) bool {
+			// refresh's 2xx), or the phone's flow there was lost (ICMP, a
+			// reset, a flow keep-alive unanswered).
+			down := slices.ContainsFunc(a.resets[b.Server], func(at time.Time) bool {
+				return at.After(b.From) && !at.After(b.Until)
+			}) || slices.ContainsFunc(l.Txns, func(t *Txn) bool {
 				// (a request fails within 64*T1 of its start)
 				if t.Server != b.Server || t.start().After(b.Until) || t.start().Before(b.From.Add(-64*a.T1-a.Slack)) {
 					return false

@@ -36,7 +36,7 @@ func (a *Analysis) i1() Verdict {
 		for _, u := range l.Txns {
 			for _, m := range u.Answers {
 				if u.Server == 0 && m.Code >= 300 && m.RetryAfter > 0 {
-					holds = append(holds, hold{m.At, m.At.Add(time.Duration(m.RetryAfter) * time.Second)})
+					holds = append(holds, hold{m.At, m.At.Add(time.Duration(m.RetryAfter) * time.Second), -1})
 				}
 			}
 		}
@@ -119,7 +119,10 @@ func (a *Analysis) i1() Verdict {
 }
 
 // hold is a time a call of the line had a dialog, or was being set up.
-type hold struct{ from, to time.Time }
+type hold struct {
+	from, to time.Time
+	via      int // a call's: the server its INVITE went through, -1 for one made to the phone
+}
 
 // holds are the times calls held the line (R18's failback_when idle), with
 // failback_when idle; none with failback_when always. A call the phone
@@ -161,7 +164,7 @@ func (a *Analysis) holds(l *LineTrace) []hold {
 			continue
 		}
 		if t.Final != nil && t.Final.Code >= 300 {
-			out = append(out, hold{t.start(), t.Final.At})
+			out = append(out, hold{t.start(), t.Final.At, t.Server})
 			continue
 		}
 		if t.Final == nil {
@@ -171,14 +174,14 @@ func (a *Analysis) holds(l *LineTrace) []hold {
 				continue
 			}
 			if o := a.outcome(t); o.Kind != "pending" {
-				out = append(out, hold{t.start(), o.At})
+				out = append(out, hold{t.start(), o.At, t.Server})
 				continue
 			}
 		}
-		out = append(out, hold{t.start(), end(t.CallID, t.start())})
+		out = append(out, hold{t.start(), end(t.CallID, t.start()), t.Server})
 	}
 	for callID, at := range a.incoming { // the capture does not say to which of the phone's lines
-		out = append(out, hold{at, end(callID, at)})
+		out = append(out, hold{at, end(callID, at), -1})
 	}
 	l.holds = &out
 	return out
@@ -291,7 +294,7 @@ func (a *Analysis) i2() Verdict {
 				}
 			}
 			switch {
-			case t.Method == "SYN" && (l.current(t.start()) >= 0 || !a.carriedRegister(l, t)):
+			case t.Method == "SYN" && (l.current(t.start()) >= 0 || a.burst(l, t) || !a.carriedRegister(l, t)):
 				// A refused connection is judged only while the phone is
 				// registered nowhere and sends a REGISTER next: what else it
 				// was for (a probe, a call's request, a refresh or a round)
@@ -356,9 +359,10 @@ func (a *Analysis) i2() Verdict {
 				// Over TCP a refused connection is all the wire shows of a
 				// REGISTER to a server that is down.
 				// One to the same server before the failure was known (a
-				// refresh while a keep-alive waits) is no reaction to it.
+				// refresh while a keep-alive waits) is no reaction to it,
+				// nor a connection opened for a keep-alive.
 				sameBefore := u.Server == t.Server && u.start().Before(o.At)
-				if u.Sends[0].Frame > t.Sends[0].Frame && (u.Method == "REGISTER" && u.Expires != 0 || u.Method == "SYN") && !sameBefore &&
+				if u.Sends[0].Frame > t.Sends[0].Frame && (u.Method == "REGISTER" && u.Expires != 0 || u.Method == "SYN" && !a.burst(l, u)) && !sameBefore &&
 					(next == nil || u.Sends[0].Frame < next.Sends[0].Frame) {
 					next = u
 				}
@@ -418,6 +422,17 @@ func (a *Analysis) carriedRegister(l *LineTrace, syn *Txn) bool {
 		}
 	}
 	return next != nil && next.Method == "REGISTER" && !next.start().After(a.outcome(syn).At.Add(a.Slack))
+}
+
+// burst reports whether a refused connection went out beside one to
+// another server, each sent before the other was refused: a round of
+// successive registration tries one server at a time, so these were the
+// phone's flow keep-alives to every server while all had failed (R9).
+func (a *Analysis) burst(l *LineTrace, syn *Txn) bool {
+	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		return u.Method == "SYN" && u.Server != syn.Server &&
+			u.start().Before(a.outcome(syn).At) && syn.start().Before(a.outcome(u).At)
+	})
 }
 
 // roundStep reports whether t went to its server as a step of a round: a

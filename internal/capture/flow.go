@@ -47,7 +47,11 @@ func flowDatagram(p *Packet) (flowPacket, bool) {
 
 // flowLosses adds to each server's lost flows the keep-alives the phone
 // sent it that drew ICMP or a reset, and those left unanswered for
-// flowWait by a server that had answered one of the phone's before.
+// flowWait by a server that had answered one of the phone's before. A
+// server that answered once stays one that answers: a phone may not have
+// judged a keep-alive left unanswered (one sent while it had no server,
+// given up when it registered again), and still hold the server to its
+// answers when the next one goes unanswered.
 func (a *Analysis) flowLosses(flows []flowPacket, packets []Packet) {
 	answered := map[int]bool{}
 	seen := map[[12]byte]bool{} // STUN requests already taken: their retransmissions
@@ -78,7 +82,6 @@ func (a *Analysis) flowLosses(flows []flowPacket, packets []Packet) {
 			answered[srv] = true
 		case answered[srv] && !f.At.Add(flowWait).After(a.End):
 			a.lose(srv, f.At.Add(flowWait))
-			answered[srv] = false
 		}
 	}
 }

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -59,5 +60,110 @@ func TestFlowKeepalivesExplainAFailover(t *testing.T) {
 				t.Errorf("I3 %s (%s %v), want %s", v.Status, v.Why, v.Findings, c.want)
 			}
 		})
+	}
+}
+
+// TestFlowAnsweredOnceStaysAnswered: a phone need not judge every
+// keep-alive (ours gives up those it sent while every server had failed
+// when it registers again), so one that went unanswered does not make the
+// server one that never answers: when a later one goes unanswered too, the
+// phone may leave the server for it.
+func TestFlowAnsweredOnceStaysAnswered(t *testing.T) {
+	const s = time.Second
+	cr := newCrafter(t)
+	cr.register(0, primary, "reg", 1, 3600, false)
+	ping := func(at time.Duration) stun.Message {
+		m := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+		for _, d := range []time.Duration{0, 500, 1500, 3500, 7500} {
+			cr.udp(at+d*time.Millisecond, phone, primary, string(m.Raw))
+		}
+		return *m
+	}
+	first := ping(25 * s)
+	ok := stun.MustBuild(stun.NewTransactionIDSetter(first.TransactionID), stun.BindingSuccess, stun.Fingerprint)
+	cr.udp(25*s+10*time.Millisecond, primary, phone, string(ok.Raw))
+	ping(50 * s)   // unanswered; the phone stays
+	ping(1000 * s) // unanswered; the phone leaves
+	cr.register(1010*s, backup, "reg", 2, 3600, false)
+	if v := cr.verdicts()["I3"]; v.Status != Held {
+		t.Errorf("I3 %s (%s %v), want %s", v.Status, v.Why, v.Findings, Held)
+	}
+}
+
+// TestFlowProbesAreNoRound: while every server has failed, a phone that
+// keeps its flows alive over TCP opens a connection to each server it has
+// none to, all at once, and the closed ones refuse them. Those are no
+// round's tries: a round of successive registration tries one server at a
+// time, so the refusal at the primary does not make the connection sent
+// beside it to the third server a failover that skipped the backup (I2).
+func TestFlowProbesAreNoRound(t *testing.T) {
+	third := netip.MustParseAddrPort("127.0.0.4:5060")
+	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
+	cr := newCrafter(t)
+	refused := func(at time.Duration, src, dst netip.AddrPort) {
+		cr.tcp(at, src, dst, "", true, false)
+		cr.tcp(at+time.Millisecond, dst, src, "", false, true)
+	}
+	ms := time.Millisecond
+	register := func(at time.Duration, src netip.AddrPort, cseq, code int) {
+		r := cr.request("REGISTER", "reg", cseq, 3600)
+		r.transport = "TCP"
+		cr.tcp(at, src, backup, r.String(), false, false)
+		cr.tcp(at+ms, backup, src, answer(r, code, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n"), false, false)
+	}
+	// The first round: the primary and the third refuse, the backup 503s.
+	refused(0, port(40001), primary)
+	cr.tcp(2*ms, port(40002), backup, "", true, false)
+	cr.tcp(3*ms, backup, port(40002), "", true, false)
+	register(4*ms, port(40002), 1, 503)
+	refused(6*ms, port(40003), third)
+	// 30 s on, the flow keep-alives: a ping on the backup's connection, and
+	// connections to the two others, both refused.
+	at := 30 * time.Second
+	cr.tcp(at, port(40002), backup, "\r\n\r\n", false, false)
+	refused(at, port(40004), primary)
+	refused(at, port(40005), third)
+	// The back-off ends: the primary refuses, the backup takes it.
+	refused(at+500*ms, port(40006), primary)
+	register(at+502*ms, port(40002), 2, 200)
+
+	s := settings()
+	s.Servers = append(s.Servers, third)
+	a, err := Analyze(bytes.NewReader(cr.bytes()), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range a.Check() {
+		if v.Status == Violated {
+			t.Errorf("%s violated: %v", v.ID, v.Findings)
+		}
+	}
+}
+
+// TestFlowLostLetsTheBindingGo: a phone whose keep-alive to the primary,
+// which had answered, went unanswered has lost the primary (R1), and
+// lets its registration there run out while it finds no other server:
+// no refresh is owed (I8).
+func TestFlowLostLetsTheBindingGo(t *testing.T) {
+	const s = time.Second
+	ms := time.Millisecond
+	conn := netip.AddrPortFrom(phone.Addr(), 40001)
+	cr := newCrafter(t)
+	cr.tcp(0, conn, primary, "", true, false)
+	cr.tcp(ms, primary, conn, "", true, false)
+	r := cr.request("REGISTER", "reg", 1, 60)
+	r.transport = "TCP"
+	cr.tcp(2*ms, conn, primary, r.String(), false, false)
+	cr.tcp(3*ms, primary, conn, answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=60\r\n"), false, false)
+	cr.tcp(20*s, conn, primary, "\r\n\r\n", false, false)
+	cr.tcp(20*s+ms, primary, conn, "\r\n", false, false)
+	cr.tcp(40*s, conn, primary, "\r\n\r\n", false, false) // no pong: the flow is lost at 50 s
+	backupConn := netip.AddrPortFrom(phone.Addr(), 40002)
+	cr.tcp(50*s, backupConn, backup, "", true, false)
+	cr.tcp(50*s+ms, backup, backupConn, "", false, true)
+	cr.tcp(90*s, conn, primary, "\r\n\r\n", false, false) // the capture runs past the binding's end
+
+	if v := cr.verdicts()["I8"]; v.Status == Violated {
+		t.Errorf("I8 violated: %v", v.Findings)
 	}
 }

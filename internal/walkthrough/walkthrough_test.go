@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -129,6 +130,9 @@ func run(t *testing.T, dir string, name string, args ...string) (string, error) 
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	// As a newcomer runs them: the deep checks are CI's, run once there on
+	// the repository itself.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SIPFAILOVER_DEEP=") })
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
