@@ -424,13 +424,19 @@ func (a *Analysis) carriedRegister(l *LineTrace, syn *Txn) bool {
 	return next != nil && next.Method == "REGISTER" && !next.start().After(a.outcome(syn).At.Add(a.Slack))
 }
 
-// burst reports whether a refused connection went out beside one to
-// another server, each sent before the other was refused: a round of
-// successive registration tries one server at a time, so these were the
-// phone's flow keep-alives to every server while all had failed (R9).
+// burstGap is how close together a phone sends the connections of one
+// burst of flow keep-alives: one loop over its servers.
+const burstGap = 10 * time.Millisecond
+
+// burst reports whether a refused connection went out together with one to
+// another server (within burstGap, each before the other was refused): a
+// round of successive registration tries one server at a time, so these
+// were the phone's flow keep-alives to every server while all had failed
+// (R9). A round's connection sent while an earlier keep-alive's was still
+// being refused is no burst.
 func (a *Analysis) burst(l *LineTrace, syn *Txn) bool {
 	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
-		return u.Method == "SYN" && u.Server != syn.Server &&
+		return u.Method == "SYN" && u.Server != syn.Server && u.start().Sub(syn.start()).Abs() <= burstGap &&
 			u.start().Before(a.outcome(syn).At) && syn.start().Before(a.outcome(u).At)
 	})
 }

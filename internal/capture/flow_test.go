@@ -167,3 +167,53 @@ func TestFlowLostLetsTheBindingGo(t *testing.T) {
 		t.Errorf("I8 violated: %v", v.Findings)
 	}
 }
+
+// TestRoundBesideASlowProbe: a round's connection that goes out while a
+// keep-alive's connection to another server is still being refused is the
+// round's step, not part of the keep-alives' burst: here the round goes
+// from the primary's 503 to the backup, as it must (I2).
+func TestRoundBesideASlowProbe(t *testing.T) {
+	third := netip.MustParseAddrPort("127.0.0.4:5060")
+	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	refused := func(at, after time.Duration, src, dst netip.AddrPort) {
+		cr.tcp(at, src, dst, "", true, false)
+		cr.tcp(at+after, dst, src, "", false, true)
+	}
+	// The primary's connection is open; every server failed a round.
+	cr.tcp(0, port(40001), primary, "", true, false)
+	cr.tcp(ms, primary, port(40001), "", true, false)
+	r := cr.request("REGISTER", "reg", 1, 3600)
+	r.transport = "TCP"
+	cr.tcp(2*ms, port(40001), primary, r.String(), false, false)
+	cr.tcp(3*ms, primary, port(40001), answer(r, 503, ""), false, false)
+	refused(4*ms, ms, port(40002), backup)
+	refused(6*ms, ms, port(40003), third)
+	// The keep-alives; the third refuses slowly.
+	at := 30 * time.Second
+	cr.tcp(at, port(40001), primary, "\r\n\r\n", false, false)
+	refused(at, ms, port(40004), backup)
+	refused(at, 150*ms, port(40005), third)
+	// The back-off ends meanwhile: the primary 503s, the round goes on to
+	// the backup, then the third.
+	r = cr.request("REGISTER", "reg", 2, 3600)
+	r.transport = "TCP"
+	cr.tcp(at+100*ms, port(40001), primary, r.String(), false, false)
+	cr.tcp(at+101*ms, primary, port(40001), answer(r, 503, ""), false, false)
+	refused(at+101*ms, ms, port(40006), backup)
+	refused(at+102*ms, ms, port(40007), third)
+	cr.tcp(at+time.Minute, port(40001), primary, "\r\n\r\n", false, false)
+
+	s := settings()
+	s.Servers = append(s.Servers, third)
+	a, err := Analyze(bytes.NewReader(cr.bytes()), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range a.Check() {
+		if v.Status == Violated {
+			t.Errorf("%s violated: %v", v.ID, v.Findings)
+		}
+	}
+}
