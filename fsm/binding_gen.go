@@ -13,7 +13,7 @@ import (
 
 // BindingModelSHA256 is the SHA-256 of model/binding.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const BindingModelSHA256 = "f0b0ce06f31bfb35b328c547b7e224193536a76bfe4f5c2356d5e53db375552a"
+const BindingModelSHA256 = "447ffce5dd6b42848a985282f879cb583db4cba747f59f57554f690254aa9235"
 
 // BindingMachineName is the name of the model.
 const BindingMachineName = "binding"
@@ -34,7 +34,8 @@ const (
 	BindingStateRegistered
 	// BindingStateWaiting is "waiting": The server was unavailable or refused the binding; it
 	// registers again after the back-off (R9). The line hears of it, so that a line whose every
-	// binding failed is all-failed, not registering for ever.
+	// binding failed is all-failed, not registering for ever. The flow keep-alive goes on to the
+	// server meanwhile, and its first sign of life ends the back-off.
 	BindingStateWaiting
 	// BindingStateUnregistering is "unregistering": REGISTER with Expires 0 in flight within its
 	// budget; ends in idle whatever the answer.
@@ -126,6 +127,15 @@ const (
 	// BindingEventKeepaliveFailed is "keepalive.failed": The OPTIONS keep-alive got no answer within
 	// the budget, or an unavailable answer (R5).
 	BindingEventKeepaliveFailed
+	// BindingEventFlowLost is "flow.lost": The flow keep-alive to the binding's server got no answer
+	// within 10 s from a server that answered one on this flow before (RFC 5626 4.4.1): the server is
+	// unavailable (R1, R5). A server that never answers keep-alives is never failed for its silence;
+	// ICMP and a reset come as transport.icmp and transport.closed.
+	BindingEventFlowLost
+	// BindingEventFlowAlive is "flow.alive": While the binding waits out its back-off, its server gave
+	// a sign of life to a flow keep-alive: a STUN answer or a pong where it gave none before, or a TCP
+	// connection accepted (R9).
+	BindingEventFlowAlive
 	// BindingEventRequestUnavailable is "request.unavailable": A request of the line found the
 	// binding's server unavailable (R6, R7, R8).
 	BindingEventRequestUnavailable
@@ -135,11 +145,13 @@ const (
 	BindingEventTimerRefresh
 	// BindingEventTimerKeepalive is "timer.keepalive": timer keepalive fired
 	BindingEventTimerKeepalive
+	// BindingEventTimerFlow is "timer.flow": timer flow fired
+	BindingEventTimerFlow
 	// BindingEventTimerBackoff is "timer.backoff": timer backoff fired
 	BindingEventTimerBackoff
 )
 
-var bindingEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.retry", "resp.unavailable", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "request.unavailable", "timer.budget", "timer.refresh", "timer.keepalive", "timer.backoff"}
+var bindingEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.retry", "resp.unavailable", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "flow.lost", "flow.alive", "request.unavailable", "timer.budget", "timer.refresh", "timer.keepalive", "timer.flow", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x BindingEvent) String() string {
@@ -172,12 +184,16 @@ const (
 	BindingTimerRefresh
 	// BindingTimerKeepalive is "keepalive": Time to send the next OPTIONS keep-alive (R5).
 	BindingTimerKeepalive
+	// BindingTimerFlow is "flow": Time to send the next flow keep-alive to the binding's server, while
+	// it is registered there or waits to try it again; drawn in 80-100 % of flow_interval each time
+	// (RFC 5626 4.4.1), so that a fleet does not send together.
+	BindingTimerFlow
 	// BindingTimerBackoff is "backoff": RFC 5626 section 4.5 back-off after a failure, randomised by
 	// the runtime to 50-100 %, at most retry_cap.
 	BindingTimerBackoff
 )
 
-var bindingTimerNames = [...]string{"unknown", "budget", "refresh", "keepalive", "backoff"}
+var bindingTimerNames = [...]string{"unknown", "budget", "refresh", "keepalive", "flow", "backoff"}
 
 // String returns the name used in the model.
 func (x BindingTimer) String() string {
@@ -206,6 +222,8 @@ func (t BindingTimer) Event() BindingEvent {
 		return BindingEventTimerRefresh
 	case BindingTimerKeepalive:
 		return BindingEventTimerKeepalive
+	case BindingTimerFlow:
+		return BindingEventTimerFlow
 	case BindingTimerBackoff:
 		return BindingEventTimerBackoff
 	}
@@ -236,12 +254,18 @@ const (
 	// BindingActionSendKeepalive is "send_keepalive": Send OPTIONS to the server under the budget,
 	// unless the last one still waits; fire keepalive.failed if it fails (R5).
 	BindingActionSendKeepalive
+	// BindingActionSendFlowKeepalive is "send_flow_keepalive": Send a flow keep-alive to the binding's
+	// server (CRLFCRLF on its connection, a STUN Binding request over UDP, or a bare CRLF datagram in
+	// mode crlf): no SIP transaction. Registered, fire flow.lost if a server that answered one on this
+	// flow leaves this one unanswered for 10 s; waiting, fire flow.alive at a sign of life this
+	// server's last keep-alive did not find (R1, R5, R9).
+	BindingActionSendFlowKeepalive
 	// BindingActionTellLine is "tell_line": The line hears that the binding came up, went down or
 	// failed, and moves its new requests (model/concurrent.yaml).
 	BindingActionTellLine
 )
 
-var bindingActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "tell_line"}
+var bindingActionNames = [...]string{"unknown", "send_register", "send_register_auth", "send_register_again", "send_unregister", "abandon_register", "send_keepalive", "send_flow_keepalive", "tell_line"}
 
 // String returns the name used in the model.
 func (x BindingAction) String() string {
@@ -286,6 +310,13 @@ type BindingParams struct {
 	KeepaliveEnabled bool
 	// KeepaliveInterval is keepalive_interval: Period of the OPTIONS keep-alive (R5).
 	KeepaliveInterval Duration
+	// FlowEnabled is flow_enabled: Send flow keep-alives to the binding's server (RFC 5626 4.4:
+	// CRLFCRLF on a TCP or TLS connection, a STUN Binding request over UDP): no SIP transaction (R1,
+	// R5, R9).
+	FlowEnabled bool
+	// FlowInterval is flow_interval: The period of the flow keep-alive (nat_keepalive_interval); each
+	// wait is drawn in 80-100 % of it (RFC 5626 4.4.1).
+	FlowInterval Duration
 	// TimerSpread is timer_spread: Percent the runtime takes off the refresh, keep-alive and failback
 	// timers at random, drawn from the agent's seeded randomness, so that many lines armed at the same
 	// moment do not fire together (R21); 0, the default, fires them on time. Setting: timer_spread.
@@ -327,6 +358,12 @@ func (p BindingParams) Validate() error {
 	}
 	if p.KeepaliveInterval < 1000000 {
 		errs = append(errs, &ParamError{"binding", "keepalive_interval", fmt.Sprintf("%v is below the minimum 1ms", p.KeepaliveInterval)})
+	}
+	if p.FlowInterval < 1000000000 {
+		errs = append(errs, &ParamError{"binding", "flow_interval", fmt.Sprintf("%v is below the minimum 1s", p.FlowInterval)})
+	}
+	if p.FlowInterval > 3600000000000 {
+		errs = append(errs, &ParamError{"binding", "flow_interval", fmt.Sprintf("%v is above the maximum 1h", p.FlowInterval)})
 	}
 	if p.TimerSpread < 0 {
 		errs = append(errs, &ParamError{"binding", "timer_spread", fmt.Sprintf("%v is below the minimum 0", p.TimerSpread)})
@@ -391,6 +428,12 @@ type BindingActions interface {
 	// SendKeepalive is send_keepalive: Send OPTIONS to the server under the budget, unless the last
 	// one still waits; fire keepalive.failed if it fails (R5).
 	SendKeepalive()
+	// SendFlowKeepalive is send_flow_keepalive: Send a flow keep-alive to the binding's server
+	// (CRLFCRLF on its connection, a STUN Binding request over UDP, or a bare CRLF datagram in mode
+	// crlf): no SIP transaction. Registered, fire flow.lost if a server that answered one on this flow
+	// leaves this one unanswered for 10 s; waiting, fire flow.alive at a sign of life this server's
+	// last keep-alive did not find (R1, R5, R9).
+	SendFlowKeepalive()
 	// TellLine is tell_line: The line hears that the binding came up, went down or failed, and moves
 	// its new requests (model/concurrent.yaml).
 	TellLine()
@@ -411,6 +454,8 @@ func (a BindingAction) Perform(impl BindingActions) {
 		impl.AbandonRegister()
 	case BindingActionSendKeepalive:
 		impl.SendKeepalive()
+	case BindingActionSendFlowKeepalive:
+		impl.SendFlowKeepalive()
 	case BindingActionTellLine:
 		impl.TellLine()
 	default:
@@ -496,8 +541,10 @@ var BindingTransitions = [...]BindingTransition{
 	{ID: "refresh_asked_again/2", From: []BindingState{BindingStateRegistered}, On: []BindingEvent{BindingEventRespRetry}, Guard: "", To: BindingStateWaiting, Reenter: false, Do: []string{"cancel refresh", "cancel keepalive", "abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "I11"}, Doc: "A refresh the server asked for again is sent again at most twice (R1, I11)."},
 	{ID: "flow_lost", From: []BindingState{BindingStateRegistered}, On: []BindingEvent{BindingEventTransportClosed}, Guard: "", To: BindingStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"R1"}, Doc: "The server closed the binding's connection (RFC 5626 4.4.1); register again at once over a new one."},
 	{ID: "keepalive", From: []BindingState{BindingStateRegistered}, On: []BindingEvent{BindingEventTimerKeepalive}, Guard: "", To: BindingStateUnknown, Reenter: false, Do: []string{"send_keepalive", "arm keepalive"}, Implements: []string{"R5"}, Doc: "Send the OPTIONS keep-alive (R5)."},
-	{ID: "lost", From: []BindingState{BindingStateRegistered}, On: []BindingEvent{BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTimerBudget, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventRequestUnavailable}, Guard: "", To: BindingStateWaiting, Reenter: false, Do: []string{"cancel refresh", "cancel keepalive", "abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R6", "R7", "R17"}, Doc: "The server became unavailable (a refresh or a keep-alive failed, or a request of the line found it down) or refused the refresh: the line moves its requests at once, and the binding tries again after the back-off (R6, R7, R17)."},
+	{ID: "flow_keepalive", From: []BindingState{BindingStateRegistered, BindingStateWaiting}, On: []BindingEvent{BindingEventTimerFlow}, Guard: "", To: BindingStateUnknown, Reenter: false, Do: []string{"send_flow_keepalive", "arm flow"}, Implements: []string{"R1", "R5", "R9"}, Doc: "Send the flow keep-alive to the binding's server, registered there or waiting to try it again (R1, R5, R9)."},
+	{ID: "lost", From: []BindingState{BindingStateRegistered}, On: []BindingEvent{BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTimerBudget, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventFlowLost, BindingEventRequestUnavailable}, Guard: "", To: BindingStateWaiting, Reenter: false, Do: []string{"cancel refresh", "cancel keepalive", "abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R6", "R7", "R17"}, Doc: "The server became unavailable (a refresh or a keep-alive failed, or a request of the line found it down) or refused the refresh: the line moves its requests at once, and the binding tries again after the back-off (R6, R7, R17)."},
 	{ID: "retry", From: []BindingState{BindingStateWaiting}, On: []BindingEvent{BindingEventTimerBackoff}, Guard: "", To: BindingStateRegistering, Reenter: false, Do: []string{}, Implements: []string{"R9", "I1"}, Doc: "After the back-off, register again (R9)."},
+	{ID: "server_alive", From: []BindingState{BindingStateWaiting}, On: []BindingEvent{BindingEventFlowAlive}, Guard: "", To: BindingStateRegistering, Reenter: false, Do: []string{}, Implements: []string{"R9"}, Doc: "The server answered a flow keep-alive, as it had not before: end the back-off and register there at once. The REGISTERs stay bounded as after every back-off; the keep-alive only moves their start forward (R9, I11)."},
 	{ID: "unregister", From: []BindingState{BindingStateRegistering, BindingStateRegistered}, On: []BindingEvent{BindingEventUserUnregister}, Guard: "", To: BindingStateUnregistering, Reenter: false, Do: []string{}, Implements: []string{"R5"}, Doc: "Remove the binding."},
 	{ID: "unregister_idle", From: []BindingState{BindingStateWaiting}, On: []BindingEvent{BindingEventUserUnregister}, Guard: "", To: BindingStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "Nothing is registered; stop trying."},
 	{ID: "unregistered", From: []BindingState{BindingStateUnregistering}, On: []BindingEvent{BindingEventResp2xx, BindingEventRespRejected, BindingEventRespUnavailable, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventLookupFailed, BindingEventTimerBudget, BindingEventServerHeldOff}, Guard: "", To: BindingStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not."},
@@ -507,7 +554,7 @@ var bindingAllowed = [6][6]bool{
 	BindingStateIdle:          {BindingStateRegistering: true},
 	BindingStateRegistering:   {BindingStateRegistering: true, BindingStateRegistered: true, BindingStateWaiting: true, BindingStateUnregistering: true},
 	BindingStateRegistered:    {BindingStateRegistering: true, BindingStateRegistered: true, BindingStateWaiting: true, BindingStateUnregistering: true},
-	BindingStateWaiting:       {BindingStateIdle: true, BindingStateRegistering: true},
+	BindingStateWaiting:       {BindingStateIdle: true, BindingStateRegistering: true, BindingStateWaiting: true},
 	BindingStateUnregistering: {BindingStateIdle: true, BindingStateRegistering: true, BindingStateWaiting: true, BindingStateUnregistering: true},
 }
 
@@ -566,8 +613,11 @@ var bindingEvents = looplab.Events{
 	{Name: "refresh_asked_again/2", Src: []string{"registered"}, Dst: "waiting"},
 	{Name: "flow_lost", Src: []string{"registered"}, Dst: "registered"},
 	{Name: "keepalive", Src: []string{"registered"}, Dst: "registered"},
+	{Name: "flow_keepalive", Src: []string{"registered"}, Dst: "registered"},
+	{Name: "flow_keepalive", Src: []string{"waiting"}, Dst: "waiting"},
 	{Name: "lost", Src: []string{"registered"}, Dst: "waiting"},
 	{Name: "retry", Src: []string{"waiting"}, Dst: "registering"},
+	{Name: "server_alive", Src: []string{"waiting"}, Dst: "registering"},
 	{Name: "unregister", Src: []string{"registering", "registered"}, Dst: "unregistering"},
 	{Name: "unregister_idle", Src: []string{"waiting"}, Dst: "idle"},
 	{Name: "unregistered", Src: []string{"unregistering"}, Dst: "idle"},
@@ -669,6 +719,9 @@ func (m *BindingMachine) enterRegistered(v *BindingVars, transition string) erro
 	if m.params.KeepaliveEnabled {
 		m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerKeepalive, After: m.params.KeepaliveInterval, Jitter: m.params.TimerSpread})
 	}
+	if m.params.FlowEnabled {
+		m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+	}
 	_, _ = v, transition
 	return nil
 }
@@ -682,6 +735,9 @@ func (m *BindingMachine) exitRegistered(v *BindingVars, fired BindingTimer, tran
 	if fired != BindingTimerKeepalive {
 		m.effects = append(m.effects, BindingEffect{Kind: EffectCancel, Timer: BindingTimerKeepalive})
 	}
+	if fired != BindingTimerFlow {
+		m.effects = append(m.effects, BindingEffect{Kind: EffectCancel, Timer: BindingTimerFlow})
+	}
 	_, _ = v, transition
 	return nil
 }
@@ -689,6 +745,9 @@ func (m *BindingMachine) exitRegistered(v *BindingVars, fired BindingTimer, tran
 func (m *BindingMachine) enterWaiting(v *BindingVars, transition string) error {
 	m.effects = append(m.effects, BindingEffect{Kind: EffectAction, Action: BindingActionTellLine})
 	m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerBackoff, After: min(m.derivedRetryCap(v), shl(m.params.BackoffBase, v.Failures)), Jitter: 50})
+	if m.params.FlowEnabled {
+		m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+	}
 	_, _ = v, transition
 	return nil
 }
@@ -696,6 +755,9 @@ func (m *BindingMachine) enterWaiting(v *BindingVars, transition string) error {
 func (m *BindingMachine) exitWaiting(v *BindingVars, fired BindingTimer, transition string) error {
 	if fired != BindingTimerBackoff {
 		m.effects = append(m.effects, BindingEffect{Kind: EffectCancel, Timer: BindingTimerBackoff})
+	}
+	if fired != BindingTimerFlow {
+		m.effects = append(m.effects, BindingEffect{Kind: EffectCancel, Timer: BindingTimerFlow})
 	}
 	_, _ = v, transition
 	return nil
@@ -736,6 +798,8 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 		fired = BindingTimerRefresh
 	case BindingEventTimerKeepalive:
 		fired = BindingTimerKeepalive
+	case BindingEventTimerFlow:
+		fired = BindingTimerFlow
 	case BindingEventTimerBackoff:
 		fired = BindingTimerBackoff
 	}
@@ -756,7 +820,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case BindingEventUserUnregister, BindingEventResp2xx, BindingEventRespChallenge, BindingEventRespRetry, BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTransportClosed, BindingEventLookupFailed, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventRequestUnavailable:
+		case BindingEventUserUnregister, BindingEventResp2xx, BindingEventRespChallenge, BindingEventRespRetry, BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTransportClosed, BindingEventLookupFailed, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventRequestUnavailable, BindingEventTimerFlow, BindingEventFlowLost, BindingEventFlowAlive:
 			step.Ignored = true
 			return step, nil
 		}
@@ -878,7 +942,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case BindingEventTransportClosed, BindingEventKeepaliveFailed, BindingEventRequestUnavailable:
+		case BindingEventTransportClosed, BindingEventKeepaliveFailed, BindingEventRequestUnavailable, BindingEventTimerFlow, BindingEventFlowLost, BindingEventFlowAlive:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1009,7 +1073,20 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return nil
 				}()
 			}
-		case BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTimerBudget, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventRequestUnavailable:
+		case BindingEventTimerFlow:
+			// Transition flow_keepalive: Send the flow keep-alive to the binding's server, registered there or
+			// waiting to try it again (R1, R5, R9).
+			{
+				step.Transition, step.To = "flow_keepalive", BindingStateRegistered
+				err = func() error {
+					m.effects = append(m.effects, BindingEffect{Kind: EffectAction, Action: BindingActionSendFlowKeepalive})
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+					}
+					return nil
+				}()
+			}
+		case BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTimerBudget, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventFlowLost, BindingEventRequestUnavailable:
 			// Transition lost: The server became unavailable (a refresh or a keep-alive failed, or a request of
 			// the line found it down) or refused the refresh: the line moves its requests at once, and the
 			// binding tries again after the back-off (R6, R7, R17).
@@ -1041,7 +1118,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return m.enterUnregistering(v, "unregister")
 				}()
 			}
-		case BindingEventLookupFailed:
+		case BindingEventLookupFailed, BindingEventFlowAlive:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1059,6 +1136,19 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
+		case BindingEventTimerFlow:
+			// Transition flow_keepalive: Send the flow keep-alive to the binding's server, registered there or
+			// waiting to try it again (R1, R5, R9).
+			{
+				step.Transition, step.To = "flow_keepalive", BindingStateWaiting
+				err = func() error {
+					m.effects = append(m.effects, BindingEffect{Kind: EffectAction, Action: BindingActionSendFlowKeepalive})
+					if m.params.FlowEnabled {
+						m.effects = append(m.effects, BindingEffect{Kind: EffectArm, Timer: BindingTimerFlow, After: m.params.FlowInterval, Jitter: 20})
+					}
+					return nil
+				}()
+			}
 		case BindingEventTimerBackoff:
 			// Transition retry: After the back-off, register again (R9).
 			{
@@ -1068,6 +1158,19 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 						return err
 					}
 					return m.enterRegistering(v, "retry")
+				}()
+			}
+		case BindingEventFlowAlive:
+			// Transition server_alive: The server answered a flow keep-alive, as it had not before: end the
+			// back-off and register there at once. The REGISTERs stay bounded as after every back-off; the
+			// keep-alive only moves their start forward (R9, I11).
+			{
+				step.Transition, step.To = "server_alive", BindingStateRegistering
+				err = func() error {
+					if err := m.exitWaiting(v, fired, "server_alive"); err != nil {
+						return err
+					}
+					return m.enterRegistering(v, "server_alive")
 				}()
 			}
 		case BindingEventUserUnregister:
@@ -1081,7 +1184,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return m.enterIdle(v, "unregister_idle")
 				}()
 			}
-		case BindingEventResp2xx, BindingEventRespChallenge, BindingEventRespRetry, BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTransportClosed, BindingEventLookupFailed, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventRequestUnavailable:
+		case BindingEventResp2xx, BindingEventRespChallenge, BindingEventRespRetry, BindingEventRespUnavailable, BindingEventRespRejected, BindingEventTransportIcmp, BindingEventTransportTcp, BindingEventTransportClosed, BindingEventLookupFailed, BindingEventServerHeldOff, BindingEventKeepaliveFailed, BindingEventRequestUnavailable, BindingEventFlowLost:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1170,7 +1273,7 @@ func (m *BindingMachine) Fire(ev BindingEvent) (BindingStep, error) {
 					return m.enterIdle(v, "unregistered")
 				}()
 			}
-		case BindingEventUserUnregister, BindingEventTransportClosed, BindingEventKeepaliveFailed, BindingEventRequestUnavailable:
+		case BindingEventUserUnregister, BindingEventTransportClosed, BindingEventKeepaliveFailed, BindingEventRequestUnavailable, BindingEventTimerFlow, BindingEventFlowLost, BindingEventFlowAlive:
 			step.Ignored = true
 			return step, nil
 		}

@@ -26,8 +26,8 @@ func TestBindingModel(t *testing.T) {
 		lp := drawLineParams(t)
 		p := fsm.BindingParams{IsLast: rapid.Bool().Draw(t, "is_last"), CountMode: lp.CountMode, RetryCounts: lp.RetryCounts,
 			RetryTime: lp.RetryTime, T1: lp.T1, T2: lp.T2, RefreshInterval: lp.RefreshInterval, KeepaliveEnabled: lp.KeepaliveEnabled,
-			KeepaliveInterval: lp.KeepaliveInterval, BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax,
-			FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval}
+			KeepaliveInterval: lp.KeepaliveInterval, FlowEnabled: lp.FlowEnabled, FlowInterval: lp.FlowInterval,
+			BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax, FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval}
 		m := fsm.NewBindingMachine(p, nil)
 		w := newWheel[fsm.BindingTimer]()
 		draw := func(max int) int { return rapid.IntRange(0, max).Draw(t, "jitter") }

@@ -51,6 +51,14 @@ func newConcurrent(l *Line) (*concurrent, error) {
 	return &concurrent{line: l, m: fsm.NewConcurrentMachine(p, nil)}, nil
 }
 
+// to returns the binding whose server is at ep, or nil.
+func (c *concurrent) to(ep transport.Endpoint) *binding {
+	if i := slices.IndexFunc(c.bindings, func(b *binding) bool { return b != nil && b.ep == ep }); i >= 0 {
+		return c.bindings[i]
+	}
+	return nil
+}
+
 // at returns the binding on server i, or nil.
 func (c *concurrent) at(i int) *binding {
 	if i < 0 || i >= len(c.bindings) {
@@ -288,6 +296,15 @@ func (b *binding) SendKeepalive() {
 	fail := func(reason string) { b.line.postBinding(b, fsm.BindingEventKeepaliveFailed, reason) }
 	if t := b.line.keepalive(&b.ka, b.server, b.m.MaxTransmissions(), time.Duration(b.m.Budget()), fail); t != nil {
 		t.binding = b
+	}
+}
+
+// SendFlowKeepalive sends a flow keep-alive to the binding's server: one
+// that watches the flow while registered there, one that looks for a sign
+// of life while the binding waits out its back-off (R9).
+func (b *binding) SendFlowKeepalive() {
+	if b.ep != (transport.Endpoint{}) {
+		b.line.flowPing(b.ep, b.m.State() == fsm.BindingStateWaiting)
 	}
 }
 

@@ -16,7 +16,10 @@ import (
 // and then leaves one unanswered is unavailable (flow.lost); one that never
 // answers is never failed for its silence. While every server failed it
 // goes to each, and a sign of life its latest keep-alive there did not find
-// (a port open again, an answer again) ends the back-off (flow.alive).
+// (a port open again, an answer again) ends the back-off (flow.alive). In
+// concurrent mode (model/binding.yaml) each binding does the same with its
+// own server: registered, it watches the flow; waiting, it looks for a sign
+// of life.
 
 // flowWait is how long a keep-alive waits for its answer: RFC 5626
 // 4.4.1's wait for a pong, within which a STUN request is sent again as
@@ -189,7 +192,13 @@ func (l *Line) flowFound(p *flowPing, found, why string) {
 	before := l.flows.last[at]
 	l.flows.last[at] = found
 	back := before == flowClosed && found != flowClosed || before == flowSilent && found == flowAnswered
-	if p.probe && back && l.m.State() == fsm.LineStateAllFailed {
+	switch {
+	case !p.probe || !back:
+	case l.cc != nil:
+		if b := l.cc.to(p.dst); b != nil && b.m.State() == fsm.BindingStateWaiting {
+			l.postBinding(b, fsm.BindingEventFlowAlive, why)
+		}
+	case l.m.State() == fsm.LineStateAllFailed:
 		l.post(fsm.LineEventFlowAlive, why)
 	}
 }
@@ -207,8 +216,14 @@ func (l *Line) flowUnanswered(p *flowPing) {
 	delete(l.flows.answered, at)
 	l.flows.lost++
 	l.agent.net.Forget(p.dst)
-	if l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == p.dst {
-		l.post(fsm.LineEventFlowLost, fmt.Sprintf("no answer to the flow keep-alive from %s within %v; it answered before", p.dst, flowWait))
+	why := fmt.Sprintf("no answer to the flow keep-alive from %s within %v; it answered before", p.dst, flowWait)
+	switch {
+	case l.cc != nil:
+		if b := l.cc.to(p.dst); b != nil && !p.probe && b.m.State() == fsm.BindingStateRegistered {
+			l.postBinding(b, fsm.BindingEventFlowLost, why)
+		}
+	case l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == p.dst:
+		l.post(fsm.LineEventFlowLost, why)
 	}
 }
 
@@ -228,11 +243,21 @@ func (l *Line) flowUnreachable(dst transport.Endpoint, err *transport.Error, rep
 	if p.probe {
 		return false
 	}
-	if report && dst.Transport == transport.UDP && l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
+	if !report || dst.Transport != transport.UDP {
+		return false // a stream's loss is transport.closed (unreachable)
+	}
+	if l.cc != nil {
+		if b := l.cc.to(dst); b != nil && b.m.State() == fsm.BindingStateRegistered {
+			l.postBinding(b, fsm.BindingEventTransportIcmp, err.Error())
+			return true
+		}
+		return false
+	}
+	if l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
 		l.post(fsm.LineEventTransportIcmp, err.Error())
 		return true
 	}
-	return false // a stream's loss is transport.closed (unreachable)
+	return false
 }
 
 // flowStep gives up the keep-alives sent while every server failed when

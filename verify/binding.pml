@@ -23,22 +23,27 @@
 #define E_lookup_failed 11 /* lookup.failed */
 #define E_server_held_off 12 /* server.held_off */
 #define E_keepalive_failed 13 /* keepalive.failed */
-#define E_request_unavailable 14 /* request.unavailable */
-#define E_timer_budget 15 /* timer.budget */
-#define E_timer_refresh 16 /* timer.refresh */
-#define E_timer_keepalive 17 /* timer.keepalive */
-#define E_timer_backoff 18 /* timer.backoff */
+#define E_flow_lost 14 /* flow.lost */
+#define E_flow_alive 15 /* flow.alive */
+#define E_request_unavailable 16 /* request.unavailable */
+#define E_timer_budget 17 /* timer.budget */
+#define E_timer_refresh 18 /* timer.refresh */
+#define E_timer_keepalive 19 /* timer.keepalive */
+#define E_timer_flow 20 /* timer.flow */
+#define E_timer_backoff 21 /* timer.backoff */
 
 byte state = S_idle;
 byte ev; /* the event being delivered */
 byte prev; /* the state before it */
 bool p_keepalive_enabled;
+bool p_flow_enabled;
 /* var failures: only timer durations read it */
 byte v_challenges = 0;
 byte v_retries = 0;
 bool t_budget; /* armed */
 bool t_refresh; /* armed */
 bool t_keepalive; /* armed */
+bool t_flow; /* armed */
 bool t_backoff; /* armed */
 
 #define final (false)
@@ -50,6 +55,16 @@ inline start_keepalive_enabled() {
   if
   :: true -> p_keepalive_enabled = false
   :: true -> p_keepalive_enabled = true
+  fi
+#endif
+}
+inline start_flow_enabled() {
+#ifdef FIX_flow_enabled
+  p_flow_enabled = FIX_flow_enabled
+#else
+  if
+  :: true -> p_flow_enabled = false
+  :: true -> p_flow_enabled = true
   fi
 #endif
 }
@@ -76,6 +91,9 @@ inline do_abandon_register() {
   skip
 }
 inline do_send_keepalive() {
+  skip
+}
+inline do_send_flow_keepalive() {
   skip
 }
 inline do_tell_line() {
@@ -105,6 +123,7 @@ inline enter_registered() {
   ; do_tell_line()
   ; t_refresh = true
   ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
+  ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
 }
 inline exit_registered() {
   skip
@@ -112,15 +131,18 @@ inline exit_registered() {
   ; do_tell_line()
   ; t_refresh = false
   ; t_keepalive = false
+  ; t_flow = false
 }
 inline enter_waiting() {
   skip
   ; do_tell_line()
   ; t_backoff = true
+  ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
 }
 inline exit_waiting() {
   skip
   ; t_backoff = false
+  ; t_flow = false
 }
 inline enter_unregistering() {
   skip
@@ -146,7 +168,7 @@ inline fire() {
       ; exit_idle()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_user_unregister || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_retry || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_transport_closed || ev == E_lookup_failed || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable -> skip /* ignored */
+    :: ev == E_user_unregister || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_retry || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_transport_closed || ev == E_lookup_failed || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in idle\n", ev); assert(false)
     fi
   :: state == S_registering ->
@@ -203,7 +225,7 @@ inline fire() {
       ; exit_registering()
       ; state = S_unregistering
       ; enter_unregistering()
-    :: ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable -> skip /* ignored */
+    :: ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in registering\n", ev); assert(false)
     fi
   :: state == S_registered ->
@@ -269,7 +291,11 @@ inline fire() {
       skip
       ; do_send_keepalive()
       ; if :: (p_keepalive_enabled) -> t_keepalive = true :: else -> skip fi
-    :: ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable -> /* lost */
+    :: ev == E_timer_flow -> /* flow_keepalive */
+      skip
+      ; do_send_flow_keepalive()
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
+    :: ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* lost */
       skip
       ; exit_registered()
       ; t_refresh = false
@@ -282,7 +308,7 @@ inline fire() {
       ; exit_registered()
       ; state = S_unregistering
       ; enter_unregistering()
-    :: ev == E_lookup_failed -> skip /* ignored */
+    :: ev == E_lookup_failed || ev == E_flow_alive -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in registered\n", ev); assert(false)
     fi
   :: state == S_waiting ->
@@ -292,7 +318,16 @@ inline fire() {
       ; exit_waiting()
       ; state = S_registering
       ; enter_registering()
+    :: ev == E_timer_flow -> /* flow_keepalive */
+      skip
+      ; do_send_flow_keepalive()
+      ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
     :: ev == E_timer_backoff -> /* retry */
+      skip
+      ; exit_waiting()
+      ; state = S_registering
+      ; enter_registering()
+    :: ev == E_flow_alive -> /* server_alive */
       skip
       ; exit_waiting()
       ; state = S_registering
@@ -302,7 +337,7 @@ inline fire() {
       ; exit_waiting()
       ; state = S_idle
       ; enter_idle()
-    :: ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_retry || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_transport_closed || ev == E_lookup_failed || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable -> skip /* ignored */
+    :: ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_retry || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_transport_closed || ev == E_lookup_failed || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_flow_lost -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in waiting\n", ev); assert(false)
     fi
   :: state == S_unregistering ->
@@ -347,7 +382,7 @@ inline fire() {
       ; exit_unregistering()
       ; state = S_idle
       ; enter_idle()
-    :: ev == E_user_unregister || ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable -> skip /* ignored */
+    :: ev == E_user_unregister || ev == E_transport_closed || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in unregistering\n", ev); assert(false)
     fi
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
@@ -375,7 +410,7 @@ bool calm; /* and the events that come a finite number of times have stopped */
 proctype chaos() {
 end: do
   :: atomic {
-       !good && !final && (true || true || true || true || true || true || true || true || true || true || true || true || true || true || t_budget || t_refresh || t_keepalive || t_backoff) ->
+       !good && !final && (true || true || true || true || true || true || true || true || true || true || true || true || true || true || true || true || t_budget || t_refresh || t_keepalive || t_flow || t_backoff) ->
        if
        :: true ->
           ev = E_user_register
@@ -404,6 +439,10 @@ end: do
        :: true ->
           ev = E_keepalive_failed
        :: true ->
+          ev = E_flow_lost
+       :: true ->
+          ev = E_flow_alive
+       :: true ->
           ev = E_request_unavailable
        :: t_budget ->
           t_budget = false; ev = E_timer_budget
@@ -411,6 +450,8 @@ end: do
           t_refresh = false; ev = E_timer_refresh
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        :: t_backoff ->
           t_backoff = false; ev = E_timer_backoff
        fi;
@@ -451,6 +492,17 @@ end: do
        deliveries ! ev }
   od
 }
+proctype timer_flow() {
+end: do
+  :: atomic {
+       good && !final && (t_flow) ->
+       if
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
+       fi;
+       deliveries ! ev }
+  od
+}
 proctype timer_backoff() {
 end: do
   :: atomic {
@@ -465,7 +517,7 @@ end: do
 proctype events() { /* a finite number of them: it may stop */
 end: do
   :: atomic {
-       good && !final && (true || true || true || true || true || true || true || true || true || true || true || true || true || true) ->
+       good && !final && (true || true || true || true || true || true || true || true || true || true || true || true || true || true || true || true) ->
        if
        :: true ->
           ev = E_user_register
@@ -493,6 +545,10 @@ end: do
           ev = E_server_held_off
        :: true ->
           ev = E_keepalive_failed
+       :: true ->
+          ev = E_flow_lost
+       :: true ->
+          ev = E_flow_alive
        :: true ->
           ev = E_request_unavailable
        fi;
@@ -503,7 +559,9 @@ end: do
 init {
   atomic {
     start_keepalive_enabled();
+    start_flow_enabled();
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("PARAM flow_enabled %d\n", p_flow_enabled);
     printf("START\n");
     enter_idle();
     check();
@@ -512,6 +570,7 @@ init {
     run timer_budget();
     run timer_refresh();
     run timer_keepalive();
+    run timer_flow();
     run timer_backoff();
     run events();
   }
@@ -521,7 +580,7 @@ ltl B1 { (<> calm) -> [] ((good && (state == S_registering) && (true)) -> <> (st
 proctype env() { /* any event at any time, answers to requests only */
 end: do
   :: atomic {
-       !final && (true || true || true || true || true || true || true || true || true || true || true || true || true || true || t_budget || t_refresh || t_keepalive || t_backoff) ->
+       !final && (true || true || true || true || true || true || true || true || true || true || true || true || true || true || true || true || t_budget || t_refresh || t_keepalive || t_flow || t_backoff) ->
        if
        :: true ->
           ev = E_user_register
@@ -550,6 +609,10 @@ end: do
        :: true ->
           ev = E_keepalive_failed
        :: true ->
+          ev = E_flow_lost
+       :: true ->
+          ev = E_flow_alive
+       :: true ->
           ev = E_request_unavailable
        :: t_budget ->
           t_budget = false; ev = E_timer_budget
@@ -557,6 +620,8 @@ end: do
           t_refresh = false; ev = E_timer_refresh
        :: t_keepalive ->
           t_keepalive = false; ev = E_timer_keepalive
+       :: t_flow ->
+          t_flow = false; ev = E_timer_flow
        :: t_backoff ->
           t_backoff = false; ev = E_timer_backoff
        fi;
@@ -566,7 +631,9 @@ end: do
 init {
   atomic {
     start_keepalive_enabled();
+    start_flow_enabled();
     printf("PARAM keepalive_enabled %d\n", p_keepalive_enabled);
+    printf("PARAM flow_enabled %d\n", p_flow_enabled);
     printf("START\n");
     enter_idle();
     check();

@@ -88,7 +88,8 @@ func (c LineConfig) BindingParams(last bool) fsm.BindingParams {
 	lp := c.LineParams()
 	return fsm.BindingParams{IsLast: last, CountMode: lp.CountMode, RetryCounts: lp.RetryCounts, RetryTime: lp.RetryTime,
 		T1: lp.T1, T2: lp.T2, RefreshInterval: lp.RefreshInterval, KeepaliveEnabled: lp.KeepaliveEnabled,
-		KeepaliveInterval: lp.KeepaliveInterval, BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax,
+		KeepaliveInterval: lp.KeepaliveInterval, FlowEnabled: lp.FlowEnabled, FlowInterval: lp.FlowInterval,
+		BackoffBase: lp.BackoffBase, BackoffMax: lp.BackoffMax,
 		FailbackEnabled: lp.FailbackEnabled, FailbackInterval: lp.FailbackInterval, TimerSpread: lp.TimerSpread}
 }
 
