@@ -118,3 +118,33 @@ func TestSTUNRetransmissions(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowKeepaliveOverTLS: over a TLS connection the flow keep-alive is a
+// CRLFCRLF ping inside the TLS stream, and the server's CRLF pong comes back
+// through it: the line counts it answered, with its round trip, and the
+// server sees no SIP request for it.
+func TestFlowKeepaliveOverTLS(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, "tls", func(c *settings.LineConfig) {
+		c.NATKeepaliveInterval = new(settings.Duration(time.Second))
+	})
+	b.line.Register()
+	b.waitState("primary_registered", 3*time.Second)
+	seen := len(b.primary.Seen())
+	deadline := time.Now().Add(5 * time.Second) // two keep-alives at 0.8-1 s, with a loaded machine's margin
+	for time.Now().Before(deadline) && b.line.Status().FlowKeepalivesSent < 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the second's pong
+	st := b.line.Status()
+	if st.FlowKeepalivesSent < 2 || st.FlowAnsweredAt.IsZero() || st.FlowRTT <= 0 || st.FlowKeepalivesLost != 0 {
+		t.Fatalf("keep-alives sent %d, lost %d, last answered at %v in %v: want two sent, answered, none lost",
+			st.FlowKeepalivesSent, st.FlowKeepalivesLost, st.FlowAnsweredAt, st.FlowRTT)
+	}
+	if n := len(b.primary.Seen()) - seen; n != 0 {
+		t.Errorf("the server saw %d SIP requests for the keep-alives", n)
+	}
+	if s := b.line.Status().State; s != "primary_registered" {
+		t.Errorf("state %s, want primary_registered", s)
+	}
+}
