@@ -325,8 +325,9 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := agentAddr(fs)
+	tokenFile := fs.String("token-file", "", "the agent's -token-file, to list its calls (default: the one for -status-addr)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if code, ok := parse(fs, args, "status [-status-addr HOST:PORT] [-json]", 0, 0, stdout, stderr); !ok {
+	if code, ok := parse(fs, args, "status [-status-addr HOST:PORT] [-token-file FILE] [-json]", 0, 0, stdout, stderr); !ok {
 		return code
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -349,13 +350,27 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "LINE\tSTATE\tSERVER\tCALLS\tSINCE\tLAST FAILURE")
+	calls := 0
 	for _, s := range lines {
 		state := s.State
 		if s.Waiting != "" {
 			state += " (" + s.Waiting + ")"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d %s\t%d\t%s\t%s\n", s.Line, state, s.Server, s.Where, s.Calls, s.Since.Local().Format("2006-01-02 15:04:05 MST"), s.LastReason)
+		calls += s.Calls
 	}
 	w.Flush()
+	if calls == 0 {
+		return 0
+	}
+	// The calls are the call API's, behind the control token: listed when
+	// this user can read it.
+	fmt.Fprintln(stdout)
+	list, err := listCalls(*addr, *tokenFile)
+	if err != nil {
+		fmt.Fprintf(stdout, "%d calls; `sipfailover calls` lists them as the agent's user (%v)\n", calls, err)
+		return 0
+	}
+	printCalls(stdout, list, time.Now())
 	return 0
 }

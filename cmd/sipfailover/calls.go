@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/sipfailover/sipfailover/fsm"
@@ -263,6 +264,63 @@ func hangupCmd(args []string, stdout, stderr io.Writer) int {
 		printCall(stdout, info)
 	}
 	return code
+}
+
+// callsCmd is `sipfailover calls`: list the calls of a running agent that
+// have not ended, with their server, state and age.
+func callsCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("calls", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := agentAddr(fs)
+	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -status-addr)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, ok := parse(fs, args, "calls [-status-addr HOST:PORT] [-token-file FILE] [-json]", 0, 0, stdout, stderr); !ok {
+		return code
+	}
+	calls, err := listCalls(*addr, *tokenFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "calls:", err)
+		return 1
+	}
+	switch {
+	case *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(calls)
+	case len(calls) == 0:
+		fmt.Fprintln(stdout, "no calls")
+	default:
+		printCalls(stdout, calls, time.Now())
+	}
+	return 0
+}
+
+// listCalls asks the agent at addr for its calls, with its control token.
+func listCalls(addr, tokenFile string) ([]runtime.CallInfo, error) {
+	c, err := newAPIClient(addr, tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	var calls []runtime.CallInfo
+	if err := c.do("GET", "/api/calls", nil, &calls); err != nil {
+		return nil, err
+	}
+	return calls, nil
+}
+
+// printCalls writes calls as a table: each with its line, direction, far
+// end, state, server and age at now; the ID is what `hangup` takes.
+func printCalls(w io.Writer, calls []runtime.CallInfo, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CALL\tLINE\tDIRECTION\tFAR END\tSTATE\tSERVER\tAGE")
+	for _, c := range calls {
+		dir := "incoming"
+		if c.Outgoing {
+			dir = "outgoing"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d %s\t%v\n", c.ID, c.Line, dir, c.Remote, c.State, c.Server, c.ServerAddr, now.Sub(c.Started).Round(time.Second))
+	}
+	tw.Flush()
 }
 
 func printCall(w io.Writer, i runtime.CallInfo) {

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,6 +70,25 @@ func TestCallAndHangup(t *testing.T) {
 	}
 	id := strings.Fields(out.String())[1]
 	eventually(t, "the far end's call is up (its ACK may be on the way)", func() bool { return phone.Call(id) == "up" })
+	// The call is listed, by `calls` and below the lines of `status`, with
+	// its server, state and age.
+	for _, c := range []struct {
+		name string
+		cmd  func([]string, io.Writer, io.Writer) int
+	}{{"calls", callsCmd}, {"status", statusCmd}} {
+		out.Reset()
+		if code := c.cmd([]string{"-addr", addr, "-token-file", tok}, &out, &errOut); code != 0 {
+			t.Fatalf("%s exited %d: %s", c.name, code, errOut.String())
+		}
+		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(id) + `\s+line1\s+outgoing\s+sip:1002@127\.0\.0\.1\s+confirmed\s+1 UDP 127\.0\.0\.1:` + strconv.Itoa(rs[0].Port()) + `\s+\d+s$`)
+		if !row.MatchString(out.String()) {
+			t.Errorf("%s does not list the call %s with its line, far end, state, server and age:\n%s", c.name, id, out.String())
+		}
+	}
+	out.Reset()
+	if code := statusCmd([]string{"-addr", addr, "-token-file", tok + ".missing"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "1 calls; `sipfailover calls` lists them") {
+		t.Errorf("status without the token exited %d, printed:\n%s", code, out.String())
+	}
 	out.Reset()
 	if code := hangupCmd([]string{"-addr", addr, "-token-file", tok}, &out, &errOut); code != 0 {
 		t.Fatalf("hangup exited %d: %s %s", code, out.String(), errOut.String())
@@ -77,6 +98,10 @@ func TestCallAndHangup(t *testing.T) {
 	}
 	if st := phone.Call(id); st != "ended" {
 		t.Fatalf("the far end's call is %q, want ended", st)
+	}
+	out.Reset()
+	if code := callsCmd([]string{"-addr", addr, "-token-file", tok}, &out, &errOut); code != 0 || out.String() != "no calls\n" {
+		t.Errorf("calls after the hang-up exited %d, printed %q", code, out.String())
 	}
 }
 

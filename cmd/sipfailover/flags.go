@@ -15,7 +15,8 @@ import (
 var about = map[string]string{
 	"demo":           "Plays failover and failback against two embedded registrars on loopback, and prints a timeline.",
 	"run":            "Registers the configured lines on real servers; SIGHUP reloads the settings, SIGINT/SIGTERM de-registers.",
-	"status":         "Prints the lines of a running agent.",
+	"status":         "Prints the lines of a running agent, and the calls they have.",
+	"calls":          "Lists the calls of a running agent that have not ended: each with its line, far end, state, server and age, and the ID hangup takes.",
 	"call":           "Places a call from a line of a running agent and waits for the answer.",
 	"hangup":         "Ends calls of a running agent: those named, or every call without an ID.",
 	"fleet":          "Runs many lines made from the settings' first line against its servers, and reports failovers, failbacks and load.",

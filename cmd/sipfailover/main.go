@@ -37,7 +37,9 @@ commands:
                         registrars on loopback, and print a timeline
   run -config FILE      register the configured lines on real servers; SIGHUP
                         reloads the settings, SIGINT/SIGTERM de-registers
-  status [-json]        print the lines of a running agent
+  status [-json]        print the lines of a running agent, and their calls
+  calls [-json]         list the calls of a running agent: ID, line, far end,
+                        state, server and age
   call [-line N] NUMBER place a call from line N of a running agent (a number,
                         user@host or sip: URI) and wait for the answer
   hangup [ID]           end a call of a running agent (every call without ID)
@@ -109,6 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return callCmd(args[1:], stdout, stderr)
 	case "hangup":
 		return hangupCmd(args[1:], stdout, stderr)
+	case "calls":
+		return callsCmd(args[1:], stdout, stderr)
 	case "fleet":
 		return fleetCmd(args[1:], stdout, stderr)
 	case "verify":
