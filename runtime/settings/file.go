@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,13 +19,26 @@ import (
 	"github.com/sipfailover/sipfailover/internal/suggest"
 )
 
-// SyntaxError lists what is wrong with a settings file before its values
-// are checked: YAML that does not parse, a field no setting has, a value of
-// the wrong kind. Each problem has its line and column, as a compiler
-// reports them.
-type SyntaxError struct {
+// FileError lists everything wrong with a settings file at once, each
+// problem at its line and column as a compiler reports them: YAML that
+// does not parse (then nothing more is read), a field no setting has, a
+// value of the wrong kind, and every value the checks refuse
+// ("lines[0] (lobby).retry_time: ..."), at the value or, for a setting left
+// out, at the block it belongs to.
+type FileError struct {
 	Path     string // the file, when known
 	Problems []Position
+	// Invalid holds the value problems among them as Validate reports
+	// them; nil when there are none. errors.As finds it.
+	Invalid *ValidationError
+}
+
+// Unwrap is the value problems, for errors.As.
+func (e *FileError) Unwrap() error {
+	if e.Invalid == nil {
+		return nil
+	}
+	return e.Invalid
 }
 
 // Position is one problem at a place in a settings file.
@@ -32,7 +47,7 @@ type Position struct {
 	Msg       string
 }
 
-func (e *SyntaxError) Error() string {
+func (e *FileError) Error() string {
 	var b strings.Builder
 	for i, p := range e.Problems {
 		if i > 0 {
@@ -40,7 +55,7 @@ func (e *SyntaxError) Error() string {
 		}
 		where := e.Path
 		if p.Line > 0 {
-			where += fmt.Sprintf(":%d:%d", p.Line, p.Col)
+			where = strings.TrimPrefix(where+fmt.Sprintf(":%d:%d", p.Line, p.Col), ":")
 		}
 		if where != "" {
 			where += ": "
@@ -56,29 +71,80 @@ var ErrEmptySettings = errors.New("the settings file is empty: it needs a lines:
 // yamlLine finds the line number in a YAML library message.
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-// decodeSettings parses data into c: YAML syntax, then every field name
-// against the settings there are, then the values' kinds.
-func decodeSettings(data []byte, c *Config) error {
+// decodeSettings parses data into c and returns the document: YAML syntax
+// first (a file that does not parse is a *FileError at once), then every
+// field name against the settings there are and the values' kinds, whose
+// problems it returns; the rest of the file is read all the same.
+func decodeSettings(data []byte, c *Config) (*yaml.Node, []Position, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		probs := yamlProblems(err)
 		if line := firstBadLine(data); line > 0 && len(probs) == 1 {
 			probs[0].Line, probs[0].Col = line, 1
 		}
-		return &SyntaxError{Problems: probs}
+		return nil, nil, &FileError{Problems: probs}
 	}
 	if len(root.Content) == 0 {
-		return ErrEmptySettings
+		return nil, nil, ErrEmptySettings
 	}
+	doc := root.Content[0]
 	var probs []Position
-	knownFields(root.Content[0], reflect.TypeOf(*c), &probs)
-	if len(probs) > 0 {
-		return &SyntaxError{Problems: probs}
+	knownFields(doc, reflect.TypeOf(*c), &probs)
+	if err := doc.Decode(c); err != nil {
+		for _, p := range yamlProblems(err) {
+			probs = append(probs, kindProblem(doc, p))
+		}
 	}
-	if err := root.Content[0].Decode(c); err != nil {
-		return &SyntaxError{Problems: yamlProblems(err)}
+	return doc, probs, nil
+}
+
+// quoted is the value a YAML library message quotes: cannot unmarshal
+// !!str `many` into int.
+var quoted = regexp.MustCompile("`([^`]*)`")
+
+// kindProblem places a value of the wrong kind, which the YAML library
+// gives by its line only, at the value itself and names its setting:
+// "lines[0] (lobby).servers[1].port: cannot unmarshal !!str `many` into int".
+func kindProblem(doc *yaml.Node, p Position) Position {
+	m := quoted.FindStringSubmatch(p.Msg)
+	if m == nil || p.Line == 0 {
+		return p
 	}
-	return nil
+	var walk func(n *yaml.Node, name string) bool
+	walk = func(n *yaml.Node, name string) bool {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if n.Line == p.Line && n.Value == m[1] {
+				p.Col, p.Msg = n.Column, strings.TrimPrefix(name+": ", ": ")+p.Msg
+				return true
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if name != "" {
+					key = name + "." + key
+				}
+				if walk(n.Content[i+1], key) {
+					return true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				at := fmt.Sprintf("%s[%d]", name, i)
+				if name == "lines" {
+					if l := child(item, "name"); l != nil && l.Value != "" {
+						at += " (" + l.Value + ")"
+					}
+				}
+				if walk(item, at) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	walk(doc, "")
+	return p
 }
 
 // firstBadLine returns the first line at which the file stops being YAML:
@@ -160,17 +226,110 @@ func knownFields(n *yaml.Node, t reflect.Type, probs *[]Position) {
 	}
 }
 
-// Parse reads and validates a settings file's contents. Unknown fields
-// are errors, so that a misspelt setting is not silently ignored.
+// Parse reads and validates a settings file's contents, and reports every
+// problem of it in one *FileError. Unknown fields are errors, so that a
+// misspelt setting is not silently ignored.
 func Parse(data []byte) (Config, error) {
 	var c Config
-	if err := decodeSettings(data, &c); err != nil {
+	doc, probs, err := decodeSettings(data, &c)
+	if err != nil {
 		return Config{}, err
 	}
-	if err := c.Validate(); err != nil {
+	var invalid *ValidationError
+	switch err := c.Validate(); {
+	case errors.As(err, &invalid):
+		kinds := slices.Clone(probs)
+		for _, p := range invalid.Problems {
+			at, exact := place(doc, p)
+			// A value of the wrong kind was reported where it stands: what
+			// the checks say of the zero it left, or of a setting left out
+			// that takes its value from it, is no news.
+			if slices.ContainsFunc(kinds, func(q Position) bool {
+				return strings.Contains(q.Msg, "cannot unmarshal") && (q.Line == at.Line || !exact && strings.HasPrefix(q.Msg, lineOf(at.Msg)))
+			}) {
+				continue
+			}
+			probs = append(probs, at)
+		}
+	case err != nil && len(probs) == 0:
 		return Config{}, err
 	}
-	return c, nil
+	if len(probs) == 0 {
+		return c, nil
+	}
+	slices.SortStableFunc(probs, func(a, b Position) int { return cmp.Or(a.Line-b.Line, a.Col-b.Col) })
+	return Config{}, &FileError{Problems: probs, Invalid: invalid}
+}
+
+// lineOf is the line a message names at its start: "lines[0] (lobby)." of
+// "lines[0] (lobby).t1: ...", or "" for another block.
+func lineOf(msg string) string {
+	if !strings.HasPrefix(msg, "lines[") {
+		return ""
+	}
+	if name, _, ok := strings.Cut(msg, ")."); ok && strings.Contains(name, " (") {
+		return name + ")."
+	}
+	name, _, _ := strings.Cut(msg, "].")
+	return name + "]."
+}
+
+// place is where in the document a value problem stands, with its message
+// named by its path ("lines[0] (lobby).servers[1].port: ..."): at the
+// value (exact), or at the nearest block the file has when it left the
+// setting out.
+func place(doc *yaml.Node, p Problem) (at Position, exact bool) {
+	var path []string
+	switch {
+	case p.Index >= 0:
+		path = []string{"lines", strconv.Itoa(p.Index)}
+	case p.Line == "web" || p.Line == "dns":
+		path = []string{p.Line}
+	}
+	name := strings.Join(path, ".")
+	if p.Index >= 0 {
+		name = fmt.Sprintf("lines[%d]", p.Index)
+		if _, n, ok := strings.Cut(p.Line, " ("); ok {
+			name += " (" + n
+		}
+	}
+	for _, part := range strings.FieldsFunc(p.Field, func(r rune) bool { return r == '.' || r == '[' || r == ']' }) {
+		path = append(path, part)
+	}
+	if name != "" {
+		name += "."
+	}
+	at = Position{Msg: name + p.Field + ": " + p.Msg}
+	n := doc
+	for _, key := range path {
+		at.Line, at.Col = n.Line, n.Column
+		if n = child(n, key); n == nil {
+			return at, false
+		}
+	}
+	at.Line, at.Col = n.Line, n.Column
+	return at, true
+}
+
+// child is the value under key in a mapping, or the item at index key in
+// a sequence; nil when there is none.
+func child(n *yaml.Node, key string) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	case yaml.SequenceNode:
+		if i, err := strconv.Atoi(key); err == nil && i >= 0 && i < len(n.Content) {
+			return n.Content[i]
+		}
+	}
+	return nil
 }
 
 // TLSConfig returns the client TLS settings: the CA file's roots if set.
@@ -197,11 +356,11 @@ func Load(path string) (Config, error) {
 		return Config{}, err
 	}
 	c, err := Parse(data)
-	var se *SyntaxError
+	var fe *FileError
 	switch {
-	case errors.As(err, &se):
-		se.Path = path
-		return Config{}, se
+	case errors.As(err, &fe):
+		fe.Path = path
+		return Config{}, fe
 	case err != nil:
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}

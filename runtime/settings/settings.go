@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sipfailover/sipfailover/fsm"
 	"github.com/sipfailover/sipfailover/runtime/locate"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 	"go.yaml.in/yaml/v3"
@@ -221,6 +222,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration as Go does.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// String spells d as the models' bounds do, in whole units: 500us, 90s,
+// 1h; so every message about a setting spells durations one way.
+func (d Duration) String() string { return fsm.Duration(d).String() }
 
 // MarshalJSON writes the duration as Go does: "500ms".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,25 +56,74 @@ lines:
 	if !errors.As(err, &ve) {
 		t.Fatalf("got %v, want a *ValidationError", err)
 	}
+	// Every problem at once, each at its place in the file and named by its
+	// path there, as the model compiler reports them; a setting left out
+	// (here invite_retry_counts, which takes signal_retry_counts) at its
+	// line's block.
 	want := []string{
-		"line 1 (lobby): servers[0].addr: empty",
-		"line 1 (lobby): servers[0].port: 70000 is outside 0-65535",
-		"line 1 (lobby): servers[0].transport: 4 is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)",
-		`line 1 (lobby): servers[1].addr: "bad host!" is neither an IP address nor a domain name`,
-		"line 1 (lobby): servers[1].ttl: 0 is outside 10-604800 (seconds)",
-		"line 1 (lobby): failback_interval: -5s is below the minimum 1s",
-		"line 1 (lobby): signal_retry_counts: 0 is below the minimum 1",
-		`line 1 (lobby): retry_mode: "sometimes" is not count or time`,
-		"line 1 (lobby): t1: -1s is below the minimum 1ms",
-		"line 2 (hasty): servers[0].transport: 2 (DNS NAPTR) needs a domain name; 127.0.0.1 is an address",
-		"line 2 (hasty): retry_time: 100ms is below t1 (500ms), the round-trip estimate: no answer could come in time",
-		"line 3: user: empty: the line needs a user name",
-		"line 3: servers: 1 servers; a line has 2 to 4 (primary first)",
+		"3:5: lines[0] (lobby).invite_retry_counts: 0 is below the minimum 1",
+		"6:16: lines[0] (lobby).servers[0].addr: empty",
+		"6:26: lines[0] (lobby).servers[0].port: 70000 is outside 0-65535",
+		"6:44: lines[0] (lobby).servers[0].transport: 4 is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)",
+		`7:16: lines[0] (lobby).servers[1].addr: "bad host!" is neither an IP address nor a domain name`,
+		"7:34: lines[0] (lobby).servers[1].ttl: 0 is outside 10-604800 (seconds)",
+		"8:24: lines[0] (lobby).failback_interval: -5s is below the minimum 1s",
+		"9:26: lines[0] (lobby).signal_retry_counts: 0 is below the minimum 1",
+		`10:17: lines[0] (lobby).retry_mode: "sometimes" is not count or time`,
+		"11:9: lines[0] (lobby).t1: -1s is below the minimum 1ms",
+		"14:44: lines[1] (hasty).servers[0].transport: 2 (DNS NAPTR) needs a domain name; 127.0.0.1 is an address",
+		"16:17: lines[1] (hasty).retry_time: 100ms is below t1 (500ms), the round-trip estimate: no answer could come in time",
+		"17:11: lines[2].user: empty: the line needs a user name",
+		"19:7: lines[2].servers: 1 servers; a line has 2 to 4 (primary first)",
 	}
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q:\n%v", w, err)
 		}
+	}
+}
+
+// TestEveryProblemOfAFileAtOnce: a misspelt field does not hide the bad
+// values after it; a value of the wrong kind is reported where it stands,
+// once (not again as the zero it left); each problem has the file, line
+// and column; durations are spelt one way.
+func TestEveryProblemOfAFileAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	src := `lines:
+  - name: l1
+    user: "1001"
+    pasword: secret
+    retry_mode: time
+    retry_time: 500us
+    servers:
+      - {addr: 127.0.0.1, port: many}
+      - {addr: 127.0.0.2, port: 70000}
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := settings.Load(path)
+	want := []string{
+		path + `:4:5: unknown field "pasword" (did you mean "password"?)`,
+		path + ":6:17: lines[0] (l1).retry_time: 500us is below the minimum 1ms",
+		path + ":6:17: lines[0] (l1).retry_time: 500us is below t1 (500ms)",
+		path + ":8:33: lines[0] (l1).servers[0].port: cannot unmarshal !!str `many` into int",
+		path + ":9:33: lines[0] (l1).servers[1].port: 70000 is outside 0-65535 (0: look the name up in DNS SRV)",
+	}
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Errorf("%d problems, want %d:\n%v", len(got), len(want), err)
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g string) bool { return strings.HasPrefix(g, w) }) {
+			t.Errorf("no problem reads %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "µs") {
+		t.Errorf("durations spelt two ways:\n%v", err)
 	}
 }
 
@@ -178,7 +228,7 @@ func TestLimitsAtBothEdges(t *testing.T) {
 		}
 		for _, v := range tc.bad {
 			_, err := settings.Parse([]byte(src(v)))
-			if err == nil || !strings.Contains(err.Error(), ": "+tc.field+": ") {
+			if err == nil || !strings.Contains(err.Error(), "."+tc.field+": ") {
 				t.Errorf("%s: %q not refused for that field: %v", tc.field, v, err)
 			}
 		}
@@ -216,7 +266,7 @@ func TestSettingsErrorsHavePlaces(t *testing.T) {
 		{"lines:\n  - user: a\n    pasword: x\n    servers: [{addr: h1}, {addr: h2}]\n", path + `:3:5: unknown field "pasword" (did you mean "password"?)`},
 		{"lines:\n  - user: a\n    servers: [{adr: h1}, {addr: h2}]\n", path + `:3:16: unknown field "adr" (did you mean "addr"?)`},
 		{"lines:\n  - user: a\n    servers:\n      - addr: h1\n     - addr: h2\n", path + ":5:1: "},
-		{"lines:\n  - user: a\n    signal_retry_counts: three\n    servers: [{addr: h1}, {addr: h2}]\n", path + ":3:1: cannot unmarshal"},
+		{"lines:\n  - user: a\n    signal_retry_counts: three\n    servers: [{addr: h1}, {addr: h2}]\n", path + ":3:26: lines[0].signal_retry_counts: cannot unmarshal"},
 		{"", "the settings file is empty"},
 		{"# only a comment\n", "the settings file is empty"},
 	} {
@@ -251,10 +301,10 @@ func TestWebListenStaysLocal(t *testing.T) {
 		"{listen: 127.0.0.1:8080, password_hash: " + hash + "}":                                                    "",
 		"{listen: \"[::1]:8080\", password_hash: " + hash + "}":                                                    "",
 		"{listen: localhost:8080, password_hash: " + hash + "}":                                                    "",
-		"{listen: 0.0.0.0:8080, password_hash: " + hash + "}":                                                      "web: listen: 0.0.0.0:8080 is not a loopback address",
-		"{listen: 0.0.0.0:8080, allow_remote: true, password_hash: " + hash + "}":                                  "web: tls_cert: allow_remote serves the pages over TLS only",
+		"{listen: 0.0.0.0:8080, password_hash: " + hash + "}":                                                      "web.listen: 0.0.0.0:8080 is not a loopback address",
+		"{listen: 0.0.0.0:8080, allow_remote: true, password_hash: " + hash + "}":                                  "web.tls_cert: allow_remote serves the pages over TLS only",
 		"{listen: 0.0.0.0:8080, allow_remote: true, tls_cert: c.pem, tls_key: k.pem, password_hash: " + hash + "}": "",
-		"{listen: 127.0.0.1:8080, metrics_token: short, password_hash: " + hash + "}":                              "web: metrics_token: 5 characters",
+		"{listen: 127.0.0.1:8080, metrics_token: short, password_hash: " + hash + "}":                              "web.metrics_token: 5 characters",
 		"{listen: 127.0.0.1:8080, metrics_token: 0123456789abcdef, password_hash: " + hash + "}":                   "",
 	} {
 		_, err := settings.Parse([]byte("web: " + web + "\n" + lines))

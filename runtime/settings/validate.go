@@ -126,16 +126,16 @@ func (c Config) Validate() error {
 			}
 		}
 		if l.RetryMode == "time" && l.RetryTime < l.T1 {
-			bad("retry_time", "%v is below t1 (%v), the round-trip estimate: no answer could come in time", time.Duration(l.RetryTime), time.Duration(l.T1))
+			bad("retry_time", "%v is below t1 (%v), the round-trip estimate: no answer could come in time", l.RetryTime, time.Duration(l.T1))
 		}
 		if l.T2 < l.T1 {
 			bad("t2", "%v is below t1 (%v)", time.Duration(l.T2), time.Duration(l.T1))
 		}
 		if l.BackoffMax < l.BackoffBase {
-			bad("backoff_max", "%v is below backoff_base (%v)", time.Duration(l.BackoffMax), time.Duration(l.BackoffBase))
+			bad("backoff_max", "%v is below backoff_base (%v)", l.BackoffMax, l.BackoffBase)
 		}
 		if l.KeepaliveInterval < 0 {
-			bad("keepalive_interval", "%v: must be 0 (off) or positive", time.Duration(l.KeepaliveInterval))
+			bad("keepalive_interval", "%v: must be 0 (off) or positive", l.KeepaliveInterval)
 		}
 		if l.NATKeepaliveMode != "auto" && l.NATKeepaliveMode != "crlf" {
 			bad("nat_keepalive_mode", "%q is not auto (STUN over UDP) or crlf", l.NATKeepaliveMode)
