@@ -484,3 +484,53 @@ func TestCallAtTheFailbackInstant(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedConnectionCarriesAnything: over TCP a refused connection is all
+// the wire shows of what it was for. A phone on its third server starts a
+// new round at the primary, which stays silent; meanwhile a call's ACK to
+// the third finds its port closed. The round goes on to the backup when the
+// primary's budget ends, as it must; the refused connection is no step of
+// it that skipped the backup (I2).
+func TestRefusedConnectionCarriesAnything(t *testing.T) {
+	third := netip.MustParseAddrPort("127.0.0.4:5060")
+	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	open := func(at time.Duration, src, dst netip.AddrPort) {
+		cr.tcp(at, src, dst, "", true, false)
+		cr.tcp(at+ms, dst, src, "", true, false)
+	}
+	register := func(at time.Duration, src, dst netip.AddrPort, cseq int, answer func(req) string) {
+		r := cr.request("REGISTER", "reg", cseq, 3600)
+		r.transport = "TCP"
+		cr.tcp(at, src, dst, r.String(), false, false)
+		if answer != nil {
+			cr.tcp(at+ms, dst, src, answer(r), false, false)
+		}
+	}
+	ok := func(r req) string { return answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n") }
+	open(0, port(40001), third)
+	register(2*ms, port(40001), third, 1, ok)
+	at := time.Minute
+	open(at, port(40002), primary)
+	register(at+2*ms, port(40002), primary, 2, nil)       // silent
+	cr.tcp(at+30*ms, port(40001), third, "", false, true) // the third's connection is reset
+	cr.tcp(at+34*ms, port(40003), third, "", true, false) // a call's ACK opens another: refused
+	cr.tcp(at+35*ms, third, port(40003), "", false, true) //
+	open(at+2*time.Second+2*ms, port(40004), backup)
+	register(at+2*time.Second+4*ms, port(40004), backup, 3, ok)
+	register(at+time.Hour/2, port(40004), backup, 4, ok)
+
+	s := settings()
+	s.Servers = append(s.Servers, third)
+	s.CountMode, s.RetryTime, s.FailbackEnabled = false, 2*time.Second, false
+	a, err := Analyze(bytes.NewReader(cr.bytes()), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range a.Check() {
+		if v.Status == Violated {
+			t.Errorf("%s violated: %v", v.ID, v.Findings)
+		}
+	}
+}

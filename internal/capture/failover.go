@@ -381,6 +381,12 @@ func (a *Analysis) i2() Verdict {
 				v.judged++
 				v.violated(a, l, deadline, shown,
 					"server %d was unavailable (%s) and no REGISTER to server %d followed", t.Server+1, o.What, want(o.At)[0]+1)
+			case next.Method == "SYN" && !a.carriedRegister(l, next) && (next.Server != t.Server || next.start().After(deadline)):
+				// A refused connection the round did not go on from at once
+				// may have carried anything: a call's ACK or BYE, a
+				// keep-alive. The wire does not show the REGISTER it would
+				// take to judge.
+				v.unknown++
 			case next.Server == t.Server && t.Server > 0 && a.firstFree(l, 0, next.start(), false) == t.Server:
 				v.judged++ // a new round passed every server before it: their Retry-After runs (R1)
 			case next.Server == t.Server && t.Method == "SYN" && a.tcpFlows:
