@@ -4,6 +4,7 @@ package interop
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +76,10 @@ func TestFlowKeepaliveFindsADeadServer(t *testing.T) {
 				// The first keep-alive is answered before the fault: the
 				// server is one that answers them.
 				w.waitUntil("a keep-alive answered", flowInterval+time.Second, func() bool { return !w.status().FlowAnswered.IsZero() })
+				// The fault comes at any moment of the interval, as a real
+				// one does: killed just after a keep-alive, the primary is
+				// found an interval later; just before one, at once.
+				time.Sleep(rand.N(flowInterval))
 				start := w.kam(c.fail, "primary")
 				w.waitState("backup_registered", c.bound+5*time.Second)
 				took = append(took, time.Since(start))

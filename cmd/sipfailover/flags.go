@@ -19,7 +19,7 @@ var about = map[string]string{
 	"calls":          "Lists the calls of a running agent that have not ended: each with its line, far end, state, server and age, and the ID hangup takes.",
 	"call":           "Places a call from a line of a running agent and waits for the answer.",
 	"hangup":         "Ends calls of a running agent: those named, or every call without an ID.",
-	"fleet":          "Runs many lines made from the settings' first line against its servers, and reports failovers, failbacks and load.",
+	"fleet":          "Runs many lines made from the settings' first line against its servers, and reports failovers, failbacks and load. Line i registers as -user-pattern and -password-pattern of i: accounts the servers must have (interop/kam fleetdb makes them for the interop servers).",
 	"verify":         "Checks every reachable state of the models against their invariants with the SPIN model checker.",
 	"verify-capture": "Checks any phone against the invariants from a pcap or pcapng capture of its SIP traffic.",
 	"hash-password":  "Reads a password on standard input and prints its bcrypt hash, for the settings' web.password_hash.",
