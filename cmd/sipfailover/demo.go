@@ -128,8 +128,13 @@ func (d *demoRun) since() string {
 	return fmt.Sprintf("%7.3fs", time.Since(d.start).Seconds())
 }
 
+// serverName names server n of the line's list (from 1); none before a
+// call's INVITE has gone anywhere.
 func (d *demoRun) serverName(n int) string {
-	if n == 1 {
+	switch n {
+	case 0:
+		return ""
+	case 1:
 		return "primary"
 	}
 	return "backup"

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,36 @@ func TestDemo(t *testing.T) {
 	}
 	if n := strings.Count(text, " within bound "); n != 9 {
 		t.Errorf("%d measurements within their bounds, want 9:\n%s", n, text)
+	}
+	// The README's excerpt of the timeline is what the demo prints, row for
+	// row in that order, times, ports and timer values aside.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, excerpt, _ := strings.Cut(string(readme), "It prints the timeline")
+	_, excerpt, _ = strings.Cut(excerpt, "```\n")
+	excerpt, _, _ = strings.Cut(excerpt, "measured (wall clock")
+	numbers := regexp.MustCompile(`[0-9][0-9.]*(ms|µs|s)?`)
+	norm := func(row string) string { return strings.Join(strings.Fields(numbers.ReplaceAllString(row, "#")), " ") }
+	var printed []string
+	for _, row := range strings.Split(text, "\n") {
+		printed = append(printed, norm(row))
+	}
+	rows := 0
+	for _, row := range strings.Split(strings.TrimSpace(excerpt), "\n") {
+		if row = norm(row); row == "..." || strings.HasPrefix(row, "time state") {
+			continue
+		}
+		i := slices.Index(printed, row)
+		if i < 0 {
+			t.Errorf("the README shows the demo printing %q, which it does not print (after the rows before it):\n%s", row, text)
+			break
+		}
+		printed, rows = printed[i+1:], rows+1
+	}
+	if rows < 10 {
+		t.Errorf("the README's excerpt of the demo has %d rows the test could read", rows)
 	}
 }
 
