@@ -51,10 +51,11 @@ func mermaidJS(t *testing.T) (js, browser string) {
 	return js, browser
 }
 
-// TestMermaidRenders renders the Mermaid of every model with the real
-// Mermaid in headless Chromium, as a documentation site would: a parse or
-// layout error fails it, and so does a state whose name is missing from
-// the drawing.
+// TestMermaidRenders renders the Mermaid pictures of every model, one a
+// state as the docs show them, with the real Mermaid in headless Chromium,
+// as a documentation site would: a parse or layout error fails it, and so
+// does a state whose name is missing from its picture, or a picture wider
+// than a page of 900 px.
 func TestMermaidRenders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a real browser")
@@ -93,44 +94,56 @@ func TestMermaidRenders(t *testing.T) {
 			t.Fatalf("%s has problems:\n%s", path, l.String())
 		}
 		t.Run(name, func(t *testing.T) {
-			src := emit.Mermaid(m)
-			script := fmt.Sprintf("mermaid.render('d%d', %q).then(r => r.svg)", i, src)
-			svg, err := chromedp.Run(ctx, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
-			if err != nil {
-				t.Fatalf("Mermaid cannot draw it: %v\n%s", err, src)
-			}
-			var shown []string
-			for _, m := range text.FindAllStringSubmatch(svg, -1) {
-				shown = append(shown, strings.TrimSpace(m[1]))
-			}
-			for _, s := range m.States {
-				if !contains(shown, s.Name) {
-					t.Errorf("state %s is not named in the drawing", s.Name)
-				}
-			}
-			if dir := os.Getenv("SIPFAILOVER_DIAGRAMS"); dir != "" {
-				// A picture to look at: go test ./gen -run TestMermaidRenders
-				// with SIPFAILOVER_DIAGRAMS=DIR.
-				page := fmt.Sprintf("document.body.innerHTML = %q; 0", svg)
-				if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](page)); err != nil {
-					t.Fatal(err)
-				}
-				png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			// The pictures the docs show, one a state, fit a page of
+			// 900 px: their text stays the size Mermaid sets it.
+			for j, s := range m.States {
+				src := emit.MermaidFrom(m, s)
+				script := fmt.Sprintf("mermaid.render('d%d_%d', %q).then(r => r.svg)", i, j, src)
+				svg, err := chromedp.Run(ctx, chromedp.Evaluate[string](script, chromedp.EvalAwaitPromise))
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("Mermaid cannot draw %s: %v\n%s", s.Name, err, src)
 				}
-				if err := os.WriteFile(filepath.Join(dir, name+"-mermaid.png"), png, 0o644); err != nil {
-					t.Fatal(err)
+				var shown []string
+				for _, m := range text.FindAllStringSubmatch(svg, -1) {
+					shown = append(shown, strings.TrimSpace(m[1]))
 				}
-			}
-			for _, bad := range []string{"#lt;", "#gt;", "#59;", "#58;", "&amp;lt;"} {
-				if strings.Contains(svg, bad) {
-					t.Errorf("the drawing prints %q", bad)
+				if !contains(shown, s.Name) {
+					t.Errorf("state %s is not named in its picture", s.Name)
+				}
+				for _, bad := range []string{"#lt;", "#gt;", "#59;", "#58;", "&amp;lt;"} {
+					if strings.Contains(svg, bad) {
+						t.Errorf("the picture of %s prints %q", s.Name, bad)
+					}
+				}
+				w := maxWidth.FindStringSubmatch(svg)
+				if w == nil {
+					t.Fatalf("%s: no max-width in the drawing", s.Name)
+				}
+				var width float64
+				fmt.Sscan(w[1], &width)
+				if width > 900 {
+					t.Errorf("the picture of %s is %.0f px wide; a page of 900 px would shrink its text", s.Name, width)
+				}
+				if dir := os.Getenv("SIPFAILOVER_DIAGRAMS"); dir != "" {
+					page := fmt.Sprintf("document.body.innerHTML = %q; 0", svg)
+					if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](page)); err != nil {
+						t.Fatal(err)
+					}
+					png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(dir, name+"-"+s.Name+".png"), png, 0o644); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		})
 	}
 }
+
+// maxWidth is the width Mermaid gives its drawing: style="max-width: 812.5px;".
+var maxWidth = regexp.MustCompile(`max-width: ([0-9.]+)px`)
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

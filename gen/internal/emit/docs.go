@@ -107,13 +107,16 @@ func containsAll(set, items []string) bool {
 }
 
 // label is the text of an arrow: events [guard] / steps, on lines of its own.
-func (e edge) label(sep string) string {
-	s := wrap(strings.Join(e.events, ", "), 48, sep)
+func (e edge) label(sep string) string { return e.labelIn(sep, 48) }
+
+// labelIn is label with lines of about width characters.
+func (e edge) labelIn(sep string, width int) string {
+	s := wrap(strings.Join(e.events, ", "), width, sep)
 	if e.guard != "" {
 		s += sep + "[" + e.guard + "]"
 	}
 	if len(e.steps) > 0 {
-		s += sep + "/ " + wrap(strings.Join(e.steps, ", "), 48, sep)
+		s += sep + "/ " + wrap(strings.Join(e.steps, ", "), width, sep)
 	}
 	return s
 }
@@ -177,57 +180,33 @@ func mermaidText(s string) string {
 	return r.Replace(s)
 }
 
-// Mermaid returns the model as a Mermaid stateDiagram-v2. Every state is
-// declared with its name as its label, and what happens inside it (timers,
-// entry and exit steps, transitions that stay) goes in a note beside it, so
-// that no description takes the name's place.
-func Mermaid(m *model.Model) string {
+// MermaidFrom returns the part of the model that leaves state s as a
+// Mermaid stateDiagram-v2, laid out left to right: s with what happens
+// inside it in a note, and each arrow out of it (from s alone, or from a
+// group of states s belongs to) to its target. One such picture a state
+// keeps the detail of Mermaid and Dot readable at a page's width, where
+// the whole model in one picture is not.
+func MermaidFrom(m *model.Model, s *model.State) string {
 	var b strings.Builder
-	b.WriteString("stateDiagram-v2\n")
+	b.WriteString("stateDiagram-v2\n    direction LR\n")
 	all := edges(m)
-	internal := internalEdges(all)
-	order, members := clusters(m)
-	declare := func(s *model.State, indent string) {
-		fmt.Fprintf(&b, "%sstate \"%s\" as %s\n", indent, s.Name, mermaidID(s.Name))
+	fmt.Fprintf(&b, "    state \"%s\" as %s\n", s.Name, mermaidID(s.Name))
+	declared := map[string]bool{s.Name: true}
+	if s.Initial {
+		fmt.Fprintf(&b, "    [*] --> %s\n", mermaidID(s.Name))
 	}
-	for _, tag := range order {
-		fmt.Fprintf(&b, "    state %s {\n", mermaidID(tag))
-		for _, name := range members[tag] {
-			declare(m.State(name), "        ")
-		}
-		b.WriteString("    }\n")
-	}
-	for _, s := range m.States {
-		if len(s.Tags) == 0 {
-			declare(s, "    ")
-		}
-	}
-	fmt.Fprintf(&b, "    [*] --> %s\n", mermaidID(m.Initial().Name))
 	for _, e := range all {
-		if e.internal {
+		if e.internal || !slices.Contains(e.from, s.Name) {
 			continue
 		}
-		from := e.cluster
-		if from == "" {
-			from = e.from[0]
+		if !declared[e.to] {
+			declared[e.to] = true
+			fmt.Fprintf(&b, "    state \"%s\" as %s\n", e.to, mermaidID(e.to))
 		}
-		fmt.Fprintf(&b, "    %s --> %s : %s\n", mermaidID(from), mermaidID(e.to), mermaidText(e.label(" ")))
+		fmt.Fprintf(&b, "    %s --> %s : %s\n", mermaidID(s.Name), mermaidID(e.to), mermaidText(e.labelIn(" ", 30)))
 	}
-	for _, s := range m.States {
-		if s.Final {
-			fmt.Fprintf(&b, "    %s --> [*]\n", mermaidID(s.Name))
-		}
-	}
-	for _, s := range m.States {
-		lines := stateLines(s, m, internal)
-		if len(lines) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "    note right of %s\n", mermaidID(s.Name))
-		for _, l := range lines {
-			fmt.Fprintf(&b, "        %s\n", mermaidText(l))
-		}
-		b.WriteString("    end note\n")
+	if s.Final {
+		fmt.Fprintf(&b, "    %s --> [*]\n", mermaidID(s.Name))
 	}
 	return b.String()
 }
@@ -336,14 +315,29 @@ func Markdown(m *model.Model, modelLink string) []byte {
 	p("")
 	p("![The %s machine, overview](%s-overview.svg)", m.Name.Name, m.Name.Name)
 	p("")
-	p("The detail, below as Mermaid and as Graphviz draws it in [%s.svg](%s.svg): arrows read `event [condition] / steps`; `else` is the branch taken when no condition above it holds. A state's `after` timers start on entry and stop on exit; when one fires the machine gets `timer.<name>`.", m.Name.Name, m.Name.Name)
-	p("")
-	p("```mermaid")
-	b.WriteString(Mermaid(m))
-	p("```")
+	p("The detail, state by state below, each picture with the arrows that leave the state; [%s.svg](%s.svg) draws all of it at once, to zoom in. Arrows read `event [condition] / steps`; `else` is the branch taken when no condition above it holds. A state's `after` timers start on entry and stop on exit; when one fires the machine gets `timer.<name>`.", m.Name.Name, m.Name.Name)
 	p("")
 	p("Graphviz sources: [%s.dot](%s.dot), [%s-overview.dot](%s-overview.dot).", m.Name.Name, m.Name.Name, m.Name.Name, m.Name.Name)
 	p("")
+	internal := internalEdges(edges(m))
+	for _, s := range m.States {
+		p("### From `%s`", s.Name)
+		p("")
+		p("%s", s.Doc)
+		p("")
+		p("```mermaid")
+		b.WriteString(MermaidFrom(m, s))
+		p("```")
+		p("")
+		if lines := stateLines(s, m, internal); len(lines) > 0 {
+			p("Inside it:")
+			p("")
+			for _, l := range lines {
+				p("- %s", code(l))
+			}
+			p("")
+		}
+	}
 
 	p("## States")
 	p("")

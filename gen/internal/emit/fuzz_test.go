@@ -37,7 +37,9 @@ func FuzzCompile(f *testing.F) {
 			t.Fatalf("a valid model does not compile: %v", err)
 		}
 		Dot(m)
-		Mermaid(m)
+		for _, s := range m.States {
+			MermaidFrom(m, s)
+		}
 		Markdown(m, "../model/fuzz.yaml")
 	})
 }
