@@ -191,19 +191,27 @@ func MermaidFrom(m *model.Model, s *model.State) string {
 	b.WriteString("stateDiagram-v2\n    direction LR\n")
 	all := edges(m)
 	fmt.Fprintf(&b, "    state \"%s\" as %s\n", s.Name, mermaidID(s.Name))
-	declared := map[string]bool{s.Name: true}
 	if s.Initial {
 		fmt.Fprintf(&b, "    [*] --> %s\n", mermaidID(s.Name))
 	}
+	// One arrow a target, its transitions a line each: Mermaid lays
+	// parallel arrows' labels over each other.
+	var targets []string
+	labels := map[string][]string{}
 	for _, e := range all {
 		if e.internal || !slices.Contains(e.from, s.Name) {
 			continue
 		}
-		if !declared[e.to] {
-			declared[e.to] = true
-			fmt.Fprintf(&b, "    state \"%s\" as %s\n", e.to, mermaidID(e.to))
+		if labels[e.to] == nil {
+			targets = append(targets, e.to)
 		}
-		fmt.Fprintf(&b, "    %s --> %s : %s\n", mermaidID(s.Name), mermaidID(e.to), mermaidText(e.labelIn(" ", 30)))
+		labels[e.to] = append(labels[e.to], mermaidText(e.labelIn(" ", 30)))
+	}
+	for _, to := range targets {
+		if to != s.Name {
+			fmt.Fprintf(&b, "    state \"%s\" as %s\n", to, mermaidID(to))
+		}
+		fmt.Fprintf(&b, "    %s --> %s : %s\n", mermaidID(s.Name), mermaidID(to), strings.Join(labels[to], "<br>"))
 	}
 	if s.Final {
 		fmt.Fprintf(&b, "    %s --> [*]\n", mermaidID(s.Name))
