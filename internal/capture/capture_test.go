@@ -534,3 +534,53 @@ func TestRefusedConnectionCarriesAnything(t *testing.T) {
 		}
 	}
 }
+
+// TestSameInstantIsNoReaction: what the phone sends at the very instant a
+// failure reaches it may have gone before it: a refresh of the primary
+// timed at the instant its keep-alive's 503 came is no "registered there
+// again" (I2), and the move to the backup at that instant is the failover.
+func TestSameInstantIsNoReaction(t *testing.T) {
+	const s = time.Second
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cr.register(0, primary, "reg", 1, 75, false)
+	ka := cr.request("OPTIONS", "ka", 1, -1)
+	cr.udp(60*s, phone, primary, ka.String())
+	refresh := cr.request("REGISTER", "reg", 2, 75)
+	cr.udp(60*s+11*ms, phone, primary, refresh.String()) // timed at the instant the 503 comes, sent first
+	cr.udp(60*s+11*ms, primary, phone, answer(ka, 503, ""))
+	cr.register(60*s+11*ms, backup, "reg", 3, 75, false)
+	cr.udp(60*s+22*ms, primary, phone, answer(refresh, 503, ""))
+	cr.register(120*s, backup, "reg", 4, 75, false)
+	if v := cr.verdicts()["I2"]; v.Status == Violated {
+		t.Errorf("I2 violated: %v", v.Findings)
+	}
+}
+
+// TestRefusedThenRegisteredThere: over TCP a refused connection may carry
+// anything; a REGISTER to the same server shortly after it (the server
+// back, a new round begun) does not make it a round's try the phone did
+// not go on from (I2).
+func TestRefusedThenRegisteredThere(t *testing.T) {
+	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	refused := func(at time.Duration, src, dst netip.AddrPort) {
+		cr.tcp(at, src, dst, "", true, false)
+		cr.tcp(at+ms, dst, src, "", false, true)
+	}
+	refused(0, port(40001), primary)
+	refused(2*ms, port(40002), backup)
+	at := 30 * time.Second
+	refused(at, port(40003), primary) // a MESSAGE's, while every server is down
+	at += 900 * ms                    // the back-off ends: the primary is back
+	cr.tcp(at, port(40004), primary, "", true, false)
+	cr.tcp(at+ms, primary, port(40004), "", true, false)
+	r := cr.request("REGISTER", "reg", 1, 3600)
+	r.transport = "TCP"
+	cr.tcp(at+2*ms, port(40004), primary, r.String(), false, false)
+	cr.tcp(at+3*ms, primary, port(40004), answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n"), false, false)
+	if v := cr.verdicts()["I2"]; v.Status == Violated {
+		t.Errorf("I2 violated: %v", v.Findings)
+	}
+}

@@ -359,9 +359,11 @@ func (a *Analysis) i2() Verdict {
 				// Over TCP a refused connection is all the wire shows of a
 				// REGISTER to a server that is down.
 				// One to the same server before the failure was known (a
-				// refresh while a keep-alive waits) is no reaction to it,
-				// nor a connection opened for a keep-alive.
-				sameBefore := u.Server == t.Server && u.start().Before(o.At)
+				// refresh while a keep-alive waits), or at the same
+				// instant (the wire does not order what happens at one),
+				// is no reaction to it, nor a connection opened for a
+				// keep-alive.
+				sameBefore := u.Server == t.Server && !u.start().After(o.At)
 				if u.Sends[0].Frame > t.Sends[0].Frame && (u.Method == "REGISTER" && u.Expires != 0 || u.Method == "SYN" && !a.burst(l, u)) && !sameBefore &&
 					(next == nil || u.Sends[0].Frame < next.Sends[0].Frame) {
 					next = u
@@ -389,11 +391,12 @@ func (a *Analysis) i2() Verdict {
 				v.unknown++
 			case next.Server == t.Server && t.Server > 0 && a.firstFree(l, 0, next.start(), false) == t.Server:
 				v.judged++ // a new round passed every server before it: their Retry-After runs (R1)
-			case next.Server == t.Server && t.Method == "SYN" && a.tcpFlows:
-				// A phone that keeps its flows alive over TCP opens
-				// connections for keep-alives too: a refused one may have
-				// been a keep-alive's, and the REGISTER after it a new
-				// round's (R9). The wire does not say.
+			case next.Server == t.Server && t.Method == "SYN":
+				// A refused connection may have carried anything (a
+				// keep-alive, a call's ACK or BYE, a MESSAGE), and the
+				// REGISTER to the same server after it be a new round's
+				// (R9): had it carried a REGISTER, the round would have gone
+				// on elsewhere. The wire does not say.
 				v.unknown++
 			case next.Server == t.Server:
 				v.judged++
