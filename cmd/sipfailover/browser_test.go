@@ -142,9 +142,34 @@ func TestPagesInBrowser(t *testing.T) {
 	if err != nil || display != "block" {
 		t.Errorf("on 390 px a line's cells are displayed %q (%v), want block: a card", display, err)
 	}
-	wide, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+	browse(t, bctx, "the status page on a phone", shot("web-status-390.png"))
+	fitsAPhone(t, bctx, "the status page")
+	// Where the diagram's text would be specks, a list says where the
+	// line's state leads: from the backup, a probe of the primary.
+	if next, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("next"))); err != nil || !strings.Contains(next, "backup_registered") || !strings.Contains(next, "probing on") || !strings.Contains(next, "timer.failback") {
+		t.Errorf("on 390 px the status page says what happens next as %q (%v), want the ways out of backup_registered", next, err)
+	}
+	// Log out stays one line; the header does not wrap.
+	if h, err := chromedp.Run(bctx, chromedp.Evaluate[float64](`document.querySelector("header button").getBoundingClientRect().height`)); err != nil || h > 32 {
+		t.Errorf("on 390 px the Log out button is %.0f px high (%v): its words wrap", h, err)
+	}
+	browse(t, bctx, "the line page on a phone", chromedp.Navigate(site+"/line?line=1"), chromedp.WaitVisible(chromedp.ID("server2_port")),
+		shot("web-line-390.png"))
+	fitsAPhone(t, bctx, "the line page")
+}
+
+// fitsAPhone fails the test when the page in ctx is wider than a phone's
+// screen of 390 px (it would scroll sideways) or any of its form fields
+// reaches past the screen's edge.
+func fitsAPhone(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
 	if err != nil || wide {
-		t.Errorf("on 390 px the status page scrolls sideways (%v)", err)
+		t.Errorf("on 390 px %s scrolls sideways (%v)", page, err)
+	}
+	past, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("input, select, button")).filter(function (e) { return e.getBoundingClientRect().right > window.innerWidth; }).map(function (e) { return e.id || e.name || e.tagName; })`))
+	if err != nil || len(past) > 0 {
+		t.Errorf("on 390 px %s has fields past the screen's edge: %v (%v)", page, past, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,9 @@ func goodForm(csrf string) url.Values {
 		"server1_addr": {"10.0.0.1"}, "server1_port": {"5060"}, "server1_ttl": {"3600"}, "server1_transport": {"0"},
 		"server2_addr": {"backup.example.com"}, "server2_port": {"5070"}, "server2_ttl": {"600"}, "server2_transport": {"1"},
 		"enable_failback": {"1"}, "failback_interval": {"900"}, "signal_retry_counts": {"4"},
-		"invite_retry_counts": {"2"}, "failback_mode": {"registration"}, "failback_when": {"always"}, "registration_mode": {"successive"}}
+		"invite_retry_counts": {"2"}, "failback_mode": {"registration"}, "failback_when": {"always"}, "registration_mode": {"successive"},
+		"t1": {"500ms"}, "t2": {"4s"}, "retry_mode": {"count"}, "retry_time": {"4s"}, "keepalive_interval": {"0s"},
+		"nat_keepalive_interval": {"30s"}, "nat_keepalive_mode": {"auto"}, "unavailable_codes": {"500, 503"}}
 }
 
 // TestSubmitApplies: R15, a good form is applied whole: the backup and the
@@ -107,6 +110,49 @@ func TestSubmitApplies(t *testing.T) {
 	}
 }
 
+// TestAdvancedSettings: item 11 of the polish issue. The Line page shows
+// the timers, the retry mode and time, both keep-alives and the unavailable
+// codes, as a desk phone's Advanced section; a change applies, an unchanged
+// form keeps the defaults as they were (no unavailable_codes written empty),
+// and Cancel goes back to the running values.
+func TestAdvancedSettings(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	_, page := ts.get(t, "/line?line=1")
+	for _, want := range []string{`id="t1" name="t1" value="500ms"`, `id="t2" name="t2" value="4s"`, `id="retry_time" name="retry_time" value="4s"`,
+		`id="keepalive_interval" name="keepalive_interval" value="0s"`, `id="nat_keepalive_interval" name="nat_keepalive_interval" value="30s"`,
+		`id="unavailable_codes" name="unavailable_codes" value="500, 503"`, `<option value="auto" selected>`, `id="cancel" href="/line?line=1"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the Line page lacks %s", want)
+		}
+	}
+	form := goodForm(csrf)
+	form.Set("t1", "200ms")
+	form.Set("retry_mode", "time")
+	form.Set("retry_time", "2s")
+	form.Set("keepalive_interval", "20s")
+	form.Set("nat_keepalive_interval", "15s")
+	form.Set("nat_keepalive_mode", "crlf")
+	form.Set("unavailable_codes", "500 503, 480")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit: %d:\n%s", res.StatusCode, body)
+	}
+	l := ts.applied[0].Lines[0]
+	if time.Duration(l.T1) != 200*time.Millisecond || l.RetryMode != "time" || time.Duration(l.RetryTime) != 2*time.Second ||
+		time.Duration(l.KeepaliveInterval) != 20*time.Second || time.Duration(*l.NATKeepaliveInterval) != 15*time.Second ||
+		l.NATKeepaliveMode != "crlf" || !slices.Equal(l.UnavailableCodes, []int{500, 503, 480}) {
+		t.Fatalf("applied %+v", l)
+	}
+	form = goodForm(csrf)
+	form.Set("unavailable_codes", "")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit without codes: %d:\n%s", res.StatusCode, body)
+	}
+	if codes := ts.applied[1].Lines[0].UnavailableCodes; codes != nil {
+		t.Fatalf("no codes given stored %v, want none written (the default, 500 and 503)", codes)
+	}
+}
+
 // TestBadFormChangesNothing: R2, R15, each bad input is refused with a
 // message beside its field, and nothing is applied.
 func TestBadFormChangesNothing(t *testing.T) {
@@ -127,6 +173,17 @@ func TestBadFormChangesNothing(t *testing.T) {
 		{"dns_ttl with an address", "failback_mode", "dns_ttl", "servers[0].addr 10.0.0.1 is an address"},
 		{"unknown failback_when", "failback_when", "never", "is not idle or always"},
 		{"unknown registration mode", "registration_mode", "parallel", "is not successive or concurrent"},
+		{"T1 not a duration", "t1", "fast", "must be a duration such as 500ms"},
+		{"T1 under 1ms", "t1", "999us", "999us is below the minimum 1ms"},
+		{"T2 under T1", "t2", "100ms", "100ms is below t1 (500ms)"},
+		{"retry time under 1ms", "retry_time", "999us", "999us is below the minimum 1ms"},
+		{"unknown retry mode", "retry_mode", "often", "is not count or time"},
+		{"negative keep-alive", "keepalive_interval", "-1s", "must be 0 (off) or positive"},
+		{"NAT keep-alive under 1s", "nat_keepalive_interval", "999ms", "999ms is below the minimum 1s"},
+		{"NAT keep-alive over 1h", "nat_keepalive_interval", "2h", "above the maximum 1h"},
+		{"unknown NAT keep-alive mode", "nat_keepalive_mode", "stun", "is not auto (STUN over UDP) or crlf"},
+		{"a code that is no number", "unavailable_codes", "500, five", "is not a response code"},
+		{"a code that is no failure", "unavailable_codes", "200", "200 is not a final failure code"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			form := goodForm(csrf)
