@@ -584,3 +584,37 @@ func TestRefusedThenRegisteredThere(t *testing.T) {
 		t.Errorf("I2 violated: %v", v.Findings)
 	}
 }
+
+// TestSameInstantMayBeTheRound: the other reading of one instant. The
+// backup answers a MESSAGE 500 and, at that instant, the phone registers
+// there again: a new round, which passes the primary while its
+// Retry-After runs and lands on the backup (R1). Read as sent before the
+// 500, the REGISTER would leave the next one, a refresh after the
+// Retry-After ended, looking like a return to a failed server; one
+// reading where the phone holds I2 is enough.
+func TestSameInstantMayBeTheRound(t *testing.T) {
+	const s = time.Second
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cr.register(0, primary, "reg", 1, 600, false)
+	refresh := cr.request("REGISTER", "reg", 2, 600)
+	cr.udp(10*s, phone, primary, refresh.String())
+	cr.udp(10*s+10*ms, primary, phone, answer(refresh, 503, "Retry-After: 60\r\n"))
+	cr.register(10*s+10*ms, backup, "reg", 3, 600, false)
+	m := cr.request("MESSAGE", "msg", 1, -1)
+	cr.udp(30*s, phone, backup, m.String())
+	cr.udp(30*s+10*ms, backup, phone, answer(m, 500, ""))
+	cr.register(30*s+10*ms, backup, "reg", 4, 600, false)
+	cr.register(100*s, backup, "reg", 5, 600, false)
+	st := settings()
+	st.FailbackEnabled = false
+	a, err := Analyze(bytes.NewReader(cr.bytes()), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range a.Check() {
+		if v.Status == Violated {
+			t.Errorf("%s violated: %v", v.ID, v.Findings)
+		}
+	}
+}

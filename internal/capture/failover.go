@@ -353,21 +353,24 @@ func (a *Analysis) i2() Verdict {
 			// The next REGISTER: the first the capture holds after t's
 			// first transmission. One to the primary from a backup may be a
 			// probe or a new round: the wire does not tell them apart, and
-			// either leaves.
-			var next *Txn
-			for _, u := range l.Txns {
-				// Over TCP a refused connection is all the wire shows of a
-				// REGISTER to a server that is down.
-				// One to the same server before the failure was known (a
-				// refresh while a keep-alive waits), or at the same
-				// instant (the wire does not order what happens at one),
-				// is no reaction to it, nor a connection opened for a
-				// keep-alive.
-				sameBefore := u.Server == t.Server && !u.start().After(o.At)
-				if u.Sends[0].Frame > t.Sends[0].Frame && (u.Method == "REGISTER" && u.Expires != 0 || u.Method == "SYN" && !a.burst(l, u)) && !sameBefore &&
-					(next == nil || u.Sends[0].Frame < next.Sends[0].Frame) {
-					next = u
+			// either leaves. One to the same server before the failure was
+			// known (a refresh while a keep-alive waits) is no reaction to
+			// it, nor a connection opened for a keep-alive. One to the
+			// same server at the very instant of the failure may be either
+			// (the wire does not order what happens at one instant): both
+			// readings are judged, and the phone held I2 if it held in one.
+			nextAfter := func(sameInstantBefore bool) *Txn {
+				var next *Txn
+				for _, u := range l.Txns {
+					sameBefore := u.Server == t.Server && (u.start().Before(o.At) || sameInstantBefore && u.start().Equal(o.At))
+					// Over TCP a refused connection is all the wire shows of
+					// a REGISTER to a server that is down.
+					if u.Sends[0].Frame > t.Sends[0].Frame && (u.Method == "REGISTER" && u.Expires != 0 || u.Method == "SYN" && !a.burst(l, u)) && !sameBefore &&
+						(next == nil || u.Sends[0].Frame < next.Sends[0].Frame) {
+						next = u
+					}
 				}
+				return next
 			}
 			deadline := o.At.Add(a.Slack)
 			if t.Server == len(a.Servers)-1 {
@@ -376,41 +379,59 @@ func (a *Analysis) i2() Verdict {
 				// its back-off (R9): the longest back-off is allowed.
 				deadline = deadline.Add(a.bounds().BackoffMax)
 			}
+			type finding struct {
+				at     time.Time
+				frames []int
+				msg    string
+			}
+			// judge says whether the failover to next held (nil, true),
+			// cannot be judged (nil, false), or broke I2.
+			judge := func(next *Txn) (*finding, bool) {
+				switch {
+				case next == nil && deadline.After(a.End):
+					return nil, false
+				case next == nil:
+					return &finding{deadline, shown, fmt.Sprintf("server %d was unavailable (%s) and no REGISTER to server %d followed", t.Server+1, o.What, want(o.At)[0]+1)}, true
+				case next.Method == "SYN" && !a.carriedRegister(l, next) && (next.Server != t.Server || next.start().After(deadline)):
+					// A refused connection the round did not go on from at
+					// once may have carried anything: a call's ACK or BYE, a
+					// keep-alive. The wire does not show the REGISTER it
+					// would take to judge.
+					return nil, false
+				case next.Server == t.Server && t.Server > 0 && a.firstFree(l, 0, next.start(), false) == t.Server:
+					return nil, true // a new round passed every server before it: their Retry-After runs (R1)
+				case next.Server == t.Server && t.Method == "SYN":
+					// A refused connection may have carried anything (a
+					// keep-alive, a call's ACK or BYE, a MESSAGE), and the
+					// REGISTER to the same server after it be a new round's
+					// (R9): had it carried a REGISTER, the round would have
+					// gone on elsewhere. The wire does not say.
+					return nil, false
+				case next.Server == t.Server:
+					return &finding{next.start(), append(shown, next.Sends[0].Frame),
+						fmt.Sprintf("server %d was unavailable (%s); the phone registered there again instead of failing over", t.Server+1, o.What)}, true
+				case !slices.Contains(want(o.At), next.Server) && !slices.Contains(want(next.start()), next.Server):
+					return &finding{next.start(), append(shown, next.Sends[0].Frame),
+						fmt.Sprintf("server %d was unavailable (%s); the next REGISTER went to server %d, not %d", t.Server+1, o.What, next.Server+1, want(o.At)[0]+1)}, true
+				case next.start().After(deadline):
+					return &finding{next.start(), append(shown, next.Sends[0].Frame),
+						fmt.Sprintf("server %d was unavailable (%s) at %v; the REGISTER to server %d came %v later (bound %v)", t.Server+1, o.What,
+							o.At.Sub(a.Begin).Round(time.Millisecond), next.Server+1, next.start().Sub(o.At).Round(time.Millisecond), deadline.Sub(o.At))}, true
+				}
+				return nil, true
+			}
+			f, judged := judge(nextAfter(false))
+			if f != nil {
+				if g, ok := judge(nextAfter(true)); g == nil {
+					f, judged = nil, ok
+				}
+			}
 			switch {
-			case next == nil && deadline.After(a.End):
+			case !judged:
 				v.unknown++
-			case next == nil:
+			case f != nil:
 				v.judged++
-				v.violated(a, l, deadline, shown,
-					"server %d was unavailable (%s) and no REGISTER to server %d followed", t.Server+1, o.What, want(o.At)[0]+1)
-			case next.Method == "SYN" && !a.carriedRegister(l, next) && (next.Server != t.Server || next.start().After(deadline)):
-				// A refused connection the round did not go on from at once
-				// may have carried anything: a call's ACK or BYE, a
-				// keep-alive. The wire does not show the REGISTER it would
-				// take to judge.
-				v.unknown++
-			case next.Server == t.Server && t.Server > 0 && a.firstFree(l, 0, next.start(), false) == t.Server:
-				v.judged++ // a new round passed every server before it: their Retry-After runs (R1)
-			case next.Server == t.Server && t.Method == "SYN":
-				// A refused connection may have carried anything (a
-				// keep-alive, a call's ACK or BYE, a MESSAGE), and the
-				// REGISTER to the same server after it be a new round's
-				// (R9): had it carried a REGISTER, the round would have gone
-				// on elsewhere. The wire does not say.
-				v.unknown++
-			case next.Server == t.Server:
-				v.judged++
-				v.violated(a, l, next.start(), append(shown, next.Sends[0].Frame),
-					"server %d was unavailable (%s); the phone registered there again instead of failing over", t.Server+1, o.What)
-			case !slices.Contains(want(o.At), next.Server) && !slices.Contains(want(next.start()), next.Server):
-				v.judged++
-				v.violated(a, l, next.start(), append(shown, next.Sends[0].Frame),
-					"server %d was unavailable (%s); the next REGISTER went to server %d, not %d", t.Server+1, o.What, next.Server+1, want(o.At)[0]+1)
-			case next.start().After(deadline):
-				v.judged++
-				v.violated(a, l, next.start(), append(shown, next.Sends[0].Frame),
-					"server %d was unavailable (%s) at %v; the REGISTER to server %d came %v later (bound %v)", t.Server+1, o.What,
-					o.At.Sub(a.Begin).Round(time.Millisecond), next.Server+1, next.start().Sub(o.At).Round(time.Millisecond), deadline.Sub(o.At))
+				v.violated(a, l, f.at, f.frames, "%s", f.msg)
 			default:
 				v.judged++
 			}
