@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -208,6 +209,40 @@ func (l *Line) Register() {
 
 // Unregister removes the line's registration; the line ends idle.
 func (l *Line) Unregister() { l.deliver(fsm.LineEventUserUnregister, "") }
+
+// UserEvent delivers a user's event of model/line.yaml by its name, as a
+// phone's menu would: user.register and user.unregister as Register and
+// Unregister do, and any other user.* event the model has (one added to
+// the model needs no code here). Events the runtime raises itself
+// (answers, timers, failures) are refused, and so is an event the machines
+// of a concurrent line do not have.
+func (l *Line) UserEvent(name string) error {
+	ev, err := fsm.ParseLineEvent(name)
+	switch {
+	case err != nil || !strings.HasPrefix(name, "user."):
+		return fmt.Errorf("%q is not a user's event of the line model; those are %s", name, strings.Join(UserEvents(), ", "))
+	case ev == fsm.LineEventUserRegister:
+		l.Register()
+	case ev == fsm.LineEventUserUnregister:
+		l.Unregister()
+	case l.cc != nil:
+		return fmt.Errorf("line %s registers concurrently (model/concurrent.yaml): it has no %s", l.cfg.Name, name)
+	default:
+		l.deliver(ev, "the user asked")
+	}
+	return nil
+}
+
+// UserEvents lists the user's events of model/line.yaml by name.
+func UserEvents() []string {
+	var out []string
+	for e := fsm.LineEvent(1); !strings.HasPrefix(e.String(), "LineEvent("); e++ {
+		if strings.HasPrefix(e.String(), "user.") {
+			out = append(out, e.String())
+		}
+	}
+	return out
+}
 
 // RequestUnavailable tells the line that a call's request found its server
 // unavailable (R6, R7).

@@ -359,7 +359,7 @@ lines:
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, want := range []string{`dns: servers[3]: "dns.example.com" is not an IP address`, `dns: servers[4]: "127.0.0.1:0": port 0`} {
+	for _, want := range []string{`2:52: dns.servers[3]: "dns.example.com" is not an IP address`, `2:69: dns.servers[4]: "127.0.0.1:0": port 0`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v\nwant %q", err, want)
 		}

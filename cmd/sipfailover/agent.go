@@ -162,6 +162,7 @@ func serve(ctx context.Context, o serveOptions, reload <-chan struct{}, log *slo
 	api.routes(calls)
 	mux.Handle("/api/calls", guard(token, hosts, calls))
 	mux.Handle("/api/calls/", guard(token, hosts, calls))
+	mux.Handle("/api/lines/", guard(token, hosts, calls))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 64 << 10}
 	go srv.Serve(ln)

@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -149,6 +151,28 @@ func (a *api) routes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusCreated, c.Info())
 	})
+	// POST /api/lines/{line}/events {"event": "user.register"} delivers a
+	// user's event of the line model, as a phone's menu does; an event added
+	// to the model is there with no code of its own.
+	mux.HandleFunc("POST /api/lines/{line}/events", func(w http.ResponseWriter, r *http.Request) {
+		var req eventRequest
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"body: " + err.Error()})
+			return
+		}
+		l, err := a.line(r.PathValue("line"))
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, apiError{"line: " + err.Error()})
+			return
+		}
+		if err := l.UserEvent(req.Event); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"event: " + err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, l.Status())
+	})
 	// POST /api/calls/{id}/hangup ends a call (R7).
 	mux.HandleFunc("POST /api/calls/{id}/hangup", func(w http.ResponseWriter, r *http.Request) {
 		c, info, ok := a.call(r.PathValue("id"))
@@ -162,6 +186,11 @@ func (a *api) routes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusOK, c.Info())
 		}
 	})
+}
+
+// eventRequest is the body of POST /api/lines/{line}/events.
+type eventRequest struct {
+	Event string `json:"event"` // a user's event of model/line.yaml: "user.register"
 }
 
 // dialRequest is the body of POST /api/calls.
@@ -264,6 +293,37 @@ func hangupCmd(args []string, stdout, stderr io.Writer) int {
 		printCall(stdout, info)
 	}
 	return code
+}
+
+// eventCmd is `sipfailover event [-line N] EVENT`: deliver a user's event
+// of the line model to a line of a running agent (user.register re-registers
+// it at once), and print how the line stands then.
+func eventCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("event", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := agentAddr(fs)
+	tokenFile := fs.String("token-file", "", "the agent's -token-file (default: the one for -status-addr)")
+	line := fs.String("line", "1", "the line: its number in the settings (1 and up) or its name")
+	if code, ok := parse(fs, args, "event [-line N] [-status-addr HOST:PORT] EVENT", 1, 1, stdout, stderr); !ok {
+		return code
+	}
+	name := fs.Arg(0)
+	if !slices.Contains(runtime.UserEvents(), name) {
+		fmt.Fprintf(stderr, "event: %q is not a user's event of the line model; those are %s\n", name, strings.Join(runtime.UserEvents(), ", "))
+		return 2
+	}
+	c, err := newAPIClient(*addr, *tokenFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "event:", err)
+		return 1
+	}
+	var st runtime.Status
+	if err := c.do("POST", "/api/lines/"+url.PathEscape(*line)+"/events", eventRequest{Event: name}, &st); err != nil {
+		fmt.Fprintln(stderr, "event:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %s delivered; the line is %s (server %d %s)\n", st.Line, name, st.State, st.Server, st.Where)
+	return 0
 }
 
 // callsCmd is `sipfailover calls`: list the calls of a running agent that

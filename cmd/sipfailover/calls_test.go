@@ -264,3 +264,37 @@ func TestCallWaitSaysHowToEnd(t *testing.T) {
 		t.Errorf("exit %d, %q; want 1, still dialing and how to end it", code, errOut.String())
 	}
 }
+
+// TestEventCommand: `sipfailover event` delivers a user's event of the line
+// model to a running agent's line: user.register registers it again at
+// once. A name that is no user's event is refused before the agent is
+// asked, with the ones there are; a line the settings lack is named.
+func TestEventCommand(t *testing.T) {
+	rs := startRegistrars(t, "p", "b")
+	addr, path := runAgent(t, settingsFile([2]int{rs[0].Port(), rs[1].Port()}))
+	tok := testToken(path)
+	eventually(t, "the line registers", rs[0].Registered)
+	before, _ := registers(rs[0])
+	var out, errOut bytes.Buffer
+	if code := eventCmd([]string{"-addr", addr, "-token-file", tok, "user.register"}, &out, &errOut); code != 0 {
+		t.Fatalf("event exited %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "line1: user.register delivered; the line is ") {
+		t.Errorf("event printed %q", out.String())
+	}
+	eventually(t, "the primary gets a REGISTER more", func() bool { n, _ := registers(rs[0]); return n > before })
+	for _, bad := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-addr", addr, "-token-file", tok, "resp.2xx"}, 2, `"resp.2xx" is not a user's event of the line model; those are user.register, user.unregister`},
+		{[]string{"-addr", addr, "-token-file", tok, "user.refreshh"}, 2, "is not a user's event"},
+		{[]string{"-addr", addr, "-token-file", tok, "-line", "7", "user.register"}, 1, "line 7: the settings have lines 1 to 1"},
+	} {
+		errOut.Reset()
+		if code := eventCmd(bad.args, &out, &errOut); code != bad.code || !strings.Contains(errOut.String(), bad.want) {
+			t.Errorf("event %v exited %d with %q, want %d and %q", bad.args, code, errOut.String(), bad.code, bad.want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ var about = map[string]string{
 	"calls":          "Lists the calls of a running agent that have not ended: each with its line, far end, state, server and age, and the ID hangup takes.",
 	"call":           "Places a call from a line of a running agent and waits for the answer.",
 	"hangup":         "Ends calls of a running agent: those named, or every call without an ID.",
+	"event":          "Delivers a user's event of model/line.yaml (user.register, user.unregister, and any user.* event added to the model) to a line of a running agent, as a phone's menu does, and prints how the line stands then.",
 	"fleet":          "Runs many lines made from the settings' first line against its servers, and reports failovers, failbacks and load. Line i registers as -user-pattern and -password-pattern of i: accounts the servers must have (interop/kam fleetdb makes them for the interop servers).",
 	"verify":         "Checks every reachable state of the models against their invariants with the SPIN model checker.",
 	"verify-capture": "Checks any phone against the invariants from a pcap or pcapng capture of its SIP traffic.",

@@ -43,6 +43,8 @@ commands:
   call [-line N] NUMBER place a call from line N of a running agent (a number,
                         user@host or sip: URI) and wait for the answer
   hangup [ID]           end a call of a running agent (every call without ID)
+  event [-line N] EVENT deliver a user's event of the line model to a line of a
+                        running agent: user.register re-registers it at once
   fleet -config FILE -lines N
                         run N lines made from the settings' first line against
                         its servers, and report failovers, failbacks and load
@@ -113,6 +115,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return hangupCmd(args[1:], stdout, stderr)
 	case "calls":
 		return callsCmd(args[1:], stdout, stderr)
+	case "event":
+		return eventCmd(args[1:], stdout, stderr)
 	case "fleet":
 		return fleetCmd(args[1:], stdout, stderr)
 	case "verify":

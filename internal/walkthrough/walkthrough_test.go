@@ -177,7 +177,7 @@ func TestReadmeExample(t *testing.T) {
 	model := string(src)
 	var goFiles []snippet
 	var quoted []string // what the README shows the check print
-	commands := 0
+	var commands []string
 	for _, s := range snippets(t, string(readme)) {
 		switch s.lang {
 		case "":
@@ -199,11 +199,11 @@ func TestReadmeExample(t *testing.T) {
 			}
 			goFiles = append(goFiles, s)
 		case "sh":
-			commands++
+			commands = append(commands, strings.TrimSpace(s.text))
 		}
 	}
-	if len(goFiles) != 3 || commands != 1 {
-		t.Fatalf("the example has %d Go files and %d command blocks; the test knows 3 and 1", len(goFiles), commands)
+	if len(goFiles) != 3 || len(commands) != 2 {
+		t.Fatalf("the example has %d Go files and %d command blocks; the test knows 3 and 2", len(goFiles), len(commands))
 	}
 
 	// Step 2: the check lists the states to give ignore lists; follow it
@@ -256,6 +256,19 @@ func TestReadmeExample(t *testing.T) {
 	must(t, dir, "go", "vet", "./...")
 	out := must(t, dir, "go", "test", "./gen", "./fsm", "./runtime", "./proptest")
 	t.Logf("the tests of the changed copy:\n%s", out)
+
+	// Step 8: the README's last command delivers the new event, and the
+	// copy's program knows it as a user's event: with no agent to ask, it
+	// fails on the control token, not on the event's name.
+	event := strings.Fields(strings.TrimPrefix(commands[len(commands)-1], "go run ./cmd/sipfailover "))
+	if len(event) < 2 || event[0] != "event" || !strings.Contains(model, "\n  "+event[len(event)-1]+":") {
+		t.Fatalf("the README's last command %q delivers no event the example adds to the model", commands[len(commands)-1])
+	}
+	args := append([]string{"run", "./cmd/sipfailover"}, event[:len(event)-1]...)
+	args = append(args, "-token-file", filepath.Join(dir, "no.token"), event[len(event)-1])
+	if out, err := run(t, dir, "go", args...); err == nil || !strings.Contains(out, "control token") {
+		t.Errorf("go %s: %v, want the control token missing:\n%s", strings.Join(args, " "), err, out)
+	}
 
 	// Step 7, where SPIN is installed (CI installs it): every property the
 	// README shows holds of the changed model.
