@@ -96,9 +96,9 @@ lines:
 	for _, want := range []string{
 		fmt.Sprintf("fleet: %d lines", fleetLines),
 		fmt.Sprintf("lines per state at the end, before de-registering: primary_registered %d\n", fleetLines),
-		fmt.Sprintf("failovers: %d, p50", fleetLines),
-		fmt.Sprintf("time on a backup before failback: %d, p50", fleetLines),
-		fmt.Sprintf("failbacks, from the probe to registered on the primary: %d, p50", fleetLines),
+		fmt.Sprintf("to registered on a backup: %d, p50", fleetLines),
+		fmt.Sprintf("time on a backup, from registered there to registered on the primary again: %d, p50", fleetLines),
+		fmt.Sprintf("failbacks, from the probe that succeeded to registered on the primary: %d, p50", fleetLines),
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q", want)

@@ -376,6 +376,11 @@ type Transition struct {
 	ServerAddr string
 	Reason     string // why, for failures: "503 Service Unavailable from UDP 127.0.0.1:5070"
 	At         time.Time
+	// FaultAt is, for a failure, when the fault the line saw began: the
+	// first transmission of the request (or keep-alive) that went
+	// unanswered or failed; At when that is not known. Zero for a step
+	// that is no failure.
+	FaultAt time.Time
 }
 
 func (t Transition) String() string {

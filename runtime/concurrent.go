@@ -140,7 +140,7 @@ func (c *concurrent) fire(ev fsm.ConcurrentEvent, reason string) {
 		if to == fsm.LineStateAllFailed {
 			failed = cmp.Or(l.status.LastReason, "every server's binding is down")
 		}
-		l.record(from, to, ev.String(), step.Transition, server, reason, failed)
+		l.record(from, to, ev.String(), step.Transition, server, reason, failed, time.Time{})
 	}
 	l.tellRequests(from, to, server != before)
 }

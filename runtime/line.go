@@ -28,6 +28,7 @@ type Line struct {
 	m        *fsm.LineMachine
 	queue    []pending
 	draining bool
+	since    time.Time // while a failed transaction is told: its first transmission (refuse)
 	timers   timerSet[fsm.LineTimer]
 	requests []*Request // requests in flight (R6-R8), sharing this lock and queue
 	calls    []*Call    // calls not yet ended
@@ -69,6 +70,7 @@ type pending struct {
 	cc      bool // concurrent mode: an event of the line's concurrent machine
 	ccev    fsm.ConcurrentEvent
 	reason  string
+	since   time.Time // a failure's: when the request that failed was first sent; zero when not known
 }
 
 // Status is what a line reports (R14).
@@ -260,8 +262,11 @@ func (l *Line) deliver(ev fsm.LineEvent, reason string) {
 
 // post queues an event; the caller holds l.mu. Events that actions raise
 // (a send refused at once) are posted, never fired from inside an action.
-func (l *Line) post(ev fsm.LineEvent, reason string) {
-	l.queue = append(l.queue, pending{ev: ev, reason: reason})
+func (l *Line) post(ev fsm.LineEvent, reason string) { l.postSince(ev, reason, l.since) }
+
+// postSince posts a failure of a request the line first sent at since.
+func (l *Line) postSince(ev fsm.LineEvent, reason string, since time.Time) {
+	l.queue = append(l.queue, pending{ev: ev, reason: reason, since: since})
 }
 
 // drain fires queued events one at a time, performing each step's effects
@@ -310,7 +315,7 @@ func (l *Line) drain() {
 		// The line's server failed (not the probe's): the line moves on.
 		moved := slices.Contains(failureEvents, step.Event) && step.Event != fsm.LineEventProbeFailed &&
 			step.Event != fsm.LineEventTimerProbe && (step.From.HasTag(fsm.LineTagTrying) || step.From.HasTag(fsm.LineTagRegistered))
-		l.report(step, p.reason)
+		l.report(step, p.reason, p.since)
 		if moved && last {
 			// Every target of the name has failed this round: look its
 			// records up again (R20), once the step is reported, for the
@@ -332,7 +337,7 @@ var failureEvents = []fsm.LineEvent{
 }
 
 // report updates the status and logs the transition (R14).
-func (l *Line) report(step fsm.LineStep, reason string) {
+func (l *Line) report(step fsm.LineStep, reason string, since time.Time) {
 	failed := ""
 	switch {
 	case step.To == fsm.LineStateFailed && step.Event == fsm.LineEventRespChallenge:
@@ -340,14 +345,14 @@ func (l *Line) report(step fsm.LineStep, reason string) {
 	case slices.Contains(failureEvents, step.Event):
 		failed = cmp.Or(reason, step.Event.String())
 	}
-	l.record(step.From, step.To, step.Event.String(), step.Transition, l.m.Vars().Server, reason, failed)
+	l.record(step.From, step.To, step.Event.String(), step.Transition, l.m.Vars().Server, reason, failed, since)
 }
 
 // record updates the status with a step of the line's machine (in
 // concurrent mode, of model/concurrent.yaml, whose states the line model
 // names too), and logs it; failed is the failure's reason to report, ""
 // when the step is none (R14).
-func (l *Line) record(from, to fsm.LineState, event, id string, server int, reason, failed string) {
+func (l *Line) record(from, to fsm.LineState, event, id string, server int, reason, failed string, since time.Time) {
 	now := l.agent.clock.Now()
 	st := &l.status
 	if failed != "" {
@@ -362,6 +367,9 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
 	t := Transition{Line: l.cfg.Name, From: from.String(), To: to.String(), Event: event,
 		ID: id, Server: server + 1, ServerAddr: st.ServerAddr, Reason: reason, At: now}
+	if failed != "" {
+		t.FaultAt = cmp.Or(since, now)
+	}
 	level := slog.LevelInfo
 	if from == to {
 		level = slog.LevelDebug // a refresh, a keep-alive: the state stays
@@ -399,11 +407,13 @@ func (l *Line) budgetsFromSend(main, probe *txn) {
 // timerFired runs with l.mu held, for a timer still current.
 func (l *Line) timerFired(t fsm.LineTimer) {
 	reason := ""
+	var since time.Time
 	switch t {
 	case fsm.LineTimerBudget:
 		switch {
 		case l.main != nil:
 			reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", l.main.dst, l.main.sent, time.Duration(l.m.Budget()))
+			since = l.main.began
 			l.agent.net.Forget(l.main.dst)
 		case l.waiting:
 			reason = fmt.Sprintf("no DNS answer for %s within %v", l.keys[l.targets[l.m.Vars().Server].cfg], time.Duration(l.m.Budget()))
@@ -421,6 +431,6 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 			reason = fmt.Sprintf("no DNS answer for %s within %s", l.keys[l.probeTargets[0].cfg], within)
 		}
 	}
-	l.post(t.Event(), reason)
+	l.postSince(t.Event(), reason, since)
 	l.drain()
 }

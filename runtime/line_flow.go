@@ -223,7 +223,7 @@ func (l *Line) flowUnanswered(p *flowPing) {
 			l.postBinding(b, fsm.BindingEventFlowLost, why)
 		}
 	case l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == p.dst:
-		l.post(fsm.LineEventFlowLost, why)
+		l.postSince(fsm.LineEventFlowLost, why, p.sent)
 	}
 }
 
@@ -254,7 +254,7 @@ func (l *Line) flowUnreachable(dst transport.Endpoint, err *transport.Error, rep
 		return false
 	}
 	if l.m.State().HasTag(fsm.LineTagRegistered) && l.server(l.m.Vars().Server) == dst {
-		l.post(fsm.LineEventTransportIcmp, err.Error())
+		l.postSince(fsm.LineEventTransportIcmp, err.Error(), p.sent)
 		return true
 	}
 	return false

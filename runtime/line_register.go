@@ -299,7 +299,9 @@ func (l *Line) keepalive(slot **txn, i, maxTx int, budget time.Duration, failed 
 		if *slot == t {
 			l.finish(t)
 			l.agent.net.Forget(t.dst)
+			l.since = t.began
 			failed(fmt.Sprintf("no answer to OPTIONS from %s within %v", t.dst, budget))
+			l.since = time.Time{}
 			l.drain()
 		}
 	})

@@ -56,6 +56,7 @@ type txn struct {
 	binding    *binding  // the binding a REGISTER or keep-alive is for, in concurrent mode (R17)
 	invite     bool      // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
 	firstAt    time.Time // when pacing lets it go first (R21); zero: sent at once
+	began      time.Time // its first transmission
 }
 
 // txnID is what a response must repeat to answer a transaction's request,
@@ -108,6 +109,17 @@ func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server,
 	return t
 }
 
+// refuse tells t's owner that t failed: what the line posts of it carries
+// when t was first sent, the start of the fault it saw (Transition.FaultAt).
+func (l *Line) refuse(t *txn, reason string) {
+	if t.refused == nil {
+		return
+	}
+	l.since = t.began
+	t.refused(reason)
+	l.since = time.Time{}
+}
+
 // pending is how long t still waits for its first transmission, put off by
 // the agent's pacing (R21); 0 for nil or a request already sent. A budget
 // armed with the request adds it: the server's silence counts from the
@@ -130,11 +142,12 @@ func (l *Line) postLine(ev fsm.LineEvent) func(string) {
 // transmissions is reached (I4).
 func (l *Line) transmit(t *txn) {
 	t.sent++
+	if t.sent == 1 {
+		t.began = l.agent.clock.Now()
+	}
 	if err := l.agent.net.Send(t.dst, t.msg); err != nil {
 		l.finish(t)
-		if t.refused != nil {
-			t.refused(err.Error())
-		}
+		l.refuse(t, err.Error())
 		return
 	}
 	if t.dst.Transport != settings.TransportUDP || (t.max > 0 && t.sent >= t.max) {
@@ -239,8 +252,8 @@ func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 				l.mainChallenge = res
 			}
 		}
-		l.post([...]fsm.LineEvent{outGranted: fsm.LineEventResp2xx, outRejected: fsm.LineEventRespRejected, outAgain: fsm.LineEventRespRetry,
-			outChallenged: fsm.LineEventRespChallenge, outUnavailable: fsm.LineEventRespUnavailable}[out], why)
+		l.postSince([...]fsm.LineEvent{outGranted: fsm.LineEventResp2xx, outRejected: fsm.LineEventRespRejected, outAgain: fsm.LineEventRespRetry,
+			outChallenged: fsm.LineEventRespChallenge, outUnavailable: fsm.LineEventRespUnavailable}[out], why, t.began)
 	case txnProbe:
 		v := l.m.Vars()
 		out, refresh, why := l.registerOutcome(t, res, reason, v.ProbeChallenges == 0 && v.ProbeRetries == 0)
@@ -256,7 +269,7 @@ func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 			outChallenged: fsm.LineEventProbeChallenge, outUnavailable: fsm.LineEventProbeFailed}[out], why)
 	case txnKeepalive:
 		if unavailable {
-			t.refused(reason)
+			l.refuse(t, reason)
 		}
 	case txnDeregister:
 		// Its answer is not awaited, but a challenge is answered once, or
@@ -324,11 +337,11 @@ func (l *Line) unreachable(dst transport.Endpoint, err *transport.Error) {
 			}
 			l.postReq(t.owner, rev, err.Error())
 		case txnRegister:
-			l.post(ev, err.Error())
+			l.postSince(ev, err.Error(), t.began)
 		case txnProbe:
 			l.post(fsm.LineEventProbeFailed, err.Error())
 		case txnKeepalive:
-			t.refused(err.Error())
+			l.refuse(t, err.Error())
 		}
 	}
 	if l.flowUnreachable(dst, err, !hit) {

@@ -384,5 +384,9 @@ func (a *requestActions) LineFailover() {
 		}
 		return
 	}
-	r.line.post(fsm.LineEventRequestUnavailable, reason)
+	var since time.Time
+	if r.tx != nil {
+		since = r.tx.began
+	}
+	r.line.postSince(fsm.LineEventRequestUnavailable, reason, since)
 }

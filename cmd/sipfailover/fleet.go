@@ -129,9 +129,11 @@ type fleet struct {
 	samples   []fleetSample        // lines per state, four times a second
 	ended     map[string]int       // lines per state when the run ended, before the de-registrations
 	started   time.Duration        // how long starting every line took
-	leftAt    map[string]time.Time // line -> when it left the primary
+	leftAt    map[string]time.Time // line -> when the fault that took it from the primary began
 	onBackup  map[string]time.Time // line -> when it registered on a lower-priority server
-	failovers []time.Duration      // from leaving the primary to registered elsewhere
+	failovers []time.Duration      // from the fault a line saw to registered elsewhere
+	faults    []time.Time          // when each failover's fault began, for the picture
+	backAt    []time.Time          // when each line came back to the primary from a backup
 	backups   []time.Duration      // from registered on a backup to back on the primary
 	probeAt   map[string]time.Time // line -> when its latest failback probe started
 	failbacks []time.Duration      // from the probe that succeeded to registered on the primary
@@ -207,7 +209,12 @@ func (f *fleet) note(t runtime.Transition) {
 	defer f.mu.Unlock()
 	switch {
 	case t.From == "primary_registered":
-		f.leftAt[t.Line] = t.At
+		// From the fault the line saw (its first request that the primary
+		// left unanswered or failed): detection is part of a failover.
+		f.leftAt[t.Line] = cmp.Or(t.FaultAt, t.At)
+		if !t.FaultAt.IsZero() {
+			f.faults = append(f.faults, t.FaultAt)
+		}
 	case t.To == "backup_registered" && t.From != "probing":
 		if left, ok := f.leftAt[t.Line]; ok {
 			f.failovers = append(f.failovers, t.At.Sub(left))
@@ -219,6 +226,7 @@ func (f *fleet) note(t runtime.Transition) {
 	case t.To == "primary_registered":
 		if since, ok := f.onBackup[t.Line]; ok {
 			f.backups = append(f.backups, t.At.Sub(since))
+			f.backAt = append(f.backAt, t.At)
 			delete(f.onBackup, t.Line)
 		}
 		if probe, ok := f.probeAt[t.Line]; ok && t.From == "probing" {
@@ -319,7 +327,7 @@ type fleetReport struct {
 	Started   string          `json:"started"` // how long starting every line took; "" while starting
 	Ended     bool            `json:"ended"`   // States are from the end of the run, before de-registering
 	States    map[string]int  `json:"states"`
-	Failovers percentile      `json:"failovers"`      // from leaving the primary to registered elsewhere
+	Failovers percentile      `json:"failovers"`      // from the fault a line saw to registered elsewhere
 	OnBackup  percentile      `json:"time_on_backup"` // from registered on a backup to back on the primary
 	Failbacks percentile      `json:"failbacks"`      // from the probe that succeeded to registered on the primary
 	Pacing    settings.Pacing `json:"pacing"`         // rate 0: off
@@ -383,9 +391,9 @@ func (r fleetReport) print(w io.Writer) {
 		fmt.Fprintf(w, " %s %d", s, r.States[s])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "failovers: %s\n", r.Failovers)
-	fmt.Fprintf(w, "time on a backup before failback: %s\n", r.OnBackup)
-	fmt.Fprintf(w, "failbacks, from the probe to registered on the primary: %s\n", r.Failbacks)
+	fmt.Fprintf(w, "failovers, from the fault a line saw (its first request the primary left unanswered or failed) to registered on a backup: %s\n", r.Failovers)
+	fmt.Fprintf(w, "time on a backup, from registered there to registered on the primary again: %s\n", r.OnBackup)
+	fmt.Fprintf(w, "failbacks, from the probe that succeeded to registered on the primary: %s\n", r.Failbacks)
 	pacing := "off"
 	if p := r.Pacing; p.Rate > 0 {
 		pacing = fmt.Sprintf("at most %d at once, then %v a second", p.Burst, p.Rate)

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 )
@@ -82,7 +84,8 @@ func TestFleet(t *testing.T) {
 	f.report(&out)
 	report := out.String()
 	t.Logf("the report:\n%s", report)
-	for _, want := range []string{"fleet: 20 lines", "failovers: 20, p50", "time on a backup before failback: 20, p50", "failbacks, from the probe to registered on the primary: 20, p50",
+	for _, want := range []string{"fleet: 20 lines", "failovers, from the fault a line saw (its first request the primary left unanswered or failed) to registered on a backup: 20, p50",
+		"time on a backup, from registered there to registered on the primary again: 20, p50", "failbacks, from the probe that succeeded to registered on the primary: 20, p50",
 		fmt.Sprintf("UDP 127.0.0.1:%d", rs[0].Port()), fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report lacks %q:\n%s", want, report)
@@ -114,7 +117,9 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", "20 lines: how many in each state", ">idle<", "new requests a second, per server", fmt.Sprintf("UDP 127.0.0.1:%d", rs[1].Port())} {
+	for _, want := range []string{"<svg", "20 lines: how many in each state", ">idle<", "new requests a second, per server",
+		fmt.Sprintf("server 2 (backup): UDP 127.0.0.1:%d", rs[1].Port()), fmt.Sprintf("server 1 (primary): UDP 127.0.0.1:%d", rs[0].Port()),
+		"fault seen", "primary back"} {
 		if !bytes.Contains(svg, []byte(want)) {
 			t.Errorf("the picture lacks %q", want)
 		}
@@ -217,5 +222,26 @@ func checkLivePage(t *testing.T, f *fleet, n int) {
 	}
 	if code, _, _ := get("/report.json", "attacker.example:80"); code != http.StatusMisdirectedRequest {
 		t.Errorf("a request for another host: %d, want 421", code)
+	}
+}
+
+// TestFleetFailoverCountsDetection: a failover is timed from the fault the
+// line saw (the first transmission of the request the primary left
+// unanswered), not from the moment the line gave up on it: a line whose
+// refresh went unanswered for its budget of 1.5 s and that registered on
+// the backup 20 ms later took 1.52 s.
+func TestFleetFailoverCountsDetection(t *testing.T) {
+	f := &fleet{leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}, probeAt: map[string]time.Time{}}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.note(runtime.Transition{Line: "l", From: "primary_registered", To: "retrying", Event: "timer.budget", At: at.Add(1500 * time.Millisecond), FaultAt: at})
+	f.note(runtime.Transition{Line: "l", From: "retrying", To: "backup_registered", Event: "resp.2xx", At: at.Add(1520 * time.Millisecond)})
+	if len(f.failovers) != 1 || f.failovers[0] != 1520*time.Millisecond {
+		t.Fatalf("failovers %v, want one of 1.52s", f.failovers)
+	}
+	// A line the user moved (no fault) is timed from the move.
+	f.note(runtime.Transition{Line: "m", From: "primary_registered", To: "registering", Event: "user.register", At: at})
+	f.note(runtime.Transition{Line: "m", From: "retrying", To: "backup_registered", Event: "resp.2xx", At: at.Add(time.Second)})
+	if len(f.failovers) != 2 || f.failovers[1] != time.Second {
+		t.Fatalf("failovers %v, want a second one of 1s", f.failovers)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"image/color"
 	"io"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ func (f *fleet) draw(out io.Writer, format string) error {
 	f.mu.Lock()
 	samples := slices.Clone(f.samples)
 	begin := f.begin
+	faults, back := slices.Clone(f.faults), slices.Clone(f.backAt)
 	f.mu.Unlock()
 
 	states := plot.New()
@@ -76,21 +78,37 @@ func (f *fleet) draw(out io.Writer, format string) error {
 	if len(samples) > 0 {
 		end = begin.Add(samples[len(samples)-1].at)
 	}
+	peak := 1.0
 	for _, server := range f.servers() {
 		label := server
-		if n, ok := f.numbers[server]; ok {
-			label = fmt.Sprintf("server %d: %s", n, server)
+		switch n := f.numbers[server]; {
+		case n == 1:
+			label = fmt.Sprintf("server 1 (primary): %s", server)
+		case n > 1:
+			label = fmt.Sprintf("server %d (backup): %s", n, server)
 		}
-		series = append(series, label, f.network.perSecond(server, begin, end))
+		xy := f.network.perSecond(server, begin, end)
+		for _, p := range xy {
+			peak = max(peak, p.Y)
+		}
+		series = append(series, label, xy)
 	}
 	if err := plotutil.AddLines(load, series...); err != nil {
 		return err
 	}
-	// The legends go right of the curves, in room the x axes leave for them.
+	// The x axes end with the run; the legends go above the curves, in
+	// room the y axes leave for them.
+	states.Y.Max, load.Y.Max = float64(len(f.lines))*1.5, peak*1.6
 	for _, p := range []*plot.Plot{states, load} {
-		p.X.Min, p.X.Max = 0, max(1, end.Sub(begin).Seconds())*1.35
+		p.X.Min, p.X.Max = 0, max(1, end.Sub(begin).Seconds())
 		p.Legend.Top = true
 		p.Y.Min = 0
+		if err := mark(p, begin, waves(faults), "fault seen"); err != nil {
+			return err
+		}
+		if err := mark(p, begin, recoveries(waves(faults), back), "primary back"); err != nil {
+			return err
+		}
 	}
 
 	w, h := 24*vg.Centimeter, 20*vg.Centimeter
@@ -107,6 +125,55 @@ func (f *fleet) draw(out io.Writer, format string) error {
 	}
 	_, err = canvas.WriteTo(out)
 	return err
+}
+
+// waveGap is the quiet that separates two waves of failovers: a fault
+// seen after it is a new one.
+const waveGap = 30 * time.Second
+
+// waves are the first fault of each wave of failovers: the faults lines saw,
+// apart from the one before by more than waveGap.
+func waves(faults []time.Time) []time.Time {
+	slices.SortFunc(faults, time.Time.Compare)
+	var out []time.Time
+	for i, t := range faults {
+		if i == 0 || t.Sub(faults[i-1]) > waveGap {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// recoveries are, for each wave, the first time a line came back to the
+// primary after it began.
+func recoveries(waves, back []time.Time) []time.Time {
+	slices.SortFunc(back, time.Time.Compare)
+	var out []time.Time
+	for _, w := range waves {
+		if i := slices.IndexFunc(back, func(t time.Time) bool { return t.After(w) }); i >= 0 {
+			out = append(out, back[i])
+		}
+	}
+	return out
+}
+
+// mark draws a dashed vertical line, labelled, at each of times.
+func mark(p *plot.Plot, begin time.Time, times []time.Time, label string) error {
+	for _, t := range times {
+		x := t.Sub(begin).Seconds()
+		l, err := plotter.NewLine(plotter.XYs{{X: x, Y: p.Y.Min}, {X: x, Y: p.Y.Max}})
+		if err != nil {
+			return err
+		}
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		l.Color = color.Gray{Y: 90}
+		text, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x, Y: p.Y.Max * 0.62}}, Labels: []string{" " + label}})
+		if err != nil {
+			return err
+		}
+		p.Add(l, text)
+	}
+	return nil
 }
 
 // perSecond returns what server was sent each second of the run, from
