@@ -118,6 +118,21 @@ func (c *crafter) verdicts() map[string]Verdict {
 	return out
 }
 
+// holds checks the capture crafted so far with settings s and fails the
+// test for every invariant it finds violated.
+func (c *crafter) holds(s Settings) {
+	c.t.Helper()
+	a, err := Analyze(bytes.NewReader(c.bytes()), s)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, v := range a.Check() {
+		if v.Status == Violated {
+			c.t.Errorf("%s violated: %v", v.ID, v.Findings)
+		}
+	}
+}
+
 // req is a SIP request of the stand-in phone (user 1001).
 type req struct {
 	method, callID string
