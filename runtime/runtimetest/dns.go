@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -131,17 +132,33 @@ func (z *Zone) answer(q *dns.Msg) (*dns.Msg, bool) {
 	return m, true
 }
 
+// listenBoth listens over UDP on addr and over TCP on the port UDP got. A
+// port free for UDP may be taken for TCP (by another test's connection):
+// then it tries another, a few times.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	for range 20 {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, fmt.Errorf("no port on %s free for both UDP and TCP", addr)
+}
+
 // Serve answers for the zone over UDP and TCP on addr ("127.0.0.1:0",
 // "[::1]:0"), and returns the address it listens on (the same port for
 // both) and a function that stops it.
 func (z *Zone) Serve(addr string) (string, func(), error) {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, ln, err := listenBoth(addr)
 	if err != nil {
-		return "", nil, err
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
 		return "", nil, err
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
