@@ -246,6 +246,22 @@ type LineTrace struct {
 
 	dialogs map[string]dialog // Call-ID -> the server its dialog was set up through, and when
 	holds   *[]hold           // the calls that held the line, once worked out
+	regs    *[]*Txn           // its REGISTERs, once listed (by the checks: the capture is read)
+}
+
+// registers lists the line's REGISTERs; for the checks, which run once the
+// capture is read whole.
+func (l *LineTrace) registers() []*Txn {
+	if l.regs == nil {
+		out := []*Txn{}
+		for _, t := range l.Txns {
+			if t.Method == "REGISTER" {
+				out = append(out, t)
+			}
+		}
+		l.regs = &out
+	}
+	return *l.regs
 }
 
 // Analysis is a capture read for the checks.

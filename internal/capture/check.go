@@ -192,7 +192,7 @@ func (a *Analysis) i5() Verdict {
 // outcome: until then the phone is registered there as far as it can
 // know, though the binding's time has run out.
 func (a *Analysis) refreshing(l *LineTrace, k int, t time.Time) bool {
-	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+	return slices.ContainsFunc(l.registers(), func(u *Txn) bool {
 		// Until its final answer, or its budget's end: a phone that gave
 		// it up sooner (the request that found the server gone, in
 		// concurrent mode) stops retransmitting, which the wire shows
@@ -201,7 +201,7 @@ func (a *Analysis) refreshing(l *LineTrace, k int, t time.Time) bool {
 		if u.Final != nil {
 			end = u.Final.At
 		}
-		if u.Method != "REGISTER" || u.Server != k || u.Expires == 0 || u.start().After(t) || end.Before(t) {
+		if u.Server != k || u.Expires == 0 || u.start().After(t) || end.Before(t) {
 			return false
 		}
 		return slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.Server == k && b.live(u.start()) })
