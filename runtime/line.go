@@ -264,7 +264,8 @@ func (l *Line) deliver(ev fsm.LineEvent, reason string) {
 // (a send refused at once) are posted, never fired from inside an action.
 func (l *Line) post(ev fsm.LineEvent, reason string) { l.postSince(ev, reason, l.since) }
 
-// postSince posts a failure of a request the line first sent at since.
+// postSince posts an event of a request the line first sent at since: for
+// a failure, when the fault the line saw began (Transition.FaultAt).
 func (l *Line) postSince(ev fsm.LineEvent, reason string, since time.Time) {
 	l.queue = append(l.queue, pending{ev: ev, reason: reason, since: since})
 }
