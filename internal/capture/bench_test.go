@@ -17,10 +17,7 @@ import (
 func BenchmarkAnalyze(b *testing.B) {
 	c := newCrafter(&testing.T{})
 	c.register(0, primary, "reg-1", 1, 3600, false)
-	for i := range 15000 {
-		at := time.Second + time.Duration(i)*20*time.Millisecond
-		c.call(at, at+10*time.Millisecond+500*time.Millisecond, primary, fmt.Sprintf("call-%d", i))
-	}
+	calls(c, 15000)
 	data := c.bytes()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
@@ -46,10 +43,7 @@ func BenchmarkAnalyze(b *testing.B) {
 // INVITE: 93 s for SIPp's 102,000 frames, now under a second.
 func BenchmarkAnalyzeUnregisteredCalls(b *testing.B) {
 	c := newCrafter(&testing.T{})
-	for i := range 15000 {
-		at := time.Second + time.Duration(i)*20*time.Millisecond
-		c.call(at, at+10*time.Millisecond+500*time.Millisecond, primary, fmt.Sprintf("call-%d", i))
-	}
+	calls(c, 15000)
 	data := c.bytes()
 	b.SetBytes(int64(len(data)))
 	var frames int
@@ -65,6 +59,15 @@ func BenchmarkAnalyzeUnregisteredCalls(b *testing.B) {
 		frames = r.Frames
 	}
 	b.ReportMetric(float64(frames)*float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}
+
+// calls writes n calls of seven messages each through the primary, one
+// every 20 ms from the first second on.
+func calls(c *crafter, n int) {
+	for i := range n {
+		at := time.Second + time.Duration(i)*20*time.Millisecond
+		c.call(at, at+10*time.Millisecond+500*time.Millisecond, primary, fmt.Sprintf("call-%d", i))
+	}
 }
 
 // BenchmarkNonSIPFrames: a capture of one registration among 200,000 UDP

@@ -485,33 +485,19 @@ func TestCallAtTheFailbackInstant(t *testing.T) {
 // it that skipped the backup (I2).
 func TestRefusedConnectionCarriesAnything(t *testing.T) {
 	third := netip.MustParseAddrPort("127.0.0.4:5060")
-	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
 	ms := time.Millisecond
 	cr := newCrafter(t)
-	open := func(at time.Duration, src, dst netip.AddrPort) {
-		cr.tcp(at, src, dst, "", true, false)
-		cr.tcp(at+ms, dst, src, "", true, false)
-	}
-	register := func(at time.Duration, src, dst netip.AddrPort, cseq int, answer func(req) string) {
-		r := cr.request("REGISTER", "reg", cseq, 3600)
-		r.transport = "TCP"
-		cr.tcp(at, src, dst, r.String(), false, false)
-		if answer != nil {
-			cr.tcp(at+ms, dst, src, answer(r), false, false)
-		}
-	}
-	ok := func(r req) string { return answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n") }
-	open(0, port(40001), third)
-	register(2*ms, port(40001), third, 1, ok)
+	cr.accepted(0, phonePort(40001), third)
+	cr.tcpRegister(2*ms, phonePort(40001), third, 1, 3600, 200)
 	at := time.Minute
-	open(at, port(40002), primary)
-	register(at+2*ms, port(40002), primary, 2, nil)       // silent
-	cr.tcp(at+30*ms, port(40001), third, "", false, true) // the third's connection is reset
-	cr.tcp(at+34*ms, port(40003), third, "", true, false) // a call's ACK opens another: refused
-	cr.tcp(at+35*ms, third, port(40003), "", false, true) //
-	open(at+2*time.Second+2*ms, port(40004), backup)
-	register(at+2*time.Second+4*ms, port(40004), backup, 3, ok)
-	register(at+time.Hour/2, port(40004), backup, 4, ok)
+	cr.accepted(at, phonePort(40002), primary)
+	cr.tcpRegister(at+2*ms, phonePort(40002), primary, 2, 3600, 0) // silent
+	cr.tcp(at+30*ms, phonePort(40001), third, "", false, true)     // the third's connection is reset
+	cr.tcp(at+34*ms, phonePort(40003), third, "", true, false)     // a call's ACK opens another: refused
+	cr.tcp(at+35*ms, third, phonePort(40003), "", false, true)     //
+	cr.accepted(at+2*time.Second+2*ms, phonePort(40004), backup)
+	cr.tcpRegister(at+2*time.Second+4*ms, phonePort(40004), backup, 3, 3600, 200)
+	cr.tcpRegister(at+time.Hour/2, phonePort(40004), backup, 4, 3600, 200)
 
 	s := settings()
 	s.Servers = append(s.Servers, third)
@@ -546,24 +532,15 @@ func TestSameInstantIsNoReaction(t *testing.T) {
 // back, a new round begun) does not make it a round's try the phone did
 // not go on from (I2).
 func TestRefusedThenRegisteredThere(t *testing.T) {
-	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
 	ms := time.Millisecond
 	cr := newCrafter(t)
-	refused := func(at time.Duration, src, dst netip.AddrPort) {
-		cr.tcp(at, src, dst, "", true, false)
-		cr.tcp(at+ms, dst, src, "", false, true)
-	}
-	refused(0, port(40001), primary)
-	refused(2*ms, port(40002), backup)
+	cr.refused(0, ms, phonePort(40001), primary)
+	cr.refused(2*ms, ms, phonePort(40002), backup)
 	at := 30 * time.Second
-	refused(at, port(40003), primary) // a MESSAGE's, while every server is down
-	at += 900 * ms                    // the back-off ends: the primary is back
-	cr.tcp(at, port(40004), primary, "", true, false)
-	cr.tcp(at+ms, primary, port(40004), "", true, false)
-	r := cr.request("REGISTER", "reg", 1, 3600)
-	r.transport = "TCP"
-	cr.tcp(at+2*ms, port(40004), primary, r.String(), false, false)
-	cr.tcp(at+3*ms, primary, port(40004), answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n"), false, false)
+	cr.refused(at, ms, phonePort(40003), primary) // a MESSAGE's, while every server is down
+	at += 900 * ms                                // the back-off ends: the primary is back
+	cr.accepted(at, phonePort(40004), primary)
+	cr.tcpRegister(at+2*ms, phonePort(40004), primary, 1, 3600, 200)
 	if v := cr.verdicts()["I2"]; v.Status == Violated {
 		t.Errorf("I2 violated: %v", v.Findings)
 	}

@@ -101,6 +101,41 @@ func (c *crafter) tcp(at time.Duration, src, dst netip.AddrPort, payload string,
 	}
 }
 
+// phonePort is the stand-in phone's address at port p: one of its TCP
+// connections.
+func phonePort(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
+
+// accepted writes a connection from src that the server dst accepts a
+// millisecond later (a SYN and its SYN-ACK).
+func (c *crafter) accepted(at time.Duration, src, dst netip.AddrPort) {
+	c.tcp(at, src, dst, "", true, false)
+	c.tcp(at+time.Millisecond, dst, src, "", true, false)
+}
+
+// refused writes a connection from src that the server dst refuses after
+// the given time (a SYN answered by a reset).
+func (c *crafter) refused(at, after time.Duration, src, dst netip.AddrPort) {
+	c.tcp(at, src, dst, "", true, false)
+	c.tcp(at+after, dst, src, "", false, true)
+}
+
+// tcpRegister writes a REGISTER (Call-ID reg, the given CSeq and
+// expiry) on the phone's connection src to the server dst, answered a
+// millisecond later with code (a 200 grants the expiry asked); code 0
+// leaves it unanswered.
+func (c *crafter) tcpRegister(at time.Duration, src, dst netip.AddrPort, cseq, expires, code int) {
+	r := c.request("REGISTER", "reg", cseq, expires)
+	r.transport = "TCP"
+	c.tcp(at, src, dst, r.String(), false, false)
+	extra := ""
+	if code == 200 {
+		extra = fmt.Sprintf("Contact: <sip:1001@127.0.0.1:5062>;expires=%d\r\n", expires)
+	}
+	if code > 0 {
+		c.tcp(at+time.Millisecond, dst, src, answer(r, code, extra), false, false)
+	}
+}
+
 func (c *crafter) bytes() []byte { return c.buf.Bytes() }
 
 // verdicts checks the capture crafted so far with the test settings and

@@ -98,34 +98,22 @@ func TestFlowAnsweredOnceStaysAnswered(t *testing.T) {
 // beside it to the third server a failover that skipped the backup (I2).
 func TestFlowProbesAreNoRound(t *testing.T) {
 	third := netip.MustParseAddrPort("127.0.0.4:5060")
-	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
 	cr := newCrafter(t)
-	refused := func(at time.Duration, src, dst netip.AddrPort) {
-		cr.tcp(at, src, dst, "", true, false)
-		cr.tcp(at+time.Millisecond, dst, src, "", false, true)
-	}
 	ms := time.Millisecond
-	register := func(at time.Duration, src netip.AddrPort, cseq, code int) {
-		r := cr.request("REGISTER", "reg", cseq, 3600)
-		r.transport = "TCP"
-		cr.tcp(at, src, backup, r.String(), false, false)
-		cr.tcp(at+ms, backup, src, answer(r, code, "Contact: <sip:1001@127.0.0.1:5062>;expires=3600\r\n"), false, false)
-	}
 	// The first round: the primary and the third refuse, the backup 503s.
-	refused(0, port(40001), primary)
-	cr.tcp(2*ms, port(40002), backup, "", true, false)
-	cr.tcp(3*ms, backup, port(40002), "", true, false)
-	register(4*ms, port(40002), 1, 503)
-	refused(6*ms, port(40003), third)
+	cr.refused(0, ms, phonePort(40001), primary)
+	cr.accepted(2*ms, phonePort(40002), backup)
+	cr.tcpRegister(4*ms, phonePort(40002), backup, 1, 3600, 503)
+	cr.refused(6*ms, ms, phonePort(40003), third)
 	// 30 s on, the flow keep-alives: a ping on the backup's connection, and
 	// connections to the two others, both refused.
 	at := 30 * time.Second
-	cr.tcp(at, port(40002), backup, "\r\n\r\n", false, false)
-	refused(at, port(40004), primary)
-	refused(at, port(40005), third)
+	cr.tcp(at, phonePort(40002), backup, "\r\n\r\n", false, false)
+	cr.refused(at, ms, phonePort(40004), primary)
+	cr.refused(at, ms, phonePort(40005), third)
 	// The back-off ends: the primary refuses, the backup takes it.
-	refused(at+500*ms, port(40006), primary)
-	register(at+502*ms, port(40002), 2, 200)
+	cr.refused(at+500*ms, ms, phonePort(40006), primary)
+	cr.tcpRegister(at+502*ms, phonePort(40002), backup, 2, 3600, 200)
 
 	s := settings()
 	s.Servers = append(s.Servers, third)
@@ -141,18 +129,13 @@ func TestFlowLostLetsTheBindingGo(t *testing.T) {
 	ms := time.Millisecond
 	conn := netip.AddrPortFrom(phone.Addr(), 40001)
 	cr := newCrafter(t)
-	cr.tcp(0, conn, primary, "", true, false)
-	cr.tcp(ms, primary, conn, "", true, false)
-	r := cr.request("REGISTER", "reg", 1, 60)
-	r.transport = "TCP"
-	cr.tcp(2*ms, conn, primary, r.String(), false, false)
-	cr.tcp(3*ms, primary, conn, answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=60\r\n"), false, false)
+	cr.accepted(0, conn, primary)
+	cr.tcpRegister(2*ms, conn, primary, 1, 60, 200)
 	cr.tcp(20*s, conn, primary, "\r\n\r\n", false, false)
 	cr.tcp(20*s+ms, primary, conn, "\r\n", false, false)
 	cr.tcp(40*s, conn, primary, "\r\n\r\n", false, false) // no pong: the flow is lost at 50 s
 	backupConn := netip.AddrPortFrom(phone.Addr(), 40002)
-	cr.tcp(50*s, backupConn, backup, "", true, false)
-	cr.tcp(50*s+ms, backup, backupConn, "", false, true)
+	cr.refused(50*s, ms, backupConn, backup)
 	cr.tcp(90*s, conn, primary, "\r\n\r\n", false, false) // the capture runs past the binding's end
 
 	if v := cr.verdicts()["I8"]; v.Status == Violated {
@@ -166,36 +149,24 @@ func TestFlowLostLetsTheBindingGo(t *testing.T) {
 // from the primary's 503 to the backup, as it must (I2).
 func TestRoundBesideASlowProbe(t *testing.T) {
 	third := netip.MustParseAddrPort("127.0.0.4:5060")
-	port := func(p uint16) netip.AddrPort { return netip.AddrPortFrom(phone.Addr(), p) }
 	ms := time.Millisecond
 	cr := newCrafter(t)
-	refused := func(at, after time.Duration, src, dst netip.AddrPort) {
-		cr.tcp(at, src, dst, "", true, false)
-		cr.tcp(at+after, dst, src, "", false, true)
-	}
 	// The primary's connection is open; every server failed a round.
-	cr.tcp(0, port(40001), primary, "", true, false)
-	cr.tcp(ms, primary, port(40001), "", true, false)
-	r := cr.request("REGISTER", "reg", 1, 3600)
-	r.transport = "TCP"
-	cr.tcp(2*ms, port(40001), primary, r.String(), false, false)
-	cr.tcp(3*ms, primary, port(40001), answer(r, 503, ""), false, false)
-	refused(4*ms, ms, port(40002), backup)
-	refused(6*ms, ms, port(40003), third)
+	cr.accepted(0, phonePort(40001), primary)
+	cr.tcpRegister(2*ms, phonePort(40001), primary, 1, 3600, 503)
+	cr.refused(4*ms, ms, phonePort(40002), backup)
+	cr.refused(6*ms, ms, phonePort(40003), third)
 	// The keep-alives; the third refuses slowly.
 	at := 30 * time.Second
-	cr.tcp(at, port(40001), primary, "\r\n\r\n", false, false)
-	refused(at, ms, port(40004), backup)
-	refused(at, 150*ms, port(40005), third)
+	cr.tcp(at, phonePort(40001), primary, "\r\n\r\n", false, false)
+	cr.refused(at, ms, phonePort(40004), backup)
+	cr.refused(at, 150*ms, phonePort(40005), third)
 	// The back-off ends meanwhile: the primary 503s, the round goes on to
 	// the backup, then the third.
-	r = cr.request("REGISTER", "reg", 2, 3600)
-	r.transport = "TCP"
-	cr.tcp(at+100*ms, port(40001), primary, r.String(), false, false)
-	cr.tcp(at+101*ms, primary, port(40001), answer(r, 503, ""), false, false)
-	refused(at+101*ms, ms, port(40006), backup)
-	refused(at+102*ms, ms, port(40007), third)
-	cr.tcp(at+time.Minute, port(40001), primary, "\r\n\r\n", false, false)
+	cr.tcpRegister(at+100*ms, phonePort(40001), primary, 2, 3600, 503)
+	cr.refused(at+101*ms, ms, phonePort(40006), backup)
+	cr.refused(at+102*ms, ms, phonePort(40007), third)
+	cr.tcp(at+time.Minute, phonePort(40001), primary, "\r\n\r\n", false, false)
 
 	s := settings()
 	s.Servers = append(s.Servers, third)
