@@ -27,29 +27,21 @@ func TestFaultAt(t *testing.T) {
 			func(l *settings.LineConfig) { l.KeepaliveInterval = settings.Duration(20 * time.Second) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-			network := runtimetest.NewSimNetwork(clock, 10*time.Millisecond)
-			primary := transport.Endpoint{Host: "192.0.2.1", Port: 5060}
-			backup := transport.Endpoint{Host: "192.0.2.2", Port: 5060}
-			network.Add(&runtimetest.SimServer{Endpoint: primary})
-			network.Add(&runtimetest.SimServer{Endpoint: backup})
 			var left []runtime.Transition
-			agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithSeed(1), runtime.WithWatcher(func(tr runtime.Transition) {
+			p := newSimPair(t, transport.UDP, 10*time.Millisecond, func(l *settings.LineConfig) {
+				ttl := 60
+				l.NATKeepaliveInterval = new(settings.Duration(0))
+				l.Servers[0].TTL, l.Servers[1].TTL = &ttl, &ttl
+				if c.tweak != nil {
+					c.tweak(l)
+				}
+			}, runtime.WithWatcher(func(tr runtime.Transition) {
 				if tr.From == "primary_registered" && tr.To != tr.From {
 					left = append(left, tr)
 				}
 			}))
-			port, ttl, off := 5060, 60, new(settings.Duration(0))
-			cfg := settings.LineConfig{Name: "l", User: "1001", Password: "pw", NATKeepaliveInterval: off,
-				Servers: []settings.ServerConfig{{Addr: primary.Host, Port: &port, TTL: &ttl}, {Addr: backup.Host, Port: &port, TTL: &ttl}}}
-			if c.tweak != nil {
-				c.tweak(&cfg)
-			}
-			line, err := agent.AddLine(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			line.Register()
+			clock, network, primary := p.clock, p.network, p.primary
+			p.line.Register()
 			clock.Advance(time.Second)
 			network.Set(primary, c.fail)
 			failedAt := clock.Now()
@@ -58,8 +50,7 @@ func TestFaultAt(t *testing.T) {
 				t.Fatal("the line never left the primary")
 			}
 			tr := left[0]
-			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // the clock's, and the network's
-			want := start.Add(firstSent(network.Requests(primary), c.method, failedAt.Sub(start)))
+			want := simStart.Add(firstSent(network.Requests(primary), c.method, failedAt.Sub(simStart)))
 			if !tr.FaultAt.Equal(want) {
 				t.Errorf("left the primary at %v on %s; fault at %v, want %v (the %s's first transmission)", tr.At, tr.Event, tr.FaultAt, want, c.method)
 			}

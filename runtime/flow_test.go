@@ -7,7 +7,6 @@ import (
 
 	"github.com/pion/stun/v3"
 
-	"github.com/sipfailover/sipfailover/runtime"
 	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
@@ -28,19 +27,9 @@ func TestForgedSTUNAnswerIsIgnored(t *testing.T) {
 		{"genuine", false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-			network := runtimetest.NewSimNetwork(clock, time.Millisecond)
-			primary := transport.Endpoint{Host: "192.0.2.1", Port: 5060, Transport: transport.UDP}
-			backup := transport.Endpoint{Host: "192.0.2.2", Port: 5060, Transport: transport.UDP}
-			network.Add(&runtimetest.SimServer{Endpoint: primary, Flow: true})
-			network.Add(&runtimetest.SimServer{Endpoint: backup})
-			agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithSeed(1))
-			port := 5060
-			line, err := agent.AddLine(settings.LineConfig{Name: "l", User: "1001", Password: "pw",
-				Servers: []settings.ServerConfig{{Addr: primary.Host, Port: &port}, {Addr: backup.Host, Port: &port}}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := newSimPair(t, transport.UDP, time.Millisecond, nil)
+			clock, network, primary, agent, line := p.clock, p.network, p.primary, p.agent, p.line
+			network.Set(primary, func(s *runtimetest.SimServer) { s.Flow = true })
 			line.Register()
 			clock.Advance(31 * time.Second) // the first keep-alive went and was answered
 			if st := line.Status(); st.State != "primary_registered" || st.FlowAnsweredAt.IsZero() {
@@ -84,19 +73,8 @@ func TestSTUNRetransmissions(t *testing.T) {
 		{transport.UDP, []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3500 * time.Millisecond, 7500 * time.Millisecond}},
 		{transport.TCP, []time.Duration{0}},
 	} {
-		clock := runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-		network := runtimetest.NewSimNetwork(clock, time.Millisecond)
-		primary := transport.Endpoint{Host: "192.0.2.1", Port: 5060, Transport: c.transport}
-		backup := transport.Endpoint{Host: "192.0.2.2", Port: 5060, Transport: c.transport}
-		network.Add(&runtimetest.SimServer{Endpoint: primary})
-		network.Add(&runtimetest.SimServer{Endpoint: backup})
-		agent := runtime.NewAgent(network, runtime.WithClock(clock), runtime.WithSeed(1))
-		port := 5060
-		line, err := agent.AddLine(settings.LineConfig{Name: "l", User: "1001", Password: "pw",
-			Servers: []settings.ServerConfig{{Addr: primary.Host, Port: &port, Transport: &c.transport}, {Addr: backup.Host, Port: &port, Transport: &c.transport}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := newSimPair(t, c.transport, time.Millisecond, nil)
+		clock, network, primary, line := p.clock, p.network, p.primary, p.line
 		line.Register()
 		clock.Advance(40 * time.Second) // one keep-alive, unanswered, and its wait
 		ks := network.Server(primary).Keepalives
