@@ -297,4 +297,22 @@ func TestEventCommand(t *testing.T) {
 			t.Errorf("event %v exited %d with %q, want %d and %q", bad.args, code, errOut.String(), bad.code, bad.want)
 		}
 	}
+	// The API checks for itself what a client of its own may send.
+	c, err := newAPIClient(addr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st runtime.Status
+	for _, bad := range []struct {
+		body any
+		want string
+	}{
+		{eventRequest{Event: "resp.2xx"}, `event: "resp.2xx" is not a user's event`},
+		{eventRequest{Event: ""}, `event: "" is not a user's event`},
+		{map[string]string{"evnt": "user.register"}, `body: json: unknown field "evnt"`},
+	} {
+		if err := c.do("POST", "/api/lines/1/events", bad.body, &st); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("POST %v: %v, want %q", bad.body, err, bad.want)
+		}
+	}
 }

@@ -519,6 +519,35 @@ func TestMetricsForgetRemovedLines(t *testing.T) {
 	}
 }
 
+// TestAdvancedLimitsThroughTheForm: the edges of the Advanced section's
+// bounds go through the page as through the file: the NAT keep-alive at 0s
+// (off), 1s and 1h accepted, 999ms and 1h0m0.001s refused; T1 at 1ms
+// accepted, 999us refused; the OPTIONS keep-alive at 0s accepted, -1ns
+// refused.
+func TestAdvancedLimitsThroughTheForm(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	for _, c := range []struct {
+		field, value string
+		ok           bool
+	}{
+		{"nat_keepalive_interval", "0s", true}, {"nat_keepalive_interval", "1s", true}, {"nat_keepalive_interval", "1h", true},
+		{"nat_keepalive_interval", "999ms", false}, {"nat_keepalive_interval", "1h0m0.001s", false},
+		{"t1", "1ms", true}, {"t1", "999us", false},
+		{"keepalive_interval", "0s", true}, {"keepalive_interval", "-1ns", false},
+	} {
+		form := goodForm(csrf)
+		form.Set(c.field, c.value)
+		res, body := ts.post(t, "/line", form)
+		if got := res.StatusCode == http.StatusOK; got != c.ok {
+			t.Errorf("%s %s: status %d, want accepted=%v", c.field, c.value, res.StatusCode, c.ok)
+		}
+		if !c.ok && !strings.Contains(body, `id="`+c.field+`-error"`) {
+			t.Errorf("%s %s refused with no message beside the field", c.field, c.value)
+		}
+	}
+}
+
 // TestLimitsThroughTheForm: the edges of the port go through the page as
 // through the file: 1 and 65535 accepted, 0 and 65536 refused beside the
 // field.
