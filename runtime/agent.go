@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/pace"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
@@ -38,8 +39,8 @@ type Agent struct {
 
 	maxCalls int // calls of all lines at once; more incoming ones get 486
 
-	loc  locator               // where the lines' servers are (R20)
-	pace atomic.Pointer[pacer] // new requests a second to one server (R21); nil: unbounded
+	loc  locator                                // where the lines' servers are (R20)
+	pace atomic.Pointer[pace.Pacer[serverAddr]] // new requests a second to one server (R21); nil: unbounded
 
 	mu       sync.Mutex
 	lines    []*Line
@@ -134,7 +135,7 @@ func (a *Agent) AddLine(cfg settings.LineConfig) (*Line, error) {
 // RemoveLine drops l from the agent; unregister it first.
 func (a *Agent) RemoveLine(l *Line) {
 	l.mu.Lock()
-	l.timers.stopAll()
+	l.timers.StopAll()
 	l.stopFlows()
 	for _, t := range []*txn{l.main, l.probe, l.ka, l.dereg} {
 		l.finish(t)

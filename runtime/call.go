@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/clock"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
@@ -26,7 +27,7 @@ import (
 type Call struct {
 	line   *Line
 	m      *fsm.CallMachine
-	timers timerSet[fsm.CallTimer]
+	timers clock.Timers[fsm.CallTimer]
 
 	dlg          dialog // Call-ID, our tag, our CSeq
 	remote       string // the far end's URI: To of our INVITE, From of theirs
@@ -98,7 +99,7 @@ func (l *Line) Dial(target string) (*Call, error) {
 func (l *Line) newCall(d dialog, remote string, outgoing bool) (*Call, error) {
 	c := &Call{line: l, dlg: d, remote: remote, done: make(chan struct{})}
 	c.m = fsm.NewCallMachine(l.cfg.CallParams(), nil)
-	c.timers = newTimerSet[fsm.CallTimer](l.agent, &l.mu, func(t fsm.CallTimer) {
+	c.timers = clock.NewTimers[fsm.CallTimer](l.agent.clock, &l.mu, l.agent.jitter, func(t fsm.CallTimer) {
 		reason := ""
 		switch t {
 		case fsm.CallTimerAckWait:
@@ -228,7 +229,7 @@ func (l *Line) syncCallsUp() {
 
 func (c *Call) perform(effects []fsm.CallEffect) {
 	for _, e := range effects {
-		e.Run((*callActions)(c), c.timers.armModel, c.timers.cancel)
+		e.Run((*callActions)(c), c.timers.Arm, c.timers.Cancel)
 	}
 }
 
@@ -339,10 +340,8 @@ func (a *callActions) AnswerInvite() {
 	c := (*Call)(a)
 	l, req := c.line, c.inviteReq
 	host, port := l.agent.net.Local(c.from)
-	res := wire.Reply(req, 200, "OK", c.dlg.tag, sdp(host, c.dlg.callID))
-	res.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<sip:%s@%s;transport=%s>", l.cfg.User,
-		transport.Endpoint{Host: host, Port: port}.Addr(), strings.ToLower(c.from.TransportName()))))
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	contact := fmt.Sprintf("sip:%s@%s;transport=%s", l.cfg.User, transport.Endpoint{Host: host, Port: port}.Addr(), strings.ToLower(c.from.TransportName()))
+	res := wire.AnswerInvite(req, c.dlg.tag, contact, sdp(host, c.dlg.callID))
 	c.answer = []byte(res.String())
 	c.info.Code = 200
 	c.reply(c.answer)
@@ -396,7 +395,7 @@ func (a *callActions) EndCall() {
 	c := (*Call)(a)
 	l := c.line
 	c.info.Ended = l.agent.clock.Now()
-	c.timers.stopAll()
+	c.timers.StopAll()
 	l.calls = slices.DeleteFunc(l.calls, func(x *Call) bool { return x == c })
 	if c.lastInvite != nil && c.ack == nil {
 		// A call given up before its final answer: the 487 (or a 200 that
@@ -436,7 +435,7 @@ func (l *Line) incoming(from transport.Endpoint, req *sip.Request, reply func([]
 		l.agent.counters.rejectedCalls.Add(1)
 		code = 486
 	}
-	tag := randomToken(6)
+	tag := wire.Token(6)
 	if code >= 300 {
 		reply([]byte(wire.Reply(req, code, rejectReasons[code], tag, nil).String()))
 		return

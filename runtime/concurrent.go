@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/clock"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
@@ -36,7 +37,7 @@ type binding struct {
 	server    int                // its place in line.targets
 	ep        transport.Endpoint // its server; the zero transport.Endpoint while the server's name is looked up
 	m         *fsm.BindingMachine
-	timers    timerSet[fsm.BindingTimer]
+	timers    clock.Timers[fsm.BindingTimer]
 	reg       dialog
 	main, ka  *txn
 	challenge *wire.Answer // the last 401/407 to its REGISTER
@@ -207,12 +208,12 @@ func (c *concurrent) stop() {
 func newBinding(l *Line, i int, last bool) *binding {
 	b := &binding{line: l, server: i, reg: newDialog(), ep: l.targets[i].ep}
 	b.m = fsm.NewBindingMachine(l.cfg.BindingParams(last), nil)
-	b.timers = newTimerSet[fsm.BindingTimer](l.agent, &l.mu, func(t fsm.BindingTimer) {
+	b.timers = clock.NewTimers[fsm.BindingTimer](l.agent.clock, &l.mu, l.agent.jitter, func(t fsm.BindingTimer) {
 		reason := ""
 		if t == fsm.BindingTimerBudget {
 			switch {
 			case b.main != nil:
-				reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", b.main.dst, b.main.sent, time.Duration(b.m.Budget()))
+				reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", b.main.dst, b.main.rt.Sent(), time.Duration(b.m.Budget()))
 				l.agent.net.Forget(b.main.dst)
 			case b.waiting:
 				reason = fmt.Sprintf("no DNS answer for %s within %v", l.keys[l.targets[b.server].cfg], time.Duration(b.m.Budget()))
@@ -230,13 +231,13 @@ func newBinding(l *Line, i int, last bool) *binding {
 // off (R21).
 func (b *binding) budgetFromSend(main *txn) {
 	if b.main != main {
-		b.timers.extend(fsm.BindingTimerBudget, b.main.pending(b.line.agent.clock.Now()))
+		b.timers.Extend(fsm.BindingTimerBudget, b.main.pending(b.line.agent.clock.Now()))
 	}
 }
 
 // stop ends the binding's timers and transactions.
 func (b *binding) stop() {
-	b.timers.stopAll()
+	b.timers.StopAll()
 	b.line.finish(b.main)
 	b.line.finish(b.ka)
 }
@@ -257,7 +258,7 @@ func (b *binding) fire(ev fsm.BindingEvent, reason string) {
 	}
 	main := b.main
 	for _, e := range step.Effects {
-		e.Run(b, b.timers.armModel, b.timers.cancel)
+		e.Run(b, b.timers.Arm, b.timers.Cancel)
 	}
 	b.budgetFromSend(main)
 	if step.To == fsm.BindingStateWaiting && step.From != step.To {

@@ -18,14 +18,16 @@
 // server its call was set up through (I10), and when that server is
 // unavailable the line fails over first (R6, R7, R8).
 //
-// The drivers stand on four packages of their own, each below them:
+// The drivers stand on packages of their own, each below them:
 //
 //   - runtime/transport carries the bytes: connected UDP sockets that see
 //     ICMP, TCP and TLS streams, one shared local port. Its Network is the
 //     seam that runtimetest.SimNetwork fills in virtual time for tests.
 //   - runtime/wire is the SIP edge: it parses and checks every message
 //     where it enters and reads each header the program acts on once, into
-//     a wire.Answer the drivers read; they never read a header by name.
+//     a wire.Answer the drivers read; it writes every message the program
+//     sends, and holds a transaction's matching and retransmission rules.
+//     The drivers never read or write a header by name.
 //   - runtime/locate looks servers given by name up in DNS (RFC 3263:
 //     NAPTR, SRV, A/AAAA); the Agent's locator runs those lookups off every
 //     lock and keeps the answers for their TTL, and each address a name has
@@ -33,6 +35,9 @@
 //     for.
 //   - runtime/settings is the settings file, its checks, and the mapping
 //     of a line's settings onto the models' params.
+//   - runtime/clock is the time and the timers: a Clock (the wall clock,
+//     or a virtual one in tests) and the named timers of each machine.
+//   - runtime/pace spaces out new requests to one server (R21).
 //
 // The runtime runs its own non-INVITE transactions, with
 // github.com/emiago/sipgo for the messages: the model owns each request's

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/clock"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
@@ -29,7 +30,7 @@ type Line struct {
 	queue    []pending
 	draining bool
 	since    time.Time // while a failed transaction is told: its first transmission (refuse)
-	timers   timerSet[fsm.LineTimer]
+	timers   clock.Timers[fsm.LineTimer]
 	requests []*Request // requests in flight (R6-R8), sharing this lock and queue
 	calls    []*Call    // calls not yet ended
 
@@ -108,7 +109,7 @@ type Status struct {
 func newLine(a *Agent, cfg settings.LineConfig) (*Line, error) {
 	l := &Line{agent: a, cfg: cfg, retryUntil: map[serverAddr]time.Time{}, creds: map[serverAddr]*credentials{},
 		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
-	l.timers = newTimerSet[fsm.LineTimer](a, &l.mu, func(t fsm.LineTimer) { l.timerFired(t) })
+	l.timers = clock.NewTimers[fsm.LineTimer](a.clock, &l.mu, a.jitter, func(t fsm.LineTimer) { l.timerFired(t) })
 	for _, s := range cfg.Servers {
 		l.keys = append(l.keys, keyOf(s))
 	}
@@ -386,7 +387,7 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 func (l *Line) perform(effects []fsm.LineEffect) {
 	main, probe := l.main, l.probe
 	for _, e := range effects {
-		e.Run((*lineActions)(l), l.timers.armModel, l.timers.cancel)
+		e.Run((*lineActions)(l), l.timers.Arm, l.timers.Cancel)
 	}
 	l.budgetsFromSend(main, probe)
 }
@@ -398,10 +399,10 @@ func (l *Line) perform(effects []fsm.LineEffect) {
 func (l *Line) budgetsFromSend(main, probe *txn) {
 	now := l.agent.clock.Now()
 	if l.main != main {
-		l.timers.extend(fsm.LineTimerBudget, l.main.pending(now))
+		l.timers.Extend(fsm.LineTimerBudget, l.main.pending(now))
 	}
 	if l.probe != probe {
-		l.timers.extend(fsm.LineTimerProbe, l.probe.pending(now))
+		l.timers.Extend(fsm.LineTimerProbe, l.probe.pending(now))
 	}
 }
 
@@ -413,7 +414,7 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 	case fsm.LineTimerBudget:
 		switch {
 		case l.main != nil:
-			reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", l.main.dst, l.main.sent, time.Duration(l.m.Budget()))
+			reason = fmt.Sprintf("no answer from %s after %d transmissions in %v", l.main.dst, l.main.rt.Sent(), time.Duration(l.m.Budget()))
 			since = l.main.began
 			l.agent.net.Forget(l.main.dst)
 		case l.waiting:

@@ -38,15 +38,13 @@ type txn struct {
 	dst        transport.Endpoint
 	server     int
 	branch     string
-	id         txnID
-	contact    sip.Uri // the Contact the request carried
-	contactURI string  // the same, as written
-	expires    int     // a REGISTER's Expires, -1 for none
-	authorized bool    // it carried digest credentials
+	id         wire.Sent // what its answers repeat
+	contact    sip.Uri   // the Contact the request carried
+	contactURI string    // the same, as written
+	expires    int       // a REGISTER's Expires, -1 for none
+	authorized bool      // it carried digest credentials
 	msg        []byte
-	sent       int
-	max        int // 0: no cap
-	interval   time.Duration
+	rt         wire.Retransmission
 	retrans    Timer
 	deadline   Timer // keep-alive and de-register only: their own budget
 	slot       **txn // where the owner keeps it; emptied when it finishes
@@ -54,18 +52,8 @@ type txn struct {
 	refused    func(reason string)
 	owner      *Request  // nil for the line's own requests
 	binding    *binding  // the binding a REGISTER or keep-alive is for, in concurrent mode (R17)
-	invite     bool      // an INVITE: Timer A is not capped at T2 (RFC 3261 17.1.1.2)
 	firstAt    time.Time // when pacing lets it go first (R21); zero: sent at once
 	began      time.Time // its first transmission
-}
-
-// txnID is what a response must repeat to answer a transaction's request,
-// besides its branch (RFC 3261 8.1.3.3, 17.1.3).
-type txnID struct {
-	callID string
-	tag    string // our From tag
-	cseq   uint32
-	method sip.RequestMethod
 }
 
 // answers says whether res, from the server at from, answers t: the same
@@ -73,8 +61,7 @@ type txnID struct {
 // server the request went to. Anything else is someone else's answer, or a
 // forgery.
 func (t *txn) answers(from transport.Endpoint, res *wire.Answer) bool {
-	return res.CallID == t.id.callID && res.FromTag == t.id.tag && res.CSeq == t.id.cseq && res.Method == t.id.method &&
-		from.Host == t.dst.Host && from.Port == t.dst.Port && from.Transport == t.dst.Transport
+	return t.id.Answers(res) && from.Host == t.dst.Host && from.Port == t.dst.Port && from.Transport == t.dst.Transport
 }
 
 // spec is a request of method from the line to dst, from the local address
@@ -95,12 +82,14 @@ func (l *Line) spec(method sip.RequestMethod, dst transport.Endpoint, expires in
 func (l *Line) start(slot **txn, kind txnKind, d *dialog, s requestSpec, server, maxTx int, refused func(string)) *txn {
 	l.finish(*slot)
 	msg, branch := s.build(d)
-	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg, max: maxTx,
-		id: txnID{callID: d.callID, tag: d.tag, cseq: d.cseq, method: s.method}, contact: s.contact(), contactURI: s.contactURI(), expires: s.expires, authorized: s.auth != "",
-		interval: time.Duration(l.cfg.T1), slot: slot, live: true, refused: refused}
+	t := &txn{kind: kind, dst: s.dst, server: server, branch: branch, msg: msg,
+		id:      wire.Sent{CallID: d.callID, FromTag: d.tag, CSeq: d.cseq, Method: s.method},
+		rt:      wire.NewRetransmission(time.Duration(l.cfg.T1), time.Duration(l.cfg.T2), s.method == sip.INVITE, maxTx),
+		contact: s.contact(), contactURI: s.contactURI(), expires: s.expires, authorized: s.auth != "",
+		slot: slot, live: true, refused: refused}
 	*slot = t
 	l.agent.bind(branch, l)
-	if wait := l.agent.pace.Load().reserve(addrOf(s.dst), l.agent.clock.Now()); wait > 0 {
+	if wait := l.agent.pace.Load().Reserve(addrOf(s.dst), l.agent.clock.Now()); wait > 0 {
 		t.firstAt = l.agent.clock.Now().Add(wait)
 		l.transmitAfter(t, wait)
 		return t
@@ -125,7 +114,7 @@ func (l *Line) refuse(t *txn, reason string) {
 // armed with the request adds it: the server's silence counts from the
 // moment the server could hear.
 func (t *txn) pending(now time.Time) time.Duration {
-	if t == nil || t.sent > 0 || t.firstAt.IsZero() {
+	if t == nil || t.rt.Sent() > 0 || t.firstAt.IsZero() {
 		return 0
 	}
 	return max(0, t.firstAt.Sub(now))
@@ -137,28 +126,21 @@ func (l *Line) postLine(ev fsm.LineEvent) func(string) {
 }
 
 // transmit sends t once more and, over UDP, schedules the next
-// retransmission on Timer E: T1, 2*T1, 4*T1 ... capped at T2 (RFC 3261
-// 17.1.2.2; an INVITE's Timer A is not capped, 17.1.1.2), unless the cap of
-// transmissions is reached (I4).
+// retransmission (wire.Retransmission: RFC 3261 Timer E or Timer A) unless
+// the cap of transmissions is reached (I4).
 func (l *Line) transmit(t *txn) {
-	t.sent++
-	if t.sent == 1 {
+	if t.rt.Sent() == 0 {
 		t.began = l.agent.clock.Now()
 	}
+	wait, again := t.rt.Transmitted()
 	if err := l.agent.net.Send(t.dst, t.msg); err != nil {
 		l.finish(t)
 		l.refuse(t, err.Error())
 		return
 	}
-	if t.dst.Transport != settings.TransportUDP || (t.max > 0 && t.sent >= t.max) {
-		return
+	if again && t.dst.Transport == settings.TransportUDP {
+		l.transmitAfter(t, wait)
 	}
-	wait := t.interval
-	t.interval = 2 * t.interval
-	if !t.invite {
-		t.interval = min(t.interval, time.Duration(l.cfg.T2))
-	}
-	l.transmitAfter(t, wait)
 }
 
 // transmitAfter sends t again after wait, unless it has finished by then.

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/runtime/clock"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 	"github.com/sipfailover/sipfailover/runtime/wire"
@@ -36,7 +37,7 @@ type Request struct {
 	last        transport.Endpoint   // where it was sent last
 	tx          *txn
 	challenge   *wire.Answer
-	timers      timerSet[fsm.RequestTimer]
+	timers      clock.Timers[fsm.RequestTimer]
 	result      RequestResult
 	done        chan struct{}
 }
@@ -122,7 +123,7 @@ func (l *Line) newRequest(method sip.RequestMethod, target, contentType string, 
 		}
 	}
 	r.m = fsm.NewRequestMachine(p, nil)
-	r.timers = newTimerSet[fsm.RequestTimer](l.agent, &l.mu, func(t fsm.RequestTimer) {
+	r.timers = clock.NewTimers[fsm.RequestTimer](l.agent.clock, &l.mu, l.agent.jitter, func(t fsm.RequestTimer) {
 		if t == fsm.RequestTimerBudget && r.tx != nil {
 			l.agent.net.Forget(r.tx.dst)
 		}
@@ -221,17 +222,17 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 func (r *Request) perform(effects []fsm.RequestEffect) {
 	tx := r.tx
 	for _, e := range effects {
-		e.Run((*requestActions)(r), r.timers.armModel, r.timers.cancel)
+		e.Run((*requestActions)(r), r.timers.Arm, r.timers.Cancel)
 	}
 	if r.tx != tx { // its budget counts from the first transmission (R21)
-		r.timers.extend(fsm.RequestTimerBudget, r.tx.pending(r.line.agent.clock.Now()))
+		r.timers.Extend(fsm.RequestTimerBudget, r.tx.pending(r.line.agent.clock.Now()))
 	}
 }
 
 // end stops the request's timers and transaction, closes Done and tells
 // its call.
 func (r *Request) end() {
-	r.timers.stopAll()
+	r.timers.StopAll()
 	r.line.finish(r.tx)
 	r.line.requests = slices.DeleteFunc(r.line.requests, func(x *Request) bool { return x == r })
 	select {
@@ -330,8 +331,7 @@ func (r *Request) send(challenge *wire.Answer) {
 	t := l.start(&r.tx, txnRequest, r.dlg, s, server, r.m.MaxTransmissions(), func(reason string) { l.postReq(r, refused, reason) })
 	if t.live {
 		t.owner = r
-		t.invite = r.method == sip.INVITE
-		if t.invite {
+		if r.method == sip.INVITE {
 			r.call.lastInvite, r.call.server = t, dst
 		}
 	}

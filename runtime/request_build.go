@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,17 +12,6 @@ import (
 	"github.com/sipfailover/sipfailover/runtime/wire"
 )
 
-// branchMagic starts every Via branch (RFC 3261 section 8.1.1.7).
-const branchMagic = "z9hG4bK"
-
-func randomToken(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b)
-}
-
 // dialog is a registration dialog: one Call-ID, one From tag, rising CSeq
 // (RFC 3261 section 10.2). The probe has its own (R10).
 type dialog struct {
@@ -33,7 +20,7 @@ type dialog struct {
 	cseq   uint32
 }
 
-func newDialog() dialog { return dialog{callID: randomToken(12), tag: randomToken(6)} }
+func newDialog() dialog { return dialog{callID: wire.Token(12), tag: wire.Token(6)} }
 
 // requestSpec is what a request needs besides its dialog.
 type requestSpec struct {
@@ -102,47 +89,18 @@ func (s requestSpec) contact() sip.Uri {
 // returns the bytes and the branch.
 func (s requestSpec) build(d *dialog) ([]byte, string) {
 	d.cseq++
-	branch := branchMagic + randomToken(8)
-	req := sip.NewRequest(s.method, s.requestURI())
-	aor := fmt.Sprintf("<sip:%s@%s>", s.user, s.domain)
+	from := fmt.Sprintf("<sip:%s@%s>", s.user, s.domain)
 	if s.display != "" {
-		aor = strconv.Quote(s.display) + " " + aor
+		from = strconv.Quote(s.display) + " " + from
 	}
-	to := aor
-	switch {
-	case s.to != "":
-		to = s.to
-	case s.target != "":
+	to := s.to
+	if to == "" && s.target != "" {
 		to = "<" + s.target + ">"
 	}
-	transport := s.dst.TransportName()
-	req.AppendHeader(sip.NewHeader("Via", fmt.Sprintf("SIP/2.0/%s %s:%s;branch=%s;rport", transport, s.local[0], s.local[1], branch)))
-	req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-	for _, r := range s.routes {
-		req.AppendHeader(sip.NewHeader("Route", r))
-	}
-	req.AppendHeader(sip.NewHeader("From", aor+";tag="+d.tag))
-	req.AppendHeader(sip.NewHeader("To", to))
-	req.AppendHeader(sip.NewHeader("Call-ID", d.callID))
-	req.AppendHeader(sip.NewHeader("CSeq", fmt.Sprintf("%d %s", d.cseq, s.method)))
-	req.AppendHeader(sip.NewHeader("Contact", "<"+s.contactURI()+">"))
-	if s.stale != "" && s.stale != s.contactURI() {
-		req.AppendHeader(sip.NewHeader("Contact", "<"+s.stale+">;expires=0"))
-	}
-	if s.expires >= 0 {
-		req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(s.expires)))
-	}
-	if s.auth != "" {
-		req.AppendHeader(sip.NewHeader(s.auth, s.authVal))
-	}
-	req.AppendHeader(sip.NewHeader("User-Agent", "sipfailover"))
-	if len(s.body) > 0 {
-		req.AppendHeader(sip.NewHeader("Content-Type", s.contentType))
-		req.SetBody(s.body)
-	} else {
-		req.AppendHeader(sip.NewHeader("Content-Length", "0"))
-	}
-	return []byte(req.String()), branch
+	return wire.Request{Method: s.method, URI: s.requestURI(), Transport: s.dst.TransportName(), Local: s.local,
+		From: from, FromTag: d.tag, To: to, CallID: d.callID, CSeq: d.cseq, Routes: s.routes,
+		Contact: s.contactURI(), Stale: s.stale, Expires: s.expires, AuthHeader: s.auth, AuthValue: s.authVal,
+		ContentType: s.contentType, Body: s.body}.Write()
 }
 
 // minExpiry is the floor of a granted expiry: a server that grants less

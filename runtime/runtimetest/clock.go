@@ -5,10 +5,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sipfailover/sipfailover/runtime"
+	"github.com/sipfailover/sipfailover/runtime/clock"
 )
 
-// VirtualClock is a runtime.Clock whose time moves only when the test says.
+// VirtualClock is a clock.Clock whose time moves only when the test says.
 // Due timers fire in deadline order, one at a time, on the goroutine that
 // advances the clock; ties fire in the order they were set.
 type VirtualClock struct {
@@ -29,7 +29,7 @@ func (c *VirtualClock) Now() time.Time {
 }
 
 // AfterFunc schedules f at Now()+d.
-func (c *VirtualClock) AfterFunc(d time.Duration, f func()) runtime.Timer {
+func (c *VirtualClock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++

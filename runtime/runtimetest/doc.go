@@ -1,7 +1,7 @@
 // Package runtimetest holds helpers for testing the runtime and programs
 // built on it, as net/http/httptest does for net/http:
 //
-//   - VirtualClock, a runtime.Clock whose time moves only when told;
+//   - VirtualClock, a clock.Clock whose time moves only when told;
 //   - SimNetwork, a transport.Network of simulated servers in virtual time
 //     (up, ICMP unreachable, refusing, silent, answering 503 with
 //     Retry-After, rejecting credentials);

@@ -3,10 +3,14 @@
 // message where it enters (RFC 3261 8.1.1, 8.2) and reads, once, every
 // header the program acts on into typed values: an Answer carries a
 // response's granted expiries, Retry-After, Min-Expires, digest challenge
-// and route set. It computes digest credentials, and builds the ACK and
-// CANCEL that repeat a request's own headers.
+// and route set. It writes every message the program sends (a Request, the
+// answers, and the ACK and CANCEL that repeat a request's own headers),
+// computes digest credentials, and holds the rules of a client
+// transaction: what an answer must repeat to match its request (Sent) and
+// when the request goes again over UDP (Retransmission, RFC 3261 Timers E
+// and A).
 //
 // It knows SIP, not lines: nothing here knows a server list, a budget or
-// a model. The runtime's drivers read the values it returns and never a
-// header by name.
+// a model. The runtime's drivers read the values it returns and never
+// read or write a header by name.
 package wire
