@@ -22,7 +22,8 @@ import (
 type Line struct {
 	agent *Agent
 	cfg   settings.LineConfig
-	keys  []serverKey // the configured servers, located by the agent (R20)
+	hops  []settings.ServerConfig // where requests go: the servers, or the outbound proxies (R22)
+	keys  []serverKey             // the hops, located by the agent (R20)
 
 	mu       sync.Mutex
 	started  bool // the machine's initial entry effects have been performed
@@ -76,14 +77,18 @@ type pending struct {
 
 // Status is what a line reports (R14).
 type Status struct {
-	Line        string    `json:"line"`
-	State       string    `json:"state"`
-	Registered  bool      `json:"registered"`
-	Server      int       `json:"server"`                   // the server's number in the line's list, from 1: 1 is the primary
-	ServerName  string    `json:"server_name"`              // the server as configured: "pbx.example.com (SRV, auto)"
-	Target      string    `json:"target"`                   // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
-	ServerAddr  string    `json:"server_addr"`              // "UDP 127.0.0.1:5060"; "" while its name is looked up
-	Where       string    `json:"where"`                    // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060"
+	Line       string `json:"line"`
+	State      string `json:"state"`
+	Registered bool   `json:"registered"`
+	Server     int    `json:"server"`      // the server's number in the line's list, from 1: 1 is the primary
+	ServerName string `json:"server_name"` // the server as configured: "pbx.example.com (SRV, auto)"
+	Target     string `json:"target"`      // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
+	ServerAddr string `json:"server_addr"` // "UDP 127.0.0.1:5060"; "" while its name is looked up
+	Where      string `json:"where"`       // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060"
+	// Registrar is the registrar behind the line's outbound proxies, as
+	// configured; the server fields above then name the proxy in use
+	// (R22). "" for a line without proxies.
+	Registrar   string    `json:"registrar,omitempty"`
 	LastFailure string    `json:"last_failure"`             // the event: "transport.icmp"
 	LastReason  string    `json:"last_reason"`              // "ICMP port unreachable from UDP 127.0.0.1:5060"
 	LastFailAt  time.Time `json:"last_failure_at,omitzero"` // absent when it never failed
@@ -110,7 +115,8 @@ func newLine(a *Agent, cfg settings.LineConfig) (*Line, error) {
 	l := &Line{agent: a, cfg: cfg, retryUntil: map[serverAddr]time.Time{}, creds: map[serverAddr]*credentials{},
 		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
 	l.timers = clock.NewTimers[fsm.LineTimer](a.clock, &l.mu, a.jitter, func(t fsm.LineTimer) { l.timerFired(t) })
-	for _, s := range cfg.Servers {
+	l.hops = cfg.Hops()
+	for _, s := range l.hops {
 		l.keys = append(l.keys, keyOf(s))
 	}
 	p := cfg.LineParams()
@@ -367,6 +373,9 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	st.Registered = to.HasTag(fsm.LineTagRegistered)
 	st.Server = server + 1 // numbered from 1, as the pages and phones number them
 	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
+	if l.cfg.Proxied() {
+		st.Registrar = keyOf(l.cfg.Servers[0]).String()
+	}
 	t := Transition{Line: l.cfg.Name, From: from.String(), To: to.String(), Event: event,
 		ID: id, Server: server + 1, ServerAddr: st.ServerAddr, Reason: reason, At: now}
 	if failed != "" {

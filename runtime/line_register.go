@@ -186,7 +186,7 @@ func (l *Line) sendRegister(server, expires int, challenge *wire.Answer) {
 // of its 423 when that is longer.
 func (l *Line) ttl(i int) int { return l.ttlOf(l.targets[i]) }
 
-func (l *Line) ttlOf(s slot) int { return max(*l.cfg.Servers[s.cfg].TTL, l.minExpires[addrOf(s.ep)]) }
+func (l *Line) ttlOf(s slot) int { return max(*l.hops[s.cfg].TTL, l.minExpires[addrOf(s.ep)]) }
 
 // maxMinExpires is the longest Min-Expires a 423 may ask for (a day).
 const maxMinExpires = 86400

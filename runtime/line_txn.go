@@ -66,15 +66,39 @@ func (t *txn) answers(from transport.Endpoint, res *wire.Answer) bool {
 
 // spec is a request of method from the line to dst, from the local address
 // the network sends from, in the line's domain (or the server's when it has
-// none); expires -1 for no Expires.
+// none); expires -1 for no Expires. Behind outbound proxies (R22) dst is
+// a proxy: the request names the registrar and carries the proxy as a
+// pre-loaded Route (RFC 3261 8.1.2), and a REGISTER asks for Path (RFC
+// 3327) so that calls to the line come back through the proxy it
+// registered through. An OPTIONS keep-alive is the proxy's own.
 func (l *Line) spec(method sip.RequestMethod, dst transport.Endpoint, expires int) requestSpec {
 	host, port := l.agent.net.Local(dst)
 	domain := l.cfg.Domain
 	if domain == "" {
 		domain = l.domainOf(dst)
 	}
-	return requestSpec{method: method, dst: dst, local: [2]string{uriHost(host), strconv.Itoa(port)},
+	s := requestSpec{method: method, dst: dst, local: [2]string{uriHost(host), strconv.Itoa(port)},
 		user: l.cfg.User, domain: domain, display: l.cfg.DisplayName, expires: expires}
+	if l.cfg.Proxied() && method != sip.OPTIONS {
+		s.registrar = registrarURI(l.cfg.Servers[0])
+		s.routes = []string{routeTo(dst)}
+		if method == sip.REGISTER {
+			s.supported = "path"
+		}
+	}
+	return s
+}
+
+// registrarURI is the Request-URI that names the registrar behind the
+// proxies: its address, its port unless DNS SRV finds it, and its
+// transport unless UDP.
+func registrarURI(r settings.ServerConfig) sip.Uri {
+	u := sip.Uri{Scheme: "sip", Host: uriHost(r.Addr), Port: *r.Port}
+	if tr := *r.Transport; tr == settings.TransportTCP || tr == settings.TransportTLS {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", map[int]string{settings.TransportTCP: "tcp", settings.TransportTLS: "tls"}[tr])
+	}
+	return u
 }
 
 // start replaces the transaction in slot with a new one and sends it; a

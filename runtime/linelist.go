@@ -17,7 +17,7 @@ const maxServers = 8
 // slot is one place of a line's server list (R20).
 type slot struct {
 	target
-	cfg     int   // the configured server it comes from (cfg.Servers index)
+	cfg     int   // the configured server it comes from (Line.hops index)
 	pending bool  // its name is being looked up; the place stands for every target it will have
 	err     error // its name could not be located
 }
@@ -88,7 +88,7 @@ func (l *Line) setList(list []slot) {
 	p.ContactShared = !slices.ContainsFunc(list, func(s slot) bool {
 		tr := s.ep.Transport
 		if s.pending || s.err != nil {
-			tr = *l.cfg.Servers[s.cfg].Transport
+			tr = *l.hops[s.cfg].Transport
 		}
 		return tr != settings.TransportUDP && tr != settings.TransportAuto
 	})
@@ -221,8 +221,12 @@ func (l *Line) anyServer() transport.Endpoint {
 
 // domainOf is the domain of the line's address of record when the
 // settings give none: the server's name as configured (a domain located
-// through DNS, not the address it was located at), else its address.
+// through DNS, not the address it was located at), else its address; the
+// registrar's behind outbound proxies (R22).
 func (l *Line) domainOf(dst transport.Endpoint) string {
+	if l.cfg.Proxied() {
+		return uriHost(l.cfg.Servers[0].Addr)
+	}
 	for _, s := range slices.Concat(l.targets, l.probeTargets) {
 		if s.ep == dst {
 			return uriHost(l.keys[s.cfg].Addr)

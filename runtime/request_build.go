@@ -48,6 +48,10 @@ type requestSpec struct {
 	remoteTarget string
 	to           string
 	routes       []string
+	// Behind outbound proxies (R22): the registrar's URI, the Request-URI
+	// of a request about the line's own address; what Supported asks.
+	registrar sip.Uri
+	supported string
 }
 
 // requestURI is the Request-URI the request carries; digest credentials
@@ -61,6 +65,8 @@ func (s requestSpec) requestURI() sip.Uri {
 		sip.ParseUri(s.target, &ruri) // checked by Line.Send and Line.Dial
 	case s.method == sip.OPTIONS:
 		ruri = sip.Uri{Scheme: "sip", Host: uriHost(s.dst.Host), Port: s.dst.Port}
+	case s.registrar.Host != "":
+		ruri = s.registrar
 	}
 	return ruri
 }
@@ -100,7 +106,7 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 	return wire.Request{Method: s.method, URI: s.requestURI(), Transport: s.dst.TransportName(), Local: s.local,
 		From: from, FromTag: d.tag, To: to, CallID: d.callID, CSeq: d.cseq, Routes: s.routes,
 		Contact: s.contactURI(), Stale: s.stale, Expires: s.expires, AuthHeader: s.auth, AuthValue: s.authVal,
-		ContentType: s.contentType, Body: s.body}.Write()
+		Supported: s.supported, ContentType: s.contentType, Body: s.body}.Write()
 }
 
 // minExpiry is the floor of a granted expiry: a server that grants less

@@ -29,7 +29,7 @@ func (c LineConfig) LineParams() fsm.LineParams {
 		flowParam = time.Second
 	}
 	return fsm.LineParams{
-		ServerCount:             len(c.Servers),
+		ServerCount:             len(c.Hops()),
 		FailbackEnabled:         *c.EnableFailback == 1,
 		FailbackInterval:        seconds(*c.FailbackInterval),
 		CountMode:               c.RetryMode == "count",
@@ -37,7 +37,7 @@ func (c LineConfig) LineParams() fsm.LineParams {
 		RetryTime:               fsm.Duration(c.RetryTime),
 		T1:                      fsm.Duration(c.T1),
 		T2:                      fsm.Duration(c.T2),
-		RefreshInterval:         fsm.Duration(RefreshAfter(time.Duration(seconds(*c.Servers[0].TTL)))),
+		RefreshInterval:         fsm.Duration(RefreshAfter(time.Duration(seconds(*c.Hops()[0].TTL)))),
 		KeepaliveEnabled:        ka > 0,
 		KeepaliveInterval:       fsm.Duration(kaParam),
 		FlowEnabled:             flow != 0,
@@ -52,11 +52,11 @@ func (c LineConfig) LineParams() fsm.LineParams {
 	}
 }
 
-// ContactShared says whether every server of the line sees it under one
+// ContactShared says whether every hop of the line sees it under one
 // Contact: UDP from the port the sockets share. A TCP or TLS connection
 // has a port, and so a Contact, of its own.
 func (c LineConfig) ContactShared() bool {
-	for _, s := range c.Servers {
+	for _, s := range c.Hops() {
 		if *s.Transport != TransportUDP {
 			return false
 		}
@@ -68,7 +68,7 @@ func (c LineConfig) ContactShared() bool {
 // request of the line shares.
 func (c LineConfig) RequestParams() fsm.RequestParams {
 	return fsm.RequestParams{
-		ServerCount: len(c.Servers), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
+		ServerCount: len(c.Hops()), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
 		InviteRetryCounts: *c.InviteRetryCounts,
 		RetryTime:         fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
 		RingTimeout: fsm.Duration(RingTimeout),
@@ -78,7 +78,7 @@ func (c LineConfig) RequestParams() fsm.RequestParams {
 // ConcurrentParams maps them onto the params of model/concurrent.yaml
 // (R17); the runtime sets the bindings' standing before each event.
 func (c LineConfig) ConcurrentParams() fsm.ConcurrentParams {
-	return fsm.ConcurrentParams{ServerCount: len(c.Servers), BestUp: len(c.Servers), FailbackEnabled: *c.EnableFailback == 1,
+	return fsm.ConcurrentParams{ServerCount: len(c.Hops()), BestUp: len(c.Hops()), FailbackEnabled: *c.EnableFailback == 1,
 		FailbackWhenIdle: c.FailbackWhen != "always"}
 }
 

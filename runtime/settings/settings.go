@@ -142,6 +142,12 @@ type LineConfig struct {
 	// Servers in priority order: servers[0] is SIPN Register Addr/Port/TTL/
 	// Transport (the primary), servers[1] SIPN Backup Addr/... (the backup).
 	Servers []ServerConfig `yaml:"servers" json:"servers"`
+	// OutboundProxies are the line's outbound proxies in priority order
+	// (R22; desk phones' Outbound Proxy 1, 2): when set, every request goes
+	// to the current proxy with a pre-loaded Route, servers holds the one
+	// registrar behind them, and failover and failback move between the
+	// proxies. A proxy has no ttl: the registrar's applies.
+	OutboundProxies []ServerConfig `yaml:"outbound_proxies,omitempty" json:"outbound_proxies,omitempty"`
 
 	EnableFailback    *int     `yaml:"enable_failback,omitempty" json:"enable_failback,omitempty"`         // SIPN Enable Failback: 0 or 1; default 1
 	FailbackInterval  *int     `yaml:"failback_interval,omitempty" json:"failback_interval,omitempty"`     // SIPN Failback Interval, seconds; default 1800
@@ -246,6 +252,47 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 func intp(v int) *int { return &v }
 
+// defaults fills a server's absent transport and port, and its TTL with
+// ttl (nil: left absent, as a proxy's).
+func (s ServerConfig) defaults(ttl *int) ServerConfig {
+	if s.Transport == nil {
+		s.Transport = intp(TransportUDP)
+	}
+	if s.Port == nil {
+		switch *s.Transport {
+		case TransportAuto:
+			s.Port = intp(0)
+		case TransportTLS:
+			s.Port = intp(5061)
+		default:
+			s.Port = intp(5060)
+		}
+	}
+	if s.TTL == nil {
+		s.TTL = ttl
+	}
+	return s
+}
+
+// Hops are where the line sends its requests, in priority order: the
+// servers it fails over and back between. They are its outbound proxies
+// when it has them (R22), each asking the registrar's TTL, else its
+// servers. Call it on a LineConfig with its defaults.
+func (c LineConfig) Hops() []ServerConfig {
+	if len(c.OutboundProxies) == 0 || len(c.Servers) == 0 {
+		return c.Servers
+	}
+	hops := slices.Clone(c.OutboundProxies)
+	for i := range hops {
+		hops[i].TTL = c.Servers[0].TTL
+	}
+	return hops
+}
+
+// Proxied says whether the line sends its requests through outbound
+// proxies to the one registrar of its servers (R22).
+func (c LineConfig) Proxied() bool { return len(c.OutboundProxies) > 0 }
+
 // Defaults returns a copy with every absent setting at its default.
 func (c LineConfig) Defaults() LineConfig {
 	c.Servers = slices.Clone(c.Servers)
@@ -307,24 +354,12 @@ func (c LineConfig) Defaults() LineConfig {
 	if c.InviteRetryCounts == nil {
 		c.InviteRetryCounts = intp(*c.SignalRetryCounts)
 	}
-	for i, s := range c.Servers {
-		if s.Transport == nil {
-			s.Transport = intp(TransportUDP)
-		}
-		if s.Port == nil {
-			switch *s.Transport {
-			case TransportAuto:
-				s.Port = intp(0)
-			case TransportTLS:
-				s.Port = intp(5061)
-			default:
-				s.Port = intp(5060)
-			}
-		}
-		if s.TTL == nil {
-			s.TTL = intp(3600)
-		}
-		c.Servers[i] = s
+	for i := range c.Servers {
+		c.Servers[i] = c.Servers[i].defaults(intp(3600))
+	}
+	c.OutboundProxies = slices.Clone(c.OutboundProxies)
+	for i := range c.OutboundProxies {
+		c.OutboundProxies[i] = c.OutboundProxies[i].defaults(nil)
 	}
 	return c
 }

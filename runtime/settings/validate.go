@@ -69,6 +69,9 @@ func (c Config) Validate() error {
 			bad("display_name", "may not hold quotes or line breaks")
 		}
 		switch n := len(l.Servers); {
+		case l.Proxied() && n != 1:
+			bad("servers", "%d servers; behind outbound_proxies a line has one: the registrar the proxies lead to (R22)", n)
+		case l.Proxied():
 		case n == 1 && net.ParseIP(l.Servers[0].Addr) == nil && *l.Servers[0].Port == 0:
 			// One domain name looked up in DNS SRV: its targets are the
 			// line's servers, primary and backups (R20).
@@ -76,26 +79,27 @@ func (c Config) Validate() error {
 			bad("servers", "%d servers; a line has 2 to 4 (primary first), or one domain name with port 0 whose DNS SRV targets are its servers", n)
 		}
 		for j, s := range l.Servers {
-			f := fmt.Sprintf("servers[%d].", j)
-			switch {
-			case s.Addr == "":
-				bad(f+"addr", "empty")
-			case net.ParseIP(s.Addr) == nil && !validHostname(s.Addr):
-				bad(f+"addr", "%q is neither an IP address nor a domain name", s.Addr)
-			}
-			if *s.Port < 0 || *s.Port > 65535 {
-				bad(f+"port", "%d is outside 0-65535 (0: look the name up in DNS SRV)", *s.Port)
-			}
-			switch t := *s.Transport; {
-			case t != TransportUDP && t != TransportTCP && t != TransportTLS && t != TransportAuto:
-				bad(f+"transport", "%d is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)", t)
-			case t == TransportAuto && *s.Port != 0:
-				bad(f+"transport", "2 (DNS NAPTR) looks up the transport and the port: the port must be 0 or left out")
-			case t == TransportAuto && net.ParseIP(s.Addr) != nil:
-				bad(f+"transport", "2 (DNS NAPTR) needs a domain name; %s is an address", s.Addr)
-			}
+			checkServer(bad, fmt.Sprintf("servers[%d].", j), s)
 			if *s.TTL < MinTTL || *s.TTL > MaxTTL {
-				bad(f+"ttl", "%d is outside %d-%d (seconds)", *s.TTL, MinTTL, MaxTTL)
+				bad(fmt.Sprintf("servers[%d].ttl", j), "%d is outside %d-%d (seconds)", *s.TTL, MinTTL, MaxTTL)
+			}
+		}
+		if n := len(l.OutboundProxies); n > 4 {
+			bad("outbound_proxies", "%d proxies; a line has 1 to 4 (the first is the primary), or none", n)
+		}
+		for j, s := range l.OutboundProxies {
+			f := fmt.Sprintf("outbound_proxies[%d].", j)
+			checkServer(bad, f, s)
+			if s.TTL != nil {
+				bad(f+"ttl", "a proxy holds no registration: the registrar's ttl (servers[0].ttl) applies")
+			}
+		}
+		if l.Proxied() {
+			if l.RegistrationMode == "concurrent" {
+				bad("registration_mode", "concurrent: registering through every proxy at once needs RFC 5626 outbound flows, which a line does not have; use successive with outbound_proxies")
+			}
+			if l.DeregisterBackupAfterFailback == 1 {
+				bad("deregister_backup_after_failback", "1: the proxies lead to one registrar, so the binding made through the backup proxy is the one failback just renewed through the primary; removing it would leave the line unregistered")
 			}
 		}
 		if v := *l.EnableFailback; v != 0 && v != 1 {
@@ -107,8 +111,12 @@ func (c Config) Validate() error {
 		switch {
 		case !slices.Contains(FailbackModes, l.FailbackMode):
 			bad("failback_mode", "%q is not one of %s", l.FailbackMode, strings.Join(FailbackModes, ", "))
-		case l.FailbackMode == "dns_ttl" && len(l.Servers) > 0 && net.ParseIP(l.Servers[0].Addr) != nil:
-			bad("failback_mode", "dns_ttl tries the primary when its DNS records expire; servers[0].addr %s is an address, which has none", l.Servers[0].Addr)
+		case l.FailbackMode == "dns_ttl" && len(l.Hops()) > 0 && net.ParseIP(l.Hops()[0].Addr) != nil:
+			primary := "servers[0]"
+			if l.Proxied() {
+				primary = "outbound_proxies[0]"
+			}
+			bad("failback_mode", "dns_ttl tries the primary when its DNS records expire; %s.addr %s is an address, which has none", primary, l.Hops()[0].Addr)
 		}
 		if l.FailbackWhen != "idle" && l.FailbackWhen != "always" {
 			bad("failback_when", "%q is not idle or always", l.FailbackWhen)
@@ -199,6 +207,28 @@ func (c Config) Validate() error {
 		return &ValidationError{Problems: probs}
 	}
 	return nil
+}
+
+// checkServer reports what is wrong with server s, whose fields are named
+// with prefix f ("servers[1].").
+func checkServer(bad func(field, format string, args ...any), f string, s ServerConfig) {
+	switch {
+	case s.Addr == "":
+		bad(f+"addr", "empty")
+	case net.ParseIP(s.Addr) == nil && !validHostname(s.Addr):
+		bad(f+"addr", "%q is neither an IP address nor a domain name", s.Addr)
+	}
+	if *s.Port < 0 || *s.Port > 65535 {
+		bad(f+"port", "%d is outside 0-65535 (0: look the name up in DNS SRV)", *s.Port)
+	}
+	switch t := *s.Transport; {
+	case t != TransportUDP && t != TransportTCP && t != TransportTLS && t != TransportAuto:
+		bad(f+"transport", "%d is not 0 (UDP), 1 (TCP), 3 (TLS) or 2 (what the name's DNS NAPTR records say)", t)
+	case t == TransportAuto && *s.Port != 0:
+		bad(f+"transport", "2 (DNS NAPTR) looks up the transport and the port: the port must be 0 or left out")
+	case t == TransportAuto && net.ParseIP(s.Addr) != nil:
+		bad(f+"transport", "2 (DNS NAPTR) needs a domain name; %s is an address", s.Addr)
+	}
 }
 
 // Loopback says whether host (a name or an address) names only this

@@ -44,6 +44,7 @@ type Request struct {
 	// AuthHeader and AuthValue are the credentials (Authorization or
 	// Proxy-Authorization, Credentials's answer); "" for none.
 	AuthHeader, AuthValue string
+	Supported             string // the extensions it asks for: "path" (RFC 3327); "" for none
 	ContentType           string
 	Body                  []byte
 }
@@ -74,6 +75,9 @@ func (r Request) Write() (msg []byte, branch string) {
 	}
 	if r.AuthHeader != "" {
 		req.AppendHeader(sip.NewHeader(r.AuthHeader, r.AuthValue))
+	}
+	if r.Supported != "" {
+		req.AppendHeader(sip.NewHeader("Supported", r.Supported))
 	}
 	req.AppendHeader(sip.NewHeader("User-Agent", "sipfailover"))
 	if len(r.Body) > 0 {

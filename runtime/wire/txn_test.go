@@ -63,7 +63,7 @@ func TestWriteRequest(t *testing.T) {
 	r := Request{Method: sip.REGISTER, URI: sip.Uri{Scheme: "sip", Host: "example.com"}, Transport: "TCP",
 		Local: [2]string{"[::1]", "5062"}, From: `"Lobby" <sip:1001@example.com>`, FromTag: "ft", CallID: "cid", CSeq: 7,
 		Routes: []string{"<sip:p1;lr>", "<sip:p2;lr>"}, Contact: "sip:1001@[::1]:5062;transport=tcp",
-		Stale: "sip:1001@[::1]:5999;transport=tcp", Expires: 60, AuthHeader: "Authorization", AuthValue: "Digest x"}
+		Stale: "sip:1001@[::1]:5999;transport=tcp", Expires: 60, AuthHeader: "Authorization", AuthValue: "Digest x", Supported: "path"}
 	msg, branch := r.Write()
 	_, branch2 := r.Write()
 	if !strings.HasPrefix(branch, branchMagic) || branch == branch2 {
@@ -96,17 +96,18 @@ func TestWriteRequest(t *testing.T) {
 		"Contact":     {strings.Join(contacts, ","), "<sip:1001@[::1]:5062;transport=tcp>,<sip:1001@[::1]:5999;transport=tcp>;expires=0"},
 		"Expires":     {req.GetHeader("Expires").Value(), "60"},
 		"Auth":        {req.GetHeader("Authorization").Value(), "Digest x"},
+		"Supported":   {req.GetHeader("Supported").Value(), "path"},
 	}
 	for name, c := range checks {
 		if c[0] != c[1] {
 			t.Errorf("%s: %q, want %q", name, c[0], c[1])
 		}
 	}
-	r.Stale, r.Expires, r.To = r.Contact, -1, "<sip:1002@example.com>;tag=far"
+	r.Stale, r.Expires, r.To, r.Supported = r.Contact, -1, "<sip:1002@example.com>;tag=far", ""
 	m, _ = Parse(mustWrite(r))
 	req = m.(*sip.Request)
-	if n := len(req.GetHeaders("Contact")); n != 1 || req.GetHeader("Expires") != nil || req.To().Value() != "<sip:1002@example.com>;tag=far" {
-		t.Errorf("stale Contact equal to ours: %d Contacts, Expires %v, To %q", n, req.GetHeader("Expires"), req.To().Value())
+	if n := len(req.GetHeaders("Contact")); n != 1 || req.GetHeader("Expires") != nil || req.GetHeader("Supported") != nil || req.To().Value() != "<sip:1002@example.com>;tag=far" {
+		t.Errorf("stale Contact equal to ours: %d Contacts, Expires %v, Supported %v, To %q", n, req.GetHeader("Expires"), req.GetHeader("Supported"), req.To().Value())
 	}
 }
 
