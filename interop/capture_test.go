@@ -26,6 +26,12 @@ func tcpdump(t *testing.T, file string, ports ...int) (stop func()) {
 	for _, p := range ports {
 		filter += fmt.Sprintf(" or port %d", p)
 	}
+	return tcpdumpFilter(t, file, filter)
+}
+
+// tcpdumpFilter is tcpdump with a capture filter of its own.
+func tcpdumpFilter(t *testing.T, file, filter string) (stop func()) {
+	t.Helper()
 	cmd := exec.Command("tcpdump", "-i", "lo", "--immediate-mode", "-B", "65536", "-U", "-s", "0", "-w", file, filter)
 	log, err := os.Create(file + ".log")
 	if err != nil {

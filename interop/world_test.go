@@ -90,6 +90,11 @@ type world struct {
 	// backoff is the all-failed back-off's base and maximum (R9); zero for
 	// 1 s and 2 s.
 	backoff [2]time.Duration
+	// proxies: the primary and the backup are edge proxies
+	// (interop/proxy.cfg.in) in front of one registrar, the line's one
+	// server, and they are its outbound proxies (R22). The far end
+	// registers on the registrar itself.
+	proxies bool
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -130,12 +135,17 @@ func newWorldOver(t *testing.T, transport int) *world {
 func newWorldWith(t *testing.T, w *world) *world {
 	t.Helper()
 	w.t, w.dir, w.ports = t, t.TempDir(), map[string]int{}
-	for _, n := range []string{"primary", "backup", "farend", "status", "dns"} {
+	for _, n := range []string{"primary", "backup", "farend", "status", "dns", "registrar"} {
 		w.ports[n] = freePort(t)
 	}
 	t.Cleanup(func() { w.kam("stopall") })
 	if w.beforeStart != nil {
 		w.beforeStart(w)
+	}
+	farEndVia := "primary"
+	if w.proxies {
+		w.kam(w.start("registrar")...)
+		farEndVia = "registrar"
 	}
 	w.kam(w.start("primary")...)
 	w.kam(w.start("backup")...)
@@ -146,7 +156,7 @@ func newWorldWith(t *testing.T, w *world) *world {
 			fmt.Sprintf("--srv-host=%s.sip.interop.test,kam2.interop.test,%d,20,0", service, w.ports["backup"]),
 			"--host-record=kam1.interop.test,127.0.0.1", "--host-record=kam2.interop.test,127.0.0.1")
 	}
-	w.kam("farend", fmt.Sprint(w.ports["farend"]), fmt.Sprintf("127.0.0.1:%d", w.ports["primary"]))
+	w.kam("farend", fmt.Sprint(w.ports["farend"]), fmt.Sprintf("127.0.0.1:%d", w.ports[farEndVia]))
 	w.startAgent()
 	w.waitState("primary_registered", 5*time.Second)
 	return w
@@ -156,7 +166,10 @@ func newWorldWith(t *testing.T, w *world) *world {
 // the world keeps its bindings.
 func (w *world) start(name string) []string {
 	args := []string{"start", name, fmt.Sprint(w.ports[name])}
-	if w.memory {
+	switch {
+	case w.proxies && name != "registrar":
+		args = append(args, "proxy", fmt.Sprint(w.ports["registrar"]))
+	case w.memory:
 		args = append(args, "memory")
 	}
 	return args
@@ -199,9 +212,16 @@ func (w *world) settings() string {
 	head, servers := "", fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
       - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
 `, w.ports["primary"], w.transport, ttl, w.ports["backup"], w.transport, ttl)
-	if w.srv {
+	switch {
+	case w.srv:
 		head = fmt.Sprintf("dns:\n  servers: [\"127.0.0.1:%d\"]\n", w.ports["dns"])
 		servers = fmt.Sprintf("      - {addr: sip.interop.test, port: 0, transport: %d, ttl: %d}\n", w.transport, ttl)
+	case w.proxies:
+		servers = fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, ttl: %d}
+    outbound_proxies:
+      - {addr: 127.0.0.1, port: %d, transport: %d}
+      - {addr: 127.0.0.1, port: %d, transport: %d}
+`, w.ports["registrar"], ttl, w.ports["primary"], w.transport, w.ports["backup"], w.transport)
 	}
 	return head + fmt.Sprintf(`lines:
   - name: interop

@@ -38,6 +38,9 @@ type world struct {
 	settled    []func() (time.Duration, bool)
 	call       *runtime.Call // the latest call
 	concurrent bool          // the line in concurrent registration mode (R17)
+	// proxied: the servers are the line's outbound proxies in front of one
+	// registrar, registrar.test (R22).
+	proxied bool
 }
 
 // newWorld draws settings and builds the line. Its script line uses the
@@ -72,6 +75,9 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	spread := rapid.SampledFrom([]int{0, 0, 10, 20, 50}).Draw(t, "timer_spread")
 	flow := time.Duration(rapid.SampledFrom([]int{0, 5, 30, 30}).Draw(t, "nat_keepalive_s")) * time.Second
 	natMode := rapid.SampledFrom([]string{"auto", "auto", "crlf"}).Draw(t, "nat_mode")
+	// Behind outbound proxies a line has one registration: successive mode,
+	// and no de-registration through the backup proxy (R22).
+	proxied := regMode == "successive" && !dereg && rapid.Bool().Draw(t, "proxies")
 
 	onoff := map[bool]string{true: "on", false: "off"}
 	trName, retryMode := "udp", "time"
@@ -81,11 +87,14 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	if count {
 		retryMode = "count"
 	}
-	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent"}
+	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent", proxied: proxied}
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
 	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d nat_keepalive=%v nat_mode=%s",
 		n, trName, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread, flow, natMode))
+	if proxied {
+		w.script[len(w.script)-1] += " proxies=on"
+	}
 
 	tr := 0
 	if tcp {
@@ -120,6 +129,13 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		w.up = append(w.up, up)
 		w.trace.Env = append(w.trace.Env, invariant.EnvChange{At: 0, Server: i, Up: up})
 	}
+	if proxied {
+		cfg.OutboundProxies = cfg.Servers
+		for i := range cfg.OutboundProxies {
+			cfg.OutboundProxies[i].TTL = nil // the registrar's applies
+		}
+		cfg.Servers = []settings.ServerConfig{{Addr: "registrar.test", Port: new(5060), TTL: &ttl}}
+	}
 	calls := map[string]string{} // Call-ID -> state
 	agent := runtime.NewAgent(w.net, runtime.WithClock(w.clock), runtime.WithSeed(1), runtime.WithWatcher(func(x runtime.Transition) {
 		w.trace.Transitions = append(w.trace.Transitions, invariant.Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server - 1})
@@ -143,6 +159,24 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 }
 
 func (w *world) now() time.Duration { return w.clock.Now().Sub(w.start) }
+
+// judgeProxied fails t unless every request but a keep-alive that a proxy
+// got names that proxy as its first Route, and every REGISTER names the
+// registrar (R22): a request that skips the proxy, or names another hop
+// first, would reach the registrar by a way the line did not choose.
+func (w *world) judgeProxied(t *rapid.T) {
+	for i, e := range w.eps {
+		for _, r := range w.net.Requests(e) {
+			switch {
+			case r.Method == "OPTIONS":
+			case len(r.Route) == 0 || !strings.Contains(r.Route[0], "sip:"+e.Addr()):
+				t.Fatalf("R22: the %s at %v to proxy %d (%s) has Route %q: its first hop must be that proxy\n\n%s", r.Method, r.At, i+1, e, r.Route, strings.Join(w.script, "\n"))
+			case r.Method == "REGISTER" && r.Request.Recipient.String() != "sip:registrar.test:5060":
+				t.Fatalf("R22: the REGISTER at %v to proxy %d names %s, not the registrar\n\n%s", r.At, i+1, r.Request.Recipient.String(), strings.Join(w.script, "\n"))
+			}
+		}
+	}
+}
 
 func (w *world) do(line string) { w.script = append(w.script, line) }
 
@@ -218,8 +252,13 @@ func (w *world) collect() {
 	}
 }
 
-// judge fails t with what invariant.Check finds in the trace.
+// judge fails t with what invariant.Check finds in the trace and, behind
+// outbound proxies, with a request that does not go through the proxy it
+// was sent to.
 func (w *world) judge(t *rapid.T) {
+	if w.proxied {
+		w.judgeProxied(t)
+	}
 	if v := invariant.Check(&w.trace); len(v) > 0 {
 		var b strings.Builder
 		for _, x := range v {

@@ -84,7 +84,7 @@ type Status struct {
 	ServerName string `json:"server_name"` // the server as configured: "pbx.example.com (SRV, auto)"
 	Target     string `json:"target"`      // the SRV target in use, "pbx1.example.com:5060"; "" without SRV
 	ServerAddr string `json:"server_addr"` // "UDP 127.0.0.1:5060"; "" while its name is looked up
-	Where      string `json:"where"`       // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060"
+	Where      string `json:"where"`       // the three in a few words: "example.test via p1.example.test:5060 at UDP 10.0.0.5:5060", and behind outbound proxies "to the registrar ..."
 	// Registrar is the registrar behind the line's outbound proxies, as
 	// configured; the server fields above then name the proxy in use
 	// (R22). "" for a line without proxies.
@@ -375,6 +375,9 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
 	if l.cfg.Proxied() {
 		st.Registrar = keyOf(l.cfg.Servers[0]).String()
+		if st.Where != "" {
+			st.Where += " to the registrar " + st.Registrar
+		}
 	}
 	t := Transition{Line: l.cfg.Name, From: from.String(), To: to.String(), Event: event,
 		ID: id, Server: server + 1, ServerAddr: st.ServerAddr, Reason: reason, At: now}

@@ -35,8 +35,9 @@ func TestOutboundProxies(t *testing.T) {
 	p.line.Register()
 	p.clock.Advance(time.Second)
 	st := p.line.Status()
-	if st.State != "primary_registered" || st.ServerAddr != "UDP 192.0.2.1:5060" || st.Registrar != "registrar.example.com (5090, UDP)" {
-		t.Fatalf("status %s at %s, registrar %q: want primary_registered at the primary proxy, registrar named", st.State, st.ServerAddr, st.Registrar)
+	if st.State != "primary_registered" || st.ServerAddr != "UDP 192.0.2.1:5060" || st.Registrar != "registrar.example.com (5090, UDP)" ||
+		st.Where != "UDP 192.0.2.1:5060 to the registrar registrar.example.com (5090, UDP)" {
+		t.Fatalf("status %s at %s (%s), registrar %q: want primary_registered at the primary proxy, registrar named", st.State, st.ServerAddr, st.Where, st.Registrar)
 	}
 	checkProxied := func(r runtimetest.SimRequest, proxy transport.Endpoint) {
 		t.Helper()

@@ -253,6 +253,17 @@ func (s *scenario) expect(w []string) {
 		if !slices.Equal(got, want) {
 			s.fail("the last %s to %s had Route %v, want %v", w[2], w[1], got, want)
 		}
+	case "ruri": // expect ruri SERVER METHOD URI: the Request-URI of the last such request
+		if len(w) != 4 {
+			s.fail("expect ruri SERVER METHOD URI")
+		}
+		rs := s.requests(w[1], w[2])
+		if len(rs) == 0 {
+			s.fail("%s got no %s", w[1], w[2])
+		}
+		if got := rs[len(rs)-1].Request.Recipient.String(); got != w[3] {
+			s.fail("the last %s to %s named %s, want %s", w[2], w[1], got, w[3])
+		}
 	case "binding": // expect binding SERVER STATE: in concurrent mode (R17)
 		if len(w) != 3 {
 			s.fail("expect binding SERVER STATE")

@@ -64,6 +64,12 @@ import (
 //	dns primary fail SERVFAIL      # its lookups fail; also: silent, answer
 //	expect lookups primary 2       # SRV questions for the name so far
 //	expect server s3               # the server the line is at, by address
+//
+// With line proxies=on (R22) the simulated servers are the line's outbound
+// proxies in front of one registrar, registrar.test:
+//
+//	expect routes primary REGISTER primary   # the Route of the last such request
+//	expect ruri primary REGISTER sip:registrar.test:5060   # its Request-URI
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	if len(files) == 0 {
@@ -247,6 +253,12 @@ func (s *scenario) configure(kv []string) {
 	}
 	cfg.NATKeepaliveMode = set["nat_mode"]
 	cfg.BackoffBase, cfg.BackoffMax = dur("backoff_base"), dur("backoff_max")
+	if onoff("proxies") != nil && *onoff("proxies") == 1 {
+		// The simulated servers are outbound proxies in front of one
+		// registrar, registrar.test (R22).
+		cfg.OutboundProxies = cfg.Servers
+		cfg.Servers = []settings.ServerConfig{{Addr: "registrar.test", Port: new(5060)}}
+	}
 	if ttl := num("ttl"); ttl != nil {
 		for i := range cfg.Servers {
 			cfg.Servers[i].TTL = ttl

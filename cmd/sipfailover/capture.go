@@ -198,13 +198,19 @@ func lineCaptureSettings(path, name string) (capture.Settings, error) {
 	l := line.Defaults()
 	s := capture.DefaultSettings()
 	transports := map[int]bool{}
-	for i, sv := range l.Servers {
+	// The phone's servers on the wire are where it sends: its outbound
+	// proxies when it has them (R22).
+	field := "servers"
+	if l.Proxied() {
+		field = "outbound_proxies"
+	}
+	for i, sv := range l.Hops() {
 		addr, err := netip.ParseAddr(sv.Addr)
 		if err != nil {
-			return capture.Settings{}, fmt.Errorf("line %s, servers[%d]: %q is a name; the capture shows addresses: give -servers as it resolved", line.Name, i, sv.Addr)
+			return capture.Settings{}, fmt.Errorf("line %s, %s[%d]: %q is a name; the capture shows addresses: give -servers as it resolved", line.Name, field, i, sv.Addr)
 		}
 		if *sv.Port == 0 {
-			return capture.Settings{}, fmt.Errorf("line %s, servers[%d]: port 0 is looked up in DNS; give -servers as it resolved", line.Name, i)
+			return capture.Settings{}, fmt.Errorf("line %s, %s[%d]: port 0 is looked up in DNS; give -servers as it resolved", line.Name, field, i)
 		}
 		s.Servers = append(s.Servers, netip.AddrPortFrom(addr, uint16(*sv.Port)))
 		transports[*sv.Transport] = true

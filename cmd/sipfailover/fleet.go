@@ -182,7 +182,7 @@ func newFleet(cfg settings.Config, o fleetOptions) (*fleet, error) {
 	}
 	f := &fleet{opts: o, network: newCountingNetwork(transport.NewSocketNetwork(tlsConf, nil)),
 		leftAt: map[string]time.Time{}, onBackup: map[string]time.Time{}, probeAt: map[string]time.Time{}, numbers: map[string]int{}}
-	for i, sc := range tmpl.Defaults().Servers {
+	for i, sc := range tmpl.Defaults().Hops() {
 		if *sc.Port != 0 {
 			f.numbers[transport.Endpoint{Host: sc.Addr, Port: *sc.Port, Transport: *sc.Transport}.String()] = i + 1
 		}

@@ -43,8 +43,11 @@ type lineForm struct {
 	Errors  map[string]string
 	General []string // problems that belong to no field of the form
 	Saved   bool
-	Extra   int    // servers past the second, kept as they are
-	State   string // the line's registration, in words: "Registered on server 2 (UDP 10.0.0.2:5060)"
+	Extra   int // servers past the second, kept as they are
+	// ExtraProxies is the outbound proxies past the second, kept as they
+	// are (R22).
+	ExtraProxies int
+	State        string // the line's registration, in words: "Registered on server 2 (UDP 10.0.0.2:5060)"
 }
 
 // sipN is the seed's label prefix for line n: SIP1 for line 1.
@@ -62,6 +65,8 @@ var formFields = []struct{ name, setting string }{
 	{"server1_ttl", "servers[0].ttl"}, {"server1_transport", "servers[0].transport"},
 	{"server2_addr", "servers[1].addr"}, {"server2_port", "servers[1].port"},
 	{"server2_ttl", "servers[1].ttl"}, {"server2_transport", "servers[1].transport"},
+	{"proxy1_addr", "outbound_proxies[0].addr"}, {"proxy1_port", "outbound_proxies[0].port"}, {"proxy1_transport", "outbound_proxies[0].transport"},
+	{"proxy2_addr", "outbound_proxies[1].addr"}, {"proxy2_port", "outbound_proxies[1].port"}, {"proxy2_transport", "outbound_proxies[1].transport"},
 	{"enable_failback", "enable_failback"}, {"failback_interval", "failback_interval"},
 	{"signal_retry_counts", "signal_retry_counts"}, {"invite_retry_counts", "invite_retry_counts"},
 	{"failback_mode", "failback_mode"}, {"failback_when", "failback_when"}, {"registration_mode", "registration_mode"},
@@ -82,8 +87,12 @@ func (s *Server) lineState(n int) string {
 }
 
 // StateWords says in a phone user's words where a line stands; servers
-// are numbered from 1, the primary being 1 (R14).
+// are numbered from 1, the primary being 1 (R14). Behind outbound proxies
+// the line moves between proxies, and the words say so (R22).
 func StateWords(st runtime.Status) string {
+	if st.Registrar != "" {
+		return proxiedWords(st)
+	}
 	n := st.Server
 	at := ""
 	if st.ServerAddr != "" {
@@ -110,6 +119,29 @@ func StateWords(st runtime.Status) string {
 		return "Unregistering"
 	}
 	return st.State
+}
+
+// proxiedWords is StateWords for a line behind outbound proxies.
+func proxiedWords(st runtime.Status) string {
+	n := st.Server
+	at := " to the registrar " + st.Registrar
+	if st.ServerAddr != "" {
+		at = " (" + st.ServerAddr + ")" + at
+	}
+	switch st.State {
+	case "registering":
+		return fmt.Sprintf("Registering through outbound proxy %d%s", n, at)
+	case "retrying":
+		return fmt.Sprintf("Outbound proxy %d did not answer; trying outbound proxy %d%s", n-1, n, at)
+	case "primary_registered":
+		return "Registered through the primary, outbound proxy 1" + at
+	case "backup_registered":
+		return fmt.Sprintf("Registered through a backup, outbound proxy %d%s", n, at)
+	case "probing":
+		return fmt.Sprintf("Registered through outbound proxy %d%s; asking the primary proxy whether it is back", n, at)
+	}
+	st.Registrar = ""
+	return StateWords(st)
 }
 
 func (s *Server) choices(c settings.Config) []lineChoice {
@@ -169,8 +201,17 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		vals[p+"addr"], vals[p+"port"] = srv.Addr, strconv.Itoa(*srv.Port)
 		vals[p+"ttl"], vals[p+"transport"] = strconv.Itoa(*srv.TTL), strconv.Itoa(*srv.Transport)
 	}
+	for i := range 2 {
+		p := fmt.Sprintf("proxy%d_", i+1)
+		vals[p+"transport"] = "0"
+		if i < len(l.OutboundProxies) {
+			px := l.OutboundProxies[i]
+			vals[p+"addr"], vals[p+"port"], vals[p+"transport"] = px.Addr, strconv.Itoa(*px.Port), strconv.Itoa(*px.Transport)
+		}
+	}
 	s.render(w, http.StatusOK, "line.html", lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n,
-		Values: vals, Errors: map[string]string{}, Saved: r.FormValue("saved") == "1", Extra: max(0, len(l.Servers)-2), State: s.lineState(n)})
+		Values: vals, Errors: map[string]string{}, Saved: r.FormValue("saved") == "1", Extra: max(0, len(l.Servers)-2),
+		ExtraProxies: max(0, len(l.OutboundProxies)-2), State: s.lineState(n)})
 }
 
 // submitLine applies the form to the line: every field is parsed and the
@@ -184,7 +225,7 @@ func (s *Server) submitLine(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n, Values: map[string]string{}, Errors: map[string]string{},
-		Extra: max(0, len(c.Lines[n-1].Servers)-2), State: s.lineState(n)}
+		Extra: max(0, len(c.Lines[n-1].Servers)-2), ExtraProxies: max(0, len(c.Lines[n-1].OutboundProxies)-2), State: s.lineState(n)}
 	for _, f := range formFields {
 		form.Values[f.name] = strings.TrimSpace(r.PostFormValue(f.name))
 	}
@@ -237,9 +278,16 @@ func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[s
 	next := c
 	next.Lines = append([]settings.LineConfig(nil), c.Lines...)
 	l := next.Lines[i]
+	l.OutboundProxies = editProxies(l.OutboundProxies, v, errs)
 	l.Servers = append([]settings.ServerConfig(nil), l.Servers...)
 	for j := range 2 {
 		p := fmt.Sprintf("server%d_", j+1)
+		if j == 1 && len(l.OutboundProxies) > 0 && v[p+"addr"] == "" && len(l.Servers) == 2 {
+			// Behind outbound proxies a line has one registrar (R22): an
+			// emptied backup goes.
+			l.Servers = l.Servers[:1]
+			break
+		}
 		if j == len(l.Servers) {
 			// A line of one domain name (R20) has no backup to edit; a
 			// backup address given here is added.
@@ -277,6 +325,46 @@ func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[s
 	}
 	next.Lines[i] = l
 	return next, errs
+}
+
+// editProxies returns the outbound proxies as the form's Outbound Proxy 1
+// and 2 give them (R22), the ones past the second kept: an empty address
+// is no proxy, an empty port or transport the default. Proxy 2 without
+// proxy 1 is an error at proxy 1.
+func editProxies(running []settings.ServerConfig, v, errs map[string]string) []settings.ServerConfig {
+	var out []settings.ServerConfig
+	for j := range 2 {
+		p := fmt.Sprintf("proxy%d_", j+1)
+		if v[p+"addr"] == "" {
+			if j == 0 && v["proxy2_addr"] != "" {
+				errs[p+"addr"] = "Outbound Proxy 2 is the backup of Outbound Proxy 1: give proxy 1 first"
+			}
+			continue
+		}
+		px := settings.ServerConfig{Addr: v[p+"addr"]}
+		if j < len(running) {
+			px.TLSServerName = running[j].TLSServerName
+		}
+		for _, f := range []struct {
+			name string
+			to   **int
+		}{{"port", &px.Port}, {"transport", &px.Transport}} {
+			if v[p+f.name] == "" {
+				continue
+			}
+			n, err := strconv.Atoi(v[p+f.name])
+			if err != nil {
+				errs[p+f.name] = "must be a whole number"
+				continue
+			}
+			*f.to = &n
+		}
+		out = append(out, px)
+	}
+	if len(out) == 2 && len(running) > 2 {
+		out = append(out, running[2:]...)
+	}
+	return out
 }
 
 // codesText writes response codes as the form shows them: "500, 503".

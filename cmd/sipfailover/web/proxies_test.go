@@ -1,0 +1,149 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/sipfailover/sipfailover/runtime"
+)
+
+// proxiedForm is goodForm for a line behind two outbound proxies (R22):
+// SIP Server 1 is the registrar, SIP Server 2 is left empty.
+func proxiedForm(csrf string) url.Values {
+	form := goodForm(csrf)
+	for _, k := range []string{"server2_addr", "server2_port", "server2_ttl", "server2_transport"} {
+		form.Set(k, "")
+	}
+	form.Set("proxy1_addr", "10.0.0.11")
+	form.Set("proxy1_port", "5060")
+	form.Set("proxy1_transport", "0")
+	form.Set("proxy2_addr", "sbc2.example.com")
+	form.Set("proxy2_port", "5070")
+	form.Set("proxy2_transport", "1")
+	return form
+}
+
+// TestOutboundProxiesThroughTheForm: the Line page's Outbound Proxy 1 and
+// 2 make the line's outbound proxies, its emptied backup goes, and the page
+// shows them back; emptying both proxy addresses removes them.
+func TestOutboundProxiesThroughTheForm(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	if res, body := ts.post(t, "/line", proxiedForm(csrf)); res.StatusCode != http.StatusOK || len(ts.applied) != 1 {
+		t.Fatalf("submit: %d, applied %d\n%s", res.StatusCode, len(ts.applied), body)
+	}
+	l := ts.applied[0].Lines[0]
+	if len(l.Servers) != 1 || l.Servers[0].Addr != "10.0.0.1" {
+		t.Fatalf("servers %+v, want the registrar alone", l.Servers)
+	}
+	px := l.OutboundProxies
+	if len(px) != 2 || px[0].Addr != "10.0.0.11" || *px[0].Port != 5060 || *px[0].Transport != 0 ||
+		px[1].Addr != "sbc2.example.com" || *px[1].Port != 5070 || *px[1].Transport != 1 || px[0].TTL != nil {
+		t.Fatalf("proxies %+v", px)
+	}
+	ts.mu.Lock()
+	ts.cfg = ts.applied[0]
+	ts.mu.Unlock()
+	_, body := ts.get(t, "/line?line=1")
+	for _, want := range []string{`id="proxy1_addr" name="proxy1_addr" value="10.0.0.11"`, `id="proxy2_addr" name="proxy2_addr" value="sbc2.example.com"`,
+		`id="proxy2_port" name="proxy2_port" value="5070"`, "Outbound Proxy 2 (backup)"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`<select id="proxy2_transport" name="proxy2_transport">\s*(<option[^>]*>[^<]*</option>)*<option value="1" selected>TCP</option>`).MatchString(body) {
+		t.Error("proxy 2's transport is not shown as TCP")
+	}
+	form := goodForm(csrf) // both proxy addresses empty, a backup server again
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit without proxies: %d\n%s", res.StatusCode, body)
+	}
+	if l := ts.applied[1].Lines[0]; len(l.OutboundProxies) != 0 || len(l.Servers) != 2 {
+		t.Fatalf("without proxies: proxies %+v, servers %d", l.OutboundProxies, len(l.Servers))
+	}
+}
+
+// TestBadProxyFormChangesNothing: each proxy field's problem is shown
+// beside it, and what belongs to no field above the form; nothing is
+// applied.
+func TestBadProxyFormChangesNothing(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	for _, tt := range []struct {
+		name, field, value, at, want string
+	}{
+		{"port 65536", "proxy1_port", "65536", "proxy1_port", "outside 0-65535"},
+		{"port -1", "proxy2_port", "-1", "proxy2_port", "outside 0-65535"},
+		{"port not a number", "proxy2_port", "five", "proxy2_port", "must be a whole number"},
+		{"transport 4", "proxy2_transport", "4", "proxy2_transport", "is not 0 (UDP), 1 (TCP), 3 (TLS) or 2"},
+		{"bad address", "proxy1_addr", "sbc one", "proxy1_addr", "neither an IP address nor a domain name"},
+		{"proxy 2 without proxy 1", "proxy1_addr", "", "proxy1_addr", "give proxy 1 first"},
+		{"a backup server behind proxies", "server2_addr", "10.0.0.2", "problems", "behind outbound_proxies a line has one"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			form := proxiedForm(csrf)
+			form[tt.field] = []string{tt.value}
+			if tt.field == "server2_addr" {
+				form["server2_port"], form["server2_ttl"], form["server2_transport"] = []string{"5060"}, []string{"3600"}, []string{"0"}
+			}
+			res, body := ts.post(t, "/line", form)
+			if res.StatusCode != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422", res.StatusCode)
+			}
+			where := `<span class="err" id="` + tt.at + `-error">[^<]*` + regexp.QuoteMeta(tt.want)
+			if tt.at == "problems" {
+				where = `id="problems">Nothing was changed:<ul><li>[^<]*` + regexp.QuoteMeta(tt.want)
+			}
+			if !regexp.MustCompile(where).MatchString(body) {
+				t.Fatalf("no message %q at %s:\n%s", tt.want, tt.at, body)
+			}
+			if len(ts.applied) != 0 {
+				t.Fatalf("a bad form was applied: %+v", ts.applied)
+			}
+		})
+	}
+}
+
+// TestProxyLimitsThroughTheAPI: a proxy's port at both edges through PUT
+// /api/settings, as through the file and the form.
+func TestProxyLimitsThroughTheAPI(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	tok := ts.csrf(t)
+	for port, ok := range map[int]bool{0: true, 1: true, 65535: true, -1: false, 65536: false} {
+		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}],
+			"outbound_proxies": [{"addr": "sbc.example.com", "port": %d}, {"addr": "10.0.0.12"}]},
+			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, port)
+		code, b := ts.put(t, tok, doc)
+		if got := code == http.StatusOK; got != ok {
+			t.Errorf("port %d: %d %s, want accepted=%v", port, code, b, ok)
+		}
+		if !ok && !strings.Contains(b, `"field":"outbound_proxies[0].port"`) {
+			t.Errorf("port %d: the answer does not name the field: %s", port, b)
+		}
+	}
+}
+
+// TestProxiedStateWords: behind outbound proxies the line's state names
+// the proxy in use and the registrar (R14, R22).
+func TestProxiedStateWords(t *testing.T) {
+	for _, c := range []struct {
+		st   runtime.Status
+		want string
+	}{
+		{runtime.Status{State: "backup_registered", Server: 2, ServerAddr: "TCP 10.0.0.12:5060", Registrar: "pbx.example.com (5060, UDP)"},
+			"Registered through a backup, outbound proxy 2 (TCP 10.0.0.12:5060) to the registrar pbx.example.com (5060, UDP)"},
+		{runtime.Status{State: "retrying", Server: 2, Registrar: "pbx.example.com (5060, UDP)"},
+			"Outbound proxy 1 did not answer; trying outbound proxy 2 to the registrar pbx.example.com (5060, UDP)"},
+		{runtime.Status{State: "all_failed", Server: 1, Registrar: "pbx.example.com (5060, UDP)"}, "No server could be used; trying again after a pause"},
+		{runtime.Status{State: "backup_registered", Server: 2, ServerAddr: "UDP 10.0.0.2:5060"}, "Registered on a backup, server 2 (UDP 10.0.0.2:5060)"},
+	} {
+		if got := StateWords(c.st); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.st, got, c.want)
+		}
+	}
+}
