@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "e8beeeb6928fca5fa2abd9b2a0dbce31024b83a4062aa0f4a08f714f46349559"
+const LineModelSHA256 = "e55013120e8c1c766abb6f78cf0ed28db170d869fffbfd26e65f1561bbeee685"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -384,8 +384,9 @@ func ParseLineAction(s string) (LineAction, error) {
 // only reads them. SetParams replaces them between events.
 type LineParams struct {
 	// ServerCount is server_count: Number of servers in the line's list, in priority order: the
-	// located targets of every configured server (R20). The runtime sets it when the locate action
-	// takes the list anew, and when a name still being looked up is replaced by what it located.
+	// located targets of every configured server (R20), or of every outbound proxy (R22). The runtime
+	// sets it when the locate action takes the list anew, and when a name still being looked up is
+	// replaced by what it located.
 	ServerCount int
 	// FailbackEnabled is failback_enabled: Probe the primary while registered elsewhere and return to
 	// it (R10, R13). Setting: SIPN Enable Failback.
@@ -794,10 +795,12 @@ func LineAllowed(from, to LineState) bool {
 // LineMachine is the line machine: One SIP line with an ordered list of servers (server 0 is the
 // primary). A server configured by domain name is located through DNS (RFC 3263: NAPTR, SRV,
 // A/AAAA), and every address of every target it has is a server of the list in the order DNS gives
-// (R20). The line registers on the primary, fails over down the list when a server is unavailable,
-// probes the primary while on a lower-priority server and fails back when the primary answers.
-// Every transition is one looplab event, so every state change the runtime makes is one the model
-// allows.
+// (R20). Behind outbound proxies the servers of this model are the proxies, in front of one
+// registrar: every request goes through the current proxy, which the line fails over and back
+// between as between servers (R22). The line registers on the primary, fails over down the list
+// when a server is unavailable, probes the primary while on a lower-priority server and fails back
+// when the primary answers. Every transition is one looplab event, so every state change the
+// runtime makes is one the model allows.
 //
 // It is pure: Fire takes an event and returns the effects to perform; it
 // never sleeps, sends or reads a clock. State changes go through
