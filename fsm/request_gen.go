@@ -13,7 +13,7 @@ import (
 
 // RequestModelSHA256 is the SHA-256 of model/request.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const RequestModelSHA256 = "b654d93f2e726e4e6c9fba11beae751430d61724949c1208e09669ee662859f3"
+const RequestModelSHA256 = "70bdf6289ec7ac362d27c926ff7e98bc6bae0ec18a98b5fe5b2799f9eebcfa67"
 
 // RequestMachineName is the name of the model.
 const RequestMachineName = "request"
@@ -288,6 +288,15 @@ type RequestParams struct {
 	// RingTimeout is ring_timeout: How long an INVITE waits for a final answer after a 1xx, like RFC
 	// 3261 Timer C (more than 3 minutes).
 	RingTimeout Duration
+	// NextShared is next_shared: The server after the request's (server + 1) has register_on_enable 0:
+	// it shares the registrations of the others, so a request that fails over goes there at once, with
+	// no REGISTER of the line first (R23). The runtime keeps this current. Setting:
+	// register_on_enable.
+	NextShared bool
+	// SignalUnregistered is signal_unregistered: only_signal_with_registered 0: a new request goes to
+	// the server the line is registering on, without waiting for its 200 OK (R23). Setting:
+	// only_signal_with_registered.
+	SignalUnregistered bool
 }
 
 // Validate checks every param against the bounds in the model and
@@ -464,11 +473,12 @@ type RequestTransition struct {
 
 // RequestTransitions is the model's transition table, one entry per branch.
 var RequestTransitions = [...]RequestTransition{
-	{ID: "send/1", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "in_dialog", To: RequestStateSending, Reenter: false, Do: []string{"set server = first_server"}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/2", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "hold_for_probe", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/3", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_registered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/4", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_down", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
-	{ID: "send/5", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6)."},
+	{ID: "send/1", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "in_dialog", To: RequestStateSending, Reenter: false, Do: []string{"set server = first_server"}, Implements: []string{"I5", "I10", "R16", "R18", "R23"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is registering on without waiting (R23)."},
+	{ID: "send/2", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "hold_for_probe", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18", "R23"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is registering on without waiting (R23)."},
+	{ID: "send/3", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_registered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16", "R18", "R23"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is registering on without waiting (R23)."},
+	{ID: "send/4", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "line_down", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18", "R23"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is registering on without waiting (R23)."},
+	{ID: "send/5", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "signal_unregistered", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"I5", "I10", "R16", "R18", "R23"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is registering on without waiting (R23)."},
+	{ID: "send/6", From: []RequestState{RequestStateIdle}, On: []RequestEvent{RequestEventUserSend}, Guard: "", To: RequestStateAwaitingLine, Reenter: false, Do: []string{}, Implements: []string{"I5", "I10", "R16", "R18", "R23"}, Doc: "An in-dialog request goes through its dialog's server (I10); a new one to the server the line is registered on (I5), or it waits for the line to register, or for the answer of the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is registering on without waiting (R23)."},
 	{ID: "provisional/1", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespProvisional}, Guard: "is_invite", To: RequestStateProceeding, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "A 1xx shows the server is alive. An INVITE stops its budget and waits for the final answer; a non-INVITE keeps its budget (RFC 3261 17.1.2.2)."},
 	{ID: "provisional/2", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespProvisional}, Guard: "", To: RequestStateUnknown, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "A 1xx shows the server is alive. An INVITE stops its budget and waits for the final answer; a non-INVITE keeps its budget (RFC 3261 17.1.2.2)."},
 	{ID: "answered", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventResp2xx, RequestEventRespFinal}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A final answer ends the request; a non-2xx one is reported and does not fail over (R1)."},
@@ -476,10 +486,11 @@ var RequestTransitions = [...]RequestTransition{
 	{ID: "challenged/2", From: []RequestState{RequestStateSending}, On: []RequestEvent{RequestEventRespChallenge}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 401/407 is answered once with credentials on the same server; a second is the final answer (R1)."},
 	{ID: "challenged_ringing/1", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventRespChallenge}, Guard: "challenges < 1", To: RequestStateUnknown, Reenter: false, Do: []string{"set challenges = challenges + 1", "send_request_auth"}, Implements: []string{"R1"}, Doc: "A 401/407 after a 100 Trying is answered once; the ring timer still bounds the wait (R1)."},
 	{ID: "challenged_ringing/2", From: []RequestState{RequestStateProceeding}, On: []RequestEvent{RequestEventRespChallenge}, Guard: "", To: RequestStateDone, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 401/407 after a 100 Trying is answered once; the ring timer still bounds the wait (R1)."},
-	{ID: "unavailable/1", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "attempts >= server_count", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
-	{ID: "unavailable/2", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_moved", To: RequestStateSending, Reenter: true, Do: []string{"abandon_request", "set server = line_server"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
-	{ID: "unavailable/3", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_down", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
-	{ID: "unavailable/4", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "", To: RequestStateAwaitingLine, Reenter: true, Do: []string{"abandon_request", "line_failover"}, Implements: []string{"R6", "R7", "R8", "R9", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/1", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "attempts >= server_count", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "R23", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; if the line is registered and the next server shares its registration (register_on_enable 0) the request goes there at once while the line fails over behind it (R23); otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/2", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_moved", To: RequestStateSending, Reenter: true, Do: []string{"abandon_request", "set server = line_server"}, Implements: []string{"R6", "R7", "R8", "R9", "R23", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; if the line is registered and the next server shares its registration (register_on_enable 0) the request goes there at once while the line fails over behind it (R23); otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/3", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "line_down", To: RequestStateFailed, Reenter: true, Do: []string{"abandon_request"}, Implements: []string{"R6", "R7", "R8", "R9", "R23", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; if the line is registered and the next server shares its registration (register_on_enable 0) the request goes there at once while the line fails over behind it (R23); otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/4", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "next_shared && line_registered && server + 1 < server_count", To: RequestStateSending, Reenter: true, Do: []string{"abandon_request", "line_failover", "set server = server + 1"}, Implements: []string{"R6", "R7", "R8", "R9", "R23", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; if the line is registered and the next server shares its registration (register_on_enable 0) the request goes there at once while the line fails over behind it (R23); otherwise the line fails over first (R6, R7, R9, I6)."},
+	{ID: "unavailable/5", From: []RequestState{RequestStateSending, RequestStateProceeding}, On: []RequestEvent{RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff}, Guard: "", To: RequestStateAwaitingLine, Reenter: true, Do: []string{"abandon_request", "line_failover"}, Implements: []string{"R6", "R7", "R8", "R9", "R23", "I2", "I6"}, Doc: "The server is unavailable. After every server has had its try the request fails; if the line already moved, it goes there; if the line is down (the user unregistered it, or it gave up) the request fails; if the line is registered and the next server shares its registration (register_on_enable 0) the request goes there at once while the line fails over behind it (R23); otherwise the line fails over first (R6, R7, R9, I6)."},
 	{ID: "line_ready/1", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineRegistered}, Guard: "hold_for_probe", To: RequestStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R6", "R7", "I5"}, Doc: "The line's REGISTER on another server got 200 OK; only now does the request go there (R6, R7, I5)."},
 	{ID: "line_ready/2", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineRegistered}, Guard: "", To: RequestStateSending, Reenter: false, Do: []string{"set server = line_server"}, Implements: []string{"R6", "R7", "I5"}, Doc: "The line's REGISTER on another server got 200 OK; only now does the request go there (R6, R7, I5)."},
 	{ID: "line_down", From: []RequestState{RequestStateAwaitingLine}, On: []RequestEvent{RequestEventLineDown, RequestEventTimerLineWait}, Guard: "", To: RequestStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R9", "I6"}, Doc: "The line could not register anywhere in time; the request fails with that reason (R9, I6)."},
@@ -537,7 +548,8 @@ var requestEvents = looplab.Events{
 	{Name: "send/2", Src: []string{"idle"}, Dst: "awaiting_line"},
 	{Name: "send/3", Src: []string{"idle"}, Dst: "sending"},
 	{Name: "send/4", Src: []string{"idle"}, Dst: "failed"},
-	{Name: "send/5", Src: []string{"idle"}, Dst: "awaiting_line"},
+	{Name: "send/5", Src: []string{"idle"}, Dst: "sending"},
+	{Name: "send/6", Src: []string{"idle"}, Dst: "awaiting_line"},
 	{Name: "provisional/1", Src: []string{"sending"}, Dst: "proceeding"},
 	{Name: "provisional/2", Src: []string{"sending"}, Dst: "sending"},
 	{Name: "answered", Src: []string{"sending", "proceeding"}, Dst: "done"},
@@ -548,7 +560,8 @@ var requestEvents = looplab.Events{
 	{Name: "unavailable/1", Src: []string{"sending", "proceeding"}, Dst: "failed"},
 	{Name: "unavailable/2", Src: []string{"sending", "proceeding"}, Dst: "sending"},
 	{Name: "unavailable/3", Src: []string{"sending", "proceeding"}, Dst: "failed"},
-	{Name: "unavailable/4", Src: []string{"sending", "proceeding"}, Dst: "awaiting_line"},
+	{Name: "unavailable/4", Src: []string{"sending", "proceeding"}, Dst: "sending"},
+	{Name: "unavailable/5", Src: []string{"sending", "proceeding"}, Dst: "awaiting_line"},
 	{Name: "line_ready/1", Src: []string{"awaiting_line"}, Dst: "awaiting_line"},
 	{Name: "line_ready/2", Src: []string{"awaiting_line"}, Dst: "sending"},
 	{Name: "line_down", Src: []string{"awaiting_line"}, Dst: "failed"},
@@ -742,7 +755,8 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 			// Transition send: An in-dialog request goes through its dialog's server (I10); a new one to the
 			// server the line is registered on (I5), or it waits for the line to register, or for the answer of
 			// the primary's probe in failback mode new_requests (R18); with the line down (not even trying) it
-			// fails at once (I6).
+			// fails at once (I6). With only_signal_with_registered 0 it goes to the server the line is
+			// registering on without waiting (R23).
 			if m.params.InDialog {
 				step.Transition, step.To = "send/1", RequestStateSending
 				err = func() error {
@@ -785,13 +799,26 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					}
 					return m.enterFailed(v, "send/4")
 				}()
-			} else {
-				step.Transition, step.To = "send/5", RequestStateAwaitingLine
+			} else if m.params.SignalUnregistered {
+				step.Transition, step.To = "send/5", RequestStateSending
 				err = func() error {
 					if err := m.exitIdle(v, fired, "send/5"); err != nil {
 						return err
 					}
-					return m.enterAwaitingLine(v, "send/5")
+					if x := m.params.LineServer; x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "send/5", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					return m.enterSending(v, "send/5")
+				}()
+			} else {
+				step.Transition, step.To = "send/6", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitIdle(v, fired, "send/6"); err != nil {
+						return err
+					}
+					return m.enterAwaitingLine(v, "send/6")
 				}()
 			}
 		case RequestEventUserCancel, RequestEventRespProvisional, RequestEventResp2xx, RequestEventRespFinal, RequestEventRespChallenge, RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventServerHeldOff, RequestEventLineRegistered, RequestEventLineDown:
@@ -857,7 +884,9 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		case RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff:
 			// Transition unavailable: The server is unavailable. After every server has had its try the request
 			// fails; if the line already moved, it goes there; if the line is down (the user unregistered it,
-			// or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6).
+			// or it gave up) the request fails; if the line is registered and the next server shares its
+			// registration (register_on_enable 0) the request goes there at once while the line fails over
+			// behind it (R23); otherwise the line fails over first (R6, R7, R9, I6).
 			if v.Attempts >= m.params.ServerCount {
 				step.Transition, step.To = "unavailable/1", RequestStateFailed
 				err = func() error {
@@ -890,15 +919,30 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
 					return m.enterFailed(v, "unavailable/3")
 				}()
-			} else {
-				step.Transition, step.To = "unavailable/4", RequestStateAwaitingLine
+			} else if (m.params.NextShared && m.params.LineRegistered) && ((v.Server + 1) < m.params.ServerCount) {
+				step.Transition, step.To = "unavailable/4", RequestStateSending
 				err = func() error {
 					if err := m.exitSending(v, fired, "unavailable/4"); err != nil {
 						return err
 					}
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionLineFailover})
-					return m.enterAwaitingLine(v, "unavailable/4")
+					if x := (v.Server + 1); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "unavailable/4", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					return m.enterSending(v, "unavailable/4")
+				}()
+			} else {
+				step.Transition, step.To = "unavailable/5", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitSending(v, fired, "unavailable/5"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
+					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionLineFailover})
+					return m.enterAwaitingLine(v, "unavailable/5")
 				}()
 			}
 		case RequestEventUserCancel:
@@ -958,7 +1002,9 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 		case RequestEventRespUnavailable, RequestEventTransportIcmp, RequestEventTransportTcp, RequestEventTimerBudget, RequestEventServerHeldOff:
 			// Transition unavailable: The server is unavailable. After every server has had its try the request
 			// fails; if the line already moved, it goes there; if the line is down (the user unregistered it,
-			// or it gave up) the request fails; otherwise the line fails over first (R6, R7, R9, I6).
+			// or it gave up) the request fails; if the line is registered and the next server shares its
+			// registration (register_on_enable 0) the request goes there at once while the line fails over
+			// behind it (R23); otherwise the line fails over first (R6, R7, R9, I6).
 			if v.Attempts >= m.params.ServerCount {
 				step.Transition, step.To = "unavailable/1", RequestStateFailed
 				err = func() error {
@@ -991,15 +1037,30 @@ func (m *RequestMachine) Fire(ev RequestEvent) (RequestStep, error) {
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
 					return m.enterFailed(v, "unavailable/3")
 				}()
-			} else {
-				step.Transition, step.To = "unavailable/4", RequestStateAwaitingLine
+			} else if (m.params.NextShared && m.params.LineRegistered) && ((v.Server + 1) < m.params.ServerCount) {
+				step.Transition, step.To = "unavailable/4", RequestStateSending
 				err = func() error {
 					if err := m.exitProceeding(v, fired, "unavailable/4"); err != nil {
 						return err
 					}
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
 					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionLineFailover})
-					return m.enterAwaitingLine(v, "unavailable/4")
+					if x := (v.Server + 1); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "request", Transition: "unavailable/4", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					return m.enterSending(v, "unavailable/4")
+				}()
+			} else {
+				step.Transition, step.To = "unavailable/5", RequestStateAwaitingLine
+				err = func() error {
+					if err := m.exitProceeding(v, fired, "unavailable/5"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionAbandonRequest})
+					m.effects = append(m.effects, RequestEffect{Kind: EffectAction, Action: RequestActionLineFailover})
+					return m.enterAwaitingLine(v, "unavailable/5")
 				}()
 			}
 		case RequestEventTimerRing:

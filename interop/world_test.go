@@ -95,6 +95,9 @@ type world struct {
 	// server, and they are its outbound proxies (R22). The far end
 	// registers on the registrar itself.
 	proxies bool
+	// backupShared gives the backup (server or proxy) register_on_enable 0:
+	// it shares the primary's registrations (R23).
+	backupShared bool
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -209,9 +212,13 @@ func (w *world) settings() string {
 	for _, e := range w.extra {
 		extra += "    " + e + "\n"
 	}
+	shared := ""
+	if w.backupShared {
+		shared = ", register_on_enable: 0"
+	}
 	head, servers := "", fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
-      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d}
-`, w.ports["primary"], w.transport, ttl, w.ports["backup"], w.transport, ttl)
+      - {addr: 127.0.0.1, port: %d, transport: %d, ttl: %d%s}
+`, w.ports["primary"], w.transport, ttl, w.ports["backup"], w.transport, ttl, shared)
 	switch {
 	case w.srv:
 		head = fmt.Sprintf("dns:\n  servers: [\"127.0.0.1:%d\"]\n", w.ports["dns"])
@@ -220,8 +227,8 @@ func (w *world) settings() string {
 		servers = fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, ttl: %d}
     outbound_proxies:
       - {addr: 127.0.0.1, port: %d, transport: %d}
-      - {addr: 127.0.0.1, port: %d, transport: %d}
-`, w.ports["registrar"], ttl, w.ports["primary"], w.transport, w.ports["backup"], w.transport)
+      - {addr: 127.0.0.1, port: %d, transport: %d%s}
+`, w.ports["registrar"], ttl, w.ports["primary"], w.transport, w.ports["backup"], w.transport, shared)
 	}
 	return head + fmt.Sprintf(`lines:
   - name: interop

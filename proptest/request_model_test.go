@@ -31,6 +31,10 @@ func drawRequestParams(t *rapid.T) fsm.RequestParams {
 		// R19: an INVITE's own budget; R18: a new request held for the probe.
 		InviteRetryCounts: rapid.IntRange(1, 10).Draw(t, "invite_retry_counts"),
 		HoldForProbe:      rapid.Bool().Draw(t, "hold_for_probe"),
+		// R23: the next server shares registrations; new requests to a
+		// server the line is still registering on.
+		NextShared:         rapid.Bool().Draw(t, "next_shared"),
+		SignalUnregistered: rapid.Bool().Draw(t, "signal_unregistered"),
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("drew invalid params: %v", err)
@@ -78,6 +82,7 @@ func TestRequestModel(t *testing.T) {
 		begin()
 		var trace []string
 		step := func(ev fsm.RequestEvent) {
+			before := m.Vars().Server
 			st, err := m.Fire(ev)
 			trace = append(trace, ev.String()+" -> "+m.State().String())
 			if err != nil {
@@ -90,12 +95,19 @@ func TestRequestModel(t *testing.T) {
 				}
 			}
 			// I5: every fresh send of a new request goes to the server the
-			// line is registered on (a digest resend is the same attempt).
+			// line is registered on (a digest resend is the same attempt);
+			// R23: or to the one it is registering on, with
+			// only_signal_with_registered 0; or, on the request's failover,
+			// to the next server when that one shares registrations.
 			sends := slices.ContainsFunc(st.Effects, func(e fsm.RequestEffect) bool {
 				return e.Kind == fsm.EffectAction && e.Action == fsm.RequestActionSendRequest
 			})
-			if sends && !p.InDialog && !(p.LineRegistered && m.Vars().Server == p.LineServer) {
-				t.Fatalf("I5: a new request went to server %d while the line is registered=%v on %d\ntrace: %s", m.Vars().Server, p.LineRegistered, p.LineServer, strings.Join(trace, "; "))
+			at := m.Vars().Server
+			registered := p.LineRegistered && at == p.LineServer
+			registering := p.SignalUnregistered && !p.LineDown && at == p.LineServer && st.Transition == "send/5"
+			shared := p.NextShared && p.LineRegistered && at == before+1 && strings.HasPrefix(st.Transition, "unavailable/")
+			if sends && !p.InDialog && !registered && !registering && !shared {
+				t.Fatalf("I5: a new request went to server %d while the line is registered=%v on %d\ntrace: %s", at, p.LineRegistered, p.LineServer, strings.Join(trace, "; "))
 			}
 			apply(st.Effects)
 			if err := m.CheckAlways(); err != nil {
@@ -126,6 +138,8 @@ func TestRequestModel(t *testing.T) {
 			},
 			"server challenges": func(t *rapid.T) { handled(t, fsm.RequestEventRespChallenge) },
 			"server unavailable": func(t *rapid.T) {
+				p.NextShared = rapid.Bool().Draw(t, "next_shared")
+				m.SetParams(p)
 				handled(t, fsm.RequestEventRespUnavailable, fsm.RequestEventTransportIcmp, fsm.RequestEventTransportTcp, fsm.RequestEventServerHeldOff)
 			},
 			"line registers": func(t *rapid.T) {

@@ -78,6 +78,20 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	// Behind outbound proxies a line has one registration: successive mode,
 	// and no de-registration through the backup proxy (R22).
 	proxied := regMode == "successive" && !dereg && rapid.Bool().Draw(t, "proxies")
+	// R23 in successive mode: servers that share the others' registrations
+	// (register_on_enable 0), and new requests to the server the line is
+	// registering on (only_signal_with_registered 0).
+	shared := make([]bool, n)
+	var sharedNames []string
+	signalUnregistered := false
+	if regMode == "successive" {
+		for i := range n {
+			if shared[i] = rapid.IntRange(0, 3).Draw(t, "register_on_enable_0") == 0; shared[i] {
+				sharedNames = append(sharedNames, serverNames[i])
+			}
+		}
+		signalUnregistered = rapid.IntRange(0, 3).Draw(t, "only_signal_with_registered_0") == 0
+	}
 
 	onoff := map[bool]string{true: "on", false: "off"}
 	trName, retryMode := "udp", "time"
@@ -95,6 +109,12 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	if proxied {
 		w.script[len(w.script)-1] += " proxies=on"
 	}
+	if len(sharedNames) > 0 {
+		w.script[len(w.script)-1] += " shared=" + strings.Join(sharedNames, ",")
+	}
+	if signalUnregistered {
+		w.script[len(w.script)-1] += " only_signal_with_registered=off"
+	}
 
 	tr := 0
 	if tcp {
@@ -111,10 +131,15 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	w.trace = invariant.Trace{Settings: invariant.Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
 		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries, FlowKeepalive: flow,
-		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread}}
+		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread,
+		Shared: shared, SignalUnregistered: signalUnregistered}}
+	if signalUnregistered {
+		cfg.OnlySignalWithRegistered = new(0)
+	}
 	for i := range n {
 		port := 5060
-		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl})
+		cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("127.0.1.%d", i+1), Port: &port, Transport: &tr, TTL: &ttl,
+			RegisterOnEnable: new(map[bool]int{true: 0, false: 1}[shared[i]])})
 		// As the line locates it: the name a TLS certificate would carry
 		// is the configured address. A planted bug's sends go to these, and
 		// an unreachable one must be reported as the line knows it.

@@ -30,6 +30,7 @@ func (w *world) wireSettings() capture.Settings {
 	c.FailbackEnabled, c.FailbackInterval, c.FailbackMode, c.FailbackWhenIdle = s.FailbackEnabled, s.FailbackInterval, s.FailbackMode, s.FailbackWhenIdle
 	c.Keepalive, c.BackoffBase, c.BackoffMax, c.TimerSpread = s.Keepalive, s.BackoffBase, s.BackoffMax, s.TimerSpread
 	c.FromBoot, c.Concurrent = true, w.concurrent
+	c.Shared, c.SignalUnregistered = s.Shared, s.SignalUnregistered
 	return c
 }
 

@@ -191,6 +191,12 @@ func (l *Line) located(k serverKey, expired bool) {
 	l.drain()
 }
 
+// sharesRegistrations says whether server i takes the line's requests
+// with no registration of its own: its register_on_enable is 0 (R23).
+func (l *Line) sharesRegistrations(i int) bool {
+	return i >= 0 && i < len(l.targets) && *l.hops[l.targets[i].cfg].RegisterOnEnable == 0
+}
+
 // lastOfName returns the name server i was located from, and whether it is
 // the last target of that name in the list: when the line moves on from
 // it, every target of the name has failed this round.

@@ -201,6 +201,9 @@ func (r *Request) fire(ev fsm.RequestEvent, reason string) {
 		fsm.RequestEventTimerBudget, fsm.RequestEventServerHeldOff:
 		r.dead = append(r.dead, r.last)
 	}
+	p := r.m.Params()
+	p.NextShared = r.line.sharesRegistrations(r.m.Vars().Server + 1)
+	r.m.SetParams(p)
 	step, err := r.m.Fire(ev)
 	if err != nil {
 		r.line.agent.log.Error("request event refused by the model", "line", r.line.cfg.Name, "method", string(r.method), "event", ev.String(), "err", err)

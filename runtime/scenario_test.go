@@ -65,6 +65,10 @@ import (
 //	expect lookups primary 2       # SRV questions for the name so far
 //	expect server s3               # the server the line is at, by address
 //
+// With line shared=backup the named servers have register_on_enable 0, and
+// with only_signal_with_registered=off a new request goes to a server the
+// line is registering on (R23).
+//
 // With line proxies=on (R22) the simulated servers are the line's outbound
 // proxies in front of one registrar, registrar.test:
 //
@@ -253,6 +257,19 @@ func (s *scenario) configure(kv []string) {
 	}
 	cfg.NATKeepaliveMode = set["nat_mode"]
 	cfg.BackoffBase, cfg.BackoffMax = dur("backoff_base"), dur("backoff_max")
+	if v := onoff("only_signal_with_registered"); v != nil {
+		cfg.OnlySignalWithRegistered = v
+	}
+	if shared, ok := set["shared"]; ok {
+		// The named servers have register_on_enable 0 (R23).
+		for _, name := range strings.Split(shared, ",") {
+			i := slices.Index(serverNames, name)
+			if i < 0 || i >= len(cfg.Servers) {
+				s.fail("shared=%s: no server %s", shared, name)
+			}
+			cfg.Servers[i].RegisterOnEnable = new(0)
+		}
+	}
 	if onoff("proxies") != nil && *onoff("proxies") == 1 {
 		// The simulated servers are outbound proxies in front of one
 		// registrar, registrar.test (R22).

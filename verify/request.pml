@@ -38,6 +38,8 @@ bool p_hold_for_probe;
 bool p_line_down;
 byte p_line_server;
 bool p_is_invite;
+bool p_next_shared;
+bool p_signal_unregistered;
 byte v_server = 0;
 byte v_attempts = 0;
 byte v_challenges = 0;
@@ -173,6 +175,37 @@ inline start_is_invite() {
   fi
 #endif
 }
+inline start_next_shared() {
+#ifdef FIX_next_shared
+  p_next_shared = FIX_next_shared
+#else
+  if
+  :: true -> p_next_shared = false
+  :: true -> p_next_shared = true
+  fi
+#endif
+}
+inline choose_next_shared() {
+#ifdef FIX_next_shared
+  p_next_shared = FIX_next_shared
+#else
+  if
+  :: ((p_first_server < p_server_count) && (p_line_server < p_server_count)) -> p_next_shared = false
+  :: ((p_first_server < p_server_count) && (p_line_server < p_server_count)) -> p_next_shared = true
+  fi
+  ; printf("PARAM next_shared %d\n", p_next_shared)
+#endif
+}
+inline start_signal_unregistered() {
+#ifdef FIX_signal_unregistered
+  p_signal_unregistered = FIX_signal_unregistered
+#else
+  if
+  :: true -> p_signal_unregistered = false
+  :: true -> p_signal_unregistered = true
+  fi
+#endif
+}
 inline choose_guards() {
   skip
 }
@@ -182,6 +215,7 @@ inline vary_before_event() {
   ; choose_line_down()
   ; choose_line_registered()
   ; choose_line_server()
+  ; choose_next_shared()
 }
 
 inline do_send_request() {
@@ -289,10 +323,20 @@ inline fire() {
                   ; state = S_failed
                   ; enter_failed()
                :: else ->
-                  skip
-                  ; exit_idle()
-                  ; state = S_awaiting_line
-                  ; enter_awaiting_line()
+                  if
+                  :: (p_signal_unregistered) ->
+                     skip
+                     ; exit_idle()
+                     ; if :: (p_line_server < 0 || p_line_server > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = line_server\n"); assert(false) :: else -> skip fi
+                     ; v_server = p_line_server
+                     ; state = S_sending
+                     ; enter_sending()
+                  :: else ->
+                     skip
+                     ; exit_idle()
+                     ; state = S_awaiting_line
+                     ; enter_awaiting_line()
+                  fi
                fi
             fi
          fi
@@ -359,12 +403,24 @@ inline fire() {
                ; state = S_failed
                ; enter_failed()
             :: else ->
-               skip
-               ; exit_sending()
-               ; do_abandon_request()
-               ; do_line_failover()
-               ; state = S_awaiting_line
-               ; enter_awaiting_line()
+               if
+               :: (((p_next_shared && p_line_registered) && ((v_server + 1) < p_server_count))) ->
+                  skip
+                  ; exit_sending()
+                  ; do_abandon_request()
+                  ; do_line_failover()
+                  ; if :: ((v_server + 1) < 0 || (v_server + 1) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = server + 1\n"); assert(false) :: else -> skip fi
+                  ; v_server = (v_server + 1)
+                  ; state = S_sending
+                  ; enter_sending()
+               :: else ->
+                  skip
+                  ; exit_sending()
+                  ; do_abandon_request()
+                  ; do_line_failover()
+                  ; state = S_awaiting_line
+                  ; enter_awaiting_line()
+               fi
             fi
          fi
       fi
@@ -424,12 +480,24 @@ inline fire() {
                ; state = S_failed
                ; enter_failed()
             :: else ->
-               skip
-               ; exit_proceeding()
-               ; do_abandon_request()
-               ; do_line_failover()
-               ; state = S_awaiting_line
-               ; enter_awaiting_line()
+               if
+               :: (((p_next_shared && p_line_registered) && ((v_server + 1) < p_server_count))) ->
+                  skip
+                  ; exit_proceeding()
+                  ; do_abandon_request()
+                  ; do_line_failover()
+                  ; if :: ((v_server + 1) < 0 || (v_server + 1) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = server + 1\n"); assert(false) :: else -> skip fi
+                  ; v_server = (v_server + 1)
+                  ; state = S_sending
+                  ; enter_sending()
+               :: else ->
+                  skip
+                  ; exit_proceeding()
+                  ; do_abandon_request()
+                  ; do_line_failover()
+                  ; state = S_awaiting_line
+                  ; enter_awaiting_line()
+               fi
             fi
          fi
       fi
@@ -620,6 +688,8 @@ init {
     start_line_down();
     start_line_server();
     start_is_invite();
+    start_next_shared();
+    start_signal_unregistered();
     end_params: ((p_first_server < p_server_count) && (p_line_server < p_server_count)); /* other values are not explored */
     printf("PARAM server_count %d\n", p_server_count);
     printf("PARAM in_dialog %d\n", p_in_dialog);
@@ -629,6 +699,8 @@ init {
     printf("PARAM line_down %d\n", p_line_down);
     printf("PARAM line_server %d\n", p_line_server);
     printf("PARAM is_invite %d\n", p_is_invite);
+    printf("PARAM next_shared %d\n", p_next_shared);
+    printf("PARAM signal_unregistered %d\n", p_signal_unregistered);
     printf("START\n");
     enter_idle();
     check();
@@ -689,6 +761,8 @@ init {
     start_line_down();
     start_line_server();
     start_is_invite();
+    start_next_shared();
+    start_signal_unregistered();
     end_params: ((p_first_server < p_server_count) && (p_line_server < p_server_count)); /* other values are not explored */
     printf("PARAM server_count %d\n", p_server_count);
     printf("PARAM in_dialog %d\n", p_in_dialog);
@@ -698,6 +772,8 @@ init {
     printf("PARAM line_down %d\n", p_line_down);
     printf("PARAM line_server %d\n", p_line_server);
     printf("PARAM is_invite %d\n", p_is_invite);
+    printf("PARAM next_shared %d\n", p_next_shared);
+    printf("PARAM signal_unregistered %d\n", p_signal_unregistered);
     printf("START\n");
     enter_idle();
     check();

@@ -40,6 +40,8 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&d.BackoffBase, "backoff-base", d.BackoffBase, "the phone's back-off after every server failed")
 	codes := fs.String("unavailable-codes", "500,503", "answers that make a server unavailable")
 	mode := fs.String("registration-mode", "successive", "successive or concurrent (a registration on every server at once)")
+	registerOnEnable := fs.String("register-on-enable", "", "each server's register_on_enable in order, 1,0: 0 shares the others' registrations, so requests may go there unregistered (default: all 1)")
+	onlyRegistered := fs.String("only-signal-with-registered", "1", "1: new requests only to a server the phone is registered on; 0: also to one it is registering on")
 	fs.StringVar(&d.Phone, "phone", "", "judge only this phone: its address of record (user@host) or its address (IP or IP:PORT); other endpoints are listed, not judged")
 	fs.BoolVar(&d.FromBoot, "boot", false, "the capture began before the phone started: what is not in it did not happen")
 	fs.DurationVar(&d.Slack, "slack", d.Slack, "what the bounds allow beyond the phone's timers: round trips and the phone's own pace")
@@ -71,6 +73,21 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-failback-when %q: idle or always", *when)
 	case *transport != "" && *transport != "udp" && *transport != "tcp":
 		return bad("-transport %q: udp or tcp (TLS is encrypted on the wire)", *transport)
+	case *onlyRegistered != "0" && *onlyRegistered != "1":
+		return bad("-only-signal-with-registered %q: 0 or 1", *onlyRegistered)
+	}
+	d.SignalUnregistered = *onlyRegistered == "0"
+	if *registerOnEnable != "" {
+		for i, v := range strings.Split(*registerOnEnable, ",") {
+			switch strings.TrimSpace(v) {
+			case "0":
+				d.Shared = append(d.Shared, true)
+			case "1":
+				d.Shared = append(d.Shared, false)
+			default:
+				return bad("-register-on-enable: server %d's %q is not 0 or 1", i+1, v)
+			}
+		}
 	}
 	d.FailbackInterval, d.Transport = *interval, *transport
 	d.CountMode, d.FailbackEnabled, d.Concurrent = *retryMode == "count", *failback == "on", *mode == "concurrent"
@@ -107,6 +124,8 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-servers: give the phone's servers in priority order, ADDR:PORT,ADDR:PORT")
 	case len(d.Servers) > 8:
 		return bad("-servers: %d servers; a line has at most 8", len(d.Servers))
+	case len(d.Shared) > len(d.Servers):
+		return bad("-register-on-enable: %d values for %d servers", len(d.Shared), len(d.Servers))
 	case d.T1 <= 0 || d.T2 < d.T1:
 		return bad("-t1 %v -t2 %v: T1 must be positive and T2 at least T1", d.T1, d.T2)
 	case d.RetryCounts < 1 || d.RetryCounts > 64:
@@ -213,6 +232,7 @@ func lineCaptureSettings(path, name string) (capture.Settings, error) {
 			return capture.Settings{}, fmt.Errorf("line %s, %s[%d]: port 0 is looked up in DNS; give -servers as it resolved", line.Name, field, i)
 		}
 		s.Servers = append(s.Servers, netip.AddrPortFrom(addr, uint16(*sv.Port)))
+		s.Shared = append(s.Shared, *sv.RegisterOnEnable == 0)
 		transports[*sv.Transport] = true
 	}
 	switch {
@@ -230,6 +250,7 @@ func lineCaptureSettings(path, name string) (capture.Settings, error) {
 	s.FailbackMode, s.FailbackWhenIdle = l.FailbackMode, l.FailbackWhen != "always"
 	s.Keepalive, s.BackoffBase, s.BackoffMax = time.Duration(l.KeepaliveInterval), time.Duration(l.BackoffBase), time.Duration(l.BackoffMax)
 	s.TimerSpread, s.UnavailableCodes, s.Concurrent = l.TimerSpread, l.UnavailableCodes, l.RegistrationMode == "concurrent"
+	s.SignalUnregistered = *l.OnlySignalWithRegistered == 0
 	if l.Domain != "" {
 		s.Phone = l.User + "@" + l.Domain // its From on every server
 	}
@@ -258,6 +279,10 @@ var fromSettingsFile = map[string]func(d *capture.Settings, f capture.Settings){
 	"registration-mode":   func(d *capture.Settings, f capture.Settings) { d.Concurrent = f.Concurrent },
 	"timer-spread":        func(d *capture.Settings, f capture.Settings) { d.TimerSpread = f.TimerSpread },
 	"phone":               func(d *capture.Settings, f capture.Settings) { d.Phone = f.Phone },
+	"register-on-enable":  func(d *capture.Settings, f capture.Settings) { d.Shared = f.Shared },
+	"only-signal-with-registered": func(d *capture.Settings, f capture.Settings) {
+		d.SignalUnregistered = f.SignalUnregistered
+	},
 }
 
 // mergeSettings returns d with every setting the file gives (f) that no
@@ -266,7 +291,9 @@ func mergeSettings(fs *flag.FlagSet, d, f capture.Settings) capture.Settings {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	for name, take := range fromSettingsFile {
-		if !set[name] {
+		// The file's register_on_enable belongs to its servers: servers
+		// given by flag leave it out.
+		if !set[name] && !(name == "register-on-enable" && set["servers"]) {
 			take(&d, f)
 		}
 	}

@@ -35,6 +35,13 @@ type Settings struct {
 	TimerSpread      int           // percent that refresh, keep-alive and failback timers may come early (R21)
 	UnavailableCodes []int         // answers that make a server unavailable (R1)
 	Concurrent       bool          // registration_mode concurrent (R17): a binding on every server at once
+	// Shared says, by server, that it has register_on_enable 0 (R23): it
+	// shares the others' registrations, so the phone may send it a request
+	// while it holds a binding on any server. Nil: none.
+	Shared []bool
+	// SignalUnregistered is only_signal_with_registered 0 (R23): a new
+	// request may go to a server whose REGISTER is still out.
+	SignalUnregistered bool
 	// Transport, "udp" or "tcp", keeps only that transport's messages;
 	// "" keeps both.
 	Transport string

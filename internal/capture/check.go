@@ -142,6 +142,20 @@ func (a *Analysis) resends(l *LineTrace) map[*Txn]bool {
 	return out
 }
 
+// shared says whether server k has register_on_enable 0 (R23).
+func (s Settings) shared(k int) bool { return k < len(s.Shared) && s.Shared[k] }
+
+// goesOn reports whether t carries on a request the line sent before (the
+// same Call-ID and method, to this server or another): a resend with
+// credentials, or its failover to the next server, which a server that
+// shares the registrations takes at once (R23). Only a request's first
+// transaction is where the line chose to send a new one.
+func (l *LineTrace) goesOn(t *Txn) bool {
+	return slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		return u != t && u.CallID == t.CallID && u.Method == t.Method && u.start().Before(t.start())
+	})
+}
+
 // i5: a new INVITE or MESSAGE goes only to a server that holds a binding
 // of the line when it is first sent; a BYE only to one that did when its
 // call was set up or holds one now.
@@ -162,7 +176,8 @@ func (a *Analysis) i5() Verdict {
 				// at a time: a binding it left behind on another (after a
 				// failback without de-registering, R12) is not where its
 				// new requests go.
-				if cur := l.current(t.start()); !a.Concurrent && t.Method != "BYE" && cur >= 0 && cur != t.Server && a.standing(l, cur, t.start()) {
+				if cur := l.current(t.start()); !a.Concurrent && t.Method != "BYE" && cur >= 0 && cur != t.Server && a.standing(l, cur, t.start()) &&
+					!(a.shared(t.Server) && l.goesOn(t)) {
 					v.violated(a, l, t.start(), []int{t.Sends[0].Frame}, "a %s went to server %d, whose binding the phone had left behind, while it was registered on server %d",
 						t.Method, t.Server+1, cur+1)
 				}
@@ -173,6 +188,12 @@ func (a *Analysis) i5() Verdict {
 			}
 			if a.refreshing(l, t.Server, t.start()) {
 				continue // its binding ran out while its refresh waits: the phone cannot know yet
+			}
+			if t.Method != "BYE" && a.SignalUnregistered && a.registering(l, t.Server, t.start()) {
+				continue // only_signal_with_registered 0 (R23): it may go where the phone is registering
+			}
+			if a.shared(t.Server) && (l.goesOn(t) || t.Method == "BYE") && slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.live(t.start()) }) {
+				continue // register_on_enable 0 (R23): a request failing over to it shares the binding the phone holds elsewhere
 			}
 			registered := "nowhere"
 			for k := range a.Servers {
@@ -193,19 +214,30 @@ func (a *Analysis) i5() Verdict {
 // know, though the binding's time has run out.
 func (a *Analysis) refreshing(l *LineTrace, k int, t time.Time) bool {
 	return slices.ContainsFunc(l.registers(), func(u *Txn) bool {
-		// Until its final answer, or its budget's end: a phone that gave
-		// it up sooner (the request that found the server gone, in
-		// concurrent mode) stops retransmitting, which the wire shows
-		// before the reason does.
-		end := u.start().Add(a.budget(u))
-		if u.Final != nil {
-			end = u.Final.At
-		}
-		if u.Server != k || u.Expires == 0 || u.start().After(t) || end.Before(t) {
+		if u.Server != k || u.Expires == 0 || !a.outstanding(u, t) {
 			return false
 		}
 		return slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.Server == k && b.live(u.start()) })
 	})
+}
+
+// outstanding reports whether transaction u waits for its outcome at t:
+// from its first transmission until its final answer, or its budget's end.
+// A phone that gave it up sooner (the request that found the server gone,
+// in concurrent mode) stops retransmitting, which the wire shows before
+// the reason does.
+func (a *Analysis) outstanding(u *Txn, t time.Time) bool {
+	end := u.start().Add(a.budget(u))
+	if u.Final != nil {
+		end = u.Final.At
+	}
+	return !u.start().After(t) && !end.Before(t)
+}
+
+// registering reports whether, at t, a REGISTER of the line to server k
+// waits for its outcome: the phone is registering there.
+func (a *Analysis) registering(l *LineTrace, k int, t time.Time) bool {
+	return slices.ContainsFunc(l.registers(), func(u *Txn) bool { return u.Server == k && u.Expires != 0 && a.outstanding(u, t) })
 }
 
 // standing reports whether the phone is settled on server k at t and

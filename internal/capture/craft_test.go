@@ -142,7 +142,13 @@ func (c *crafter) bytes() []byte { return c.buf.Bytes() }
 // returns each invariant's verdict by its id.
 func (c *crafter) verdicts() map[string]Verdict {
 	c.t.Helper()
-	a, err := Analyze(bytes.NewReader(c.bytes()), settings())
+	return c.verdictsWith(settings())
+}
+
+// verdictsWith is verdicts with settings s.
+func (c *crafter) verdictsWith(s Settings) map[string]Verdict {
+	c.t.Helper()
+	a, err := Analyze(bytes.NewReader(c.bytes()), s)
 	if err != nil {
 		c.t.Fatal(err)
 	}

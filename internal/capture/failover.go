@@ -93,7 +93,10 @@ func (a *Analysis) i1() Verdict {
 						if l.current(u.start()) != 0 {
 							break // the line left the primary again
 						}
-						if (u.Method == "INVITE" || u.Method == "MESSAGE") && !u.InDialog && u.Server != 0 {
+						if a.SignalUnregistered && u.Server != 0 && a.registering(l, u.Server, u.start()) {
+							break // it is registering elsewhere, and only_signal_with_registered 0 sends there (R23)
+						}
+						if (u.Method == "INVITE" || u.Method == "MESSAGE") && !u.InDialog && u.Server != 0 && !l.goesOn(u) {
 							v.violated(a, l, u.start(), []int{o.Frame, u.Sends[0].Frame},
 								"the primary accepted the probe, and a new %s still went to server %d", u.Method, u.Server+1)
 							break

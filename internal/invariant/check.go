@@ -389,8 +389,11 @@ func (c *checker) i5() {
 			}
 			seen[r.CallID] = true
 			// Things at one instant have no order here: every state the line
-			// was in at the send's instant counts.
-			if !c.registeredAt(r.At, s) {
+			// was in at the send's instant counts. A server that shares the
+			// others' registrations takes requests once the line has
+			// registered anywhere; with only_signal_with_registered 0, so
+			// does the server the line is registering on (R23).
+			if !c.registeredAt(r.At, s) && !(tr.shared(s) && c.sentBefore(r) && c.everRegistered(r.At)) && !(tr.SignalUnregistered && c.tryingAt(r.At, s)) {
 				st, srv := c.state(r.At)
 				c.report("I5", r.At, "a %s went to server %d while the line was %s on server %d", r.Method, s, st, srv)
 			}
@@ -446,7 +449,9 @@ func (c *checker) i10() {
 			if f, seen := first[r.CallID]; !seen || r.At < f.At || r.At == f.At && r.Seq < f.Seq {
 				first[r.CallID], firstServer[r.CallID] = r, s
 			}
-			if s != d && !c.registeredAt(r.At, s) {
+			// A server that shares the registrations takes the BYE at once
+			// (R23).
+			if s != d && !c.registeredAt(r.At, s) && !(tr.shared(s) && c.everRegistered(r.At)) {
 				st, srv := c.state(r.At)
 				c.report("I10", r.At, "a BYE of a call through server %d went to server %d while the line was %s on server %d", d, s, st, srv)
 			}
@@ -478,6 +483,35 @@ func (c *checker) registeredAt(t time.Duration, s int) bool {
 		}
 	}
 	return false
+}
+
+// sentBefore says whether r's request (its Call-ID and method) went to
+// another server before: r is its failover, not where it was first sent.
+func (c *checker) sentBefore(r Request) bool {
+	for _, rs := range c.tr.Sends {
+		if slices.ContainsFunc(rs, func(q Request) bool {
+			return q.CallID == r.CallID && q.Method == r.Method && (q.At < r.At || q.At == r.At && q.Seq < r.Seq)
+		}) {
+			return true
+		}
+	}
+	return false
+}
+
+// everRegistered says whether the line had registered on some server by t.
+func (c *checker) everRegistered(t time.Duration) bool {
+	return slices.ContainsFunc(c.tr.Transitions, func(x Transition) bool { return x.At <= t && slices.Contains(registered, x.To) })
+}
+
+// tryingAt says whether the line was registering on server s at t, at
+// any moment of that instant.
+func (c *checker) tryingAt(t time.Duration, s int) bool {
+	if st, srv := c.state(t - 1); (st == "registering" || st == "retrying") && srv == s {
+		return true
+	}
+	return slices.ContainsFunc(c.tr.Transitions, func(x Transition) bool {
+		return x.At == t && (x.To == "registering" || x.To == "retrying") && x.Server == s
+	})
 }
 
 // event is one point of the merged timeline.

@@ -352,3 +352,51 @@ func TestI1NewRequestDuringProbe(t *testing.T) {
 		t.Errorf("a request after the probe failed, with the primary up: reported %v, want exactly [I1]", got)
 	}
 }
+
+// TestI5SharedAndUnregistered: R23's readings of I5. An INVITE that the
+// primary left unanswered and that goes on to the backup while the line is
+// on the primary is I5 unless the backup shares the primary's
+// registrations; an INVITE to the primary while the line is still
+// registering there is I5 unless only_signal_with_registered is 0.
+func TestI5SharedAndUnregistered(t *testing.T) {
+	toBackup := func(tr *Trace) {
+		tr.Sends[0] = append(tr.Sends[0], Request{At: 46 * s, Method: "INVITE", CallID: "call", Branch: "i0", Delivered: true})
+		tr.Sends[1] = append(tr.Sends[1], Request{At: 50 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+	}
+	early := func(tr *Trace) {
+		tr.Sends[0] = append(tr.Sends[0], Request{At: 5 * time.Millisecond, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+	}
+	for _, c := range []struct {
+		name  string
+		edit  func(*Trace)
+		relax func(*Trace)
+	}{
+		{"to a backup that shares registrations", toBackup, func(tr *Trace) { tr.Shared = []bool{false, true} }},
+		{"to the primary while registering there", early, func(tr *Trace) { tr.SignalUnregistered = true }},
+	} {
+		tr := base()
+		c.edit(tr)
+		if got := ids(Check(tr)); !slices.Equal(got, []string{"I5"}) {
+			t.Errorf("%s, with the defaults: %v, want I5", c.name, got)
+		}
+		c.relax(tr)
+		if v := Check(tr); len(v) > 0 {
+			t.Errorf("%s, as R23 allows: %v", c.name, v)
+		}
+	}
+	// Sharing lets a request go on there, not start there, nor go before
+	// the line registered anywhere.
+	tr := base()
+	tr.Shared = []bool{false, true}
+	tr.Sends[1] = append(tr.Sends[1], Request{At: 50 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+	if got := ids(Check(tr)); !slices.Equal(got, []string{"I5"}) {
+		t.Errorf("a new INVITE to a shared backup: %v, want I5", got)
+	}
+	tr = base()
+	tr.Shared = []bool{false, true}
+	tr.Sends[0] = append(tr.Sends[0], Request{At: 1 * time.Millisecond, Method: "INVITE", CallID: "call", Branch: "i0", Delivered: true})
+	tr.Sends[1] = append(tr.Sends[1], Request{At: 5 * time.Millisecond, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+	if got := ids(Check(tr)); !slices.Contains(got, "I5") {
+		t.Errorf("to a shared backup before any registration: %v, want I5", got)
+	}
+}

@@ -22,7 +22,17 @@ type Settings struct {
 	FailbackWhenIdle  bool          // no failback while a call holds the line (R18)
 	RefreshBound      time.Duration // the longest the line may go between refreshes: the longest expiry it may ask
 	TimerSpread       int           // percent taken off refresh, keep-alive and failback timers at random (R21)
+	// Shared says, by server, that it has register_on_enable 0: it shares
+	// the others' registrations, so a request may go there once the line
+	// has registered anywhere (R23). Nil: none.
+	Shared []bool
+	// SignalUnregistered is only_signal_with_registered 0: a new request
+	// may go to the server the line is registering on (R23).
+	SignalUnregistered bool
 }
+
+// shared says whether server s has register_on_enable 0.
+func (s Settings) shared(i int) bool { return i < len(s.Shared) && s.Shared[i] }
 
 // timerE is the time from the first of n transmissions until RFC 3261 Timer
 // E fires after the last (section 17.1.2.2).

@@ -71,7 +71,8 @@ func (c LineConfig) RequestParams() fsm.RequestParams {
 		ServerCount: len(c.Hops()), CountMode: c.RetryMode == "count", RetryCounts: *c.SignalRetryCounts,
 		InviteRetryCounts: *c.InviteRetryCounts,
 		RetryTime:         fsm.Duration(c.RetryTime), T1: fsm.Duration(c.T1), T2: fsm.Duration(c.T2),
-		RingTimeout: fsm.Duration(RingTimeout),
+		RingTimeout:        fsm.Duration(RingTimeout),
+		SignalUnregistered: *c.OnlySignalWithRegistered == 0,
 	}
 }
 

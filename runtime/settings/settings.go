@@ -193,6 +193,11 @@ type LineConfig struct {
 	// RegistrationMode is successive (the default, the seed's: one server at
 	// a time) or concurrent (a registration on every server at once, R17).
 	RegistrationMode string `yaml:"registration_mode,omitempty" json:"registration_mode,omitempty"`
+	// OnlySignalWithRegistered (desk phones' only_signal_with_registered;
+	// R23): 1, the default, a new request goes only to a server the line is
+	// registered on (I5); 0, also to the one it is registering on, without
+	// waiting for its 200 OK.
+	OnlySignalWithRegistered *int `yaml:"only_signal_with_registered,omitempty" json:"only_signal_with_registered,omitempty"`
 	// TimerSpread is the percent (0-50) taken off the refresh, keep-alive
 	// and failback timers at random, so that lines armed together do not
 	// fire together (R21); 0, the default, fires them on time.
@@ -211,6 +216,12 @@ type ServerConfig struct {
 	TTL       *int `yaml:"ttl,omitempty" json:"ttl,omitempty"` // registration expiry asked for, seconds; default 3600
 	// TLSServerName is the name the server's certificate must carry; default Addr.
 	TLSServerName string `yaml:"tls_server_name,omitempty" json:"tls_server_name,omitempty"`
+	// RegisterOnEnable (desk phones' register_on_enable; R23): 1, the
+	// default and the seed's flow, the line registers on this server before
+	// it sends it a request that fails over; 0, the server shares the
+	// registrations of the others, so a request that fails over goes to it
+	// at once (the line still registers there after).
+	RegisterOnEnable *int `yaml:"register_on_enable,omitempty" json:"register_on_enable,omitempty"`
 }
 
 // Duration is a time.Duration written as in Go: 500ms, 4s, 30m.
@@ -270,6 +281,9 @@ func (s ServerConfig) defaults(ttl *int) ServerConfig {
 	}
 	if s.TTL == nil {
 		s.TTL = ttl
+	}
+	if s.RegisterOnEnable == nil {
+		s.RegisterOnEnable = intp(1)
 	}
 	return s
 }
@@ -353,6 +367,9 @@ func (c LineConfig) Defaults() LineConfig {
 	}
 	if c.InviteRetryCounts == nil {
 		c.InviteRetryCounts = intp(*c.SignalRetryCounts)
+	}
+	if c.OnlySignalWithRegistered == nil {
+		c.OnlySignalWithRegistered = intp(1)
 	}
 	for i := range c.Servers {
 		c.Servers[i] = c.Servers[i].defaults(intp(3600))

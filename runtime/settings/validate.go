@@ -94,7 +94,21 @@ func (c Config) Validate() error {
 				bad(f+"ttl", "a proxy holds no registration: the registrar's ttl (servers[0].ttl) applies")
 			}
 		}
+		if v := *l.OnlySignalWithRegistered; v != 0 && v != 1 {
+			bad("only_signal_with_registered", "%d is not 0 or 1", v)
+		}
+		if l.RegistrationMode == "concurrent" {
+			for j, s := range l.Hops() {
+				if *s.RegisterOnEnable == 0 {
+					bad(fmt.Sprintf("%s[%d].register_on_enable", map[bool]string{true: "outbound_proxies", false: "servers"}[l.Proxied()], j),
+						"0: a concurrent line registers on every server at once, and sends there with no REGISTER first already (R17)")
+				}
+			}
+		}
 		if l.Proxied() {
+			if len(l.Servers) > 0 && *l.Servers[0].RegisterOnEnable == 0 {
+				bad("servers[0].register_on_enable", "0: behind outbound_proxies the line sends to the proxies, and theirs applies")
+			}
 			if l.RegistrationMode == "concurrent" {
 				bad("registration_mode", "concurrent: registering through every proxy at once needs RFC 5626 outbound flows, which a line does not have; use successive with outbound_proxies")
 			}
@@ -228,6 +242,9 @@ func checkServer(bad func(field, format string, args ...any), f string, s Server
 		bad(f+"transport", "2 (DNS NAPTR) looks up the transport and the port: the port must be 0 or left out")
 	case t == TransportAuto && net.ParseIP(s.Addr) != nil:
 		bad(f+"transport", "2 (DNS NAPTR) needs a domain name; %s is an address", s.Addr)
+	}
+	if v := *s.RegisterOnEnable; v != 0 && v != 1 {
+		bad(f+"register_on_enable", "%d is not 0 (shares the others' registrations) or 1 (registers before a request)", v)
 	}
 }
 

@@ -17,14 +17,19 @@ import (
 // transports are the choices of a transport field, as the seed numbers them.
 var transports = map[string]string{"0": "UDP", "1": "TCP", "3": "TLS", "2": "DNS NAPTR chooses"}
 
+// registerOnEnable are the choices of a server's or proxy's
+// register_on_enable (R23).
+var registerOnEnable = map[string]string{"1": "1 (register before a request)", "0": "0 (shares the others' registrations)"}
+
 // choices are the options of the other fields that are choices (R18).
 var choices = map[string]map[string]string{
 	"failback_mode": {"duration": "duration (every Failback Interval)", "registration": "registration (at each refresh)",
 		"new_requests": "new_requests (with each new call or message)", "dns_ttl": "dns_ttl (when the primary's DNS records expire)"},
-	"failback_when":      {"idle": "idle (never during a call)", "always": "always"},
-	"registration_mode":  {"successive": "successive (one server at a time)", "concurrent": "concurrent (every server at once)"},
-	"retry_mode":         {"count": "count (Signal Retry Counts transmissions)", "time": "time (Retry Time)"},
-	"nat_keepalive_mode": {"auto": "auto (STUN over UDP, CRLF ping over TCP and TLS)", "crlf": "crlf (a bare CRLF over UDP)"},
+	"failback_when":               {"idle": "idle (never during a call)", "always": "always"},
+	"registration_mode":           {"successive": "successive (one server at a time)", "concurrent": "concurrent (every server at once)"},
+	"retry_mode":                  {"count": "count (Signal Retry Counts transmissions)", "time": "time (Retry Time)"},
+	"nat_keepalive_mode":          {"auto": "auto (STUN over UDP, CRLF ping over TCP and TLS)", "crlf": "crlf (a bare CRLF over UDP)"},
+	"only_signal_with_registered": {"1": "1 (new requests only where registered)", "0": "0 (also where registering)"},
 }
 
 // formField is what the field templates show of one input.
@@ -65,6 +70,9 @@ var formFields = []struct{ name, setting string }{
 	{"server1_ttl", "servers[0].ttl"}, {"server1_transport", "servers[0].transport"},
 	{"server2_addr", "servers[1].addr"}, {"server2_port", "servers[1].port"},
 	{"server2_ttl", "servers[1].ttl"}, {"server2_transport", "servers[1].transport"},
+	{"server1_register_on_enable", "servers[0].register_on_enable"}, {"server2_register_on_enable", "servers[1].register_on_enable"},
+	{"proxy1_register_on_enable", "outbound_proxies[0].register_on_enable"}, {"proxy2_register_on_enable", "outbound_proxies[1].register_on_enable"},
+	{"only_signal_with_registered", "only_signal_with_registered"},
 	{"proxy1_addr", "outbound_proxies[0].addr"}, {"proxy1_port", "outbound_proxies[0].port"}, {"proxy1_transport", "outbound_proxies[0].transport"},
 	{"proxy2_addr", "outbound_proxies[1].addr"}, {"proxy2_port", "outbound_proxies[1].port"}, {"proxy2_transport", "outbound_proxies[1].transport"},
 	{"enable_failback", "enable_failback"}, {"failback_interval", "failback_interval"},
@@ -175,17 +183,18 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 	}
 	l := c.Lines[n-1].Defaults()
 	vals := map[string]string{
-		"enable_failback":     strconv.Itoa(*l.EnableFailback),
-		"failback_interval":   strconv.Itoa(*l.FailbackInterval),
-		"signal_retry_counts": strconv.Itoa(*l.SignalRetryCounts),
-		"invite_retry_counts": strconv.Itoa(*l.InviteRetryCounts),
-		"user":                l.User,
-		"auth_user":           l.AuthUser,
-		"display_name":        l.DisplayName,
-		"domain":              l.Domain,
-		"failback_mode":       l.FailbackMode,
-		"failback_when":       l.FailbackWhen,
-		"registration_mode":   l.RegistrationMode,
+		"enable_failback":             strconv.Itoa(*l.EnableFailback),
+		"failback_interval":           strconv.Itoa(*l.FailbackInterval),
+		"signal_retry_counts":         strconv.Itoa(*l.SignalRetryCounts),
+		"invite_retry_counts":         strconv.Itoa(*l.InviteRetryCounts),
+		"user":                        l.User,
+		"auth_user":                   l.AuthUser,
+		"display_name":                l.DisplayName,
+		"domain":                      l.Domain,
+		"failback_mode":               l.FailbackMode,
+		"failback_when":               l.FailbackWhen,
+		"registration_mode":           l.RegistrationMode,
+		"only_signal_with_registered": strconv.Itoa(*l.OnlySignalWithRegistered),
 		// Advanced: the timers and what makes a server unavailable.
 		"t1":                     l.T1.String(),
 		"t2":                     l.T2.String(),
@@ -200,13 +209,15 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		p := fmt.Sprintf("server%d_", i+1)
 		vals[p+"addr"], vals[p+"port"] = srv.Addr, strconv.Itoa(*srv.Port)
 		vals[p+"ttl"], vals[p+"transport"] = strconv.Itoa(*srv.TTL), strconv.Itoa(*srv.Transport)
+		vals[p+"register_on_enable"] = strconv.Itoa(*srv.RegisterOnEnable)
 	}
 	for i := range 2 {
 		p := fmt.Sprintf("proxy%d_", i+1)
-		vals[p+"transport"] = "0"
+		vals[p+"transport"], vals[p+"register_on_enable"] = "0", "1"
 		if i < len(l.OutboundProxies) {
 			px := l.OutboundProxies[i]
 			vals[p+"addr"], vals[p+"port"], vals[p+"transport"] = px.Addr, strconv.Itoa(*px.Port), strconv.Itoa(*px.Transport)
+			vals[p+"register_on_enable"] = strconv.Itoa(*px.RegisterOnEnable)
 		}
 	}
 	s.render(w, http.StatusOK, "line.html", lineForm{CSRF: session(r).csrf, Lines: s.choices(c), Line: n,
@@ -299,6 +310,9 @@ func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[s
 		srv := l.Servers[j]
 		srv.Addr = v[p+"addr"]
 		srv.Port, srv.TTL, srv.Transport = num(p+"port", srv.Port), num(p+"ttl", srv.TTL), num(p+"transport", srv.Transport)
+		if v[p+"register_on_enable"] != "" { // absent from an older form: kept
+			srv.RegisterOnEnable = num(p+"register_on_enable", srv.RegisterOnEnable)
+		}
 		l.Servers[j] = srv
 	}
 	l.EnableFailback = num("enable_failback", l.EnableFailback)
@@ -306,6 +320,9 @@ func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[s
 	l.SignalRetryCounts = num("signal_retry_counts", l.SignalRetryCounts)
 	l.InviteRetryCounts = num("invite_retry_counts", l.InviteRetryCounts)
 	l.FailbackMode, l.FailbackWhen, l.RegistrationMode = v["failback_mode"], v["failback_when"], v["registration_mode"]
+	if v["only_signal_with_registered"] != "" {
+		l.OnlySignalWithRegistered = num("only_signal_with_registered", l.OnlySignalWithRegistered)
+	}
 	l.T1, l.T2, l.RetryTime = dur("t1", l.T1), dur("t2", l.T2), dur("retry_time", l.RetryTime)
 	l.KeepaliveInterval = dur("keepalive_interval", l.KeepaliveInterval)
 	nat := dur("nat_keepalive_interval", 0)
@@ -348,7 +365,7 @@ func editProxies(running []settings.ServerConfig, v, errs map[string]string) []s
 		for _, f := range []struct {
 			name string
 			to   **int
-		}{{"port", &px.Port}, {"transport", &px.Transport}} {
+		}{{"port", &px.Port}, {"transport", &px.Transport}, {"register_on_enable", &px.RegisterOnEnable}} {
 			if v[p+f.name] == "" {
 				continue
 			}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -145,5 +146,52 @@ func TestProxiedStateWords(t *testing.T) {
 		if got := StateWords(c.st); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.st, got, c.want)
 		}
+	}
+}
+
+// TestRegisterOnEnableThroughTheForm: R23's settings go through the Line
+// page: each server's Register on Enable and the line's Only Signal With
+// Registered at both edges (0 and 1 applied, 2 and -1 refused beside the
+// field), and a proxy's Register on Enable with it.
+func TestRegisterOnEnableThroughTheForm(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	form := goodForm(csrf)
+	form.Set("server2_register_on_enable", "0")
+	form.Set("only_signal_with_registered", "0")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit: %d\n%s", res.StatusCode, body)
+	}
+	l := ts.applied[0].Lines[0].Defaults()
+	if *l.Servers[1].RegisterOnEnable != 0 || *l.Servers[0].RegisterOnEnable != 1 || *l.OnlySignalWithRegistered != 0 {
+		t.Fatalf("applied register_on_enable %d, %d and only_signal_with_registered %d", *l.Servers[0].RegisterOnEnable, *l.Servers[1].RegisterOnEnable, *l.OnlySignalWithRegistered)
+	}
+	form = proxiedForm(csrf)
+	form.Set("proxy2_register_on_enable", "0")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit with proxies: %d\n%s", res.StatusCode, body)
+	}
+	if px := ts.applied[1].Lines[0].Defaults().OutboundProxies; *px[1].RegisterOnEnable != 0 || *px[0].RegisterOnEnable != 1 {
+		t.Fatalf("proxies %+v", px)
+	}
+	for _, c := range []struct{ field, value, want string }{
+		{"server1_register_on_enable", "2", "is not 0 (shares the others' registrations) or 1"},
+		{"server2_register_on_enable", "-1", "is not 0 (shares the others' registrations) or 1"},
+		{"only_signal_with_registered", "2", "2 is not 0 or 1"},
+		{"only_signal_with_registered", "yes", "must be a whole number"},
+	} {
+		form := goodForm(csrf)
+		form.Set(c.field, c.value)
+		res, body := ts.post(t, "/line", form)
+		if res.StatusCode != http.StatusUnprocessableEntity || !regexp.MustCompile(`<span class="err" id="`+c.field+`-error">[^<]*`+regexp.QuoteMeta(html.EscapeString(c.want))).MatchString(body) {
+			t.Errorf("%s %s: status %d, no message %q beside it", c.field, c.value, res.StatusCode, c.want)
+		}
+	}
+	if len(ts.applied) != 2 {
+		t.Fatalf("applied %d times, want the two good forms only", len(ts.applied))
+	}
+	_, body := ts.get(t, "/line?line=1")
+	if !strings.Contains(body, `id="server1_register_on_enable"`) || !strings.Contains(body, "0 (shares the others&#39; registrations)") {
+		t.Error("the page does not offer Register on Enable")
 	}
 }

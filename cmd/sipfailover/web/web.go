@@ -49,8 +49,11 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	},
 	"field": func(name, label string, values, errs map[string]string) formField {
 		options := choices[name]
-		if strings.HasSuffix(name, "_transport") {
+		switch {
+		case strings.HasSuffix(name, "_transport"):
 			options = transports
+		case strings.HasSuffix(name, "_register_on_enable"):
+			options = registerOnEnable
 		}
 		return formField{Name: name, Label: label, Value: values[name], Err: errs[name], Options: options}
 	},

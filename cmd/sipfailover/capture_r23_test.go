@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestCaptureSettingsOfR23: a line's register_on_enable and
+// only_signal_with_registered reach verify-capture from the settings file,
+// by server in the order of its servers; the flags refuse what is not 0 or
+// 1, and more values than servers.
+func TestCaptureSettingsOfR23(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "lines.yaml")
+	src := `lines:
+  - name: desk
+    user: "1001"
+    only_signal_with_registered: 0
+    servers: [{addr: 127.0.0.2}, {addr: 127.0.0.3, register_on_enable: 0}]
+`
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := lineCaptureSettings(file, "desk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.Shared, []bool{false, true}) || !s.SignalUnregistered {
+		t.Errorf("shared %v, signal unregistered %v: want [false true] and true", s.Shared, s.SignalUnregistered)
+	}
+	good := captures + "good.pcap"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-servers", "127.0.0.2:5060,127.0.0.3:5060", "-register-on-enable", "1,2"}, `server 2's "2" is not 0 or 1`},
+		{[]string{"-servers", "127.0.0.2:5060", "-register-on-enable", "1,0"}, "2 values for 1 servers"},
+		{[]string{"-servers", "127.0.0.2:5060", "-only-signal-with-registered", "yes"}, `-only-signal-with-registered "yes": 0 or 1`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"verify-capture", good}, c.args...), &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package capture
+
+import (
+	"testing"
+	"time"
+)
+
+// TestSharedServerTakesRequests: R23. A phone registered on its primary
+// dials; the primary leaves the INVITE unanswered and the INVITE goes on to
+// the backup: I5, unless the backup has register_on_enable 0 and shares the
+// registration the phone holds on the primary. Sharing needs a binding
+// somewhere, and lets a request go on there, not start there.
+func TestSharedServerTakesRequests(t *testing.T) {
+	const s = time.Second
+	for _, c := range []struct {
+		name        string
+		registered  bool
+		fromPrimary bool
+		shared      []bool
+		want        string
+	}{
+		{"not shared", true, true, nil, Violated},
+		{"shared", true, true, []bool{false, true}, Held},
+		{"shared, nothing registered", false, true, []bool{false, true}, Violated},
+		{"the primary shared, not the backup", true, true, []bool{true, false}, Violated},
+		{"shared, a new INVITE there", true, false, []bool{false, true}, Violated},
+	} {
+		cr := newCrafter(t)
+		if c.registered {
+			cr.register(0, primary, "reg", 1, 60, false)
+		}
+		if c.fromPrimary {
+			cr.silent(100*time.Millisecond, primary, cr.request("INVITE", "call", 1, -1), 3, false)
+		}
+		cr.call(4*s, 6*s, backup, "call")
+		st := settings()
+		st.Shared = c.shared
+		if v := cr.verdictsWith(st)["I5"]; v.Status != c.want {
+			t.Errorf("%s: I5 %s (%s %v), want %s", c.name, v.Status, v.Why, v.Findings, c.want)
+		}
+	}
+}
+
+// TestRequestWhileRegistering: R23. A phone dials through its primary
+// while its first REGISTER there waits for the answer: I5, unless
+// only_signal_with_registered is 0; once the REGISTER has its answer (a
+// refusal) it is I5 either way.
+func TestRequestWhileRegistering(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		unreg       bool
+		answerFirst bool
+		want        string
+	}{
+		{"only with registered", false, false, Violated},
+		{"also while registering", true, false, Held},
+		{"after the REGISTER was refused", true, true, Violated},
+	} {
+		cr := newCrafter(t)
+		r := cr.request("REGISTER", "reg", 1, 60)
+		cr.udp(0, phone, primary, r.String())
+		at := 5 * time.Millisecond
+		if c.answerFirst {
+			cr.udp(at, primary, phone, answer(r, 403, ""))
+			at += 5 * time.Millisecond
+		}
+		inv := cr.request("INVITE", "call", 1, -1)
+		cr.udp(at, phone, primary, inv.String())
+		cr.udp(at+10*time.Millisecond, primary, phone, answer(inv, 486, ""))
+		if !c.answerFirst {
+			cr.udp(100*time.Millisecond, primary, phone, answer(r, 200, ""))
+		}
+		st := settings()
+		st.SignalUnregistered = c.unreg
+		if v := cr.verdictsWith(st)["I5"]; v.Status != c.want {
+			t.Errorf("%s: I5 %s (%s %v), want %s", c.name, v.Status, v.Why, v.Findings, c.want)
+		}
+	}
+}
+
+// TestFailoverOfARequestAfterFailback: R23 and I1. The phone has failed
+// back to its primary on a probe's 2xx; a new INVITE goes to the primary,
+// which does not answer it, and the INVITE goes on to the backup, which
+// shares the registrations: no I1, the new INVITE went to the primary.
+// An INVITE that goes to the backup first is I1.
+func TestFailoverOfARequestAfterFailback(t *testing.T) {
+	const s = time.Second
+	for _, goesOn := range []bool{true, false} {
+		c := newCrafter(t)
+		c.silent(0, primary, c.request("REGISTER", "reg", 1, 60), 3, false)
+		c.register(4*s, backup, "reg", 2, 60, false)
+		c.register(10*s, primary, "probe", 1, 60, false)
+		if goesOn {
+			c.silent(20*s, primary, c.request("INVITE", "call", 1, -1), 3, false)
+		}
+		c.call(24*s, 30*s, backup, "call")
+		st := settings()
+		st.Shared = []bool{false, true}
+		want := map[bool]string{true: Held, false: Violated}[goesOn]
+		if v := c.verdictsWith(st)["I1"]; v.Status != want {
+			t.Errorf("goes on %v: I1 %s (%s %v), want %s", goesOn, v.Status, v.Why, v.Findings, want)
+		}
+	}
+}
+
+// TestCallWhileRegisteringAfterFailback: R23 and I1. Failed back to the
+// primary, the phone finds the primary silent at a refresh and registers on
+// the backup; a new INVITE goes to the backup while that REGISTER waits for
+// its answer. With only_signal_with_registered 0 the phone has left the
+// primary: I1 holds. With 1 the INVITE went where the phone was not
+// registered, and I1 says so.
+func TestCallWhileRegisteringAfterFailback(t *testing.T) {
+	const s = time.Second
+	for _, unreg := range []bool{true, false} {
+		c := newCrafter(t)
+		c.silent(0, primary, c.request("REGISTER", "reg", 1, 60), 3, false)
+		c.register(4*s, backup, "reg", 2, 60, false)
+		c.register(10*s, primary, "probe", 1, 60, false)
+		c.silent(20*s, primary, c.request("REGISTER", "probe", 2, 60), 3, false)
+		r := c.request("REGISTER", "probe", 3, 60)
+		c.udp(23600*time.Millisecond, phone, backup, r.String())
+		c.call(23650*time.Millisecond, 30*s, backup, "call")
+		c.udp(24*s, backup, phone, answer(r, 200, "Contact: <sip:1001@127.0.0.1:5062>;expires=60\r\n"))
+		st := settings()
+		st.SignalUnregistered = unreg
+		want := map[bool]string{true: Held, false: Violated}[unreg]
+		if v := c.verdictsWith(st)["I1"]; v.Status != want {
+			t.Errorf("only_signal_with_registered 0 %v: I1 %s (%s %v), want %s", unreg, v.Status, v.Why, v.Findings, want)
+		}
+	}
+}
