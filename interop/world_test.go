@@ -95,6 +95,9 @@ type world struct {
 	// server, and they are its outbound proxies (R22). The far end
 	// registers on the registrar itself.
 	proxies bool
+	// outbound: the line registers through both proxies at once with RFC
+	// 5626 flows, and the servers run with SIP outbound (R24).
+	outbound bool
 	// backupShared gives the backup (server or proxy) register_on_enable 0:
 	// it shares the primary's registrations (R23).
 	backupShared bool
@@ -174,6 +177,9 @@ func (w *world) start(name string) []string {
 		args = append(args, "proxy", fmt.Sprint(w.ports["registrar"]))
 	case w.memory:
 		args = append(args, "memory")
+	}
+	if w.outbound {
+		args = append(args, "outbound")
 	}
 	return args
 }

@@ -351,6 +351,12 @@ func (b *binding) send(expires int, challenge *wire.Answer) {
 	}
 	spec := l.spec(sip.REGISTER, s.ep, expires)
 	spec.stale = l.bound[addrOf(s.ep)]
+	if l.cfg.Outbound {
+		// One flow per proxy (RFC 5626 4.2): the line's instance, and the
+		// proxy's number as the flow's reg-id.
+		spec.supported = "outbound, path"
+		spec.contactParams = fmt.Sprintf(`;reg-id=%d;+sip.instance="<%s>"`, b.server+1, l.instance)
+	}
 	b.challenge = nil
 	if err := l.authorize(&spec, challenge); err != nil {
 		l.finish(b.main)
@@ -380,11 +386,16 @@ func (b *binding) answered(t *txn, res *wire.Answer, reason string) {
 	out, refresh, why := l.registerOutcome(t, res, reason, v.Challenges == 0 && v.Retries == 0)
 	switch out {
 	case outGranted:
+		p := b.m.Params()
 		if refresh > 0 {
-			p := b.m.Params()
 			p.RefreshInterval = fsm.Duration(refresh)
-			b.m.SetParams(p)
 		}
+		if res.FlowTimer > 0 && l.cfg.Outbound {
+			// The registrar's Flow-Timer: keep-alives at least that often
+			// (RFC 5626 4.4.1), within the model's bounds.
+			p.FlowEnabled, p.FlowInterval = true, fsm.Duration(min(max(res.FlowTimer, time.Second), time.Hour))
+		}
+		b.m.SetParams(p)
 	case outAgain, outChallenged:
 		if res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired { // not a 423
 			b.challenge = res

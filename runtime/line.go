@@ -3,6 +3,7 @@ package runtime
 import (
 	"cmp"
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,7 +24,10 @@ type Line struct {
 	agent *Agent
 	cfg   settings.LineConfig
 	hops  []settings.ServerConfig // where requests go: the servers, or the outbound proxies (R22)
-	keys  []serverKey             // the hops, located by the agent (R20)
+	// instance is the line's RFC 5626 instance: "urn:uuid:...", the same
+	// for the line's settings across restarts (R24).
+	instance string
+	keys     []serverKey // the hops, located by the agent (R20)
 
 	mu       sync.Mutex
 	started  bool // the machine's initial entry effects have been performed
@@ -116,6 +120,7 @@ func newLine(a *Agent, cfg settings.LineConfig) (*Line, error) {
 		minExpires: map[serverAddr]int{}, bound: map[serverAddr]string{}}
 	l.timers = clock.NewTimers[fsm.LineTimer](a.clock, &l.mu, a.jitter, func(t fsm.LineTimer) { l.timerFired(t) })
 	l.hops = cfg.Hops()
+	l.instance = instanceOf(cfg)
 	for _, s := range l.hops {
 		l.keys = append(l.keys, keyOf(s))
 	}
@@ -447,4 +452,18 @@ func (l *Line) timerFired(t fsm.LineTimer) {
 	}
 	l.postSince(t.Event(), reason, since)
 	l.drain()
+}
+
+// instanceOf is a line's RFC 5626 instance URN (section 4.1): a name-based
+// UUID (RFC 9562 version 5) of its name and address of record, so that
+// the registrar sees the same instance after a restart.
+func instanceOf(cfg settings.LineConfig) string {
+	registrar := ""
+	if len(cfg.Servers) > 0 {
+		registrar = cfg.Servers[0].Addr
+	}
+	h := sha1.Sum([]byte("sipfailover line " + cfg.Name + " " + cfg.User + "@" + cfg.Domain + " " + registrar))
+	h[6] = h[6]&0x0f | 0x50 // version 5
+	h[8] = h[8]&0x3f | 0x80 // RFC 9562 variant
+	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
 }

@@ -85,6 +85,7 @@ func (l *Line) spec(method sip.RequestMethod, dst transport.Endpoint, expires in
 		if method == sip.REGISTER {
 			s.supported = "path"
 		}
+		s.ob = l.cfg.Outbound && method == sip.INVITE
 	}
 	return s
 }

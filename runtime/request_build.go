@@ -52,6 +52,11 @@ type requestSpec struct {
 	// of a request about the line's own address; what Supported asks.
 	registrar sip.Uri
 	supported string
+	// RFC 5626 outbound (R24): the parameters after a REGISTER's Contact
+	// (reg-id, +sip.instance), and ob, which marks the Contact URI of a
+	// dialog-forming request as one to reach over its flow.
+	contactParams string
+	ob            bool
 }
 
 // requestURI is the Request-URI the request carries; digest credentials
@@ -82,7 +87,11 @@ func uriHost(host string) string {
 
 // contactURI is the Contact the request carries, as it is written.
 func (s requestSpec) contactURI() string {
-	return fmt.Sprintf("sip:%s@%s:%s;transport=%s", s.user, s.local[0], s.local[1], strings.ToLower(s.dst.TransportName()))
+	u := fmt.Sprintf("sip:%s@%s:%s;transport=%s", s.user, s.local[0], s.local[1], strings.ToLower(s.dst.TransportName()))
+	if s.ob {
+		u += ";ob"
+	}
+	return u
 }
 
 // contact is the Contact URI the request carries.
@@ -105,7 +114,7 @@ func (s requestSpec) build(d *dialog) ([]byte, string) {
 	}
 	return wire.Request{Method: s.method, URI: s.requestURI(), Transport: s.dst.TransportName(), Local: s.local,
 		From: from, FromTag: d.tag, To: to, CallID: d.callID, CSeq: d.cseq, Routes: s.routes,
-		Contact: s.contactURI(), Stale: s.stale, Expires: s.expires, AuthHeader: s.auth, AuthValue: s.authVal,
+		Contact: s.contactURI(), ContactParams: s.contactParams, Stale: s.stale, Expires: s.expires, AuthHeader: s.auth, AuthValue: s.authVal,
 		Supported: s.supported, ContentType: s.contentType, Body: s.body}.Write()
 }
 

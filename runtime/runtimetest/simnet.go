@@ -80,6 +80,9 @@ type SimServer struct {
 	// a registrar that multiplexes STUN on its SIP port and pongs CRLF
 	// pings does (RFC 5626 4.4); without it they go unanswered.
 	Flow bool
+	// FlowTimer, when set, is the Flow-Timer a 2xx to REGISTER carries:
+	// how often, in seconds, the flow wants a keep-alive (RFC 5626 4.4.1).
+	FlowTimer int
 	// Keepalives are when each flow keep-alive reached the server, or was
 	// refused: packets, not requests (I11 counts them apart).
 	Keepalives []time.Duration
@@ -288,6 +291,9 @@ func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
 				exp, _ = strconv.Atoi(cmp.Or(s.GrantContact, s.GrantHeader))
 			default:
 				res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(exp)))
+			}
+			if s.FlowTimer > 0 && exp > 0 {
+				res.AppendHeader(sip.NewHeader("Flow-Timer", strconv.Itoa(s.FlowTimer)))
 			}
 			b := SimBinding{At: now, CallID: r.CallID}
 			if exp > 0 {

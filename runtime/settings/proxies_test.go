@@ -60,6 +60,7 @@ func TestOutboundProxyLimits(t *testing.T) {
 		line(one, four, ""),
 		line(one, "[{addr: 127.0.0.2, port: 1}, {addr: proxy.example.com, port: 0}]", ""),
 		line(one, "[{addr: 127.0.0.2, port: 65535, transport: 3}]", "  deregister_backup_after_failback: 0\n"),
+		line(one, "[{addr: 127.0.0.2}, {addr: 127.0.0.3}]", "  outbound: true\n  registration_mode: concurrent\n"),
 	} {
 		if _, err := settings.Parse([]byte(ok)); err != nil {
 			t.Errorf("refused:\n%s%v", ok, err)
@@ -77,6 +78,8 @@ func TestOutboundProxyLimits(t *testing.T) {
 		{line(one, "[{addr: 127.0.0.2}]", "  registration_mode: concurrent\n"), "lines[0].registration_mode: concurrent: registering through every proxy at once"},
 		{line(one, "[{addr: 127.0.0.2}]", "  deregister_backup_after_failback: 1\n"), "lines[0].deregister_backup_after_failback: 1: the proxies lead to one registrar"},
 		{line(one, "[]", ""), "3:12: lines[0].servers: 1 servers; a line has 2 to 4"},
+		{line(one, "[{addr: 127.0.0.2}]", "  outbound: true\n"), "lines[0].outbound: true: outbound keeps a registration through every proxy at once; set registration_mode: concurrent"},
+		{line("[{addr: 127.0.0.1}, {addr: 127.0.0.9}]", "[]", "  outbound: true\n"), "lines[0].outbound: true: RFC 5626 flows run through outbound proxies; give outbound_proxies"},
 		{line(one, "[{addr: 127.0.0.2}]", "  failback_mode: dns_ttl\n"), "outbound_proxies[0].addr 127.0.0.2 is an address, which has none"},
 	} {
 		_, err := settings.Parse([]byte(tc.src))

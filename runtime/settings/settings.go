@@ -148,6 +148,12 @@ type LineConfig struct {
 	// registrar behind them, and failover and failback move between the
 	// proxies. A proxy has no ttl: the registrar's applies.
 	OutboundProxies []ServerConfig `yaml:"outbound_proxies,omitempty" json:"outbound_proxies,omitempty"`
+	// Outbound turns on RFC 5626 SIP outbound through the proxies (R24):
+	// a registration through every proxy at once (registration_mode
+	// concurrent), each its own flow, with the line's +sip.instance and a
+	// reg-id per proxy on its Contact, so that the registrar keeps them
+	// all and a call moves to another flow with no REGISTER.
+	Outbound bool `yaml:"outbound,omitempty" json:"outbound,omitempty"`
 
 	EnableFailback    *int     `yaml:"enable_failback,omitempty" json:"enable_failback,omitempty"`         // SIPN Enable Failback: 0 or 1; default 1
 	FailbackInterval  *int     `yaml:"failback_interval,omitempty" json:"failback_interval,omitempty"`     // SIPN Failback Interval, seconds; default 1800

@@ -105,12 +105,18 @@ func (c Config) Validate() error {
 				}
 			}
 		}
+		switch {
+		case l.Outbound && !l.Proxied():
+			bad("outbound", "true: RFC 5626 flows run through outbound proxies; give outbound_proxies")
+		case l.Outbound && l.RegistrationMode != "concurrent":
+			bad("outbound", "true: outbound keeps a registration through every proxy at once; set registration_mode: concurrent")
+		}
 		if l.Proxied() {
 			if len(l.Servers) > 0 && *l.Servers[0].RegisterOnEnable == 0 {
 				bad("servers[0].register_on_enable", "0: behind outbound_proxies the line sends to the proxies, and theirs applies")
 			}
-			if l.RegistrationMode == "concurrent" {
-				bad("registration_mode", "concurrent: registering through every proxy at once needs RFC 5626 outbound flows, which a line does not have; use successive with outbound_proxies")
+			if l.RegistrationMode == "concurrent" && !l.Outbound {
+				bad("registration_mode", "concurrent: registering through every proxy at once needs RFC 5626 outbound flows; set outbound: true, or use successive")
 			}
 			if l.DeregisterBackupAfterFailback == 1 {
 				bad("deregister_backup_after_failback", "1: the proxies lead to one registrar, so the binding made through the backup proxy is the one failback just renewed through the primary; removing it would leave the line unregistered")

@@ -41,6 +41,10 @@ type Answer struct {
 	CSeq           uint32
 	Method         sip.RequestMethod
 
+	// FlowTimer is the registrar's Flow-Timer (RFC 5626 4.4.1): how often
+	// the flow wants a keep-alive; 0 when the answer has none.
+	FlowTimer time.Duration
+
 	expires  string    // the Expires header's value; "" when absent
 	contacts []contact // every Contact entry
 }
@@ -82,6 +86,11 @@ func ParseAnswer(res *sip.Response) *Answer {
 	}
 	if h := res.GetHeader("Expires"); h != nil {
 		a.expires = h.Value()
+	}
+	if h := res.GetHeader("Flow-Timer"); h != nil {
+		if v, ok := ParseSeconds(h.Value()); ok && v > 0 {
+			a.FlowTimer = time.Duration(v) * time.Second
+		}
 	}
 	for _, h := range res.GetHeaders("Contact") {
 		for _, v := range SplitValues(h.Value()) {

@@ -36,6 +36,9 @@ type Request struct {
 	CSeq      uint32
 	Routes    []string // Route values, in order (RFC 3261 12.2.1.1)
 	Contact   string   // the Contact URI
+	// ContactParams follow the Contact's URI: RFC 5626's
+	// ";reg-id=1;+sip.instance=..." on a REGISTER of an outbound flow.
+	ContactParams string
 	// Stale, when set and not Contact, is a Contact the sender registered
 	// before and no longer uses: it goes along with expires=0 so that no
 	// binding outlives the connection it named.
@@ -66,7 +69,7 @@ func (r Request) Write() (msg []byte, branch string) {
 	req.AppendHeader(sip.NewHeader("To", to))
 	req.AppendHeader(sip.NewHeader("Call-ID", r.CallID))
 	req.AppendHeader(sip.NewHeader("CSeq", fmt.Sprintf("%d %s", r.CSeq, r.Method)))
-	req.AppendHeader(sip.NewHeader("Contact", "<"+r.Contact+">"))
+	req.AppendHeader(sip.NewHeader("Contact", "<"+r.Contact+">"+r.ContactParams))
 	if r.Stale != "" && r.Stale != r.Contact {
 		req.AppendHeader(sip.NewHeader("Contact", "<"+r.Stale+">;expires=0"))
 	}
