@@ -75,9 +75,16 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	spread := rapid.SampledFrom([]int{0, 0, 10, 20, 50}).Draw(t, "timer_spread")
 	flow := time.Duration(rapid.SampledFrom([]int{0, 5, 30, 30}).Draw(t, "nat_keepalive_s")) * time.Second
 	natMode := rapid.SampledFrom([]string{"auto", "auto", "crlf"}).Draw(t, "nat_mode")
-	// Behind outbound proxies a line has one registration: successive mode,
-	// and no de-registration through the backup proxy (R22).
-	proxied := regMode == "successive" && !dereg && rapid.Bool().Draw(t, "proxies")
+	// Behind outbound proxies a line has one registration, or one flow a
+	// proxy with SIP outbound in concurrent mode, and no de-registration
+	// through the backup proxy (R22, R24). An outbound registrar may ask
+	// for keep-alives more often than the line's own (Flow-Timer).
+	proxied := !dereg && rapid.Bool().Draw(t, "proxies")
+	outbound := proxied && regMode == "concurrent"
+	flowTimer := 0
+	if outbound {
+		flowTimer = rapid.SampledFrom([]int{0, 0, 10, 30}).Draw(t, "flow_timer")
+	}
 	// R23 in successive mode: servers that share the others' registrations
 	// (register_on_enable 0), and new requests to the server the line is
 	// registering on (only_signal_with_registered 0).
@@ -109,6 +116,9 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	if proxied {
 		w.script[len(w.script)-1] += " proxies=on"
 	}
+	if outbound {
+		w.script[len(w.script)-1] += " outbound=on"
+	}
 	if len(sharedNames) > 0 {
 		w.script[len(w.script)-1] += " shared=" + strings.Join(sharedNames, ",")
 	}
@@ -130,7 +140,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		NATKeepaliveInterval: new(settings.Duration(flow)), NATKeepaliveMode: natMode}
 	w.trace = invariant.Trace{Settings: invariant.Settings{Servers: n, Reliable: tcp, CountMode: count, RetryCounts: retries, RetryTime: retryTime,
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
-		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries, FlowKeepalive: flow,
+		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries, FlowKeepalive: flowOf(flow, flowTimer),
 		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread,
 		Shared: shared, SignalUnregistered: signalUnregistered}}
 	if signalUnregistered {
@@ -146,9 +156,12 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		e := transport.Endpoint{Host: fmt.Sprintf("127.0.1.%d", i+1), Port: port, Transport: tr, ServerName: fmt.Sprintf("127.0.1.%d", i+1)}
 		w.eps = append(w.eps, e)
 		answers := rapid.Bool().Draw(t, "flow_answers")
-		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true, Flow: answers})
+		w.net.Add(&runtimetest.SimServer{Endpoint: e, Auth: true, Flow: answers, FlowTimer: flowTimer})
 		if answers {
 			w.script = append(w.script, fmt.Sprintf("server %s flow on", serverNames[i]))
+		}
+		if flowTimer > 0 {
+			w.script = append(w.script, fmt.Sprintf("server %s flow-timer %d", serverNames[i], flowTimer))
 		}
 		up := 2*rtt <= w.trace.Budget(i) // as setServer judges it
 		w.up = append(w.up, up)
@@ -160,6 +173,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 			cfg.OutboundProxies[i].TTL = nil // the registrar's applies
 		}
 		cfg.Servers = []settings.ServerConfig{{Addr: "registrar.test", Port: new(5060), TTL: &ttl}}
+		cfg.Outbound = outbound
 	}
 	calls := map[string]string{} // Call-ID -> state
 	agent := runtime.NewAgent(w.net, runtime.WithClock(w.clock), runtime.WithSeed(1), runtime.WithWatcher(func(x runtime.Transition) {
@@ -184,6 +198,20 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 }
 
 func (w *world) now() time.Duration { return w.clock.Now().Sub(w.start) }
+
+// flowOf is the shortest interval the line's flow keep-alives may come at:
+// its own (nat_keepalive_interval), or an outbound registrar's Flow-Timer
+// of flowTimer seconds once a flow is registered (R24); 0 when both are off.
+func flowOf(own time.Duration, flowTimer int) time.Duration {
+	ft := time.Duration(flowTimer) * time.Second
+	switch {
+	case ft == 0:
+		return own
+	case own == 0:
+		return ft
+	}
+	return min(own, ft)
+}
 
 // judgeProxied fails t unless every request but a keep-alive that a proxy
 // got names that proxy as its first Route, and every REGISTER names the

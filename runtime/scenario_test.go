@@ -74,6 +74,10 @@ import (
 //
 //	expect routes primary REGISTER primary   # the Route of the last such request
 //	expect ruri primary REGISTER sip:registrar.test:5060   # its Request-URI
+//
+// With proxies=on outbound=on registration_mode=concurrent the line runs SIP
+// outbound (R24); server primary flow-timer 10 makes a 2xx to REGISTER carry
+// Flow-Timer: 10.
 func TestScenarios(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	if len(files) == 0 {
@@ -275,6 +279,7 @@ func (s *scenario) configure(kv []string) {
 		// registrar, registrar.test (R22).
 		cfg.OutboundProxies = cfg.Servers
 		cfg.Servers = []settings.ServerConfig{{Addr: "registrar.test", Port: new(5060)}}
+		cfg.Outbound = set["outbound"] == "on" // RFC 5626 flows through them (R24)
 	}
 	if ttl := num("ttl"); ttl != nil {
 		for i := range cfg.Servers {
@@ -413,7 +418,7 @@ func (s *scenario) step(w []string) {
 			d := s.at(w[len(w)-1])
 			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Ring = d })
 			return
-		case "grant", "min-expires", "nonce-life", "mangle", "sane", "flow": // see runtimetest.ParseSimRogue
+		case "grant", "min-expires", "nonce-life", "mangle", "sane", "flow", "flow-timer": // see runtimetest.ParseSimRogue
 			f, err := runtimetest.ParseSimRogue(w[2:])
 			if err != nil {
 				s.fail("%v", err)

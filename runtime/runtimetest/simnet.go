@@ -572,6 +572,9 @@ func ParseSimRogue(words []string) (func(*SimServer), error) {
 		return func(s *SimServer) { s.Mangle = words[1] }, nil
 	case words[0] == "flow" && len(words) == 2 && (words[1] == "on" || words[1] == "off"):
 		return func(s *SimServer) { s.Flow = words[1] == "on" }, nil
+	case words[0] == "flow-timer":
+		v, err := num()
+		return func(s *SimServer) { s.FlowTimer = v }, err
 	}
-	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane, flow on|off)", strings.Join(words, " "))
+	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane, flow on|off, flow-timer N)", strings.Join(words, " "))
 }

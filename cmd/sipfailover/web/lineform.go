@@ -30,6 +30,7 @@ var choices = map[string]map[string]string{
 	"retry_mode":                  {"count": "count (Signal Retry Counts transmissions)", "time": "time (Retry Time)"},
 	"nat_keepalive_mode":          {"auto": "auto (STUN over UDP, CRLF ping over TCP and TLS)", "crlf": "crlf (a bare CRLF over UDP)"},
 	"only_signal_with_registered": {"1": "1 (new requests only where registered)", "0": "0 (also where registering)"},
+	"outbound":                    {"off": "off", "on": "on (RFC 5626 flows through the proxies; concurrent mode)"},
 }
 
 // formField is what the field templates show of one input.
@@ -72,7 +73,7 @@ var formFields = []struct{ name, setting string }{
 	{"server2_ttl", "servers[1].ttl"}, {"server2_transport", "servers[1].transport"},
 	{"server1_register_on_enable", "servers[0].register_on_enable"}, {"server2_register_on_enable", "servers[1].register_on_enable"},
 	{"proxy1_register_on_enable", "outbound_proxies[0].register_on_enable"}, {"proxy2_register_on_enable", "outbound_proxies[1].register_on_enable"},
-	{"only_signal_with_registered", "only_signal_with_registered"},
+	{"only_signal_with_registered", "only_signal_with_registered"}, {"outbound", "outbound"},
 	{"proxy1_addr", "outbound_proxies[0].addr"}, {"proxy1_port", "outbound_proxies[0].port"}, {"proxy1_transport", "outbound_proxies[0].transport"},
 	{"proxy2_addr", "outbound_proxies[1].addr"}, {"proxy2_port", "outbound_proxies[1].port"}, {"proxy2_transport", "outbound_proxies[1].transport"},
 	{"enable_failback", "enable_failback"}, {"failback_interval", "failback_interval"},
@@ -195,6 +196,7 @@ func (s *Server) linePage(w http.ResponseWriter, r *http.Request) {
 		"failback_when":               l.FailbackWhen,
 		"registration_mode":           l.RegistrationMode,
 		"only_signal_with_registered": strconv.Itoa(*l.OnlySignalWithRegistered),
+		"outbound":                    map[bool]string{true: "on", false: "off"}[l.Outbound],
 		// Advanced: the timers and what makes a server unavailable.
 		"t1":                     l.T1.String(),
 		"t2":                     l.T2.String(),
@@ -320,6 +322,13 @@ func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[s
 	l.SignalRetryCounts = num("signal_retry_counts", l.SignalRetryCounts)
 	l.InviteRetryCounts = num("invite_retry_counts", l.InviteRetryCounts)
 	l.FailbackMode, l.FailbackWhen, l.RegistrationMode = v["failback_mode"], v["failback_when"], v["registration_mode"]
+	switch v["outbound"] {
+	case "on", "off":
+		l.Outbound = v["outbound"] == "on"
+	case "": // absent from an older form: kept
+	default:
+		errs["outbound"] = "must be on or off"
+	}
 	if v["only_signal_with_registered"] != "" {
 		l.OnlySignalWithRegistered = num("only_signal_with_registered", l.OnlySignalWithRegistered)
 	}

@@ -195,3 +195,29 @@ func TestRegisterOnEnableThroughTheForm(t *testing.T) {
 		t.Error("the page does not offer Register on Enable")
 	}
 }
+
+// TestOutboundThroughTheForm: SIP Outbound on the Line page (R24): on with
+// proxies and concurrent mode is applied; on without concurrent mode is
+// refused beside the field, as a value that is neither on nor off.
+func TestOutboundThroughTheForm(t *testing.T) {
+	ts := newTestSite(t)
+	csrf := ts.login(t)
+	form := proxiedForm(csrf)
+	form.Set("outbound", "on")
+	form.Set("registration_mode", "concurrent")
+	form.Set("failback_mode", "duration") // concurrent mode's only
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK || !ts.applied[0].Lines[0].Outbound {
+		t.Fatalf("outbound on: %d, applied %+v\n%s", res.StatusCode, ts.applied, body)
+	}
+	for value, want := range map[string]string{"on": "set registration_mode: concurrent", "sometimes": "must be on or off"} {
+		form := proxiedForm(csrf)
+		form.Set("outbound", value)
+		res, body := ts.post(t, "/line", form)
+		if res.StatusCode != http.StatusUnprocessableEntity || !regexp.MustCompile(`<span class="err" id="outbound-error">[^<]*`+regexp.QuoteMeta(want)).MatchString(body) {
+			t.Errorf("outbound %s: status %d, no message %q beside it", value, res.StatusCode, want)
+		}
+	}
+	if len(ts.applied) != 1 {
+		t.Fatalf("applied %d times", len(ts.applied))
+	}
+}
