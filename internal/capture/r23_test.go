@@ -87,9 +87,7 @@ func TestFailoverOfARequestAfterFailback(t *testing.T) {
 	const s = time.Second
 	for _, goesOn := range []bool{true, false} {
 		c := newCrafter(t)
-		c.silent(0, primary, c.request("REGISTER", "reg", 1, 60), 3, false)
-		c.register(4*s, backup, "reg", 2, 60, false)
-		c.register(10*s, primary, "probe", 1, 60, false)
+		failedBack(c)
 		if goesOn {
 			c.silent(20*s, primary, c.request("INVITE", "call", 1, -1), 3, false)
 		}
@@ -113,9 +111,7 @@ func TestCallWhileRegisteringAfterFailback(t *testing.T) {
 	const s = time.Second
 	for _, unreg := range []bool{true, false} {
 		c := newCrafter(t)
-		c.silent(0, primary, c.request("REGISTER", "reg", 1, 60), 3, false)
-		c.register(4*s, backup, "reg", 2, 60, false)
-		c.register(10*s, primary, "probe", 1, 60, false)
+		failedBack(c)
 		c.silent(20*s, primary, c.request("REGISTER", "probe", 2, 60), 3, false)
 		r := c.request("REGISTER", "probe", 3, 60)
 		c.udp(23600*time.Millisecond, phone, backup, r.String())
@@ -128,4 +124,13 @@ func TestCallWhileRegisteringAfterFailback(t *testing.T) {
 			t.Errorf("only_signal_with_registered 0 %v: I1 %s (%s %v), want %s", unreg, v.Status, v.Why, v.Findings, want)
 		}
 	}
+}
+
+// failedBack crafts a phone that finds its primary silent, registers on
+// its backup at 4 s and fails back on a probe's 2xx at 10 s.
+func failedBack(c *crafter) {
+	const s = time.Second
+	c.silent(0, primary, c.request("REGISTER", "reg", 1, 60), 3, false)
+	c.register(4*s, backup, "reg", 2, 60, false)
+	c.register(10*s, primary, "probe", 1, 60, false)
 }

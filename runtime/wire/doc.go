@@ -2,8 +2,8 @@
 // any line sees it. It parses the bytes a socket read, checks every
 // message where it enters (RFC 3261 8.1.1, 8.2) and reads, once, every
 // header the program acts on into typed values: an Answer carries a
-// response's granted expiries, Retry-After, Min-Expires, digest challenge
-// and route set. It writes every message the program sends (a Request, the
+// response's granted expiries, Retry-After, Min-Expires, digest challenge,
+// route set and Flow-Timer (RFC 5626). It writes every message the program sends (a Request, the
 // answers, and the ACK and CANCEL that repeat a request's own headers),
 // computes digest credentials, and holds the rules of a client
 // transaction: what an answer must repeat to match its request (Sent) and

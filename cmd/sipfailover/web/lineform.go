@@ -97,29 +97,31 @@ func (s *Server) lineState(n int) string {
 
 // StateWords says in a phone user's words where a line stands; servers
 // are numbered from 1, the primary being 1 (R14). Behind outbound proxies
-// the line moves between proxies, and the words say so (R22).
+// the line moves between proxies, and the words say so, and name the
+// registrar (R22).
 func StateWords(st runtime.Status) string {
-	if st.Registrar != "" {
-		return proxiedWords(st)
-	}
 	n := st.Server
-	at := ""
+	hop, Hop, on, at := "server", "Server", "on", ""
 	if st.ServerAddr != "" {
 		at = " (" + st.ServerAddr + ")"
+	}
+	if st.Registrar != "" {
+		hop, Hop, on = "outbound proxy", "Outbound proxy", "through"
+		at += " to the registrar " + st.Registrar
 	}
 	switch st.State {
 	case "idle":
 		return "Not registered"
 	case "registering":
-		return fmt.Sprintf("Registering on server %d%s", n, at)
+		return fmt.Sprintf("Registering %s %s %d%s", on, hop, n, at)
 	case "retrying":
-		return fmt.Sprintf("Server %d did not answer; trying server %d%s", n-1, n, at)
+		return fmt.Sprintf("%s %d did not answer; trying %s %d%s", Hop, n-1, hop, n, at)
 	case "primary_registered":
-		return "Registered on the primary, server 1" + at
+		return fmt.Sprintf("Registered %s the primary, %s 1%s", on, hop, at)
 	case "backup_registered":
-		return fmt.Sprintf("Registered on a backup, server %d%s", n, at)
+		return fmt.Sprintf("Registered %s a backup, %s %d%s", on, hop, n, at)
 	case "probing":
-		return fmt.Sprintf("Registered on server %d%s; asking the primary whether it is back", n, at)
+		return fmt.Sprintf("Registered %s %s %d%s; asking the primary whether it is back", on, hop, n, at)
 	case "all_failed":
 		return "No server could be used; trying again after a pause"
 	case "failed":
@@ -128,29 +130,6 @@ func StateWords(st runtime.Status) string {
 		return "Unregistering"
 	}
 	return st.State
-}
-
-// proxiedWords is StateWords for a line behind outbound proxies.
-func proxiedWords(st runtime.Status) string {
-	n := st.Server
-	at := " to the registrar " + st.Registrar
-	if st.ServerAddr != "" {
-		at = " (" + st.ServerAddr + ")" + at
-	}
-	switch st.State {
-	case "registering":
-		return fmt.Sprintf("Registering through outbound proxy %d%s", n, at)
-	case "retrying":
-		return fmt.Sprintf("Outbound proxy %d did not answer; trying outbound proxy %d%s", n-1, n, at)
-	case "primary_registered":
-		return "Registered through the primary, outbound proxy 1" + at
-	case "backup_registered":
-		return fmt.Sprintf("Registered through a backup, outbound proxy %d%s", n, at)
-	case "probing":
-		return fmt.Sprintf("Registered through outbound proxy %d%s; asking the primary proxy whether it is back", n, at)
-	}
-	st.Registrar = ""
-	return StateWords(st)
 }
 
 func (s *Server) choices(c settings.Config) []lineChoice {

@@ -12,6 +12,11 @@ import (
 	"github.com/sipfailover/sipfailover/runtime"
 )
 
+// errBeside says whether the page shows msg beside the named field.
+func errBeside(body, field, msg string) bool {
+	return regexp.MustCompile(`<span class="err" id="` + field + `-error">[^<]*` + regexp.QuoteMeta(html.EscapeString(msg))).MatchString(body)
+}
+
 // proxiedForm is goodForm for a line behind two outbound proxies (R22):
 // SIP Server 1 is the registrar, SIP Server 2 is left empty.
 func proxiedForm(csrf string) url.Values {
@@ -95,11 +100,11 @@ func TestBadProxyFormChangesNothing(t *testing.T) {
 			if res.StatusCode != http.StatusUnprocessableEntity {
 				t.Fatalf("status %d, want 422", res.StatusCode)
 			}
-			where := `<span class="err" id="` + tt.at + `-error">[^<]*` + regexp.QuoteMeta(tt.want)
+			placed := errBeside(body, tt.at, tt.want)
 			if tt.at == "problems" {
-				where = `id="problems">Nothing was changed:<ul><li>[^<]*` + regexp.QuoteMeta(tt.want)
+				placed = regexp.MustCompile(`id="problems">Nothing was changed:<ul><li>[^<]*` + regexp.QuoteMeta(tt.want)).MatchString(body)
 			}
-			if !regexp.MustCompile(where).MatchString(body) {
+			if !placed {
 				t.Fatalf("no message %q at %s:\n%s", tt.want, tt.at, body)
 			}
 			if len(ts.applied) != 0 {
@@ -183,7 +188,7 @@ func TestRegisterOnEnableThroughTheForm(t *testing.T) {
 		form := goodForm(csrf)
 		form.Set(c.field, c.value)
 		res, body := ts.post(t, "/line", form)
-		if res.StatusCode != http.StatusUnprocessableEntity || !regexp.MustCompile(`<span class="err" id="`+c.field+`-error">[^<]*`+regexp.QuoteMeta(html.EscapeString(c.want))).MatchString(body) {
+		if res.StatusCode != http.StatusUnprocessableEntity || !errBeside(body, c.field, c.want) {
 			t.Errorf("%s %s: status %d, no message %q beside it", c.field, c.value, res.StatusCode, c.want)
 		}
 	}
@@ -213,7 +218,7 @@ func TestOutboundThroughTheForm(t *testing.T) {
 		form := proxiedForm(csrf)
 		form.Set("outbound", value)
 		res, body := ts.post(t, "/line", form)
-		if res.StatusCode != http.StatusUnprocessableEntity || !regexp.MustCompile(`<span class="err" id="outbound-error">[^<]*`+regexp.QuoteMeta(want)).MatchString(body) {
+		if res.StatusCode != http.StatusUnprocessableEntity || !errBeside(body, "outbound", want) {
 			t.Errorf("outbound %s: status %d, no message %q beside it", value, res.StatusCode, want)
 		}
 	}

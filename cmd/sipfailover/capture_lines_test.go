@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,21 +10,43 @@ import (
 	"testing"
 )
 
+// TestCaptureSettingsOfAProxiedLine: a line behind outbound proxies is
+// judged on the wire by where it sends, its proxies, not its registrar
+// (R22); a proxy given by name is named by its place in the file.
+func TestCaptureSettingsOfAProxiedLine(t *testing.T) {
+	file := writeLines(t, `lines:
+  - name: sbc
+    user: "1001"
+    servers: [{addr: 127.0.0.1, port: 5090}]
+    outbound_proxies: [{addr: 127.0.0.2, port: 5070}, {addr: 127.0.0.3, port: 5072}]
+  - name: named
+    user: "1002"
+    servers: [{addr: 127.0.0.1, port: 5090}]
+    outbound_proxies: [{addr: 127.0.0.2}, {addr: sbc2.example.test}]
+`)
+	s, err := lineCaptureSettings(file, "sbc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(s.Servers); got != "[127.0.0.2:5070 127.0.0.3:5072]" {
+		t.Errorf("servers on the wire %s, want the two proxies", got)
+	}
+	if _, err := lineCaptureSettings(file, "named"); err == nil || !strings.Contains(err.Error(), `outbound_proxies[1]: "sbc2.example.test" is a name`) {
+		t.Errorf("a proxy by name: %v", err)
+	}
+}
+
 // TestCaptureSettingsOfR23: a line's register_on_enable and
 // only_signal_with_registered reach verify-capture from the settings file,
 // by server in the order of its servers; the flags refuse what is not 0 or
 // 1, and more values than servers.
 func TestCaptureSettingsOfR23(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "lines.yaml")
-	src := `lines:
+	file := writeLines(t, `lines:
   - name: desk
     user: "1001"
     only_signal_with_registered: 0
     servers: [{addr: 127.0.0.2}, {addr: 127.0.0.3, register_on_enable: 0}]
-`
-	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	s, err := lineCaptureSettings(file, "desk")
 	if err != nil {
 		t.Fatal(err)
@@ -46,4 +69,14 @@ func TestCaptureSettingsOfR23(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, stderr.String(), c.want)
 		}
 	}
+}
+
+// writeLines writes a settings file of src and returns its path.
+func writeLines(t *testing.T, src string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "lines.yaml")
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }
