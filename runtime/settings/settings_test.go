@@ -214,6 +214,9 @@ func TestLimitsAtBothEdges(t *testing.T) {
 		{"timer_spread", []string{"  timer_spread: 0\n", "  timer_spread: 50\n"}, []string{"  timer_spread: -1\n", "  timer_spread: 51\n"}, false},
 		{"deregister_backup_after_failback", []string{"  deregister_backup_after_failback: 1\n"}, []string{"  deregister_backup_after_failback: 2\n"}, false},
 		{"unavailable_codes", []string{"  unavailable_codes: [300, 699]\n"}, []string{"  unavailable_codes: [299]\n", "  unavailable_codes: [700]\n", "  unavailable_codes: []\n"}, false},
+		{"servers[0].register_on_enable", []string{", register_on_enable: 0", ", register_on_enable: 1"}, []string{", register_on_enable: 2", ", register_on_enable: -1"}, true},
+		{"only_signal_with_registered", []string{"  only_signal_with_registered: 0\n", "  only_signal_with_registered: 1\n"},
+			[]string{"  only_signal_with_registered: 2\n", "  only_signal_with_registered: -1\n"}, false},
 	} {
 		src := func(v string) string {
 			if tc.inServer {

@@ -115,7 +115,8 @@ func TestBadProxyFormChangesNothing(t *testing.T) {
 }
 
 // TestProxyLimitsThroughTheAPI: a proxy's port at both edges through PUT
-// /api/settings, as through the file and the form.
+// /api/settings, as through the file and the form, and a proxy's
+// register_on_enable (R23).
 func TestProxyLimitsThroughTheAPI(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
@@ -130,6 +131,18 @@ func TestProxyLimitsThroughTheAPI(t *testing.T) {
 		}
 		if !ok && !strings.Contains(b, `"field":"outbound_proxies[0].port"`) {
 			t.Errorf("port %d: the answer does not name the field: %s", port, b)
+		}
+	}
+	for v, ok := range map[int]bool{0: true, 1: true, 2: false, -1: false} {
+		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}],
+			"outbound_proxies": [{"addr": "10.0.0.11"}, {"addr": "10.0.0.12", "register_on_enable": %d}]},
+			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, v)
+		code, b := ts.put(t, tok, doc)
+		if got := code == http.StatusOK; got != ok {
+			t.Errorf("register_on_enable %d: %d %s, want accepted=%v", v, code, b, ok)
+		}
+		if !ok && !strings.Contains(b, `"field":"outbound_proxies[1].register_on_enable"`) {
+			t.Errorf("register_on_enable %d: the answer does not name the field: %s", v, b)
 		}
 	}
 }
