@@ -28,7 +28,7 @@ func (w *world) flows() []string {
 // 2, and asks a keep-alive every 5 s (Flow-Timer), which the line sends
 // though its own NAT keep-alive is every 30 s. Proxy 1 is killed; the next
 // call goes through proxy 2 with no REGISTER before it, and reaches the far
-// end.
+// end. Proxy 1 returns: its flow registers again and the line is back on it.
 func TestOutboundFlowsThroughProxies(t *testing.T) {
 	for _, tr := range []struct {
 		name      string
@@ -64,6 +64,21 @@ func TestOutboundFlowsThroughProxies(t *testing.T) {
 				t.Errorf("%d REGISTERs through proxy 2 during the call's set-up: its flow was registered", n-registers)
 			}
 			w.hangup(call.ID, 5*time.Second)
+
+			// Proxy 1 returns: its flow registers again, at the latest when
+			// the flow's back-off (1 to 2 s here) ends, and the line is on
+			// the primary again.
+			w.kam(w.start("primary")...)
+			w.waitUntil("the flow through proxy 1 registered again", 10*time.Second, func() bool {
+				b := w.status().Bindings
+				return len(b) == 2 && b[0].State == "registered"
+			})
+			if s := w.status(); s.Server != 1 {
+				t.Errorf("back on server %d after proxy 1 returned, want the primary", s.Server)
+			}
+			if flows := w.flows(); len(flows) != 2 {
+				t.Errorf("the registrar's flows after proxy 1 returned: %q, want both", flows)
+			}
 		})
 	}
 }
