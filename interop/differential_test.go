@@ -64,7 +64,7 @@ func (w *world) moves() []agentMove {
 }
 
 // TestCaptureAgreesWithTheAgent is verify-capture's oracle against real
-// servers: 20 drawn runs of the program against the Kamailio pair, over UDP
+// servers: 16 drawn runs of the program against the Kamailio pair, over UDP
 // and TCP, each with a call through the primary, a fault of the primary
 // (killed, frozen, answering 503) with the call up or already ended,
 // sometimes a call through the backup, and the primary's recovery, all
@@ -83,7 +83,7 @@ func TestCaptureAgreesWithTheAgent(t *testing.T) {
 	}
 	t.Logf("draws from seed %d (INTEROP_SEED=%d replays them)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	const runs = 20
+	const runs = 16
 	for i := range runs {
 		transport := i % 2
 		f := faults[rng.IntN(len(faults))]

@@ -166,45 +166,44 @@ func (w *world) sawFrom(server, method, callID string) int {
 // TestCaptureOfAProxiedLine: verify-capture judges a line behind outbound
 // proxies by what it sends to them (R22), from a capture taken at the
 // phone: the proxies' traffic with the line, not their relaying to the
-// registrar. A call through proxy 1, proxy 1 killed or frozen with the
-// call up, the hang-up through proxy 2, and proxy 1's recovery: the
-// program is correct, so no invariant may be violated, and those the run
-// exercises are held.
+// registrar. A call through proxy 1, proxy 1 killed (over UDP) or frozen
+// (over TCP) with the call up, the hang-up through proxy 2, and proxy 1's
+// recovery: the program is correct, so no invariant may be violated, and
+// those the run exercises are held.
 func TestCaptureOfAProxiedLine(t *testing.T) {
-	for _, tr := range []struct {
+	for _, c := range []struct {
 		name      string
 		transport int
-	}{{"UDP", 0}, {"TCP", 1}} {
-		for _, f := range faults[:2] {
-			t.Run(tr.name+"/"+f.name, func(t *testing.T) {
-				file := filepath.Join(t.TempDir(), "run.pcap")
-				var stop func()
-				w := newWorldWith(t, &world{transport: tr.transport, keepalive: keepalive, proxies: true, beforeStart: func(w *world) {
-					stop = tcpdumpFilter(t, file, fmt.Sprintf("(icmp or port %d or port %d) and not port %d",
-						w.ports["primary"], w.ports["backup"], w.ports["registrar"]))
-				}})
-				c, _ := w.call("confirmed", 5*time.Second)
-				f.fail(w)
-				w.waitState("backup_registered", f.bound)
-				w.hangup(c.ID, 15*time.Second)
-				f.recover(w)
-				w.waitState("primary_registered", failback+64*t1+5*time.Second)
-				time.Sleep(time.Second) // a keep-alive on the wire
-				stop()
+		f         fault
+	}{{"UDP/killed", 0, faults[0]}, {"TCP/frozen", 1, faults[1]}} {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "run.pcap")
+			var stop func()
+			w := newWorldWith(t, &world{transport: c.transport, keepalive: keepalive, proxies: true, beforeStart: func(w *world) {
+				stop = tcpdumpFilter(t, file, fmt.Sprintf("(icmp or port %d or port %d) and not port %d",
+					w.ports["primary"], w.ports["backup"], w.ports["registrar"]))
+			}})
+			call, _ := w.call("confirmed", 5*time.Second)
+			c.f.fail(w)
+			w.waitState("backup_registered", c.f.bound)
+			w.hangup(call.ID, 15*time.Second)
+			c.f.recover(w)
+			w.waitState("primary_registered", failback+64*t1+5*time.Second)
+			time.Sleep(time.Second) // a keep-alive on the wire
+			stop()
 
-				r := check(t, file, w.agentCaptureSettings())
-				for _, v := range r.Verdicts {
-					if v.Status == capture.Violated {
-						t.Errorf("%s violated: %+v", v.ID, v.Findings)
-					}
+			r := check(t, file, w.agentCaptureSettings())
+			for _, v := range r.Verdicts {
+				if v.Status == capture.Violated {
+					t.Errorf("%s violated: %+v", v.ID, v.Findings)
 				}
-				for _, id := range []string{"I1", "I3", "I4", "I5", "I10", "I11"} {
-					if v := verdictOf(r, id); v.Status != capture.Held {
-						t.Errorf("%s: %s (%s), want held", id, v.Status, v.Why)
-					}
+			}
+			for _, id := range []string{"I1", "I3", "I4", "I5", "I10", "I11"} {
+				if v := verdictOf(r, id); v.Status != capture.Held {
+					t.Errorf("%s: %s (%s), want held", id, v.Status, v.Why)
 				}
-				t.Logf("%d frames over %v", r.Frames, r.Duration.Round(time.Millisecond))
-			})
-		}
+			}
+			t.Logf("%d frames over %v", r.Frames, r.Duration.Round(time.Millisecond))
+		})
 	}
 }
