@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -140,4 +141,38 @@ func farCall(n *runtimetest.SimNetwork, id string) *runtimetest.SimCall {
 		}
 	}
 	return nil
+}
+
+// TestOutboundProxiesOverTLS: R22 over TLS on loopback, with real
+// certificates. Each REGISTER goes to the proxy in a TLS stream checked
+// against the proxy's name, with the proxy as a pre-loaded TLS Route and
+// the registrar (over TLS too) as its Request-URI; the primary proxy
+// stops, the reset ends its stream, and the line registers through the
+// backup proxy at once.
+func TestOutboundProxiesOverTLS(t *testing.T) {
+	t.Parallel()
+	b := newBench(t, "tls", func(c *settings.LineConfig) {
+		c.OutboundProxies = c.Servers
+		c.Servers = []settings.ServerConfig{{Addr: "registrar.example.test", Port: new(5061), Transport: new(settings.TransportTLS)}}
+		c.NATKeepaliveInterval = new(settings.Duration(0))
+	})
+	b.line.Register()
+	b.waitState("primary_registered", 3*time.Second)
+	check := func(r *runtimetest.Registrar) {
+		t.Helper()
+		seen := r.Seen()
+		if len(seen) == 0 {
+			t.Fatalf("%s saw nothing", r.Name)
+		}
+		s := seen[len(seen)-1]
+		want := []string{fmt.Sprintf("<sip:127.0.0.1:%d;transport=tls;lr>", r.Port())}
+		if s.Method != "REGISTER" || s.RequestURI != "sip:registrar.example.test:5061;transport=tls" || !slices.Equal(s.Route, want) {
+			t.Errorf("%s saw %s %s with Route %q; want REGISTER to the registrar, Route %q", r.Name, s.Method, s.RequestURI, s.Route, want)
+		}
+	}
+	check(b.primary)
+	b.primary.Stop()
+	took := b.waitState("backup_registered", 5*time.Second)
+	check(b.backup)
+	t.Logf("registered through the backup proxy %v after the primary proxy stopped", took.Round(time.Millisecond))
 }

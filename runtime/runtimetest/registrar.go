@@ -38,6 +38,7 @@ type Seen struct {
 	Expires    int // -1 when absent
 	Authorized bool
 	Answer     int      // status sent, 0 for none
+	RequestURI string   // as written
 	Route      []string // the Route entries, in order
 	Contact    string   // the Contact header's value, "" when absent
 	Via        string   // the top Via's value
@@ -199,7 +200,7 @@ func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 
 // note records a request as it arrives and returns its index in seen.
 func (r *Registrar) note(req *sip.Request) int {
-	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1, Source: req.Source()}
+	s := Seen{At: time.Now(), Method: string(req.Method), Expires: -1, Source: req.Source(), RequestURI: req.Recipient.String()}
 	if c := req.GetHeader("Contact"); c != nil {
 		s.Contact = c.Value()
 	}
