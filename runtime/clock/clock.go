@@ -5,7 +5,7 @@
 // Clock. Real is the wall clock; tests pass a virtual one
 // (runtimetest.VirtualClock) and run a day of a phone's life in
 // milliseconds. Timers holds the named timers of one machine (the line's
-// budget, refresh and failback timers, a call's ring timer ...) as the
+// budget, refresh and failback timers, a call's ACK wait ...) as the
 // model arms and cancels them, so that a timer stopped or re-armed after
 // it became due never fires late.
 //
