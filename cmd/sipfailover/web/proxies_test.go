@@ -121,28 +121,28 @@ func TestProxyLimitsThroughTheAPI(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
 	tok := ts.csrf(t)
-	for port, ok := range map[int]bool{0: true, 1: true, 65535: true, -1: false, 65536: false} {
-		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}],
-			"outbound_proxies": [{"addr": "sbc.example.com", "port": %d}, {"addr": "10.0.0.12"}]},
-			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, port)
-		code, b := ts.put(t, tok, doc)
+	putLimits(t, ts, tok, `{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}],
+		"outbound_proxies": [{"addr": "sbc.example.com", "port": %d}, {"addr": "10.0.0.12"}]},
+		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`,
+		"outbound_proxies[0].port", map[int]bool{0: true, 1: true, 65535: true, -1: false, 65536: false})
+	putLimits(t, ts, tok, `{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}],
+		"outbound_proxies": [{"addr": "10.0.0.11"}, {"addr": "10.0.0.12", "register_on_enable": %d}]},
+		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`,
+		"outbound_proxies[1].register_on_enable", map[int]bool{0: true, 1: true, 2: false, -1: false})
+}
+
+// putLimits PUTs doc, a settings document with one %d, with each value of
+// cases: accepted when its case says so, else refused with an answer that
+// names field.
+func putLimits(t *testing.T, ts *testSite, tok, doc, field string, cases map[int]bool) {
+	t.Helper()
+	for v, ok := range cases {
+		code, b := ts.put(t, tok, fmt.Sprintf(doc, v))
 		if got := code == http.StatusOK; got != ok {
-			t.Errorf("port %d: %d %s, want accepted=%v", port, code, b, ok)
+			t.Errorf("%s %d: %d %s, want accepted=%v", field, v, code, b, ok)
 		}
-		if !ok && !strings.Contains(b, `"field":"outbound_proxies[0].port"`) {
-			t.Errorf("port %d: the answer does not name the field: %s", port, b)
-		}
-	}
-	for v, ok := range map[int]bool{0: true, 1: true, 2: false, -1: false} {
-		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1"}],
-			"outbound_proxies": [{"addr": "10.0.0.11"}, {"addr": "10.0.0.12", "register_on_enable": %d}]},
-			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, v)
-		code, b := ts.put(t, tok, doc)
-		if got := code == http.StatusOK; got != ok {
-			t.Errorf("register_on_enable %d: %d %s, want accepted=%v", v, code, b, ok)
-		}
-		if !ok && !strings.Contains(b, `"field":"outbound_proxies[1].register_on_enable"`) {
-			t.Errorf("register_on_enable %d: the answer does not name the field: %s", v, b)
+		if !ok && !strings.Contains(b, `"field":"`+field+`"`) {
+			t.Errorf("%s %d: the answer does not name the field: %s", field, v, b)
 		}
 	}
 }

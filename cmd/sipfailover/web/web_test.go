@@ -3,7 +3,6 @@ package web
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -572,18 +571,9 @@ func TestLimitsThroughTheForm(t *testing.T) {
 func TestLimitsThroughTheAPI(t *testing.T) {
 	ts := newTestSite(t)
 	ts.login(t)
-	tok := ts.csrf(t)
-	for port, ok := range map[int]bool{0: true, 1: true, 65535: true, -1: false, 65536: false} {
-		doc := fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1", "port": %d}, {"addr": "10.0.0.2"}]},
-			{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`, port)
-		code, b := ts.put(t, tok, doc)
-		if got := code == http.StatusOK; got != ok {
-			t.Errorf("port %d: %d %s, want accepted=%v", port, code, b, ok)
-		}
-		if !ok && !strings.Contains(b, `"field":"servers[0].port"`) {
-			t.Errorf("port %d: the answer does not name the field: %s", port, b)
-		}
-	}
+	putLimits(t, ts, ts.csrf(t), `{"lines": [{"name": "lobby", "user": "1001", "servers": [{"addr": "10.0.0.1", "port": %d}, {"addr": "10.0.0.2"}]},
+		{"name": "gate", "user": "1002", "servers": [{"addr": "10.0.1.1"}, {"addr": "10.0.1.2"}]}]}`,
+		"servers[0].port", map[int]bool{0: true, 1: true, 65535: true, -1: false, 65536: false})
 }
 
 // TestLineOfOneName: R20, a line whose one server is a domain name looked
