@@ -201,3 +201,22 @@ func TestChallengedKeepsOnlyTheChallenge(t *testing.T) {
 		t.Errorf("kept credentials %s %q (%v), want %s as the answer gives: %q", name2, v2, err, name, v1)
 	}
 }
+
+// TestFlowTimer: a 2xx's Flow-Timer (RFC 5626 4.4.1) is read once, as
+// seconds; none, zero, a sign or garbage is no Flow-Timer, and a value
+// too large for an int is the largest (the runtime caps it at an hour).
+func TestFlowTimer(t *testing.T) {
+	for v, want := range map[string]time.Duration{
+		"":                               0,
+		"Flow-Timer: 20\r\n":             20 * time.Second,
+		"Flow-Timer:  7 \r\n":            7 * time.Second,
+		"Flow-Timer: 0\r\n":              0,
+		"Flow-Timer: -5\r\n":             0,
+		"Flow-Timer: soon\r\n":           0,
+		"Flow-Timer: 99999999999999\r\n": (1<<31 - 1) * time.Second,
+	} {
+		if got := answerOf(t, "200 OK", v).FlowTimer; got != want {
+			t.Errorf("%q: Flow-Timer %v, want %v", v, got, want)
+		}
+	}
+}
