@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,8 +37,13 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Depth, "depth", 2000000, "pan's search depth bound")
 	fs.IntVar(&o.MemoryMB, "memory", 4096, "pan's memory bound, MiB")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Minute, "the time bound of each property")
-	if code, ok := parse(fs, args, "verify [-model M] [-property P] [-json] [-scenarios DIR]", 0, 0, stdout, stderr); !ok {
+	parallel := fs.Int("jobs", min(runtime.NumCPU(), 4), "how many properties to check at once (each its own pan run)")
+	if code, ok := parse(fs, args, "verify [-model M] [-property P] [-json] [-scenarios DIR] [-jobs N]", 0, 0, stdout, stderr); !ok {
 		return code
+	}
+	if *parallel < 1 || *parallel > 64 {
+		fmt.Fprintf(stderr, "verify: -jobs %d: 1 to 64\n", *parallel)
+		return 2
 	}
 	if err := verify.Tools(); err != nil {
 		fmt.Fprintln(stderr, "verify:", err)
@@ -56,8 +62,15 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var results []verify.Result
-	failed, matched := false, false
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Each property is its own pan run in a folder of its own: they run
+	// side by side, -jobs at a time, and are reported in order.
+	type job struct {
+		path string
+		p    verify.Property
+	}
+	var jobs []job
 	for _, path := range paths {
 		props, err := verify.Properties(path)
 		if err != nil {
@@ -68,20 +81,45 @@ func verifyCmd(args []string, stdout, stderr io.Writer) int {
 			if *only != "" && p.Model != *only || *prop != "" && p.ID != *prop {
 				continue
 			}
-			matched = true
-			r, err := verify.Check(ctx, path, p, o)
-			if err != nil {
-				fmt.Fprintln(stderr, "verify:", err)
-				return 1
+			jobs = append(jobs, job{path, p})
+		}
+	}
+	matched := len(jobs) > 0
+	type outcome struct {
+		r   verify.Result
+		err error
+	}
+	done := make([]chan outcome, len(jobs))
+	slots := make(chan struct{}, *parallel)
+	for i, j := range jobs {
+		done[i] = make(chan outcome, 1)
+		go func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			r, err := verify.Check(ctx, j.path, j.p, o)
+			done[i] <- outcome{r, err}
+		}()
+	}
+	var results []verify.Result
+	failed := false
+	for i := range jobs {
+		out := <-done[i]
+		if out.err != nil {
+			fmt.Fprintln(stderr, "verify:", out.err)
+			cancel() // the runs still going stop
+			for _, d := range done[i+1:] {
+				<-d
 			}
-			results = append(results, r)
-			failed = failed || !r.Holds
-			if !*asJSON {
-				printResult(stdout, r)
-			}
-			if !r.Holds && *scenarios != "" {
-				writeScenario(stdout, stderr, *scenarios, r)
-			}
+			return 1
+		}
+		r := out.r
+		results = append(results, r)
+		failed = failed || !r.Holds
+		if !*asJSON {
+			printResult(stdout, r)
+		}
+		if !r.Holds && *scenarios != "" {
+			writeScenario(stdout, stderr, *scenarios, r)
 		}
 	}
 	if !matched {

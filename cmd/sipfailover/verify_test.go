@@ -88,6 +88,8 @@ func TestVerifyRefusesBrokenModel(t *testing.T) {
 		{[]string{"verify", "-models", dir, "-model", "line", "-property", "safety"}, "line.yaml:"},
 		{[]string{"verify", "-models", t.TempDir()}, "has no *.yaml"},
 		{[]string{"verify", "-dir", "verify"}, "-dir"},
+		{[]string{"verify", "-jobs", "0"}, "-jobs 0: 1 to 64"},
+		{[]string{"verify", "-jobs", "65"}, "-jobs 65: 1 to 64"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(c.args, &stdout, &stderr); code != 2 {
@@ -96,5 +98,41 @@ func TestVerifyRefusesBrokenModel(t *testing.T) {
 		if !strings.Contains(stderr.String(), c.want) || strings.Contains(stdout.String(), "holds") {
 			t.Errorf("%v: stderr lacks %q, or something was checked:\n%s%s", c.args, c.want, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestVerifyInOrder: properties checked side by side are reported in the
+// order of the models and their properties, whatever order they finish in.
+func TestVerifyInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the model checker")
+	}
+	if err := verify.Tools(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	for _, m := range []string{"binding", "call", "concurrent"} {
+		src, err := os.ReadFile("../../model/" + m + ".yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, m+".yaml"), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"verify", "-models", dir, "-jobs", "3"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		got = append(got, strings.Fields(l)[0])
+	}
+	want := []string{"binding/safety", "binding/B1", "call/safety", "call/I6", "concurrent/safety"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("reported %v, want %v", got, want)
 	}
 }
