@@ -391,9 +391,10 @@ func (b *binding) answered(t *txn, res *wire.Answer, reason string) {
 			p.RefreshInterval = fsm.Duration(refresh)
 		}
 		if res.FlowTimer > 0 && l.cfg.Outbound {
-			// The registrar's Flow-Timer: keep-alives at least that often
-			// (RFC 5626 4.4.1), within the model's bounds.
-			p.FlowEnabled, p.FlowInterval = true, fsm.Duration(min(max(res.FlowTimer, time.Second), time.Hour))
+			// The registrar's Flow-Timer (whole seconds, at least one):
+			// keep-alives at least that often (RFC 5626 4.4.1), within the
+			// model's bound of an hour.
+			p.FlowEnabled, p.FlowInterval = true, fsm.Duration(min(res.FlowTimer, time.Hour))
 		}
 		b.m.SetParams(p)
 	case outAgain, outChallenged:

@@ -12,12 +12,13 @@ import (
 )
 
 // outboundPair is proxiedPair with RFC 5626 outbound (R24): a
-// registration through each proxy at once.
-func outboundPair(t *testing.T, tr int, flowTimer int) *simPair {
+// registration through each proxy at once, asking ttl seconds, through
+// proxies whose registrar asks a keep-alive every flowTimer seconds.
+func outboundPair(t *testing.T, tr int, flowTimer, ttl int) *simPair {
 	t.Helper()
 	p := newSimPair(t, tr, 10*time.Millisecond, func(l *settings.LineConfig) {
 		l.OutboundProxies = l.Servers
-		port, ttl := 5090, 600
+		port := 5090
 		l.Servers = []settings.ServerConfig{{Addr: "registrar.example.com", Port: &port, TTL: &ttl}}
 		l.Outbound, l.RegistrationMode = true, "concurrent"
 		l.NATKeepaliveInterval = new(settings.Duration(0))
@@ -36,7 +37,7 @@ func outboundPair(t *testing.T, tr int, flowTimer int) *simPair {
 // it. A call's INVITE marks its Contact with ob; with proxy 1 dead, the
 // next call goes through proxy 2 with no REGISTER before it.
 func TestOutboundFlows(t *testing.T) {
-	p := outboundPair(t, transport.TCP, 20)
+	p := outboundPair(t, transport.TCP, 20, 600)
 	p.line.Register()
 	p.clock.Advance(time.Second)
 	var instance string
@@ -131,5 +132,25 @@ func TestOutboundInstanceIsStable(t *testing.T) {
 	a, b, other := instance("desk"), instance("desk"), instance("lobby")
 	if a != b || a == other || len(a) != len(`urn:uuid:00000000-0000-5000-8000-000000000000">`) || a[23] != '5' {
 		t.Errorf("instances %s, %s (same line) and %s (another): want one stable version-5 UUID a line", a, b, other)
+	}
+}
+
+// TestFlowTimerCap: a Flow-Timer of an hour is taken as it is, a longer
+// one as an hour, the model's bound: keep-alives 48-60 minutes apart
+// either way, not up to two hours.
+func TestFlowTimerCap(t *testing.T) {
+	for _, ft := range []int{3600, 7200} {
+		p := outboundPair(t, transport.TCP, ft, 86400)
+		p.line.Register()
+		p.clock.Advance(6 * time.Hour)
+		ka := p.network.Server(p.primary).Keepalives
+		if len(ka) < 5 {
+			t.Fatalf("Flow-Timer %d: %d keep-alives in 6 hours", ft, len(ka))
+		}
+		for k := 1; k < len(ka); k++ {
+			if gap := ka[k] - ka[k-1]; gap < 48*time.Minute || gap > time.Hour {
+				t.Errorf("Flow-Timer %d: keep-alives %v apart, want 48-60 minutes", ft, gap)
+			}
+		}
 	}
 }

@@ -14,15 +14,7 @@ import (
 // once when a call fails breaks I9; verify says so, exits 1, and writes the
 // counterexample as a scenario script with the command that replays it.
 func TestVerifyWritesScenario(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the model checker")
-	}
-	if err := verify.Tools(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	needChecker(t)
 	src, err := os.ReadFile("../../model/line.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -63,12 +55,7 @@ func TestVerifyWritesScenario(t *testing.T) {
 // state's name) is refused with exit 2 and the place of the error, before
 // anything is checked; so is a folder without models and a bad flag.
 func TestVerifyRefusesBrokenModel(t *testing.T) {
-	if err := verify.Tools(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	needTools(t)
 	src, err := os.ReadFile("../../model/line.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -104,15 +91,7 @@ func TestVerifyRefusesBrokenModel(t *testing.T) {
 // TestVerifyInOrder: properties checked side by side are reported in the
 // order of the models and their properties, whatever order they finish in.
 func TestVerifyInOrder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the model checker")
-	}
-	if err := verify.Tools(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	needChecker(t)
 	dir := t.TempDir()
 	for _, m := range []string{"binding", "call", "concurrent"} {
 		src, err := os.ReadFile("../../model/" + m + ".yaml")
@@ -134,5 +113,26 @@ func TestVerifyInOrder(t *testing.T) {
 	want := []string{"binding/safety", "binding/B1", "call/safety", "call/I6", "concurrent/safety"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("reported %v, want %v", got, want)
+	}
+}
+
+// needChecker skips t in short mode, and is needTools.
+func needChecker(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the model checker")
+	}
+	needTools(t)
+}
+
+// needTools skips t where SPIN or a C compiler is missing, and fails it
+// in CI, which installs them.
+func needTools(t *testing.T) {
+	t.Helper()
+	if err := verify.Tools(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
 	}
 }
