@@ -571,3 +571,41 @@ func TestSameInstantMayBeTheRound(t *testing.T) {
 	st.FailbackEnabled = false
 	cr.holds(st)
 }
+
+// TestTriesOfOneRequestOverTCP: over TCP a request's try at a server that
+// is down is a refused connection, opened at once when its try before
+// failed, and the request may then wait for the line before its next try.
+// A MESSAGE silent on the backup, refused by the third, silent on the
+// backup again (the line back there after the primary stayed silent) has
+// had its try on every server and fails without moving the line (R9): no
+// I2 finding.
+func TestTriesOfOneRequestOverTCP(t *testing.T) {
+	third := netip.MustParseAddrPort("127.0.0.4:5060")
+	const s = time.Second
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cr.accepted(0, phonePort(40001), backup)
+	cr.tcpRegister(2*ms, phonePort(40001), backup, 1, 3600, 200)
+	msg := func(at time.Duration, cseq int) {
+		m := cr.request("MESSAGE", "msg", cseq, -1)
+		m.transport = "TCP"
+		cr.tcp(at, phonePort(40001), backup, m.String(), false, false)
+	}
+	at := 10 * s
+	msg(at, 1)
+	at += 2 * s // the backup's budget ends: the MESSAGE goes on to the third, the line to the primary (R13)
+	cr.refused(at, ms, phonePort(40002), third)
+	cr.accepted(at, phonePort(40003), primary)
+	cr.tcpRegister(at+2*ms, phonePort(40003), primary, 2, 3600, 0) // silent
+	at += 2*s + 2*ms
+	cr.tcpRegister(at, phonePort(40001), backup, 3, 3600, 200) // the line is back on the backup
+	msg(at+ms, 3)                                              // and the MESSAGE goes there again: silent
+	cr.tcpRegister(at+time.Hour/2, phonePort(40001), backup, 4, 3600, 200)
+
+	st := settings()
+	st.Servers = append(st.Servers, third)
+	st.CountMode, st.RetryTime, st.FailbackEnabled = false, 2*s, false
+	if v := cr.verdictsWith(st)["I2"]; v.Status == Violated {
+		t.Errorf("I2 violated: %v", v.Findings)
+	}
+}

@@ -280,14 +280,24 @@ func (a *Analysis) i2() Verdict {
 			// moving the line (R9): here, when its earlier tries failed as
 			// many times as there are other servers.
 			if t.Method != "REGISTER" && t.Method != "SYN" {
+				earlier := func(u *Txn) bool {
+					return u != t && u.CallID == t.CallID && u.Method == t.Method && u.start().Before(t.start()) && failed(a.outcome(u))
+				}
 				tries := 0
 				for _, u := range l.Txns {
-					if u != t && u.CallID == t.CallID && u.Method == t.Method && u.start().Before(t.start()) && failed(a.outcome(u)) {
+					if earlier(u) {
 						tries++
 					}
 					// Over TCP a try at a server that is down is a refused
-					// connection just before: no Call-ID to tell whose.
-					if u.Method == "SYN" && u.Server != t.Server && u.Sends[0].Frame < t.Sends[0].Frame && t.start().Sub(a.outcome(u).At) <= a.Slack {
+					// connection, with no Call-ID to tell whose: one just
+					// before this try, or one opened at once when an
+					// earlier try failed (the request may then have waited
+					// for the line before this one).
+					if u.Method == "SYN" && u.Server != t.Server && u.Sends[0].Frame < t.Sends[0].Frame &&
+						(t.start().Sub(a.outcome(u).At) <= a.Slack || slices.ContainsFunc(l.Txns, func(w *Txn) bool {
+							d := u.start().Sub(a.outcome(w).At)
+							return earlier(w) && w.Server != u.Server && d >= 0 && d <= a.Slack
+						})) {
 						tries++
 					}
 				}
