@@ -156,6 +156,15 @@ func (l *LineTrace) goesOn(t *Txn) bool {
 	})
 }
 
+// passedOver reports whether the server the phone is registered on when t
+// is sent comes before t's and its Retry-After may run then: a new request
+// passes it over without sending (R1) and fails over at once, so its first
+// transaction on the wire is its failover.
+func (a *Analysis) passedOver(l *LineTrace, t *Txn) bool {
+	cur := l.current(t.start())
+	return cur >= 0 && cur < t.Server && a.held(l, cur, t.start(), false)
+}
+
 // i5: a new INVITE or MESSAGE goes only to a server that holds a binding
 // of the line when it is first sent; a BYE only to one that did when its
 // call was set up or holds one now.
@@ -192,7 +201,7 @@ func (a *Analysis) i5() Verdict {
 			if t.Method != "BYE" && a.SignalUnregistered && a.registering(l, t.Server, t.start()) {
 				continue // only_signal_with_registered 0 (R23): it may go where the phone is registering
 			}
-			if a.shared(t.Server) && (l.goesOn(t) || t.Method == "BYE") && slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.live(t.start()) }) {
+			if a.shared(t.Server) && (l.goesOn(t) || t.Method == "BYE" || a.passedOver(l, t)) && slices.ContainsFunc(l.Bindings, func(b *Binding) bool { return b.live(t.start()) }) {
 				continue // register_on_enable 0 (R23): a request failing over to it shares the binding the phone holds elsewhere
 			}
 			registered := "nowhere"

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -37,6 +38,33 @@ func TestSharedServerTakesRequests(t *testing.T) {
 		st.Shared = c.shared
 		if v := cr.verdictsWith(st)["I5"]; v.Status != c.want {
 			t.Errorf("%s: I5 %s (%s %v), want %s", c.name, v.Status, v.Why, v.Findings, c.want)
+		}
+	}
+}
+
+// TestSharedServerWhileHeldOff: R23 and R1. The primary answers a MESSAGE
+// 503 with Retry-After 30; a new INVITE 4 s later passes the primary over
+// without sending (its Retry-After runs) and starts on the backup, which
+// shares the registrations: no I5. Without the Retry-After it should have
+// gone to the primary.
+func TestSharedServerWhileHeldOff(t *testing.T) {
+	const s = time.Second
+	for _, ra := range []int{30, 0} {
+		cr := newCrafter(t)
+		cr.register(0, primary, "reg", 1, 60, false)
+		m := cr.request("MESSAGE", "msg", 1, -1)
+		cr.udp(s, phone, primary, m.String())
+		extra := ""
+		if ra > 0 {
+			extra = fmt.Sprintf("Retry-After: %d\r\n", ra)
+		}
+		cr.udp(s+10*time.Millisecond, primary, phone, answer(m, 503, extra))
+		cr.call(4*s, 6*s, backup, "call")
+		st := settings()
+		st.Shared = []bool{false, true}
+		want := map[bool]string{true: Held, false: Violated}[ra > 0]
+		if v := cr.verdictsWith(st)["I5"]; v.Status != want {
+			t.Errorf("Retry-After %d: I5 %s (%s %v), want %s", ra, v.Status, v.Why, v.Findings, want)
 		}
 	}
 }

@@ -399,4 +399,16 @@ func TestI5SharedAndUnregistered(t *testing.T) {
 	if got := ids(Check(tr)); !slices.Contains(got, "I5") {
 		t.Errorf("to a shared backup before any registration: %v, want I5", got)
 	}
+	// A new request passes over the primary while its Retry-After runs
+	// (R1) and starts on the shared backup; without the Retry-After it
+	// should have gone to the primary.
+	for _, ra := range []int{30, 0} {
+		tr = base()
+		tr.Shared = []bool{false, true}
+		tr.Sends[0] = append(tr.Sends[0], Request{At: 45 * s, Method: "MESSAGE", CallID: "m0", Branch: "m0", Delivered: true, Answer: 503, RetryAfter: ra})
+		tr.Sends[1] = append(tr.Sends[1], Request{At: 46 * s, Method: "INVITE", CallID: "call", Branch: "i1", Delivered: true, Answer: 200})
+		if got := slices.Contains(ids(Check(tr)), "I5"); got != (ra == 0) {
+			t.Errorf("a new INVITE to a shared backup, the primary's Retry-After %ds: I5 %v, want %v", ra, got, ra == 0)
+		}
+	}
 }

@@ -29,7 +29,7 @@ func (c *checker) i5() {
 			// others' registrations takes requests once the line has
 			// registered anywhere; with only_signal_with_registered 0, so
 			// does the server the line is registering on (R23).
-			if !c.registeredAt(r.At, s) && !(tr.shared(s) && c.sentBefore(r) && c.everRegistered(r.At)) && !(tr.SignalUnregistered && c.tryingAt(r.At, s)) {
+			if !c.registeredAt(r.At, s) && !(tr.shared(s) && (c.sentBefore(r) || c.passedOver(r.At, s)) && c.everRegistered(r.At)) && !(tr.SignalUnregistered && c.tryingAt(r.At, s)) {
 				st, srv := c.state(r.At)
 				c.report("I5", r.At, "a %s went to server %d while the line was %s on server %d", r.Method, s, st, srv)
 			}
@@ -132,6 +132,15 @@ func (c *checker) sentBefore(r Request) bool {
 		}
 	}
 	return false
+}
+
+// passedOver says whether, at t, the line was registered on a server
+// before s whose Retry-After ran: a new request passed it over without
+// sending (R1) and failed over at once, which a server that shares the
+// registrations takes (R23).
+func (c *checker) passedOver(t time.Duration, s int) bool {
+	st, d := c.state(t - 1)
+	return slices.Contains(registered, st) && d < s && c.heldDuring(d, t, t)
 }
 
 // everRegistered says whether the line had registered on some server by t.
