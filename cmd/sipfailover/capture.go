@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,32 +20,7 @@ import (
 // phone's SIP traffic checked against the line's invariants.
 func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify-capture", flag.ContinueOnError)
-	d := capture.DefaultSettings()
-	servers := fs.String("servers", "", "the phone's servers in priority order, ADDR:PORT,ADDR:PORT (required without -settings)")
-	transport := fs.String("transport", "", "udp or tcp: only that transport's messages (default: both; TLS is encrypted on the wire and out of reach)")
-	fs.DurationVar(&d.T1, "t1", d.T1, "the phone's RFC 3261 T1")
-	fs.DurationVar(&d.T2, "t2", d.T2, "the phone's RFC 3261 T2")
-	retryMode := fs.String("retry-mode", "count", "the phone's retry budget: count (Signal Retry Counts) or time (Retry Time)")
-	fs.IntVar(&d.RetryCounts, "retry-counts", d.RetryCounts, "the phone's Signal Retry Counts: transmissions of a request to a non-last server")
-	fs.IntVar(&d.InviteRetryCounts, "invite-retry-counts", 0, "an INVITE's own transmissions (0: -retry-counts)")
-	fs.DurationVar(&d.RetryTime, "retry-time", d.RetryTime, "the phone's retry budget in time mode")
-	failback := fs.String("failback", "on", "the phone's Enable Failback: on or off")
-	interval := fs.Duration("failback-interval", d.FailbackInterval, "the phone's Failback Interval")
-	fs.StringVar(&d.FailbackMode, "failback-mode", d.FailbackMode, "when the phone probes the primary from a backup: duration, registration, new_requests or dns_ttl")
-	when := fs.String("failback-when", "idle", "idle (no failback while a call holds the line; it fails back when the call ends) or always")
-	backoffMax := fs.Duration("backoff-max", 0, "the phone's longest back-off after every server failed (0: -backoff-base)")
-	fs.DurationVar(&d.Keepalive, "keepalive", 0, "the phone's OPTIONS keep-alive interval (0: off)")
-	fs.IntVar(&d.TimerSpread, "timer-spread", 0, "the percent (0-50) the phone takes off its refresh, keep-alive and failback timers at random")
-	fs.DurationVar(&d.BackoffBase, "backoff-base", d.BackoffBase, "the phone's back-off after every server failed")
-	codes := fs.String("unavailable-codes", "500,503", "answers that make a server unavailable")
-	mode := fs.String("registration-mode", "successive", "successive or concurrent (a registration on every server at once)")
-	registerOnEnable := fs.String("register-on-enable", "", "each server's register_on_enable in order, 1,0: 0 shares the others' registrations, so requests may go there unregistered (default: all 1)")
-	onlyRegistered := fs.String("only-signal-with-registered", "1", "1: new requests only to a server the phone is registered on; 0: also to one it is registering on")
-	fs.StringVar(&d.Phone, "phone", "", "judge only this phone: its address of record (user@host) or its address (IP or IP:PORT); other endpoints are listed, not judged")
-	fs.BoolVar(&d.FromBoot, "boot", false, "the capture began before the phone started: what is not in it did not happen")
-	fs.DurationVar(&d.Slack, "slack", d.Slack, "what the bounds allow beyond the phone's timers: round trips and the phone's own pace")
-	settingsFile := fs.String("settings", "", "take the phone's settings from this sipfailover settings file (flags given as well override it)")
-	lineName := fs.String("line", "", "the line of -settings to take (by name; default its only line)")
+	pf := addPhoneFlags(fs, true)
 	maxMemory := fs.Int64("max-memory", capture.DefaultMaxMemory>>20, "MiB the frames to and from the servers may take once read; the capture's other frames are read and let go")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	picture := fs.String("picture", "", "draw the timeline to this .svg or .png file")
@@ -62,85 +36,11 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "verify-capture: "+format+"\n", a...)
 		return 2
 	}
-	switch {
-	case *retryMode != "count" && *retryMode != "time":
-		return bad("-retry-mode %q: count or time", *retryMode)
-	case *failback != "on" && *failback != "off":
-		return bad("-failback %q: on or off", *failback)
-	case *mode != "successive" && *mode != "concurrent":
-		return bad("-registration-mode %q: successive or concurrent", *mode)
-	case *when != "idle" && *when != "always":
-		return bad("-failback-when %q: idle or always", *when)
-	case *transport != "" && *transport != "udp" && *transport != "tcp":
-		return bad("-transport %q: udp or tcp (TLS is encrypted on the wire)", *transport)
-	case *onlyRegistered != "0" && *onlyRegistered != "1":
-		return bad("-only-signal-with-registered %q: 0 or 1", *onlyRegistered)
+	d, err := pf.settings()
+	if err != nil {
+		return bad("%v", err)
 	}
-	d.SignalUnregistered = *onlyRegistered == "0"
-	if *registerOnEnable != "" {
-		for i, v := range strings.Split(*registerOnEnable, ",") {
-			switch strings.TrimSpace(v) {
-			case "0":
-				d.Shared = append(d.Shared, true)
-			case "1":
-				d.Shared = append(d.Shared, false)
-			default:
-				return bad("-register-on-enable: server %d's %q is not 0 or 1", i+1, v)
-			}
-		}
-	}
-	d.FailbackInterval, d.Transport = *interval, *transport
-	d.CountMode, d.FailbackEnabled, d.Concurrent = *retryMode == "count", *failback == "on", *mode == "concurrent"
-	d.FailbackWhenIdle, d.BackoffMax = *when == "idle", *backoffMax
-	for _, s := range strings.Split(*servers, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return bad("-servers: %q is not ADDR:PORT (an IPv6 address in brackets: [::1]:5060)", s)
-		}
-		d.Servers = append(d.Servers, ap)
-	}
-	d.UnavailableCodes = nil
-	for _, c := range strings.Split(*codes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 300 || n > 699 {
-			return bad("-unavailable-codes: %q is not a status code of 300-699", c)
-		}
-		d.UnavailableCodes = append(d.UnavailableCodes, n)
-	}
-	if *settingsFile != "" {
-		fromFile, err := lineCaptureSettings(*settingsFile, *lineName)
-		if err != nil {
-			return bad("-settings: %v", err)
-		}
-		d = mergeSettings(fs, d, fromFile)
-	} else if *lineName != "" {
-		return bad("-line %s: give the settings file it is in with -settings", *lineName)
-	}
-	switch {
-	case len(d.Servers) == 0:
-		return bad("-servers: give the phone's servers in priority order, ADDR:PORT,ADDR:PORT")
-	case len(d.Servers) > 8:
-		return bad("-servers: %d servers; a line has at most 8", len(d.Servers))
-	case len(d.Shared) > len(d.Servers):
-		return bad("-register-on-enable: %d values for %d servers", len(d.Shared), len(d.Servers))
-	case d.T1 <= 0 || d.T2 < d.T1:
-		return bad("-t1 %v -t2 %v: T1 must be positive and T2 at least T1", d.T1, d.T2)
-	case d.RetryCounts < 1 || d.RetryCounts > 64:
-		return bad("-retry-counts %d: 1 to 64", d.RetryCounts)
-	case d.InviteRetryCounts < 0 || d.InviteRetryCounts > 64:
-		return bad("-invite-retry-counts %d: 0 to 64", d.InviteRetryCounts)
-	case d.RetryTime <= 0 || d.FailbackInterval <= 0 || d.BackoffBase <= 0 || d.Keepalive < 0 || d.Slack < 0:
-		return bad("durations must be positive (-keepalive and -slack may be 0)")
-	case d.FailbackMode != "duration" && d.FailbackMode != "registration" && d.FailbackMode != "new_requests" && d.FailbackMode != "dns_ttl":
-		return bad("-failback-mode %q: duration, registration, new_requests or dns_ttl", d.FailbackMode)
-	case d.BackoffMax < 0:
-		return bad("-backoff-max %v: 0 or more", d.BackoffMax)
-	case d.TimerSpread < 0 || d.TimerSpread > 50:
-		return bad("-timer-spread %d: 0 to 50", d.TimerSpread)
-	case *maxMemory < 1 || *maxMemory > 1<<30:
+	if *maxMemory < 1 || *maxMemory > 1<<30 {
 		return bad("-max-memory %d: 1 to %d MiB", *maxMemory, 1<<30)
 	}
 	d.MaxMemory = *maxMemory << 20

@@ -6,7 +6,8 @@
 //     (up, ICMP unreachable, refusing, silent, answering 503 with
 //     Retry-After, rejecting credentials);
 //   - Registrar, a real SIP registrar with digest authentication on
-//     loopback, which a test can stop, silence or make answer 503;
+//     loopback, which a test can stop, silence or make answer 503, and
+//     Phone, the far end of calls: the fault lab's own servers;
 //   - SelfSignedTLS and Blackhole, for TLS and TCP connect-timeout tests.
 //
 // A line in virtual time:

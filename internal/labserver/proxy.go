@@ -1,4 +1,4 @@
-package runtimetest
+package labserver
 
 import (
 	"context"

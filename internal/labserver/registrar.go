@@ -1,4 +1,4 @@
-package runtimetest
+package labserver
 
 import (
 	"context"
@@ -75,6 +75,8 @@ type Registrar struct {
 	nonce      string
 	seen       []Seen
 	bindings   map[string]time.Time // Call-ID -> expiry
+	fault      Fault
+	hole       *Blackhole // a Drop over TCP
 }
 
 // Start listens (on Addr, or a free loopback port the first time) and serves

@@ -1,0 +1,103 @@
+package labserver
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Fault is a way a server breaks, as a real network shows it to a phone
+// (R1).
+type Fault string
+
+// The faults a Registrar can be put in.
+const (
+	// Kill closes the port: a datagram to it draws ICMP port unreachable,
+	// a connection is refused (RST), and open connections are closed.
+	Kill Fault = "kill"
+	// Freeze keeps the port open and reads every request, answering none:
+	// a hung server process.
+	Freeze Fault = "freeze"
+	// Unavailable answers every request 503 Service Unavailable.
+	Unavailable Fault = "503"
+	// RetryAfter answers every request 503 with a Retry-After.
+	RetryAfter Fault = "503-retry-after"
+	// Drop lets nothing come back, not even ICMP: datagrams are read and
+	// ignored, and a connection attempt is never answered (a host that is
+	// gone, a firewall that drops).
+	Drop Fault = "drop"
+)
+
+// Faults lists every fault in the order the lab plays them.
+var Faults = []Fault{Kill, Freeze, Unavailable, RetryAfter, Drop}
+
+// ParseFault reads a fault's name.
+func ParseFault(s string) (Fault, error) {
+	if f := Fault(s); slices.Contains(Faults, f) {
+		return f, nil
+	}
+	return "", fmt.Errorf("%q is no fault (%v)", s, Faults)
+}
+
+// Break puts the server in fault f; retryAfter is the Retry-After of
+// RetryAfter, in seconds. A server already broken is mended first.
+func (r *Registrar) Break(f Fault, retryAfter int) error {
+	if err := r.Mend(); err != nil {
+		return err
+	}
+	switch f {
+	case Kill:
+		r.Stop()
+	case Freeze:
+		r.SetMode(Silent)
+	case Unavailable:
+		r.SetAnswer(503, 0)
+	case RetryAfter:
+		if retryAfter <= 0 {
+			return fmt.Errorf("%s: a Retry-After of %d s", f, retryAfter)
+		}
+		r.SetAnswer(503, retryAfter)
+	case Drop:
+		if r.Network == "udp" {
+			r.SetMode(Silent)
+			break
+		}
+		r.Stop()
+		hole, err := NewBlackhole(r.Addr)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.hole = hole
+		r.mu.Unlock()
+	default:
+		return fmt.Errorf("%q is no fault", f)
+	}
+	r.mu.Lock()
+	r.fault = f
+	r.mu.Unlock()
+	return nil
+}
+
+// Mend ends the server's fault: it listens again where it did and answers
+// as it did, its registrations kept.
+func (r *Registrar) Mend() error {
+	r.mu.Lock()
+	hole, running := r.hole, r.server != nil
+	r.hole, r.fault = nil, ""
+	r.mu.Unlock()
+	if hole != nil {
+		hole.Close()
+	}
+	r.SetMode(Up)
+	if !running {
+		return r.Start()
+	}
+	return nil
+}
+
+// Fault is the fault the server is in, "" when none.
+func (r *Registrar) Fault() Fault {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fault
+}
