@@ -287,6 +287,9 @@ type Analysis struct {
 	tcpFlows bool                 // the phone sends flow keep-alives over TCP: a connection may be a keep-alive's
 	farByes  map[string]time.Time // Call-ID -> the first BYE a server sent the phone
 	incoming map[string]time.Time // Call-ID -> an INVITE a server sent the phone
+	// connecting, by server: when the phone's connections to it were being
+	// opened, from the SYN to the SYN-ACK or reset (or the capture's end).
+	connecting map[int][][2]time.Time
 }
 
 // Analyze reads a capture and infers the phone's transactions and
@@ -464,6 +467,16 @@ func (a *Analysis) farRequest(m *Message) {
 // capture shows of the try (R1's transport.tcp).
 func (a *Analysis) refusals(packets []Packet) {
 	syns := map[[2]netip.AddrPort]*Packet{}
+	a.connecting = map[int][][2]time.Time{}
+	opened := func(syn *Packet, at time.Time) {
+		k := a.server(syn.Dst)
+		a.connecting[k] = append(a.connecting[k], [2]time.Time{syn.At, at})
+	}
+	defer func() {
+		for _, syn := range syns { // still connecting when the capture ends
+			opened(syn, a.End)
+		}
+	}()
 	for i := range packets {
 		p := &packets[i]
 		if p.Proto != "tcp" {
@@ -475,12 +488,16 @@ func (a *Analysis) refusals(packets []Packet) {
 				syns[[2]netip.AddrPort{p.Src, p.Dst}] = p
 			}
 		case p.SYN: // the server's SYN-ACK: the connection opens
+			if syn := syns[[2]netip.AddrPort{p.Dst, p.Src}]; syn != nil {
+				opened(syn, p.At)
+			}
 			delete(syns, [2]netip.AddrPort{p.Dst, p.Src})
 		case p.RST && a.server(p.Src) >= 0:
 			syn := syns[[2]netip.AddrPort{p.Dst, p.Src}]
 			if syn == nil {
 				continue
 			}
+			opened(syn, p.At)
 			delete(syns, [2]netip.AddrPort{p.Dst, p.Src})
 			// The line whose connection it reopens: the one of the phone's
 			// address that sent that server a request last, or else the

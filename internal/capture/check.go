@@ -246,7 +246,14 @@ func (a *Analysis) outstanding(u *Txn, t time.Time) bool {
 // registering reports whether, at t, a REGISTER of the line to server k
 // waits for its outcome: the phone is registering there.
 func (a *Analysis) registering(l *LineTrace, k int, t time.Time) bool {
-	return slices.ContainsFunc(l.registers(), func(u *Txn) bool { return u.Server == k && u.Expires != 0 && a.outstanding(u, t) })
+	return slices.ContainsFunc(l.registers(), func(u *Txn) bool { return u.Server == k && u.Expires != 0 && a.outstanding(u, t) }) ||
+		a.connectingTo(k, t)
+}
+
+// connectingTo reports whether, at t, a connection to server k was being
+// opened: what it is to carry (a REGISTER, perhaps) is not on the wire yet.
+func (a *Analysis) connectingTo(k int, t time.Time) bool {
+	return slices.ContainsFunc(a.connecting[k], func(c [2]time.Time) bool { return !t.Before(c[0]) && !t.After(c[1]) })
 }
 
 // standing reports whether the phone is settled on server k at t and

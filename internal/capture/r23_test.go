@@ -162,3 +162,27 @@ func failedBack(c *crafter) {
 	c.register(4*s, backup, "reg", 2, 60, false)
 	c.register(10*s, primary, "probe", 1, 60, false)
 }
+
+// TestRequestWhileConnecting: R23 over TCP. The phone's REGISTER waits for
+// its connection to the primary (a SYN not yet answered) when an INVITE
+// goes there on a connection of its own: with only_signal_with_registered
+// 0 the phone is registering there, as far as the wire can show; with 1
+// it is registered nowhere.
+func TestRequestWhileConnecting(t *testing.T) {
+	ms := time.Millisecond
+	for _, unreg := range []bool{true, false} {
+		cr := newCrafter(t)
+		cr.tcp(0, phonePort(40001), primary, "", true, false) // the REGISTER's connection, still opening
+		cr.accepted(3*ms, phonePort(40002), primary)
+		inv := cr.request("INVITE", "call", 1, -1)
+		inv.transport = "TCP"
+		cr.tcp(5*ms, phonePort(40002), primary, inv.String(), false, false)
+		cr.tcp(6*ms, primary, phonePort(40002), answer(inv, 486, ""), false, false)
+		st := settings()
+		st.SignalUnregistered = unreg
+		want := map[bool]string{true: Held, false: Violated}[unreg]
+		if v := cr.verdictsWith(st)["I5"]; v.Status != want {
+			t.Errorf("only_signal_with_registered 0 %v: I5 %s (%s %v), want %s", unreg, v.Status, v.Why, v.Findings, want)
+		}
+	}
+}
