@@ -11,6 +11,7 @@
 //	sipfailover check MODEL.yaml...   validate models only
 //	sipfailover verify                every reachable state of the models checked with SPIN
 //	sipfailover verify-capture FILE   any phone checked against the invariants from a packet capture
+//	sipfailover lab -user U -password P  a phone's failover tested against servers the lab breaks
 //	sipfailover version               the build: module version and commit
 //
 // See README.md for the rest.
@@ -58,6 +59,10 @@ commands:
   verify-capture FILE -servers ADDR:PORT,ADDR:PORT
                         check any phone against the invariants from a pcap or
                         pcapng capture of its SIP traffic, with a timeline picture
+  lab -user U -password P
+                        play a primary and a backup server for a phone under
+                        test, break the primary in every way the line model
+                        knows, and judge the phone's failover and failback
   version               print the build: module version, commit, Go version
 
 Every command takes -h.
@@ -123,6 +128,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return verifyCmd(args[1:], stdout, stderr)
 	case "verify-capture":
 		return verifyCaptureCmd(args[1:], stdout, stderr)
+	case "lab":
+		return labCmd(args[1:], stdout, stderr)
 	case "hash-password":
 		fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 		if code, ok := parse(fs, args[1:], "hash-password < FILE  (or type it: it is not echoed)", 0, 0, stdout, stderr); !ok {

@@ -712,3 +712,12 @@ func (a *Analysis) bind(l *LineTrace) {
 		}
 	}
 }
+
+// Budget is server i's retry budget for a request of method (R3, R4,
+// R19): how long the phone may try it there before it counts as
+// unavailable.
+func (s Settings) Budget(method string, i int) time.Duration { return s.bounds().BudgetOf(method, i) }
+
+// RoundBound is how long a round of REGISTERs through every server may
+// take (I6).
+func (s Settings) RoundBound() time.Duration { return s.bounds().RoundBound() }

@@ -3,6 +3,7 @@ package labserver
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 type Phone struct {
 	User     string
 	Password string
+	Host     string // the address it listens on; 127.0.0.1 when empty
 	Addr     string // host:port once started
 
 	mu     sync.Mutex
@@ -36,7 +38,11 @@ type PhoneSeen struct {
 
 // Start listens on a free loopback UDP port.
 func (p *Phone) Start() error {
-	l, err := listen("phone "+p.User, "udp", "127.0.0.1:0", nil, func(srv *sipgo.Server) {
+	host := p.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	l, err := listen("phone "+p.User, "udp", net.JoinHostPort(host, "0"), nil, func(srv *sipgo.Server) {
 		srv.OnInvite(p.invite)
 		srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { p.note(req, "up") })
 		srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -68,6 +74,13 @@ func (p *Phone) Stop() {
 	if l != nil {
 		l.stop()
 	}
+}
+
+// Locate puts the phone's address in loc for d, as a registration would,
+// without one on the wire: a capture of the servers shows the phone under
+// test alone.
+func (p *Phone) Locate(loc *Location, d time.Duration) {
+	loc.set(p.User, "sip:"+p.User+"@"+p.Addr, d)
 }
 
 // Register registers the phone's address through the server at addr

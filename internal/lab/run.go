@@ -1,0 +1,330 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sipfailover/sipfailover/internal/capture"
+	"github.com/sipfailover/sipfailover/internal/labserver"
+)
+
+// The verdicts of a case.
+const (
+	Held     = "held"
+	Violated = "violated"
+	NotRun   = "not run"
+)
+
+// Result is what one case measured and its verdict.
+type Result struct {
+	Case    Case
+	Verdict string // Held, Violated or NotRun
+	Why     string // what broke, or why it did not run
+	// Failover is the time from the fault to the phone's registration on
+	// the backup (or, for a call or hang-up, to its request through the
+	// backup); Failback from the primary's mending to the phone's
+	// registration there. 0: not measured.
+	Failover, FailoverBound time.Duration
+	Failback, FailbackBound time.Duration
+	// From and To are the case's time in the run, from the lab's start.
+	From, To time.Duration
+	// Findings are the checker's, in the case's time.
+	Findings []capture.Finding `json:",omitempty"`
+}
+
+// Report is a whole run: each case, and the checker's verdicts on the
+// capture of all of it.
+type Report struct {
+	Results  []Result
+	Capture  capture.Report
+	Unusable string `json:",omitempty"` // why the run stopped: the phone never registered, say
+}
+
+// Violated says whether a case or an invariant was violated.
+func (r *Report) Violated() bool {
+	for _, c := range r.Results {
+		if c.Verdict == Violated {
+			return true
+		}
+	}
+	return r.Capture.Violated()
+}
+
+// slack is what the lab waits beyond each bound: the phone's own slack,
+// and the lab's polling.
+func (l *Lab) slack() time.Duration { return 2*l.cfg.Phone.Slack + 2*poll }
+
+// detect is how long the phone may take to find its server broken by its
+// own timers: the refresh (within the registration the lab grants) or the
+// OPTIONS keep-alive, whichever comes first.
+func (l *Lab) detect() time.Duration {
+	d := time.Duration(l.cfg.Expires) * time.Second
+	if k := l.cfg.Phone.Keepalive; k > 0 && k < d {
+		d = k
+	}
+	return d
+}
+
+// registerBound is how long the phone may take to register where it is
+// sent: one budget, twice (a digest challenge restarts it).
+func (l *Lab) registerBound(server int) time.Duration {
+	return 2*l.cfg.Phone.Budget("REGISTER", server) + l.slack()
+}
+
+// Run plays the cases in order and judges them. A phone that never
+// registers on the primary stops the run (Report.Unusable).
+func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
+	rep := &Report{}
+	first := l.detect() + l.registerBound(0)
+	for i, c := range plan {
+		res := Result{Case: c, From: time.Since(l.start)}
+		say := func(format string, a ...any) {
+			fmt.Fprintf(l.cfg.Progress, "%5.1fs case %d/%d %s: %s\n", time.Since(l.start).Seconds(), i+1, len(plan), c.Name, fmt.Sprintf(format, a...))
+		}
+		switch {
+		case c.Trigger == Dial && (l.cfg.Dial == "" || l.cfg.Hangup == ""):
+			res.Verdict, res.Why = NotRun, "not run (no -dial and -hangup)"
+		case c.Trigger == Hangup && (l.cfg.Dial == "" || l.cfg.Hangup == ""):
+			res.Verdict, res.Why = NotRun, "not run (no -dial and -hangup)"
+		}
+		if res.Verdict == NotRun {
+			say("%s", res.Why)
+			res.To = res.From
+			rep.Results = append(rep.Results, res)
+			continue
+		}
+		// Each case starts with the phone on the primary.
+		bound := l.registerBound(0) + l.detect()
+		if i == 0 {
+			bound = first
+		}
+		say("waiting for the phone to be registered on the primary %s (bound %v)", l.cfg.Primary, bound.Round(time.Millisecond))
+		if _, ok := waitFor(ctx, bound, func() (time.Time, bool) { return time.Now(), l.onPrimary() }); !ok {
+			rep.Unusable = fmt.Sprintf("the phone was not registered on the primary %s within %v: is it pointed at the lab, with the account given?",
+				l.cfg.Primary, bound.Round(time.Millisecond))
+			if i > 0 {
+				rep.Unusable = fmt.Sprintf("after case %s the phone did not come back to the primary %s within %v", plan[i-1].Name, l.cfg.Primary, bound.Round(time.Millisecond))
+			}
+			break
+		}
+		if err := l.play(ctx, c, &res, say); err != nil {
+			return nil, err
+		}
+		res.To = time.Since(l.start)
+		rep.Results = append(rep.Results, res)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return rep, l.judge(rep)
+}
+
+// play runs one case: the fault, the trigger, the failover, the mending
+// and the failback.
+func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
+	fail := func(format string, a ...any) {
+		if res.Verdict != Violated {
+			res.Verdict, res.Why = Violated, fmt.Sprintf(format, a...)
+		}
+		say("%s", fmt.Sprintf(format, a...))
+	}
+	if c.Trigger == Hangup {
+		since := time.Now()
+		if err := l.command(ctx, "dial", l.cfg.Dial); err != nil {
+			return err
+		}
+		b := l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(0) + 5*time.Second
+		if _, ok := waitFor(ctx, b, func() (time.Time, bool) { return answered(l.primary, "INVITE", since) }); !ok {
+			fail("the call placed before the fault was not set up through the primary within %v", b.Round(time.Millisecond))
+			return l.restore(ctx, res, say)
+		}
+	}
+	broke := time.Now()
+	if err := l.primary.Break(c.Fault, l.cfg.RetryAfter); err != nil {
+		return err
+	}
+	if c.Both {
+		if err := l.backup.Break(c.Fault, l.cfg.RetryAfter); err != nil {
+			return err
+		}
+		return l.bothDown(ctx, res, broke, say)
+	}
+	var what string
+	var ok bool
+	var at time.Time
+	switch c.Trigger {
+	case Timers:
+		res.FailoverBound = l.detect() + l.cfg.Phone.Budget("REGISTER", 0) + l.registerBound(1) + l.slack()
+		what = "a registration on the backup"
+		say("primary %s; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
+		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "REGISTER", broke) })
+	case Dial:
+		done := l.background(ctx, "dial", l.cfg.Dial)
+		res.FailoverBound = commandStart + l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(1) + l.slack()
+		what = "the call set up through the backup"
+		say("primary %s, the phone dials; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
+		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "INVITE", broke) })
+		if err := <-done; err != nil && ok {
+			say("%v", err)
+		}
+	case Hangup:
+		done := l.background(ctx, "hangup", l.cfg.Hangup)
+		res.FailoverBound = commandStart + l.cfg.Phone.Budget("BYE", 0) + l.registerBound(1) + l.slack()
+		what = "the BYE through the backup, answered by the far end"
+		say("primary %s, the phone hangs up; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
+		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "BYE", broke) })
+		if err := <-done; err != nil {
+			say("%v", err)
+		}
+	}
+	if ok {
+		res.Failover = at.Sub(broke)
+		say("%s after %v", what, res.Failover.Round(time.Millisecond))
+	} else {
+		fail("no %s within %v of the fault", what, res.FailoverBound.Round(time.Millisecond))
+	}
+	if c.Trigger == Dial && ok {
+		// End the call, so that it holds no failback back.
+		if err := l.command(ctx, "hangup", l.cfg.Hangup); err != nil {
+			return err
+		}
+	}
+	mended := time.Now()
+	if err := l.primary.Mend(); err != nil {
+		return err
+	}
+	if !ok {
+		return l.restore(ctx, res, say)
+	}
+	p := l.cfg.Phone
+	switch {
+	case !p.FailbackEnabled || p.Concurrent:
+		return l.restore(ctx, res, say)
+	case p.FailbackMode == "duration" || p.FailbackMode == "":
+		res.FailbackBound = p.FailbackInterval + l.registerBound(0) + l.slack()
+		if c.Fault == labserver.RetryAfter {
+			res.FailbackBound += time.Duration(l.cfg.RetryAfter) * time.Second
+		}
+	case p.FailbackMode == "registration":
+		res.FailbackBound = time.Duration(l.cfg.Expires)*time.Second + l.registerBound(0) + l.slack()
+	default:
+		// new_requests needs a request, dns_ttl a name: the lab has
+		// neither to give.
+		say("failback mode %s is not measured here", p.FailbackMode)
+		return l.restore(ctx, res, say)
+	}
+	say("primary mended; waiting for the failback (bound %v)", res.FailbackBound.Round(time.Millisecond))
+	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
+		res.Failback = at.Sub(mended)
+		say("failed back after %v", res.Failback.Round(time.Millisecond))
+	} else {
+		fail("no failback to the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
+	}
+	if res.Verdict == "" {
+		res.Verdict = Held
+	}
+	return nil
+}
+
+// bothDown: every server down; the phone tries both and backs off, then
+// comes back to the primary when it returns (R9).
+func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say func(string, ...any)) error {
+	p := l.cfg.Phone
+	// The phone finds the primary down and tries the backup, which is down
+	// too: a round.
+	res.FailoverBound = l.detect() + p.RoundBound() + l.slack()
+	say("both servers down; waiting for the phone to try the backup (bound %v)", res.FailoverBound.Round(time.Millisecond))
+	tried := func() (time.Time, bool) {
+		for _, s := range l.backup.Seen() {
+			if s.Method == "REGISTER" && !s.At.Before(broke) {
+				return s.At, true
+			}
+		}
+		return time.Time{}, false
+	}
+	at, ok := time.Time{}, false
+	if l.cfg.Transport == "udp" && l.backup.Fault() != labserver.Kill {
+		at, ok = waitFor(ctx, res.FailoverBound, tried)
+	} else {
+		// A closed port shows no REGISTER at the server: the round is seen
+		// in the capture alone. Wait out the bound.
+		waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return time.Time{}, false })
+		ok = true
+	}
+	if ok && !at.IsZero() {
+		res.Failover = at.Sub(broke)
+	}
+	mended := time.Now()
+	if err := l.primary.Mend(); err != nil {
+		return err
+	}
+	backoff := max(p.BackoffMax, p.BackoffBase)
+	res.FailbackBound = backoff + p.RoundBound() + l.slack()
+	say("primary back; waiting for the phone to register there after its back-off (bound %v)", res.FailbackBound.Round(time.Millisecond))
+	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
+		res.Failback = at.Sub(mended)
+		say("registered on the primary after %v", res.Failback.Round(time.Millisecond))
+		res.Verdict = Held
+	} else {
+		res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
+		say("%s", res.Why)
+	}
+	return l.backup.Mend()
+}
+
+// restore brings the phone back to the primary when failback does not:
+// the backup fails for a moment (killed), and a phone that loses a backup
+// starts again from the primary (R13).
+func (l *Lab) restore(ctx context.Context, res *Result, say func(string, ...any)) error {
+	if res.Verdict == "" {
+		res.Verdict = Held
+	}
+	if l.onPrimary() {
+		return nil
+	}
+	say("the backup fails for a moment, to bring the phone back to the primary")
+	killed := time.Now()
+	if err := l.backup.Break(labserver.Kill, 0); err != nil {
+		return err
+	}
+	bound := l.detect() + l.cfg.Phone.Budget("REGISTER", 1) + l.registerBound(0) + l.slack()
+	waitFor(ctx, bound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", killed) })
+	return l.backup.Mend()
+}
+
+// judge runs the checker on the capture of the whole run and gives each
+// case the findings made in its time.
+func (l *Lab) judge(rep *Report) error {
+	var buf bytes.Buffer
+	if err := l.Pcap(&buf); err != nil {
+		return err
+	}
+	a, err := capture.Analyze(bytes.NewReader(buf.Bytes()), l.settings())
+	if err != nil {
+		return fmt.Errorf("the lab's capture: %w", err)
+	}
+	rep.Capture = a.Report("the lab")
+	offset := a.Begin.Sub(l.start) // the capture's first frame, in the run's time
+	for _, v := range rep.Capture.Verdicts {
+		for _, f := range v.Findings {
+			at := offset + f.At
+			for i := range rep.Results {
+				r := &rep.Results[i]
+				if r.Verdict != NotRun && at >= r.From && at <= r.To {
+					r.Findings = append(r.Findings, f)
+					if r.Verdict != Violated {
+						r.Verdict, r.Why = Violated, fmt.Sprintf("%s: %s", v.ID, f.Msg)
+					}
+				}
+			}
+		}
+	}
+	for _, s := range l.sniffers {
+		if s.Cut() {
+			rep.Unusable = fmt.Sprintf("the capture filled its %d MiB: the phone floods the lab (I11)", maxCaptured>>20)
+		}
+	}
+	return nil
+}
