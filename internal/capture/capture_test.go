@@ -609,3 +609,27 @@ func TestTriesOfOneRequestOverTCP(t *testing.T) {
 		t.Errorf("I2 violated: %v", v.Findings)
 	}
 }
+
+// TestRefusedWhileTheRoundIsElsewhere: over TCP, while the round's
+// REGISTER waits on the backup, a connection to the primary is refused
+// (a call's BYE through its dialog's server): no step of the round, and
+// the REGISTER to the third when the backup's budget ends skips nothing
+// (I2).
+func TestRefusedWhileTheRoundIsElsewhere(t *testing.T) {
+	third := netip.MustParseAddrPort("127.0.0.4:5060")
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cr.refused(0, ms, phonePort(40001), primary)               // the round's try at the primary
+	cr.accepted(ms, phonePort(40002), backup)                  // and at the backup, which stays silent
+	cr.tcpRegister(3*ms, phonePort(40002), backup, 1, 3600, 0) //
+	cr.refused(100*ms, ms, phonePort(40003), primary)          // something else's connection
+	cr.accepted(503*ms, phonePort(40004), third)               // the backup's budget ends: the third
+	cr.tcpRegister(505*ms, phonePort(40004), third, 2, 3600, 200)
+	cr.tcpRegister(30*time.Minute, phonePort(40004), third, 3, 3600, 200)
+	st := settings()
+	st.Servers = append(st.Servers, third)
+	st.CountMode, st.RetryTime, st.FailbackEnabled = false, 500*ms, false
+	if v := cr.verdictsWith(st)["I2"]; v.Status == Violated {
+		t.Errorf("I2 violated: %v", v.Findings)
+	}
+}

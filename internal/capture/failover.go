@@ -464,7 +464,14 @@ func (a *Analysis) carriedRegister(l *LineTrace, syn *Txn) bool {
 			next = u
 		}
 	}
-	return next != nil && next.Method == "REGISTER" && !next.start().After(a.outcome(syn).At.Add(a.Slack))
+	// While a REGISTER to another server waits for its outcome, the round
+	// is there: the refused connection carried something else (a call's
+	// BYE through its dialog's server, say).
+	busy := slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+		return u.Method == "REGISTER" && u.Expires != 0 && u.Server != syn.Server && u.start().Before(syn.start()) && a.outstanding(u, syn.start()) &&
+			!(u.Final != nil && u.Final.At.Equal(syn.start()))
+	})
+	return !busy && next != nil && next.Method == "REGISTER" && !next.start().After(a.outcome(syn).At.Add(a.Slack))
 }
 
 // burstGap is how close together a phone sends the connections of one
