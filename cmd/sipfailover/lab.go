@@ -1,6 +1,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"context"
 	"encoding/json"
 	"flag"
@@ -11,6 +13,8 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/internal/lab"
 )
@@ -105,6 +109,8 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	if *user == "" || *password == "" {
 		return bad("-user and -password: the phone's account, which the lab challenges")
 	}
+	// Of what sipgo logs itself (the lab servers' transports), errors only.
+	sip.SetDefaultLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})).With("lib", "sipgo"))
 	l, err := lab.Start(cfg)
 	if err != nil {
 		return bad("%v", err)

@@ -116,7 +116,7 @@ func TestDemoReportFailsOverBound(t *testing.T) {
 // output and exits 0; a stray argument or a flag that cannot work is an
 // error that says so, with exit 2.
 func TestEveryCommandHelps(t *testing.T) {
-	for _, cmd := range []string{"demo", "run", "status", "calls", "call", "hangup", "event", "fleet", "hash-password", "gen", "check"} {
+	for _, cmd := range []string{"demo", "run", "status", "calls", "call", "hangup", "event", "fleet", "hash-password", "gen", "check", "lab", "verify-capture"} {
 		var out, errOut bytes.Buffer
 		if code := run([]string{cmd, "-h"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "usage: sipfailover "+cmd) {
 			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", cmd, code, out.String(), errOut.String())

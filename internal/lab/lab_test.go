@@ -185,3 +185,27 @@ func TestPlanCoversTheModel(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentPassesTheLabOverTCP: over TCP a killed port resets, a dropped
+// one never answers a connection, a frozen one accepts and says nothing;
+// the agent fails over and back in each.
+func TestAgentPassesTheLabOverTCP(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, "tcp")
+	pointPhone(t, l, settings.TransportTCP, true)
+	rep, err := l.Run(context.Background(), pick(t, "tcp", "kill/timers", "drop/timers", "freeze/timers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.Write(&out)
+	t.Log("\n" + out.String())
+	if rep.Unusable != "" || rep.Violated() {
+		t.Fatalf("the agent did not pass the lab over TCP: %s", rep.Unusable)
+	}
+	for _, r := range rep.Results {
+		if r.Verdict != Held || r.Failover == 0 || r.Failback == 0 {
+			t.Errorf("%s: %s, failover %v, failback %v", r.Case.Name, r.Verdict, r.Failover, r.Failback)
+		}
+	}
+}

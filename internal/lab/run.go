@@ -151,6 +151,9 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		}
 		return l.bothDown(ctx, res, broke, say)
 	}
+	if l.cfg.Phone.Concurrent && c.Trigger == Timers {
+		return l.concurrent(ctx, c, res, say)
+	}
 	var what string
 	var ok bool
 	var at time.Time
@@ -237,25 +240,25 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 	res.FailoverBound = l.detect() + p.RoundBound() + l.slack()
 	say("both servers down; waiting for the phone to try the backup (bound %v)", res.FailoverBound.Round(time.Millisecond))
 	tried := func() (time.Time, bool) {
-		for _, s := range l.backup.Seen() {
-			if s.Method == "REGISTER" && !s.At.Before(broke) {
-				return s.At, true
+		for _, sn := range l.sniffers {
+			if at, ok := sn.firstTo(l.cfg.Backup, broke); ok {
+				return at, true
 			}
 		}
 		return time.Time{}, false
 	}
-	at, ok := time.Time{}, false
-	if l.cfg.Transport == "udp" && l.backup.Fault() != labserver.Kill {
-		at, ok = waitFor(ctx, res.FailoverBound, tried)
-	} else {
-		// A closed port shows no REGISTER at the server: the round is seen
-		// in the capture alone. Wait out the bound.
-		waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return time.Time{}, false })
-		ok = true
+	at, ok := waitFor(ctx, res.FailoverBound, tried)
+	if !ok {
+		res.Verdict, res.Why = Violated, fmt.Sprintf("the phone did not try the backup within %v of both servers going down", res.FailoverBound.Round(time.Millisecond))
+		say("%s", res.Why)
 	}
-	if ok && !at.IsZero() {
+	if ok {
 		res.Failover = at.Sub(broke)
+		say("the phone tried the backup after %v", res.Failover.Round(time.Millisecond))
 	}
+	// Both stay down a back-off longer: the phone waits it out, and its
+	// next round finds them down again, with no storm (I11).
+	waitFor(ctx, p.BackoffBase, func() (time.Time, bool) { return time.Time{}, false })
 	mended := time.Now()
 	if err := l.primary.Mend(); err != nil {
 		return err
@@ -266,12 +269,41 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
 		res.Failback = at.Sub(mended)
 		say("registered on the primary after %v", res.Failback.Round(time.Millisecond))
-		res.Verdict = Held
+		if res.Verdict == "" {
+			res.Verdict = Held
+		}
 	} else {
 		res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
 		say("%s", res.Why)
 	}
 	return l.backup.Mend()
+}
+
+// concurrent: a phone registered on every server at once (R17) moves
+// nothing when the primary breaks; once the primary is back, it registers
+// there again, at its next refresh or after its back-off.
+func (l *Lab) concurrent(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
+	p := l.cfg.Phone
+	wait := l.detect() + p.Budget("REGISTER", 0) + l.slack()
+	say("primary %s; the phone keeps its binding on the backup; waiting %v for it to find the primary broken", c.Fault, wait.Round(time.Millisecond))
+	waitFor(ctx, wait, func() (time.Time, bool) { return time.Time{}, false })
+	mended := time.Now()
+	if err := l.primary.Mend(); err != nil {
+		return err
+	}
+	res.FailbackBound = max(time.Duration(l.cfg.Expires)*time.Second, p.BackoffMax, p.BackoffBase) + l.registerBound(0) + l.slack()
+	if c.Fault == labserver.RetryAfter {
+		res.FailbackBound += time.Duration(l.cfg.RetryAfter) * time.Second
+	}
+	say("primary mended; waiting for the phone to register there again (bound %v)", res.FailbackBound.Round(time.Millisecond))
+	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
+		res.Failback, res.Verdict = at.Sub(mended), Held
+		say("registered on the primary again after %v", res.Failback.Round(time.Millisecond))
+		return nil
+	}
+	res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
+	say("%s", res.Why)
+	return nil
 }
 
 // restore brings the phone back to the primary when failback does not:

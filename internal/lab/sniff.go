@@ -230,3 +230,33 @@ func WritePcap(w io.Writer, sniffers ...*Sniffer) error {
 	}
 	return nil
 }
+
+// firstTo is when the phone first sent anything to dst at or after since:
+// a datagram, or a connection's SYN or data. A port that is closed shows
+// no request at its server; the capture shows the try.
+func (s *Sniffer) firstTo(dst netip.AddrPort, since time.Time) (time.Time, bool) {
+	s.mu.Lock()
+	frames := s.frames
+	s.mu.Unlock()
+	for _, f := range frames {
+		if f.at.Before(since) {
+			continue
+		}
+		p := gopacket.NewPacket(f.data, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+		var ip netip.Addr
+		if n := p.NetworkLayer(); n != nil {
+			ip, _ = netip.AddrFromSlice(n.NetworkFlow().Dst().Raw())
+		}
+		var port uint16
+		switch t := p.TransportLayer().(type) {
+		case *layers.UDP:
+			port = uint16(t.DstPort)
+		case *layers.TCP:
+			port = uint16(t.DstPort)
+		}
+		if ip.Unmap() == dst.Addr().Unmap() && port == dst.Port() {
+			return f.at, true
+		}
+	}
+	return time.Time{}, false
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"testing"
+)
+
+// TestLabRefusesBadInput: each unusable flag is named, with exit 2, before
+// the lab listens anywhere; a port in use is said as such.
+func TestLabRefusesBadInput(t *testing.T) {
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	account := []string{"-user", "1001", "-password", "pw"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-primary", "nowhere"}, `-primary "nowhere": an address and a port`},
+		{[]string{"-backup", "192.0.2.1:5060"}, "-backup: 192.0.2.1 is no address of this machine"},
+		{[]string{"-transport", "tls"}, `-transport "tls": udp or tcp`},
+		{[]string{"-expires", "5"}, "-expires 5: 10 to 86400 seconds"},
+		{[]string{"-retry-after", "0"}, "-retry-after 0: 1 to 3600 seconds"},
+		{[]string{"-algorithm", "SHA-1"}, `-algorithm "SHA-1": MD5 or SHA-256`},
+		{[]string{"-hangup", "true"}, "-hangup without -dial"},
+		{[]string{"-cases", "503/timers,melt/timers"}, `-cases: "melt/timers" is no case of the plan`},
+		{[]string{"-retry-counts", "0"}, "-retry-counts 0: 1 to 64"},
+		{[]string{"-settings", "no-such-file.yaml"}, "-settings:"},
+		{nil, "-user and -password"},
+		{[]string{"-primary", busy.LocalAddr().String()}, "address already in use"},
+	} {
+		args := c.args
+		if c.want != "-user and -password" {
+			args = append(append([]string{}, account...), args...)
+		}
+		var out, errOut strings.Builder
+		if code := run(append([]string{"lab"}, args...), &out, &errOut); code != 2 || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("lab %v: exit %d, %q; want 2 and %q", args, code, errOut.String(), c.want)
+		}
+	}
+}
+
+// TestLabListsItsPlan: -list prints the plan the line model gives, the
+// model's events beside each case, and runs nothing.
+func TestLabListsItsPlan(t *testing.T) {
+	var out, errOut strings.Builder
+	if code := run([]string{"lab", "-list", "-transport", "tcp"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"503/timers", "kill/timers              transport.tcp", "freeze/call", "kill/hangup", "both-down"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the plan lacks %q:\n%s", want, out.String())
+		}
+	}
+}

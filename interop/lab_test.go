@@ -1,0 +1,123 @@
+//go:build interop
+
+package interop
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// labResult is what the test reads of `sipfailover lab -json`.
+type labResult struct {
+	Results []struct {
+		Case struct {
+			Name   string
+			Events []string
+		}
+		Verdict            string
+		Why                string
+		Failover, Failback time.Duration
+		FailoverBound      time.Duration
+		FailbackBound      time.Duration
+	}
+	Capture struct {
+		Verdicts []struct {
+			ID, Status, Why string
+		}
+	}
+	Unusable string
+}
+
+// TestLabPassesTheAgent: `sipfailover run` as the phone, a process of its
+// own pointed at `sipfailover lab`, passes the whole default plan over UDP
+// and TCP in both registration modes; the lab has it dial and hang up
+// through `sipfailover call` and `sipfailover hangup`.
+func TestLabPassesTheAgent(t *testing.T) {
+	for _, c := range []struct{ transport, mode string }{
+		{"udp", "successive"}, {"tcp", "successive"}, {"udp", "concurrent"}, {"tcp", "concurrent"},
+	} {
+		t.Run(c.transport+"/"+c.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			primary, backup, status := freePort(t), freePort(t), freePort(t)
+			tr := map[string]int{"udp": 0, "tcp": 1}[c.transport]
+			settings := fmt.Sprintf(`lines:
+  - name: phone
+    user: "1001"
+    password: pw
+    domain: lab.test
+    t1: 100ms
+    t2: 800ms
+    signal_retry_counts: 3
+    keepalive_interval: 1s
+    failback_interval: 3
+    backoff_base: 2s
+    backoff_max: 2s
+    registration_mode: %s
+    servers:
+      - {addr: 127.0.0.1, port: %d, transport: %d}
+      - {addr: 127.0.0.1, port: %d, transport: %d}
+`, c.mode, primary, tr, backup, tr)
+			path := filepath.Join(dir, "phone.yaml")
+			if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			agentAt := fmt.Sprintf("127.0.0.1:%d", status)
+			token := filepath.Join(dir, "control.token")
+			control := fmt.Sprintf("-status-addr %s -token-file %s", agentAt, token)
+
+			// The lab first: the phone's first REGISTER finds it listening.
+			var out, labLog bytes.Buffer
+			lab := exec.Command(binary, "lab", "-user", "1001", "-password", "pw", "-transport", c.transport,
+				"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
+				"-settings", path, "-expires", "10", "-retry-after", "2", "-json", "-pcap", filepath.Join(dir, "lab.pcap"),
+				"-dial", fmt.Sprintf("%s call %s -wait 20s {uri}", binary, control), "-hangup", fmt.Sprintf("%s hangup %s", binary, control))
+			lab.Stdout, lab.Stderr = &out, &labLog
+			if err := lab.Start(); err != nil {
+				t.Fatal(err)
+			}
+			started := time.Now()
+			for !strings.Contains(labLog.String(), "point the phone at them") && time.Since(started) < 10*time.Second {
+				time.Sleep(20 * time.Millisecond) // the lab's servers coming up
+			}
+			agent := exec.Command(binary, "run", "-config", path, "-status-addr", agentAt, "-token-file", token)
+			var agentLog bytes.Buffer
+			agent.Stdout, agent.Stderr = &agentLog, &agentLog
+			if err := agent.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				agent.Process.Signal(syscall.SIGTERM)
+				agent.Wait()
+			}()
+			err := lab.Wait()
+			took := time.Since(started)
+			var rep labResult
+			if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+				t.Fatalf("the lab's report: %v (%v)\n%s\n%s", jerr, err, out.String(), labLog.String())
+			}
+			failed := err != nil || rep.Unusable != ""
+			var table strings.Builder
+			for _, r := range rep.Results {
+				fmt.Fprintf(&table, "  %-24s %-8s failover %v (%v) failback %v (%v) %s\n", r.Case.Name, r.Verdict,
+					r.Failover.Round(time.Millisecond), r.FailoverBound.Round(time.Millisecond), r.Failback.Round(time.Millisecond),
+					r.FailbackBound.Round(time.Millisecond), r.Why)
+				failed = failed || r.Verdict != "held"
+			}
+			for _, v := range rep.Capture.Verdicts {
+				failed = failed || v.Status == "violated"
+			}
+			t.Logf("%s %s: the default plan in %v\n%s", c.transport, c.mode, took.Round(time.Second), table.String())
+			if failed || len(rep.Results) < 9 {
+				t.Fatalf("the agent did not pass the lab (exit %v, %d cases): %s\nlab:\n%s\nagent:\n%s", err, len(rep.Results), rep.Unusable, labLog.String(), agentLog.String())
+			}
+		})
+	}
+}
