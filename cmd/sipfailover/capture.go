@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,12 +43,9 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-max-memory %d: 1 to %d MiB", *maxMemory, 1<<30)
 	}
 	d.MaxMemory = *maxMemory << 20
-	format := ""
-	if *picture != "" {
-		format = strings.TrimPrefix(strings.ToLower(filepath.Ext(*picture)), ".")
-		if format != "svg" && format != "png" {
-			return bad("-picture %s: an .svg or .png file", *picture)
-		}
+	format, err := pictureFormat(*picture)
+	if err != nil {
+		return bad("%v", err)
 	}
 
 	file := fs.Arg(0)
@@ -74,14 +70,7 @@ func verifyCaptureCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\nchecked in %v (%.0f frames a second)\n", took.Round(time.Millisecond), float64(report.Frames)/max(took.Seconds(), 1e-9))
 	}
 	if *picture != "" {
-		out, err := os.Create(*picture)
-		if err == nil {
-			err = a.Picture(out, format, report.Verdicts)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
+		if err := writeFile(*picture, func(w io.Writer) error { return a.Picture(w, format, report.Verdicts) }); err != nil {
 			fmt.Fprintln(stderr, "verify-capture: -picture:", err)
 			return 1
 		}

@@ -11,8 +11,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/sipfailover/sipfailover/fsm"
+	"github.com/sipfailover/sipfailover/internal/labserver"
 	"github.com/sipfailover/sipfailover/runtime"
-	"github.com/sipfailover/sipfailover/runtime/runtimetest"
 	"github.com/sipfailover/sipfailover/runtime/settings"
 	"github.com/sipfailover/sipfailover/runtime/transport"
 )
@@ -60,8 +60,8 @@ func demo(args []string, stdout, stderr io.Writer) int {
 
 type demoRun struct {
 	out              io.Writer
-	primary, backup  *runtimetest.Registrar
-	phone            *runtimetest.Phone
+	primary, backup  *labserver.Registrar
+	phone            *labserver.Phone
 	net              *transport.SocketNetwork
 	line             *runtime.Line
 	start            time.Time
@@ -76,11 +76,11 @@ type demoRun struct {
 func newDemo(out io.Writer, t1, keepalive time.Duration, failback int) (*demoRun, error) {
 	d := &demoRun{out: out, changed: make(chan struct{}, 64), t1: t1, keepalive: keepalive,
 		failbackInterval: time.Duration(failback) * time.Second}
-	loc, far := runtimetest.NewLocation(), map[string]string{"1002": "far"}
-	d.primary = &runtimetest.Registrar{Name: "primary", User: "1001", Password: "demo", Users: far, Location: loc, MaxExpires: 60}
-	d.backup = &runtimetest.Registrar{Name: "backup", User: "1001", Password: "demo", Users: far, Location: loc, MaxExpires: 60}
-	d.phone = &runtimetest.Phone{User: "1002", Password: "far"}
-	for _, r := range []*runtimetest.Registrar{d.primary, d.backup} {
+	loc, far := labserver.NewLocation(), map[string]string{"1002": "far"}
+	d.primary = &labserver.Registrar{Name: "primary", User: "1001", Password: "demo", Users: far, Location: loc, MaxExpires: 60}
+	d.backup = &labserver.Registrar{Name: "backup", User: "1001", Password: "demo", Users: far, Location: loc, MaxExpires: 60}
+	d.phone = &labserver.Phone{User: "1002", Password: "far"}
+	for _, r := range []*labserver.Registrar{d.primary, d.backup} {
 		if err := r.Start(); err != nil {
 			return nil, err
 		}
@@ -91,7 +91,7 @@ func newDemo(out io.Writer, t1, keepalive time.Duration, failback int) (*demoRun
 	if err := d.phone.Register(d.primary.Addr); err != nil {
 		return nil, err
 	}
-	port := func(r *runtimetest.Registrar) *int { p := r.Port(); return &p }
+	port := func(r *labserver.Registrar) *int { p := r.Port(); return &p }
 	retries := 3
 	cfg := settings.LineConfig{
 		Name: "demo", User: "1001", Password: "demo", Domain: "demo.test", DisplayName: "Demo line",
@@ -228,11 +228,11 @@ func (d *demoRun) run() error {
 	failures := []failure{
 		{"the primary is killed (its port closes: ICMP port unreachable)", d.primary.Stop, d.primary.Start,
 			d.keepalive + d.t1, "keep-alive interval + one round trip"},
-		{"the primary goes silent (drops every request)", func() { d.primary.SetMode(runtimetest.Silent) },
-			func() error { d.primary.SetMode(runtimetest.Up); return nil },
+		{"the primary goes silent (drops every request)", func() { d.primary.SetMode(labserver.Silent) },
+			func() error { d.primary.SetMode(labserver.Up); return nil },
 			d.keepalive + d.budget + d.t1, "keep-alive interval + retry budget + one round trip"},
 		{"the primary answers 503 Service Unavailable", func() { d.primary.SetAnswer(503, 0) },
-			func() error { d.primary.SetMode(runtimetest.Up); return nil },
+			func() error { d.primary.SetMode(labserver.Up); return nil },
 			d.keepalive + d.t1, "keep-alive interval + one round trip"},
 	}
 	var results []measure

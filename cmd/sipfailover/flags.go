@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -169,4 +171,31 @@ func versionOf(info *debug.BuildInfo, ok bool, release string) string {
 	}
 	fmt.Fprintf(&b, " %s", info.GoVersion)
 	return b.String()
+}
+
+// writeFile writes a file with write, and says whether all of it was
+// written.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = write(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// pictureFormat is the format of a -picture file by its name: svg or png
+// ("" for no file).
+func pictureFormat(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(path)), ".")
+	if format != "svg" && format != "png" {
+		return "", fmt.Errorf("-picture %s: an .svg or .png file", path)
+	}
+	return format, nil
 }

@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -19,19 +16,11 @@ import (
 
 // picture draws the run into file (.svg or .png).
 func (f *fleet) picture(file string) error {
-	format := strings.TrimPrefix(strings.ToLower(filepath.Ext(file)), ".")
-	if format != "svg" && format != "png" {
-		return fmt.Errorf("-picture %s: an .svg or .png file", file)
-	}
-	out, err := os.Create(file)
+	format, err := pictureFormat(file)
 	if err != nil {
 		return err
 	}
-	if err := f.draw(out, format); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return writeFile(file, func(w io.Writer) error { return f.draw(w, format) })
 }
 
 // draw writes the run so far as a picture in format (svg or png): above,

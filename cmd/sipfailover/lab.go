@@ -39,8 +39,10 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	list := fs.Bool("list", false, "print the plan and exit")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pcap := fs.String("pcap", "", "write everything the lab captured to this pcap file, for Wireshark")
+	junit := fs.String("junit", "", "write the cases and invariants to this JUnit XML file, for CI")
+	picture := fs.String("picture", "", "draw the run's timeline to this .svg or .png file")
 	pf := addPhoneFlags(fs, false)
-	synopsis := "lab -user NAME -password SECRET [-primary ADDR:PORT] [-backup ADDR:PORT] [-transport udp|tcp] [-dial CMD -hangup CMD] [settings of the phone | -settings FILE [-line NAME]] [-json] [-pcap FILE]"
+	synopsis := "lab -user NAME -password SECRET [-primary ADDR:PORT] [-backup ADDR:PORT] [-transport udp|tcp] [-dial CMD -hangup CMD] [settings of the phone | -settings FILE [-line NAME]] [-json] [-junit FILE.xml] [-pcap FILE] [-picture FILE]"
 	if code, ok := parse(fs, args, synopsis, 0, 0, stdout, stderr); !ok {
 		return code
 	}
@@ -79,6 +81,10 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-retry-after %d: 1 to 3600 seconds", *retryAfter)
 	case *hangup != "" && *dial == "":
 		return bad("-hangup without -dial: the lab hangs up only calls it had the phone place")
+	}
+	format, err := pictureFormat(*picture)
+	if err != nil {
+		return bad("%v", err)
 	}
 	plan, err := lab.DefaultPlan(*transport)
 	if err != nil {
@@ -124,16 +130,19 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return bad("%v", err)
 	}
-	if *pcap != "" {
-		f, err := os.Create(*pcap)
-		if err == nil {
-			err = l.Pcap(f)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
+	for _, out := range []struct {
+		flag, path string
+		write      func(io.Writer) error
+	}{
+		{"pcap", *pcap, l.Pcap},
+		{"junit", *junit, rep.WriteJUnit},
+		{"picture", *picture, func(w io.Writer) error { return l.Picture(w, format, rep) }},
+	} {
+		if out.path == "" {
+			continue
 		}
-		if err != nil {
-			fmt.Fprintln(stderr, "lab: -pcap:", err)
+		if err := writeFile(out.path, out.write); err != nil {
+			fmt.Fprintf(stderr, "lab: -%s: %v\n", out.flag, err)
 			return 2
 		}
 	}

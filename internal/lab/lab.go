@@ -50,6 +50,7 @@ type Lab struct {
 	loc             *labserver.Location
 	sniffers        []*Sniffer
 	start           time.Time
+	analysis        *capture.Analysis // the capture judged, once Run has ended
 }
 
 // Start brings up the servers and the capture, before the phone is pointed
@@ -107,7 +108,7 @@ func Start(cfg Config) (*Lab, error) {
 		}
 		l.sniffers = append(l.sniffers, s)
 	}
-	l.far = &labserver.Phone{User: cfg.FarUser, Host: cfg.Primary.Addr().String()}
+	l.far = &labserver.Phone{User: cfg.FarUser, Host: cfg.Primary.Addr().String(), Network: cfg.Transport}
 	if err := l.far.Start(); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("the far end: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/sipfailover/sipfailover/internal/capture"
@@ -133,7 +134,8 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 	if c.Trigger == Hangup {
 		since := time.Now()
 		if err := l.command(ctx, "dial", l.cfg.Dial); err != nil {
-			return err
+			fail("the call placed before the fault: %v", err)
+			return l.restore(ctx, res, say)
 		}
 		b := l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(0) + 5*time.Second
 		if _, ok := waitFor(ctx, b, func() (time.Time, bool) { return answered(l.primary, "INVITE", since) }); !ok {
@@ -169,8 +171,8 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		what = "the call set up through the backup"
 		say("primary %s, the phone dials; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
 		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "INVITE", broke) })
-		if err := <-done; err != nil && ok {
-			say("%v", err)
+		if err := <-done; err != nil {
+			fail("%v", err)
 		}
 	case Hangup:
 		done := l.background(ctx, "hangup", l.cfg.Hangup)
@@ -179,19 +181,19 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		say("primary %s, the phone hangs up; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
 		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "BYE", broke) })
 		if err := <-done; err != nil {
-			say("%v", err)
+			fail("%v", err)
 		}
 	}
 	if ok {
 		res.Failover = at.Sub(broke)
 		say("%s after %v", what, res.Failover.Round(time.Millisecond))
 	} else {
-		fail("no %s within %v of the fault", what, res.FailoverBound.Round(time.Millisecond))
+		fail("%s did not come within %v of the fault", what, res.FailoverBound.Round(time.Millisecond))
 	}
 	if c.Trigger == Dial && ok {
 		// End the call, so that it holds no failback back.
 		if err := l.command(ctx, "hangup", l.cfg.Hangup); err != nil {
-			return err
+			fail("ending the call: %v", err)
 		}
 	}
 	mended := time.Now()
@@ -326,6 +328,15 @@ func (l *Lab) restore(ctx context.Context, res *Result, say func(string, ...any)
 	return l.backup.Mend()
 }
 
+// Picture draws the run's timeline (format svg or png): a lane per server,
+// the phone's registrations above, the violations in red.
+func (l *Lab) Picture(w io.Writer, format string, rep *Report) error {
+	if l.analysis == nil {
+		return fmt.Errorf("no run to draw")
+	}
+	return l.analysis.Picture(w, format, rep.Capture.Verdicts)
+}
+
 // judge runs the checker on the capture of the whole run and gives each
 // case the findings made in its time.
 func (l *Lab) judge(rep *Report) error {
@@ -337,7 +348,7 @@ func (l *Lab) judge(rep *Report) error {
 	if err != nil {
 		return fmt.Errorf("the lab's capture: %w", err)
 	}
-	rep.Capture = a.Report("the lab")
+	l.analysis, rep.Capture = a, a.Report("the lab")
 	offset := a.Begin.Sub(l.start) // the capture's first frame, in the run's time
 	for _, v := range rep.Capture.Verdicts {
 		for _, f := range v.Findings {

@@ -57,11 +57,17 @@ func (r *Registrar) Break(f Fault, retryAfter int) error {
 		}
 		r.SetAnswer(503, retryAfter)
 	case Drop:
-		if r.Network == "udp" {
-			r.SetMode(Silent)
+		// Nothing comes back: requests are read and not answered, and over
+		// TCP the open connections stay open and silent while a new one is
+		// never answered.
+		r.SetMode(Silent)
+		if r.Network != "tcp" {
 			break
 		}
-		r.Stop()
+		r.mu.Lock()
+		l := r.server
+		r.mu.Unlock()
+		l.closeListener()
 		hole, err := NewBlackhole(r.Addr)
 		if err != nil {
 			return err
@@ -87,6 +93,8 @@ func (r *Registrar) Mend() error {
 	r.mu.Unlock()
 	if hole != nil {
 		hole.Close()
+		r.Stop() // the silent connections go with the fault
+		running = false
 	}
 	r.SetMode(Up)
 	if !running {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -19,6 +20,7 @@ type listening struct {
 	addr   string // host:port the socket got
 	cancel context.CancelFunc
 	done   chan struct{}
+	ln     net.Listener // TCP's, which closeListener closes alone
 }
 
 // listen serves on network ("udp", "tcp" or "tls", with conf) at addr
@@ -41,12 +43,27 @@ func listen(name, network, addr string, conf *tls.Config, route func(*sipgo.Serv
 	ctx = context.WithValue(ctx, sipgo.ListenReadyCtxKey, sipgo.ListenReadyFuncCtxValue(func(_, a string) { ready <- a }))
 	done := make(chan struct{})
 	errc := make(chan error, 1)
+	// TCP listens here, so that the listener can close while the
+	// connections stay open (a dropped port, fault.go).
+	var ln net.Listener
+	if network == "tcp" {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			cancel()
+			return nil, fmt.Errorf("%s: listen %s %s: %w", name, network, addr, err)
+		}
+		ready <- ln.Addr().String()
+	}
 	go func() {
 		defer close(done)
 		defer ua.Close()
-		if network == "tls" {
+		switch network {
+		case "tls":
 			errc <- srv.ListenAndServeTLS(ctx, "tls", addr, conf)
-		} else {
+		case "tcp":
+			go func() { <-ctx.Done(); ln.Close() }()
+			srv.ServeTCP(ln)
+			<-ctx.Done() // the connections stay until stop
+		default:
 			errc <- srv.ListenAndServe(ctx, network, addr)
 		}
 	}()
@@ -76,13 +93,20 @@ func listen(name, network, addr string, conf *tls.Config, route func(*sipgo.Serv
 			<-done
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return &listening{ua: ua, client: client, addr: a, cancel: cancel, done: done}, nil
+		return &listening{ua: ua, client: client, addr: a, cancel: cancel, done: done, ln: ln}, nil
 	case err := <-errc:
 		cancel()
 		return nil, fmt.Errorf("%s: listen %s %s: %w", name, network, addr, err)
 	case <-time.After(5 * time.Second):
 		cancel()
 		return nil, fmt.Errorf("%s: listen %s %s: timed out", name, network, addr)
+	}
+}
+
+// closeListener stops accepting TCP connections and keeps the open ones.
+func (l *listening) closeListener() {
+	if l.ln != nil {
+		l.ln.Close()
 	}
 }
 

@@ -1,6 +1,7 @@
 package labserver
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ type Phone struct {
 	User     string
 	Password string
 	Host     string // the address it listens on; 127.0.0.1 when empty
+	Network  string // "udp" (when empty) or "tcp"
 	Addr     string // host:port once started
 
 	mu     sync.Mutex
@@ -36,13 +38,13 @@ type PhoneSeen struct {
 	From   string // the address it came from: the server that forwarded it
 }
 
-// Start listens on a free loopback UDP port.
+// Start listens on a free port of Host, over Network.
 func (p *Phone) Start() error {
 	host := p.Host
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	l, err := listen("phone "+p.User, "udp", net.JoinHostPort(host, "0"), nil, func(srv *sipgo.Server) {
+	l, err := listen("phone "+p.User, cmp.Or(p.Network, "udp"), net.JoinHostPort(host, "0"), nil, func(srv *sipgo.Server) {
 		srv.OnInvite(p.invite)
 		srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { p.note(req, "up") })
 		srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -80,7 +82,15 @@ func (p *Phone) Stop() {
 // without one on the wire: a capture of the servers shows the phone under
 // test alone.
 func (p *Phone) Locate(loc *Location, d time.Duration) {
-	loc.set(p.User, "sip:"+p.User+"@"+p.Addr, d)
+	loc.set(p.User, p.contact(), d)
+}
+
+// contact is the phone's address as a URI, with its transport.
+func (p *Phone) contact() string {
+	if p.Network == "tcp" {
+		return "sip:" + p.User + "@" + p.Addr + ";transport=tcp"
+	}
+	return "sip:" + p.User + "@" + p.Addr
 }
 
 // Register registers the phone's address through the server at addr
@@ -94,7 +104,7 @@ func (p *Phone) Register(addr string) error {
 	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: host, Port: port})
 	req.AppendHeader(&sip.FromHeader{Address: aor, Params: sip.HeaderParams{{K: "tag", V: sip.GenerateTagN(8)}}})
 	req.AppendHeader(&sip.ToHeader{Address: aor})
-	req.AppendHeader(sip.NewHeader("Contact", "<sip:"+p.User+"@"+p.Addr+">"))
+	req.AppendHeader(sip.NewHeader("Contact", "<"+p.contact()+">"))
 	req.AppendHeader(sip.NewHeader("Expires", "3600"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -116,7 +126,7 @@ func (p *Phone) invite(req *sip.Request, tx sip.ServerTransaction) {
 	body := fmt.Appendf(nil, "v=0\r\no=%s 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=inactive\r\n", p.User)
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	res.To().Params.Add("tag", sip.GenerateTagN(8))
-	res.AppendHeader(sip.NewHeader("Contact", "<sip:"+p.User+"@"+p.Addr+">"))
+	res.AppendHeader(sip.NewHeader("Contact", "<"+p.contact()+">"))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	tx.Respond(res)
 }
