@@ -45,6 +45,7 @@ func TestLabPassesTheAgent(t *testing.T) {
 		{"udp", "successive"}, {"tcp", "successive"}, {"udp", "concurrent"}, {"tcp", "concurrent"},
 	} {
 		t.Run(c.transport+"/"+c.mode, func(t *testing.T) {
+			t.Parallel() // each its own lab, ports and phone; the bounds leave seconds to spare
 			dir := t.TempDir()
 			primary, backup, status := freePort(t), freePort(t), freePort(t)
 			tr := map[string]int{"udp": 0, "tcp": 1}[c.transport]
@@ -57,7 +58,7 @@ func TestLabPassesTheAgent(t *testing.T) {
     t2: 800ms
     signal_retry_counts: 3
     keepalive_interval: 1s
-    failback_interval: 3
+    failback_interval: 1
     backoff_base: 2s
     backoff_max: 2s
     registration_mode: %s

@@ -19,13 +19,20 @@ import (
 	"github.com/sipfailover/sipfailover/internal/lab"
 )
 
+// Where the lab's servers listen unless told: docs/lab-phone.yaml points
+// its phone here.
+const (
+	labPrimary = "127.0.0.1:5070"
+	labBackup  = "127.0.0.1:5080"
+)
+
 // labCmd plays the seed's server pair for a phone under test, breaks the
 // primary in every way the line model knows, and judges the phone's
 // failover and failback with verify-capture's checker.
 func labCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
-	primary := fs.String("primary", "127.0.0.1:5070", "where the lab's primary listens: an address of this machine and a port; point the phone's server 1 here")
-	backup := fs.String("backup", "127.0.0.1:5080", "where the lab's backup listens; point the phone's server 2 here")
+	primary := fs.String("primary", labPrimary, "where the lab's primary listens: an address of this machine and a port; point the phone's server 1 here")
+	backup := fs.String("backup", labBackup, "where the lab's backup listens; point the phone's server 2 here")
 	transport := fs.String("transport", "udp", "the servers' transport: udp or tcp")
 	user := fs.String("user", "", "the phone's user name (required)")
 	password := fs.String("password", "", "the phone's password (required): the lab challenges every REGISTER")

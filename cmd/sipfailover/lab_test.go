@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
 // TestLabRefusesBadInput: each unusable flag is named, with exit 2, before
@@ -54,5 +58,21 @@ func TestLabListsItsPlan(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the plan lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestLabPhoneExample: the README's softphone for the lab loads, and its
+// servers are where the lab listens by default.
+func TestLabPhoneExample(t *testing.T) {
+	c, err := settings.Load("../../docs/lab-phone.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range c.Lines[0].Servers {
+		got = append(got, fmt.Sprintf("%s:%d", s.Addr, *s.Port))
+	}
+	if want := []string{labPrimary, labBackup}; !slices.Equal(got, want) {
+		t.Errorf("docs/lab-phone.yaml has servers %v; the lab listens at %v", got, want)
 	}
 }

@@ -51,6 +51,7 @@ type Lab struct {
 	sniffers        []*Sniffer
 	start           time.Time
 	analysis        *capture.Analysis // the capture judged, once Run has ended
+	mended          time.Time         // when the primary was last mended
 }
 
 // Start brings up the servers and the capture, before the phone is pointed
@@ -167,11 +168,12 @@ func answered(r *labserver.Registrar, method string, since time.Time) (time.Time
 }
 
 // onPrimary says whether the phone's newest registration is on the
-// primary (in successive mode the phone is registered on one server).
+// primary (in successive mode the phone is registered on one server), made
+// since the primary was last mended.
 func (l *Lab) onPrimary() bool {
 	p, pok := lastRegistered(l.primary)
 	b, bok := lastRegistered(l.backup)
-	return pok && (!bok || b.Before(p) || l.cfg.Phone.Concurrent)
+	return pok && !p.Before(l.mended) && (!bok || b.Before(p) || l.cfg.Phone.Concurrent)
 }
 
 // lastRegistered is when the server last granted a registration.

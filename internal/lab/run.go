@@ -196,16 +196,16 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 			fail("ending the call: %v", err)
 		}
 	}
-	mended := time.Now()
-	if err := l.primary.Mend(); err != nil {
+	mended, err := l.mendPrimary()
+	if err != nil {
 		return err
-	}
-	if !ok {
-		return l.restore(ctx, res, say)
 	}
 	p := l.cfg.Phone
 	switch {
-	case !p.FailbackEnabled || p.Concurrent:
+	case p.Concurrent:
+		l.reregistered(ctx, c, res, mended, say)
+		return nil
+	case !ok || !p.FailbackEnabled:
 		return l.restore(ctx, res, say)
 	case p.FailbackMode == "duration" || p.FailbackMode == "":
 		res.FailbackBound = p.FailbackInterval + l.registerBound(0) + l.slack()
@@ -261,8 +261,8 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 	// Both stay down a back-off longer: the phone waits it out, and its
 	// next round finds them down again, with no storm (I11).
 	waitFor(ctx, p.BackoffBase, func() (time.Time, bool) { return time.Time{}, false })
-	mended := time.Now()
-	if err := l.primary.Mend(); err != nil {
+	mended, err := l.mendPrimary()
+	if err != nil {
 		return err
 	}
 	backoff := max(p.BackoffMax, p.BackoffBase)
@@ -285,27 +285,44 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 // nothing when the primary breaks; once the primary is back, it registers
 // there again, at its next refresh or after its back-off.
 func (l *Lab) concurrent(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
-	p := l.cfg.Phone
-	wait := l.detect() + p.Budget("REGISTER", 0) + l.slack()
+	wait := l.detect() + l.cfg.Phone.Budget("REGISTER", 0) + l.slack()
 	say("primary %s; the phone keeps its binding on the backup; waiting %v for it to find the primary broken", c.Fault, wait.Round(time.Millisecond))
 	waitFor(ctx, wait, func() (time.Time, bool) { return time.Time{}, false })
-	mended := time.Now()
-	if err := l.primary.Mend(); err != nil {
+	mended, err := l.mendPrimary()
+	if err != nil {
 		return err
 	}
+	l.reregistered(ctx, c, res, mended, say)
+	return nil
+}
+
+// reregistered waits for a phone in concurrent registration to register
+// again on the primary mended at mended: at its next refresh, or after its
+// back-off (R17).
+func (l *Lab) reregistered(ctx context.Context, c Case, res *Result, mended time.Time, say func(string, ...any)) {
+	p := l.cfg.Phone
 	res.FailbackBound = max(time.Duration(l.cfg.Expires)*time.Second, p.BackoffMax, p.BackoffBase) + l.registerBound(0) + l.slack()
 	if c.Fault == labserver.RetryAfter {
 		res.FailbackBound += time.Duration(l.cfg.RetryAfter) * time.Second
 	}
 	say("primary mended; waiting for the phone to register there again (bound %v)", res.FailbackBound.Round(time.Millisecond))
 	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
-		res.Failback, res.Verdict = at.Sub(mended), Held
+		res.Failback = at.Sub(mended)
+		if res.Verdict == "" {
+			res.Verdict = Held
+		}
 		say("registered on the primary again after %v", res.Failback.Round(time.Millisecond))
-		return nil
+		return
 	}
 	res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
 	say("%s", res.Why)
-	return nil
+}
+
+// mendPrimary ends the primary's fault, and says when: the phone is back
+// on the primary only with a registration there since.
+func (l *Lab) mendPrimary() (time.Time, error) {
+	l.mended = time.Now()
+	return l.mended, l.primary.Mend()
 }
 
 // restore brings the phone back to the primary when failback does not:

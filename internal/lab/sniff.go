@@ -231,8 +231,8 @@ func WritePcap(w io.Writer, sniffers ...*Sniffer) error {
 	return nil
 }
 
-// firstTo is when the phone first sent anything to dst at or after since:
-// a datagram, or a connection's SYN or data. A port that is closed shows
+// firstTo is when the phone first tried dst at or after since: a
+// datagram, or a connection's SYN or data. A port that is closed shows
 // no request at its server; the capture shows the try.
 func (s *Sniffer) firstTo(dst netip.AddrPort, since time.Time) (time.Time, bool) {
 	s.mu.Lock()
@@ -247,12 +247,16 @@ func (s *Sniffer) firstTo(dst netip.AddrPort, since time.Time) (time.Time, bool)
 		if n := p.NetworkLayer(); n != nil {
 			ip, _ = netip.AddrFromSlice(n.NetworkFlow().Dst().Raw())
 		}
+		// A try is a datagram, a connection opened, or data sent: not the
+		// acknowledgements and FINs of a connection closing.
 		var port uint16
 		switch t := p.TransportLayer().(type) {
 		case *layers.UDP:
 			port = uint16(t.DstPort)
 		case *layers.TCP:
-			port = uint16(t.DstPort)
+			if t.SYN || len(t.Payload) > 0 {
+				port = uint16(t.DstPort)
+			}
 		}
 		if ip.Unmap() == dst.Addr().Unmap() && port == dst.Port() {
 			return f.at, true
