@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"time"
 
 	"context"
 	"encoding/json"
@@ -42,6 +43,7 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	retryAfter := fs.Int("retry-after", 10, "the Retry-After of the 503-retry-after fault, in seconds")
 	dial := fs.String("dial", "", "a shell command that makes the phone call {uri} (the far end), e.g. 'sipfailover call {uri}'")
 	hangup := fs.String("hangup", "", "a shell command that makes the phone hang up, e.g. 'sipfailover hangup'")
+	waitPhone := fs.Duration("wait", 2*time.Minute, "how long to wait for the phone's first registration on the primary: the time to start or point it")
 	cases := fs.String("cases", "", "the cases to run, by name, comma-separated (default: the whole plan)")
 	list := fs.Bool("list", false, "print the plan and exit")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -62,7 +64,7 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("%v", err)
 	}
 	cfg := lab.Config{Transport: *transport, User: *user, Password: *password, FarUser: *farUser, Algorithm: *algorithm,
-		Expires: *expires, RetryAfter: *retryAfter, Phone: phone, Dial: *dial, Hangup: *hangup, Progress: stderr}
+		Expires: *expires, RetryAfter: *retryAfter, Phone: phone, WaitPhone: *waitPhone, Dial: *dial, Hangup: *hangup, Progress: stderr}
 	for _, a := range []struct {
 		flag string
 		val  string
@@ -86,6 +88,8 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-expires %d: 10 to 86400 seconds", *expires)
 	case *retryAfter < 1 || *retryAfter > 3600:
 		return bad("-retry-after %d: 1 to 3600 seconds", *retryAfter)
+	case *waitPhone < 0 || *waitPhone > time.Hour:
+		return bad("-wait %v: 0 to 1h", *waitPhone)
 	case *hangup != "" && *dial == "":
 		return bad("-hangup without -dial: the lab hangs up only calls it had the phone place")
 	}

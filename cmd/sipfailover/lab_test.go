@@ -28,6 +28,7 @@ func TestLabRefusesBadInput(t *testing.T) {
 		{[]string{"-transport", "tls"}, `-transport "tls": udp or tcp`},
 		{[]string{"-expires", "5"}, "-expires 5: 10 to 86400 seconds"},
 		{[]string{"-retry-after", "0"}, "-retry-after 0: 1 to 3600 seconds"},
+		{[]string{"-wait", "-1s"}, "-wait -1s: 0 to 1h"},
 		{[]string{"-algorithm", "SHA-1"}, `-algorithm "SHA-1": MD5 or SHA-256`},
 		{[]string{"-hangup", "true"}, "-hangup without -dial"},
 		{[]string{"-cases", "503/timers,melt/timers"}, `-cases: "melt/timers" is no case of the plan`},

@@ -30,8 +30,9 @@ var (
 // (a cross); above them a lane per judged phone with where it was
 // registered, a span per stay coloured by server; and each violation in
 // red, a ring on its frames, a line across the lanes and its invariant and
-// words below them.
-func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) error {
+// words below them. Outages, when given, are shaded on their servers'
+// lanes with their words: the faults a lab put the servers in.
+func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict, outages ...Outage) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%d SIP messages over %v", a.Messages, a.End.Sub(a.Begin).Round(time.Millisecond))
 	p.X.Label.Text = "seconds since the first frame"
@@ -55,6 +56,21 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 	}
 	p.Y.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Y.Min, p.Y.Max = -0.6, top+0.7
+
+	// The outages: a pale red band on the server's lane, its words above.
+	for _, o := range outages {
+		to := o.To
+		if to.IsZero() || to.After(a.End) {
+			to = a.End
+		}
+		band, err := plotter.NewLine(plotter.XYs{{X: sec(o.From), Y: lane(o.Server)}, {X: sec(to), Y: lane(o.Server)}})
+		if err != nil {
+			return err
+		}
+		band.Color, band.Width = color.RGBA{R: 250, G: 200, B: 200, A: 255}, 22
+		p.Add(band)
+		p.Add(labelAt(sec(o.From), lane(o.Server)+0.3, o.What))
+	}
 
 	scatter := func(xy plotter.XYs, shape draw.GlyphDrawer, c color.Color, radius vg.Length) error {
 		if len(xy) == 0 {
@@ -207,6 +223,14 @@ func (a *Analysis) Picture(out io.Writer, format string, verdicts []Verdict) err
 	p.Draw(draw.New(canvas))
 	_, err = canvas.WriteTo(out)
 	return err
+}
+
+// Outage is a time a server was out of order on purpose, as the lab put
+// it: shaded on the timeline.
+type Outage struct {
+	Server   int
+	From, To time.Time // To zero: to the capture's end
+	What     string    // the fault, in words
 }
 
 // short is s cut to at most n runes, with an ellipsis when cut.

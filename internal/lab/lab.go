@@ -34,6 +34,10 @@ type Config struct {
 	RetryAfter int
 	// Phone are the phone's settings; its Servers are the lab's.
 	Phone capture.Settings
+	// WaitPhone is how long the first case waits for the phone's first
+	// registration on the primary, beyond the phone's own bounds: the time
+	// someone takes to start or point the phone.
+	WaitPhone time.Duration
 	// Dial and Hangup are shell commands that make the phone place a call
 	// to {uri} (the far end) and hang up; "" when the lab cannot.
 	Dial, Hangup string
@@ -52,6 +56,7 @@ type Lab struct {
 	start           time.Time
 	analysis        *capture.Analysis // the capture judged, once Run has ended
 	mended          time.Time         // when the primary was last mended
+	outages         []capture.Outage  // the faults the servers were put in, for the picture
 }
 
 // Start brings up the servers and the capture, before the phone is pointed

@@ -78,7 +78,7 @@ func (l *Lab) registerBound(server int) time.Duration {
 // registers on the primary stops the run (Report.Unusable).
 func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 	rep := &Report{}
-	first := l.detect() + l.registerBound(0)
+	first := l.detect() + l.registerBound(0) + l.cfg.WaitPhone
 	for i, c := range plan {
 		res := Result{Case: c, From: time.Since(l.start)}
 		say := func(format string, a ...any) {
@@ -144,11 +144,11 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		}
 	}
 	broke := time.Now()
-	if err := l.primary.Break(c.Fault, l.cfg.RetryAfter); err != nil {
+	if err := l.breakServer(0, c.Fault); err != nil {
 		return err
 	}
 	if c.Both {
-		if err := l.backup.Break(c.Fault, l.cfg.RetryAfter); err != nil {
+		if err := l.breakServer(1, c.Fault); err != nil {
 			return err
 		}
 		return l.bothDown(ctx, res, broke, say)
@@ -278,7 +278,7 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 		res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
 		say("%s", res.Why)
 	}
-	return l.backup.Mend()
+	return l.mendServer(1)
 }
 
 // concurrent: a phone registered on every server at once (R17) moves
@@ -322,7 +322,32 @@ func (l *Lab) reregistered(ctx context.Context, c Case, res *Result, mended time
 // on the primary only with a registration there since.
 func (l *Lab) mendPrimary() (time.Time, error) {
 	l.mended = time.Now()
-	return l.mended, l.primary.Mend()
+	return l.mended, l.mendServer(0)
+}
+
+// breakServer puts server k (0 the primary, 1 the backup) in fault f.
+func (l *Lab) breakServer(k int, f labserver.Fault) error {
+	l.outages = append(l.outages, capture.Outage{Server: k, From: time.Now(), What: string(f)})
+	return l.server(k).Break(f, l.cfg.RetryAfter)
+}
+
+// mendServer ends server k's fault.
+func (l *Lab) mendServer(k int) error {
+	for i := len(l.outages) - 1; i >= 0; i-- {
+		if o := &l.outages[i]; o.Server == k && o.To.IsZero() {
+			o.To = time.Now()
+			break
+		}
+	}
+	return l.server(k).Mend()
+}
+
+// server is the lab's server k: 0 the primary, 1 the backup.
+func (l *Lab) server(k int) *labserver.Registrar {
+	if k == 0 {
+		return l.primary
+	}
+	return l.backup
 }
 
 // restore brings the phone back to the primary when failback does not:
@@ -337,12 +362,12 @@ func (l *Lab) restore(ctx context.Context, res *Result, say func(string, ...any)
 	}
 	say("the backup fails for a moment, to bring the phone back to the primary")
 	killed := time.Now()
-	if err := l.backup.Break(labserver.Kill, 0); err != nil {
+	if err := l.breakServer(1, labserver.Kill); err != nil {
 		return err
 	}
 	bound := l.detect() + l.cfg.Phone.Budget("REGISTER", 1) + l.registerBound(0) + l.slack()
 	waitFor(ctx, bound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", killed) })
-	return l.backup.Mend()
+	return l.mendServer(1)
 }
 
 // Picture draws the run's timeline (format svg or png): a lane per server,
@@ -351,7 +376,7 @@ func (l *Lab) Picture(w io.Writer, format string, rep *Report) error {
 	if l.analysis == nil {
 		return fmt.Errorf("no run to draw")
 	}
-	return l.analysis.Picture(w, format, rep.Capture.Verdicts)
+	return l.analysis.Picture(w, format, rep.Capture.Verdicts, l.outages...)
 }
 
 // judge runs the checker on the capture of the whole run and gives each
