@@ -41,6 +41,7 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	algorithm := fs.String("algorithm", "MD5", "the digest algorithm of the challenges: MD5 or SHA-256")
 	expires := fs.Int("expires", 60, "the registration time the lab grants, in seconds: the phone refreshes within it")
 	retryAfter := fs.Int("retry-after", 10, "the Retry-After of the 503-retry-after fault, in seconds")
+	slow := fs.Int("slow", 90, "how late the slow fault answers, in percent of the phone's budget on the primary")
 	dial := fs.String("dial", "", "a shell command that makes the phone call {uri} (the far end), e.g. 'sipfailover call {uri}'")
 	hangup := fs.String("hangup", "", "a shell command that makes the phone hang up, e.g. 'sipfailover hangup'")
 	waitPhone := fs.Duration("wait", 2*time.Minute, "how long to wait for the phone's first registration on the primary: the time to start or point it")
@@ -64,7 +65,7 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("%v", err)
 	}
 	cfg := lab.Config{Transport: *transport, User: *user, Password: *password, FarUser: *farUser, Algorithm: *algorithm,
-		Expires: *expires, RetryAfter: *retryAfter, Phone: phone, WaitPhone: *waitPhone, Dial: *dial, Hangup: *hangup, Progress: stderr}
+		Expires: *expires, RetryAfter: *retryAfter, Slow: *slow, Phone: phone, WaitPhone: *waitPhone, Dial: *dial, Hangup: *hangup, Progress: stderr}
 	for _, a := range []struct {
 		flag string
 		val  string
@@ -88,6 +89,8 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("-expires %d: 10 to 86400 seconds", *expires)
 	case *retryAfter < 1 || *retryAfter > 3600:
 		return bad("-retry-after %d: 1 to 3600 seconds", *retryAfter)
+	case *slow < 1 || *slow > 99:
+		return bad("-slow %d: 1 to 99 percent", *slow)
 	case *waitPhone < 0 || *waitPhone > time.Hour:
 		return bad("-wait %v: 0 to 1h", *waitPhone)
 	case *hangup != "" && *dial == "":

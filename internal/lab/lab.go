@@ -32,6 +32,9 @@ type Config struct {
 	Expires int
 	// RetryAfter is the Retry-After of the 503-retry-after fault, seconds.
 	RetryAfter int
+	// Slow is how late the slow fault answers, in percent of the phone's
+	// budget (1-99): late, but an answer.
+	Slow int
 	// Phone are the phone's settings; its Servers are the lab's.
 	Phone capture.Settings
 	// WaitPhone is how long the first case waits for the phone's first
@@ -72,6 +75,8 @@ func Start(cfg Config) (*Lab, error) {
 		return nil, fmt.Errorf("expires %d s: at least 10", cfg.Expires)
 	case cfg.RetryAfter < 1:
 		return nil, fmt.Errorf("retry-after %d s: at least 1", cfg.RetryAfter)
+	case cfg.Slow < 1 || cfg.Slow > 99:
+		return nil, fmt.Errorf("slow %d%%: 1 to 99 percent of the budget", cfg.Slow)
 	case cfg.User == "" || cfg.Password == "":
 		return nil, errors.New("the phone's user and password are needed: the lab challenges every REGISTER")
 	}

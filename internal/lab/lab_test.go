@@ -39,7 +39,7 @@ func phoneSettings() capture.Settings {
 func startLab(t *testing.T, transport string) *Lab {
 	t.Helper()
 	l, err := Start(Config{Primary: netip.MustParseAddrPort("127.0.0.1:0"), Backup: netip.MustParseAddrPort("127.0.0.1:0"),
-		Transport: transport, User: "1001", Password: "secret", Expires: 10, RetryAfter: 2, Phone: phoneSettings(), Progress: testWriter{t}})
+		Transport: transport, User: "1001", Password: "secret", Expires: 10, RetryAfter: 2, Slow: 75, Phone: phoneSettings(), Progress: testWriter{t}})
 	if err != nil {
 		if strings.Contains(err.Error(), "packet socket") {
 			t.Skipf("the lab cannot capture here: %v", err)
@@ -52,7 +52,10 @@ func startLab(t *testing.T, transport string) *Lab {
 
 // pointPhone starts the agent with one line on the lab's servers;
 // failbackOn is the line's Enable Failback.
-func pointPhone(t *testing.T, l *Lab, tr int, failbackOn bool) {
+func pointPhone(t *testing.T, l *Lab, tr int, failbackOn bool) { pointPhoneT1(t, l, tr, failbackOn, t1) }
+
+// pointPhoneT1 is pointPhone with the line's T1 (the lab judges it by t1).
+func pointPhoneT1(t *testing.T, l *Lab, tr int, failbackOn bool, phoneT1 time.Duration) {
 	t.Helper()
 	p, b := l.Servers()
 	port := func(ap netip.AddrPort) *int { n := int(ap.Port()); return &n }
@@ -61,7 +64,7 @@ func pointPhone(t *testing.T, l *Lab, tr int, failbackOn bool) {
 	cfg := settings.LineConfig{Name: "phone", User: "1001", Password: "secret", Domain: "lab.test",
 		Servers:           []settings.ServerConfig{{Addr: "127.0.0.1", Port: port(p), Transport: &tr}, {Addr: "127.0.0.1", Port: port(b), Transport: &tr}},
 		SignalRetryCounts: &retries, FailbackInterval: &interval, EnableFailback: &enable,
-		T1: settings.Duration(t1), T2: settings.Duration(8 * t1), KeepaliveInterval: settings.Duration(keepalive),
+		T1: settings.Duration(phoneT1), T2: settings.Duration(8 * phoneT1), KeepaliveInterval: settings.Duration(keepalive),
 		BackoffBase: settings.Duration(backoff), BackoffMax: settings.Duration(backoff)}
 	net := transport.NewSocketNetwork(nil, nil)
 	t.Cleanup(func() { net.Close() })
@@ -106,7 +109,7 @@ func TestAgentPassesTheLab(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, "udp")
 	pointPhone(t, l, settings.TransportUDP, true)
-	rep, err := l.Run(context.Background(), pick(t, "udp", "503/timers", "kill/timers", "503/call", "both-down"))
+	rep, err := l.Run(context.Background(), pick(t, "udp", "503/timers", "kill/timers", "slow/timers", "503/call", "both-down"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +123,9 @@ func TestAgentPassesTheLab(t *testing.T) {
 		switch {
 		case r.Case.Trigger == Dial && r.Verdict != NotRun:
 			t.Errorf("%s ran with no -dial: %s", r.Case.Name, r.Verdict)
+		case r.Case.Stays && r.Verdict != Held:
+			t.Errorf("%s: %s (%s)", r.Case.Name, r.Verdict, r.Why)
+		case r.Case.Stays:
 		case r.Case.Trigger != Dial && (r.Verdict != Held || r.Failback == 0 || r.Failback > r.FailbackBound):
 			t.Errorf("%s: %s, failback %v (bound %v)", r.Case.Name, r.Verdict, r.Failback, r.FailbackBound)
 		case r.Case.Trigger == Timers && !r.Case.Both && (r.Failover == 0 || r.Failover > r.FailoverBound):
@@ -142,6 +148,22 @@ func TestLabFailsAPhoneThatNeverFailsBack(t *testing.T) {
 	r := rep.Results[0]
 	if r.Verdict != Violated || !strings.Contains(r.Why, "failback") || !rep.Violated() {
 		t.Errorf("a phone that never fails back: %s (%s)", r.Verdict, r.Why)
+	}
+}
+
+// TestLabFailsAPhoneThatLeavesTooSoon: a phone whose budget is half what
+// its settings say gives up on a primary that answers late but within the
+// budget, and registers on the backup: the slow case is violated.
+func TestLabFailsAPhoneThatLeavesTooSoon(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, "udp")
+	pointPhoneT1(t, l, settings.TransportUDP, true, t1/2)
+	rep, err := l.Run(context.Background(), pick(t, "udp", "slow/timers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results[0]; r.Verdict != Violated || !strings.Contains(r.Why, "registered on the backup") {
+		t.Errorf("a phone that leaves too soon: %s (%s)", r.Verdict, r.Why)
 	}
 }
 

@@ -36,6 +36,9 @@ type Case struct {
 	// Both breaks the backup as well: every server down, then the primary
 	// back (R9).
 	Both bool
+	// Stays: the primary is slow but answers within the phone's budget,
+	// and the phone must not leave it (R1, R3).
+	Stays bool
 }
 
 // A fault raises, with a trigger, the model events it stands for.
@@ -103,6 +106,11 @@ func DefaultPlan(transport string) ([]Case, error) {
 	// The unattended cases first, then those that need the user.
 	order := map[Trigger]int{Timers: 0, Dial: 1, Hangup: 2}
 	slices.SortStableFunc(plan, func(a, b Case) int { return order[a.Trigger] - order[b.Trigger] })
+	// Beside the ways to lose the primary, the way not to: an answer that
+	// comes late but within the budget is an answer (R3). And every
+	// server down at once (R9).
+	slow := Case{Name: "slow/timers", Fault: labserver.Slow, Trigger: Timers, Stays: true, Events: []string{"resp.2xx"}}
+	plan = slices.Insert(plan, slices.IndexFunc(plan, func(c Case) bool { return c.Trigger != Timers }), slow)
 	plan = append(plan, Case{Name: "both-down", Fault: labserver.Kill, Trigger: Timers, Both: true,
 		Events: []string{"timer.backoff"}})
 	return plan, nil

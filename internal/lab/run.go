@@ -153,6 +153,9 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		}
 		return l.bothDown(ctx, res, broke, say)
 	}
+	if c.Stays {
+		return l.stays(ctx, c, res, broke, say)
+	}
 	if l.cfg.Phone.Concurrent && c.Trigger == Timers {
 		return l.concurrent(ctx, c, res, say)
 	}
@@ -281,6 +284,45 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 	return l.mendServer(1)
 }
 
+// slowBy is how late the slow fault answers: Slow percent of the
+// phone's budget on the primary.
+func (l *Lab) slowBy() time.Duration {
+	return l.cfg.Phone.Budget("REGISTER", 0) * time.Duration(l.cfg.Slow) / 100
+}
+
+// stays: the primary answers late, within the budget; the phone keeps it
+// for as long as its timers take to send it a request and more, and never
+// registers on the backup (R1, R3).
+func (l *Lab) stays(ctx context.Context, c Case, res *Result, broke time.Time, say func(string, ...any)) error {
+	wait := l.detect() + l.cfg.Phone.Budget("REGISTER", 0) + l.slack()
+	say("the primary answers after %v, within the phone's budget of %v; watching %v for the phone to stay", l.slowBy().Round(time.Millisecond),
+		l.cfg.Phone.Budget("REGISTER", 0).Round(time.Millisecond), wait.Round(time.Millisecond))
+	left, moved := waitFor(ctx, wait, func() (time.Time, bool) { return answered(l.backup, "REGISTER", broke) })
+	_, asked := answered(l.primary, "REGISTER", broke)
+	if !asked {
+		_, asked = answered(l.primary, "OPTIONS", broke)
+	}
+	// The primary was never lost: mended, the phone need not register
+	// there again.
+	if err := l.mendServer(0); err != nil {
+		return err
+	}
+	switch {
+	case moved:
+		res.Verdict, res.Why = Violated, fmt.Sprintf("the phone registered on the backup %v after the primary turned slow, though it answered within the budget", left.Sub(broke).Round(time.Millisecond))
+	case !asked:
+		res.Verdict, res.Why = Violated, fmt.Sprintf("the phone sent the slow primary no REGISTER or OPTIONS within %v: its timers did not come", wait.Round(time.Millisecond))
+	default:
+		res.Verdict = Held
+	}
+	if res.Why != "" {
+		say("%s", res.Why)
+	} else {
+		say("the phone stayed on the primary")
+	}
+	return l.restore(ctx, res, say)
+}
+
 // concurrent: a phone registered on every server at once (R17) moves
 // nothing when the primary breaks; once the primary is back, it registers
 // there again, at its next refresh or after its back-off.
@@ -328,7 +370,8 @@ func (l *Lab) mendPrimary() (time.Time, error) {
 // breakServer puts server k (0 the primary, 1 the backup) in fault f.
 func (l *Lab) breakServer(k int, f labserver.Fault) error {
 	l.outages = append(l.outages, capture.Outage{Server: k, From: time.Now(), What: string(f)})
-	return l.server(k).Break(f, l.cfg.RetryAfter)
+	o := labserver.Options{RetryAfter: l.cfg.RetryAfter, Delay: l.slowBy()}
+	return l.server(k).Break(f, o)
 }
 
 // mendServer ends server k's fault.

@@ -3,6 +3,7 @@ package labserver
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Fault is a way a server breaks, as a real network shows it to a phone
@@ -25,10 +26,19 @@ const (
 	// ignored, and a connection attempt is never answered (a host that is
 	// gone, a firewall that drops).
 	Drop Fault = "drop"
+	// Slow answers every request, but only after a delay: a loaded server
+	// that is still up.
+	Slow Fault = "slow"
 )
 
 // Faults lists every fault in the order the lab plays them.
-var Faults = []Fault{Kill, Freeze, Unavailable, RetryAfter, Drop}
+var Faults = []Fault{Kill, Freeze, Unavailable, RetryAfter, Drop, Slow}
+
+// Options are a fault's figures.
+type Options struct {
+	RetryAfter int           // seconds, for RetryAfter
+	Delay      time.Duration // for Slow
+}
 
 // ParseFault reads a fault's name.
 func ParseFault(s string) (Fault, error) {
@@ -38,9 +48,9 @@ func ParseFault(s string) (Fault, error) {
 	return "", fmt.Errorf("%q is no fault (%v)", s, Faults)
 }
 
-// Break puts the server in fault f; retryAfter is the Retry-After of
-// RetryAfter, in seconds. A server already broken is mended first.
-func (r *Registrar) Break(f Fault, retryAfter int) error {
+// Break puts the server in fault f, with its figures. A server already
+// broken is mended first.
+func (r *Registrar) Break(f Fault, o Options) error {
 	if err := r.Mend(); err != nil {
 		return err
 	}
@@ -52,10 +62,17 @@ func (r *Registrar) Break(f Fault, retryAfter int) error {
 	case Unavailable:
 		r.SetAnswer(503, 0)
 	case RetryAfter:
-		if retryAfter <= 0 {
-			return fmt.Errorf("%s: a Retry-After of %d s", f, retryAfter)
+		if o.RetryAfter <= 0 {
+			return fmt.Errorf("%s: a Retry-After of %d s", f, o.RetryAfter)
 		}
-		r.SetAnswer(503, retryAfter)
+		r.SetAnswer(503, o.RetryAfter)
+	case Slow:
+		if o.Delay <= 0 {
+			return fmt.Errorf("%s: a delay of %v", f, o.Delay)
+		}
+		r.mu.Lock()
+		r.delay = o.Delay
+		r.mu.Unlock()
 	case Drop:
 		// Nothing comes back: requests are read and not answered, and over
 		// TCP the open connections stay open and silent while a new one is
@@ -89,7 +106,7 @@ func (r *Registrar) Break(f Fault, retryAfter int) error {
 func (r *Registrar) Mend() error {
 	r.mu.Lock()
 	hole, running := r.hole, r.server != nil
-	r.hole, r.fault = nil, ""
+	r.hole, r.fault, r.delay = nil, "", 0
 	r.mu.Unlock()
 	if hole != nil {
 		hole.Close()

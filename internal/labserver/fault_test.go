@@ -73,14 +73,19 @@ func TestFaultsOverUDP(t *testing.T) {
 		{Unavailable, "SIP/2.0 503 Service Unavailable"},
 		{RetryAfter, "SIP/2.0 503 Service Unavailable +7"},
 		{Drop, ""},
+		{Slow, "SIP/2.0 200 OK"},
 	} {
 		if c.fault != "" {
-			if err := r.Break(c.fault, 7); err != nil {
+			if err := r.Break(c.fault, Options{RetryAfter: 7, Delay: 300 * time.Millisecond}); err != nil {
 				t.Fatal(err)
 			}
 		}
+		asked := time.Now()
 		if got := udpAsk(t, addr, i); got != c.want {
 			t.Errorf("%s: %q, want %q", c.fault, got, c.want)
+		}
+		if took := time.Since(asked); c.fault == Slow && took < 300*time.Millisecond {
+			t.Errorf("slow by 300ms: answered after %v", took)
 		}
 		if err := r.Mend(); err != nil {
 			t.Fatal(err)
@@ -89,8 +94,11 @@ func TestFaultsOverUDP(t *testing.T) {
 			t.Errorf("mended after %s: %q at %s, want 200 at %s", c.fault, got, r.Addr, addr)
 		}
 	}
-	if err := r.Break(RetryAfter, 0); err == nil {
+	if err := r.Break(RetryAfter, Options{}); err == nil {
 		t.Error("a Retry-After of 0 was taken")
+	}
+	if err := r.Break(Slow, Options{}); err == nil {
+		t.Error("a slow server without a delay was taken")
 	}
 	if _, err := ParseFault("melt"); err == nil {
 		t.Error("an unknown fault was taken")
@@ -127,7 +135,7 @@ func TestFaultsOverTCP(t *testing.T) {
 	if got := ask(open, 1); got != "SIP/2.0 200 OK" {
 		t.Fatalf("up: %q", got)
 	}
-	if err := r.Break(Drop, 0); err != nil {
+	if err := r.Break(Drop, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := ask(open, 2); got != "" {
@@ -139,13 +147,13 @@ func TestFaultsOverTCP(t *testing.T) {
 	} else if errors.Is(err, syscall.ECONNREFUSED) {
 		t.Error("dropped, a new connection was refused (a reset came back)")
 	}
-	if err := r.Break(Kill, 0); err != nil {
+	if err := r.Break(Kill, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dial(); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("killed: %v, want connection refused", err)
 	}
-	if err := r.Break(Freeze, 0); err != nil {
+	if err := r.Break(Freeze, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := dial()

@@ -60,8 +60,11 @@ func (l *Location) Lookup(user string) (string, bool) {
 func (r *Registrar) handleCall(req *sip.Request, tx sip.ServerTransaction) {
 	i := r.note(req)
 	r.mu.Lock()
-	mode, code, ra, client, me := r.mode, r.code, r.retryAfter, r.client, r.Addr
+	mode, code, ra, client, me, delay := r.mode, r.code, r.retryAfter, r.client, r.Addr, r.delay
 	r.mu.Unlock()
+	if req.Method != sip.ACK {
+		time.Sleep(delay) // a slow server (Slow); 0 for the others
+	}
 	respond := func(res *sip.Response) {
 		r.answered(i, res.StatusCode)
 		tx.Respond(res)

@@ -76,7 +76,8 @@ type Registrar struct {
 	seen       []Seen
 	bindings   map[string]time.Time // Call-ID -> expiry
 	fault      Fault
-	hole       *Blackhole // a Drop over TCP
+	hole       *Blackhole    // a Drop over TCP
+	delay      time.Duration // a Slow server's, before every answer
 }
 
 // Start listens (on Addr, or a free loopback port the first time) and serves
@@ -175,8 +176,9 @@ func (r *Registrar) Registered() bool {
 func (r *Registrar) handle(req *sip.Request, tx sip.ServerTransaction) {
 	i := r.note(req)
 	r.mu.Lock()
-	mode, code, ra, s := r.mode, r.code, r.retryAfter, r.seen[i]
+	mode, code, ra, s, delay := r.mode, r.code, r.retryAfter, r.seen[i], r.delay
 	r.mu.Unlock()
+	time.Sleep(delay) // a slow server (Slow); 0 for the others
 
 	var res *sip.Response
 	switch {
