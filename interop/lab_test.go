@@ -78,7 +78,7 @@ func TestLabPassesTheAgent(t *testing.T) {
 			var out, labLog bytes.Buffer
 			lab := exec.Command(binary, "lab", "-user", "1001", "-password", "pw", "-transport", c.transport,
 				"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
-				"-settings", path, "-expires", "10", "-retry-after", "2", "-json", "-pcap", filepath.Join(dir, "lab.pcap"),
+				"-settings", path, "-expires", "10", "-retry-after", "2", "-slow", "75", "-json", "-pcap", filepath.Join(dir, "lab.pcap"),
 				"-dial", fmt.Sprintf("%s call %s -wait 20s {uri}", binary, control), "-hangup", fmt.Sprintf("%s hangup %s", binary, control))
 			lab.Stdout, lab.Stderr = &out, &labLog
 			if err := lab.Start(); err != nil {
@@ -116,7 +116,7 @@ func TestLabPassesTheAgent(t *testing.T) {
 				failed = failed || v.Status == "violated"
 			}
 			t.Logf("%s %s: the default plan in %v\n%s", c.transport, c.mode, took.Round(time.Second), table.String())
-			if failed || len(rep.Results) < 9 {
+			if failed || len(rep.Results) < 11 {
 				t.Fatalf("the agent did not pass the lab (exit %v, %d cases): %s\nlab:\n%s\nagent:\n%s", err, len(rep.Results), rep.Unusable, labLog.String(), agentLog.String())
 			}
 		})

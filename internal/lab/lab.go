@@ -161,7 +161,16 @@ func (l *Lab) settings() capture.Settings {
 	s := l.cfg.Phone
 	s.Servers = []netip.AddrPort{l.cfg.Primary, l.cfg.Backup}
 	s.Transport = l.cfg.Transport
+	// The phone is the one that registers as the user: the far end's
+	// calls to it go through the servers too, and are not judged.
 	s.Phone = ""
+	for _, r := range []*labserver.Registrar{l.primary, l.backup} {
+		for _, seen := range r.Seen() {
+			if seen.Method == "REGISTER" && strings.HasPrefix(seen.From, l.cfg.User+"@") && s.Phone == "" {
+				s.Phone = seen.From
+			}
+		}
+	}
 	return s
 }
 

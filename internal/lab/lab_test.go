@@ -109,7 +109,7 @@ func TestAgentPassesTheLab(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, "udp")
 	pointPhone(t, l, settings.TransportUDP, true)
-	rep, err := l.Run(context.Background(), pick(t, "udp", "503/timers", "kill/timers", "slow/timers", "503/call", "both-down"))
+	rep, err := l.Run(context.Background(), pick(t, "udp", "503/timers", "kill/timers", "slow/timers", "kill/farcall", "503/call", "both-down"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestAgentPassesTheLabOverTCP(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, "tcp")
 	pointPhone(t, l, settings.TransportTCP, true)
-	rep, err := l.Run(context.Background(), pick(t, "tcp", "kill/timers", "drop/timers", "freeze/timers"))
+	rep, err := l.Run(context.Background(), pick(t, "tcp", "kill/timers", "drop/timers", "freeze/timers", "kill/farcall"))
 	if err != nil {
 		t.Fatal(err)
 	}

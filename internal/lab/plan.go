@@ -22,6 +22,10 @@ const (
 	// Hangup: a call is up through the primary when it breaks, and the
 	// phone hangs up (-hangup); its BYE must reach the far end.
 	Hangup Trigger = "hangup"
+	// FarCall: once the phone is on the backup, the far end calls it
+	// there; the registration it made must lead the call to it. It runs
+	// unattended.
+	FarCall Trigger = "farcall"
 )
 
 // Case is one way the phone must fail over and back: the primary broken
@@ -104,13 +108,16 @@ func DefaultPlan(transport string) ([]Case, error) {
 		}
 	}
 	// The unattended cases first, then those that need the user.
-	order := map[Trigger]int{Timers: 0, Dial: 1, Hangup: 2}
+	order := map[Trigger]int{Timers: 0, FarCall: 1, Dial: 2, Hangup: 3}
 	slices.SortStableFunc(plan, func(a, b Case) int { return order[a.Trigger] - order[b.Trigger] })
 	// Beside the ways to lose the primary, the way not to: an answer that
 	// comes late but within the budget is an answer (R3). And every
 	// server down at once (R9).
+	// And, the primary lost, a call from the far end reaches the phone
+	// through the backup (the call model's incoming.invite).
 	slow := Case{Name: "slow/timers", Fault: labserver.Slow, Trigger: Timers, Stays: true, Events: []string{"resp.2xx"}}
-	plan = slices.Insert(plan, slices.IndexFunc(plan, func(c Case) bool { return c.Trigger != Timers }), slow)
+	far := Case{Name: "kill/farcall", Fault: labserver.Kill, Trigger: FarCall, Events: []string{"incoming.invite", "remote.bye"}}
+	plan = slices.Insert(plan, slices.IndexFunc(plan, func(c Case) bool { return c.Trigger != Timers }), slow, far)
 	plan = append(plan, Case{Name: "both-down", Fault: labserver.Kill, Trigger: Timers, Both: true,
 		Events: []string{"timer.backoff"}})
 	return plan, nil

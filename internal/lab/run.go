@@ -163,7 +163,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 	var ok bool
 	var at time.Time
 	switch c.Trigger {
-	case Timers:
+	case Timers, FarCall:
 		res.FailoverBound = l.detect() + l.cfg.Phone.Budget("REGISTER", 0) + l.registerBound(1) + l.slack()
 		what = "a registration on the backup"
 		say("primary %s; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
@@ -192,6 +192,17 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		say("%s after %v", what, res.Failover.Round(time.Millisecond))
 	} else {
 		fail("%s did not come within %v of the fault", what, res.FailoverBound.Round(time.Millisecond))
+	}
+	if c.Trigger == FarCall && ok {
+		say("the far end calls the phone through the backup")
+		dctx, cancel := context.WithTimeout(ctx, l.cfg.Phone.Budget("INVITE", 1)+l.slack()+5*time.Second)
+		err := l.far.Dial(dctx, l.cfg.Backup.String(), l.cfg.User, time.Second)
+		cancel()
+		if err != nil {
+			fail("the far end's call through the backup did not reach the phone: %v", err)
+		} else {
+			say("the far end's call reached the phone, was answered and ended")
+		}
 	}
 	if c.Trigger == Dial && ok {
 		// End the call, so that it holds no failback back.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -163,4 +164,62 @@ func (p *Phone) Call(callID string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.calls[callID]
+}
+
+// Dial calls user through the server at via (host:port) as the far end
+// does: the INVITE, its answer, the ACK, then after hold the BYE, both
+// along the route the answer recorded. It returns once the BYE is
+// answered, or with why the call failed.
+func (p *Phone) Dial(ctx context.Context, via, user string, hold time.Duration) error {
+	host, port, err := sip.ParseAddr(via)
+	if err != nil {
+		return err
+	}
+	me, myPort, err := sip.ParseAddr(p.Addr)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	client, l := p.client, p.server
+	p.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("phone %s: not started", p.User)
+	}
+	if p.Network == "tcp" {
+		// A connection of its own to the server, from any port: the
+		// listening one is taken.
+		if client, err = sipgo.NewClient(l.ua, sipgo.WithClientHostname(me)); err != nil {
+			return err
+		}
+		defer client.Close()
+	}
+	dua := sipgo.DialogUA{Client: client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: p.User, Host: me, Port: myPort}}}
+	if p.Network == "tcp" {
+		dua.ContactHDR.Address.UriParams = sip.NewParams()
+		dua.ContactHDR.Address.UriParams.Add("transport", "tcp")
+	}
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: user, Host: host, Port: port})
+	req.SetDestination(via)
+	req.SetTransport(strings.ToUpper(cmp.Or(p.Network, "udp")))
+	req.SetBody(fmt.Appendf(nil, "v=0\r\no=%s 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=inactive\r\n", p.User, me, me))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	sess, err := dua.WriteInvite(ctx, req)
+	if err != nil {
+		return fmt.Errorf("the far end's INVITE: %w", err)
+	}
+	defer sess.Close()
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{Username: p.User, Password: p.Password}); err != nil {
+		return fmt.Errorf("the far end's INVITE: %w", err)
+	}
+	if err := sess.Ack(ctx); err != nil {
+		return fmt.Errorf("the far end's ACK: %w", err)
+	}
+	select {
+	case <-time.After(hold):
+	case <-ctx.Done():
+	}
+	if err := sess.Bye(ctx); err != nil {
+		return fmt.Errorf("the far end's BYE: %w", err)
+	}
+	return nil
 }

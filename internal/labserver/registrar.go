@@ -43,6 +43,7 @@ type Seen struct {
 	Contact    string   // the Contact header's value, "" when absent
 	Via        string   // the top Via's value
 	Source     string   // host:port the request came from
+	From       string   // the From's address of record, user@host
 }
 
 // Registrar is a SIP registrar with digest authentication (MD5 or SHA-256)
@@ -213,6 +214,9 @@ func (r *Registrar) note(req *sip.Request) int {
 	}
 	if c := req.CallID(); c != nil {
 		s.CallID = c.Value()
+	}
+	if f := req.From(); f != nil {
+		s.From = f.Address.User + "@" + f.Address.Host
 	}
 	if c := req.CSeq(); c != nil {
 		s.CSeq = c.SeqNo
