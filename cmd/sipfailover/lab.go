@@ -45,6 +45,7 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	dial := fs.String("dial", "", "a shell command that makes the phone call {uri} (the far end), e.g. 'sipfailover call {uri}'")
 	hangup := fs.String("hangup", "", "a shell command that makes the phone hang up, e.g. 'sipfailover hangup'")
 	waitPhone := fs.Duration("wait", 2*time.Minute, "how long to wait for the phone's first registration on the primary: the time to start or point it")
+	planFile := fs.String("plan", "", "a plan file of one's own cases (docs/lab.md says how to write one); default: the plan the line model gives")
 	cases := fs.String("cases", "", "the cases to run, by name, comma-separated (default: the whole plan)")
 	list := fs.Bool("list", false, "print the plan and exit")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -52,7 +53,7 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 	junit := fs.String("junit", "", "write the cases and invariants to this JUnit XML file, for CI")
 	picture := fs.String("picture", "", "draw the run's timeline to this .svg or .png file")
 	pf := addPhoneFlags(fs, false)
-	synopsis := "lab -user NAME -password SECRET [-primary ADDR:PORT] [-backup ADDR:PORT] [-transport udp|tcp] [-dial CMD -hangup CMD] [settings of the phone | -settings FILE [-line NAME]] [-json] [-junit FILE.xml] [-pcap FILE] [-picture FILE]"
+	synopsis := "lab -user NAME -password SECRET [-primary ADDR:PORT] [-backup ADDR:PORT] [-transport udp|tcp] [-plan FILE] [-dial CMD -hangup CMD] [settings of the phone | -settings FILE [-line NAME]] [-json] [-junit FILE.xml] [-pcap FILE] [-picture FILE]"
 	if code, ok := parse(fs, args, synopsis, 0, 0, stdout, stderr); !ok {
 		return code
 	}
@@ -101,6 +102,12 @@ func labCmd(args []string, stdout, stderr io.Writer) int {
 		return bad("%v", err)
 	}
 	plan, err := lab.DefaultPlan(*transport)
+	if *planFile != "" {
+		var data []byte
+		if data, err = os.ReadFile(*planFile); err == nil {
+			plan, err = lab.ParsePlan(*planFile, data, *transport)
+		}
+	}
 	if err != nil {
 		return bad("%v", err)
 	}

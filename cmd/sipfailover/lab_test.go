@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +21,10 @@ func TestLabRefusesBadInput(t *testing.T) {
 	}
 	defer busy.Close()
 	account := []string{"-user", "1001", "-password", "pw"}
+	badPlan := filepath.Join(t.TempDir(), "plan.yaml")
+	if err := os.WriteFile(badPlan, []byte("cases:\n  - fault: melt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -34,6 +40,8 @@ func TestLabRefusesBadInput(t *testing.T) {
 		{[]string{"-cases", "503/timers,melt/timers"}, `-cases: "melt/timers" is no case of the plan`},
 		{[]string{"-retry-counts", "0"}, "-retry-counts 0: 1 to 64"},
 		{[]string{"-settings", "no-such-file.yaml"}, "-settings:"},
+		{[]string{"-plan", "no-such-plan.yaml"}, "no-such-plan.yaml"},
+		{[]string{"-plan", badPlan}, badPlan + ":2:12: fault \"melt\""},
 		{nil, "-user and -password"},
 		{[]string{"-primary", busy.LocalAddr().String()}, "address already in use"},
 	} {

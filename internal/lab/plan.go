@@ -115,10 +115,12 @@ func DefaultPlan(transport string) ([]Case, error) {
 	// server down at once (R9).
 	// And, the primary lost, a call from the far end reaches the phone
 	// through the backup (the call model's incoming.invite).
-	slow := Case{Name: "slow/timers", Fault: labserver.Slow, Trigger: Timers, Stays: true, Events: []string{"resp.2xx"}}
-	far := Case{Name: "kill/farcall", Fault: labserver.Kill, Trigger: FarCall, Events: []string{"incoming.invite", "remote.bye"}}
+	slow := Case{Name: "slow/timers", Fault: labserver.Slow, Trigger: Timers, Stays: true}
+	far := Case{Name: "kill/farcall", Fault: labserver.Kill, Trigger: FarCall}
+	both := Case{Name: "both-down", Fault: labserver.Kill, Trigger: Timers, Both: true}
+	for _, c := range []*Case{&slow, &far, &both} {
+		c.Events = eventsOf(*c, transport)
+	}
 	plan = slices.Insert(plan, slices.IndexFunc(plan, func(c Case) bool { return c.Trigger != Timers }), slow, far)
-	plan = append(plan, Case{Name: "both-down", Fault: labserver.Kill, Trigger: Timers, Both: true,
-		Events: []string{"timer.backoff"}})
-	return plan, nil
+	return append(plan, both), nil
 }
