@@ -52,7 +52,9 @@ func startLab(t *testing.T, transport string) *Lab {
 
 // pointPhone starts the agent with one line on the lab's servers;
 // failbackOn is the line's Enable Failback.
-func pointPhone(t *testing.T, l *Lab, tr int, failbackOn bool) { pointPhoneT1(t, l, tr, failbackOn, t1) }
+func pointPhone(t *testing.T, l *Lab, tr int, failbackOn bool) {
+	pointPhoneT1(t, l, tr, failbackOn, t1)
+}
 
 // pointPhoneT1 is pointPhone with the line's T1 (the lab judges it by t1).
 func pointPhoneT1(t *testing.T, l *Lab, tr int, failbackOn bool, phoneT1 time.Duration) {
