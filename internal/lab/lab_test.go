@@ -103,15 +103,13 @@ func pick(t *testing.T, transport string, names ...string) []Case {
 	return out
 }
 
-// TestAgentPassesTheLab: the project's own agent, pointed at the lab over
-// UDP, fails over and back within its bounds for a 503, a killed port and
-// both servers down; the cases that need the user are not run, never
-// passed.
-func TestAgentPassesTheLab(t *testing.T) {
-	t.Parallel()
-	l := startLab(t, "udp")
-	pointPhone(t, l, settings.TransportUDP, true)
-	rep, err := l.Run(context.Background(), pick(t, "udp", "503/timers", "kill/timers", "slow/timers", "kill/farcall", "503/call", "both-down"))
+// passes runs the agent through the named cases of a lab over transport,
+// and fails t unless every case and invariant held.
+func passes(t *testing.T, transport string, cases ...string) *Report {
+	t.Helper()
+	l := startLab(t, transport)
+	pointPhone(t, l, map[string]int{"udp": settings.TransportUDP, "tcp": settings.TransportTCP}[transport], true)
+	rep, err := l.Run(context.Background(), pick(t, transport, cases...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +117,18 @@ func TestAgentPassesTheLab(t *testing.T) {
 	rep.Write(&out)
 	t.Log("\n" + out.String())
 	if rep.Unusable != "" || rep.Violated() {
-		t.Fatalf("the agent did not pass the lab: %s", rep.Unusable)
+		t.Fatalf("the agent did not pass the lab over %s: %s", transport, rep.Unusable)
 	}
+	return rep
+}
+
+// TestAgentPassesTheLab: the project's own agent, pointed at the lab over
+// UDP, fails over and back within its bounds for a 503, a killed port and
+// both servers down; the cases that need the user are not run, never
+// passed.
+func TestAgentPassesTheLab(t *testing.T) {
+	t.Parallel()
+	rep := passes(t, "udp", "503/timers", "kill/timers", "slow/timers", "kill/farcall", "503/call", "both-down")
 	for _, r := range rep.Results {
 		switch {
 		case r.Case.Trigger == Dial && r.Verdict != NotRun:
@@ -215,18 +223,7 @@ func TestPlanCoversTheModel(t *testing.T) {
 // the agent fails over and back in each.
 func TestAgentPassesTheLabOverTCP(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, "tcp")
-	pointPhone(t, l, settings.TransportTCP, true)
-	rep, err := l.Run(context.Background(), pick(t, "tcp", "kill/timers", "drop/timers", "freeze/timers", "kill/farcall"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	rep.Write(&out)
-	t.Log("\n" + out.String())
-	if rep.Unusable != "" || rep.Violated() {
-		t.Fatalf("the agent did not pass the lab over TCP: %s", rep.Unusable)
-	}
+	rep := passes(t, "tcp", "kill/timers", "drop/timers", "freeze/timers", "kill/farcall")
 	for _, r := range rep.Results {
 		if r.Verdict != Held || r.Failover == 0 || r.Failback == 0 {
 			t.Errorf("%s: %s, failover %v, failback %v", r.Case.Name, r.Verdict, r.Failover, r.Failback)
