@@ -41,7 +41,8 @@ type Case struct {
 	// back (R9).
 	Both bool
 	// Stays: the primary is slow but answers within the phone's budget,
-	// and the phone must not leave it (R1, R3).
+	// or only reset the phone's connection, and the phone must not leave
+	// it (R1, R3, R5).
 	Stays bool
 }
 
@@ -118,9 +119,15 @@ func DefaultPlan(transport string) ([]Case, error) {
 	slow := Case{Name: "slow/timers", Fault: labserver.Slow, Trigger: Timers, Stays: true}
 	far := Case{Name: "kill/farcall", Fault: labserver.Kill, Trigger: FarCall}
 	both := Case{Name: "both-down", Fault: labserver.Kill, Trigger: Timers, Both: true}
-	for _, c := range []*Case{&slow, &far, &both} {
+	reset := Case{Name: "reset/hangup", Fault: labserver.Reset, Trigger: Hangup, Stays: true}
+	for _, c := range []*Case{&slow, &far, &both, &reset} {
 		c.Events = eventsOf(*c, transport)
 	}
 	plan = slices.Insert(plan, slices.IndexFunc(plan, func(c Case) bool { return c.Trigger != Timers }), slow, far)
+	if transport == "tcp" {
+		// Over TCP, the connection reset in the middle of a call: the
+		// server is up, the phone connects again and stays (R1, R5).
+		plan = append(plan, reset)
+	}
 	return append(plan, both), nil
 }

@@ -16,7 +16,7 @@ import (
 // A plan file lists one's own cases, in the order they run:
 //
 //	cases:
-//	  - fault: 503            # kill, freeze, 503, 503-retry-after, drop or slow
+//	  - fault: 503            # kill, freeze, 503, 503-retry-after, drop, slow or reset
 //	    trigger: timers       # timers (default), farcall, call or hangup
 //	  - name: all down        # a name of one's own (default: FAULT/TRIGGER)
 //	    fault: kill
@@ -132,10 +132,13 @@ func parseCase(item *yaml.Node, transport string, bad func(*yaml.Node, string, .
 	if !ok {
 		return Case{}, false
 	}
-	c.Stays = c.Fault == labserver.Slow
+	c.Stays = c.Fault == labserver.Slow || c.Fault == labserver.Reset
 	switch {
-	case c.Stays && (c.Trigger != Timers || c.Both):
+	case c.Fault == labserver.Slow && (c.Trigger != Timers || c.Both):
 		bad(faultAt, "slow: a late answer within the budget is judged with trigger timers, one server at a time")
+		return Case{}, false
+	case c.Fault == labserver.Reset && (c.Trigger != Hangup || c.Both || transport != "tcp"):
+		bad(faultAt, "reset: a TCP connection reset is judged with trigger hangup, one server at a time, over TCP")
 		return Case{}, false
 	case c.Both && c.Trigger != Timers:
 		bad(faultAt, "both: every server down is judged with trigger timers: no call can be made")
@@ -165,6 +168,8 @@ func faultNames() string {
 // default plan that are not in it.
 func eventsOf(c Case, transport string) []string {
 	switch {
+	case c.Fault == labserver.Reset:
+		return []string{fsm.LineEventTransportClosed.String()}
 	case c.Stays:
 		return []string{"resp.2xx"}
 	case c.Both:

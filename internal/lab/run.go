@@ -53,6 +53,16 @@ func (r *Report) Violated() bool {
 	return r.Capture.Violated()
 }
 
+// violated marks the case violated, for the first reason given, and says
+// each.
+func (r *Result) violated(say func(string, ...any), format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if r.Verdict != Violated {
+		r.Verdict, r.Why = Violated, msg
+	}
+	say("%s", msg)
+}
+
 // slack is what the lab waits beyond each bound: the phone's own slack,
 // and the lab's polling.
 func (l *Lab) slack() time.Duration { return 2*l.cfg.Phone.Slack + 2*poll }
@@ -109,6 +119,9 @@ func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 		if err := l.play(ctx, c, &res, say); err != nil {
 			return nil, err
 		}
+		if res.Verdict == "" { // nothing went wrong
+			res.Verdict = Held
+		}
 		res.To = time.Since(l.start)
 		rep.Results = append(rep.Results, res)
 		if ctx.Err() != nil {
@@ -121,21 +134,15 @@ func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 // play runs one case: the fault, the trigger, the failover, the mending
 // and the failback.
 func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
-	fail := func(format string, a ...any) {
-		if res.Verdict != Violated {
-			res.Verdict, res.Why = Violated, fmt.Sprintf(format, a...)
-		}
-		say("%s", fmt.Sprintf(format, a...))
-	}
 	if c.Trigger == Hangup {
 		since := time.Now()
 		if err := l.command(ctx, "dial", l.cfg.Dial); err != nil {
-			fail("the call placed before the fault: %v", err)
+			res.violated(say, "the call placed before the fault: %v", err)
 			return l.restore(ctx, res, say)
 		}
 		b := l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(0) + 5*time.Second
 		if _, ok := waitFor(ctx, b, func() (time.Time, bool) { return answered(l.primary, "INVITE", since) }); !ok {
-			fail("the call placed before the fault was not set up through the primary within %v", b.Round(time.Millisecond))
+			res.violated(say, "the call placed before the fault was not set up through the primary within %v", b.Round(time.Millisecond))
 			return l.restore(ctx, res, say)
 		}
 	}
@@ -149,7 +156,10 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		}
 		return l.bothDown(ctx, res, broke, say)
 	}
-	if c.Stays {
+	switch {
+	case c.Stays && c.Fault == labserver.Reset:
+		return l.survives(ctx, res, broke, say)
+	case c.Stays:
 		return l.stays(ctx, c, res, broke, say)
 	}
 	if l.cfg.Phone.Concurrent && c.Trigger == Timers {
@@ -182,7 +192,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		say("primary %s, the phone dials; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
 		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "INVITE", broke) })
 		if err := <-done; err != nil {
-			fail("%v", err)
+			res.violated(say, "%v", err)
 		}
 	case Hangup:
 		done := l.background(ctx, "hangup", l.cfg.Hangup)
@@ -191,7 +201,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		say("primary %s, the phone hangs up; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
 		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "BYE", broke) })
 		if err := <-done; err != nil {
-			fail("%v", err)
+			res.violated(say, "%v", err)
 		}
 	}
 	switch {
@@ -199,7 +209,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		res.Failover = at.Sub(broke)
 		say("%s after %v", what, res.Failover.Round(time.Millisecond))
 	case !ok:
-		fail("%s did not come within %v of the fault", what, res.FailoverBound.Round(time.Millisecond))
+		res.violated(say, "%s did not come within %v of the fault", what, res.FailoverBound.Round(time.Millisecond))
 	}
 	if c.Trigger == FarCall && ok {
 		say("the far end calls the phone through the backup")
@@ -207,7 +217,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		err := l.far.Dial(dctx, l.cfg.Backup.String(), l.cfg.User, time.Second)
 		cancel()
 		if err != nil {
-			fail("the far end's call through the backup did not reach the phone: %v", err)
+			res.violated(say, "the far end's call through the backup did not reach the phone: %v", err)
 		} else {
 			say("the far end's call reached the phone, was answered and ended")
 		}
@@ -215,7 +225,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 	if c.Trigger == Dial && ok {
 		// End the call, so that it holds no failback back.
 		if err := l.command(ctx, "hangup", l.cfg.Hangup); err != nil {
-			fail("ending the call: %v", err)
+			res.violated(say, "ending the call: %v", err)
 		}
 	}
 	mended, err := l.mendPrimary()
@@ -247,10 +257,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		res.Failback = at.Sub(mended)
 		say("failed back after %v", res.Failback.Round(time.Millisecond))
 	} else {
-		fail("no failback to the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
-	}
-	if res.Verdict == "" {
-		res.Verdict = Held
+		res.violated(say, "no failback to the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
 	}
 	return nil
 }
@@ -271,14 +278,11 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 		}
 		return time.Time{}, false
 	}
-	at, ok := waitFor(ctx, res.FailoverBound, tried)
-	if !ok {
-		res.Verdict, res.Why = Violated, fmt.Sprintf("the phone did not try the backup within %v of both servers going down", res.FailoverBound.Round(time.Millisecond))
-		say("%s", res.Why)
-	}
-	if ok {
+	if at, ok := waitFor(ctx, res.FailoverBound, tried); ok {
 		res.Failover = at.Sub(broke)
 		say("the phone tried the backup after %v", res.Failover.Round(time.Millisecond))
+	} else {
+		res.violated(say, "the phone did not try the backup within %v of both servers going down", res.FailoverBound.Round(time.Millisecond))
 	}
 	// Both stay down a back-off longer: the phone waits it out, and its
 	// next round finds them down again, with no storm (I11).
@@ -293,12 +297,8 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
 		res.Failback = at.Sub(mended)
 		say("registered on the primary after %v", res.Failback.Round(time.Millisecond))
-		if res.Verdict == "" {
-			res.Verdict = Held
-		}
 	} else {
-		res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
-		say("%s", res.Why)
+		res.violated(say, "no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
 	}
 	return l.mendServer(1)
 }
@@ -335,18 +335,39 @@ func (l *Lab) stays(ctx context.Context, c Case, res *Result, broke time.Time, s
 	}
 	switch {
 	case moved:
-		res.Verdict, res.Why = Violated, fmt.Sprintf("the phone registered on the backup %v after the primary turned slow, though it answered within the budget", left.Sub(broke).Round(time.Millisecond))
+		res.violated(say, "the phone registered on the backup %v after the primary turned slow, though it answered within the budget", left.Sub(broke).Round(time.Millisecond))
 	case !asked:
-		res.Verdict, res.Why = Violated, fmt.Sprintf("the phone sent the slow primary no REGISTER or OPTIONS within %v: its timers did not come", wait.Round(time.Millisecond))
+		res.violated(say, "the phone sent the slow primary no REGISTER or OPTIONS within %v: its timers did not come", wait.Round(time.Millisecond))
 	default:
-		res.Verdict = Held
-	}
-	if res.Why != "" {
-		say("%s", res.Why)
-	} else {
 		say("the phone stayed on the primary")
 	}
 	return l.restore(ctx, res, say)
+}
+
+// survives: the primary reset the phone's connection in the middle of a
+// call and listens on. The phone connects again and registers there again
+// (RFC 5626 4.4.1; the line model's transport.closed), stays on the
+// primary, and the call's BYE reaches the far end through it.
+func (l *Lab) survives(ctx context.Context, res *Result, broke time.Time, say func(string, ...any)) error {
+	bound := l.detect() + l.registerBound(0) + l.slack()
+	say("the primary reset the phone's connections; waiting for it to register there again (bound %v)", bound.Round(time.Millisecond))
+	if at, ok := waitFor(ctx, bound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", broke) }); ok {
+		say("registered on the primary again after %v", at.Sub(broke).Round(time.Millisecond))
+	} else {
+		res.violated(say, "the phone did not register on the primary again within %v of the reset", bound.Round(time.Millisecond))
+	}
+	hungUp := time.Now()
+	if err := l.command(ctx, "hangup", l.cfg.Hangup); err != nil {
+		res.violated(say, "hanging up: %v", err)
+	}
+	byeBound := commandStart + l.cfg.Phone.Budget("BYE", 0) + l.slack()
+	if _, ok := waitFor(ctx, byeBound, func() (time.Time, bool) { return answered(l.primary, "BYE", hungUp) }); !ok {
+		res.violated(say, "the call's BYE did not reach the far end through the primary within %v", byeBound.Round(time.Millisecond))
+	}
+	if at, moved := answered(l.backup, "REGISTER", broke); moved && !l.cfg.Phone.Concurrent {
+		res.violated(say, "the phone registered on the backup %v after a reset by a primary that was up", at.Sub(broke).Round(time.Millisecond))
+	}
+	return l.mendServer(0)
 }
 
 // concurrent: a phone registered on every server at once (R17) moves
@@ -376,14 +397,10 @@ func (l *Lab) reregistered(ctx context.Context, c Case, res *Result, mended time
 	say("primary mended; waiting for the phone to register there again (bound %v)", res.FailbackBound.Round(time.Millisecond))
 	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
 		res.Failback = at.Sub(mended)
-		if res.Verdict == "" {
-			res.Verdict = Held
-		}
 		say("registered on the primary again after %v", res.Failback.Round(time.Millisecond))
 		return
 	}
-	res.Verdict, res.Why = Violated, fmt.Sprintf("no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
-	say("%s", res.Why)
+	res.violated(say, "no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
 }
 
 // mendPrimary ends the primary's fault, and says when: the phone is back
@@ -423,9 +440,6 @@ func (l *Lab) server(k int) *labserver.Registrar {
 // the backup fails for a moment (killed), and a phone that loses a backup
 // starts again from the primary (R13).
 func (l *Lab) restore(ctx context.Context, res *Result, say func(string, ...any)) error {
-	if res.Verdict == "" {
-		res.Verdict = Held
-	}
 	if l.onPrimary() {
 		return nil
 	}

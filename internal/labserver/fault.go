@@ -29,10 +29,15 @@ const (
 	// Slow answers every request, but only after a delay: a loaded server
 	// that is still up.
 	Slow Fault = "slow"
+	// Reset ends every TCP connection open to the server with a reset (a
+	// NAT or firewall that lost it, a restarted front end); the server
+	// listens and answers on, and a new connection finds it. Over UDP
+	// there is nothing to reset.
+	Reset Fault = "reset"
 )
 
 // Faults lists every fault in the order the lab plays them.
-var Faults = []Fault{Kill, Freeze, Unavailable, RetryAfter, Drop, Slow}
+var Faults = []Fault{Kill, Freeze, Unavailable, RetryAfter, Drop, Slow, Reset}
 
 // Options are a fault's figures.
 type Options struct {
@@ -73,6 +78,14 @@ func (r *Registrar) Break(f Fault, o Options) error {
 		r.mu.Lock()
 		r.delay = o.Delay
 		r.mu.Unlock()
+	case Reset:
+		if r.Network != "tcp" {
+			return fmt.Errorf("%s: a %s server has no connections to reset", f, r.Network)
+		}
+		r.mu.Lock()
+		l := r.server
+		r.mu.Unlock()
+		l.resetConnections()
 	case Drop:
 		// Nothing comes back: requests are read and not answered, and over
 		// TCP the open connections stay open and silent while a new one is

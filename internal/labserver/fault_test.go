@@ -103,11 +103,14 @@ func TestFaultsOverUDP(t *testing.T) {
 	if _, err := ParseFault("melt"); err == nil {
 		t.Error("an unknown fault was taken")
 	}
+	if err := r.Break(Reset, Options{}); err == nil {
+		t.Error("a reset of a UDP server was taken")
+	}
 }
 
-// TestFaultsOverTCP: a killed port refuses, a dropped one never answers a
-// new connection and keeps an open one silent, a frozen one accepts and
-// says nothing.
+// TestFaultsOverTCP: a reset ends the open connection and takes a new
+// one, a killed port refuses, a dropped one never answers a new connection
+// and keeps an open one silent, a frozen one accepts and says nothing.
 func TestFaultsOverTCP(t *testing.T) {
 	r := &Registrar{Name: "primary", Network: "tcp", User: "1001", Password: "pw"}
 	if err := r.Start(); err != nil {
@@ -134,6 +137,25 @@ func TestFaultsOverTCP(t *testing.T) {
 	defer open.Close()
 	if got := ask(open, 1); got != "SIP/2.0 200 OK" {
 		t.Fatalf("up: %q", got)
+	}
+	if err := r.Break(Reset, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	open.SetReadDeadline(time.Now().Add(wait))
+	if _, err := open.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("reset: the open connection read %v, want a reset", err)
+	}
+	if c, err := dial(); err != nil {
+		t.Errorf("reset: a new connection: %v", err)
+	} else {
+		if got := ask(c, 5); got != "SIP/2.0 200 OK" {
+			t.Errorf("reset: a new connection was answered %q", got)
+		}
+		c.Close()
+	}
+	open.Close()
+	if open, err = dial(); err != nil {
+		t.Fatal(err)
 	}
 	if err := r.Break(Drop, Options{}); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -20,7 +21,38 @@ type listening struct {
 	addr   string // host:port the socket got
 	cancel context.CancelFunc
 	done   chan struct{}
-	ln     net.Listener // TCP's, which closeListener closes alone
+	ln     *tracking // TCP's, which closeListener closes alone
+}
+
+// tracking is a TCP listener that keeps the connections it accepted, so
+// that a fault can reset them (Reset).
+type tracking struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*net.TCPConn
+}
+
+func (t *tracking) Accept() (net.Conn, error) {
+	c, err := t.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		t.mu.Lock()
+		t.conns = append(t.conns, tc)
+		t.mu.Unlock()
+	}
+	return c, err
+}
+
+// reset ends every connection accepted so far with a TCP reset: no FIN,
+// the peer's next read fails at once.
+func (t *tracking) reset() {
+	t.mu.Lock()
+	conns := t.conns
+	t.conns = nil
+	t.mu.Unlock()
+	for _, c := range conns {
+		c.SetLinger(0)
+		c.Close()
+	}
 }
 
 // listen serves on network ("udp", "tcp" or "tls", with conf) at addr
@@ -45,13 +77,15 @@ func listen(name, network, addr string, conf *tls.Config, route func(*sipgo.Serv
 	errc := make(chan error, 1)
 	// TCP listens here, so that the listener can close while the
 	// connections stay open (a dropped port, fault.go).
-	var ln net.Listener
+	var ln *tracking
 	if network == "tcp" {
-		if ln, err = net.Listen("tcp", addr); err != nil {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("%s: listen %s %s: %w", name, network, addr, err)
 		}
-		ready <- ln.Addr().String()
+		ln = &tracking{Listener: l}
+		ready <- l.Addr().String()
 	}
 	go func() {
 		defer close(done)
@@ -100,6 +134,13 @@ func listen(name, network, addr string, conf *tls.Config, route func(*sipgo.Serv
 	case <-time.After(5 * time.Second):
 		cancel()
 		return nil, fmt.Errorf("%s: listen %s %s: timed out", name, network, addr)
+	}
+}
+
+// resetConnections resets the TCP connections open now (none over UDP).
+func (l *listening) resetConnections() {
+	if l.ln != nil {
+		l.ln.reset()
 	}
 }
 
