@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,54 +124,68 @@ func TestLabPassesTheAgent(t *testing.T) {
 	}
 }
 
-// TestLabFailsABrokenPhone: SIPp as a phone that never fails over
-// (interop/stuck.xml: it refreshes on the primary for ever, whatever the
-// answer). The lab fails it in the case that breaks the primary and in I2,
-// and in nothing else: the slow primary, which it rightly keeps, holds.
-func TestLabFailsABrokenPhone(t *testing.T) {
-	dir := t.TempDir()
-	primary, backup := freePort(t), freePort(t)
-	var out, labLog bytes.Buffer
-	lab := exec.Command(binary, "lab", "-user", "1001", "-password", "secret1001",
-		"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
-		"-cases", "503/timers,slow/timers", "-t1", "100ms", "-retry-counts", "3", "-failback-interval", "5s",
-		"-expires", "10", "-slow", "60", "-wait", "20s", "-json")
-	lab.Stdout, lab.Stderr = &out, &labLog
-	if err := lab.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for start := time.Now(); !strings.Contains(labLog.String(), "point the phone at them") && time.Since(start) < 10*time.Second; {
-		time.Sleep(20 * time.Millisecond) // the lab's servers coming up
-	}
-	scenario, err := filepath.Abs("stuck.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone := exec.Command("sipp", fmt.Sprintf("127.0.0.1:%d", primary), "-sf", scenario, "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)),
-		"-m", "1", "-timeout", "300s", "-nostdin")
-	phone.Dir = dir
-	if err := phone.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { phone.Process.Kill(); phone.Wait() }()
-	err = lab.Wait()
-	var rep labResult
-	if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
-		t.Fatalf("the lab's report: %v (%v)\n%s\n%s", jerr, err, out.String(), labLog.String())
-	}
-	verdicts := map[string]string{}
-	for _, r := range rep.Results {
-		verdicts[r.Case.Name] = r.Verdict
-	}
-	var violated []string
-	for _, v := range rep.Capture.Verdicts {
-		if v.Status == "violated" {
-			violated = append(violated, v.ID)
-		}
-	}
-	code := lab.ProcessState.ExitCode()
-	t.Logf("exit %d, cases %v, invariants violated %v", code, verdicts, violated)
-	if code != 1 || verdicts["503/timers"] != "violated" || verdicts["slow/timers"] != "held" || strings.Join(violated, " ") != "I2" {
-		t.Errorf("want exit 1, 503/timers violated, slow/timers held, I2 alone violated\nlab:\n%s", labLog.String())
+// TestLabFailsBrokenPhones: SIPp as phones that break the rules, each
+// failed by the lab in the cases and invariants it breaks and in nothing
+// else: one that never fails over (interop/stuck.xml: it refreshes on the
+// primary for ever, whatever the answer), and one that fails over and never
+// fails back (interop/clingy.xml). A case it rightly passes holds.
+func TestLabFailsBrokenPhones(t *testing.T) {
+	for _, c := range []struct {
+		name, scenario string
+		cases          string
+		want           map[string]string // case -> verdict
+		violated       string            // the invariants violated, in order
+	}{
+		{"never fails over", "stuck.xml", "503/timers,slow/timers", map[string]string{"503/timers": "violated", "slow/timers": "held"}, "I2"},
+		{"never fails back", "clingy.xml", "503/timers", map[string]string{"503/timers": "violated"}, "I1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			primary, backup := freePort(t), freePort(t)
+			var out, labLog bytes.Buffer
+			lab := exec.Command(binary, "lab", "-user", "1001", "-password", "secret1001",
+				"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
+				"-cases", c.cases, "-t1", "100ms", "-retry-counts", "3", "-failback-interval", "5s",
+				"-expires", "10", "-slow", "60", "-wait", "20s", "-json")
+			lab.Stdout, lab.Stderr = &out, &labLog
+			if err := lab.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for start := time.Now(); !strings.Contains(labLog.String(), "point the phone at them") && time.Since(start) < 10*time.Second; {
+				time.Sleep(20 * time.Millisecond) // the lab's servers coming up
+			}
+			scenario, err := filepath.Abs(c.scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			phone := exec.Command("sipp", fmt.Sprintf("127.0.0.1:%d", primary), "-sf", scenario, "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)),
+				"-key", "backup_port", fmt.Sprint(backup), "-m", "1", "-timeout", "300s", "-nostdin")
+			phone.Dir = dir
+			if err := phone.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { phone.Process.Kill(); phone.Wait() }()
+			err = lab.Wait()
+			var rep labResult
+			if jerr := json.Unmarshal(out.Bytes(), &rep); jerr != nil {
+				t.Fatalf("the lab's report: %v (%v)\n%s\n%s", jerr, err, out.String(), labLog.String())
+			}
+			verdicts := map[string]string{}
+			for _, r := range rep.Results {
+				verdicts[r.Case.Name] = r.Verdict
+			}
+			var violated []string
+			for _, v := range rep.Capture.Verdicts {
+				if v.Status == "violated" {
+					violated = append(violated, v.ID)
+				}
+			}
+			code := lab.ProcessState.ExitCode()
+			t.Logf("exit %d, cases %v, invariants violated %v", code, verdicts, violated)
+			if code != 1 || !maps.Equal(verdicts, c.want) || strings.Join(violated, " ") != c.violated {
+				t.Errorf("want exit 1, cases %v, %s alone violated\nlab:\n%s", c.want, c.violated, labLog.String())
+			}
+		})
 	}
 }

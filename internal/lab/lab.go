@@ -59,6 +59,7 @@ type Lab struct {
 	start           time.Time
 	analysis        *capture.Analysis // the capture judged, once Run has ended
 	mended          time.Time         // when the primary was last mended
+	more            bool              // a case follows the one playing
 	outages         []capture.Outage  // the faults the servers were put in, for the picture
 }
 

@@ -116,6 +116,7 @@ func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 			}
 			break
 		}
+		l.more = i+1 < len(plan)
 		if err := l.play(ctx, c, &res, say); err != nil {
 			return nil, err
 		}
@@ -138,12 +139,12 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		since := time.Now()
 		if err := l.command(ctx, "dial", l.cfg.Dial); err != nil {
 			res.violated(say, "the call placed before the fault: %v", err)
-			return l.restore(ctx, res, say)
+			return l.restore(ctx, say)
 		}
 		b := l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(0) + 5*time.Second
 		if _, ok := waitFor(ctx, b, func() (time.Time, bool) { return answered(l.primary, "INVITE", since) }); !ok {
 			res.violated(say, "the call placed before the fault was not set up through the primary within %v", b.Round(time.Millisecond))
-			return l.restore(ctx, res, say)
+			return l.restore(ctx, say)
 		}
 	}
 	broke := time.Now()
@@ -238,19 +239,21 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		l.reregistered(ctx, c, res, mended, say)
 		return nil
 	case !ok || !p.FailbackEnabled:
-		return l.restore(ctx, res, say)
+		return l.restore(ctx, say)
 	case p.FailbackMode == "duration" || p.FailbackMode == "":
-		res.FailbackBound = p.FailbackInterval + l.registerBound(0) + l.slack()
+		// I1: the Failback Interval and 64*T1 (a probe sent while the
+		// primary was still down may wait that long), then the REGISTER.
+		res.FailbackBound = p.FailbackInterval + 64*p.T1 + l.registerBound(0) + l.slack()
 		if c.Fault == labserver.RetryAfter {
 			res.FailbackBound += time.Duration(l.cfg.RetryAfter) * time.Second
 		}
 	case p.FailbackMode == "registration":
-		res.FailbackBound = time.Duration(l.cfg.Expires)*time.Second + l.registerBound(0) + l.slack()
+		res.FailbackBound = time.Duration(l.cfg.Expires)*time.Second + 64*p.T1 + l.registerBound(0) + l.slack()
 	default:
 		// new_requests needs a request, dns_ttl a name: the lab has
 		// neither to give.
 		say("failback mode %s is not measured here", p.FailbackMode)
-		return l.restore(ctx, res, say)
+		return l.restore(ctx, say)
 	}
 	say("primary mended; waiting for the failback (bound %v)", res.FailbackBound.Round(time.Millisecond))
 	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
@@ -341,7 +344,7 @@ func (l *Lab) stays(ctx context.Context, c Case, res *Result, broke time.Time, s
 	default:
 		say("the phone stayed on the primary")
 	}
-	return l.restore(ctx, res, say)
+	return l.restore(ctx, say)
 }
 
 // survives: the primary reset the phone's connection in the middle of a
@@ -436,12 +439,12 @@ func (l *Lab) server(k int) *labserver.Registrar {
 	return l.backup
 }
 
-// restore brings the phone back to the primary when failback does not:
-// the backup fails for a moment (killed), and a phone that loses a backup
-// starts again from the primary (R13).
-func (l *Lab) restore(ctx context.Context, res *Result, say func(string, ...any)) error {
-	if l.onPrimary() {
-		return nil
+// restore brings the phone back to the primary for the next case when
+// failback does not: the backup fails for a moment (killed), and a phone
+// that loses a backup starts again from the primary (R13).
+func (l *Lab) restore(ctx context.Context, say func(string, ...any)) error {
+	if !l.more || l.onPrimary() {
+		return nil // the last case, or the phone is back already
 	}
 	say("the backup fails for a moment, to bring the phone back to the primary")
 	killed := time.Now()
