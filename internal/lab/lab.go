@@ -21,8 +21,8 @@ import (
 type Config struct {
 	Primary, Backup netip.AddrPort
 	Transport       string // "udp" or "tcp"
-	// User and Password are the phone's account; any user of the phone's
-	// registers with Password, and FarUser is the far end it may call.
+	// User and Password are the phone's account, which the servers
+	// challenge; FarUser is the far end's, which the phone may call.
 	User, Password string
 	FarUser        string
 	// Algorithm is the digest algorithm of the challenges: MD5 or SHA-256.
@@ -88,10 +88,9 @@ func Start(cfg Config) (*Lab, error) {
 		cfg.FarUser = "1002"
 	}
 	l := &Lab{cfg: cfg, loc: labserver.NewLocation()}
-	users := map[string]string{}
 	for i, ap := range []netip.AddrPort{cfg.Primary, cfg.Backup} {
 		r := &labserver.Registrar{Name: []string{"primary", "backup"}[i], Network: cfg.Transport, Addr: ap.String(),
-			User: cfg.User, Password: cfg.Password, Users: users, Algorithm: cfg.Algorithm, Location: l.loc, MaxExpires: cfg.Expires}
+			User: cfg.User, Password: cfg.Password, Algorithm: cfg.Algorithm, Location: l.loc, MaxExpires: cfg.Expires}
 		if err := r.Start(); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("the %s at %s: %w", r.Name, ap, err)
