@@ -127,17 +127,23 @@ func TestLabPassesTheAgent(t *testing.T) {
 // TestLabFailsBrokenPhones: SIPp as phones that break the rules, each
 // failed by the lab in the cases and invariants it breaks and in nothing
 // else: one that never fails over (interop/stuck.xml: it refreshes on the
-// primary for ever, whatever the answer), and one that fails over and never
-// fails back (interop/clingy.xml). A case it rightly passes holds.
+// primary for ever, whatever the answer), one that fails over and never
+// fails back (interop/clingy.xml), and one that registers on the backup
+// alone. A case it rightly passes holds.
 func TestLabFailsBrokenPhones(t *testing.T) {
 	for _, c := range []struct {
 		name, scenario string
+		at             string // the server SIPp starts at
 		cases          string
 		want           map[string]string // case -> verdict
 		violated       string            // the invariants violated, in order
 	}{
-		{"never fails over", "stuck.xml", "503/timers,slow/timers", map[string]string{"503/timers": "violated", "slow/timers": "held"}, "I2"},
-		{"never fails back", "clingy.xml", "503/timers", map[string]string{"503/timers": "violated"}, "I1"},
+		{"never fails over", "stuck.xml", "primary", "503/timers,slow/timers", map[string]string{"503/timers": "violated", "slow/timers": "held"}, "I2"},
+		{"never fails back", "clingy.xml", "primary", "503/timers", map[string]string{"503/timers": "violated"}, "I1"},
+		// Registered on the backup alone, it never gives a case a start: the
+		// run stops. Started after the lab (-boot), it skipped the primary
+		// (I3) and never probed it while it was up (I1).
+		{"skips the primary", "stuck.xml", "backup", "503/timers", map[string]string{}, "I1 I3"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -147,7 +153,7 @@ func TestLabFailsBrokenPhones(t *testing.T) {
 			lab := exec.Command(binary, "lab", "-user", "1001", "-password", "secret1001",
 				"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
 				"-cases", c.cases, "-t1", "100ms", "-retry-counts", "3", "-failback-interval", "5s",
-				"-expires", "10", "-slow", "60", "-wait", "20s", "-json")
+				"-expires", "10", "-slow", "60", "-wait", "10s", "-boot", "-json")
 			lab.Stdout, lab.Stderr = &out, &labLog
 			if err := lab.Start(); err != nil {
 				t.Fatal(err)
@@ -159,7 +165,7 @@ func TestLabFailsBrokenPhones(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			phone := exec.Command("sipp", fmt.Sprintf("127.0.0.1:%d", primary), "-sf", scenario, "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)),
+			phone := exec.Command("sipp", fmt.Sprintf("127.0.0.1:%d", map[string]int{"primary": primary, "backup": backup}[c.at]), "-sf", scenario, "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)),
 				"-key", "backup_port", fmt.Sprint(backup), "-m", "1", "-timeout", "300s", "-nostdin")
 			phone.Dir = dir
 			if err := phone.Start(); err != nil {

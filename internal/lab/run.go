@@ -111,6 +111,10 @@ func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 		if _, ok := waitFor(ctx, bound, func() (time.Time, bool) { return time.Now(), l.onPrimary() }); !ok {
 			rep.Unusable = fmt.Sprintf("the phone was not registered on the primary %s within %v: is it pointed at the lab, with the account given?",
 				l.cfg.Primary, bound.Round(time.Millisecond))
+			if _, ok := lastRegistered(l.backup); ok {
+				rep.Unusable = fmt.Sprintf("the phone registered on the backup %s, and not on the primary %s within %v: it skips its primary, or has the servers the other way round",
+					l.cfg.Backup, l.cfg.Primary, bound.Round(time.Millisecond))
+			}
 			if i > 0 {
 				rep.Unusable = fmt.Sprintf("after case %s the phone did not come back to the primary %s within %v", plan[i-1].Name, l.cfg.Primary, bound.Round(time.Millisecond))
 			}
