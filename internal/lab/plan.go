@@ -34,8 +34,9 @@ type Case struct {
 	Name    string
 	Fault   labserver.Fault
 	Trigger Trigger
-	// Events are the line model's events that the case plays: the ways
-	// model/line.yaml loses the primary (its primary_lost transition).
+	// Events are the models' events the case plays: for a way to lose the
+	// primary, those of model/line.yaml's primary_lost transition it
+	// raises; for the others, what the phone must do instead.
 	Events []string
 	// Both breaks the backup as well: every server down, then the primary
 	// back (R9).
