@@ -79,7 +79,7 @@ func TestLabPassesTheAgent(t *testing.T) {
 			var out, labLog bytes.Buffer
 			lab := exec.Command(binary, "lab", "-user", "1001", "-password", "pw", "-transport", c.transport,
 				"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
-				"-settings", path, "-expires", "10", "-retry-after", "2", "-slow", "75", "-json", "-pcap", filepath.Join(dir, "lab.pcap"),
+				"-settings", path, "-expires", "10", "-retry-after", "2", "-slow", "50", "-json", "-pcap", filepath.Join(dir, "lab.pcap"),
 				"-dial", fmt.Sprintf("%s call %s -wait 20s {uri}", binary, control), "-hangup", fmt.Sprintf("%s hangup %s", binary, control))
 			lab.Stdout, lab.Stderr = &out, &labLog
 			if err := lab.Start(); err != nil {

@@ -39,7 +39,7 @@ func phoneSettings() capture.Settings {
 func startLab(t *testing.T, transport string) *Lab {
 	t.Helper()
 	l, err := Start(Config{Primary: netip.MustParseAddrPort("127.0.0.1:0"), Backup: netip.MustParseAddrPort("127.0.0.1:0"),
-		Transport: transport, User: "1001", Password: "secret", Expires: 10, RetryAfter: 2, Slow: 75, Phone: phoneSettings(), Progress: testWriter{t}})
+		Transport: transport, User: "1001", Password: "secret", Expires: 10, RetryAfter: 2, Slow: 50, Phone: phoneSettings(), Progress: testWriter{t}})
 	if err != nil {
 		if strings.Contains(err.Error(), "packet socket") {
 			t.Skipf("the lab cannot capture here: %v", err)
@@ -161,13 +161,13 @@ func TestLabFailsAPhoneThatNeverFailsBack(t *testing.T) {
 	}
 }
 
-// TestLabFailsAPhoneThatLeavesTooSoon: a phone whose budget is half what
+// TestLabFailsAPhoneThatLeavesTooSoon: a phone whose budget is a quarter of what
 // its settings say gives up on a primary that answers late but within the
 // budget, and registers on the backup: the slow case is violated.
 func TestLabFailsAPhoneThatLeavesTooSoon(t *testing.T) {
 	t.Parallel()
 	l := startLab(t, "udp")
-	pointPhoneT1(t, l, settings.TransportUDP, true, t1/2)
+	pointPhoneT1(t, l, settings.TransportUDP, true, t1/4)
 	rep, err := l.Run(context.Background(), pick(t, "udp", "slow/timers"))
 	if err != nil {
 		t.Fatal(err)
