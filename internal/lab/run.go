@@ -190,21 +190,19 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		what = "a registration on the backup"
 		say("primary %s; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
 		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "REGISTER", broke) })
-	case Dial:
-		done := l.background(ctx, "dial", l.cfg.Dial)
-		res.FailoverBound = commandStart + l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(1) + l.slack()
+	case Dial, Hangup:
+		// The user's request goes to the dead primary first, then, through
+		// the failover, to the far end through the backup.
+		method, name, tmpl, verb := "INVITE", "dial", l.cfg.Dial, "dials"
 		what = "the call set up through the backup"
-		say("primary %s, the phone dials; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
-		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "INVITE", broke) })
-		if err := <-done; err != nil {
-			res.violated(say, "%v", err)
+		if c.Trigger == Hangup {
+			method, name, tmpl, verb = "BYE", "hangup", l.cfg.Hangup, "hangs up"
+			what = "the BYE through the backup, answered by the far end"
 		}
-	case Hangup:
-		done := l.background(ctx, "hangup", l.cfg.Hangup)
-		res.FailoverBound = commandStart + l.cfg.Phone.Budget("BYE", 0) + l.registerBound(1) + l.slack()
-		what = "the BYE through the backup, answered by the far end"
-		say("primary %s, the phone hangs up; waiting for %s (bound %v)", c.Fault, what, res.FailoverBound.Round(time.Millisecond))
-		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, "BYE", broke) })
+		done := l.background(ctx, name, tmpl)
+		res.FailoverBound = commandStart + l.cfg.Phone.Budget(method, 0) + l.registerBound(1) + l.slack()
+		say("primary %s, the phone %s; waiting for %s (bound %v)", c.Fault, verb, what, res.FailoverBound.Round(time.Millisecond))
+		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, method, broke) })
 		if err := <-done; err != nil {
 			res.violated(say, "%v", err)
 		}
