@@ -683,6 +683,11 @@ func (a *Analysis) bind(l *LineTrace) {
 		for _, u := range regs {
 			if u.Method == "REGISTER" && u.Server == b.Server && u.CallID == b.CallID && u.Expires != 0 &&
 				u.start().After(b.From) && u.start().Before(b.Until) {
+				// A challenge does not decide the refresh: the REGISTER
+				// sent again with credentials does (R1).
+				for o := a.outcome(u); o.Kind == "challenged" && u.next != nil && !u.next.start().Before(o.At) && u.next.start().Sub(o.At) <= a.Slack; o = a.outcome(u) {
+					u = u.next
+				}
 				switch o := a.outcome(u); {
 				case o.Kind == "pending":
 					b.Until = maxTime(b.Until, a.End.Add(time.Nanosecond)) // past the end of the capture

@@ -633,3 +633,28 @@ func TestRefusedWhileTheRoundIsElsewhere(t *testing.T) {
 		t.Errorf("I2 violated: %v", v.Findings)
 	}
 }
+
+// TestRefreshChallengedAfterExpiry: a refresh sent before its binding
+// expired is challenged only after the expiry (a slow server), and the
+// REGISTER sent again with credentials waits for its answer: the refresh
+// is still undecided, and the phone still counts itself registered there,
+// so a MESSAGE it sends there meanwhile is no I5.
+func TestRefreshChallengedAfterExpiry(t *testing.T) {
+	const s = time.Second
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cr.register(0, backup, "reg", 1, 5, false) // granted 5 s at 10 ms
+	refresh := cr.request("REGISTER", "reg", 2, 5)
+	cr.udp(3*s, phone, backup, refresh.String())
+	cr.udp(6*s, backup, phone, answer(refresh, 401, "WWW-Authenticate: Digest realm=\"example.test\", nonce=\"n2\"\r\n"))
+	again := cr.request("REGISTER", "reg", 3, 5)
+	cr.udp(6*s, phone, backup, again.String()) // with credentials, unanswered
+	m := cr.request("MESSAGE", "msg", 1, -1)
+	cr.udp(8*s, phone, backup, m.String())
+	cr.udp(8*s+10*ms, backup, phone, answer(m, 200, ""))
+	st := settings()
+	st.Servers = []netip.AddrPort{primary, backup}
+	if v := cr.verdictsWith(st)["I5"]; v.Status == Violated {
+		t.Errorf("I5 violated: %v", v.Findings)
+	}
+}
