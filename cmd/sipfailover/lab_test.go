@@ -85,3 +85,24 @@ func TestLabPhoneExample(t *testing.T) {
 		t.Errorf("docs/lab-phone.yaml has servers %v; the lab listens at %v", got, want)
 	}
 }
+
+// TestLabLimitsAtTheirEdges: each numeric flag takes its edge and refuses
+// one past it.
+func TestLabLimitsAtTheirEdges(t *testing.T) {
+	for _, c := range []struct{ flag, edge, past string }{
+		{"-expires", "10", "9"}, {"-expires", "86400", "86401"},
+		{"-retry-after", "1", "0"}, {"-retry-after", "3600", "3601"},
+		{"-slow", "1", "0"}, {"-slow", "99", "100"},
+		{"-wait", "0s", "-1ns"}, {"-wait", "1h", "1h0m0.000000001s"},
+	} {
+		var out, errOut strings.Builder
+		if code := run([]string{"lab", "-list", c.flag, c.edge}, &out, &errOut); code != 0 {
+			t.Errorf("%s %s: exit %d (%s), want it taken", c.flag, c.edge, code, errOut.String())
+		}
+		out.Reset()
+		errOut.Reset()
+		if code := run([]string{"lab", "-list", c.flag, c.past}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), c.flag) {
+			t.Errorf("%s %s: exit %d (%s), want 2 naming the flag", c.flag, c.past, code, errOut.String())
+		}
+	}
+}

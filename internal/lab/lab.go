@@ -223,6 +223,14 @@ func waitFor(ctx context.Context, bound time.Duration, cond func() (time.Time, b
 	}
 }
 
+// pause waits d, or until ctx ends: the time a phone is given to act.
+func pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
 // command runs a -dial or -hangup template with {uri} filled in.
 func (l *Lab) command(ctx context.Context, name, tmpl string) error {
 	cmdline := strings.ReplaceAll(tmpl, "{uri}", l.FarURI())

@@ -180,7 +180,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 			// phone has had the time to find the primary broken.
 			wait := l.detect() + l.cfg.Phone.Budget("REGISTER", 0) + l.slack()
 			say("primary %s; the phone keeps its binding on the backup; waiting %v for it to find the primary broken", c.Fault, wait.Round(time.Millisecond))
-			waitFor(ctx, wait, func() (time.Time, bool) { return time.Time{}, false })
+			pause(ctx, wait)
 			what, ok = "the binding on the backup", true
 			break
 		}
@@ -257,13 +257,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		say("failback mode %s is not measured here", p.FailbackMode)
 		return l.restore(ctx, say)
 	}
-	say("primary mended; waiting for the failback (bound %v)", res.FailbackBound.Round(time.Millisecond))
-	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
-		res.Failback = at.Sub(mended)
-		say("failed back after %v", res.Failback.Round(time.Millisecond))
-	} else {
-		res.violated(say, "no failback to the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
-	}
+	l.backOnPrimary(ctx, res, mended, "failback to the primary", say)
 	return nil
 }
 
@@ -291,20 +285,14 @@ func (l *Lab) bothDown(ctx context.Context, res *Result, broke time.Time, say fu
 	}
 	// Both stay down a back-off longer: the phone waits it out, and its
 	// next round finds them down again, with no storm (I11).
-	waitFor(ctx, p.BackoffBase, func() (time.Time, bool) { return time.Time{}, false })
+	pause(ctx, p.BackoffBase)
 	mended, err := l.mendPrimary()
 	if err != nil {
 		return err
 	}
 	backoff := max(p.BackoffMax, p.BackoffBase)
 	res.FailbackBound = backoff + p.RoundBound() + l.slack()
-	say("primary back; waiting for the phone to register there after its back-off (bound %v)", res.FailbackBound.Round(time.Millisecond))
-	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
-		res.Failback = at.Sub(mended)
-		say("registered on the primary after %v", res.Failback.Round(time.Millisecond))
-	} else {
-		res.violated(say, "no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
-	}
+	l.backOnPrimary(ctx, res, mended, "registration on the primary after the back-off", say)
 	return l.mendServer(1)
 }
 
@@ -381,7 +369,7 @@ func (l *Lab) survives(ctx context.Context, res *Result, broke time.Time, say fu
 func (l *Lab) concurrent(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
 	wait := l.detect() + l.cfg.Phone.Budget("REGISTER", 0) + l.slack()
 	say("primary %s; the phone keeps its binding on the backup; waiting %v for it to find the primary broken", c.Fault, wait.Round(time.Millisecond))
-	waitFor(ctx, wait, func() (time.Time, bool) { return time.Time{}, false })
+	pause(ctx, wait)
 	mended, err := l.mendPrimary()
 	if err != nil {
 		return err
@@ -399,13 +387,20 @@ func (l *Lab) reregistered(ctx context.Context, c Case, res *Result, mended time
 	if c.Fault == labserver.RetryAfter {
 		res.FailbackBound += time.Duration(l.cfg.RetryAfter) * time.Second
 	}
-	say("primary mended; waiting for the phone to register there again (bound %v)", res.FailbackBound.Round(time.Millisecond))
+	l.backOnPrimary(ctx, res, mended, "registration on the primary", say)
+}
+
+// backOnPrimary waits up to the case's failback bound for the phone's
+// registration on the primary, mended at mended, and measures it; what
+// names it in the progress and in the case's reason.
+func (l *Lab) backOnPrimary(ctx context.Context, res *Result, mended time.Time, what string, say func(string, ...any)) {
+	say("primary mended; waiting for the %s (bound %v)", what, res.FailbackBound.Round(time.Millisecond))
 	if at, ok := waitFor(ctx, res.FailbackBound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", mended) }); ok {
 		res.Failback = at.Sub(mended)
-		say("registered on the primary again after %v", res.Failback.Round(time.Millisecond))
+		say("the %s after %v", what, res.Failback.Round(time.Millisecond))
 		return
 	}
-	res.violated(say, "no registration on the primary within %v of its return", res.FailbackBound.Round(time.Millisecond))
+	res.violated(say, "no %s within %v of its return", what, res.FailbackBound.Round(time.Millisecond))
 }
 
 // mendPrimary ends the primary's fault, and says when: the phone is back
