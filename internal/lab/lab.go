@@ -178,12 +178,20 @@ func (l *Lab) settings() capture.Settings {
 // after since that it answered 200 (a REGISTER granting a registration,
 // an INVITE or BYE that the far end answered through it).
 func answered(r *labserver.Registrar, method string, since time.Time) (time.Time, bool) {
+	s, ok := answeredIn(r, "", method, since)
+	return s.At, ok
+}
+
+// answeredIn is answered for the requests of one call (callID; "" for any
+// request), with the request itself.
+func answeredIn(r *labserver.Registrar, callID, method string, since time.Time) (labserver.Seen, bool) {
 	for _, s := range r.Seen() {
-		if s.Method == method && s.Answer == 200 && !s.At.Before(since) && !(method == "REGISTER" && s.Expires == 0) {
-			return s.At, true
+		if s.Method == method && s.Answer == 200 && !s.At.Before(since) && !(method == "REGISTER" && s.Expires == 0) &&
+			(callID == "" || s.CallID == callID) {
+			return s, true
 		}
 	}
-	return time.Time{}, false
+	return labserver.Seen{}, false
 }
 
 // onPrimary says whether the phone's newest registration is on the

@@ -139,6 +139,7 @@ func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 // play runs one case: the fault, the trigger, the failover, the mending
 // and the failback.
 func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
+	var call string // the Call-ID of the call up at the fault, whose BYE the case waits for
 	if c.Trigger == Hangup {
 		since := time.Now()
 		if err := l.command(ctx, "dial", l.cfg.Dial); err != nil {
@@ -146,7 +147,11 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 			return l.restore(ctx, say)
 		}
 		b := l.cfg.Phone.Budget("INVITE", 0) + l.registerBound(0) + 5*time.Second
-		if _, ok := waitFor(ctx, b, func() (time.Time, bool) { return answered(l.primary, "INVITE", since) }); !ok {
+		if _, ok := waitFor(ctx, b, func() (time.Time, bool) {
+			s, ok := answeredIn(l.primary, "", "INVITE", since)
+			call = s.CallID
+			return s.At, ok
+		}); !ok {
 			res.violated(say, "the call placed before the fault was not set up through the primary within %v", b.Round(time.Millisecond))
 			return l.restore(ctx, say)
 		}
@@ -163,7 +168,7 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 	}
 	switch {
 	case c.Stays && c.Fault == labserver.Reset:
-		return l.survives(ctx, res, broke, say)
+		return l.survives(ctx, res, broke, call, say)
 	case c.Stays:
 		return l.stays(ctx, c, res, broke, say)
 	}
@@ -197,12 +202,17 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		what = "the call set up through the backup"
 		if c.Trigger == Hangup {
 			method, name, tmpl, verb = "BYE", "hangup", l.cfg.Hangup, "hangs up"
-			what = "the BYE through the backup, answered by the far end"
+			what = "the call's BYE through the backup, answered by the far end"
 		}
 		done := l.background(ctx, name, tmpl)
 		res.FailoverBound = commandStart + l.cfg.Phone.Budget(method, 0) + l.registerBound(1) + l.slack()
 		say("primary %s, the phone %s; waiting for %s (bound %v)", c.Fault, verb, what, res.FailoverBound.Round(time.Millisecond))
-		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) { return answered(l.backup, method, broke) })
+		// The BYE is the call's own: a new call's BYE through the backup
+		// would not end the call the far end still has.
+		at, ok = waitFor(ctx, res.FailoverBound, func() (time.Time, bool) {
+			s, ok := answeredIn(l.backup, call, method, broke)
+			return s.At, ok
+		})
 		if err := <-done; err != nil {
 			res.violated(say, "%v", err)
 		}
@@ -341,7 +351,7 @@ func (l *Lab) stays(ctx context.Context, c Case, res *Result, broke time.Time, s
 // call and listens on. The phone connects again and registers there again
 // (RFC 5626 4.4.1; the line model's transport.closed), stays on the
 // primary, and the call's BYE reaches the far end through it.
-func (l *Lab) survives(ctx context.Context, res *Result, broke time.Time, say func(string, ...any)) error {
+func (l *Lab) survives(ctx context.Context, res *Result, broke time.Time, call string, say func(string, ...any)) error {
 	bound := l.detect() + l.registerBound(0) + l.slack()
 	say("the primary reset the phone's connections; waiting for it to register there again (bound %v)", bound.Round(time.Millisecond))
 	if at, ok := waitFor(ctx, bound, func() (time.Time, bool) { return answered(l.primary, "REGISTER", broke) }); ok {
@@ -354,7 +364,10 @@ func (l *Lab) survives(ctx context.Context, res *Result, broke time.Time, say fu
 		res.violated(say, "hanging up: %v", err)
 	}
 	byeBound := commandStart + l.cfg.Phone.Budget("BYE", 0) + l.slack()
-	if _, ok := waitFor(ctx, byeBound, func() (time.Time, bool) { return answered(l.primary, "BYE", hungUp) }); !ok {
+	if _, ok := waitFor(ctx, byeBound, func() (time.Time, bool) {
+		s, ok := answeredIn(l.primary, call, "BYE", hungUp)
+		return s.At, ok
+	}); !ok {
 		res.violated(say, "the call's BYE did not reach the far end through the primary within %v", byeBound.Round(time.Millisecond))
 	}
 	if at, moved := answered(l.backup, "REGISTER", broke); moved && !l.cfg.Phone.Concurrent {
