@@ -41,12 +41,20 @@ type labResult struct {
 // TestLabPassesTheAgent: `sipfailover run` as the phone, a process of its
 // own pointed at `sipfailover lab`, passes the whole default plan over UDP
 // and TCP in both registration modes; the lab has it dial and hang up
-// through `sipfailover call` and `sipfailover hangup`.
+// through `sipfailover call` and `sipfailover hangup`. In failback mode
+// new_requests the failover cases end with a call that takes it back to
+// the primary.
 func TestLabPassesTheAgent(t *testing.T) {
-	for _, c := range []struct{ transport, mode string }{
-		{"udp", "successive"}, {"tcp", "successive"}, {"udp", "concurrent"}, {"tcp", "concurrent"},
+	for _, c := range []struct{ transport, mode, failback, cases string }{
+		{"udp", "successive", "duration", ""}, {"tcp", "successive", "duration", ""},
+		{"udp", "concurrent", "duration", ""}, {"tcp", "concurrent", "duration", ""},
+		{"udp", "successive", "new_requests", "503/timers,503-retry-after/timers,kill/hangup"},
 	} {
-		t.Run(c.transport+"/"+c.mode, func(t *testing.T) {
+		name := c.transport + "/" + c.mode
+		if c.failback != "duration" {
+			name += "/" + c.failback
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel() // each its own lab, ports and phone; the bounds leave seconds to spare
 			dir := t.TempDir()
 			primary, backup, status := freePort(t), freePort(t), freePort(t)
@@ -64,10 +72,11 @@ func TestLabPassesTheAgent(t *testing.T) {
     backoff_base: 2s
     backoff_max: 2s
     registration_mode: %s
+    failback_mode: %s
     servers:
       - {addr: 127.0.0.1, port: %d, transport: %d}
       - {addr: 127.0.0.1, port: %d, transport: %d}
-`, c.mode, primary, tr, backup, tr)
+`, c.mode, c.failback, primary, tr, backup, tr)
 			path := filepath.Join(dir, "phone.yaml")
 			if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
 				t.Fatal(err)
@@ -78,10 +87,15 @@ func TestLabPassesTheAgent(t *testing.T) {
 
 			// The lab first: the phone's first REGISTER finds it listening.
 			var out, labLog bytes.Buffer
-			lab := exec.Command(binary, "lab", "-user", "1001", "-password", "pw", "-transport", c.transport,
+			args := []string{"lab", "-user", "1001", "-password", "pw", "-transport", c.transport,
 				"-primary", fmt.Sprintf("127.0.0.1:%d", primary), "-backup", fmt.Sprintf("127.0.0.1:%d", backup),
 				"-settings", path, "-expires", "10", "-retry-after", "2", "-slow", "50", "-json", "-pcap", filepath.Join(dir, "lab.pcap"),
-				"-dial", fmt.Sprintf("%s call %s -wait 20s {uri}", binary, control), "-hangup", fmt.Sprintf("%s hangup %s", binary, control))
+				"-dial", fmt.Sprintf("%s call %s -wait 20s {uri}", binary, control), "-hangup", fmt.Sprintf("%s hangup %s", binary, control)}
+			cases := 11 // the default plan over UDP; TCP adds reset/hangup
+			if c.cases != "" {
+				args, cases = append(args, "-cases", c.cases), strings.Count(c.cases, ",")+1
+			}
+			lab := exec.Command(binary, args...)
 			lab.Stdout, lab.Stderr = &out, &labLog
 			if err := lab.Start(); err != nil {
 				t.Fatal(err)
@@ -113,12 +127,14 @@ func TestLabPassesTheAgent(t *testing.T) {
 					r.Failover.Round(time.Millisecond), r.FailoverBound.Round(time.Millisecond), r.Failback.Round(time.Millisecond),
 					r.FailbackBound.Round(time.Millisecond), r.Why)
 				failed = failed || r.Verdict != "held"
+				// Each case of the new_requests run measures its failback (on the lab's call).
+				failed = failed || c.failback == "new_requests" && r.FailbackBound == 0
 			}
 			for _, v := range rep.Capture.Verdicts {
 				failed = failed || v.Status == "violated"
 			}
 			t.Logf("%s %s: the default plan in %v\n%s", c.transport, c.mode, took.Round(time.Second), table.String())
-			if failed || len(rep.Results) < 11 {
+			if failed || len(rep.Results) < cases {
 				t.Fatalf("the agent did not pass the lab (exit %v, %d cases): %s\nlab:\n%s\nagent:\n%s", err, len(rep.Results), rep.Unusable, labLog.String(), agentLog.String())
 			}
 		})

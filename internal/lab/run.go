@@ -261,14 +261,40 @@ func (l *Lab) play(ctx context.Context, c Case, res *Result, say func(string, ..
 		}
 	case p.FailbackMode == "registration":
 		res.FailbackBound = time.Duration(l.cfg.Expires)*time.Second + 64*p.T1 + l.registerBound(0) + l.slack()
+	case p.FailbackMode == "new_requests" && l.cfg.Dial != "" && l.cfg.Hangup != "":
+		return l.failbackOnRequest(ctx, c, res, say)
+	case p.FailbackMode == "new_requests":
+		say("failback mode new_requests fails back on the user's next request: not measured without -dial and -hangup")
+		return l.restore(ctx, say)
 	default:
-		// new_requests needs a request, dns_ttl a name: the lab has
-		// neither to give.
-		say("failback mode %s is not measured here", p.FailbackMode)
+		say("failback mode %s fails back when the records of a server's name expire: not measured, the lab serves no DNS", p.FailbackMode)
 		return l.restore(ctx, say)
 	}
 	l.backOnPrimary(ctx, res, mended, "failback to the primary", say)
 	return nil
+}
+
+// failbackOnRequest: in failback mode new_requests the phone probes the
+// mended primary when the user places a call, and is on the primary
+// within four of the primary's budgets of that request (I1 as R18 amends
+// it: a challenge, a 423 and stale nonces may each take one). The lab has
+// the phone dial once the primary's Retry-After, if any, is over, and
+// measures the failback from the dial.
+func (l *Lab) failbackOnRequest(ctx context.Context, c Case, res *Result, say func(string, ...any)) error {
+	if c.Fault == labserver.RetryAfter {
+		pause(ctx, time.Duration(l.cfg.RetryAfter)*time.Second)
+	}
+	dialed := time.Now()
+	done := l.background(ctx, "dial", l.cfg.Dial)
+	res.FailbackBound = commandStart + 4*l.cfg.Phone.Budget("REGISTER", 0) + l.slack()
+	l.backOnPrimary(ctx, res, dialed, "failback to the primary on a new call", say)
+	if err := <-done; err != nil {
+		res.violated(say, "%v", err)
+	}
+	if err := l.command(ctx, "hangup", l.cfg.Hangup); err != nil {
+		res.violated(say, "ending the call: %v", err)
+	}
+	return l.restore(ctx, say)
 }
 
 // bothDown: every server down; the phone tries both and backs off, then
