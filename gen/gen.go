@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +26,7 @@ type Options struct {
 	FSM    string // generated Go; default "fsm"
 	Docs   string // generated diagrams and docs; default "docs"
 	Verify string // generated Promela for the model checker; default "verify"
+	CTest  string // the cgo bridge that holds the C machines equal to the Go ones; default "internal/cfsm"
 	// Dot is the Graphviz dot program used to render SVG; "" looks it up on
 	// PATH, "-" never renders.
 	Dot string
@@ -36,6 +38,7 @@ func (o Options) withDefaults() Options {
 	o.FSM = cmpOr(o.FSM, "fsm")
 	o.Docs = cmpOr(o.Docs, "docs")
 	o.Verify = cmpOr(o.Verify, "verify")
+	o.CTest = cmpOr(o.CTest, filepath.Join("internal", "cfsm"))
 	return o
 }
 
@@ -119,6 +122,18 @@ func GoCode(path string, src []byte) ([]byte, error) {
 	return code, err
 }
 
+// CCode parses and checks the model src (named path in messages) and
+// returns the C machine `gen` would write to fsm/c/<name>.h and .c, and
+// the header every C machine includes.
+func CCode(path string, src []byte) (common, header, source []byte, err error) {
+	m, err := parseOne(path, src)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	header, source, err = emit.C(m, path)
+	return emit.CCommon(), header, source, err
+}
+
 func parseOne(path string, src []byte) (*model.Model, error) {
 	var l diag.List
 	m := model.Parse(path, src, &l)
@@ -183,7 +198,8 @@ func Generate(o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Files = append(res.Files, File{filepath.Join(o.FSM, "fsm_gen.go"), common})
+	res.Files = append(res.Files, File{filepath.Join(o.FSM, "fsm_gen.go"), common},
+		File{filepath.Join(o.FSM, "c", emit.CHeaderCommon), emit.CCommon()})
 	dot := o.Dot
 	if dot == "" {
 		dot, _ = exec.LookPath("dot")
@@ -202,10 +218,25 @@ func Generate(o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		cHeader, cSource, err := emit.C(m, m.Path)
+		if err != nil {
+			return nil, err
+		}
+		cdir, err := filepath.Rel(o.CTest, filepath.Join(o.FSM, "c"))
+		if err != nil {
+			return nil, err
+		}
+		bridge, err := emit.CBridge(m, m.Path, filepath.ToSlash(cdir), sha256.Sum256(slices.Concat(emit.CCommon(), cHeader, cSource)))
+		if err != nil {
+			return nil, err
+		}
 		dotText, overview := emit.Dot(m), emit.OverviewDot(m)
 		res.Files = append(res.Files,
 			File{filepath.Join(o.FSM, name+"_gen.go"), code},
 			File{filepath.Join(o.FSM, name+"_gen_test.go"), test},
+			File{filepath.Join(o.FSM, "c", name+".h"), cHeader},
+			File{filepath.Join(o.FSM, "c", name+".c"), cSource},
+			File{filepath.Join(o.CTest, name+"_gen.go"), bridge},
 			File{filepath.Join(o.Docs, name+".md"), emit.Markdown(m, "../"+m.Path)},
 			File{filepath.Join(o.Docs, name+".dot"), dotText},
 			File{filepath.Join(o.Docs, name+"-overview.dot"), overview},
@@ -291,7 +322,7 @@ func extra(o Options, res *Result) ([]string, error) {
 		}
 	}
 	var out []string
-	for _, dir := range []string{o.FSM, o.Docs, o.Verify} {
+	for _, dir := range []string{o.FSM, filepath.Join(o.FSM, "c"), o.CTest, o.Docs, o.Verify} {
 		entries, err := os.ReadDir(filepath.Join(o.Root, dir))
 		if errors.Is(err, os.ErrNotExist) {
 			continue

@@ -10,6 +10,7 @@ type Symbol struct {
 	Kind string // "param", "var", "derived" or "guard", for messages
 	Type Type
 	Go   string // the Go expression that reads it in generated code
+	C    string // the C expression that reads it in generated C
 }
 
 // Env tells the checker which names exist.
@@ -21,6 +22,8 @@ type Env struct {
 	// States maps state names to the Go expression that tests for them; nil
 	// where in(state) is not allowed (it is, in invariants only).
 	States map[string]string
+	// CStates is States for generated C.
+	CStates map[string]string
 	// Suggest formats a hint for an unknown name.
 	Suggest func(name string, candidates []string) string
 }

@@ -31,6 +31,32 @@ func GoName(name string) string {
 	return b.String()
 }
 
+// CName is a model name as a C identifier: snake case, a dot as an
+// underscore, and a trailing underscore on a C keyword.
+func CName(name string) string {
+	n := strings.ReplaceAll(name, ".", "_")
+	if cKeywords[n] {
+		n += "_"
+	}
+	return n
+}
+
+// CConst is the C constant of a state, event, timer or action of machine:
+// MACHINE_KIND_NAME.
+func CConst(machine, kind, name string) string {
+	return strings.ToUpper(CName(machine) + "_" + kind + "_" + strings.ReplaceAll(name, ".", "_"))
+}
+
+var cKeywords = map[string]bool{}
+
+func init() {
+	for _, k := range strings.Fields(`auto break case char const continue default do double else enum extern
+		float for goto if inline int long register restrict return short signed sizeof static struct
+		switch typedef union unsigned void volatile while bool true false m v st`) {
+		cKeywords[k] = true
+	}
+}
+
 // Check validates a parsed model: names, references, types, structure.
 func Check(m *Model, errs *diag.List) {
 	c := &checker{m: m, errs: errs}
@@ -165,19 +191,21 @@ func (c *checker) buildEnv() *expr.Env {
 	syms := map[string]expr.Symbol{}
 	var names []string
 	for _, p := range m.Params {
-		syms[p.Name] = expr.Symbol{Kind: "param", Type: p.Type, Go: "m.params." + GoName(p.Name)}
+		syms[p.Name] = expr.Symbol{Kind: "param", Type: p.Type, Go: "m.params." + GoName(p.Name), C: "m->params." + CName(p.Name)}
 		names = append(names, p.Name)
 	}
 	for _, v := range m.Vars {
-		syms[v.Name] = expr.Symbol{Kind: "var", Type: v.Type, Go: "v." + GoName(v.Name)}
+		syms[v.Name] = expr.Symbol{Kind: "var", Type: v.Type, Go: "v." + GoName(v.Name), C: "v->" + CName(v.Name)}
 		names = append(names, v.Name)
 	}
 	for _, g := range m.Guards {
-		syms[g.Name] = expr.Symbol{Kind: "guard", Type: expr.Bool, Go: "m.guards." + GoName(g.Name) + "()"}
+		syms[g.Name] = expr.Symbol{Kind: "guard", Type: expr.Bool, Go: "m.guards." + GoName(g.Name) + "()",
+			C: "m->guards." + CName(g.Name) + "(m->guards.ctx)"}
 		names = append(names, g.Name)
 	}
 	for _, d := range m.Derived {
-		syms[d.Name] = expr.Symbol{Kind: "derived", Type: expr.Invalid, Go: "m.derived" + GoName(d.Name) + "(v)"}
+		syms[d.Name] = expr.Symbol{Kind: "derived", Type: expr.Invalid, Go: "m.derived" + GoName(d.Name) + "(v)",
+			C: CName(m.Name.Name) + "_derived_" + CName(d.Name) + "(m, v)"}
 		names = append(names, d.Name)
 	}
 	env := &expr.Env{
@@ -221,8 +249,10 @@ func (c *checker) buildEnv() *expr.Env {
 func StateEnv(m *Model, env *expr.Env) *expr.Env {
 	withStates := *env
 	withStates.States = map[string]string{}
+	withStates.CStates = map[string]string{}
 	for _, s := range m.States {
 		withStates.States[s.Name] = "m.state == " + GoName(m.Name.Name) + "State" + GoName(s.Name)
+		withStates.CStates[s.Name] = "m->state == " + CConst(m.Name.Name, "state", s.Name)
 	}
 	return &withStates
 }
