@@ -63,3 +63,17 @@ func TestCCompiles(t *testing.T) {
 		t.Skip("no C compiler here")
 	}
 }
+
+// TestCNamesMeet: a derived value named as a function every C machine has
+// is refused at its place, as a name that would meet a Go method is.
+func TestCNamesMeet(t *testing.T) {
+	src, err := os.ReadFile("testdata/base.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(src), "vars:", "derived:\n  allowed:\n    expr: hold > 0s\n    doc: Meets door_allowed.\nvars:", 1)
+	_, err = GoCode("door.yaml", []byte(changed))
+	if err == nil || !strings.Contains(err.Error(), `door.yaml:7:3: derived "allowed" would clash with the generated C function door_allowed`) {
+		t.Fatalf("got %v, want derived allowed refused at 7:3 as door_allowed", err)
+	}
+}

@@ -12,12 +12,12 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestMain runs 1,000 drawn runs of each model unless -rapid.checks says
-// otherwise.
+// TestMain runs 1,000 drawn runs of each model (100 with -short, as the
+// race detector's run has it) unless -rapid.checks says otherwise.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if f := flag.Lookup("rapid.checks"); f != nil && f.Value.String() == f.DefValue {
-		f.Value.Set("1000")
+		f.Value.Set(map[bool]string{false: "1000", true: "100"}[testing.Short()])
 	}
 	os.Exit(m.Run())
 }

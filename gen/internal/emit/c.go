@@ -108,7 +108,7 @@ func CCommon() []byte {
 func C(m *model.Model, relPath string) (header, source []byte, err error) {
 	g := &cGen{m: m, n: model.CName(m.Name.Name), env: model.Env(m)}
 	g.inv = model.StateEnv(m, g.env)
-	if err := g.checkBranchNames(); err != nil {
+	if err := g.checkNames(); err != nil {
 		return nil, nil, err
 	}
 	g.header(relPath)
@@ -165,8 +165,9 @@ func cType(t expr.Type) string {
 	return "int64_t"
 }
 
-// checkBranchNames refuses a model whose branch ids meet as C names.
-func (g *cGen) checkBranchNames() error {
+// checkNames refuses a model whose branch ids meet as C names (the model's
+// checks refuse a derived value named as a function of the machine).
+func (g *cGen) checkNames() error {
 	seen := map[string]string{}
 	for _, t := range g.m.Transitions {
 		for k := range t.Branches {

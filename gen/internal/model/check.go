@@ -47,12 +47,18 @@ func CConst(machine, kind, name string) string {
 	return strings.ToUpper(CName(machine) + "_" + kind + "_" + strings.ReplaceAll(name, ".", "_"))
 }
 
+// CFunctions are the functions every generated C machine has,
+// <machine>_<name>: a derived value of that name would meet one.
+var CFunctions = map[string]bool{"init": true, "validate": true, "start": true, "fire": true, "allowed": true,
+	"check_always": true, "timer_event": true, "state_name": true, "event_name": true, "timer_name": true,
+	"action_name": true, "branch_name": true}
+
 var cKeywords = map[string]bool{}
 
 func init() {
 	for _, k := range strings.Fields(`auto break case char const continue default do double else enum extern
 		float for goto if inline int long register restrict return short signed sizeof static struct
-		switch typedef union unsigned void volatile while bool true false m v st`) {
+		switch typedef union unsigned void volatile while bool true false`) {
 		cKeywords[k] = true
 	}
 }
@@ -125,6 +131,9 @@ func (c *checker) names() {
 		add("expr", "derived", d.Ref)
 		if slices.Contains(machineFn, GoName(d.Name)) {
 			c.errs.Errorf(d.Pos, "derived %q would clash with the generated machine method %s", d.Name, GoName(d.Name))
+		}
+		if CFunctions[CName(d.Name)] {
+			c.errs.Errorf(d.Pos, "derived %q would clash with the generated C function %s_%s", d.Name, CName(m.Name.Name), CName(d.Name))
 		}
 	}
 	for _, g := range m.Guards {
