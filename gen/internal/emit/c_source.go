@@ -184,22 +184,9 @@ func (g *cGen) validate() {
 }
 
 func (g *cGen) allowed() {
-	m, n := g.m, g.n
-	size := len(m.States) + 1
-	idx := func(name string) int {
-		return slices.IndexFunc(m.States, func(s *model.State) bool { return s.Name == name }) + 1
-	}
-	allowed := make([][]bool, size)
-	for i := range allowed {
-		allowed[i] = make([]bool, size)
-	}
-	for _, t := range m.Transitions {
-		for _, fr := range t.From {
-			for _, b := range t.Branches {
-				allowed[idx(fr.Name)][idx(b.Target(fr.Name))] = true
-			}
-		}
-	}
+	n := g.n
+	allowed := allowedMoves(g.m)
+	size := len(allowed)
 	g.p("bool %s_allowed(%s_state from, %s_state to)", n, n, n)
 	g.p("{")
 	g.p("\tstatic const bool allowed[%d][%d] = {", size, size)

@@ -620,20 +620,7 @@ func (g *goGen) table() {
 	g.p("}")
 	g.p("")
 	n := len(m.States) + 1
-	allowed := make([][]bool, n)
-	for i := range allowed {
-		allowed[i] = make([]bool, n)
-	}
-	idx := func(name string) int {
-		return slices.IndexFunc(m.States, func(s *model.State) bool { return s.Name == name }) + 1
-	}
-	for _, t := range m.Transitions {
-		for _, fr := range t.From {
-			for _, b := range t.Branches {
-				allowed[idx(fr.Name)][idx(b.Target(fr.Name))] = true
-			}
-		}
-	}
+	allowed := allowedMoves(m)
 	g.p("var %sAllowed = [%d][%d]bool{", lowerFirst(g.M), n, n)
 	for i := 1; i < n; i++ {
 		var to []string
@@ -655,6 +642,28 @@ func (g *goGen) table() {
 	g.p("return %sAllowed[from][to]", lowerFirst(g.M))
 	g.p("}")
 	g.p("")
+}
+
+// allowedMoves is the model's table of moves: [from][to] is true when a
+// transition leads from one state to the other (from == to: one that
+// stays). Row and column 0 are the unknown state.
+func allowedMoves(m *model.Model) [][]bool {
+	n := len(m.States) + 1
+	allowed := make([][]bool, n)
+	for i := range allowed {
+		allowed[i] = make([]bool, n)
+	}
+	idx := func(name string) int {
+		return slices.IndexFunc(m.States, func(s *model.State) bool { return s.Name == name }) + 1
+	}
+	for _, t := range m.Transitions {
+		for _, fr := range t.From {
+			for _, b := range t.Branches {
+				allowed[idx(fr.Name)][idx(b.Target(fr.Name))] = true
+			}
+		}
+	}
+	return allowed
 }
 
 func (g *goGen) machine() {
