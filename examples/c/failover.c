@@ -15,7 +15,7 @@
  * the branch of the model taken and the effects, in order. Time is virtual
  * (the wheel jumps to the next timer), and the random part a phone takes off
  * a jittered timer is none here, so the output is the same on every run:
- * examples/c/failover.out, which CI compares.
+ * examples/c/failover.txt, which CI compares.
  *
  * Build: cc -std=c99 -I fsm/c examples/c/failover.c fsm/c/line.c
  */

@@ -9,12 +9,12 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite examples/c/failover.out from the example's output")
+var update = flag.Bool("update", false, "rewrite examples/c/failover.txt from the example's output")
 
 // TestFirmwareExample: examples/c/failover.c, a firmware loop around the
 // generated line machine, compiles with every warning on under each C
 // compiler here and prints the seed's failover and failback exactly as
-// examples/c/failover.out has them (-update rewrites it).
+// examples/c/failover.txt has them (-update rewrites it).
 func TestFirmwareExample(t *testing.T) {
 	ran := 0
 	for _, cc := range []string{"gcc", "clang"} {
@@ -34,17 +34,17 @@ func TestFirmwareExample(t *testing.T) {
 		}
 		out = trimLines(out)
 		if *update {
-			if err := os.WriteFile("../../examples/c/failover.out", out, 0o644); err != nil {
+			if err := os.WriteFile("../../examples/c/failover.txt", out, 0o644); err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		want, err := os.ReadFile("../../examples/c/failover.out")
+		want, err := os.ReadFile("../../examples/c/failover.txt")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(out, want) {
-			t.Errorf("%s: the example printed\n%s\nwant examples/c/failover.out:\n%s", cc, out, want)
+			t.Errorf("%s: the example printed\n%s\nwant examples/c/failover.txt:\n%s", cc, out, want)
 		}
 	}
 	if ran == 0 {
