@@ -43,16 +43,24 @@ type labResult struct {
 // and TCP in both registration modes; the lab has it dial and hang up
 // through `sipfailover call` and `sipfailover hangup`. In failback mode
 // new_requests the failover cases end with a call that takes it back to
-// the primary.
+// the primary. Behind outbound proxies (R22) the lab's servers are the
+// phone's proxy pair, in front of the registrar the lab's servers share.
 func TestLabPassesTheAgent(t *testing.T) {
-	for _, c := range []struct{ transport, mode, failback, cases string }{
-		{"udp", "successive", "duration", ""}, {"tcp", "successive", "duration", ""},
-		{"udp", "concurrent", "duration", ""}, {"tcp", "concurrent", "duration", ""},
-		{"udp", "successive", "new_requests", "503/timers,503-retry-after/timers,kill/hangup"},
+	for _, c := range []struct {
+		transport, mode, failback, cases string
+		proxies                          bool
+	}{
+		{"udp", "successive", "duration", "", false}, {"tcp", "successive", "duration", "", false},
+		{"udp", "concurrent", "duration", "", false}, {"tcp", "concurrent", "duration", "", false},
+		{"udp", "successive", "new_requests", "503/timers,503-retry-after/timers,kill/hangup", false},
+		{"udp", "successive", "duration", "", true},
 	} {
 		name := c.transport + "/" + c.mode
 		if c.failback != "duration" {
 			name += "/" + c.failback
+		}
+		if c.proxies {
+			name += "/proxies"
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel() // each its own lab, ports and phone; the bounds leave seconds to spare
@@ -73,10 +81,13 @@ func TestLabPassesTheAgent(t *testing.T) {
     backoff_max: 2s
     registration_mode: %s
     failback_mode: %s
-    servers:
+    %s:
       - {addr: 127.0.0.1, port: %d, transport: %d}
       - {addr: 127.0.0.1, port: %d, transport: %d}
-`, c.mode, c.failback, primary, tr, backup, tr)
+`, c.mode, c.failback, map[bool]string{false: "servers", true: "outbound_proxies"}[c.proxies], primary, tr, backup, tr)
+			if c.proxies {
+				settings += "    servers:\n      - {addr: lab.test}\n"
+			}
 			path := filepath.Join(dir, "phone.yaml")
 			if err := os.WriteFile(path, []byte(settings), 0o600); err != nil {
 				t.Fatal(err)
@@ -133,7 +144,7 @@ func TestLabPassesTheAgent(t *testing.T) {
 			for _, v := range rep.Capture.Verdicts {
 				failed = failed || v.Status == "violated"
 			}
-			t.Logf("%s %s: the default plan in %v\n%s", c.transport, c.mode, took.Round(time.Second), table.String())
+			t.Logf("%s: the default plan in %v\n%s", name, took.Round(time.Second), table.String())
 			if failed || len(rep.Results) < cases {
 				t.Fatalf("the agent did not pass the lab (exit %v, %d cases): %s\nlab:\n%s\nagent:\n%s", err, len(rep.Results), rep.Unusable, labLog.String(), agentLog.String())
 			}
