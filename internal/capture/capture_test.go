@@ -658,3 +658,26 @@ func TestRefreshChallengedAfterExpiry(t *testing.T) {
 		t.Errorf("I5 violated: %v", v.Findings)
 	}
 }
+
+// TestRequestFailsWhileRefused: a request that finds the server unavailable
+// just after the server refused the line's credentials (a refresh
+// challenged twice, with nothing sent after) moves the line nowhere: the
+// line was refused, and waits for its back-off before a new round (I9), not
+// a failover (I2). Drawn by the wire oracle over TCP, with a BYE.
+func TestRequestFailsWhileRefused(t *testing.T) {
+	const s = time.Second
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cseq := cr.register(0, primary, "reg", 1, 60, false)
+	cr.silent(10*s, primary, cr.request("MESSAGE", "msg", 1, -1), 3, false) // fails at 13.5 s
+	refresh := cr.request("REGISTER", "reg", cseq, 60)
+	cr.udp(12500*ms, phone, primary, refresh.String())
+	cr.udp(12510*ms, primary, phone, answer(refresh, 401, "WWW-Authenticate: Digest realm=\"example.test\", nonce=\"n2\"\r\n"))
+	again := cr.request("REGISTER", "reg", cseq+1, 60)
+	cr.udp(12520*ms, phone, primary, again.String())
+	cr.udp(12530*ms, primary, phone, answer(again, 401, "WWW-Authenticate: Digest realm=\"example.test\", nonce=\"n3\"\r\n"))
+	cr.register(30*s, primary, "reg", cseq+2, 60, false) // the round after the back-off
+	if v := cr.verdicts()["I2"]; v.Status == Violated {
+		t.Errorf("I2 violated: %v", v.Findings)
+	}
+}

@@ -316,6 +316,14 @@ func (a *Analysis) i2() Verdict {
 			case t.Method != "REGISTER" && t.Method != "SYN" && !(a.settled(l, t.Server, t.start()) && a.settled(l, t.Server, o.At.Add(-time.Nanosecond))):
 				// (just before its failure: that failure is the one judged)
 				continue
+			case t.Method != "REGISTER" && t.Method != "SYN" && slices.ContainsFunc(l.Txns, func(u *Txn) bool {
+				at := a.outcome(u).At
+				return u.Server == t.Server && at.After(l.newest(t.start()).From) && !at.After(o.At.Add(a.Slack)) && a.refusedBy(l, u)
+			}):
+				// The server refused the line (its credentials, say) while
+				// the request was out or as it failed: the line waits for its
+				// back-off (I9) and fails over nowhere.
+				continue
 			}
 			// A de-registration since the request was sent: the user took
 			// the line down, and it goes nowhere until asked again.

@@ -112,11 +112,7 @@ func (a *Analysis) left(l *LineTrace, t time.Time) bool {
 		case u.Expires == 0:
 			return true
 		case u.Server == k && (o.Kind == "challenged" || o.Kind == "again"):
-			// Credentials the server refused again, or a 423 the phone does
-			// not answer: it sends no more, and gives the server up.
-			return !o.At.Add(a.Slack).After(t) && !slices.ContainsFunc(l.Txns, func(r *Txn) bool {
-				return r.Method == "REGISTER" && r.Server == k && !r.start().Before(o.At) && !r.start().After(o.At.Add(a.Slack))
-			})
+			return !o.At.Add(a.Slack).After(t) && a.refusedBy(l, u)
 		case u.Server == k:
 			return (failed(o) || o.Kind == "rejected") && !o.At.After(t)
 		default:
@@ -152,4 +148,23 @@ func (b *Binding) live(t time.Time) bool {
 		until = b.RemovedBefore
 	}
 	return !t.Before(b.From) && t.Before(until)
+}
+
+// refusedBy reports whether REGISTER u ended with its server refusing the
+// line: a final refusal, or credentials the server challenged again (or a
+// 423) that the phone sent nothing more after within the slack. The line
+// then gives the server up and waits for its back-off (R1, I9).
+func (a *Analysis) refusedBy(l *LineTrace, u *Txn) bool {
+	if u.Method != "REGISTER" || u.Expires == 0 {
+		return false
+	}
+	switch o := a.outcome(u); o.Kind {
+	case "rejected":
+		return true
+	case "challenged", "again":
+		return !slices.ContainsFunc(l.Txns, func(r *Txn) bool {
+			return r.Method == "REGISTER" && r.Server == u.Server && !r.start().Before(o.At) && !r.start().After(o.At.Add(a.Slack))
+		})
+	}
+	return false
 }
