@@ -4,6 +4,7 @@
 // state ignores, and requires the same step (branch, target, effects in
 // order), state, variables and verdicts after each one. The C machines are
 // compiled in through cgo (the *_gen.go files, generated beside fsm/c);
-// without cgo the package is empty and .ci/run's C step still compiles and
-// checks the C files.
+// without cgo the package is empty, and gen's TestCCompiles and this
+// package's TestFirmwareExample still compile the C with every C compiler
+// installed.
 package cfsm
