@@ -127,6 +127,22 @@ type hold struct {
 	via      int // a call's: the server its INVITE went through, -1 for one made to the phone
 }
 
+// probeTaken reports whether, between from and to, the phone took the
+// binding a failback probe won on another server than k while calls held
+// the line (failback_when idle): the last of those calls ended then, and
+// the binding still lived.
+func (a *Analysis) probeTaken(l *LineTrace, k int, from, to time.Time) bool {
+	holds := a.holds(l)
+	return slices.ContainsFunc(l.Bindings, func(b *Binding) bool {
+		return b.probe && b.Late && b.Server != k && slices.ContainsFunc(holds, func(h hold) bool {
+			ended := !h.to.Before(from) && !h.to.After(to) && b.live(h.to)
+			return ended && !b.From.Before(h.from) && b.From.Before(h.to) && !slices.ContainsFunc(holds, func(g hold) bool {
+				return g.from.Before(h.to) && g.to.After(h.to) // another call goes on
+			})
+		})
+	})
+}
+
 // holds are the times calls held the line (R18's failback_when idle), with
 // failback_when idle; none with failback_when always. A call the phone
 // made holds from its INVITE until its final answer refused it, or until
@@ -367,6 +383,13 @@ func (a *Analysis) i2() Verdict {
 				v.judged++
 				continue
 			}
+			if a.probeTaken(l, t.Server, o.At, o.At.Add(a.Slack)) {
+				// The call that kept the phone off the probe's binding ended
+				// with this failure: the phone is registered there with no
+				// REGISTER more (the model's adopt_probe, R18).
+				v.judged++
+				continue
+			}
 			shown := frames(t.Sends) // the request, and the answer or fault that failed it
 			if o.Frame > 0 {
 				shown = append(shown, o.Frame)
@@ -428,6 +451,11 @@ func (a *Analysis) i2() Verdict {
 					// (R9): had it carried a REGISTER, the round would have
 					// gone on elsewhere. The wire does not say.
 					return nil, false
+				case next.Server == t.Server && a.roundStep(l, next):
+					// A new round from the primary (R13) tried the servers
+					// before it, which failed at once: the REGISTER here is
+					// the round's next step, not the phone staying put.
+					return nil, true
 				case next.Server == t.Server:
 					return &finding{next.start(), append(shown, next.Sends[0].Frame),
 						fmt.Sprintf("server %d was unavailable (%s); the phone registered there again instead of failing over", t.Server+1, o.What)}, true
