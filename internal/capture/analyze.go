@@ -364,9 +364,10 @@ func (a *Analysis) farRequest(m *Message) {
 }
 
 // refusals adds, to the line it belongs to, a connection the phone tried
-// to open to a server that the server refused (a SYN answered by a reset): over TCP
-// the refused request never reaches the wire, and the refusal is all the
-// capture shows of the try (R1's transport.tcp).
+// to open to a server that the server refused (a SYN answered by a reset),
+// or never answered: over TCP the request never reaches the wire, and the
+// connection is all the capture shows of the try (R1's transport.tcp, or
+// the budget running out while the phone waits to connect).
 func (a *Analysis) refusals(packets []Packet) {
 	syns := map[[2]netip.AddrPort]*Packet{}
 	a.connecting = map[int][][2]time.Time{}
@@ -374,11 +375,13 @@ func (a *Analysis) refusals(packets []Packet) {
 		k := a.server(syn.Dst)
 		a.connecting[k] = append(a.connecting[k], [2]time.Time{syn.At, at})
 	}
-	defer func() {
-		for _, syn := range syns { // still connecting when the capture ends
-			opened(syn, a.End)
+	try := func(syn *Packet, fault *Fault) {
+		if owner := a.ownerOf(syn); owner != nil {
+			owner.Txns = append(owner.Txns, &Txn{Line: owner.AOR, Server: a.server(syn.Dst), Transport: "tcp", Method: "SYN", Expires: -1,
+				Sends: []*Message{{Frame: syn.Frame, At: syn.At, Src: syn.Src, Dst: syn.Dst, Transport: "tcp", Request: true, Method: "SYN"}},
+				Fault: fault})
 		}
-	}()
+	}
 	for i := range packets {
 		p := &packets[i]
 		if p.Proto != "tcp" {
@@ -401,44 +404,56 @@ func (a *Analysis) refusals(packets []Packet) {
 			}
 			opened(syn, p.At)
 			delete(syns, [2]netip.AddrPort{p.Dst, p.Src})
-			// The line whose connection it reopens: the one of the phone's
-			// address that sent that server a request last, or else the
-			// first to send anything after it.
-			var owner *LineTrace
-			var last time.Time
-			for _, l := range a.Lines {
-				for _, t := range l.Txns {
-					if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.Server == a.server(syn.Dst) && t.start().Before(syn.At) && t.start().After(last) {
-						owner, last = l, t.start()
-					}
-				}
-			}
-			if owner == nil { // its first request: the line that next sends anything
-				var first time.Time
-				for _, l := range a.Lines {
-					for _, t := range l.Txns {
-						if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.start().After(syn.At) && (owner == nil || t.start().Before(first)) {
-							owner, first = l, t.start()
-						}
-					}
-				}
-			}
-			if owner == nil { // nothing after it: the line that sent anything last
-				for _, l := range a.Lines {
-					for _, t := range l.Txns {
-						if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.start().Before(syn.At) && (owner == nil || t.start().After(last)) {
-							owner, last = l, t.start()
-						}
-					}
-				}
-			}
-			if owner != nil {
-				owner.Txns = append(owner.Txns, &Txn{Line: owner.AOR, Server: a.server(syn.Dst), Transport: "tcp", Method: "SYN", Expires: -1,
-					Sends: []*Message{{Frame: syn.Frame, At: syn.At, Src: syn.Src, Dst: syn.Dst, Transport: "tcp", Request: true, Method: "SYN"}},
-					Fault: &Fault{p.Frame, p.At, "TCP connection refused"}})
+			try(syn, &Fault{p.Frame, p.At, "TCP connection refused"})
+		}
+	}
+	// Still connecting when the capture ends: a try with no answer, which
+	// its budget decides (a server that drops the SYN, or is slow to
+	// refuse it).
+	var left []*Packet
+	for _, syn := range syns {
+		left = append(left, syn)
+	}
+	slices.SortFunc(left, func(x, y *Packet) int { return x.Frame - y.Frame })
+	for _, syn := range left {
+		opened(syn, a.End)
+		try(syn, nil)
+	}
+}
+
+// ownerOf is the line whose connection syn opens: the one of the phone's
+// address that sent that server a request last, or else the first to send
+// anything after it, or else the last to send anything.
+func (a *Analysis) ownerOf(syn *Packet) *LineTrace {
+	var owner *LineTrace
+	var last time.Time
+	for _, l := range a.Lines {
+		for _, t := range l.Txns {
+			if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.Server == a.server(syn.Dst) && t.start().Before(syn.At) && t.start().After(last) {
+				owner, last = l, t.start()
 			}
 		}
 	}
+	if owner == nil { // its first request: the line that next sends anything
+		var first time.Time
+		for _, l := range a.Lines {
+			for _, t := range l.Txns {
+				if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.start().After(syn.At) && (owner == nil || t.start().Before(first)) {
+					owner, first = l, t.start()
+				}
+			}
+		}
+	}
+	if owner == nil { // nothing after it: the line that sent anything last
+		for _, l := range a.Lines {
+			for _, t := range l.Txns {
+				if t.Sends[0].Src.Addr() == syn.Src.Addr() && t.start().Before(syn.At) && (owner == nil || t.start().After(last)) {
+					owner, last = l, t.start()
+				}
+			}
+		}
+	}
+	return owner
 }
 
 // faults gives each ICMP unreachable and each reset from a server to the

@@ -747,3 +747,30 @@ func TestNewRoundPassesTheFailedBackup(t *testing.T) {
 		t.Errorf("I2 violated: %v", v.Findings)
 	}
 }
+
+// TestConnectionNeverAnswered: over TCP a server that never answers the
+// phone's SYN (it drops it, or refuses it only after the phone's budget)
+// is a try of that server all the same: the round goes on to the next
+// server when the budget ends, as it must (I2, I3). Drawn by the wire
+// oracle, with a refusal that came after the budget.
+func TestConnectionNeverAnswered(t *testing.T) {
+	third := netip.MustParseAddrPort("127.0.0.4:5060")
+	const s = time.Second
+	ms := time.Millisecond
+	cr := newCrafter(t)
+	cr.accepted(0, phonePort(40001), primary)
+	cr.tcpRegister(2*ms, phonePort(40001), primary, 1, 3600, 200)
+	cr.tcpRegister(60*s, phonePort(40001), primary, 2, 3600, 0)  // unanswered: the budget ends at 63.5 s
+	cr.tcp(63500*ms, phonePort(40002), backup, "", true, false) // never answered
+	cr.accepted(67*s, phonePort(40003), third)                  // the budget of the backup has ended
+	cr.tcpRegister(67*s+2*ms, phonePort(40003), third, 3, 3600, 200)
+	cr.tcpRegister(90*s, phonePort(40003), third, 4, 3600, 200)
+	st := settings()
+	st.Servers = []netip.AddrPort{primary, backup, third}
+	v := cr.verdictsWith(st)
+	for _, id := range []string{"I2", "I3"} {
+		if v[id].Status == Violated {
+			t.Errorf("%s violated: %v", id, v[id].Findings)
+		}
+	}
+}
