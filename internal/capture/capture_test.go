@@ -760,7 +760,7 @@ func TestConnectionNeverAnswered(t *testing.T) {
 	cr := newCrafter(t)
 	cr.accepted(0, phonePort(40001), primary)
 	cr.tcpRegister(2*ms, phonePort(40001), primary, 1, 3600, 200)
-	cr.tcpRegister(60*s, phonePort(40001), primary, 2, 3600, 0)  // unanswered: the budget ends at 63.5 s
+	cr.tcpRegister(60*s, phonePort(40001), primary, 2, 3600, 0) // unanswered: the budget ends at 63.5 s
 	cr.tcp(63500*ms, phonePort(40002), backup, "", true, false) // never answered
 	cr.accepted(67*s, phonePort(40003), third)                  // the budget of the backup has ended
 	cr.tcpRegister(67*s+2*ms, phonePort(40003), third, 3, 3600, 200)
