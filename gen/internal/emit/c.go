@@ -199,6 +199,39 @@ func (g *cGen) enum(kind string, names, docs []string, constName func(string) st
 	g.p("")
 }
 
+// cEnum is one enum of the machine: its kind, its members' names and
+// docs, and the C constant of a member.
+type cEnum struct {
+	kind        string
+	names, docs []string
+	constName   func(string) string
+}
+
+// enums are the machine's enums in the order the header declares them.
+func (g *cGen) enums() []cEnum {
+	m := g.m
+	out := []cEnum{{kind: "state", constName: g.state}, {kind: "event", constName: g.event}, {kind: "timer", constName: g.timer},
+		{kind: "action", constName: g.action}, {kind: "branch", constName: g.branch}}
+	for _, s := range m.States {
+		out[0].names, out[0].docs = append(out[0].names, s.Name), append(out[0].docs, s.Doc)
+	}
+	for _, e := range m.Events {
+		out[1].names, out[1].docs = append(out[1].names, e.Name), append(out[1].docs, e.Doc)
+	}
+	for _, t := range m.Timers {
+		out[2].names, out[2].docs = append(out[2].names, t.Name), append(out[2].docs, t.Doc)
+	}
+	for _, a := range m.Actions {
+		out[3].names, out[3].docs = append(out[3].names, a.Name), append(out[3].docs, a.Doc)
+	}
+	for _, t := range m.Transitions {
+		for k := range t.Branches {
+			out[4].names, out[4].docs = append(out[4].names, branchID(t, k)), append(out[4].docs, "a branch of "+t.ID.Name)
+		}
+	}
+	return out
+}
+
 // names writes the name function of an enum.
 func (g *cGen) names(kind string, names []string) {
 	g.p("const char *%s_%s_name(%s_%s x)", g.n, kind, g.n, kind)
@@ -217,16 +250,6 @@ func quotedList(names []string) string {
 		fmt.Fprintf(&b, ", %q", n)
 	}
 	return b.String()
-}
-
-func (g *cGen) branchIDs() []string {
-	var ids []string
-	for _, t := range g.m.Transitions {
-		for k := range t.Branches {
-			ids = append(ids, branchID(t, k))
-		}
-	}
-	return ids
 }
 
 func (g *cGen) header(relPath string) {
@@ -251,36 +274,14 @@ func (g *cGen) header(relPath string) {
 	g.p("#define %s_MODEL_SHA256 \"%x\"", strings.ToUpper(n), sha256.Sum256(m.Source))
 	g.p("")
 
-	var names, docs []string
-	for _, s := range m.States {
-		names, docs = append(names, s.Name), append(docs, s.Doc)
-	}
-	g.enum("state", names, docs, g.state)
-	names, docs = nil, nil
-	for _, e := range m.Events {
-		names, docs = append(names, e.Name), append(docs, e.Doc)
-	}
-	g.enum("event", names, docs, g.event)
-	names, docs = nil, nil
-	for _, t := range m.Timers {
-		names, docs = append(names, t.Name), append(docs, t.Doc)
-	}
-	g.enum("timer", names, docs, g.timer)
-	g.p("/* The event a timer fires. */")
-	g.p("%s_event %s_timer_event(%s_timer t);", n, n, n)
-	g.p("")
-	names, docs = nil, nil
-	for _, a := range m.Actions {
-		names, docs = append(names, a.Name), append(docs, a.Doc)
-	}
-	g.enum("action", names, docs, g.action)
-	names, docs = nil, nil
-	for _, t := range m.Transitions {
-		for k := range t.Branches {
-			names, docs = append(names, branchID(t, k)), append(docs, "a branch of "+t.ID.Name)
+	for _, e := range g.enums() {
+		g.enum(e.kind, e.names, e.docs, e.constName)
+		if e.kind == "timer" {
+			g.p("/* The event a timer fires. */")
+			g.p("%s_event %s_timer_event(%s_timer t);", n, n, n)
+			g.p("")
 		}
 	}
-	g.enum("branch", names, docs, g.branch)
 
 	g.p("/* The settings and facts the firmware supplies; the machine only reads")
 	g.p(" * them, and the firmware may change them between events. Durations are")

@@ -19,27 +19,9 @@ func (g *cGen) source(relPath string) {
 	g.p("")
 	g.p("#define %s_TRY(call) do { sf_status s_ = (call); if (s_ != SF_OK) return s_; } while (0)", strings.ToUpper(n))
 	g.p("")
-	var names []string
-	for _, s := range m.States {
-		names = append(names, s.Name)
+	for _, e := range g.enums() {
+		g.names(e.kind, e.names)
 	}
-	g.names("state", names)
-	names = nil
-	for _, e := range m.Events {
-		names = append(names, e.Name)
-	}
-	g.names("event", names)
-	names = nil
-	for _, t := range m.Timers {
-		names = append(names, t.Name)
-	}
-	g.names("timer", names)
-	names = nil
-	for _, a := range m.Actions {
-		names = append(names, a.Name)
-	}
-	g.names("action", names)
-	g.names("branch", g.branchIDs())
 
 	g.p("%s_event %s_timer_event(%s_timer t)", n, n, n)
 	g.p("{")
