@@ -2,7 +2,6 @@ package model
 
 import (
 	"go/token"
-	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,48 +19,6 @@ var (
 	builtins  = []string{"true", "false", "in", "min", "max", "timer_e_total"}
 	machineFn = []string{"Fire", "Start", "State", "Vars", "Params", "SetParams", "CheckAlways", "Can", "FSM"}
 )
-
-// GoName maps a model name to an exported Go identifier: resp.503 → Resp503,
-// primary_registered → PrimaryRegistered.
-func GoName(name string) string {
-	var b strings.Builder
-	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '_' || r == '.' }) {
-		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
-	}
-	return b.String()
-}
-
-// CName is a model name as a C identifier: snake case, a dot as an
-// underscore, and a trailing underscore on a C keyword.
-func CName(name string) string {
-	n := strings.ReplaceAll(name, ".", "_")
-	if cKeywords[n] {
-		n += "_"
-	}
-	return n
-}
-
-// CConst is the C constant of a state, event, timer or action of machine:
-// MACHINE_KIND_NAME.
-func CConst(machine, kind, name string) string {
-	return strings.ToUpper(CName(machine) + "_" + kind + "_" + strings.ReplaceAll(name, ".", "_"))
-}
-
-// CFunctions are the functions every generated C machine has,
-// <machine>_<name>: a derived value of that name would meet one.
-var CFunctions = map[string]bool{"init": true, "validate": true, "start": true, "fire": true, "allowed": true,
-	"check_always": true, "timer_event": true, "state_name": true, "event_name": true, "timer_name": true,
-	"action_name": true, "branch_name": true}
-
-var cKeywords = map[string]bool{}
-
-func init() {
-	for _, k := range strings.Fields(`auto break case char const continue default do double else enum extern
-		float for goto if inline int long register restrict return short signed sizeof static struct
-		switch typedef union unsigned void volatile while bool true false`) {
-		cKeywords[k] = true
-	}
-}
 
 // Check validates a parsed model: names, references, types, structure.
 func Check(m *Model, errs *diag.List) {
@@ -472,120 +429,6 @@ func (c *checker) invariants() {
 			}
 		}
 	}
-}
-
-// verify checks the verify section and what invariants say of the
-// environment: every name exists, an event answers one request at most, a
-// domain stays within its param's bounds.
-func (c *checker) verify() {
-	v := c.m.Verify
-	if v.Requires != nil {
-		c.want(v.Requires, c.env, expr.Bool, "verify.requires")
-	}
-	answered := map[string]string{}
-	for _, a := range v.Answers {
-		for _, r := range append(slices.Clone(a.After), a.Ends...) {
-			lookup(c, "action", r, c.m.Actions, func(x *Action) string { return x.Name })
-		}
-		if a.Timer != nil {
-			c.timer(*a.Timer)
-		}
-		for _, r := range a.Events {
-			e, ok := c.event(r)
-			switch {
-			case !ok:
-			case e.Timer != nil:
-				c.errs.Errorf(r.Pos, "answers %s: %s is a timer's event; the machine arms its timers itself", a.Name, r.Name)
-			case answered[r.Name] != "":
-				c.errs.Errorf(r.Pos, "answers %s: %s already answers %s", a.Name, r.Name, answered[r.Name])
-			default:
-				answered[r.Name] = a.Name
-			}
-		}
-	}
-	param := func(name string) *Param {
-		for _, p := range c.m.Params {
-			if p.Name == name {
-				return p
-			}
-		}
-		r := v.Keys[name]
-		c.errs.Errorf(r.Pos, "unknown param %q%s", name, diag.Suggest(name, paramNames(c.m)))
-		return nil
-	}
-	for _, name := range sortedKeys(v.Domains) {
-		p := param(name)
-		if p == nil {
-			continue
-		}
-		lo, hi := int64(0), int64(1)
-		switch p.Type {
-		case expr.Duration:
-			c.errs.Errorf(v.Keys[name].Pos, "domain of %s: a duration is not a value the model checker tracks", name)
-			continue
-		case expr.Int:
-			lo, hi = math.MinInt32, math.MaxInt32
-			if p.Min != nil {
-				lo = *p.Min
-			}
-			if p.Max != nil {
-				hi = *p.Max
-			}
-		}
-		for _, x := range v.Domains[name] {
-			if x < lo || x > hi {
-				c.errs.Errorf(v.Keys[name].Pos, "domain of %s: %d is outside [%d, %d]", name, x, lo, hi)
-			}
-		}
-	}
-	for _, name := range sortedKeys(v.Varies) {
-		if param(name) == nil {
-			continue
-		}
-		for _, r := range v.Varies[name] {
-			if r.Name != "event" {
-				lookup(c, "action", r, c.m.Actions, func(x *Action) string { return x.Name })
-			}
-		}
-	}
-	for _, inv := range c.m.Invariants {
-		if lt := inv.LeadsTo; lt != nil {
-			for _, r := range append(slices.Clone(lt.Env), lt.Recurring...) {
-				c.event(r)
-			}
-			for _, name := range sortedKeys(lt.Fix) {
-				if !slices.ContainsFunc(c.m.Params, func(p *Param) bool { return p.Name == name }) {
-					r := lt.FixKeys[name]
-					c.errs.Errorf(r.Pos, "invariant %s: fix: unknown param %q%s", inv.ID.Name, name, diag.Suggest(name, paramNames(c.m)))
-				}
-			}
-		}
-		if o := inv.Only; o != nil {
-			for _, r := range append(slices.Clone(o.From), o.To...) {
-				c.state(r)
-			}
-			for _, r := range o.On {
-				c.event(r)
-			}
-		}
-	}
-}
-
-func paramNames(m *Model) []string {
-	var out []string
-	for _, p := range m.Params {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // reachable reports states that no path from the initial state reaches, and
