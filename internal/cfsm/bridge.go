@@ -96,28 +96,25 @@ func problem(param string, above bool) string {
 
 // paramProblems is a Go Validate's verdict as problems.
 func paramProblems(err error) []string {
-	var out []string
-	for _, e := range unjoin(err) {
-		var p *fsm.ParamError
-		if !errors.As(e, &p) {
-			out = append(out, "not a param error: "+e.Error())
-			continue
-		}
-		out = append(out, problem(p.Param, strings.Contains(p.Msg, "above the maximum")))
-	}
-	return out
+	return each(err, func(p *fsm.ParamError) string { return problem(p.Param, strings.Contains(p.Msg, "above the maximum")) })
 }
 
 // invariantIDs is a Go CheckAlways's verdict as the ids violated.
 func invariantIDs(err error) []string {
+	return each(err, func(inv *fsm.InvariantError) string { return inv.ID })
+}
+
+// each is what f says of every error joined in err, each of type E; one
+// of another type is listed as such, so that a comparison shows it.
+func each[E error](err error, f func(E) string) []string {
 	var out []string
 	for _, e := range unjoin(err) {
-		var inv *fsm.InvariantError
-		if !errors.As(e, &inv) {
-			out = append(out, "not an invariant error: "+e.Error())
+		var x E
+		if !errors.As(e, &x) {
+			out = append(out, fmt.Sprintf("not a %T: %v", x, e))
 			continue
 		}
-		out = append(out, inv.ID)
+		out = append(out, f(x))
 	}
 	return out
 }
