@@ -146,7 +146,14 @@ func TestLabPassesTheAgent(t *testing.T) {
 			}
 			t.Logf("%s: the default plan in %v\n%s", name, took.Round(time.Second), table.String())
 			if failed || len(rep.Results) < cases {
-				t.Fatalf("the agent did not pass the lab (exit %v, %d cases): %s\nlab:\n%s\nagent:\n%s", err, len(rep.Results), rep.Unusable, labLog.String(), agentLog.String())
+				// The capture outlives the test's folder, for the checker's
+				// verdict to be read again (verify-capture) and crafted.
+				kept := filepath.Join(os.TempDir(), "sipfailover-lab-"+strings.ReplaceAll(name, "/", "-")+".pcap")
+				if data, rerr := os.ReadFile(filepath.Join(dir, "lab.pcap")); rerr == nil {
+					os.WriteFile(kept, data, 0o644)
+				}
+				t.Fatalf("the agent did not pass the lab (exit %v, %d cases; its capture kept as %s): %s\nlab:\n%s\nagent:\n%s",
+					err, len(rep.Results), kept, rep.Unusable, labLog.String(), agentLog.String())
 			}
 		})
 	}
