@@ -184,9 +184,11 @@ func (a *Analysis) i5() Verdict {
 				// In successive mode the phone is registered on one server
 				// at a time: a binding it left behind on another (after a
 				// failback without de-registering, R12) is not where its
-				// new requests go.
+				// new requests go, once the phone has had the slack to take
+				// the newer one: a request the user starts as the probe's
+				// 2xx arrives goes where the line still is (R10).
 				if cur := l.current(t.start()); !a.Concurrent && t.Method != "BYE" && cur >= 0 && cur != t.Server && a.standing(l, cur, t.start()) &&
-					!(a.shared(t.Server) && l.goesOn(t)) {
+					t.start().Sub(l.newest(t.start()).From) > a.Slack && !(a.shared(t.Server) && l.goesOn(t)) {
 					v.violated(a, l, t.start(), []int{t.Sends[0].Frame}, "a %s went to server %d, whose binding the phone had left behind, while it was registered on server %d",
 						t.Method, t.Server+1, cur+1)
 				}

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// I2's readings that a correct phone's failover drew from the wire oracle:
-// each a crafted capture that fails without its fix.
+// I2's and I5's readings that a correct phone's failover and failback drew
+// from the wire oracle and the lab: each a crafted capture that fails
+// without its fix.
 
 // TestRequestFailsWhileRefused: a request that finds the server unavailable
 // just after the server refused the line's credentials (a refresh
@@ -121,6 +122,32 @@ func TestConnectionNeverAnswered(t *testing.T) {
 	for _, id := range []string{"I2", "I3"} {
 		if v[id].Status == Violated {
 			t.Errorf("%s violated: %v", id, v[id].Findings)
+		}
+	}
+}
+
+// TestInviteAsTheProbeIsTaken: the probe's 2xx reaches the phone as the
+// user dials, and the INVITE goes to the backup, where the line is still
+// registered, before the phone has taken the probe's binding (R10): no
+// phone acts on an answer the instant it arrives. A new request is held to
+// the newer binding only once the phone has had the slack to take it (I5).
+// Drawn by the lab over TCP under load: the probe's 2xx, the primary
+// frozen, and the user's call 19 ms after the freeze.
+func TestInviteAsTheProbeIsTaken(t *testing.T) {
+	const s = time.Second
+	ms := time.Millisecond
+	for _, c := range []struct {
+		after time.Duration // from the probe's 2xx to the INVITE
+		want  string
+	}{{10 * ms, Held}, {5 * s, Violated}} {
+		cr := newCrafter(t)
+		cseq := cr.register(0, primary, "reg", 1, 120, false)
+		cr.silent(20*s, primary, cr.request("REGISTER", "reg", cseq, 120), 3, false)
+		cr.register(23500*ms, backup, "reg", cseq+1, 120, false)
+		cr.register(83500*ms, primary, "probe", 1, 120, false) // its 2xx at 83.51 s
+		cr.call(83510*ms+c.after, 100*s, backup, "call")
+		if v := cr.verdicts()["I5"]; v.Status != c.want {
+			t.Errorf("an INVITE to the backup %v after the probe's 2xx: I5 %s, want %s: %v", c.after, v.Status, c.want, v.Findings)
 		}
 	}
 }
