@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "e55013120e8c1c766abb6f78cf0ed28db170d869fffbfd26e65f1561bbeee685"
+const LineModelSHA256 = "f9584ac60c916116b98730f4cf16c9cf2e2fcd30fb79be1571511c8f81990a28"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -30,14 +30,15 @@ const (
 	// LineStateRegistering is "registering": REGISTER in flight to the primary within its budget;
 	// first registration, manual re-registration, and every new round (R5, R9, R13).
 	LineStateRegistering
-	// LineStateRetrying is "retrying": The servers before it were unavailable; REGISTER in flight to
-	// server `server` (1 and up) within its budget, the last with 64*T1 (R3, R4, R5).
+	// LineStateRetrying is "retrying": The servers before it were unavailable, or the registrars
+	// before it behind the proxy; REGISTER in flight to server `server` and registrar `registrar` (not
+	// both 0) within its budget, the last server with 64*T1 (R3, R4, R5, R22).
 	LineStateRetrying
-	// LineStatePrimaryRegistered is "primary_registered": Registered on the primary; new requests go
-	// there.
+	// LineStatePrimaryRegistered is "primary_registered": Registered on the primary (behind proxies,
+	// the primary proxy and registrar); new requests go there.
 	LineStatePrimaryRegistered
-	// LineStateBackupRegistered is "backup_registered": Registered on a lower-priority server; new
-	// requests go there, and the failback timer runs (R10, R13).
+	// LineStateBackupRegistered is "backup_registered": Registered on a lower-priority server or
+	// registrar; new requests go there, and the failback timer runs (R10, R13, R22).
 	LineStateBackupRegistered
 	// LineStateProbing is "probing": Registered on a lower-priority server, with a probe REGISTER in
 	// flight to the primary; the backup registration keeps working, and at most one probe is in flight
@@ -125,6 +126,11 @@ const (
 	// of the unavailable set (the runtime records a 503's Retry-After), or a 2xx that kept no binding
 	// (it granted expiry 0) (R1).
 	LineEventRespUnavailable
+	// LineEventRespRegistrarDown is "resp.registrar_down": Behind outbound proxies, the proxy answered
+	// the line's REGISTER for the registrar it leads to: 408 (the registrar did not answer it), 500
+	// (RFC 3261 16.7: a proxy answers 500 for a registrar's 503), 502 or 504. The proxy is up; the
+	// registrar is unavailable (R22).
+	LineEventRespRegistrarDown
 	// LineEventRespRetry is "resp.retry": The line's REGISTER got 423 Interval Too Brief with a
 	// Min-Expires the line accepts, or a 401/407 with stale=true to credentials that answered this
 	// exchange's challenge or stale nonce: the server asks for the same REGISTER again with a longer
@@ -203,7 +209,7 @@ const (
 	LineEventTimerBackoff
 )
 
-var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "flow.lost", "flow.alive", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.flow", "timer.failback", "timer.probe", "timer.backoff"}
+var lineEventNames = [...]string{"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.registrar_down", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "flow.lost", "flow.alive", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.flow", "timer.failback", "timer.probe", "timer.backoff"}
 
 // String returns the name used in the model.
 func (x LineEvent) String() string {
@@ -388,6 +394,13 @@ type LineParams struct {
 	// sets it when the locate action takes the list anew, and when a name still being looked up is
 	// replaced by what it located.
 	ServerCount int
+	// RegistrarCount is registrar_count: Number of registrars behind the outbound proxies, in priority
+	// order (R22); 1 without proxies. The primary is proxy 0 and registrar 0 together.
+	RegistrarCount int
+	// Proxied is proxied: The servers of this model are outbound proxies in front of the registrars
+	// (R22): a failback that keeps the registrar renews the binding the line left, so only one of
+	// another Contact is removed.
+	Proxied bool
 	// FailbackEnabled is failback_enabled: Probe the primary while registered elsewhere and return to
 	// it (R10, R13). Setting: SIPN Enable Failback.
 	FailbackEnabled bool
@@ -465,6 +478,12 @@ func (p LineParams) Validate() error {
 	if p.ServerCount > 8 {
 		errs = append(errs, &ParamError{"line", "server_count", fmt.Sprintf("%v is above the maximum 8", p.ServerCount)})
 	}
+	if p.RegistrarCount < 1 {
+		errs = append(errs, &ParamError{"line", "registrar_count", fmt.Sprintf("%v is below the minimum 1", p.RegistrarCount)})
+	}
+	if p.RegistrarCount > 4 {
+		errs = append(errs, &ParamError{"line", "registrar_count", fmt.Sprintf("%v is above the maximum 4", p.RegistrarCount)})
+	}
 	if p.FailbackInterval < 1000000000 {
 		errs = append(errs, &ParamError{"line", "failback_interval", fmt.Sprintf("%v is below the minimum 1s", p.FailbackInterval)})
 	}
@@ -524,6 +543,9 @@ type LineVars struct {
 	// Server is server: Index of the server the line is registered on or trying (0 is the primary). In
 	// [0, 7], initially 0.
 	Server int
+	// Registrar is registrar: Index of the registrar behind the proxies that the line is registered on
+	// or trying (0 is the primary); always 0 without proxies (R22). In [0, 3], initially 0.
+	Registrar int
 	// Failures is failures: Consecutive rounds in which every server failed; the back-off exponent
 	// (R9). In [0, 16], initially 0.
 	Failures int
@@ -728,6 +750,8 @@ var LineTransitions = [...]LineTransition{
 	{ID: "rejected", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 403, 404 or other final failure is reported to the user and does not fail over (R1)."},
 	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
 	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
+	{ID: "registrar_down/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRegistrarDown}, Guard: "last_pair", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R9", "R22", "I2", "I6"}, Doc: "The proxy is up and answered that the registrar is not: try the next registrar through the same proxy; after the last, the registrars from the first through the next proxy, which may reach them where this one could not; after the last proxy, every server has failed (R9, R22)."},
+	{ID: "registrar_down/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRegistrarDown}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = last_registrar ? server + 1 : server", "set registrar = last_registrar ? 0 : registrar + 1"}, Implements: []string{"R9", "R22", "I2", "I6"}, Doc: "The proxy is up and answered that the registrar is not: try the next registrar through the same proxy; after the last, the registrars from the first through the next proxy, which may reach them where this one could not; after the last proxy, every server has failed (R9, R22)."},
 	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
 	{ID: "refresh_backup/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerRefresh}, Guard: "by_registration && may_probe", To: LineStateProbing, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget", "set probe_wanted = 0"}, Implements: []string{"I8", "R5", "R18"}, Doc: "Refresh the registration on the lower-priority server (I8); in failback mode registration, probe the primary at the same time, or once the line's last call has ended (R18)."},
 	{ID: "refresh_backup/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerRefresh}, Guard: "by_registration", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget", "set probe_wanted = 1"}, Implements: []string{"I8", "R5", "R18"}, Doc: "Refresh the registration on the lower-priority server (I8); in failback mode registration, probe the primary at the same time, or once the line's last call has ended (R18)."},
@@ -743,11 +767,13 @@ var LineTransitions = [...]LineTransition{
 	{ID: "flow_keepalive", From: []LineState{LineStatePrimaryRegistered, LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerFlow}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"send_flow_keepalive", "arm flow"}, Implements: []string{"R1", "R5"}, Doc: "Send the flow keep-alive to the current server (R1, R5)."},
 	{ID: "primary_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "is_last", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
 	{ID: "primary_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = 1"}, Implements: []string{"R5", "R6", "R7", "I2"}, Doc: "The primary became unavailable: a refresh failed, the keep-alive timed out, or a call's request found it down. Fail over to the next server (R5, R6, R7)."},
-	{ID: "backup_lost", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register", "set probe_wanted = 0"}, Implements: []string{"R13", "R5", "I2"}, Doc: "The lower-priority server became unavailable: start again from the primary, as when failback is off (R13)."},
+	{ID: "primary_registrar_lost/1", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespRegistrarDown}, Guard: "last_pair", To: LineStateAllFailed, Reenter: false, Do: []string{"abandon_register", "set failures = min(failures + 1, 16)"}, Implements: []string{"R22", "I2"}, Doc: "The primary proxy answered a refresh for the primary registrar as unavailable: fail over to the next registrar through the same proxy, or, with one registrar, to the next proxy (R22)."},
+	{ID: "primary_registrar_lost/2", From: []LineState{LineStatePrimaryRegistered}, On: []LineEvent{LineEventRespRegistrarDown}, Guard: "", To: LineStateRetrying, Reenter: false, Do: []string{"abandon_register", "set server = last_registrar ? 1 : 0", "set registrar = last_registrar ? 0 : 1"}, Implements: []string{"R22", "I2"}, Doc: "The primary proxy answered a refresh for the primary registrar as unavailable: fail over to the next registrar through the same proxy, or, with one registrar, to the next proxy (R22)."},
+	{ID: "backup_lost", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable}, Guard: "", To: LineStateRegistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register", "set probe_wanted = 0"}, Implements: []string{"R13", "R5", "I2"}, Doc: "The lower-priority server became unavailable: start again from the primary, as when failback is off (R13)."},
 	{ID: "unregister", From: []LineState{LineStateRegistering, LineStateRetrying, LineStatePrimaryRegistered}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{}, Implements: []string{"R5"}, Doc: "Remove the registration from the current server."},
 	{ID: "unregister_from_backup", From: []LineState{LineStateBackupRegistered, LineStateProbing}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateUnregistering, Reenter: false, Do: []string{"abandon_probe", "cancel refresh", "cancel keepalive", "cancel flow", "cancel budget", "abandon_register"}, Implements: []string{"R5"}, Doc: "Remove the registration from the lower-priority server, dropping any probe."},
 	{ID: "unregister_idle", From: []LineState{LineStateAllFailed, LineStateFailed}, On: []LineEvent{LineEventUserUnregister}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "Nothing is registered; stop trying."},
-	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
+	{ID: "unregistered", From: []LineState{LineStateUnregistering}, On: []LineEvent{LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateIdle, Reenter: false, Do: []string{}, Implements: []string{}, Doc: "The de-registration ended, answered or not; the line is idle."},
 	{ID: "failback_due/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "may_probe", To: LineStateProbing, Reenter: false, Do: []string{}, Implements: []string{"R10", "R18", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10), or, while a call of the line is up and failback waits for idle, once the last call has ended (R18)."},
 	{ID: "failback_due/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventTimerFailback}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_wanted = 1"}, Implements: []string{"R10", "R18", "I7"}, Doc: "The failback timer fired; probe the primary with an independent REGISTER (R10), or, while a call of the line is up and failback waits for idle, once the last call has ended (R18)."},
 	{ID: "dns_due/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventDnsRefreshed}, Guard: "by_dns && may_probe", To: LineStateProbing, Reenter: false, Do: []string{"set probe_wanted = 0"}, Implements: []string{"R18", "R20"}, Doc: "In failback mode dns_ttl, the primary's records were looked up again; probe it now or once the calls end (R18, R20)."},
@@ -757,9 +783,9 @@ var LineTransitions = [...]LineTransition{
 	{ID: "request_due/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventRequestNew}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R18", "I5"}, Doc: "In failback mode new_requests, a new request probes the primary first; the request waits for the answer within the primary's budget (R18)."},
 	{ID: "idle_again/1", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventCallsEnded}, Guard: "probe_wanted == 1 && failback_enabled", To: LineStateProbing, Reenter: false, Do: []string{"set probe_wanted = 0"}, Implements: []string{"R18"}, Doc: "The line's last call ended; the probe that waited for it runs now (R18)."},
 	{ID: "idle_again/2", From: []LineState{LineStateBackupRegistered}, On: []LineEvent{LineEventCallsEnded}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{}, Implements: []string{"R18"}, Doc: "The line's last call ended; the probe that waited for it runs now (R18)."},
-	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "!may_probe", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe", "set probe_wanted = 1"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
-	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "deregister_after_failback || !contact_shared", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
-	{ID: "failback/3", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
+	{ID: "failback/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "!may_probe", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe", "set probe_wanted = 1"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). Behind proxies the backup binding is the primary's when the line kept the primary registrar through another proxy: the probe renewed it, and only another Contact's is removed (R22). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
+	{ID: "failback/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "remove_backup", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "deregister_backup", "set server = 0", "set registrar = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). Behind proxies the backup binding is the primary's when the line kept the primary registrar through another proxy: the probe renewed it, and only another Contact's is removed (R22). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
+	{ID: "failback/3", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbe2xx}, Guard: "", To: LineStatePrimaryRegistered, Reenter: false, Do: []string{"cancel budget", "abandon_register", "adopt_probe", "set server = 0", "set registrar = 0", "set failures = 0"}, Implements: []string{"R10", "R12", "R18", "I1"}, Doc: "The primary answered the probe: switch to it, stop refreshing the backup, and de-register there if configured, or if its binding is another Contact than the primary's (R10, R12, I1). Behind proxies the backup binding is the primary's when the line kept the primary registrar through another proxy: the probe renewed it, and only another Contact's is removed (R22). A call that came up while the probe was out holds the line where it is, when failback waits for idle: the probe runs again once the last call has ended, and the binding it made expires (R18)."},
 	{ID: "probe_challenged/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "probe_challenges < 1", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_challenges = probe_challenges + 1", "cancel probe", "arm probe", "send_probe_auth"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_challenged/2", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeChallenge}, Guard: "", To: LineStateBackupRegistered, Reenter: false, Do: []string{"abandon_probe"}, Implements: []string{"R1", "R11"}, Doc: "A challenge on the probe is answered once; a second counts as a failed probe (R1, R11)."},
 	{ID: "probe_asked_again/1", From: []LineState{LineStateProbing}, On: []LineEvent{LineEventProbeRetry}, Guard: "probe_retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set probe_retries = probe_retries + 1", "cancel probe", "arm probe", "send_probe_again"}, Implements: []string{"R1", "R10", "I1"}, Doc: "The primary asked for the probe again (423, a stale nonce): it is sent again at most twice, so that a primary that is up is not left for another Failback Interval (I1); a third time counts as a failed probe (R11)."},
@@ -796,11 +822,12 @@ func LineAllowed(from, to LineState) bool {
 // primary). A server configured by domain name is located through DNS (RFC 3263: NAPTR, SRV,
 // A/AAAA), and every address of every target it has is a server of the list in the order DNS gives
 // (R20). Behind outbound proxies the servers of this model are the proxies, in front of one
-// registrar: every request goes through the current proxy, which the line fails over and back
-// between as between servers (R22). The line registers on the primary, fails over down the list
-// when a server is unavailable, probes the primary while on a lower-priority server and fails back
-// when the primary answers. Every transition is one looplab event, so every state change the
-// runtime makes is one the model allows.
+// registrar or more: every request goes through the current proxy, which the line fails over and
+// back between as between servers, and a registrar the proxy answers for as unavailable is failed
+// over to the next, through the same proxy (R22). The line registers on the primary, fails over
+// down the list when a server is unavailable, probes the primary while on a lower-priority server
+// and fails back when the primary answers. Every transition is one looplab event, so every state
+// change the runtime makes is one the model allows.
 //
 // It is pure: Fire takes an event and returns the effects to perform; it
 // never sleeps, sends or reads a clock. State changes go through
@@ -840,6 +867,8 @@ var lineEvents = looplab.Events{
 	{Name: "rejected", Src: []string{"registering", "retrying"}, Dst: "failed"},
 	{Name: "unavailable/1", Src: []string{"registering", "retrying"}, Dst: "all_failed"},
 	{Name: "unavailable/2", Src: []string{"registering", "retrying"}, Dst: "retrying"},
+	{Name: "registrar_down/1", Src: []string{"registering", "retrying"}, Dst: "all_failed"},
+	{Name: "registrar_down/2", Src: []string{"registering", "retrying"}, Dst: "retrying"},
 	{Name: "refresh", Src: []string{"primary_registered"}, Dst: "primary_registered"},
 	{Name: "refresh", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "refresh_backup/1", Src: []string{"backup_registered"}, Dst: "probing"},
@@ -868,6 +897,8 @@ var lineEvents = looplab.Events{
 	{Name: "flow_keepalive", Src: []string{"probing"}, Dst: "probing"},
 	{Name: "primary_lost/1", Src: []string{"primary_registered"}, Dst: "all_failed"},
 	{Name: "primary_lost/2", Src: []string{"primary_registered"}, Dst: "retrying"},
+	{Name: "primary_registrar_lost/1", Src: []string{"primary_registered"}, Dst: "all_failed"},
+	{Name: "primary_registrar_lost/2", Src: []string{"primary_registered"}, Dst: "retrying"},
 	{Name: "backup_lost", Src: []string{"backup_registered", "probing"}, Dst: "registering"},
 	{Name: "unregister", Src: []string{"registering", "retrying", "primary_registered"}, Dst: "unregistering"},
 	{Name: "unregister_from_backup", Src: []string{"backup_registered", "probing"}, Dst: "unregistering"},
@@ -939,6 +970,30 @@ func (m *LineMachine) IsLast() bool { return m.derivedIsLast(&m.vars) }
 
 func (m *LineMachine) derivedIsLast(v *LineVars) bool {
 	return (v.Server == (m.params.ServerCount - 1))
+}
+
+// LastRegistrar is last_registrar: The current registrar is the last behind the proxies (R22).
+func (m *LineMachine) LastRegistrar() bool { return m.derivedLastRegistrar(&m.vars) }
+
+func (m *LineMachine) derivedLastRegistrar(v *LineVars) bool {
+	return (v.Registrar == (m.params.RegistrarCount - 1))
+}
+
+// LastPair is last_pair: The current server is the last, and behind it the last registrar (R9,
+// R22).
+func (m *LineMachine) LastPair() bool { return m.derivedLastPair(&m.vars) }
+
+func (m *LineMachine) derivedLastPair(v *LineVars) bool {
+	return (m.derivedIsLast(v) && m.derivedLastRegistrar(v))
+}
+
+// RemoveBackup is remove_backup: Failback removes the binding the line leaves (R12): one of another
+// Contact always, and its own when deregister_after_failback says so, unless behind proxies it is
+// at the primary registrar, where the probe just renewed it (R22).
+func (m *LineMachine) RemoveBackup() bool { return m.derivedRemoveBackup(&m.vars) }
+
+func (m *LineMachine) derivedRemoveBackup(v *LineVars) bool {
+	return (!m.params.ContactShared || (m.params.DeregisterAfterFailback && (!m.params.Proxied || (v.Registrar != 0))))
 }
 
 // Transmissions is transmissions: R3 decision: "N times" counts the first transmission, so N=3
@@ -1021,6 +1076,7 @@ func (m *LineMachine) exitIdle(v *LineVars, fired LineTimer, transition string) 
 
 func (m *LineMachine) enterRegistering(v *LineVars, transition string) error {
 	v.Server = 0
+	v.Registrar = 0
 	v.Challenges = 0
 	v.Retries = 0
 	m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionLocate})
@@ -1212,7 +1268,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "register")
 				}()
 			}
-		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventUserUnregister, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -1335,6 +1391,43 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 						v.Server = x
 					}
 					return m.enterRetrying(v, "unavailable/2")
+				}()
+			}
+		case LineEventRespRegistrarDown:
+			// Transition registrar_down: The proxy is up and answered that the registrar is not: try the next
+			// registrar through the same proxy; after the last, the registrars from the first through the next
+			// proxy, which may reach them where this one could not; after the last proxy, every server has
+			// failed (R9, R22).
+			if m.derivedLastPair(v) {
+				step.Transition, step.To = "registrar_down/1", LineStateAllFailed
+				err = func() error {
+					if err := m.exitRegistering(v, fired, "registrar_down/1"); err != nil {
+						return err
+					}
+					if x := min((v.Failures + 1), 16); x < 0 || x > 16 {
+						return &VarRangeError{Machine: "line", Transition: "registrar_down/1", Var: "failures", Value: int64(x), Min: 0, Max: 16}
+					} else {
+						v.Failures = x
+					}
+					return m.enterAllFailed(v, "registrar_down/1")
+				}()
+			} else {
+				step.Transition, step.To = "registrar_down/2", LineStateRetrying
+				err = func() error {
+					if err := m.exitRegistering(v, fired, "registrar_down/2"); err != nil {
+						return err
+					}
+					if x := pick(m.derivedLastRegistrar(v), (v.Server + 1), v.Server); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "line", Transition: "registrar_down/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					if x := pick(m.derivedLastRegistrar(v), 0, (v.Registrar + 1)); x < 0 || x > 3 {
+						return &VarRangeError{Machine: "line", Transition: "registrar_down/2", Var: "registrar", Value: int64(x), Min: 0, Max: 3}
+					} else {
+						v.Registrar = x
+					}
+					return m.enterRetrying(v, "registrar_down/2")
 				}()
 			}
 		case LineEventUserUnregister:
@@ -1479,6 +1572,43 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 						v.Server = x
 					}
 					return m.enterRetrying(v, "unavailable/2")
+				}()
+			}
+		case LineEventRespRegistrarDown:
+			// Transition registrar_down: The proxy is up and answered that the registrar is not: try the next
+			// registrar through the same proxy; after the last, the registrars from the first through the next
+			// proxy, which may reach them where this one could not; after the last proxy, every server has
+			// failed (R9, R22).
+			if m.derivedLastPair(v) {
+				step.Transition, step.To = "registrar_down/1", LineStateAllFailed
+				err = func() error {
+					if err := m.exitRetrying(v, fired, "registrar_down/1"); err != nil {
+						return err
+					}
+					if x := min((v.Failures + 1), 16); x < 0 || x > 16 {
+						return &VarRangeError{Machine: "line", Transition: "registrar_down/1", Var: "failures", Value: int64(x), Min: 0, Max: 16}
+					} else {
+						v.Failures = x
+					}
+					return m.enterAllFailed(v, "registrar_down/1")
+				}()
+			} else {
+				step.Transition, step.To = "registrar_down/2", LineStateRetrying
+				err = func() error {
+					if err := m.exitRetrying(v, fired, "registrar_down/2"); err != nil {
+						return err
+					}
+					if x := pick(m.derivedLastRegistrar(v), (v.Server + 1), v.Server); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "line", Transition: "registrar_down/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					if x := pick(m.derivedLastRegistrar(v), 0, (v.Registrar + 1)); x < 0 || x > 3 {
+						return &VarRangeError{Machine: "line", Transition: "registrar_down/2", Var: "registrar", Value: int64(x), Min: 0, Max: 3}
+					} else {
+						v.Registrar = x
+					}
+					return m.enterRetrying(v, "registrar_down/2")
 				}()
 			}
 		case LineEventUserUnregister:
@@ -1679,6 +1809,44 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					v.Server = 1
 					return m.enterRetrying(v, "primary_lost/2")
+				}()
+			}
+		case LineEventRespRegistrarDown:
+			// Transition primary_registrar_lost: The primary proxy answered a refresh for the primary registrar
+			// as unavailable: fail over to the next registrar through the same proxy, or, with one registrar,
+			// to the next proxy (R22).
+			if m.derivedLastPair(v) {
+				step.Transition, step.To = "primary_registrar_lost/1", LineStateAllFailed
+				err = func() error {
+					if err := m.exitPrimaryRegistered(v, fired, "primary_registrar_lost/1"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					if x := min((v.Failures + 1), 16); x < 0 || x > 16 {
+						return &VarRangeError{Machine: "line", Transition: "primary_registrar_lost/1", Var: "failures", Value: int64(x), Min: 0, Max: 16}
+					} else {
+						v.Failures = x
+					}
+					return m.enterAllFailed(v, "primary_registrar_lost/1")
+				}()
+			} else {
+				step.Transition, step.To = "primary_registrar_lost/2", LineStateRetrying
+				err = func() error {
+					if err := m.exitPrimaryRegistered(v, fired, "primary_registrar_lost/2"); err != nil {
+						return err
+					}
+					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
+					if x := pick(m.derivedLastRegistrar(v), 1, 0); x < 0 || x > 7 {
+						return &VarRangeError{Machine: "line", Transition: "primary_registrar_lost/2", Var: "server", Value: int64(x), Min: 0, Max: 7}
+					} else {
+						v.Server = x
+					}
+					if x := pick(m.derivedLastRegistrar(v), 0, 1); x < 0 || x > 3 {
+						return &VarRangeError{Machine: "line", Transition: "primary_registrar_lost/2", Var: "registrar", Value: int64(x), Min: 0, Max: 3}
+					} else {
+						v.Registrar = x
+					}
+					return m.enterRetrying(v, "primary_registrar_lost/2")
 				}()
 			}
 		case LineEventUserUnregister:
@@ -1884,7 +2052,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return nil
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
+		case LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
 			// Transition backup_lost: The lower-priority server became unavailable: start again from the
 			// primary, as when failback is off (R13).
 			{
@@ -2166,7 +2334,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return nil
 				}()
 			}
-		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
+		case LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventTransportIcmp, LineEventTransportTcp, LineEventTimerBudget, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventFlowLost, LineEventRequestUnavailable:
 			// Transition backup_lost: The lower-priority server became unavailable: start again from the
 			// primary, as when failback is off (R13).
 			{
@@ -2206,9 +2374,11 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		case LineEventProbe2xx:
 			// Transition failback: The primary answered the probe: switch to it, stop refreshing the backup,
 			// and de-register there if configured, or if its binding is another Contact than the primary's
-			// (R10, R12, I1). A call that came up while the probe was out holds the line where it is, when
-			// failback waits for idle: the probe runs again once the last call has ended, and the binding it
-			// made expires (R18).
+			// (R10, R12, I1). Behind proxies the backup binding is the primary's when the line kept the primary
+			// registrar through another proxy: the probe renewed it, and only another Contact's is removed
+			// (R22). A call that came up while the probe was out holds the line where it is, when failback
+			// waits for idle: the probe runs again once the last call has ended, and the binding it made
+			// expires (R18).
 			if !m.derivedMayProbe(v) {
 				step.Transition, step.To = "failback/1", LineStateBackupRegistered
 				err = func() error {
@@ -2219,7 +2389,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					v.ProbeWanted = 1
 					return m.enterBackupRegistered(v, "failback/1")
 				}()
-			} else if m.params.DeregisterAfterFailback || !m.params.ContactShared {
+			} else if m.derivedRemoveBackup(v) {
 				step.Transition, step.To = "failback/2", LineStatePrimaryRegistered
 				err = func() error {
 					if err := m.exitProbing(v, fired, "failback/2"); err != nil {
@@ -2230,6 +2400,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAdoptProbe})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionDeregisterBackup})
 					v.Server = 0
+					v.Registrar = 0
 					v.Failures = 0
 					return m.enterPrimaryRegistered(v, "failback/2")
 				}()
@@ -2243,6 +2414,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAbandonRegister})
 					m.effects = append(m.effects, LineEffect{Kind: EffectAction, Action: LineActionAdoptProbe})
 					v.Server = 0
+					v.Registrar = 0
 					v.Failures = 0
 					return m.enterPrimaryRegistered(v, "failback/3")
 				}()
@@ -2379,7 +2551,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "server_alive")
 				}()
 			}
-		case LineEventFlowLost, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventFlowLost, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2425,7 +2597,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterRegistering(v, "retry_after_failure")
 				}()
 			}
-		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
+		case LineEventTimerFlow, LineEventFlowLost, LineEventFlowAlive, LineEventCallsEnded, LineEventDnsRefreshed, LineEventRequestNew, LineEventLookupFailed, LineEventRespRetry, LineEventTransportClosed, LineEventResp2xx, LineEventRespChallenge, LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventRespRejected, LineEventTransportIcmp, LineEventTransportTcp, LineEventServerHeldOff, LineEventKeepaliveFailed, LineEventRequestUnavailable, LineEventProbe2xx, LineEventProbeChallenge, LineEventProbeRetry, LineEventProbeFailed:
 			step.Ignored = true
 			return step, nil
 		}
@@ -2495,7 +2667,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					return m.enterFailed(v, "asked_again/2")
 				}()
 			}
-		case LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
+		case LineEventResp2xx, LineEventRespRejected, LineEventRespUnavailable, LineEventRespRegistrarDown, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
 			// Transition unregistered: The de-registration ended, answered or not; the line is idle.
 			{
 				step.Transition, step.To = "unregistered", LineStateIdle
@@ -2539,11 +2711,11 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 // LineInvariants lists the model's invariants.
 var LineInvariants = [...]Invariant{
 	{ID: "I1", Doc: "With failback on and the primary up throughout, a line on a lower-priority server is back on the primary within Failback Interval + 64*T1 + one round trip (T1 stands for the round trip, as in RFC 3261).", Kind: "leads_to", Statement: "backup_registered | probing ~> primary_registered within failback_interval + 64 * t1 + t1 when failback_enabled, assuming the primary answers every REGISTER with 2xx within one round trip, and the backup stays up", Test: "TestRuntimeInvariants", Implements: []string{"R10"}},
-	{ID: "I3", Doc: "The line only ever names a server of its list, and a round always begins at the primary.", Kind: "always", Statement: "server < server_count && (!in(registering) || server == 0)", Test: "", Implements: []string{}},
-	{ID: "I6", Doc: "A registration round ends (registered, all-failed or failed) within the total of every server's budget, each counted four times because a digest challenge restarts it once and a 423 or a stale nonce twice more.", Kind: "leads_to", Statement: "registering | retrying ~> primary_registered | backup_registered | all_failed | failed | idle | unregistering within 4 * server_count * (64 * t1)", Test: "TestLineModel", Implements: []string{"R9"}},
+	{ID: "I3", Doc: "The line only ever names a server of its list and a registrar behind it, and a round always begins at the primary.", Kind: "always", Statement: "server < server_count && registrar < registrar_count && (!in(registering) || server == 0 && registrar == 0)", Test: "", Implements: []string{}},
+	{ID: "I6", Doc: "A registration round ends (registered, all-failed or failed) within the total of every server's budget, each counted four times because a digest challenge restarts it once and a 423 or a stale nonce twice more.", Kind: "leads_to", Statement: "registering | retrying ~> primary_registered | backup_registered | all_failed | failed | idle | unregistering within 4 * server_count * registrar_count * (64 * t1)", Test: "TestLineModel", Implements: []string{"R9"}},
 	{ID: "I7", Doc: "No failback probe while failback is off; that at most one is in flight, the model checker sees in the single probe request of verify.answers.", Kind: "always", Statement: "failback_enabled || !in(probing)", Test: "", Implements: []string{"R11", "R13"}},
 	{ID: "I9", Doc: "After every server failed, or one refused the line, a new round starts only when the back-off ends, the user registers again, or (all failed) a flow keep-alive finds a server alive that was not: never at once (R9).", Kind: "only", Statement: "all_failed | failed -> registering only on timer.backoff | user.register | flow.alive", Test: "", Implements: []string{"R9"}},
-	{ID: "L1", Doc: "The state and the server index agree; primary_registered is on server 0, the backup states on a lower-priority server.", Kind: "always", Statement: "(!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)", Test: "", Implements: []string{"R10"}},
+	{ID: "L1", Doc: "The state and the indices agree; primary_registered is on server 0 and registrar 0, the backup states on a lower-priority server or registrar.", Kind: "always", Statement: "(!in(primary_registered) || server == 0 && registrar == 0) && (!(in(backup_registered) || in(probing)) || server >= 1 || registrar >= 1)", Test: "", Implements: []string{"R10"}},
 }
 
 // CheckAlways evaluates every always-invariant in the current state and
@@ -2552,14 +2724,14 @@ func (m *LineMachine) CheckAlways() error {
 	v := &m.vars
 	_ = v
 	var errs []error
-	if !((v.Server < m.params.ServerCount) && (!(m.state == LineStateRegistering) || (v.Server == 0))) {
-		errs = append(errs, &InvariantError{Machine: "line", ID: "I3", Doc: "The line only ever names a server of its list, and a round always begins at the primary.", State: m.state.String()})
+	if !(((v.Server < m.params.ServerCount) && (v.Registrar < m.params.RegistrarCount)) && (!(m.state == LineStateRegistering) || ((v.Server == 0) && (v.Registrar == 0)))) {
+		errs = append(errs, &InvariantError{Machine: "line", ID: "I3", Doc: "The line only ever names a server of its list and a registrar behind it, and a round always begins at the primary.", State: m.state.String()})
 	}
 	if !(m.params.FailbackEnabled || !(m.state == LineStateProbing)) {
 		errs = append(errs, &InvariantError{Machine: "line", ID: "I7", Doc: "No failback probe while failback is off; that at most one is in flight, the model checker sees in the single probe request of verify.answers.", State: m.state.String()})
 	}
-	if !((!(m.state == LineStatePrimaryRegistered) || (v.Server == 0)) && (!((m.state == LineStateBackupRegistered) || (m.state == LineStateProbing)) || (v.Server >= 1))) {
-		errs = append(errs, &InvariantError{Machine: "line", ID: "L1", Doc: "The state and the server index agree; primary_registered is on server 0, the backup states on a lower-priority server.", State: m.state.String()})
+	if !((!(m.state == LineStatePrimaryRegistered) || ((v.Server == 0) && (v.Registrar == 0))) && ((!((m.state == LineStateBackupRegistered) || (m.state == LineStateProbing)) || (v.Server >= 1)) || (v.Registrar >= 1))) {
+		errs = append(errs, &InvariantError{Machine: "line", ID: "L1", Doc: "The state and the indices agree; primary_registered is on server 0 and registrar 0, the backup states on a lower-priority server or registrar.", State: m.state.String()})
 	}
 	return errors.Join(errs...)
 }
@@ -2591,7 +2763,7 @@ var LineLeadsToInvariants = [...]LineLeadsTo{
 		Within: func(m *LineMachine) Duration {
 			v := &m.vars
 			_ = v
-			return (Duration((4 * m.params.ServerCount)) * (Duration(64) * m.params.T1))
+			return (Duration(((4 * m.params.ServerCount) * m.params.RegistrarCount)) * (Duration(64) * m.params.T1))
 		},
 		When:    func(m *LineMachine) bool { v := &m.vars; _ = v; return true },
 		Assumes: ""},

@@ -13,7 +13,7 @@ import (
 // benchLine returns a line machine registered on the backup, with failback on.
 func benchLine(b *testing.B) *fsm.LineMachine {
 	b.Helper()
-	p := fsm.LineParams{ServerCount: 2, FailbackEnabled: true, FailbackInterval: fsm.Duration(time.Second),
+	p := fsm.LineParams{ServerCount: 2, RegistrarCount: 1, FailbackEnabled: true, FailbackInterval: fsm.Duration(time.Second),
 		CountMode: true, RetryCounts: 3, RetryTime: 1, T1: fsm.Duration(500 * time.Millisecond), T2: fsm.Duration(4 * time.Second),
 		RefreshInterval: fsm.Duration(time.Hour), KeepaliveEnabled: true, KeepaliveInterval: fsm.Duration(time.Minute),
 		BackoffBase: fsm.Duration(time.Second), BackoffMax: fsm.Duration(time.Minute)}

@@ -23,6 +23,7 @@ func drawLineParams(t *rapid.T) fsm.LineParams {
 	t1 := ms(t, "t1_ms", 1, 500)
 	p := fsm.LineParams{
 		ServerCount:             rapid.IntRange(1, 4).Draw(t, "server_count"),
+		RegistrarCount:          1,
 		FailbackEnabled:         rapid.Bool().Draw(t, "failback_enabled"),
 		FailbackInterval:        ms(t, "failback_interval_ms", 1000, 1800_000),
 		CountMode:               rapid.Bool().Draw(t, "count_mode"),
@@ -41,6 +42,10 @@ func drawLineParams(t *rapid.T) fsm.LineParams {
 		ContactShared:           rapid.Bool().Draw(t, "contact_shared"),
 		FailbackMode:            rapid.IntRange(0, 3).Draw(t, "failback_mode"),
 		FailbackWhenIdle:        rapid.Bool().Draw(t, "failback_when_idle"),
+	}
+	// Behind outbound proxies, the registrars behind them (R22).
+	if p.Proxied = rapid.Bool().Draw(t, "proxied"); p.Proxied {
+		p.RegistrarCount = rapid.IntRange(1, 4).Draw(t, "registrar_count")
 	}
 	if err := p.Validate(); err != nil {
 		t.Fatalf("drew invalid params: %v", err)
@@ -410,7 +415,7 @@ func lineHandled(state fsm.LineState) []fsm.LineEvent {
 // TestCheckAlwaysCanFail feeds the line machine states that break its
 // invariants, so that the check above is shown not to be vacuous.
 func TestCheckAlwaysCanFail(t *testing.T) {
-	p := fsm.LineParams{ServerCount: 2, T1: fsm.Duration(time.Millisecond), T2: fsm.Duration(4 * time.Millisecond),
+	p := fsm.LineParams{ServerCount: 2, RegistrarCount: 1, T1: fsm.Duration(time.Millisecond), T2: fsm.Duration(4 * time.Millisecond),
 		FailbackEnabled: true, FailbackInterval: fsm.Duration(time.Second), RetryCounts: 3, CountMode: true,
 		RetryTime: 1, RefreshInterval: 1, KeepaliveInterval: 1, BackoffBase: 1, BackoffMax: 1}
 	m := fsm.NewLineMachine(p, nil)

@@ -403,7 +403,10 @@ func (b *binding) answered(t *txn, res *wire.Answer, reason string) {
 		}
 	}
 	l.postBinding(b, [...]fsm.BindingEvent{outGranted: fsm.BindingEventResp2xx, outRejected: fsm.BindingEventRespRejected,
-		outAgain: fsm.BindingEventRespRetry, outChallenged: fsm.BindingEventRespChallenge, outUnavailable: fsm.BindingEventRespUnavailable}[out], why)
+		outAgain: fsm.BindingEventRespRetry, outChallenged: fsm.BindingEventRespChallenge, outUnavailable: fsm.BindingEventRespUnavailable,
+		// One registrar behind the flows' proxies (R24): this flow's
+		// registration failed, as its proxy's own unavailability fails it.
+		outRegistrarUnavailable: fsm.BindingEventRespUnavailable}[out], why)
 }
 
 // located hears that a lookup of k ended: a binding whose REGISTER waits

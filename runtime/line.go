@@ -59,6 +59,8 @@ type Line struct {
 	retryUntil      map[serverAddr]time.Time    // server -> end of its 503 Retry-After (R1, I3)
 	regServer       transport.Endpoint          // the server the line's registration is on
 	prevServer      transport.Endpoint          // the server left at failback, for R12
+	regRegistrar    int                         // behind outbound proxies, the registrar of the line's registration (R22)
+	prevRegistrar   int                         // and the one left at failback, for R12
 	flows           flows                       // the flow keep-alives (RFC 5626 4.4)
 	status          Status
 }
@@ -379,7 +381,7 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	st.Server = server + 1 // numbered from 1, as the pages and phones number them
 	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
 	if l.cfg.Proxied() {
-		st.Registrar = keyOf(l.cfg.Servers[0]).String()
+		st.Registrar = keyOf(l.cfg.Servers[l.m.Vars().Registrar]).String()
 		if st.Where != "" {
 			st.Where += " to the registrar " + st.Registrar
 		}

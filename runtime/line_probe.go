@@ -83,6 +83,7 @@ func (a *lineActions) AbandonProbe() {
 func (a *lineActions) AdoptProbe() {
 	l := (*Line)(a)
 	l.prevServer, l.prevReg, l.regServer = l.regServer, l.reg, l.probeTargets[0].ep
+	l.prevRegistrar, l.regRegistrar = l.regRegistrar, 0 // the probe's is the primary
 	l.finish(l.probe)
 	l.reg, l.probeDlg = l.probeDlg, dialog{}
 	l.setList(l.probeTargets)
@@ -101,13 +102,16 @@ func (a *lineActions) DeregisterBackup() {
 // reused credentials, or answering challenge.
 func (l *Line) deregister(challenge *wire.Answer) {
 	server := l.prevServer
-	if server == l.regServer || l.heldOff(server) != "" {
+	if server == l.regServer && l.prevRegistrar == l.regRegistrar || l.heldOff(server) != "" {
 		// The records now put the backup first, and the line registered
 		// there again; or it is held off (R1): the binding is left to
 		// expire.
 		return
 	}
 	s := l.spec(sip.REGISTER, server, 0)
+	if l.cfg.Proxied() {
+		s.registrar = registrarURI(l.cfg.Servers[l.prevRegistrar]) // the registrar it was on (R22)
+	}
 	s.stale = l.bound[addrOf(server)]
 	delete(l.bound, addrOf(server)) // its answer is not awaited
 	if l.authorize(&s, challenge) != nil {

@@ -26,7 +26,7 @@ func (l *Line) lateRetryAfter(from transport.Endpoint, res *wire.Answer) {
 	if res.FromUser != l.cfg.User {
 		return
 	}
-	if l.serverAt(from) >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) {
+	if l.serverAt(from) >= 0 && slices.Contains(l.cfg.UnavailableCodes, res.StatusCode) && !(res.Method == sip.REGISTER && l.forRegistrar(res.StatusCode)) {
 		var reason string
 		l.noteRetryAfter(res, from, &reason)
 	}
@@ -51,7 +51,22 @@ const (
 	outAgain                      // 423 or a stale nonce: the same REGISTER again
 	outChallenged                 // 401 or 407: answer with credentials
 	outUnavailable                // a code of the unavailable set
+	// Behind outbound proxies, the proxy's answer for the registrar it
+	// leads to: the registrar is unavailable, the proxy is up (R22).
+	outRegistrarUnavailable
 )
+
+// registrarCodes are a proxy's answers for the registrar behind it (R22):
+// 408, the registrar did not answer the proxy; 500, which a proxy answers
+// for a 503 from downstream (RFC 3261 16.7), as Kamailio does by default;
+// 502 and 504, a bad or silent next hop.
+var registrarCodes = []int{sip.StatusRequestTimeout, sip.StatusInternalServerError, sip.StatusBadGateway, sip.StatusGatewayTimeout}
+
+// forRegistrar says whether a proxy of the line answered code to a
+// REGISTER for the registrar behind it (R22).
+func (l *Line) forRegistrar(code int) bool {
+	return l.cfg.Proxied() && slices.Contains(registrarCodes, code)
+}
 
 // registerOutcome judges res, a final answer to the REGISTER of t (a
 // line's, a probe's or a binding's; first when it began an exchange, no
@@ -87,6 +102,8 @@ func (l *Line) registerOutcome(t *txn, res *wire.Answer, reason string, first bo
 			return outRejected, 0, reason + ": " + why
 		}
 		return outAgain, 0, reason
+	case l.forRegistrar(code):
+		return outRegistrarUnavailable, 0, reason + " for the registrar " + keyOf(l.cfg.Servers[t.registrar]).String()
 	case slices.Contains(l.cfg.UnavailableCodes, code):
 		return outUnavailable, 0, reason
 	}
@@ -172,6 +189,10 @@ func (l *Line) sendRegister(server, expires int, challenge *wire.Answer) {
 		expires = l.ttl(server)
 	}
 	s := l.spec(sip.REGISTER, dst, expires)
+	registrar := l.m.Vars().Registrar
+	if l.cfg.Proxied() {
+		s.registrar = registrarURI(l.cfg.Servers[registrar])
+	}
 	s.stale = l.bound[addrOf(dst)]
 	l.mainChallenge = nil
 	if err := l.authorize(&s, challenge); err != nil {
@@ -179,12 +200,18 @@ func (l *Line) sendRegister(server, expires int, challenge *wire.Answer) {
 		l.post(fsm.LineEventRespRejected, err.Error())
 		return
 	}
-	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.postLine(refusedEvent(dst)))
+	l.start(&l.main, txnRegister, &l.reg, s, server, l.m.MaxTransmissions(), l.postLine(refusedEvent(dst))).registrar = registrar
 }
 
 // ttl is the expiry the line asks of server i: its TTL, or the Min-Expires
-// of its 423 when that is longer.
-func (l *Line) ttl(i int) int { return l.ttlOf(l.targets[i]) }
+// of its 423 when that is longer; behind outbound proxies, the TTL of the
+// registrar the line is on (R22).
+func (l *Line) ttl(i int) int {
+	if l.cfg.Proxied() {
+		return max(*l.cfg.Servers[l.m.Vars().Registrar].TTL, l.minExpires[addrOf(l.targets[i].ep)])
+	}
+	return l.ttlOf(l.targets[i])
+}
 
 func (l *Line) ttlOf(s slot) int { return max(*l.hops[s.cfg].TTL, l.minExpires[addrOf(s.ep)]) }
 

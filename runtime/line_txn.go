@@ -42,6 +42,7 @@ type txn struct {
 	contact    sip.Uri   // the Contact the request carried
 	contactURI string    // the same, as written
 	expires    int       // a REGISTER's Expires, -1 for none
+	registrar  int       // behind outbound proxies, the registrar a line's REGISTER names (R22)
 	authorized bool      // it carried digest credentials
 	msg        []byte
 	rt         wire.Retransmission
@@ -80,7 +81,7 @@ func (l *Line) spec(method sip.RequestMethod, dst transport.Endpoint, expires in
 	s := requestSpec{method: method, dst: dst, local: [2]string{uriHost(host), strconv.Itoa(port)},
 		user: l.cfg.User, domain: domain, display: l.cfg.DisplayName, expires: expires}
 	if l.cfg.Proxied() && method != sip.OPTIONS {
-		s.registrar = registrarURI(l.cfg.Servers[0])
+		s.registrar = registrarURI(l.cfg.Servers[0]) // a REGISTER of the line names its registrar: sendRegister
 		s.routes = []string{routeTo(dst)}
 		if method == sip.REGISTER {
 			s.supported = "path"
@@ -236,7 +237,9 @@ func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 	}
 	code := res.StatusCode
 	reason := fmt.Sprintf("%d %s from %s", code, res.Reason, t.dst)
-	unavailable := slices.Contains(l.cfg.UnavailableCodes, code)
+	// A proxy's answer for the registrar behind it says nothing of the
+	// proxy: its Retry-After is not the proxy's (R22).
+	unavailable := slices.Contains(l.cfg.UnavailableCodes, code) && !(t.kind != txnKeepalive && l.forRegistrar(code))
 	if unavailable {
 		l.noteRetryAfter(res, t.dst, &reason)
 	}
@@ -252,7 +255,7 @@ func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 		out, refresh, why := l.registerOutcome(t, res, reason, v.Challenges == 0 && v.Retries == 0)
 		switch out {
 		case outGranted:
-			l.regServer = t.dst
+			l.regServer, l.regRegistrar = t.dst, t.registrar
 			l.setRefresh(refresh)
 		case outAgain, outChallenged:
 			if challenged { // not a 423
@@ -260,7 +263,8 @@ func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 			}
 		}
 		l.postSince([...]fsm.LineEvent{outGranted: fsm.LineEventResp2xx, outRejected: fsm.LineEventRespRejected, outAgain: fsm.LineEventRespRetry,
-			outChallenged: fsm.LineEventRespChallenge, outUnavailable: fsm.LineEventRespUnavailable}[out], why, t.began)
+			outChallenged: fsm.LineEventRespChallenge, outUnavailable: fsm.LineEventRespUnavailable,
+			outRegistrarUnavailable: fsm.LineEventRespRegistrarDown}[out], why, t.began)
 	case txnProbe:
 		v := l.m.Vars()
 		out, refresh, why := l.registerOutcome(t, res, reason, v.ProbeChallenges == 0 && v.ProbeRetries == 0)
@@ -273,7 +277,7 @@ func (l *Line) response(from transport.Endpoint, res *wire.Answer) {
 			}
 		}
 		l.post([...]fsm.LineEvent{outGranted: fsm.LineEventProbe2xx, outRejected: fsm.LineEventProbeFailed, outAgain: fsm.LineEventProbeRetry,
-			outChallenged: fsm.LineEventProbeChallenge, outUnavailable: fsm.LineEventProbeFailed}[out], why)
+			outChallenged: fsm.LineEventProbeChallenge, outUnavailable: fsm.LineEventProbeFailed, outRegistrarUnavailable: fsm.LineEventProbeFailed}[out], why)
 	case txnKeepalive:
 		if unavailable {
 			l.refuse(t, reason)

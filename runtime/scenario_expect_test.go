@@ -253,6 +253,10 @@ func (s *scenario) expect(w []string) {
 		if !slices.Equal(got, want) {
 			s.fail("the last %s to %s had Route %v, want %v", w[2], w[1], got, want)
 		}
+	case "registrar": // expect registrar HOST: the registrar behind the proxies the status names (R22)
+		if len(w) != 2 || !strings.HasPrefix(st.Registrar, w[1]+" ") {
+			s.fail("the status names the registrar %q, want %s", st.Registrar, strings.Join(w[1:], " "))
+		}
 	case "ruri": // expect ruri SERVER METHOD URI: the Request-URI of the last such request
 		if len(w) != 4 {
 			s.fail("expect ruri SERVER METHOD URI")

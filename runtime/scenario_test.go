@@ -70,10 +70,13 @@ import (
 // line is registering on (R23).
 //
 // With line proxies=on (R22) the simulated servers are the line's outbound
-// proxies in front of one registrar, registrar.test:
+// proxies in front of one registrar, registrar.test, or with registrars=N
+// of them, registrar.test, registrar2.test ...:
 //
 //	expect routes primary REGISTER primary   # the Route of the last such request
 //	expect ruri primary REGISTER sip:registrar.test:5060   # its Request-URI
+//	server primary registrar registrar.test 408   # proxy 1 answers for it: down
+//	server primary registrar registrar.test up
 //
 // With proxies=on outbound=on registration_mode=concurrent the line runs SIP
 // outbound (R24); server primary flow-timer 10 makes a 2xx to REGISTER carry
@@ -276,9 +279,15 @@ func (s *scenario) configure(kv []string) {
 	}
 	if onoff("proxies") != nil && *onoff("proxies") == 1 {
 		// The simulated servers are outbound proxies in front of one
-		// registrar, registrar.test (R22).
+		// registrar, registrar.test, or registrars=N of them,
+		// registrar.test, registrar2.test ... (R22).
 		cfg.OutboundProxies = cfg.Servers
 		cfg.Servers = []settings.ServerConfig{{Addr: "registrar.test", Port: new(5060)}}
+		if n := num("registrars"); n != nil {
+			for k := 2; k <= *n; k++ {
+				cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: fmt.Sprintf("registrar%d.test", k), Port: new(5060)})
+			}
+		}
 		cfg.Outbound = set["outbound"] == "on" // RFC 5626 flows through them (R24)
 	}
 	if ttl := num("ttl"); ttl != nil {
@@ -418,7 +427,7 @@ func (s *scenario) step(w []string) {
 			d := s.at(w[len(w)-1])
 			s.net.Set(s.eps[i], func(sv *runtimetest.SimServer) { sv.Ring = d })
 			return
-		case "grant", "min-expires", "nonce-life", "mangle", "sane", "flow", "flow-timer": // see runtimetest.ParseSimRogue
+		case "grant", "min-expires", "nonce-life", "mangle", "sane", "flow", "flow-timer", "registrar": // see runtimetest.ParseSimRogue
 			f, err := runtimetest.ParseSimRogue(w[2:])
 			if err != nil {
 				s.fail("%v", err)

@@ -27,36 +27,39 @@
 #define E_resp_2xx 3 /* resp.2xx */
 #define E_resp_challenge 4 /* resp.challenge */
 #define E_resp_unavailable 5 /* resp.unavailable */
-#define E_resp_retry 6 /* resp.retry */
-#define E_resp_rejected 7 /* resp.rejected */
-#define E_transport_icmp 8 /* transport.icmp */
-#define E_transport_tcp 9 /* transport.tcp */
-#define E_transport_closed 10 /* transport.closed */
-#define E_lookup_failed 11 /* lookup.failed */
-#define E_server_held_off 12 /* server.held_off */
-#define E_keepalive_failed 13 /* keepalive.failed */
-#define E_flow_lost 14 /* flow.lost */
-#define E_flow_alive 15 /* flow.alive */
-#define E_request_unavailable 16 /* request.unavailable */
-#define E_probe_2xx 17 /* probe.2xx */
-#define E_probe_challenge 18 /* probe.challenge */
-#define E_probe_retry 19 /* probe.retry */
-#define E_calls_ended 20 /* calls.ended */
-#define E_dns_refreshed 21 /* dns.refreshed */
-#define E_request_new 22 /* request.new */
-#define E_probe_failed 23 /* probe.failed */
-#define E_timer_budget 24 /* timer.budget */
-#define E_timer_refresh 25 /* timer.refresh */
-#define E_timer_keepalive 26 /* timer.keepalive */
-#define E_timer_flow 27 /* timer.flow */
-#define E_timer_failback 28 /* timer.failback */
-#define E_timer_probe 29 /* timer.probe */
-#define E_timer_backoff 30 /* timer.backoff */
+#define E_resp_registrar_down 6 /* resp.registrar_down */
+#define E_resp_retry 7 /* resp.retry */
+#define E_resp_rejected 8 /* resp.rejected */
+#define E_transport_icmp 9 /* transport.icmp */
+#define E_transport_tcp 10 /* transport.tcp */
+#define E_transport_closed 11 /* transport.closed */
+#define E_lookup_failed 12 /* lookup.failed */
+#define E_server_held_off 13 /* server.held_off */
+#define E_keepalive_failed 14 /* keepalive.failed */
+#define E_flow_lost 15 /* flow.lost */
+#define E_flow_alive 16 /* flow.alive */
+#define E_request_unavailable 17 /* request.unavailable */
+#define E_probe_2xx 18 /* probe.2xx */
+#define E_probe_challenge 19 /* probe.challenge */
+#define E_probe_retry 20 /* probe.retry */
+#define E_calls_ended 21 /* calls.ended */
+#define E_dns_refreshed 22 /* dns.refreshed */
+#define E_request_new 23 /* request.new */
+#define E_probe_failed 24 /* probe.failed */
+#define E_timer_budget 25 /* timer.budget */
+#define E_timer_refresh 26 /* timer.refresh */
+#define E_timer_keepalive 27 /* timer.keepalive */
+#define E_timer_flow 28 /* timer.flow */
+#define E_timer_failback 29 /* timer.failback */
+#define E_timer_probe 30 /* timer.probe */
+#define E_timer_backoff 31 /* timer.backoff */
 
 byte state = S_idle;
 byte ev; /* the event being delivered */
 byte prev; /* the state before it */
 byte p_server_count;
+byte p_registrar_count;
+bool p_proxied;
 bool p_failback_enabled;
 byte p_failback_mode;
 bool p_failback_when_idle;
@@ -66,6 +69,7 @@ bool p_flow_enabled;
 bool p_deregister_after_failback;
 bool p_contact_shared;
 byte v_server = 0;
+byte v_registrar = 0;
 /* var failures: only timer durations read it */
 byte v_challenges = 0;
 byte v_retries = 0;
@@ -86,6 +90,9 @@ bool pend_flow_probes; /* a request of flow_probes unanswered */
 bool pend_probe; /* a request of probe unanswered */
 
 #define d_is_last ((v_server == (p_server_count - 1)))
+#define d_last_registrar ((v_registrar == (p_registrar_count - 1)))
+#define d_last_pair ((d_is_last && d_last_registrar))
+#define d_remove_backup ((!p_contact_shared || (p_deregister_after_failback && (!p_proxied || (v_registrar != 0)))))
 #define d_by_duration ((p_failback_enabled && (p_failback_mode == 0)))
 #define d_by_registration ((p_failback_enabled && (p_failback_mode == 1)))
 #define d_by_requests ((p_failback_enabled && (p_failback_mode == 2)))
@@ -109,11 +116,31 @@ inline choose_server_count() {
   p_server_count = FIX_server_count
 #else
   if
-  :: true -> p_server_count = 1
-  :: true -> p_server_count = 2
-  :: true -> p_server_count = 3
+  :: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((1 == 2) && (p_failback_mode == 0)))) -> p_server_count = 1
+  :: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((2 == 2) && (p_failback_mode == 0)))) -> p_server_count = 2
+  :: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((3 == 2) && (p_failback_mode == 0)))) -> p_server_count = 3
   fi
   ; printf("PARAM server_count %d\n", p_server_count)
+#endif
+}
+inline start_registrar_count() {
+#ifdef FIX_registrar_count
+  p_registrar_count = FIX_registrar_count
+#else
+  if
+  :: true -> p_registrar_count = 1
+  :: true -> p_registrar_count = 2
+  fi
+#endif
+}
+inline start_proxied() {
+#ifdef FIX_proxied
+  p_proxied = FIX_proxied
+#else
+  if
+  :: true -> p_proxied = false
+  :: true -> p_proxied = true
+  fi
 #endif
 }
 inline start_failback_enabled() {
@@ -163,8 +190,8 @@ inline choose_calls_up() {
   p_calls_up = FIX_calls_up
 #else
   if
-  :: true -> p_calls_up = false
-  :: true -> p_calls_up = true
+  :: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((p_server_count == 2) && (p_failback_mode == 0)))) -> p_calls_up = false
+  :: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((p_server_count == 2) && (p_failback_mode == 0)))) -> p_calls_up = true
   fi
   ; printf("PARAM calls_up %d\n", p_calls_up)
 #endif
@@ -288,6 +315,7 @@ inline exit_idle() {
 inline enter_registering() {
   skip
   ; v_server = 0
+  ; v_registrar = 0
   ; v_challenges = 0
   ; v_retries = 0
   ; do_locate()
@@ -385,7 +413,7 @@ inline fire() {
       ; exit_idle()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_user_unregister || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_user_unregister || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_registrar_down || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in idle\n", ev); assert(false)
     fi
   :: state == S_registering ->
@@ -447,6 +475,23 @@ inline fire() {
          ; exit_registering()
          ; if :: ((v_server + 1) < 0 || (v_server + 1) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = server + 1\n"); assert(false) :: else -> skip fi
          ; v_server = (v_server + 1)
+         ; state = S_retrying
+         ; enter_retrying()
+      fi
+    :: ev == E_resp_registrar_down -> /* registrar_down */
+      if
+      :: (d_last_pair) ->
+         skip
+         ; exit_registering()
+         ; state = S_all_failed
+         ; enter_all_failed()
+      :: else ->
+         skip
+         ; exit_registering()
+         ; if :: (((d_last_registrar) -> ((v_server + 1)) : (v_server)) < 0 || ((d_last_registrar) -> ((v_server + 1)) : (v_server)) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = last_registrar ? server + 1 : server\n"); assert(false) :: else -> skip fi
+         ; v_server = ((d_last_registrar) -> ((v_server + 1)) : (v_server))
+         ; if :: (((d_last_registrar) -> (0) : ((v_registrar + 1))) < 0 || ((d_last_registrar) -> (0) : ((v_registrar + 1))) > 3) -> printf("VIOLATION var registrar out of [0, 3] by: set registrar = last_registrar ? 0 : registrar + 1\n"); assert(false) :: else -> skip fi
+         ; v_registrar = ((d_last_registrar) -> (0) : ((v_registrar + 1)))
          ; state = S_retrying
          ; enter_retrying()
       fi
@@ -520,6 +565,23 @@ inline fire() {
          ; exit_retrying()
          ; if :: ((v_server + 1) < 0 || (v_server + 1) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = server + 1\n"); assert(false) :: else -> skip fi
          ; v_server = (v_server + 1)
+         ; state = S_retrying
+         ; enter_retrying()
+      fi
+    :: ev == E_resp_registrar_down -> /* registrar_down */
+      if
+      :: (d_last_pair) ->
+         skip
+         ; exit_retrying()
+         ; state = S_all_failed
+         ; enter_all_failed()
+      :: else ->
+         skip
+         ; exit_retrying()
+         ; if :: (((d_last_registrar) -> ((v_server + 1)) : (v_server)) < 0 || ((d_last_registrar) -> ((v_server + 1)) : (v_server)) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = last_registrar ? server + 1 : server\n"); assert(false) :: else -> skip fi
+         ; v_server = ((d_last_registrar) -> ((v_server + 1)) : (v_server))
+         ; if :: (((d_last_registrar) -> (0) : ((v_registrar + 1))) < 0 || ((d_last_registrar) -> (0) : ((v_registrar + 1))) > 3) -> printf("VIOLATION var registrar out of [0, 3] by: set registrar = last_registrar ? 0 : registrar + 1\n"); assert(false) :: else -> skip fi
+         ; v_registrar = ((d_last_registrar) -> (0) : ((v_registrar + 1)))
          ; state = S_retrying
          ; enter_retrying()
       fi
@@ -628,6 +690,25 @@ inline fire() {
          ; exit_primary_registered()
          ; do_abandon_register()
          ; v_server = 1
+         ; state = S_retrying
+         ; enter_retrying()
+      fi
+    :: ev == E_resp_registrar_down -> /* primary_registrar_lost */
+      if
+      :: (d_last_pair) ->
+         skip
+         ; exit_primary_registered()
+         ; do_abandon_register()
+         ; state = S_all_failed
+         ; enter_all_failed()
+      :: else ->
+         skip
+         ; exit_primary_registered()
+         ; do_abandon_register()
+         ; if :: (((d_last_registrar) -> (1) : (0)) < 0 || ((d_last_registrar) -> (1) : (0)) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = last_registrar ? 1 : 0\n"); assert(false) :: else -> skip fi
+         ; v_server = ((d_last_registrar) -> (1) : (0))
+         ; if :: (((d_last_registrar) -> (0) : (1)) < 0 || ((d_last_registrar) -> (0) : (1)) > 3) -> printf("VIOLATION var registrar out of [0, 3] by: set registrar = last_registrar ? 0 : 1\n"); assert(false) :: else -> skip fi
+         ; v_registrar = ((d_last_registrar) -> (0) : (1))
          ; state = S_retrying
          ; enter_retrying()
       fi
@@ -752,7 +833,7 @@ inline fire() {
       skip
       ; do_send_flow_keepalive()
       ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
-    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* backup_lost */
+    :: ev == E_resp_unavailable || ev == E_resp_registrar_down || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* backup_lost */
       skip
       ; exit_backup_registered()
       ; do_abandon_probe()
@@ -917,7 +998,7 @@ inline fire() {
       skip
       ; do_send_flow_keepalive()
       ; if :: (p_flow_enabled) -> t_flow = true :: else -> skip fi
-    :: ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* backup_lost */
+    :: ev == E_resp_unavailable || ev == E_resp_registrar_down || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_timer_budget || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_flow_lost || ev == E_request_unavailable -> /* backup_lost */
       skip
       ; exit_probing()
       ; do_abandon_probe()
@@ -951,7 +1032,7 @@ inline fire() {
          ; enter_backup_registered()
       :: else ->
          if
-         :: ((p_deregister_after_failback || !p_contact_shared)) ->
+         :: (d_remove_backup) ->
             skip
             ; exit_probing()
             ; t_budget = false
@@ -959,6 +1040,7 @@ inline fire() {
             ; do_adopt_probe()
             ; do_deregister_backup()
             ; v_server = 0
+            ; v_registrar = 0
             ; state = S_primary_registered
             ; enter_primary_registered()
          :: else ->
@@ -968,6 +1050,7 @@ inline fire() {
             ; do_abandon_register()
             ; do_adopt_probe()
             ; v_server = 0
+            ; v_registrar = 0
             ; state = S_primary_registered
             ; enter_primary_registered()
          fi
@@ -1039,7 +1122,7 @@ inline fire() {
       ; exit_all_failed()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_flow_lost || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_flow_lost || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_registrar_down || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in all_failed\n", ev); assert(false)
     fi
   :: state == S_failed ->
@@ -1059,7 +1142,7 @@ inline fire() {
       ; exit_failed()
       ; state = S_registering
       ; enter_registering()
-    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
+    :: ev == E_timer_flow || ev == E_flow_lost || ev == E_flow_alive || ev == E_calls_ended || ev == E_dns_refreshed || ev == E_request_new || ev == E_lookup_failed || ev == E_resp_retry || ev == E_transport_closed || ev == E_resp_2xx || ev == E_resp_challenge || ev == E_resp_unavailable || ev == E_resp_registrar_down || ev == E_resp_rejected || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_server_held_off || ev == E_keepalive_failed || ev == E_request_unavailable || ev == E_probe_2xx || ev == E_probe_challenge || ev == E_probe_retry || ev == E_probe_failed -> skip /* ignored */
     :: else -> printf("VIOLATION unhandled event %d in failed\n", ev); assert(false)
     fi
   :: state == S_unregistering ->
@@ -1099,7 +1182,7 @@ inline fire() {
          ; state = S_failed
          ; enter_failed()
       fi
-    :: ev == E_resp_2xx || ev == E_resp_rejected || ev == E_resp_unavailable || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_lookup_failed || ev == E_timer_budget || ev == E_server_held_off -> /* unregistered */
+    :: ev == E_resp_2xx || ev == E_resp_rejected || ev == E_resp_unavailable || ev == E_resp_registrar_down || ev == E_transport_icmp || ev == E_transport_tcp || ev == E_lookup_failed || ev == E_timer_budget || ev == E_server_held_off -> /* unregistered */
       skip
       ; exit_unregistering()
       ; state = S_idle
@@ -1110,15 +1193,15 @@ inline fire() {
   :: else -> printf("VIOLATION an event in the final state %d\n", state); assert(false)
   fi;
   printf("STEP %d %d %d\n", prev, ev, state) /* for the trail: from, event, to */
-  ; printf("VARS server=%d challenges=%d retries=%d probe_challenges=%d probe_retries=%d probe_wanted=%d\n", v_server, v_challenges, v_retries, v_probe_challenges, v_probe_retries, v_probe_wanted)
+  ; printf("VARS server=%d registrar=%d challenges=%d retries=%d probe_challenges=%d probe_retries=%d probe_wanted=%d\n", v_server, v_registrar, v_challenges, v_retries, v_probe_challenges, v_probe_retries, v_probe_wanted)
 }
 
 inline check() {
   skip
-  ; if :: (!(((v_server < p_server_count) && (!(state == S_registering) || (v_server == 0))))) -> printf("VIOLATION I3: server < server_count && (!in(registering) || server == 0)\n"); assert(false) :: else -> skip fi
+  ; if :: (!((((v_server < p_server_count) && (v_registrar < p_registrar_count)) && (!(state == S_registering) || ((v_server == 0) && (v_registrar == 0)))))) -> printf("VIOLATION I3: server < server_count && registrar < registrar_count && (!in(registering) || server == 0 && registrar == 0)\n"); assert(false) :: else -> skip fi
   ; if :: (!((p_failback_enabled || !(state == S_probing)))) -> printf("VIOLATION I7: failback_enabled || !in(probing)\n"); assert(false) :: else -> skip fi
   ; if :: ((prev == S_all_failed || prev == S_failed) && (state == S_registering) && !(ev == E_timer_backoff || ev == E_user_register || ev == E_flow_alive)) -> printf("VIOLATION I9: all_failed|failed to registering only on timer.backoff|user.register|flow.alive\n"); assert(false) :: else -> skip fi
-  ; if :: (!(((!(state == S_primary_registered) || (v_server == 0)) && (!((state == S_backup_registered) || (state == S_probing)) || (v_server >= 1))))) -> printf("VIOLATION L1: (!in(primary_registered) || server == 0) && (!(in(backup_registered) || in(probing)) || server >= 1)\n"); assert(false) :: else -> skip fi
+  ; if :: (!(((!(state == S_primary_registered) || ((v_server == 0) && (v_registrar == 0))) && ((!((state == S_backup_registered) || (state == S_probing)) || (v_server >= 1)) || (v_registrar >= 1))))) -> printf("VIOLATION L1: (!in(primary_registered) || server == 0 && registrar == 0) && (!(in(backup_registered) || in(probing)) || server >= 1 || registrar >= 1)\n"); assert(false) :: else -> skip fi
 #if defined(REACH)
   ; if :: (REACH) -> printf("VIOLATION reached\n"); assert(false) :: else -> skip fi
 #endif
@@ -1158,6 +1241,7 @@ end: do
           :: ev = E_resp_2xx
           :: ev = E_resp_challenge
           :: ev = E_resp_unavailable
+          :: ev = E_resp_registrar_down
           :: ev = E_resp_retry
           :: ev = E_resp_rejected
           :: ev = E_transport_icmp
@@ -1326,6 +1410,8 @@ end: do
 init {
   atomic {
     start_server_count();
+    start_registrar_count();
+    start_proxied();
     start_failback_enabled();
     start_failback_mode();
     start_failback_when_idle();
@@ -1334,7 +1420,10 @@ init {
     start_flow_enabled();
     start_deregister_after_failback();
     start_contact_shared();
+    end_params: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((p_server_count == 2) && (p_failback_mode == 0)))); /* other values are not explored */
     printf("PARAM server_count %d\n", p_server_count);
+    printf("PARAM registrar_count %d\n", p_registrar_count);
+    printf("PARAM proxied %d\n", p_proxied);
     printf("PARAM failback_enabled %d\n", p_failback_enabled);
     printf("PARAM failback_mode %d\n", p_failback_mode);
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);
@@ -1389,6 +1478,7 @@ end: do
           :: ev = E_resp_2xx
           :: ev = E_resp_challenge
           :: ev = E_resp_unavailable
+          :: ev = E_resp_registrar_down
           :: ev = E_resp_retry
           :: ev = E_resp_rejected
           :: ev = E_transport_icmp
@@ -1526,6 +1616,7 @@ end: do
           :: ev = E_resp_2xx
           :: ev = E_resp_challenge
           :: ev = E_resp_unavailable
+          :: ev = E_resp_registrar_down
           :: ev = E_resp_retry
           :: ev = E_resp_rejected
           :: ev = E_transport_icmp
@@ -1623,6 +1714,8 @@ end: do
 init {
   atomic {
     start_server_count();
+    start_registrar_count();
+    start_proxied();
     start_failback_enabled();
     start_failback_mode();
     start_failback_when_idle();
@@ -1631,7 +1724,10 @@ init {
     start_flow_enabled();
     start_deregister_after_failback();
     start_contact_shared();
+    end_params: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((p_server_count == 2) && (p_failback_mode == 0)))); /* other values are not explored */
     printf("PARAM server_count %d\n", p_server_count);
+    printf("PARAM registrar_count %d\n", p_registrar_count);
+    printf("PARAM proxied %d\n", p_proxied);
     printf("PARAM failback_enabled %d\n", p_failback_enabled);
     printf("PARAM failback_mode %d\n", p_failback_mode);
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);
@@ -1687,6 +1783,7 @@ end: do
           :: ev = E_resp_2xx
           :: ev = E_resp_challenge
           :: ev = E_resp_unavailable
+          :: ev = E_resp_registrar_down
           :: ev = E_resp_retry
           :: ev = E_resp_rejected
           :: ev = E_transport_icmp
@@ -1738,6 +1835,8 @@ end: do
 init {
   atomic {
     start_server_count();
+    start_registrar_count();
+    start_proxied();
     start_failback_enabled();
     start_failback_mode();
     start_failback_when_idle();
@@ -1746,7 +1845,10 @@ init {
     start_flow_enabled();
     start_deregister_after_failback();
     start_contact_shared();
+    end_params: ((p_proxied == (p_registrar_count == 2)) && ((p_registrar_count == 1) || ((p_server_count == 2) && (p_failback_mode == 0)))); /* other values are not explored */
     printf("PARAM server_count %d\n", p_server_count);
+    printf("PARAM registrar_count %d\n", p_registrar_count);
+    printf("PARAM proxied %d\n", p_proxied);
     printf("PARAM failback_enabled %d\n", p_failback_enabled);
     printf("PARAM failback_mode %d\n", p_failback_mode);
     printf("PARAM failback_when_idle %d\n", p_failback_when_idle);

@@ -45,7 +45,7 @@ static int cmp(const void *a, const void *b)
 int main(void)
 {
 	static const line_params p = {
-		.server_count = 2, .failback_enabled = true, .failback_interval = 30 * S, .count_mode = true,
+		.server_count = 2, .registrar_count = 1, .failback_enabled = true, .failback_interval = 30 * S, .count_mode = true,
 		.retry_counts = 3, .retry_time = 32 * S, .t1 = 500 * MS, .t2 = 4 * S, .refresh_interval = 60 * S,
 		.keepalive_interval = 30 * S, .flow_interval = 30 * S, .backoff_base = 30 * S, .backoff_max = 1800 * S,
 		.contact_shared = true,

@@ -127,6 +127,7 @@ int main(void)
 {
 	line_params p = {
 		.server_count = 2,
+		.registrar_count = 1, /* no outbound proxies: the servers are the registrars */
 		.failback_enabled = true,
 		.failback_interval = 30 * S,
 		.failback_mode = 0, /* duration: every failback_interval */

@@ -14,7 +14,7 @@ const char *line_state_name(line_state x)
 
 const char *line_event_name(line_event x)
 {
-	static const char *const names[] = {"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "flow.lost", "flow.alive", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.flow", "timer.failback", "timer.probe", "timer.backoff"};
+	static const char *const names[] = {"unknown", "user.register", "user.unregister", "resp.2xx", "resp.challenge", "resp.unavailable", "resp.registrar_down", "resp.retry", "resp.rejected", "transport.icmp", "transport.tcp", "transport.closed", "lookup.failed", "server.held_off", "keepalive.failed", "flow.lost", "flow.alive", "request.unavailable", "probe.2xx", "probe.challenge", "probe.retry", "calls.ended", "dns.refreshed", "request.new", "probe.failed", "timer.budget", "timer.refresh", "timer.keepalive", "timer.flow", "timer.failback", "timer.probe", "timer.backoff"};
 	if ((size_t)x < sizeof names / sizeof names[0])
 		return names[x];
 	return "unknown";
@@ -38,7 +38,7 @@ const char *line_action_name(line_action x)
 
 const char *line_branch_name(line_branch x)
 {
-	static const char *const names[] = {"unknown", "register", "register_from_backup", "registered_primary", "registered_backup", "challenged/1", "challenged/2", "asked_again/1", "asked_again/2", "rejected", "unavailable/1", "unavailable/2", "refresh", "refresh_backup/1", "refresh_backup/2", "refresh_backup/3", "refreshed", "refresh_challenged/1", "refresh_challenged/2", "refresh_asked_again/1", "refresh_asked_again/2", "refresh_rejected", "flow_lost", "keepalive", "flow_keepalive", "primary_lost/1", "primary_lost/2", "backup_lost", "unregister", "unregister_from_backup", "unregister_idle", "unregistered", "failback_due/1", "failback_due/2", "dns_due/1", "dns_due/2", "dns_due/3", "request_due/1", "request_due/2", "idle_again/1", "idle_again/2", "failback/1", "failback/2", "failback/3", "probe_challenged/1", "probe_challenged/2", "probe_asked_again/1", "probe_asked_again/2", "probe_failed", "retry_after_failure", "retry_round", "flow_probes", "server_alive"};
+	static const char *const names[] = {"unknown", "register", "register_from_backup", "registered_primary", "registered_backup", "challenged/1", "challenged/2", "asked_again/1", "asked_again/2", "rejected", "unavailable/1", "unavailable/2", "registrar_down/1", "registrar_down/2", "refresh", "refresh_backup/1", "refresh_backup/2", "refresh_backup/3", "refreshed", "refresh_challenged/1", "refresh_challenged/2", "refresh_asked_again/1", "refresh_asked_again/2", "refresh_rejected", "flow_lost", "keepalive", "flow_keepalive", "primary_lost/1", "primary_lost/2", "primary_registrar_lost/1", "primary_registrar_lost/2", "backup_lost", "unregister", "unregister_from_backup", "unregister_idle", "unregistered", "failback_due/1", "failback_due/2", "dns_due/1", "dns_due/2", "dns_due/3", "request_due/1", "request_due/2", "idle_again/1", "idle_again/2", "failback/1", "failback/2", "failback/3", "probe_challenged/1", "probe_challenged/2", "probe_asked_again/1", "probe_asked_again/2", "probe_failed", "retry_after_failure", "retry_round", "flow_probes", "server_alive"};
 	if ((size_t)x < sizeof names / sizeof names[0])
 		return names[x];
 	return "unknown";
@@ -73,6 +73,7 @@ void line_init(line_machine *m, const line_params *p, const line_guards *guards)
 	if (guards != NULL)
 		m->guards = *guards;
 	m->vars.server = INT64_C(0);
+	m->vars.registrar = INT64_C(0);
 	m->vars.failures = INT64_C(0);
 	m->vars.challenges = INT64_C(0);
 	m->vars.retries = INT64_C(0);
@@ -101,6 +102,22 @@ size_t line_validate(const line_params *p, sf_param_problem *problems, size_t ca
 			problems[k].param = "server_count";
 			problems[k].above = true;
 			problems[k].bound = INT64_C(8);
+		}
+		k++;
+	}
+	if (p->registrar_count < INT64_C(1)) {
+		if (k < cap) {
+			problems[k].param = "registrar_count";
+			problems[k].above = false;
+			problems[k].bound = INT64_C(1);
+		}
+		k++;
+	}
+	if (p->registrar_count > INT64_C(4)) {
+		if (k < cap) {
+			problems[k].param = "registrar_count";
+			problems[k].above = true;
+			problems[k].bound = INT64_C(4);
 		}
 		k++;
 	}
@@ -285,6 +302,9 @@ static sf_status line_out_of_range(line_step *st, const char *var, int64_t value
 }
 
 static bool line_derived_is_last(const line_machine *m, const line_vars *v);
+static bool line_derived_last_registrar(const line_machine *m, const line_vars *v);
+static bool line_derived_last_pair(const line_machine *m, const line_vars *v);
+static bool line_derived_remove_backup(const line_machine *m, const line_vars *v);
 static int64_t line_derived_transmissions(const line_machine *m, const line_vars *v);
 static int64_t line_derived_budget(const line_machine *m, const line_vars *v);
 static int64_t line_derived_primary_budget(const line_machine *m, const line_vars *v);
@@ -303,6 +323,33 @@ static bool line_derived_is_last(const line_machine *m, const line_vars *v)
 }
 
 bool line_is_last(const line_machine *m) { return line_derived_is_last(m, &m->vars); }
+
+static bool line_derived_last_registrar(const line_machine *m, const line_vars *v)
+{
+	(void)m;
+	(void)v;
+	return (v->registrar == sf_sub(m->params.registrar_count, INT64_C(1)));
+}
+
+bool line_last_registrar(const line_machine *m) { return line_derived_last_registrar(m, &m->vars); }
+
+static bool line_derived_last_pair(const line_machine *m, const line_vars *v)
+{
+	(void)m;
+	(void)v;
+	return (line_derived_is_last(m, v) && line_derived_last_registrar(m, v));
+}
+
+bool line_last_pair(const line_machine *m) { return line_derived_last_pair(m, &m->vars); }
+
+static bool line_derived_remove_backup(const line_machine *m, const line_vars *v)
+{
+	(void)m;
+	(void)v;
+	return (!m->params.contact_shared || (m->params.deregister_after_failback && (!m->params.proxied || (v->registrar != INT64_C(0)))));
+}
+
+bool line_remove_backup(const line_machine *m) { return line_derived_remove_backup(m, &m->vars); }
 
 static int64_t line_derived_transmissions(const line_machine *m, const line_vars *v)
 {
@@ -408,6 +455,7 @@ static sf_status line_enter_registering(line_machine *m, line_vars *v, line_step
 	(void)v;
 	(void)st;
 	v->server = INT64_C(0);
+	v->registrar = INT64_C(0);
 	v->challenges = INT64_C(0);
 	v->retries = INT64_C(0);
 	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_LOCATE, LINE_TIMER_UNKNOWN, 0, 0));
@@ -724,6 +772,44 @@ static sf_status line_take_unavailable_2_from_registering(line_machine *m, line_
 	return line_enter_retrying(m, v, st);
 }
 
+static sf_status line_take_registrar_down_1_from_registering(line_machine *m, line_vars *v, line_timer fired, line_step *st)
+{
+	(void)m;
+	(void)v;
+	(void)fired;
+	(void)st;
+	LINE_TRY(line_exit_registering(m, v, fired, st));
+	{
+		const int64_t x = sf_min(sf_add(v->failures, INT64_C(1)), INT64_C(16));
+		if (x < INT64_C(0) || x > INT64_C(16))
+			return line_out_of_range(st, "failures", x, INT64_C(0), INT64_C(16));
+		v->failures = x;
+	}
+	return line_enter_all_failed(m, v, st);
+}
+
+static sf_status line_take_registrar_down_2_from_registering(line_machine *m, line_vars *v, line_timer fired, line_step *st)
+{
+	(void)m;
+	(void)v;
+	(void)fired;
+	(void)st;
+	LINE_TRY(line_exit_registering(m, v, fired, st));
+	{
+		const int64_t x = (line_derived_last_registrar(m, v) ? sf_add(v->server, INT64_C(1)) : v->server);
+		if (x < INT64_C(0) || x > INT64_C(7))
+			return line_out_of_range(st, "server", x, INT64_C(0), INT64_C(7));
+		v->server = x;
+	}
+	{
+		const int64_t x = (line_derived_last_registrar(m, v) ? INT64_C(0) : sf_add(v->registrar, INT64_C(1)));
+		if (x < INT64_C(0) || x > INT64_C(3))
+			return line_out_of_range(st, "registrar", x, INT64_C(0), INT64_C(3));
+		v->registrar = x;
+	}
+	return line_enter_retrying(m, v, st);
+}
+
 static sf_status line_take_unregister_from_registering(line_machine *m, line_vars *v, line_timer fired, line_step *st)
 {
 	(void)m;
@@ -855,6 +941,44 @@ static sf_status line_take_unavailable_2_from_retrying(line_machine *m, line_var
 		if (x < INT64_C(0) || x > INT64_C(7))
 			return line_out_of_range(st, "server", x, INT64_C(0), INT64_C(7));
 		v->server = x;
+	}
+	return line_enter_retrying(m, v, st);
+}
+
+static sf_status line_take_registrar_down_1_from_retrying(line_machine *m, line_vars *v, line_timer fired, line_step *st)
+{
+	(void)m;
+	(void)v;
+	(void)fired;
+	(void)st;
+	LINE_TRY(line_exit_retrying(m, v, fired, st));
+	{
+		const int64_t x = sf_min(sf_add(v->failures, INT64_C(1)), INT64_C(16));
+		if (x < INT64_C(0) || x > INT64_C(16))
+			return line_out_of_range(st, "failures", x, INT64_C(0), INT64_C(16));
+		v->failures = x;
+	}
+	return line_enter_all_failed(m, v, st);
+}
+
+static sf_status line_take_registrar_down_2_from_retrying(line_machine *m, line_vars *v, line_timer fired, line_step *st)
+{
+	(void)m;
+	(void)v;
+	(void)fired;
+	(void)st;
+	LINE_TRY(line_exit_retrying(m, v, fired, st));
+	{
+		const int64_t x = (line_derived_last_registrar(m, v) ? sf_add(v->server, INT64_C(1)) : v->server);
+		if (x < INT64_C(0) || x > INT64_C(7))
+			return line_out_of_range(st, "server", x, INT64_C(0), INT64_C(7));
+		v->server = x;
+	}
+	{
+		const int64_t x = (line_derived_last_registrar(m, v) ? INT64_C(0) : sf_add(v->registrar, INT64_C(1)));
+		if (x < INT64_C(0) || x > INT64_C(3))
+			return line_out_of_range(st, "registrar", x, INT64_C(0), INT64_C(3));
+		v->registrar = x;
 	}
 	return line_enter_retrying(m, v, st);
 }
@@ -1051,6 +1175,46 @@ static sf_status line_take_primary_lost_2_from_primary_registered(line_machine *
 	LINE_TRY(line_exit_primary_registered(m, v, fired, st));
 	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_ABANDON_REGISTER, LINE_TIMER_UNKNOWN, 0, 0));
 	v->server = INT64_C(1);
+	return line_enter_retrying(m, v, st);
+}
+
+static sf_status line_take_primary_registrar_lost_1_from_primary_registered(line_machine *m, line_vars *v, line_timer fired, line_step *st)
+{
+	(void)m;
+	(void)v;
+	(void)fired;
+	(void)st;
+	LINE_TRY(line_exit_primary_registered(m, v, fired, st));
+	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_ABANDON_REGISTER, LINE_TIMER_UNKNOWN, 0, 0));
+	{
+		const int64_t x = sf_min(sf_add(v->failures, INT64_C(1)), INT64_C(16));
+		if (x < INT64_C(0) || x > INT64_C(16))
+			return line_out_of_range(st, "failures", x, INT64_C(0), INT64_C(16));
+		v->failures = x;
+	}
+	return line_enter_all_failed(m, v, st);
+}
+
+static sf_status line_take_primary_registrar_lost_2_from_primary_registered(line_machine *m, line_vars *v, line_timer fired, line_step *st)
+{
+	(void)m;
+	(void)v;
+	(void)fired;
+	(void)st;
+	LINE_TRY(line_exit_primary_registered(m, v, fired, st));
+	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_ABANDON_REGISTER, LINE_TIMER_UNKNOWN, 0, 0));
+	{
+		const int64_t x = (line_derived_last_registrar(m, v) ? INT64_C(1) : INT64_C(0));
+		if (x < INT64_C(0) || x > INT64_C(7))
+			return line_out_of_range(st, "server", x, INT64_C(0), INT64_C(7));
+		v->server = x;
+	}
+	{
+		const int64_t x = (line_derived_last_registrar(m, v) ? INT64_C(0) : INT64_C(1));
+		if (x < INT64_C(0) || x > INT64_C(3))
+			return line_out_of_range(st, "registrar", x, INT64_C(0), INT64_C(3));
+		v->registrar = x;
+	}
 	return line_enter_retrying(m, v, st);
 }
 
@@ -1596,6 +1760,7 @@ static sf_status line_take_failback_2_from_probing(line_machine *m, line_vars *v
 	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_ADOPT_PROBE, LINE_TIMER_UNKNOWN, 0, 0));
 	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_DEREGISTER_BACKUP, LINE_TIMER_UNKNOWN, 0, 0));
 	v->server = INT64_C(0);
+	v->registrar = INT64_C(0);
 	v->failures = INT64_C(0);
 	return line_enter_primary_registered(m, v, st);
 }
@@ -1611,6 +1776,7 @@ static sf_status line_take_failback_3_from_probing(line_machine *m, line_vars *v
 	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_ABANDON_REGISTER, LINE_TIMER_UNKNOWN, 0, 0));
 	LINE_TRY(line_push(st, SF_EFFECT_ACTION, LINE_ACTION_ADOPT_PROBE, LINE_TIMER_UNKNOWN, 0, 0));
 	v->server = INT64_C(0);
+	v->registrar = INT64_C(0);
 	v->failures = INT64_C(0);
 	return line_enter_primary_registered(m, v, st);
 }
@@ -1930,6 +2096,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 		case LINE_EVENT_RESP_2XX:
 		case LINE_EVENT_RESP_CHALLENGE:
 		case LINE_EVENT_RESP_UNAVAILABLE:
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
 		case LINE_EVENT_RESP_REJECTED:
 		case LINE_EVENT_TRANSPORT_ICMP:
 		case LINE_EVENT_TRANSPORT_TCP:
@@ -2005,6 +2172,17 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 				st->branch = LINE_BRANCH_UNAVAILABLE_2;
 				st->to = LINE_STATE_RETRYING;
 				s = line_take_unavailable_2_from_registering(m, v, fired, st);
+			}
+			break;
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
+			if (line_derived_last_pair(m, v)) {
+				st->branch = LINE_BRANCH_REGISTRAR_DOWN_1;
+				st->to = LINE_STATE_ALL_FAILED;
+				s = line_take_registrar_down_1_from_registering(m, v, fired, st);
+			} else {
+				st->branch = LINE_BRANCH_REGISTRAR_DOWN_2;
+				st->to = LINE_STATE_RETRYING;
+				s = line_take_registrar_down_2_from_registering(m, v, fired, st);
 			}
 			break;
 		case LINE_EVENT_USER_UNREGISTER:
@@ -2092,6 +2270,17 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 				st->branch = LINE_BRANCH_UNAVAILABLE_2;
 				st->to = LINE_STATE_RETRYING;
 				s = line_take_unavailable_2_from_retrying(m, v, fired, st);
+			}
+			break;
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
+			if (line_derived_last_pair(m, v)) {
+				st->branch = LINE_BRANCH_REGISTRAR_DOWN_1;
+				st->to = LINE_STATE_ALL_FAILED;
+				s = line_take_registrar_down_1_from_retrying(m, v, fired, st);
+			} else {
+				st->branch = LINE_BRANCH_REGISTRAR_DOWN_2;
+				st->to = LINE_STATE_RETRYING;
+				s = line_take_registrar_down_2_from_retrying(m, v, fired, st);
 			}
 			break;
 		case LINE_EVENT_USER_UNREGISTER:
@@ -2211,6 +2400,17 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 				s = line_take_primary_lost_2_from_primary_registered(m, v, fired, st);
 			}
 			break;
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
+			if (line_derived_last_pair(m, v)) {
+				st->branch = LINE_BRANCH_PRIMARY_REGISTRAR_LOST_1;
+				st->to = LINE_STATE_ALL_FAILED;
+				s = line_take_primary_registrar_lost_1_from_primary_registered(m, v, fired, st);
+			} else {
+				st->branch = LINE_BRANCH_PRIMARY_REGISTRAR_LOST_2;
+				st->to = LINE_STATE_RETRYING;
+				s = line_take_primary_registrar_lost_2_from_primary_registered(m, v, fired, st);
+			}
+			break;
 		case LINE_EVENT_USER_UNREGISTER:
 			{
 				st->branch = LINE_BRANCH_UNREGISTER;
@@ -2315,6 +2515,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 			}
 			break;
 		case LINE_EVENT_RESP_UNAVAILABLE:
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
 		case LINE_EVENT_TRANSPORT_ICMP:
 		case LINE_EVENT_TRANSPORT_TCP:
 		case LINE_EVENT_TIMER_BUDGET:
@@ -2469,6 +2670,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 			}
 			break;
 		case LINE_EVENT_RESP_UNAVAILABLE:
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
 		case LINE_EVENT_TRANSPORT_ICMP:
 		case LINE_EVENT_TRANSPORT_TCP:
 		case LINE_EVENT_TIMER_BUDGET:
@@ -2494,7 +2696,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 				st->branch = LINE_BRANCH_FAILBACK_1;
 				st->to = LINE_STATE_BACKUP_REGISTERED;
 				s = line_take_failback_1_from_probing(m, v, fired, st);
-			} else if ((m->params.deregister_after_failback || !m->params.contact_shared)) {
+			} else if (line_derived_remove_backup(m, v)) {
 				st->branch = LINE_BRANCH_FAILBACK_2;
 				st->to = LINE_STATE_PRIMARY_REGISTERED;
 				s = line_take_failback_2_from_probing(m, v, fired, st);
@@ -2592,6 +2794,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 		case LINE_EVENT_RESP_2XX:
 		case LINE_EVENT_RESP_CHALLENGE:
 		case LINE_EVENT_RESP_UNAVAILABLE:
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
 		case LINE_EVENT_RESP_REJECTED:
 		case LINE_EVENT_TRANSPORT_ICMP:
 		case LINE_EVENT_TRANSPORT_TCP:
@@ -2643,6 +2846,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 		case LINE_EVENT_RESP_2XX:
 		case LINE_EVENT_RESP_CHALLENGE:
 		case LINE_EVENT_RESP_UNAVAILABLE:
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
 		case LINE_EVENT_RESP_REJECTED:
 		case LINE_EVENT_TRANSPORT_ICMP:
 		case LINE_EVENT_TRANSPORT_TCP:
@@ -2693,6 +2897,7 @@ sf_status line_fire(line_machine *m, line_event ev, line_step *st)
 		case LINE_EVENT_RESP_2XX:
 		case LINE_EVENT_RESP_REJECTED:
 		case LINE_EVENT_RESP_UNAVAILABLE:
+		case LINE_EVENT_RESP_REGISTRAR_DOWN:
 		case LINE_EVENT_TRANSPORT_ICMP:
 		case LINE_EVENT_TRANSPORT_TCP:
 		case LINE_EVENT_LOOKUP_FAILED:
@@ -2747,7 +2952,7 @@ size_t line_check_always(const line_machine *m, const char **violated, size_t ca
 	(void)v;
 	(void)violated;
 	(void)cap;
-	if (!(((v->server < m->params.server_count) && (!(m->state == LINE_STATE_REGISTERING) || (v->server == INT64_C(0)))))) {
+	if (!((((v->server < m->params.server_count) && (v->registrar < m->params.registrar_count)) && (!(m->state == LINE_STATE_REGISTERING) || ((v->server == INT64_C(0)) && (v->registrar == INT64_C(0))))))) {
 		if (k < cap)
 			violated[k] = "I3";
 		k++;
@@ -2757,7 +2962,7 @@ size_t line_check_always(const line_machine *m, const char **violated, size_t ca
 			violated[k] = "I7";
 		k++;
 	}
-	if (!(((!(m->state == LINE_STATE_PRIMARY_REGISTERED) || (v->server == INT64_C(0))) && (!((m->state == LINE_STATE_BACKUP_REGISTERED) || (m->state == LINE_STATE_PROBING)) || (v->server >= INT64_C(1)))))) {
+	if (!(((!(m->state == LINE_STATE_PRIMARY_REGISTERED) || ((v->server == INT64_C(0)) && (v->registrar == INT64_C(0)))) && ((!((m->state == LINE_STATE_BACKUP_REGISTERED) || (m->state == LINE_STATE_PROBING)) || (v->server >= INT64_C(1))) || (v->registrar >= INT64_C(1)))))) {
 		if (k < cap)
 			violated[k] = "L1";
 		k++;

@@ -3,12 +3,13 @@
 /* The line machine: One SIP line with an ordered list of servers (server 0 is the primary). A
  * server configured by domain name is located through DNS (RFC 3263: NAPTR, SRV, A/AAAA), and every
  * address of every target it has is a server of the list in the order DNS gives (R20). Behind
- * outbound proxies the servers of this model are the proxies, in front of one registrar: every
- * request goes through the current proxy, which the line fails over and back between as between
- * servers (R22). The line registers on the primary, fails over down the list when a server is
- * unavailable, probes the primary while on a lower-priority server and fails back when the primary
- * answers. Every transition is one looplab event, so every state change the runtime makes is one
- * the model allows. */
+ * outbound proxies the servers of this model are the proxies, in front of one registrar or more:
+ * every request goes through the current proxy, which the line fails over and back between as
+ * between servers, and a registrar the proxy answers for as unavailable is failed over to the next,
+ * through the same proxy (R22). The line registers on the primary, fails over down the list when a
+ * server is unavailable, probes the primary while on a lower-priority server and fails back when
+ * the primary answers. Every transition is one looplab event, so every state change the runtime
+ * makes is one the model allows. */
 
 /*
  * It is pure, as the Go machine it is generated beside: line_fire takes an
@@ -22,7 +23,7 @@
 #include "sipfailover_fsm.h"
 
 /* The SHA-256 of model/line.yaml when this file was generated. */
-#define LINE_MODEL_SHA256 "e55013120e8c1c766abb6f78cf0ed28db170d869fffbfd26e65f1561bbeee685"
+#define LINE_MODEL_SHA256 "f9584ac60c916116b98730f4cf16c9cf2e2fcd30fb79be1571511c8f81990a28"
 
 typedef enum {
 	LINE_STATE_UNKNOWN = 0, /* none: the zero value */
@@ -31,13 +32,15 @@ typedef enum {
 	/* registering: REGISTER in flight to the primary within its budget; first registration, manual
 	 * re-registration, and every new round (R5, R9, R13). */
 	LINE_STATE_REGISTERING,
-	/* retrying: The servers before it were unavailable; REGISTER in flight to server `server` (1 and
-	 * up) within its budget, the last with 64*T1 (R3, R4, R5). */
+	/* retrying: The servers before it were unavailable, or the registrars before it behind the proxy;
+	 * REGISTER in flight to server `server` and registrar `registrar` (not both 0) within its budget,
+	 * the last server with 64*T1 (R3, R4, R5, R22). */
 	LINE_STATE_RETRYING,
-	/* primary_registered: Registered on the primary; new requests go there. */
+	/* primary_registered: Registered on the primary (behind proxies, the primary proxy and registrar);
+	 * new requests go there. */
 	LINE_STATE_PRIMARY_REGISTERED,
-	/* backup_registered: Registered on a lower-priority server; new requests go there, and the
-	 * failback timer runs (R10, R13). */
+	/* backup_registered: Registered on a lower-priority server or registrar; new requests go there,
+	 * and the failback timer runs (R10, R13, R22). */
 	LINE_STATE_BACKUP_REGISTERED,
 	/* probing: Registered on a lower-priority server, with a probe REGISTER in flight to the primary;
 	 * the backup registration keeps working, and at most one probe is in flight (R10, R11, I7). */
@@ -76,6 +79,11 @@ typedef enum {
 	/* resp.unavailable: The line's REGISTER got 500, 503 or another code of the unavailable set (the
 	 * runtime records a 503's Retry-After), or a 2xx that kept no binding (it granted expiry 0) (R1). */
 	LINE_EVENT_RESP_UNAVAILABLE,
+	/* resp.registrar_down: Behind outbound proxies, the proxy answered the line's REGISTER for the
+	 * registrar it leads to: 408 (the registrar did not answer it), 500 (RFC 3261 16.7: a proxy
+	 * answers 500 for a registrar's 503), 502 or 504. The proxy is up; the registrar is unavailable
+	 * (R22). */
+	LINE_EVENT_RESP_REGISTRAR_DOWN,
 	/* resp.retry: The line's REGISTER got 423 Interval Too Brief with a Min-Expires the line accepts,
 	 * or a 401/407 with stale=true to credentials that answered this exchange's challenge or stale
 	 * nonce: the server asks for the same REGISTER again with a longer expiry or a fresh nonce (RFC
@@ -274,6 +282,10 @@ typedef enum {
 	LINE_BRANCH_UNAVAILABLE_1,
 	/* unavailable/2: a branch of unavailable */
 	LINE_BRANCH_UNAVAILABLE_2,
+	/* registrar_down/1: a branch of registrar_down */
+	LINE_BRANCH_REGISTRAR_DOWN_1,
+	/* registrar_down/2: a branch of registrar_down */
+	LINE_BRANCH_REGISTRAR_DOWN_2,
 	/* refresh: a branch of refresh */
 	LINE_BRANCH_REFRESH,
 	/* refresh_backup/1: a branch of refresh_backup */
@@ -304,6 +316,10 @@ typedef enum {
 	LINE_BRANCH_PRIMARY_LOST_1,
 	/* primary_lost/2: a branch of primary_lost */
 	LINE_BRANCH_PRIMARY_LOST_2,
+	/* primary_registrar_lost/1: a branch of primary_registrar_lost */
+	LINE_BRANCH_PRIMARY_REGISTRAR_LOST_1,
+	/* primary_registrar_lost/2: a branch of primary_registrar_lost */
+	LINE_BRANCH_PRIMARY_REGISTRAR_LOST_2,
 	/* backup_lost: a branch of backup_lost */
 	LINE_BRANCH_BACKUP_LOST,
 	/* unregister: a branch of unregister */
@@ -371,6 +387,13 @@ typedef struct {
 	 * locate action takes the list anew, and when a name still being looked up is replaced by what it
 	 * located. */
 	int64_t server_count;
+	/* registrar_count: Number of registrars behind the outbound proxies, in priority order (R22); 1
+	 * without proxies. The primary is proxy 0 and registrar 0 together. */
+	int64_t registrar_count;
+	/* proxied: The servers of this model are outbound proxies in front of the registrars (R22): a
+	 * failback that keeps the registrar renews the binding the line left, so only one of another
+	 * Contact is removed. */
+	bool proxied;
 	/* failback_enabled: Probe the primary while registered elsewhere and return to it (R10, R13).
 	 * Setting: SIPN Enable Failback. */
 	bool failback_enabled;
@@ -442,6 +465,9 @@ typedef struct {
 	/* server: Index of the server the line is registered on or trying (0 is the primary). In [0, 7],
 	 * initially 0. */
 	int64_t server;
+	/* registrar: Index of the registrar behind the proxies that the line is registered on or trying (0
+	 * is the primary); always 0 without proxies (R22). In [0, 3], initially 0. */
+	int64_t registrar;
 	/* failures: Consecutive rounds in which every server failed; the back-off exponent (R9). In [0,
 	 * 16], initially 0. */
 	int64_t failures;
@@ -522,6 +548,17 @@ bool line_allowed(line_state from, line_state to);
 
 /* is_last: The current server is the last of the list; it gets 64*T1 (R4). */
 bool line_is_last(const line_machine *m);
+
+/* last_registrar: The current registrar is the last behind the proxies (R22). */
+bool line_last_registrar(const line_machine *m);
+
+/* last_pair: The current server is the last, and behind it the last registrar (R9, R22). */
+bool line_last_pair(const line_machine *m);
+
+/* remove_backup: Failback removes the binding the line leaves (R12): one of another Contact always,
+ * and its own when deregister_after_failback says so, unless behind proxies it is at the primary
+ * registrar, where the probe just renewed it (R22). */
+bool line_remove_backup(const line_machine *m);
 
 /* transmissions: R3 decision: "N times" counts the first transmission, so N=3 means sends at 0, T1
  * and 3*T1 and a verdict when Timer E fires after the third. To count retransmissions only, write

@@ -12,7 +12,7 @@ import (
 // new machine whenever one fails), for the two times side by side.
 func BenchmarkGoFire(b *testing.B) {
 	const ms, s = fsm.Duration(1e6), fsm.Duration(1e9)
-	p := fsm.LineParams{ServerCount: 2, FailbackEnabled: true, FailbackInterval: 30 * s, CountMode: true,
+	p := fsm.LineParams{ServerCount: 2, RegistrarCount: 1, FailbackEnabled: true, FailbackInterval: 30 * s, CountMode: true,
 		RetryCounts: 3, RetryTime: 32 * s, T1: 500 * ms, T2: 4 * s, RefreshInterval: 60 * s,
 		KeepaliveInterval: 30 * s, FlowInterval: 30 * s, BackoffBase: 30 * s, BackoffMax: 1800 * s, ContactShared: true}
 	state := uint64(88172645463325252)

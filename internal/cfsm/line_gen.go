@@ -5,7 +5,7 @@
 package cfsm
 
 /*
-// The C included: SHA-256 2039f2576b98911dcb4bde46ff239716558f3d32cc0850aacc550c9492a381b7.
+// The C included: SHA-256 78520523eaac5b6e63c7fc4ac4648f6ae38b55b69397cc39e0ded5963f809e78.
 #cgo CFLAGS: -std=c99 -I${SRCDIR}/../../fsm/c
 #include <stdlib.h>
 #include "line.c"
@@ -43,7 +43,7 @@ func (x *linePair) free() {
 	C.free(unsafe.Pointer(x.st))
 }
 
-func (x *linePair) events() int { return 30 }
+func (x *linePair) events() int { return 31 }
 
 func (x *linePair) final() bool { return x.g.State().Final() }
 
@@ -57,7 +57,7 @@ func (x *linePair) setParams(t *rapid.T) {
 }
 
 func (x *linePair) validate() (goProblems, cProblems []string) {
-	var buf [42]C.sf_param_problem
+	var buf [46]C.sf_param_problem
 	n := C.line_validate(&x.c.params, &buf[0], C.size_t(len(buf)))
 	for _, b := range buf[:n] {
 		cProblems = append(cProblems, problem(C.GoString(b.param), bool(b.above)))
@@ -112,6 +112,8 @@ func (x *linePair) vars() (goVars, cVars []int64) {
 	_, _ = v, c
 	goVars = append(goVars, int64(v.Server))
 	cVars = append(cVars, int64(c.server))
+	goVars = append(goVars, int64(v.Registrar))
+	cVars = append(cVars, int64(c.registrar))
 	goVars = append(goVars, int64(v.Failures))
 	cVars = append(cVars, int64(c.failures))
 	goVars = append(goVars, int64(v.Challenges))
@@ -139,6 +141,8 @@ func (x *linePair) checkAlways() (goIDs, cIDs []string) {
 func cLineParams(p fsm.LineParams) C.line_params {
 	var c C.line_params
 	c.server_count = C.int64_t(p.ServerCount)
+	c.registrar_count = C.int64_t(p.RegistrarCount)
+	c.proxied = C.bool(p.Proxied)
 	c.failback_enabled = C.bool(p.FailbackEnabled)
 	c.failback_interval = C.int64_t(p.FailbackInterval)
 	c.failback_mode = C.int64_t(p.FailbackMode)
@@ -166,6 +170,8 @@ func cLineParams(p fsm.LineParams) C.line_params {
 func drawLineParams(t *rapid.T) fsm.LineParams {
 	return fsm.LineParams{
 		ServerCount:             int(drawInt(t, "server_count", ptr(1), ptr(8), false)),
+		RegistrarCount:          int(drawInt(t, "registrar_count", ptr(1), ptr(4), false)),
+		Proxied:                 rapid.Bool().Draw(t, "proxied"),
 		FailbackEnabled:         rapid.Bool().Draw(t, "failback_enabled"),
 		FailbackInterval:        fsm.Duration(drawInt(t, "failback_interval", ptr(1000000000), ptr(86400000000000), true)),
 		FailbackMode:            int(drawInt(t, "failback_mode", ptr(0), ptr(3), false)),

@@ -86,7 +86,7 @@ func wrap(t *testing.T, m, p, parse any) machine {
 // working values; the simulation sets the rest before every event.
 
 func lineMachine(t *testing.T) machine {
-	p := fsm.LineParams{ServerCount: 1, FailbackInterval: fsm.Duration(time.Minute), RetryCounts: 3,
+	p := fsm.LineParams{ServerCount: 1, RegistrarCount: 1, FailbackInterval: fsm.Duration(time.Minute), RetryCounts: 3,
 		RetryTime: fsm.Duration(4 * time.Second), RefreshInterval: fsm.Duration(time.Minute),
 		KeepaliveInterval: fsm.Duration(time.Minute), BackoffBase: fsm.Duration(time.Second), BackoffMax: fsm.Duration(time.Minute)}
 	return wrap(t, fsm.NewLineMachine(p, nil), &p, fsm.ParseLineEvent)
@@ -129,10 +129,11 @@ func TestSimulationMatchesGo(t *testing.T) {
 		name   string
 		new    func(*testing.T) machine
 		seeds  int // a machine that ends after a few events takes more runs
+		runs   int // at least this many runs whose params keep verify.requires
 		events int // at least this many events compared
-	}{{"line", lineMachine, 30, 1000}, {"request", requestMachine, 200, 500},
-		{"binding", bindingMachine, 30, 1000}, {"call", callMachine, 100, 300},
-		{"concurrent", concurrentMachine, 30, 1000}} {
+	}{{"line", lineMachine, 60, 12, 1000}, {"request", requestMachine, 200, 100, 500},
+		{"binding", bindingMachine, 30, 15, 1000}, {"call", callMachine, 100, 50, 300},
+		{"concurrent", concurrentMachine, 30, 15, 1000}} {
 		t.Run(m.name, func(t *testing.T) {
 			events, runs := 0, 0
 			for seed := 1; seed <= m.seeds; seed++ {
@@ -178,7 +179,7 @@ func TestSimulationMatchesGo(t *testing.T) {
 					events++
 				}
 			}
-			if runs < m.seeds/2 || events < m.events {
+			if runs < m.runs || events < m.events {
 				t.Fatalf("%d runs of %d delivered %d events; too few to compare", runs, m.seeds, events)
 			}
 			t.Logf("%d runs, %d events, the same states and variables", runs, events)

@@ -181,6 +181,10 @@ func lineSettings(p map[string]int64) (string, error) {
 	if p["keepalive_enabled"] == 1 {
 		s += " keepalive=30s"
 	}
+	if p["proxied"] == 1 {
+		// The servers are outbound proxies in front of the registrars (R22).
+		s += fmt.Sprintf(" proxies=on registrars=%d", max(p["registrar_count"], 1))
+	}
 	return s, nil
 }
 

@@ -66,6 +66,11 @@ type SimServer struct {
 	// Mangle, when set, strips this header from every answer: "CSeq",
 	// "Call-ID", "From" ... (a broken server; the line must drop them).
 	Mangle string
+	// Behind makes the server an outbound proxy whose registrars may be
+	// down (R22): a REGISTER whose Request-URI names a host of it is
+	// answered with that host's code (408 a silent registrar, 500 one
+	// that answered 503, RFC 3261 16.7), by the proxy, which is up.
+	Behind map[string]int
 
 	nonce       int // the current nonce's number
 	nonceUses   int
@@ -259,6 +264,10 @@ func (n *SimNetwork) send(dst transport.Endpoint, msg []byte) error {
 			res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(s.RetryAfter)))
 			r.RetryAfter = s.RetryAfter
 		}
+	case s.Mode == SimUp && req.Method == sip.REGISTER && s.Behind[req.Recipient.Host] != 0:
+		r.Delivered = true
+		code := s.Behind[req.Recipient.Host]
+		res = sip.NewResponseFromRequest(req, code, fmt.Sprintf("Registrar %d", code), nil)
 	case s.Mode == SimRejectAuth, s.Mode == SimUp && s.Auth && !r.Auth && req.Method == sip.REGISTER:
 		r.Delivered = true
 		res = challengeFor(req, s.nonceValue(), false)
@@ -540,6 +549,7 @@ func ParseSimMode(words []string) (SimMode, int, int, error) {
 //	mangle HEADER                      every answer lacks HEADER
 //	sane                               none of these
 //	flow on | flow off                 flow keep-alives answered or not (Flow)
+//	registrar HOST CODE | registrar HOST up   as an outbound proxy, answers a REGISTER to HOST with CODE (Behind)
 func ParseSimRogue(words []string) (func(*SimServer), error) {
 	num := func() (int, error) {
 		if len(words) != 2 {
@@ -575,6 +585,21 @@ func ParseSimRogue(words []string) (func(*SimServer), error) {
 	case words[0] == "flow-timer":
 		v, err := num()
 		return func(s *SimServer) { s.FlowTimer = v }, err
+	case words[0] == "registrar" && len(words) == 3:
+		host := words[1]
+		if words[2] == "up" {
+			return func(s *SimServer) { delete(s.Behind, host) }, nil
+		}
+		code, err := strconv.Atoi(words[2])
+		if err != nil || code < 300 || code > 699 {
+			return nil, fmt.Errorf("registrar %s: %q is no failure code (300-699) or up", host, words[2])
+		}
+		return func(s *SimServer) {
+			if s.Behind == nil {
+				s.Behind = map[string]int{}
+			}
+			s.Behind[host] = code
+		}, nil
 	}
-	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane, flow on|off, flow-timer N)", strings.Join(words, " "))
+	return nil, fmt.Errorf("unknown behaviour %q (grant header|contact V, min-expires N, nonce-life N, mangle HEADER, sane, flow on|off, flow-timer N, registrar HOST CODE|up)", strings.Join(words, " "))
 }

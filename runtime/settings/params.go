@@ -30,6 +30,8 @@ func (c LineConfig) LineParams() fsm.LineParams {
 	}
 	return fsm.LineParams{
 		ServerCount:             len(c.Hops()),
+		RegistrarCount:          c.RegistrarCount(),
+		Proxied:                 c.Proxied(),
 		FailbackEnabled:         *c.EnableFailback == 1,
 		FailbackInterval:        seconds(*c.FailbackInterval),
 		CountMode:               c.RetryMode == "count",

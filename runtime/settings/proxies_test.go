@@ -9,9 +9,10 @@ import (
 	"github.com/sipfailover/sipfailover/runtime/settings"
 )
 
-// TestOutboundProxies: a line behind proxies has one registrar in servers
+// TestOutboundProxies: a line behind proxies has its registrars in servers
 // and 1 to 4 proxies; its hops are the proxies, each asking the
-// registrar's TTL, and the model sees as many servers as proxies.
+// registrar's TTL, and the model sees as many servers as proxies and as
+// many registrars as servers.
 func TestOutboundProxies(t *testing.T) {
 	c, err := settings.Parse([]byte(`lines:
   - user: "1001"
@@ -35,8 +36,9 @@ func TestOutboundProxies(t *testing.T) {
 	if l.OutboundProxies[0].TTL != nil {
 		t.Error("Hops wrote the TTL into the proxies themselves")
 	}
-	if p := l.LineParams(); p.ServerCount != 2 || p.ContactShared {
-		t.Errorf("server_count %d, contact_shared %v: want the proxies' 2, and not shared (a TCP proxy)", p.ServerCount, p.ContactShared)
+	if p := l.LineParams(); p.ServerCount != 2 || p.RegistrarCount != 1 || !p.Proxied || p.ContactShared {
+		t.Errorf("server_count %d, registrar_count %d, proxied %v, contact_shared %v: want the proxies' 2, one registrar, proxied, and not shared (a TCP proxy)",
+			p.ServerCount, p.RegistrarCount, p.Proxied, p.ContactShared)
 	}
 	if !l.Proxied() || (settings.LineConfig{}).Proxied() {
 		t.Error("Proxied wrong")
@@ -44,6 +46,9 @@ func TestOutboundProxies(t *testing.T) {
 	plain := settings.LineConfig{Servers: []settings.ServerConfig{{Addr: "a"}, {Addr: "b"}}}.Defaults()
 	if h := plain.Hops(); len(h) != 2 || h[1].Addr != "b" {
 		t.Errorf("without proxies the hops are the servers: %+v", h)
+	}
+	if p := plain.LineParams(); p.ServerCount != 2 || p.RegistrarCount != 1 || p.Proxied {
+		t.Errorf("without proxies: server_count %d, registrar_count %d, proxied %v; want 2, 1, false", p.ServerCount, p.RegistrarCount, p.Proxied)
 	}
 }
 
@@ -55,12 +60,15 @@ func TestOutboundProxyLimits(t *testing.T) {
 	}
 	one := "[{addr: 127.0.0.1, port: 5090}]"
 	four := "[{addr: 127.0.0.2}, {addr: 127.0.0.3}, {addr: 127.0.0.4}, {addr: 127.0.0.5}]"
+	registrars := "[{addr: 127.0.0.11, ttl: 60}, {addr: 127.0.0.12}, {addr: registrar.example.com, port: 0}, {addr: 127.0.0.14, transport: 1}]"
 	for _, ok := range []string{
 		line(one, "[{addr: 127.0.0.2}]", ""),
 		line(one, four, ""),
 		line(one, "[{addr: 127.0.0.2, port: 1}, {addr: proxy.example.com, port: 0}]", ""),
 		line(one, "[{addr: 127.0.0.2, port: 65535, transport: 3}]", "  deregister_backup_after_failback: 0\n"),
 		line(one, "[{addr: 127.0.0.2}, {addr: 127.0.0.3}]", "  outbound: true\n  registration_mode: concurrent\n"),
+		line(registrars, four, "  domain: example.com\n"),
+		line("[{addr: 127.0.0.11}, {addr: 127.0.0.12}]", "[{addr: 127.0.0.2}]", "  domain: example.com\n  deregister_backup_after_failback: 1\n"),
 	} {
 		if _, err := settings.Parse([]byte(ok)); err != nil {
 			t.Errorf("refused:\n%s%v", ok, err)
@@ -68,8 +76,13 @@ func TestOutboundProxyLimits(t *testing.T) {
 	}
 	for _, tc := range []struct{ src, want string }{
 		{line(one, "[{addr: 127.0.0.2}, {addr: 127.0.0.3}, {addr: 127.0.0.4}, {addr: 127.0.0.5}, {addr: 127.0.0.6}]", ""), "4:21: lines[0].outbound_proxies: 5 proxies; a line has 1 to 4"},
-		{line("[{addr: 127.0.0.1}, {addr: 127.0.0.9}]", "[{addr: 127.0.0.2}]", ""), "3:12: lines[0].servers: 2 servers; behind outbound_proxies a line has one"},
-		{line("[]", "[{addr: 127.0.0.2}]", ""), "lines[0].servers: 0 servers; behind outbound_proxies a line has one"},
+		{line("[{addr: 127.0.0.1}, {addr: 127.0.0.9}]", "[{addr: 127.0.0.2}]", ""), "2:3: lines[0].domain: empty: behind outbound_proxies with 2 registrars"},
+		{line("[{addr: 127.0.0.1}, {addr: 127.0.0.9}]", "[{addr: 127.0.0.2}, {addr: 127.0.0.3}]", "  domain: example.com\n  outbound: true\n  registration_mode: concurrent\n"),
+			"3:12: lines[0].servers: 2 servers: RFC 5626 flows register through every proxy at once to one registrar"},
+		{line("[{addr: 127.0.0.1}, {addr: 127.0.0.9}, {addr: 127.0.0.10}, {addr: 127.0.0.11}, {addr: 127.0.0.12}]", "[{addr: 127.0.0.2}]", "  domain: example.com\n"),
+			"3:12: lines[0].servers: 5 servers; behind outbound_proxies a line has 1 to 4"},
+		{line("[]", "[{addr: 127.0.0.2}]", ""), "lines[0].servers: 0 servers; behind outbound_proxies a line has 1 to 4"},
+		{line("[{addr: 127.0.0.1}, {addr: 127.0.0.9, register_on_enable: 0}]", "[{addr: 127.0.0.2}]", "  domain: example.com\n"), "lines[0].servers[1].register_on_enable: 0: behind outbound_proxies"},
 		{line(one, "[{addr: 127.0.0.2, port: 65536}]", ""), "4:46: lines[0].outbound_proxies[0].port: 65536 is outside 0-65535"},
 		{line(one, "[{addr: 127.0.0.2, port: -1}]", ""), "lines[0].outbound_proxies[0].port: -1 is outside 0-65535"},
 		{line(one, "[{addr: \"\"}]", ""), "4:29: lines[0].outbound_proxies[0].addr: empty"},

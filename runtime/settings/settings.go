@@ -310,8 +310,18 @@ func (c LineConfig) Hops() []ServerConfig {
 }
 
 // Proxied says whether the line sends its requests through outbound
-// proxies to the one registrar of its servers (R22).
+// proxies to the registrars of its servers (R22).
 func (c LineConfig) Proxied() bool { return len(c.OutboundProxies) > 0 }
+
+// RegistrarCount is the number of registrars behind the line's outbound
+// proxies, in priority order (R22); 1 without proxies, whose servers are
+// the hops.
+func (c LineConfig) RegistrarCount() int {
+	if !c.Proxied() {
+		return 1
+	}
+	return max(1, len(c.Servers))
+}
 
 // Defaults returns a copy with every absent setting at its default.
 func (c LineConfig) Defaults() LineConfig {

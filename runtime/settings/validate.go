@@ -69,8 +69,12 @@ func (c Config) Validate() error {
 			bad("display_name", "may not hold quotes or line breaks")
 		}
 		switch n := len(l.Servers); {
-		case l.Proxied() && n != 1:
-			bad("servers", "%d servers; behind outbound_proxies a line has one: the registrar the proxies lead to (R22)", n)
+		case l.Proxied() && (n < 1 || n > 4):
+			bad("servers", "%d servers; behind outbound_proxies a line has 1 to 4: the registrars the proxies lead to, the primary first (R22)", n)
+		case l.Proxied() && n > 1 && l.Domain == "":
+			bad("domain", "empty: behind outbound_proxies with %d registrars the address of record needs a domain of its own, the same whichever registrar the line is on (R22)", n)
+		case l.Proxied() && n > 1 && l.RegistrationMode == "concurrent":
+			bad("servers", "%d servers: RFC 5626 flows register through every proxy at once to one registrar; give one, or use registration_mode successive (R22, R24)", n)
 		case l.Proxied():
 		case n == 1 && net.ParseIP(l.Servers[0].Addr) == nil && *l.Servers[0].Port == 0:
 			// One domain name looked up in DNS SRV: its targets are the
@@ -112,13 +116,15 @@ func (c Config) Validate() error {
 			bad("outbound", "true: outbound keeps a registration through every proxy at once; set registration_mode: concurrent")
 		}
 		if l.Proxied() {
-			if len(l.Servers) > 0 && *l.Servers[0].RegisterOnEnable == 0 {
-				bad("servers[0].register_on_enable", "0: behind outbound_proxies the line sends to the proxies, and theirs applies")
+			for j, s := range l.Servers {
+				if *s.RegisterOnEnable == 0 {
+					bad(fmt.Sprintf("servers[%d].register_on_enable", j), "0: behind outbound_proxies the line sends to the proxies, and theirs applies")
+				}
 			}
 			if l.RegistrationMode == "concurrent" && !l.Outbound {
 				bad("registration_mode", "concurrent: registering through every proxy at once needs RFC 5626 outbound flows; set outbound: true, or use successive")
 			}
-			if l.DeregisterBackupAfterFailback == 1 {
+			if l.DeregisterBackupAfterFailback == 1 && len(l.Servers) == 1 {
 				bad("deregister_backup_after_failback", "1: the proxies lead to one registrar, so the binding made through the backup proxy is the one failback just renewed through the primary; removing it would leave the line unregistered")
 			}
 		}

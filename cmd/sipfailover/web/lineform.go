@@ -275,8 +275,8 @@ func edit(c settings.Config, i int, v map[string]string) (settings.Config, map[s
 	for j := range 2 {
 		p := fmt.Sprintf("server%d_", j+1)
 		if j == 1 && len(l.OutboundProxies) > 0 && v[p+"addr"] == "" && len(l.Servers) == 2 {
-			// Behind outbound proxies a line has one registrar (R22): an
-			// emptied backup goes.
+			// Behind outbound proxies the servers are the registrars
+			// (R22): an emptied second one goes.
 			l.Servers = l.Servers[:1]
 			break
 		}

@@ -64,11 +64,25 @@ func TestOutboundProxiesThroughTheForm(t *testing.T) {
 	if !regexp.MustCompile(`<select id="proxy2_transport" name="proxy2_transport">\s*(<option[^>]*>[^<]*</option>)*<option value="1" selected>TCP</option>`).MatchString(body) {
 		t.Error("proxy 2's transport is not shown as TCP")
 	}
-	form := goodForm(csrf) // both proxy addresses empty, a backup server again
+	// Two registrars behind the proxies, with the domain the address of
+	// record keeps whichever the line is on (R22).
+	form := proxiedForm(csrf)
+	form.Set("domain", "example.com")
+	form.Set("server2_addr", "10.0.0.2")
+	form.Set("server2_port", "5060")
+	form.Set("server2_ttl", "3600")
+	form.Set("server2_transport", "0")
+	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
+		t.Fatalf("submit with two registrars: %d\n%s", res.StatusCode, body)
+	}
+	if l := ts.applied[1].Lines[0]; len(l.OutboundProxies) != 2 || len(l.Servers) != 2 || l.Servers[1].Addr != "10.0.0.2" {
+		t.Fatalf("two registrars behind two proxies: proxies %+v, servers %+v", l.OutboundProxies, l.Servers)
+	}
+	form = goodForm(csrf) // both proxy addresses empty, a backup server again
 	if res, body := ts.post(t, "/line", form); res.StatusCode != http.StatusOK {
 		t.Fatalf("submit without proxies: %d\n%s", res.StatusCode, body)
 	}
-	if l := ts.applied[1].Lines[0]; len(l.OutboundProxies) != 0 || len(l.Servers) != 2 {
+	if l := ts.applied[2].Lines[0]; len(l.OutboundProxies) != 0 || len(l.Servers) != 2 {
 		t.Fatalf("without proxies: proxies %+v, servers %d", l.OutboundProxies, len(l.Servers))
 	}
 }
@@ -88,7 +102,7 @@ func TestBadProxyFormChangesNothing(t *testing.T) {
 		{"transport 4", "proxy2_transport", "4", "proxy2_transport", "is not 0 (UDP), 1 (TCP), 3 (TLS) or 2"},
 		{"bad address", "proxy1_addr", "sbc one", "proxy1_addr", "neither an IP address nor a domain name"},
 		{"proxy 2 without proxy 1", "proxy1_addr", "", "proxy1_addr", "give proxy 1 first"},
-		{"a backup server behind proxies", "server2_addr", "10.0.0.2", "problems", "behind outbound_proxies a line has one"},
+		{"a second registrar behind proxies without a domain", "server2_addr", "10.0.0.2", "domain", "behind outbound_proxies with 2 registrars the address of record needs a domain"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			form := proxiedForm(csrf)
