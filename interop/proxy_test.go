@@ -121,6 +121,49 @@ func TestOutboundProxyFailover(t *testing.T) {
 	}
 }
 
+// TestRegistrarFailoverBehindProxies: R22 over UDP and TCP, with two
+// Kamailio registrars behind the proxy pair, sharing one location
+// database as a registrar pair does. Registrar 1 answers 503, which proxy
+// 1 relays as 500 (tm's remap_503_500, RFC 3261 16.7): at its next refresh
+// the line registers on registrar 2 through proxy 1, and proxy 2 sees no
+// REGISTER: the proxy did not fail, the registrar did. Registrar 1
+// recovers: the probe goes through proxy 1 to it, and the line is back on
+// proxy 1 and registrar 1.
+func TestRegistrarFailoverBehindProxies(t *testing.T) {
+	for _, tr := range []struct {
+		name      string
+		transport int
+	}{{"UDP", 0}, {"TCP", 1}} {
+		t.Run(tr.name, func(t *testing.T) {
+			w := newWorldWith(t, &world{transport: tr.transport, keepalive: keepalive, proxies: true, registrar2: true, ttl: 10})
+			registrar := func(name string) string { return fmt.Sprintf("127.0.0.1 (%d, UDP)", w.ports[name]) }
+			if s := w.status(); s.Server != 1 || s.Registrar != registrar("registrar") {
+				t.Fatalf("registered at server %d, registrar %q: want proxy 1 and registrar 1", s.Server, s.Registrar)
+			}
+			before := w.saw("backup", "REGISTER", "")
+			start := w.kam("unavailable", "registrar", "on")
+			// The refresh at 8 s of the 10 s granted finds registrar 1 gone.
+			w.waitState("backup_registered", 12*time.Second)
+			report(t, tr.name+" registrar failover behind proxy 1", time.Since(start), 8*time.Second+4*rtt, "refresh at 4/5 of the TTL + REGISTER round trips")
+			s := w.status()
+			if s.Server != 1 || s.Registrar != registrar("registrar2") || !strings.Contains(s.LastReason, "500") {
+				t.Fatalf("after registrar 1 failed: server %d, registrar %q, reason %q; want proxy 1, registrar 2, the proxy's 500", s.Server, s.Registrar, s.LastReason)
+			}
+			if w.saw("registrar2", "REGISTER", "") == 0 {
+				t.Fatal("registrar 2 saw no REGISTER")
+			}
+			if n := w.saw("backup", "REGISTER", ""); n != before {
+				t.Fatalf("proxy 2 saw %d REGISTERs more: the line failed the proxy over, not the registrar", n-before)
+			}
+			w.kam("unavailable", "registrar", "off")
+			w.waitState("primary_registered", failback+5*time.Second)
+			if s := w.status(); s.Server != 1 || s.Registrar != registrar("registrar") {
+				t.Fatalf("after registrar 1 recovered: server %d, registrar %q; want proxy 1 and registrar 1", s.Server, s.Registrar)
+			}
+		})
+	}
+}
+
 // TestByeThroughTheBackupProxy: R7 and R22. A call set up through proxy 1;
 // proxy 1 dies; the user hangs up: the BYE goes through proxy 2 with proxy
 // 2 as a pre-loaded route before the dialog's route set, and the far end's

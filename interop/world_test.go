@@ -101,6 +101,9 @@ type world struct {
 	// backupShared gives the backup (server or proxy) register_on_enable 0:
 	// it shares the primary's registrations (R23).
 	backupShared bool
+	// registrar2: behind the proxies a second registrar, sharing the
+	// first's database, the line's second server (R22).
+	registrar2 bool
 }
 
 // freePort returns a port free on loopback for both UDP and TCP.
@@ -141,7 +144,7 @@ func newWorldOver(t *testing.T, transport int) *world {
 func newWorldWith(t *testing.T, w *world) *world {
 	t.Helper()
 	w.t, w.dir, w.ports = t, t.TempDir(), map[string]int{}
-	for _, n := range []string{"primary", "backup", "farend", "status", "dns", "registrar"} {
+	for _, n := range []string{"primary", "backup", "farend", "status", "dns", "registrar", "registrar2"} {
 		w.ports[n] = freePort(t)
 	}
 	t.Cleanup(func() { w.kam("stopall") })
@@ -152,6 +155,9 @@ func newWorldWith(t *testing.T, w *world) *world {
 	if w.proxies {
 		w.kam(w.start("registrar")...)
 		farEndVia = "registrar"
+	}
+	if w.registrar2 {
+		w.kam(w.start("registrar2")...)
 	}
 	w.kam(w.start("primary")...)
 	w.kam(w.start("backup")...)
@@ -173,7 +179,7 @@ func newWorldWith(t *testing.T, w *world) *world {
 func (w *world) start(name string) []string {
 	args := []string{"start", name, fmt.Sprint(w.ports[name])}
 	switch {
-	case w.proxies && name != "registrar":
+	case w.proxies && !strings.HasPrefix(name, "registrar"):
 		args = append(args, "proxy", fmt.Sprint(w.ports["registrar"]))
 	case w.memory:
 		args = append(args, "memory")
@@ -230,11 +236,15 @@ func (w *world) settings() string {
 		head = fmt.Sprintf("dns:\n  servers: [\"127.0.0.1:%d\"]\n", w.ports["dns"])
 		servers = fmt.Sprintf("      - {addr: sip.interop.test, port: 0, transport: %d, ttl: %d}\n", w.transport, ttl)
 	case w.proxies:
+		second := ""
+		if w.registrar2 {
+			second = fmt.Sprintf("      - {addr: 127.0.0.1, port: %d, ttl: %d}\n", w.ports["registrar2"], ttl)
+		}
 		servers = fmt.Sprintf(`      - {addr: 127.0.0.1, port: %d, ttl: %d}
-    outbound_proxies:
+%s    outbound_proxies:
       - {addr: 127.0.0.1, port: %d, transport: %d}
       - {addr: 127.0.0.1, port: %d, transport: %d%s}
-`, w.ports["registrar"], ttl, w.ports["primary"], w.transport, w.ports["backup"], w.transport, shared)
+`, w.ports["registrar"], ttl, second, w.ports["primary"], w.transport, w.ports["backup"], w.transport, shared)
 	}
 	return head + fmt.Sprintf(`lines:
   - name: interop
@@ -294,6 +304,7 @@ type status struct {
 	Server     int    `json:"server"`
 	Target     string `json:"target"`
 	Where      string `json:"where"`
+	Registrar  string `json:"registrar"`
 	LastReason string `json:"last_reason"`
 	LastEvent  string `json:"last_failure"`
 	// The flow keep-alives (RFC 5626 4.4).

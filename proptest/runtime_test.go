@@ -2,6 +2,7 @@ package proptest
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,9 +39,10 @@ type world struct {
 	settled    []func() (time.Duration, bool)
 	call       *runtime.Call // the latest call
 	concurrent bool          // the line in concurrent registration mode (R17)
-	// proxied: the servers are the line's outbound proxies in front of one
-	// registrar, registrar.test (R22).
-	proxied bool
+	// proxied: the servers are the line's outbound proxies in front of
+	// registrars registrar.test (and registrar2.test) (R22).
+	proxied    bool
+	registrars []string
 }
 
 // newWorld draws settings and builds the line. Its script line uses the
@@ -81,6 +83,10 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	// for keep-alives more often than the line's own (Flow-Timer).
 	proxied := !dereg && rapid.Bool().Draw(t, "proxies")
 	outbound := proxied && regMode == "concurrent"
+	registrars := []string{"registrar.test"}
+	if proxied && !outbound && rapid.Bool().Draw(t, "two_registrars") {
+		registrars = append(registrars, "registrar2.test") // R22: the registrar's own failover
+	}
 	flowTimer := 0
 	if outbound {
 		flowTimer = rapid.SampledFrom([]int{0, 0, 10, 30}).Draw(t, "flow_timer")
@@ -109,12 +115,15 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		retryMode = "count"
 	}
 	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent", proxied: proxied}
+	if proxied {
+		w.registrars = registrars
+	}
 	w.start = w.clock.Now()
 	w.net = runtimetest.NewSimNetwork(w.clock, rtt)
 	w.script = append(w.script, fmt.Sprintf("line servers=%d transport=%s retry_mode=%s retry_counts=%d retry_time=%v t1=%v t2=%v failback=%s failback_interval=%d ttl=%d keepalive=%v deregister_backup=%s backoff_base=%v backoff_max=%v rtt=%v failback_mode=%s failback_when=%s invite_retry_counts=%d registration_mode=%s timer_spread=%d nat_keepalive=%v nat_mode=%s",
 		n, trName, retryMode, retries, retryTime, t1, 8*t1, onoff[failback], interval, ttl, keepalive, onoff[dereg], base, maxBackoff, rtt, mode, when, inviteRetries, regMode, spread, flow, natMode))
 	if proxied {
-		w.script[len(w.script)-1] += " proxies=on"
+		w.script[len(w.script)-1] += fmt.Sprintf(" proxies=on registrars=%d", len(registrars))
 	}
 	if outbound {
 		w.script[len(w.script)-1] += " outbound=on"
@@ -142,7 +151,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		T1: t1, T2: 8 * t1, FailbackEnabled: failback, FailbackInterval: time.Duration(interval) * time.Second,
 		BackoffBase: base, BackoffMax: maxBackoff, Keepalive: keepalive, RTT: rtt, InviteRetryCounts: inviteRetries, FlowKeepalive: flowOf(flow, flowTimer),
 		FailbackMode: mode, FailbackWhenIdle: when == "idle", RefreshBound: time.Duration(ttl) * time.Second, TimerSpread: spread,
-		Shared: shared, SignalUnregistered: signalUnregistered}}
+		Shared: shared, SignalUnregistered: signalUnregistered, Registrars: len(w.registrars)}}
 	if signalUnregistered {
 		cfg.OnlySignalWithRegistered = new(0)
 	}
@@ -172,12 +181,16 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 		for i := range cfg.OutboundProxies {
 			cfg.OutboundProxies[i].TTL = nil // the registrar's applies
 		}
-		cfg.Servers = []settings.ServerConfig{{Addr: "registrar.test", Port: new(5060), TTL: &ttl}}
+		cfg.Servers = nil
+		for _, r := range registrars {
+			cfg.Servers = append(cfg.Servers, settings.ServerConfig{Addr: r, Port: new(5060), TTL: &ttl})
+		}
 		cfg.Outbound = outbound
 	}
 	calls := map[string]string{} // Call-ID -> state
 	agent := runtime.NewAgent(w.net, runtime.WithClock(w.clock), runtime.WithSeed(1), runtime.WithWatcher(func(x runtime.Transition) {
-		w.trace.Transitions = append(w.trace.Transitions, invariant.Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID, Server: x.Server - 1})
+		w.trace.Transitions = append(w.trace.Transitions, invariant.Transition{At: x.At.Sub(w.start), From: x.From, To: x.To, Event: x.Event, ID: x.ID,
+			Server: x.Server - 1, Registrar: x.Registrar})
 		w.taken[x.ID]++
 	}), runtime.WithCallWatcher(func(i runtime.CallInfo) {
 		calls[i.ID] = i.State
@@ -214,7 +227,7 @@ func flowOf(own time.Duration, flowTimer int) time.Duration {
 }
 
 // judgeProxied fails t unless every request but a keep-alive that a proxy
-// got names that proxy as its first Route, and every REGISTER names the
+// got names that proxy as its first Route, and every REGISTER names a
 // registrar (R22): a request that skips the proxy, or names another hop
 // first, would reach the registrar by a way the line did not choose.
 func (w *world) judgeProxied(t *rapid.T) {
@@ -224,7 +237,7 @@ func (w *world) judgeProxied(t *rapid.T) {
 			case r.Method == "OPTIONS":
 			case len(r.Route) == 0 || !strings.Contains(r.Route[0], "sip:"+e.Addr()):
 				t.Fatalf("R22: the %s at %v to proxy %d (%s) has Route %q: its first hop must be that proxy\n\n%s", r.Method, r.At, i+1, e, r.Route, strings.Join(w.script, "\n"))
-			case r.Method == "REGISTER" && r.Request.Recipient.String() != "sip:registrar.test:5060":
+			case r.Method == "REGISTER" && !slices.Contains(w.registrars, r.Request.Recipient.Host):
 				t.Fatalf("R22: the REGISTER at %v to proxy %d names %s, not the registrar\n\n%s", r.At, i+1, r.Request.Recipient.String(), strings.Join(w.script, "\n"))
 			}
 		}
@@ -244,7 +257,9 @@ func (w *world) setServer(i int, words []string, f func(*runtimetest.SimServer))
 		f(s)
 		rtt := w.net.RTT + s.Delay
 		w.trace.RTT = max(w.trace.RTT, rtt)
-		up = s.Mode == runtimetest.SimUp && s.Drop == 0 && 2*rtt <= w.trace.Budget(i) && sane(s)
+		// Behind outbound proxies, a proxy that cannot reach the first
+		// registrar is no way back to the primary (R22).
+		up = s.Mode == runtimetest.SimUp && s.Drop == 0 && 2*rtt <= w.trace.Budget(i) && sane(s) && s.Behind["registrar.test"] == 0
 	})
 	if up != w.up[i] {
 		w.up[i] = up
@@ -339,7 +354,8 @@ func TestRuntimeInvariants(t *testing.T) {
 	for _, tr := range fsm.LineTransitions {
 		// primary_lost/1 is the primary failing when it is also the last
 		// server: a one-server line, which the model allows and the settings
-		// do not (2 to 4 servers, R2). TestLineModel takes it.
+		// do not (2 to 4 servers, R2). TestLineModel takes it, and
+		// primary_registrar_lost/1, the same behind one proxy.
 		// The third ask of a server for the same REGISTER or probe (a 423
 		// and two stale nonces in one): TestLineModel takes those branches,
 		// the servers here line that up too rarely to wait for. A probe
@@ -351,7 +367,7 @@ func TestRuntimeInvariants(t *testing.T) {
 		// while a probe is out, is a matter of milliseconds here: the r18
 		// scenarios and TestLineModel take them.
 		switch tr.ID {
-		case "primary_lost/1", "probe_asked_again/1", "probe_asked_again/2", "asked_again/2", "refresh_asked_again/2",
+		case "primary_lost/1", "primary_registrar_lost/1", "probe_asked_again/1", "probe_asked_again/2", "asked_again/2", "refresh_asked_again/2",
 			"dns_due/1", "dns_due/2", "dns_due/3", "failback/1":
 		default:
 			ids = append(ids, tr.ID)
@@ -443,6 +459,21 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 				code := map[string]int{"answer 503": 503, "answer 500": 500, "answer 403": 403}[kind]
 				w.setServer(i, []string{kind}, func(s *runtimetest.SimServer) { s.Mode, s.Code, s.RetryAfter = runtimetest.SimAnswer, code, 0 })
 			}
+		},
+		// Behind outbound proxies, a registrar behind one proxy stops
+		// answering it, or answers 503, which the proxy answers for (R22).
+		"registrar fails or returns": func(t *rapid.T) {
+			if !w.proxied {
+				t.Skip("no outbound proxies")
+			}
+			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "proxy")
+			reg := rapid.SampledFrom(w.registrars).Draw(t, "registrar")
+			code := rapid.SampledFrom([]string{"408", "500", "502", "504", "up", "up"}).Draw(t, "registrar_answer")
+			f, err := runtimetest.ParseSimRogue([]string{"registrar", reg, code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.setServer(i, []string{"registrar " + reg + " " + code}, f)
 		},
 		"path degrades": func(t *rapid.T) {
 			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "server")

@@ -31,6 +31,7 @@ func (w *world) wireSettings() capture.Settings {
 	c.Keepalive, c.BackoffBase, c.BackoffMax, c.TimerSpread = s.Keepalive, s.BackoffBase, s.BackoffMax, s.TimerSpread
 	c.FromBoot, c.Concurrent = true, w.concurrent
 	c.Shared, c.SignalUnregistered = s.Shared, s.SignalUnregistered
+	c.Registrars = w.registrars
 	return c
 }
 

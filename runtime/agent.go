@@ -375,6 +375,7 @@ type Transition struct {
 	ID         string // the model transition taken
 	Server     int    // the line's server after the transition: its number in the list, from 1
 	ServerAddr string
+	Registrar  int    // behind outbound proxies, the registrar after the transition, from 1 (R22); 0 without
 	Reason     string // why, for failures: "503 Service Unavailable from UDP 127.0.0.1:5070"
 	At         time.Time
 	// FaultAt is, for a failure, when the fault the line saw began: the

@@ -346,7 +346,7 @@ func (l *Line) drain() {
 func FailureEvents() []fsm.LineEvent { return slices.Clone(failureEvents) }
 
 var failureEvents = []fsm.LineEvent{
-	fsm.LineEventRespUnavailable, fsm.LineEventRespRejected, fsm.LineEventTransportIcmp, fsm.LineEventTransportTcp,
+	fsm.LineEventRespUnavailable, fsm.LineEventRespRegistrarDown, fsm.LineEventRespRejected, fsm.LineEventTransportIcmp, fsm.LineEventTransportTcp,
 	fsm.LineEventTimerBudget, fsm.LineEventServerHeldOff, fsm.LineEventKeepaliveFailed, fsm.LineEventFlowLost, fsm.LineEventRequestUnavailable,
 	fsm.LineEventProbeFailed, fsm.LineEventTimerProbe,
 }
@@ -388,6 +388,9 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	}
 	t := Transition{Line: l.cfg.Name, From: from.String(), To: to.String(), Event: event,
 		ID: id, Server: server + 1, ServerAddr: st.ServerAddr, Reason: reason, At: now}
+	if l.cfg.Proxied() {
+		t.Registrar = l.m.Vars().Registrar + 1
+	}
 	if failed != "" {
 		t.FaultAt = cmp.Or(since, now)
 	}

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +126,16 @@ func lineCaptureSettings(path, name string) (capture.Settings, error) {
 		s.Shared = append(s.Shared, *sv.RegisterOnEnable == 0)
 		transports[*sv.Transport] = true
 	}
+	if l.Proxied() {
+		// Behind the proxies, the registrars a REGISTER names (R22).
+		for _, r := range l.Servers {
+			host := strings.Trim(r.Addr, "[]")
+			if *r.Port != 0 {
+				host = net.JoinHostPort(host, strconv.Itoa(*r.Port)) // as the Request-URI names it
+			}
+			s.Registrars = append(s.Registrars, host)
+		}
+	}
 	switch {
 	case transports[settings.TransportTLS] && len(transports) == 1:
 		return capture.Settings{}, fmt.Errorf("line %s runs over TLS, which is encrypted on the wire", line.Name)
@@ -169,6 +181,7 @@ var fromSettingsFile = map[string]func(d *capture.Settings, f capture.Settings){
 	"timer-spread":        func(d *capture.Settings, f capture.Settings) { d.TimerSpread = f.TimerSpread },
 	"phone":               func(d *capture.Settings, f capture.Settings) { d.Phone = f.Phone },
 	"register-on-enable":  func(d *capture.Settings, f capture.Settings) { d.Shared = f.Shared },
+	"registrars":          func(d *capture.Settings, f capture.Settings) { d.Registrars = f.Registrars },
 	"only-signal-with-registered": func(d *capture.Settings, f capture.Settings) {
 		d.SignalUnregistered = f.SignalUnregistered
 	},

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ type phoneFlags struct {
 	retryMode, failback, when, mode    *string
 	codes, registerOnEnable            *string
 	onlyRegistered, settingsFile, line *string
+	registrars                         *string
 }
 
 // addPhoneFlags declares the flags on fs; withServers adds -servers and
@@ -49,6 +51,7 @@ func addPhoneFlags(fs *flag.FlagSet, withServers bool) *phoneFlags {
 	p.mode = fs.String("registration-mode", "successive", "successive or concurrent (a registration on every server at once)")
 	p.registerOnEnable = fs.String("register-on-enable", "", "each server's register_on_enable in order, 1,0: 0 shares the others' registrations, so requests may go there unregistered (default: all 1)")
 	p.onlyRegistered = fs.String("only-signal-with-registered", "1", "1: new requests only to a server the phone is registered on; 0: also to one it is registering on")
+	p.registrars = fs.String("registrars", "", "when the servers are the phone's outbound proxies: the registrars behind them in priority order, HOST or HOST:PORT as a REGISTER's Request-URI names them ([::1]:5060 for an IPv6 address and port); a proxy's 408, 500, 502 or 504 to a REGISTER is then the registrar's")
 	fs.StringVar(&d.Phone, "phone", "", "judge only this phone: its address of record (user@host) or its address (IP or IP:PORT); other endpoints are listed, not judged")
 	fs.BoolVar(&d.FromBoot, "boot", false, "the capture began before the phone started: what is not in it did not happen")
 	fs.DurationVar(&d.Slack, "slack", d.Slack, "what the bounds allow beyond the phone's timers: round trips and the phone's own pace")
@@ -89,6 +92,23 @@ func (p *phoneFlags) settings() (capture.Settings, error) {
 			default:
 				return bad("-register-on-enable: server %d's %q is not 0 or 1", i+1, v)
 			}
+		}
+	}
+	for _, h := range strings.Split(*p.registrars, ",") {
+		switch h = strings.TrimSpace(h); {
+		case h == "" && *p.registrars != "":
+			return bad("-registrars %q: an empty host", *p.registrars)
+		case strings.ContainsAny(h, " ;@<>"):
+			return bad("-registrars: %q is no HOST or HOST:PORT", h)
+		case h != "":
+			// HOST:PORT as net.JoinHostPort writes it, a HOST bare: as
+			// verify-capture reads a Request-URI.
+			if host, port, err := net.SplitHostPort(h); err == nil {
+				h = net.JoinHostPort(host, port)
+			} else {
+				h = strings.Trim(h, "[]")
+			}
+			d.Registrars = append(d.Registrars, h)
 		}
 	}
 	d.CountMode, d.FailbackEnabled, d.Concurrent = *p.retryMode == "count", *p.failback == "on", *p.mode == "concurrent"

@@ -42,6 +42,13 @@ type Settings struct {
 	// SignalUnregistered is only_signal_with_registered 0 (R23): a new
 	// request may go to a server whose REGISTER is still out.
 	SignalUnregistered bool
+	// Registrars are, when the servers are the phone's outbound proxies,
+	// the hosts of the registrars behind them in priority order, as the
+	// Request-URI of a REGISTER names them (R22). A proxy's 408, 500, 502
+	// or 504 to a REGISTER is then the registrar's: the phone tries the
+	// next registrar through the same proxy, and after the last the next
+	// proxy. Nil: no proxies.
+	Registrars []string
 	// Transport, "udp" or "tcp", keeps only that transport's messages;
 	// "" keeps both.
 	Transport string
@@ -94,7 +101,8 @@ type Txn struct {
 	Branch    string
 	CSeq      int
 	InDialog  bool
-	Expires   int // what a REGISTER asked; -1: not said
+	Expires   int    // what a REGISTER asked; -1: not said
+	URI       string // the Request-URI
 	Sends     []*Message
 	Answers   []*Message
 	Final     *Message // the first final answer
@@ -140,8 +148,12 @@ type Binding struct {
 	// does not count itself registered there.
 	Late bool
 
-	probe bool      // granted to a failback probe
-	asked time.Time // when the REGISTER it answers was first sent
+	probe bool // granted to a failback probe
+	// registrar is, behind outbound proxies, the registrar the REGISTER
+	// named (R22): an Expires 0 through the same proxy to another one
+	// leaves this binding be.
+	registrar string
+	asked     time.Time // when the REGISTER it answers was first sent
 	// stale: a refresh whose 2xx came after the phone had moved to another
 	// server (a probe answered first): the phone is not there.
 	stale bool
@@ -295,7 +307,7 @@ func (a *Analysis) transactions(msgs []Message, phone phoneFilter) {
 			t := byKey[k]
 			if t == nil {
 				t = &Txn{Line: m.From, Server: srv, Transport: m.Transport, Method: m.Method, CallID: m.CallID, Branch: m.Branch,
-					CSeq: m.CSeq, InDialog: m.ToTag, Expires: m.Expires}
+					CSeq: m.CSeq, InDialog: m.ToTag, Expires: m.Expires, URI: m.URI}
 				byKey[k] = t
 				l := lines[m.From]
 				if l == nil {
@@ -538,7 +550,7 @@ func (a *Analysis) bind(l *LineTrace) {
 		// user's), which the wire cannot tell from a probe otherwise; nor in
 		// concurrent registration, where the primary's binding registers
 		// and refreshes on its own budget.
-		if !a.Concurrent && a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && l.current(t.start()) > 0 {
+		if !a.Concurrent && a.FailbackEnabled && t.Server == 0 && t.Expires != 0 && (l.current(t.start()) > 0 || a.offPrimaryRegistrar(l, t)) {
 			t.Probe, t.ownCallID = true, l.ownCallID(t)
 		}
 		if t.Method == "SYN" || t.Final == nil || t.Final.Code >= 300 {
@@ -567,8 +579,9 @@ func (a *Analysis) bind(l *LineTrace) {
 		if t.Expires > 0 {
 			granted = min(granted, t.Expires) // a phone refreshes by what it asked
 		}
+		registrar := a.registrarOf(t)
 		for _, b := range l.Bindings {
-			if b.Server == t.Server && b.live(t.Final.At) {
+			if b.Server == t.Server && b.registrar == registrar && b.live(t.Final.At) {
 				if granted == 0 || b.CallID == t.CallID {
 					b.Removed, b.RemovedBefore = true, t.Final.At
 					b.Refreshed = granted > 0
@@ -580,7 +593,7 @@ func (a *Analysis) bind(l *LineTrace) {
 			// phone: it cannot refresh faster without storming the server.
 			d := time.Duration(granted) * time.Second
 			l.Bindings = append(l.Bindings, &Binding{Line: l.AOR, Server: t.Server, CallID: t.CallID, From: t.Final.At,
-				Until: t.Final.At.Add(max(d, minGrant)), Frame: t.Final.Frame, Granted: d, Late: late, probe: t.Probe, asked: t.start()})
+				Until: t.Final.At.Add(max(d, minGrant)), Frame: t.Final.Frame, Granted: d, Late: late, probe: t.Probe, asked: t.start(), registrar: registrar})
 		}
 	}
 	for _, b := range l.Bindings {

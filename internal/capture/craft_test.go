@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"net"
@@ -181,6 +182,7 @@ type req struct {
 	branch         string
 	toTag          bool
 	transport      string
+	uri            string // the Request-URI; "" for sip:example.test
 }
 
 func (c *crafter) request(method, callID string, cseq, expires int) req {
@@ -190,7 +192,7 @@ func (c *crafter) request(method, callID string, cseq, expires int) req {
 
 func (r req) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s sip:example.test SIP/2.0\r\n", r.method)
+	fmt.Fprintf(&b, "%s %s SIP/2.0\r\n", r.method, cmp.Or(r.uri, "sip:example.test"))
 	fmt.Fprintf(&b, "Via: SIP/2.0/%s 127.0.0.1:5062;branch=%s;rport\r\n", r.transport, r.branch)
 	b.WriteString("Max-Forwards: 70\r\nFrom: <sip:1001@example.test>;tag=ph1\r\n")
 	if r.toTag {

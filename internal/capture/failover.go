@@ -456,6 +456,11 @@ func (a *Analysis) i2() Verdict {
 					// before it, which failed at once: the REGISTER here is
 					// the round's next step, not the phone staying put.
 					return nil, true
+				case next.Server == t.Server && a.otherRegistrar(l, t, next):
+					// Behind outbound proxies, another registrar through the
+					// same proxy: the next registrar, or a new round's first
+					// (R13, R22).
+					return nil, true
 				case next.Server == t.Server:
 					return &finding{next.start(), append(shown, next.Sends[0].Frame),
 						fmt.Sprintf("server %d was unavailable (%s); the phone registered there again instead of failing over", t.Server+1, o.What)}, true

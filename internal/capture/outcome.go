@@ -53,6 +53,15 @@ func (a *Analysis) outcome(t *Txn) Outcome {
 			o.Kind = "challenged"
 		case c == 423 && t.Method == "REGISTER":
 			o.Kind = "again" // Interval Too Brief: sent again asking longer (RFC 3261 10.2.8)
+		case t.Method == "REGISTER" && len(s.Registrars) > 0 && slices.Contains(registrarCodes, c):
+			// The proxy answered for the registrar behind it (R22): the
+			// phone tries the next registrar through the same proxy, a
+			// REGISTER again to this server; after the last registrar the
+			// proxy is as good as unavailable.
+			o.Kind, o.What = "unavailable", fmt.Sprintf("%d for the last registrar", c)
+			if i := slices.Index(s.Registrars, s.registrarOf(t)); i >= 0 && i < len(s.Registrars)-1 {
+				o.Kind, o.What = "again", fmt.Sprintf("%d for the registrar %s: the next one through the same proxy", c, s.Registrars[i])
+			}
 		case c == 408 || slices.Contains(s.UnavailableCodes, c):
 			o.Kind = "unavailable"
 		default:

@@ -21,6 +21,7 @@ type Message struct {
 
 	Request bool
 	Method  string // of a request
+	URI     string // of a request: its Request-URI
 	Code    int    // of a response
 
 	CallID, Branch string
@@ -50,7 +51,7 @@ func parseSIP(b []byte) (Message, error) {
 		}
 		m.Code = code
 	case len(start) == 3 && start[2] == "SIP/2.0" && isToken(start[0]):
-		m.Request, m.Method = true, start[0]
+		m.Request, m.Method, m.URI = true, start[0], start[1]
 	default:
 		return m, fmt.Errorf("not a SIP start line: %q", clip(lines[0]))
 	}

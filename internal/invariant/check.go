@@ -158,14 +158,19 @@ func (c *checker) i3() {
 	for _, t := range fsm.LineTransitions {
 		target[t.ID] = t.To
 	}
-	prevServer := 0
+	prevServer, prevRegistrar := 0, 0
 	for _, x := range c.tr.Transitions {
 		switch {
-		case target[x.ID] == fsm.LineStateRegistering && x.Server != 0:
-			c.report("I3", x.At, "a round began at server %d, not the primary", x.Server)
+		case target[x.ID] == fsm.LineStateRegistering && (x.Server != 0 || x.Registrar > 1):
+			c.report("I3", x.At, "a round began at server %d (registrar %d), not the primary", x.Server, x.Registrar)
 		case target[x.ID] == fsm.LineStateRetrying:
-			if x.Server != prevServer+1 {
-				c.report("I3", x.At, "moved from server %d to server %d", prevServer, x.Server)
+			// The next server; behind outbound proxies, the next registrar
+			// through the same proxy, or after the last the first through
+			// the next proxy (R22).
+			nextRegistrar := x.Server == prevServer && x.Registrar == prevRegistrar+1
+			nextProxy := x.Server == prevServer+1 && (x.Registrar == prevRegistrar || x.Registrar == 1 && x.Event == "resp.registrar_down")
+			if !nextRegistrar && !nextProxy {
+				c.report("I3", x.At, "moved from server %d (registrar %d) to server %d (registrar %d)", prevServer, prevRegistrar, x.Server, x.Registrar)
 			}
 			// The request that failed went out within the server's budget
 			// (twice: a digest challenge restarts it) before the verdict.
@@ -185,7 +190,7 @@ func (c *checker) i3() {
 				c.report("I3", x.At, "passed over server %d without a request, and no Retry-After was running", passed)
 			}
 		}
-		prevServer = x.Server
+		prevServer, prevRegistrar = x.Server, x.Registrar
 	}
 	c.i3held()
 }
@@ -325,9 +330,10 @@ func (c *checker) i11() {
 }
 
 // unavailability are the line events that say its server is unavailable
-// (R1): the only reasons, besides failback and the user, to leave it.
+// (R1), or behind outbound proxies the registrar behind it (R22): the only
+// reasons, besides failback and the user, to leave it.
 var unavailability = []string{"resp.unavailable", "transport.icmp", "transport.tcp", "timer.budget", "server.held_off",
-	"keepalive.failed", "flow.lost", "request.unavailable"}
+	"keepalive.failed", "flow.lost", "request.unavailable", "resp.registrar_down"}
 
 // i12: a registered line moves to another server only when its server was
 // unavailable, for failback, or because the user asked.
@@ -361,9 +367,19 @@ func (c *checker) i7() {
 				break
 			}
 		}
-		ids := map[string]bool{}
+		// A probe is a new registration dialog: the line's own, which
+		// behind outbound proxies may go through the primary proxy to
+		// another registrar (R22), began before the visit.
+		before, ids := map[string]bool{}, map[string]bool{}
+		for _, rs := range tr.Sends {
+			for _, r := range rs {
+				if r.Method == "REGISTER" && r.At < visitFrom {
+					before[r.CallID] = true
+				}
+			}
+		}
 		for _, r := range tr.Sends[0] {
-			if r.Method == "REGISTER" && r.Expires != 0 && r.At >= visitFrom && r.At < visitTo {
+			if r.Method == "REGISTER" && r.Expires != 0 && r.At >= visitFrom && r.At < visitTo && !before[r.CallID] {
 				ids[r.CallID] = true
 			}
 		}

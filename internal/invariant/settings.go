@@ -29,6 +29,9 @@ type Settings struct {
 	// SignalUnregistered is only_signal_with_registered 0: a new request
 	// may go to the server the line is registering on (R23).
 	SignalUnregistered bool
+	// Registrars is, behind outbound proxies (the servers), the number of
+	// registrars behind them (R22); 0 or 1: one.
+	Registrars int
 }
 
 // shared says whether server s has register_on_enable 0.
@@ -76,13 +79,14 @@ func (s Settings) TransmissionsOf(method string) int {
 
 // RoundBound is how long a round through every server may take: each budget
 // four times (a digest challenge restarts it once, a 423 or a stale nonce
-// twice more) and a few round trips (I6).
+// twice more) and a few round trips (I6), for each registrar behind the
+// servers (R22).
 func (s Settings) RoundBound() time.Duration {
 	var total time.Duration
 	for i := range s.Servers {
 		total += 4 * (s.Budget(i) + 2*s.RTT)
 	}
-	return total
+	return total * time.Duration(max(s.Registrars, 1)) // each registrar behind each proxy (R22)
 }
 
 // FlowBound is I11's bound on flow keep-alive packets, counted apart from

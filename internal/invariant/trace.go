@@ -9,6 +9,9 @@ type Transition struct {
 	Event    string
 	ID       string
 	Server   int
+	// Registrar is, behind outbound proxies, the registrar behind the
+	// server (R22); 0 without.
+	Registrar int
 }
 
 // EnvChange is a server changing behaviour: Up means it answers every
