@@ -94,11 +94,14 @@ type Status struct {
 	// Registrar is the registrar behind the line's outbound proxies, as
 	// configured; the server fields above then name the proxy in use
 	// (R22). "" for a line without proxies.
-	Registrar   string    `json:"registrar,omitempty"`
-	LastFailure string    `json:"last_failure"`             // the event: "transport.icmp"
-	LastReason  string    `json:"last_reason"`              // "ICMP port unreachable from UDP 127.0.0.1:5060"
-	LastFailAt  time.Time `json:"last_failure_at,omitzero"` // absent when it never failed
-	Since       time.Time `json:"since"`                    // time of the last state change
+	Registrar string `json:"registrar,omitempty"`
+	// RegistrarNumber is that registrar's number among the line's
+	// servers, from 1: 1 is the primary registrar (R22). 0 without proxies.
+	RegistrarNumber int       `json:"registrar_number,omitempty"`
+	LastFailure     string    `json:"last_failure"`             // the event: "transport.icmp"
+	LastReason      string    `json:"last_reason"`              // "ICMP port unreachable from UDP 127.0.0.1:5060"
+	LastFailAt      time.Time `json:"last_failure_at,omitzero"` // absent when it never failed
+	Since           time.Time `json:"since"`                    // time of the last state change
 	// Bindings are the line's registrations in concurrent mode, one a
 	// server (R17); none in successive mode.
 	Bindings []BindingStatus `json:"bindings,omitempty"`
@@ -382,6 +385,7 @@ func (l *Line) record(from, to fsm.LineState, event, id string, server int, reas
 	st.ServerName, st.Target, st.ServerAddr, st.Where = l.describe(server)
 	if l.cfg.Proxied() {
 		st.Registrar = keyOf(l.cfg.Servers[l.m.Vars().Registrar]).String()
+		st.RegistrarNumber = l.m.Vars().Registrar + 1
 		if st.Where != "" {
 			st.Where += " to the registrar " + st.Registrar
 		}

@@ -145,6 +145,36 @@ func TestProxyLimitsThroughTheAPI(t *testing.T) {
 		"outbound_proxies[1].register_on_enable", map[int]bool{0: true, 1: true, 2: false, -1: false})
 }
 
+// TestRegistrarsThroughTheAPI: behind outbound proxies, 1 to 4 registrars
+// through PUT /api/settings, two and more with a domain (R22); what is
+// refused names its field.
+func TestRegistrarsThroughTheAPI(t *testing.T) {
+	ts := newTestSite(t)
+	ts.login(t)
+	tok := ts.csrf(t)
+	doc := func(n int, domain string) string {
+		var regs []string
+		for k := range n {
+			regs = append(regs, fmt.Sprintf(`{"addr": "10.0.2.%d"}`, k+1))
+		}
+		return fmt.Sprintf(`{"lines": [{"name": "lobby", "user": "1001", "domain": %q, "servers": [%s],
+			"outbound_proxies": [{"addr": "10.0.0.11"}, {"addr": "10.0.0.12"}]}]}`, domain, strings.Join(regs, ", "))
+	}
+	for _, c := range []struct {
+		n      int
+		domain string
+		field  string // "" when accepted
+	}{{1, "", ""}, {2, "example.com", ""}, {4, "example.com", ""}, {5, "example.com", "servers"}, {0, "example.com", "servers"}, {2, "", "domain"}} {
+		code, b := ts.put(t, tok, doc(c.n, c.domain))
+		switch {
+		case c.field == "" && code != http.StatusOK:
+			t.Errorf("%d registrars, domain %q: %d %s, want accepted", c.n, c.domain, code, b)
+		case c.field != "" && (code == http.StatusOK || !strings.Contains(b, `"field":"`+c.field+`"`)):
+			t.Errorf("%d registrars, domain %q: %d %s, want refused naming %s", c.n, c.domain, code, b, c.field)
+		}
+	}
+}
+
 // putLimits PUTs doc, a settings document with one %d, with each value of
 // cases: accepted when its case says so, else refused with an answer that
 // names field.
@@ -174,6 +204,13 @@ func TestProxiedStateWords(t *testing.T) {
 			"Outbound proxy 1 did not answer; trying outbound proxy 2 to the registrar pbx.example.com (5060, UDP)"},
 		{runtime.Status{State: "all_failed", Server: 1, Registrar: "pbx.example.com (5060, UDP)"}, "No server could be used; trying again after a pause"},
 		{runtime.Status{State: "backup_registered", Server: 2, ServerAddr: "UDP 10.0.0.2:5060"}, "Registered on a backup, server 2 (UDP 10.0.0.2:5060)"},
+		// A backup registrar through the primary proxy.
+		{runtime.Status{State: "retrying", Server: 1, ServerAddr: "UDP 10.0.0.11:5060", Registrar: "reg2.example.com (5060, UDP)", RegistrarNumber: 2},
+			"Trying outbound proxy 1 (UDP 10.0.0.11:5060) to registrar 2, reg2.example.com (5060, UDP)"},
+		{runtime.Status{State: "backup_registered", Server: 1, ServerAddr: "UDP 10.0.0.11:5060", Registrar: "reg2.example.com (5060, UDP)", RegistrarNumber: 2},
+			"Registered on a backup, outbound proxy 1 (UDP 10.0.0.11:5060) to registrar 2, reg2.example.com (5060, UDP)"},
+		{runtime.Status{State: "probing", Server: 1, ServerAddr: "UDP 10.0.0.11:5060", Registrar: "reg2.example.com (5060, UDP)", RegistrarNumber: 2},
+			"Registered through outbound proxy 1 (UDP 10.0.0.11:5060) to registrar 2, reg2.example.com (5060, UDP); asking the primary whether it is back"},
 	} {
 		if got := StateWords(c.st); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.st, got, c.want)
