@@ -21,8 +21,8 @@ func TestVerifyWritesScenario(t *testing.T) {
 	}
 	mutant := strings.Replace(string(src), "\ninvariants:\n",
 		"  - id: retry_at_once\n    from: all_failed\n    on: request.unavailable\n    to: registering\n    doc: A bug.\n\ninvariants:\n", 1)
-	mutant = strings.Replace(mutant, "      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
-		"      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,", 1)
+	mutant = strings.Replace(mutant, "      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.registrar_down, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed, request.unavailable,",
+		"      primary, or sooner when the flow keep-alive finds a server alive.\n    after: [backoff, flow]\n    ignore: [flow.lost, calls.ended, dns.refreshed, request.new, lookup.failed, resp.retry, transport.closed, resp.2xx, resp.challenge, resp.unavailable, resp.registrar_down, resp.rejected, transport.icmp, transport.tcp,\n      server.held_off, keepalive.failed,", 1)
 	// The mutant is only on disk as a model, as after an edit that was not
 	// regenerated: verify must check it, not the committed verify/line.pml.
 	dir, scenarios := t.TempDir(), t.TempDir()
