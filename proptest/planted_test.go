@@ -221,8 +221,8 @@ var modelBugs = []struct {
 		{"  budget:\n    duration: budget\n", "  budget:\n    duration: 3 * budget\n"},
 	}},
 	{"skipped primary: every round begins at the backup", "I3", [][2]string{
-		{"    entry: [set server = 0, set challenges = 0, set retries = 0, locate, send_register]",
-			"    entry: [set server = 1, set challenges = 0, set retries = 0, locate, send_register]"},
+		{"    entry: [set server = 0, set registrar = 0, set challenges = 0, set retries = 0, locate, send_register]",
+			"    entry: [set server = 1, set registrar = 0, set challenges = 0, set retries = 0, locate, send_register]"},
 	}},
 }
 
