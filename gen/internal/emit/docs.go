@@ -319,7 +319,7 @@ func Markdown(m *model.Model, modelLink string) []byte {
 	p("")
 	p("Generated from [`%s`](%s): edit the model, run `go generate ./...`, and this page, `%s.dot`, `%s.svg`, `%s-overview.svg` and `fsm/%s_gen.go` follow.", m.Path, modelLink, m.Name.Name, m.Name.Name, m.Name.Name, m.Name.Name)
 	p("")
-	p("The overview: the states and the events (with their conditions) that move the machine between them, one arrow a pair of states; arrows from a dot in a dashed frame leave from any state of the group.")
+	p("The overview: the states and the events (with their conditions) that move the machine between them, one arrow a pair of states, where an event that several branches take is written once with their conditions (`[a | else]`); arrows from a dot in a dashed frame leave from any state of the group.")
 	p("")
 	p("![The %s machine, overview](%s-overview.svg)", m.Name.Name, m.Name.Name)
 	p("")
