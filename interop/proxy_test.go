@@ -135,6 +135,7 @@ func TestRegistrarFailoverBehindProxies(t *testing.T) {
 		transport int
 	}{{"UDP", 0}, {"TCP", 1}} {
 		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel() // worlds of their own: ports, folders, servers
 			w := newWorldWith(t, &world{transport: tr.transport, keepalive: keepalive, proxies: true, registrar2: true, ttl: 10})
 			registrar := func(name string) string { return fmt.Sprintf("127.0.0.1 (%d, UDP)", w.ports[name]) }
 			if s := w.status(); s.Server != 1 || s.Registrar != registrar("registrar") {

@@ -217,6 +217,11 @@ func lastRegistered(r *labserver.Registrar) (time.Time, bool) {
 // poll is how often the lab looks at what its servers saw.
 const poll = 20 * time.Millisecond
 
+// settle is how long a case waits, once the phone is registered on the
+// primary, for the phone to have taken the primary's 2xx: a loaded
+// machine's pace, well within the slack the checker allows it.
+const settle = 10 * poll
+
 // waitFor waits up to bound for cond, and says when it came true.
 func waitFor(ctx context.Context, bound time.Duration, cond func() (time.Time, bool)) (time.Time, bool) {
 	deadline := time.Now().Add(bound)

@@ -123,8 +123,11 @@ func (l *Lab) Run(ctx context.Context, plan []Case) (*Report, error) {
 		// The phone takes its registration on the primary when the 2xx
 		// reaches it, not when the primary sends it: a fault and a call
 		// at once would find it still where it was, and the case would
-		// test nothing.
-		pause(ctx, l.cfg.Phone.Slack)
+		// test nothing. A hang-up case waits for its call through the
+		// primary first, which shows the phone there.
+		if c.Trigger != Hangup {
+			pause(ctx, settle)
+		}
 		l.more = i+1 < len(plan)
 		if err := l.play(ctx, c, &res, say); err != nil {
 			return nil, err
