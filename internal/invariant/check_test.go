@@ -412,3 +412,60 @@ func TestI5SharedAndUnregistered(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistrarMoves: behind outbound proxies (R22) the line moves along
+// (proxy, registrar) pairs. The primary proxy answers the refresh for the
+// first registrar, and the line registers on the second through it: I3
+// and I12 hold. A jump from the first registrar to the third, or a round
+// that begins at another registrar than the first, breaks I3.
+func TestRegistrarMoves(t *testing.T) {
+	proxied := func(moves ...Transition) *Trace {
+		tr := base()
+		tr.Registrars = 3
+		for i := range tr.Transitions {
+			tr.Transitions[i].Registrar = 1
+		}
+		tr.Sends[0] = append(tr.Sends[0],
+			Request{At: 30 * s, Method: "REGISTER", CallID: "reg", Branch: "b3", Expires: 3600, Delivered: true, Answer: 408},
+			Request{At: 30*s + 10*time.Millisecond, Method: "REGISTER", CallID: "reg", Branch: "b4", Expires: 3600, Delivered: true, Answer: 200})
+		tr.Transitions = append(tr.Transitions, moves...)
+		return tr
+	}
+	lost := Transition{At: 30*s + 10*time.Millisecond, From: "primary_registered", To: "retrying", Event: "resp.registrar_down", ID: "primary_registrar_lost/2", Registrar: 2}
+	registered := Transition{At: 30*s + 20*time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Registrar: 2}
+	if v := Check(proxied(lost, registered)); len(v) > 0 {
+		t.Errorf("the next registrar through the same proxy: %v", v)
+	}
+	jump, jumped := lost, registered
+	jump.Registrar, jumped.Registrar = 3, 3
+	if got := ids(Check(proxied(jump, jumped))); !slices.Equal(got, []string{"I3"}) {
+		t.Errorf("from registrar 1 to 3: %v, want I3", got)
+	}
+	round := Transition{At: 30*s + 10*time.Millisecond, From: "primary_registered", To: "registering", Event: "user.register", ID: "register", Registrar: 2}
+	if got := ids(Check(proxied(round))); !slices.Contains(got, "I3") {
+		t.Errorf("a round that begins at registrar 2: %v, want I3 among them", got)
+	}
+}
+
+// TestOwnRefreshIsNoProbe: behind outbound proxies the line's own
+// registration may go through the primary proxy (to another registrar,
+// R22) while a probe to the first registrar is out: its refresh, of a
+// Call-ID the line used before, is no second probe (I7).
+func TestOwnRefreshIsNoProbe(t *testing.T) {
+	tr := base()
+	tr.Transitions = append(tr.Transitions,
+		Transition{At: 30 * s, From: "primary_registered", To: "retrying", Event: "resp.registrar_down", ID: "primary_registrar_lost/2", Registrar: 2},
+		Transition{At: 30*s + 20*time.Millisecond, From: "retrying", To: "backup_registered", Event: "resp.2xx", ID: "registered_backup", Registrar: 2},
+		Transition{At: 50 * s, From: "backup_registered", To: "probing", Event: "timer.refresh", ID: "refresh_backup/1"},
+		Transition{At: 50*s + 20*time.Millisecond, From: "probing", To: "backup_registered", Event: "probe.failed", ID: "probe_failed"})
+	tr.Sends[0] = append(tr.Sends[0],
+		Request{At: 50 * s, Method: "REGISTER", CallID: "reg", Branch: "b5", Expires: 3600, Delivered: true, Answer: 200},
+		Request{At: 50 * s, Method: "REGISTER", CallID: "probe", Branch: "b6", Expires: 3600, Delivered: true, Answer: 504})
+	if got := ids(Check(tr)); slices.Contains(got, "I7") {
+		t.Errorf("the line's refresh beside its probe: I7 reported")
+	}
+	tr.Sends[0][len(tr.Sends[0])-2].CallID = "probe2"
+	if got := ids(Check(tr)); !slices.Contains(got, "I7") {
+		t.Errorf("two new Call-IDs in one probing visit: %v, want I7", got)
+	}
+}
