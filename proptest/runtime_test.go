@@ -39,9 +39,8 @@ type world struct {
 	settled    []func() (time.Duration, bool)
 	call       *runtime.Call // the latest call
 	concurrent bool          // the line in concurrent registration mode (R17)
-	// proxied: the servers are the line's outbound proxies in front of
-	// registrars registrar.test (and registrar2.test) (R22).
-	proxied    bool
+	// registrars: the servers are the line's outbound proxies in front of
+	// these, registrar.test (and registrar2.test); none without (R22).
 	registrars []string
 }
 
@@ -114,7 +113,7 @@ func newWorldIn(t *rapid.T, cov coverage, regMode string) *world {
 	if count {
 		retryMode = "count"
 	}
-	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent", proxied: proxied}
+	w := &world{clock: runtimetest.NewVirtualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), taken: cov, concurrent: regMode == "concurrent"}
 	if proxied {
 		w.registrars = registrars
 	}
@@ -324,7 +323,7 @@ func (w *world) collect() {
 // outbound proxies, with a request that does not go through the proxy it
 // was sent to.
 func (w *world) judge(t *rapid.T) {
-	if w.proxied {
+	if len(w.registrars) > 0 {
 		w.judgeProxied(t)
 	}
 	if v := invariant.Check(&w.trace); len(v) > 0 {
@@ -463,7 +462,7 @@ func runtimeActions(w *world) map[string]func(*rapid.T) {
 		// Behind outbound proxies, a registrar behind one proxy stops
 		// answering it, or answers 503, which the proxy answers for (R22).
 		"registrar fails or returns": func(t *rapid.T) {
-			if !w.proxied {
+			if len(w.registrars) == 0 {
 				t.Skip("no outbound proxies")
 			}
 			i := rapid.IntRange(0, len(w.eps)-1).Draw(t, "proxy")

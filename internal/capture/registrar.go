@@ -14,26 +14,6 @@ import (
 // proxy answers 500 for, RFC 3261 16.7), or the next hop failed (502, 504).
 var registrarCodes = []int{408, 500, 502, 504}
 
-// uriHost is the host of a SIP URI as a Request-URI writes it: no scheme,
-// user, port or parameters; an IPv6 address without its brackets.
-func uriHost(uri string) string {
-	_, rest, ok := strings.Cut(uri, ":")
-	if !ok {
-		return ""
-	}
-	rest, _, _ = strings.Cut(rest, ";")
-	rest, _, _ = strings.Cut(rest, "?")
-	if _, host, ok := strings.Cut(rest, "@"); ok {
-		rest = host
-	}
-	if strings.HasPrefix(rest, "[") {
-		host, _, _ := strings.Cut(rest[1:], "]")
-		return host
-	}
-	host, _, _ := strings.Cut(rest, ":")
-	return host
-}
-
 // registrarOf is, behind outbound proxies, the registrar a REGISTER names
 // (R22): the entry of Registrars that is its host, or its host and port;
 // its host when none is; "" without proxies.
@@ -41,28 +21,13 @@ func (s Settings) registrarOf(t *Txn) string {
 	if len(s.Registrars) == 0 {
 		return ""
 	}
-	host, port := uriHost(t.URI), uriPort(t.URI)
+	host, port := uriHostPort(t.URI)
 	for _, r := range s.Registrars {
 		if r == host || port != "" && r == net.JoinHostPort(host, port) {
 			return r
 		}
 	}
 	return host
-}
-
-// uriPort is the port of a SIP URI as a Request-URI writes it; "" for none.
-func uriPort(uri string) string {
-	_, rest, _ := strings.Cut(uri, ":")
-	rest, _, _ = strings.Cut(rest, ";")
-	rest, _, _ = strings.Cut(rest, "?")
-	if _, host, ok := strings.Cut(rest, "@"); ok {
-		rest = host
-	}
-	if i := strings.LastIndex(rest, "]"); i >= 0 {
-		rest = rest[i+1:]
-	}
-	_, port, _ := strings.Cut(rest, ":")
-	return port
 }
 
 // otherRegistrar reports whether, behind outbound proxies, REGISTER next
@@ -97,4 +62,26 @@ func (a *Analysis) offPrimaryRegistrar(l *LineTrace, t *Txn) bool {
 	}
 	b := l.newest(t.start())
 	return b != nil && b.live(t.start()) && b.Server == 0 && b.registrar != a.Registrars[0]
+}
+
+// uriHostPort are the host and port of a SIP URI as a Request-URI writes
+// it: no scheme, user or parameters; an IPv6 address without its
+// brackets; "" for a port it does not give.
+func uriHostPort(uri string) (host, port string) {
+	_, rest, ok := strings.Cut(uri, ":")
+	if !ok {
+		return "", ""
+	}
+	rest, _, _ = strings.Cut(rest, ";")
+	rest, _, _ = strings.Cut(rest, "?")
+	if _, hp, ok := strings.Cut(rest, "@"); ok {
+		rest = hp
+	}
+	if strings.HasPrefix(rest, "[") {
+		host, rest, _ = strings.Cut(rest[1:], "]")
+		_, port, _ = strings.Cut(rest, ":")
+		return host, port
+	}
+	host, port, _ = strings.Cut(rest, ":")
+	return host, port
 }

@@ -114,3 +114,23 @@ func TestProbeThroughTheProxyFails(t *testing.T) {
 		t.Errorf("a failed probe through the proxy it is registered through: I2 violated: %v", v.Findings)
 	}
 }
+
+// TestURIHostPort: a Request-URI's host and port as a capture may carry
+// them, garbage included.
+func TestURIHostPort(t *testing.T) {
+	for _, c := range []struct{ uri, host, port string }{
+		{"sip:reg1.test:5060", "reg1.test", "5060"},
+		{"sip:reg1.test", "reg1.test", ""},
+		{"sip:1001@reg1.test:5070;transport=tcp", "reg1.test", "5070"},
+		{"sip:[::1]:5060;lr", "::1", "5060"},
+		{"sip:[::1]", "::1", ""},
+		{"sips:reg.test?x=1", "reg.test", ""},
+		{"garbage", "", ""},
+		{"sip:[::1", "::1", ""},
+		{"", "", ""},
+	} {
+		if h, p := uriHostPort(c.uri); h != c.host || p != c.port {
+			t.Errorf("%q: %q %q, want %q %q", c.uri, h, p, c.host, c.port)
+		}
+	}
+}

@@ -107,12 +107,13 @@ func StateWords(st runtime.Status) string {
 	}
 	if st.Registrar != "" {
 		hop, Hop, on = "outbound proxy", "Outbound proxy", "through"
-		at += " to the registrar " + st.Registrar
-		if st.RegistrarNumber > 1 {
+		if st.RegistrarNumber <= 1 {
+			at += " to the registrar " + st.Registrar
+		} else {
 			// A backup registrar behind the proxies (R22): which of the
 			// two failed, the proxy or the registrar, is the model's to
 			// say, not these words.
-			at = strings.Replace(at, "the registrar", fmt.Sprintf("registrar %d,", st.RegistrarNumber), 1)
+			at += fmt.Sprintf(" to registrar %d, %s", st.RegistrarNumber, st.Registrar)
 			switch st.State {
 			case "retrying":
 				return fmt.Sprintf("Trying %s %d%s", hop, n, at)
