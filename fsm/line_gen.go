@@ -13,7 +13,7 @@ import (
 
 // LineModelSHA256 is the SHA-256 of model/line.yaml when this file was generated; a
 // generated test fails when the model has changed since.
-const LineModelSHA256 = "f9584ac60c916116b98730f4cf16c9cf2e2fcd30fb79be1571511c8f81990a28"
+const LineModelSHA256 = "3a1663caa5a73657e9e9ead3adabdbe24082454d206beaffbe9027fe1bc7002f"
 
 // LineMachineName is the name of the model.
 const LineMachineName = "line"
@@ -748,8 +748,8 @@ var LineTransitions = [...]LineTransition{
 	{ID: "asked_again/1", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "retries < 2", To: LineStateUnknown, Reenter: false, Do: []string{"set retries = retries + 1", "cancel budget", "arm budget", "send_register_again"}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
 	{ID: "asked_again/2", From: []LineState{LineStateRegistering, LineStateRetrying, LineStateUnregistering}, On: []LineEvent{LineEventRespRetry}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1", "I11"}, Doc: "The server asked for the REGISTER again, with Min-Expires (423) or a fresh nonce (stale=true); it is sent again at most twice, each with a new budget, then the line gives up on it as rejected (R1)."},
 	{ID: "rejected", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRejected}, Guard: "", To: LineStateFailed, Reenter: false, Do: []string{}, Implements: []string{"R1"}, Doc: "A 403, 404 or other final failure is reported to the user and does not fail over (R1)."},
-	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
-	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20)."},
+	{ID: "unavailable/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "is_last", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20). Behind outbound proxies the next proxy starts again from the first registrar, so that a round tries every proxy with every registrar (R22)."},
+	{ID: "unavailable/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = server + 1", "set registrar = 0"}, Implements: []string{"R1", "R3", "R4", "R5", "R9", "R20", "I2", "I3", "I6"}, Doc: "The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a name that could not be located, or no answer within its budget): try the next server in priority order; after the last, every server has failed (R1, R5, R9, R20). Behind outbound proxies the next proxy starts again from the first registrar, so that a round tries every proxy with every registrar (R22)."},
 	{ID: "registrar_down/1", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRegistrarDown}, Guard: "last_pair", To: LineStateAllFailed, Reenter: true, Do: []string{"set failures = min(failures + 1, 16)"}, Implements: []string{"R9", "R22", "I2", "I6"}, Doc: "The proxy is up and answered that the registrar is not: try the next registrar through the same proxy; after the last, the registrars from the first through the next proxy, which may reach them where this one could not; after the last proxy, every server has failed (R9, R22)."},
 	{ID: "registrar_down/2", From: []LineState{LineStateRegistering, LineStateRetrying}, On: []LineEvent{LineEventRespRegistrarDown}, Guard: "", To: LineStateRetrying, Reenter: true, Do: []string{"set server = last_registrar ? server + 1 : server", "set registrar = last_registrar ? 0 : registrar + 1"}, Implements: []string{"R9", "R22", "I2", "I6"}, Doc: "The proxy is up and answered that the registrar is not: try the next registrar through the same proxy; after the last, the registrars from the first through the next proxy, which may reach them where this one could not; after the last proxy, every server has failed (R9, R22)."},
 	{ID: "refresh", From: []LineState{LineStatePrimaryRegistered, LineStateProbing}, On: []LineEvent{LineEventTimerRefresh}, Guard: "", To: LineStateUnknown, Reenter: false, Do: []string{"set challenges = 0", "set retries = 0", "send_register", "arm budget"}, Implements: []string{"I8", "R5"}, Doc: "Refresh the registration on the current server before it expires, under the retry budget (I8)."},
@@ -1365,7 +1365,9 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
 			// Transition unavailable: The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a
 			// name that could not be located, or no answer within its budget): try the next server in priority
-			// order; after the last, every server has failed (R1, R5, R9, R20).
+			// order; after the last, every server has failed (R1, R5, R9, R20). Behind outbound proxies the
+			// next proxy starts again from the first registrar, so that a round tries every proxy with every
+			// registrar (R22).
 			if m.derivedIsLast(v) {
 				step.Transition, step.To = "unavailable/1", LineStateAllFailed
 				err = func() error {
@@ -1390,6 +1392,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					} else {
 						v.Server = x
 					}
+					v.Registrar = 0
 					return m.enterRetrying(v, "unavailable/2")
 				}()
 			}
@@ -1546,7 +1549,9 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 		case LineEventRespUnavailable, LineEventTransportIcmp, LineEventTransportTcp, LineEventLookupFailed, LineEventTimerBudget, LineEventServerHeldOff:
 			// Transition unavailable: The server is unavailable (a 500/503, ICMP unreachable, TCP refused, a
 			// name that could not be located, or no answer within its budget): try the next server in priority
-			// order; after the last, every server has failed (R1, R5, R9, R20).
+			// order; after the last, every server has failed (R1, R5, R9, R20). Behind outbound proxies the
+			// next proxy starts again from the first registrar, so that a round tries every proxy with every
+			// registrar (R22).
 			if m.derivedIsLast(v) {
 				step.Transition, step.To = "unavailable/1", LineStateAllFailed
 				err = func() error {
@@ -1571,6 +1576,7 @@ func (m *LineMachine) Fire(ev LineEvent) (LineStep, error) {
 					} else {
 						v.Server = x
 					}
+					v.Registrar = 0
 					return m.enterRetrying(v, "unavailable/2")
 				}()
 			}

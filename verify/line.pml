@@ -475,6 +475,7 @@ inline fire() {
          ; exit_registering()
          ; if :: ((v_server + 1) < 0 || (v_server + 1) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = server + 1\n"); assert(false) :: else -> skip fi
          ; v_server = (v_server + 1)
+         ; v_registrar = 0
          ; state = S_retrying
          ; enter_retrying()
       fi
@@ -565,6 +566,7 @@ inline fire() {
          ; exit_retrying()
          ; if :: ((v_server + 1) < 0 || (v_server + 1) > 7) -> printf("VIOLATION var server out of [0, 7] by: set server = server + 1\n"); assert(false) :: else -> skip fi
          ; v_server = (v_server + 1)
+         ; v_registrar = 0
          ; state = S_retrying
          ; enter_retrying()
       fi

@@ -769,6 +769,7 @@ static sf_status line_take_unavailable_2_from_registering(line_machine *m, line_
 			return line_out_of_range(st, "server", x, INT64_C(0), INT64_C(7));
 		v->server = x;
 	}
+	v->registrar = INT64_C(0);
 	return line_enter_retrying(m, v, st);
 }
 
@@ -942,6 +943,7 @@ static sf_status line_take_unavailable_2_from_retrying(line_machine *m, line_var
 			return line_out_of_range(st, "server", x, INT64_C(0), INT64_C(7));
 		v->server = x;
 	}
+	v->registrar = INT64_C(0);
 	return line_enter_retrying(m, v, st);
 }
 

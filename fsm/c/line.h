@@ -23,7 +23,7 @@
 #include "sipfailover_fsm.h"
 
 /* The SHA-256 of model/line.yaml when this file was generated. */
-#define LINE_MODEL_SHA256 "f9584ac60c916116b98730f4cf16c9cf2e2fcd30fb79be1571511c8f81990a28"
+#define LINE_MODEL_SHA256 "3a1663caa5a73657e9e9ead3adabdbe24082454d206beaffbe9027fe1bc7002f"
 
 typedef enum {
 	LINE_STATE_UNKNOWN = 0, /* none: the zero value */

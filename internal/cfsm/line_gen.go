@@ -5,7 +5,7 @@
 package cfsm
 
 /*
-// The C included: SHA-256 78520523eaac5b6e63c7fc4ac4648f6ae38b55b69397cc39e0ded5963f809e78.
+// The C included: SHA-256 4a512f3eead28b1ddd3fa24c8b3a4f9e555cf887f9801e44c80ee54c01a5c4bb.
 #cgo CFLAGS: -std=c99 -I${SRCDIR}/../../fsm/c
 #include <stdlib.h>
 #include "line.c"

@@ -165,10 +165,10 @@ func (c *checker) i3() {
 			c.report("I3", x.At, "a round began at server %d (registrar %d), not the primary", x.Server, x.Registrar)
 		case target[x.ID] == fsm.LineStateRetrying:
 			// The next server; behind outbound proxies, the next registrar
-			// through the same proxy, or after the last the first through
-			// the next proxy (R22).
+			// through the same proxy, or the first through the next proxy
+			// (R22).
 			nextRegistrar := x.Server == prevServer && x.Registrar == prevRegistrar+1
-			nextProxy := x.Server == prevServer+1 && (x.Registrar == prevRegistrar || x.Registrar == 1 && x.Event == "resp.registrar_down")
+			nextProxy := x.Server == prevServer+1 && x.Registrar <= 1
 			if !nextRegistrar && !nextProxy {
 				c.report("I3", x.At, "moved from server %d (registrar %d) to server %d (registrar %d)", prevServer, prevRegistrar, x.Server, x.Registrar)
 			}
